@@ -1,0 +1,3 @@
+from thunderdome.cli import main
+
+raise SystemExit(main())

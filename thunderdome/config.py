@@ -1,0 +1,198 @@
+"""Backends configuration: YAML file -> ``BackendSpec`` list.
+
+Invariant: a malformed file, an unknown kind, a missing field or a missing API
+key variable raises ``ConfigError`` with one line naming file, line and
+problem. Keys are never read into a spec: only the variable's name is kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from thunderdome.specs import BACKEND_KINDS, BackendSpec, Timeouts
+from thunderdome.yamlfile import ConfigError, LineDict, line_of, read_yaml
+
+SIM_PROFILES_DEMO = ("cloud", "dgx-spark", "rtx4090-offload")
+"""The three lanes of the public experiment."""
+
+BACKENDS_FILENAMES = ("thunderdome.yaml", "backends.yaml")
+
+_BACKEND_FIELDS = {
+    "name", "kind", "url", "model", "api_key_env", "profile", "protocol",
+    "price", "timeouts", "options",
+}
+_SIM_OPTION_KEYS = {"fault", "fault_at", "seed", "wrong_rate", "time_scale", "stall_s", "timings", "reasoning_field"}
+
+
+def demo_backends(protocols: tuple[str, ...] = ("openai", "ollama", "openai")) -> list[BackendSpec]:
+    """The public experiment's three sim lanes. Different wire protocols per
+    lane so the demo exercises more than one client."""
+    return [
+        BackendSpec(name=profile, kind="sim", profile=profile, model=profile, protocol=proto)
+        for profile, proto in zip(SIM_PROFILES_DEMO, protocols)
+    ]
+
+
+def find_backends_file(cwd: Path | None = None) -> Path | None:
+    """The backends file in the current folder, else ~/.config/thunderdome/."""
+    cwd = cwd or Path.cwd()
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "thunderdome"
+    for folder in (cwd, config_home):
+        for name in BACKENDS_FILENAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_backends(path: str | Path, *, require_keys: bool = True) -> list[BackendSpec]:
+    """Load and validate a backends file. ``require_keys``: a lane whose
+    ``api_key_env`` variable is unset is an error (the race would only fail
+    later with HTTP 401)."""
+    source = str(path)
+    data = read_yaml(path)
+    if isinstance(data, LineDict) and "backends" in data:
+        entries = data["backends"]
+        where = data.line_of("backends")
+    elif isinstance(data, list):
+        entries, where = data, 1
+    else:
+        raise ConfigError(f"{source}:{line_of(data)}: expected a 'backends:' list")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{source}:{where}: 'backends' must be a non-empty list")
+    specs: list[BackendSpec] = []
+    seen: dict[str, int] = {}
+    for entry in entries:
+        spec = parse_backend(entry, source, require_keys=require_keys)
+        line = line_of(entry)
+        if spec.name in seen:
+            raise ConfigError(
+                f"{source}:{line}: duplicate backend name {spec.name!r} (first at line {seen[spec.name]})"
+            )
+        seen[spec.name] = line
+        specs.append(spec)
+    return specs
+
+
+def _str_field(entry: LineDict, key: str, source: str, *, required: bool = False) -> str:
+    value = entry.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"{source}:{entry.line}: backend is missing '{key}'")
+        return ""
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"{source}:{entry.line_of(key)}: '{key}' must be a string")
+    return str(value)
+
+
+def parse_backend(entry: Any, source: str, *, require_keys: bool = True) -> BackendSpec:
+    """One backends-list entry -> BackendSpec."""
+    if not isinstance(entry, LineDict):
+        raise ConfigError(f"{source}:{line_of(entry)}: each backend must be a mapping (name, kind, ...)")
+    unknown = sorted(set(entry) - _BACKEND_FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{source}:{entry.line_of(unknown[0])}: unknown field '{unknown[0]}' "
+            f"(known: {', '.join(sorted(_BACKEND_FIELDS))})"
+        )
+    name = _str_field(entry, "name", source, required=True).strip()
+    if not name:
+        raise ConfigError(f"{source}:{entry.line_of('name')}: 'name' must not be empty")
+    kind = _str_field(entry, "kind", source, required=True)
+    if kind not in BACKEND_KINDS:
+        raise ConfigError(
+            f"{source}:{entry.line_of('kind')}: unknown kind {kind!r} (use one of: {', '.join(BACKEND_KINDS)})"
+        )
+    url = _str_field(entry, "url", source)
+    model = _str_field(entry, "model", source)
+    profile = _str_field(entry, "profile", source) or None
+    protocol = _str_field(entry, "protocol", source) or "openai"
+    if kind == "sim":
+        from thunderdome.sim.profiles import PROFILES  # no I/O: a plain table
+
+        profile = profile or model or None
+        if not profile:
+            raise ConfigError(f"{source}:{entry.line}: sim backend {name!r} needs a 'profile'")
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"{source}:{entry.line_of('profile')}: unknown sim profile {profile!r} "
+                f"(known: {', '.join(PROFILES)})"
+            )
+        if protocol not in ("openai", "ollama", "anthropic"):
+            raise ConfigError(f"{source}:{entry.line_of('protocol')}: protocol must be openai, ollama or anthropic")
+        model = model or profile
+    else:
+        if not url:
+            raise ConfigError(f"{source}:{entry.line}: backend {name!r} ({kind}) is missing 'url'")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}:{entry.line_of('url')}: url must start with http:// or https://")
+        if not model:
+            raise ConfigError(f"{source}:{entry.line}: backend {name!r} is missing 'model'")
+    if "api_key" in entry:  # pragma: no cover - caught as unknown field above
+        raise ConfigError(f"{source}:{entry.line_of('api_key')}: put keys in the environment (api_key_env)")
+    api_key_env = _str_field(entry, "api_key_env", source) or None
+    if api_key_env is not None:
+        if not api_key_env.replace("_", "").isalnum():
+            raise ConfigError(
+                f"{source}:{entry.line_of('api_key_env')}: api_key_env must be a variable name, not a key"
+            )
+        if require_keys and not os.environ.get(api_key_env):
+            raise ConfigError(
+                f"{source}:{entry.line_of('api_key_env')}: environment variable {api_key_env} is not set "
+                f"(backend {name!r})"
+            )
+    price = entry.get("price")
+    if price is not None:
+        if not isinstance(price, dict) or not all(isinstance(v, (int, float)) for v in price.values()):
+            raise ConfigError(f"{source}:{entry.line_of('price')}: price must map names to numbers")
+        price = {str(k): float(v) for k, v in price.items()}
+    timeouts = Timeouts()
+    raw_timeouts = entry.get("timeouts")
+    if raw_timeouts is not None:
+        if not isinstance(raw_timeouts, dict):
+            raise ConfigError(f"{source}:{entry.line_of('timeouts')}: timeouts must be a mapping")
+        values: dict[str, float] = {}
+        for key, value in raw_timeouts.items():
+            if key not in ("connect", "first_token", "idle", "total"):
+                raise ConfigError(f"{source}:{line_of(raw_timeouts, key)}: unknown timeout {key!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{source}:{line_of(raw_timeouts, key)}: timeout {key} must be a positive number")
+            values[key] = float(value)
+        timeouts = Timeouts(**values)
+    options = entry.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{source}:{entry.line_of('options')}: options must be a mapping")
+    if kind != "sim":
+        sim_only = sorted(set(options) & _SIM_OPTION_KEYS - {"seed"})
+        if sim_only:
+            raise ConfigError(
+                f"{source}:{line_of(options, sim_only[0])}: option {sim_only[0]!r} is for sim backends only"
+            )
+    return BackendSpec(
+        name=name,
+        kind=kind,
+        url=url,
+        model=model,
+        api_key_env=api_key_env,
+        profile=profile,
+        protocol=protocol,
+        price=price,
+        timeouts=timeouts,
+        options=dict(options),
+    )
+
+
+def sim_option_keys() -> frozenset[str]:
+    return frozenset(_SIM_OPTION_KEYS)
+
+
+__all__ = [
+    "ConfigError",
+    "demo_backends",
+    "find_backends_file",
+    "load_backends",
+    "parse_backend",
+    "sim_option_keys",
+]

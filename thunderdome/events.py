@@ -1,0 +1,289 @@
+"""The event stream: the spine every other part of Thunderdome consumes.
+
+Invariant: an event is an immutable fact stamped with ``t``, seconds since the
+race's start barrier on the monotonic clock, taken by the *source* at the
+moment the thing happened (for network events: when the bytes arrived, before
+any parsing). Everything the TUI shows and every metric is derived from events,
+so a replayed race shows and computes exactly what the live race did.
+
+Events round-trip through JSON (``to_dict`` / ``from_dict``); the ``type``
+field names the class. Unknown fields are ignored on load so newer recordings
+still open in older tools when only fields were added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+Channel = Literal["answer", "reasoning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class. ``t``: seconds since race start (monotonic)."""
+
+    t: float
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):
+            data[f.name] = getattr(self, f.name)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class LaneEvent(Event):
+    """An event that belongs to one lane (``lane`` is the backend's name)."""
+
+    lane: str
+
+
+# --- race-level ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RaceStarted(Event):
+    """The start barrier opened. ``lanes``: one dict per lane with name, kind,
+    model, url (never a key). ``started_at``: wall-clock ISO time (for humans);
+    ``isolation``: the sandbox level in force (``bwrap``/``unshare``/``rlimits``
+    or ``none`` for long races). ``max_tokens``: the cap sent to every lane."""
+
+    type: ClassVar[str] = "race_started"
+    task: str = ""
+    kind: str = "long"
+    title: str = ""
+    lanes: tuple[dict[str, Any], ...] = ()
+    started_at: str = ""
+    isolation: str = "none"
+    win_rule: str = ""
+    max_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RaceFinished(Event):
+    """Every lane has ended. ``winner`` is the winning lane's name, or None."""
+
+    type: ClassVar[str] = "race_finished"
+    winner: str | None = None
+    reason: str = ""
+
+
+# --- lane life-cycle -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStarted(LaneEvent):
+    """The lane passed the start barrier. ``skew``: seconds between the barrier
+    opening and this lane actually starting (start skew, recorded honestly)."""
+
+    type: ClassVar[str] = "lane_started"
+    skew: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSent(LaneEvent):
+    """The request for ``turn`` (1-based) was handed to the socket."""
+
+    type: ClassVar[str] = "request_sent"
+    turn: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FirstByte(LaneEvent):
+    """The first byte of the response body arrived (TTFB)."""
+
+    type: ClassVar[str] = "first_byte"
+    turn: int = 1
+    status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDelta(LaneEvent):
+    """A non-empty piece of generated text. ``channel``: answer or reasoning.
+    One delta may carry several tokens; empty and role-only chunks never
+    become a TokenDelta."""
+
+    type: ClassVar[str] = "token_delta"
+    text: str = ""
+    channel: Channel = "answer"
+    turn: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Usage(LaneEvent):
+    """Server-reported counts for ``turn``. ``output_tokens`` is the *total*
+    so far for that turn (cumulative protocols are assigned, never added).
+    ``source``: ``usage`` (a usage object) or ``server`` (Ollama eval_count).
+    ``server_tps``: the server's own tokens/s figure, if it sent one."""
+
+    type: ClassVar[str] = "usage"
+    turn: int = 1
+    output_tokens: int | None = None
+    input_tokens: int | None = None
+    source: str = "usage"
+    server_tps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded(LaneEvent):
+    """The response stream for ``turn`` ended cleanly. ``finish_reason`` is the
+    server's (``stop``, ``length``, ...); None means the stream closed without
+    one, which usually means it was cut (see DESIGN.md)."""
+
+    type: ClassVar[str] = "stream_ended"
+    turn: int = 1
+    finish_reason: str | None = None
+
+
+# --- Thunderdome agent loop -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandExtracted(LaneEvent):
+    """A shell command was found in the streamed reply of ``turn``."""
+
+    type: ClassVar[str] = "command_extracted"
+    turn: int = 1
+    command: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecFinished(LaneEvent):
+    """A command finished in the sandbox. Output is truncated for the record."""
+
+    type: ClassVar[str] = "exec_finished"
+    turn: int = 1
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict(LaneEvent):
+    """The checker's ruling on ``turn``. ``passed`` True means the lane completed
+    the task at ``t`` (its completion time)."""
+
+    type: ClassVar[str] = "verdict"
+    turn: int = 1
+    passed: bool = False
+    detail: str = ""
+
+
+# --- lane endings (exactly one per lane) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LaneFinished(LaneEvent):
+    """The lane ended normally (long race: its stream finished)."""
+
+    type: ClassVar[str] = "lane_finished"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LaneEliminated(LaneEvent):
+    """The lane is out of the race. ``by``: the lane that eliminated it, if any."""
+
+    type: ClassVar[str] = "lane_eliminated"
+    reason: str = ""
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaneError(LaneEvent):
+    """The lane failed (network, protocol, timeout). ``reason`` is one line a
+    person can act on, e.g. ``HTTP 429, retry after 20 s``."""
+
+    type: ClassVar[str] = "lane_error"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """Something worth telling the viewer (e.g. sandbox fell back). ``lane`` may
+    be empty for race-wide notices."""
+
+    type: ClassVar[str] = "notice"
+    message: str = ""
+    level: str = "info"
+    lane: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RaceStarted,
+        RaceFinished,
+        LaneStarted,
+        RequestSent,
+        FirstByte,
+        TokenDelta,
+        Usage,
+        StreamEnded,
+        CommandExtracted,
+        ExecFinished,
+        Verdict,
+        LaneFinished,
+        LaneEliminated,
+        LaneError,
+        Notice,
+    )
+}
+
+LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneError)
+
+
+class EventFormatError(ValueError):
+    """A dict could not be turned into an event."""
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from ``to_dict`` output. Raises EventFormatError."""
+    if not isinstance(data, dict):
+        raise EventFormatError("event is not a JSON object")
+    kind = data.get("type")
+    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise EventFormatError(f"unknown event type {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if "t" not in kwargs or not isinstance(kwargs["t"], (int, float)):
+        raise EventFormatError(f"{kind} event has no numeric 't'")
+    if cls is RaceStarted and "lanes" in kwargs:
+        kwargs["lanes"] = tuple(kwargs["lanes"])
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # missing required field such as 'lane'
+        raise EventFormatError(f"{kind} event: {exc}") from None
+
+
+__all__ = [
+    "Channel",
+    "Event",
+    "LaneEvent",
+    "RaceStarted",
+    "RaceFinished",
+    "LaneStarted",
+    "RequestSent",
+    "FirstByte",
+    "TokenDelta",
+    "Usage",
+    "StreamEnded",
+    "CommandExtracted",
+    "ExecFinished",
+    "Verdict",
+    "LaneFinished",
+    "LaneEliminated",
+    "LaneError",
+    "Notice",
+    "EVENT_TYPES",
+    "LANE_END_TYPES",
+    "EventFormatError",
+    "event_from_dict",
+]
+

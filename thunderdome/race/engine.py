@@ -1,0 +1,312 @@
+"""The race engine: starts lanes together and turns what they do into events.
+
+Invariant: the engine never raises through the race because of one lane. A
+lane that fails ends with a ``LaneError`` event; the others go on. Every event
+is handed, in order, to each sink (the standings reducer, the recorder, a UI
+queue); sinks must be cheap and must not raise.
+
+Lanes start behind a barrier: backends are built and connected first, then
+``t = 0`` is taken and every lane is released at once; each lane's start skew
+(the gap between the barrier opening and the lane running) is recorded.
+
+How a lane runs depends on the task: a ``RaceMode`` (long generation here;
+the Thunderdome modes live in ``race/agent.py`` and ``race/arena.py``)
+decides what each lane does and when the race is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from thunderdome.backends.base import Backend, BackendError, ChatRequest
+from thunderdome.events import (
+    Event,
+    LaneError,
+    LaneEvent,
+    LaneFinished,
+    LaneStarted,
+    LANE_END_TYPES,
+    Notice,
+    RaceFinished,
+    RaceStarted,
+    StreamEnded,
+    TokenDelta,
+)
+from thunderdome.metrics import Standings, long_race_winner
+from thunderdome.specs import BackendSpec, TaskSpec
+
+Sink = Callable[[Event], None]
+
+
+@dataclass
+class Lane:
+    """One runner in the race: its spec, its backend client, its state."""
+
+    spec: BackendSpec
+    backend: Backend
+    index: int
+    ended: bool = False
+    task: asyncio.Task | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    """Per-lane prompt fields (e.g. own PID, opponents' PIDs)."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class RaceMode(Protocol):
+    """What a task kind does. ``isolation`` is reported in RaceStarted."""
+
+    isolation: str
+
+    async def prepare(self, race: "Race") -> None:
+        """Before the barrier: sandboxes, arenas, per-lane vars."""
+
+    async def run_lane(self, race: "Race", lane: Lane) -> None:
+        """Run one lane to its end; must end it with ``race.end_lane``."""
+
+    def winner(self, race: "Race") -> str | None: ...
+
+    async def close(self, race: "Race") -> None: ...
+
+
+class Race:
+    """One race: a task, its lanes, its sinks. ``await race.run()``."""
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        lanes: list[tuple[BackendSpec, Backend]],
+        mode: RaceMode,
+        sinks: list[Sink] | None = None,
+        *,
+        max_tokens: int | None = None,
+    ) -> None:
+        self.task = task
+        self.mode = mode
+        self.lanes = [Lane(spec, backend, i) for i, (spec, backend) in enumerate(lanes)]
+        self.sinks: list[Sink] = list(sinks or [])
+        self.standings = Standings()
+        self.sinks.insert(0, self.standings.apply)
+        self.max_tokens = max_tokens or task.max_tokens
+        self.t0: float | None = None
+        self.finished = False
+        self.winner: str | None = None
+        self._all_ended = asyncio.Event()
+
+    # -- clock and events ------------------------------------------------------------
+
+    def clock(self) -> float:
+        """Seconds since the start barrier opened (monotonic)."""
+        assert self.t0 is not None, "clock read before the barrier"
+        return time.monotonic() - self.t0
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink(event)
+
+    def lane(self, name: str) -> Lane:
+        for lane in self.lanes:
+            if lane.name == name:
+                return lane
+        raise KeyError(name)
+
+    def alive(self) -> list[Lane]:
+        return [lane for lane in self.lanes if not lane.ended]
+
+    def end_lane(self, lane: Lane, event: LaneEvent) -> None:
+        """Emit the lane's one ending event; later calls are ignored."""
+        if lane.ended:
+            return
+        assert isinstance(event, LANE_END_TYPES)
+        lane.ended = True
+        self.emit(event)
+        if not self.alive():
+            self._all_ended.set()
+
+    def cancel_lane(self, lane: Lane) -> None:
+        """Stop a lane's work (its ending event must already be emitted)."""
+        task = lane.task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self) -> Standings:
+        """Run the race to its end and return the standings."""
+        try:
+            await self.mode.prepare(self)
+        except Exception as exc:  # a race that cannot start is still an event stream
+            self.t0 = time.monotonic()
+            self._start_events()
+            self.emit(Notice(t=self.clock(), message=f"race could not start: {exc}", level="error"))
+            for lane in self.lanes:
+                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason=f"race could not start: {exc}"))
+            self._finish("race could not start")
+            await self._close()
+            return self.standings
+        go = asyncio.Event()
+        for lane in self.lanes:
+            lane.task = asyncio.create_task(self._lane_main(lane, go), name=f"lane:{lane.name}")
+        await asyncio.sleep(0)  # let every lane reach the barrier
+        self.t0 = time.monotonic()
+        self._start_events()
+        go.set()
+        try:
+            async with asyncio.timeout(self.task.timeout):
+                await self._all_ended.wait()
+        except TimeoutError:
+            for lane in self.alive():
+                self.end_lane(
+                    lane,
+                    LaneError(t=self.clock(), lane=lane.name, reason=f"race timeout: still running after {self.task.timeout:g} s"),
+                )
+                self.cancel_lane(lane)
+        except asyncio.CancelledError:
+            for lane in self.alive():
+                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason="race interrupted"))
+                self.cancel_lane(lane)
+            await self._drain_tasks()
+            self._finish("interrupted")
+            await self._close()
+            raise
+        await self._drain_tasks()
+        self._finish("")
+        await self._close()
+        return self.standings
+
+    def _start_events(self) -> None:
+        self.emit(
+            RaceStarted(
+                t=0.0,
+                task=self.task.name,
+                kind=self.task.kind,
+                title=self.task.title,
+                lanes=tuple(lane.spec.public_dict() for lane in self.lanes),
+                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+                isolation=self.mode.isolation,
+                win_rule=self.task.win_rule,
+                max_tokens=self.max_tokens,
+            )
+        )
+
+    async def _lane_main(self, lane: Lane, go: asyncio.Event) -> None:
+        await go.wait()
+        self.emit(LaneStarted(t=self.clock(), lane=lane.name, skew=self.clock()))
+        try:
+            await self.mode.run_lane(self, lane)
+        except asyncio.CancelledError:
+            if not lane.ended:
+                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason="cancelled"))
+            raise
+        except BackendError as exc:
+            self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason=exc.reason))
+        except Exception as exc:  # a bug in one lane must not stop the others
+            self.end_lane(
+                lane,
+                LaneError(t=self.clock(), lane=lane.name, reason=f"internal error: {type(exc).__name__}: {exc}"),
+            )
+        if not lane.ended:
+            self.end_lane(lane, LaneFinished(t=self.clock(), lane=lane.name, reason="done"))
+
+    async def _drain_tasks(self) -> None:
+        tasks = [lane.task for lane in self.lanes if lane.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _finish(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.winner = None if reason else self.mode.winner(self)
+        self.emit(RaceFinished(t=self.clock(), winner=self.winner, reason=reason))
+
+    async def _close(self) -> None:
+        try:
+            await self.mode.close(self)
+        finally:
+            for lane in self.lanes:
+                try:
+                    await lane.backend.aclose()
+                except Exception:  # closing a broken connection is not news
+                    pass
+
+
+async def stream_turn(race: Race, lane: Lane, messages: list[dict[str, str]], turn: int) -> tuple[str, StreamEnded | None]:
+    """Run one request/response turn, emitting its events; return the answer
+    text and the end event (None if the stream ended without one)."""
+    request = ChatRequest(messages=messages, max_tokens=race.max_tokens, lane=lane.name, turn=turn)
+    parts: list[str] = []
+    ended: StreamEnded | None = None
+    async for event in lane.backend.stream(request, race.clock):
+        if lane.ended:
+            break
+        race.emit(event)
+        if isinstance(event, TokenDelta) and event.channel == "answer":
+            parts.append(event.text)
+        elif isinstance(event, StreamEnded):
+            ended = event
+    return "".join(parts), ended
+
+
+def end_reason_for_cut(ended: StreamEnded | None, tokens: int) -> str | None:
+    """A stream that closed without a finish reason was most likely cut."""
+    if ended is None:
+        return f"stream ended without its end marker after {tokens} tokens"
+    if ended.finish_reason is None:
+        return f"stream cut: ended without a finish reason after {tokens} tokens"
+    return None
+
+
+class LongRace:
+    """Long generation: every lane writes one long answer; first to finish wins."""
+
+    isolation = "none"
+
+    async def prepare(self, race: Race) -> None:
+        return None
+
+    async def run_lane(self, race: Race, lane: Lane) -> None:
+        messages = build_messages(race.task, lane.vars)
+        text, ended = await stream_turn(race, lane, messages, turn=1)
+        if lane.ended:
+            return
+        tokens = race.standings.lanes[lane.name].live_tokens
+        cut = end_reason_for_cut(ended, tokens)
+        if cut:
+            race.end_lane(lane, LaneError(t=race.clock(), lane=lane.name, reason=cut))
+            return
+        assert ended is not None
+        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=ended.finish_reason or ""))
+
+    def winner(self, race: Race) -> str | None:
+        return long_race_winner(race.standings)
+
+    async def close(self, race: Race) -> None:
+        return None
+
+
+def render_prompt(template: str, values: dict[str, Any]) -> str:
+    """Fill ``{name}`` fields; unknown fields are left as written."""
+
+    class _Keep(dict):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    try:
+        return template.format_map(_Keep(values))
+    except (ValueError, IndexError, AttributeError):
+        return template
+
+
+def build_messages(task: TaskSpec, values: dict[str, Any]) -> list[dict[str, str]]:
+    messages = []
+    if task.system:
+        messages.append({"role": "system", "content": render_prompt(task.system, values)})
+    messages.append({"role": "user", "content": render_prompt(task.user, values)})
+    return messages

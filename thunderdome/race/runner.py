@@ -1,0 +1,80 @@
+"""Assemble and run one race: backends, emulator, mode, sinks.
+
+Invariant: whoever starts a race (CLI headless, TUI, tests, benchmarks) goes
+through ``run_race``, so every consumer sees the same event stream. The
+emulator for ``sim`` lanes is started here (in its own process by default, so
+it shares no event loop and no GIL with the race) and stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from thunderdome.events import Event
+from thunderdome.metrics import Standings
+from thunderdome.race.engine import LongRace, Race, RaceMode, Sink
+from thunderdome.specs import BackendSpec, TaskSpec
+
+
+def mode_for(task: TaskSpec, *, isolation: str | None = None, seed: int | None = None) -> RaceMode:
+    """The race mode a task needs."""
+    if task.kind == "long":
+        return LongRace()
+    if task.win_rule == "last_standing":
+        from thunderdome.race.arena import LastStandingRace
+
+        return LastStandingRace(isolation=isolation, seed=seed)
+    from thunderdome.race.agent import FirstCorrectRace
+
+    return FirstCorrectRace(isolation=isolation, seed=seed)
+
+
+def needs_emulator(specs: list[BackendSpec]) -> bool:
+    return any(spec.kind == "sim" for spec in specs)
+
+
+async def run_race(
+    task: TaskSpec,
+    specs: list[BackendSpec],
+    sinks: list[Sink] | None = None,
+    *,
+    sim_url: str | None = None,
+    emulator: str = "process",
+    time_scale: float = 1.0,
+    max_tokens: int | None = None,
+    isolation: str | None = None,
+    seed: int | None = None,
+) -> Standings:
+    """Run ``task`` on ``specs``; events go to ``sinks``. ``emulator``:
+    ``process`` (default) or ``thread`` for where sim lanes are served when no
+    ``sim_url`` is given. ``time_scale`` speeds up sim lanes (tests)."""
+    from thunderdome.backends import make_backend
+
+    handle: Any = None
+    if needs_emulator(specs) and sim_url is None:
+        from thunderdome.sim.launch import spawn_emulator_process, start_emulator_thread
+
+        if emulator == "thread":
+            handle = await asyncio.to_thread(start_emulator_thread, time_scale=time_scale)
+        else:
+            handle = await asyncio.to_thread(spawn_emulator_process, time_scale=time_scale)
+        sim_url = handle.url
+    try:
+        directive: dict[str, Any] = {}
+        if time_scale != 1.0 and handle is None:
+            directive["time_scale"] = time_scale
+        lanes = [
+            (spec, make_backend(spec, sim_url=sim_url, sim_directive=dict(directive) if spec.kind == "sim" else None))
+            for spec in specs
+        ]
+        race = Race(task, lanes, mode_for(task, isolation=isolation, seed=seed), sinks, max_tokens=max_tokens)
+        return await race.run()
+    finally:
+        if handle is not None:
+            await asyncio.to_thread(handle.stop)
+
+
+def collect(events: list[Event]) -> Sink:
+    """A sink that keeps every event in ``events`` (tests, small races)."""
+    return events.append

@@ -1,0 +1,121 @@
+"""Plain dataclasses describing backends and tasks, shared by config, race and UI.
+
+Invariant: a spec never holds a secret. API keys live only in the environment;
+``BackendSpec.api_key_env`` names the variable and ``api_key()`` reads it at the
+moment a request is built. ``public_dict()`` is what recordings and exports see.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKEND_KINDS = ("openai", "ollama", "anthropic", "sim")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. ``first_token``: from request sent to the first token;
+    ``idle``: longest silence between bytes once streaming; ``total``: whole turn."""
+
+    connect: float = 10.0
+    first_token: float = 60.0
+    idle: float = 30.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One lane's backend, as written in a backends YAML file."""
+
+    name: str
+    """Lane label, unique within a race."""
+    kind: str
+    """``openai`` | ``ollama`` | ``anthropic`` | ``sim``."""
+    url: str = ""
+    """Base URL. For ``openai``: up to and including ``/v1``."""
+    model: str = ""
+    """Model name sent to the server; for ``sim``: the profile name by default."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (never the key)."""
+    profile: str | None = None
+    """``sim`` only: the timing profile (``cloud``, ``dgx-spark``, ...)."""
+    protocol: str = "openai"
+    """``sim`` only: which wire protocol to speak to the emulator."""
+    price: dict[str, float] | None = None
+    """Optional ``input_per_mtok`` / ``output_per_mtok`` in dollars."""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    options: dict[str, Any] = field(default_factory=dict)
+    """Extra request options (temperature, ...), and for ``sim``: ``fault``,
+    ``seed``, ``wrong_rate`` passed to the emulator."""
+
+    def api_key(self) -> str | None:
+        """Read the key from the environment, at use time only."""
+        if not self.api_key_env:
+            return None
+        return os.environ.get(self.api_key_env)
+
+    @property
+    def wire_kind(self) -> str:
+        """The protocol client to use (``sim`` lanes speak ``protocol``)."""
+        return self.protocol if self.kind == "sim" else self.kind
+
+    def public_dict(self) -> dict[str, Any]:
+        """What may be written to recordings and exports: no secrets."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "model": self.model,
+            "url": self.url,
+        }
+        if self.kind == "sim":
+            data["profile"] = self.profile
+            data["protocol"] = self.protocol
+        if self.api_key_env:
+            data["api_key_env"] = self.api_key_env  # the variable's name only
+        if self.price:
+            data["price"] = dict(self.price)
+        return data
+
+
+@dataclass(frozen=True)
+class Check:
+    """One checker step of a ``first_correct`` task (see race/tasks.py)."""
+
+    kind: str
+    """``file_equals`` | ``file_contains`` | ``stdout_equals`` | ``stdout_contains``
+    | ``command`` (a shell check run in the work dir, passes on exit 0)."""
+    path: str = ""
+    value: str = ""
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A race task, as written in ``tasks/*.yaml``."""
+
+    name: str
+    title: str
+    kind: str
+    """``thunderdome`` | ``long``."""
+    user: str
+    """User prompt template (``{pids}``-style fields are filled by the engine)."""
+    system: str = ""
+    win_rule: str = ""
+    """``first_correct`` | ``last_standing`` (thunderdome only)."""
+    max_turns: int = 1
+    max_tokens: int = 1024
+    timeout: float = 120.0
+    """Seconds for the whole race."""
+    exec_timeout: float = 10.0
+    """Seconds for one command in the sandbox."""
+    setup_files: dict[str, str] = field(default_factory=dict)
+    checks: tuple[Check, ...] = ()
+    reference: str = ""
+    """The reference answer: what a perfect model would reply. Sim backends
+    reply with it; a test proves it solves the task."""
+    wrong_answer: str = ""
+    """A plausible wrong answer, used by sim lanes that are set to fail."""
+    source: str = ""
+    """File the task came from (for error messages)."""
