@@ -86,12 +86,13 @@ class Race:
         sinks: list[Sink] | None = None,
         *,
         max_tokens: int | None = None,
+        standings: Standings | None = None,
     ) -> None:
         self.task = task
         self.mode = mode
         self.lanes = [Lane(spec, backend, i) for i, (spec, backend) in enumerate(lanes)]
         self.sinks: list[Sink] = list(sinks or [])
-        self.standings = Standings()
+        self.standings = standings if standings is not None else Standings()
         self.sinks.insert(0, self.standings.apply)
         self.max_tokens = max_tokens or task.max_tokens
         self.t0: float | None = None

@@ -17,6 +17,10 @@ from thunderdome.race.engine import LongRace, Race, RaceMode, Sink
 from thunderdome.specs import BackendSpec, TaskSpec
 
 
+class RaceSetupError(Exception):
+    """The race could not run at all (exit code 1); one-line message."""
+
+
 def mode_for(task: TaskSpec, *, isolation: str | None = None, seed: int | None = None) -> RaceMode:
     """The race mode a task needs."""
     if task.kind == "long":
@@ -45,6 +49,7 @@ async def run_race(
     max_tokens: int | None = None,
     isolation: str | None = None,
     seed: int | None = None,
+    standings: Standings | None = None,
 ) -> Standings:
     """Run ``task`` on ``specs``; events go to ``sinks``. ``emulator``:
     ``process`` (default) or ``thread`` for where sim lanes are served when no
@@ -55,10 +60,11 @@ async def run_race(
     if needs_emulator(specs) and sim_url is None:
         from thunderdome.sim.launch import spawn_emulator_process, start_emulator_thread
 
-        if emulator == "thread":
-            handle = await asyncio.to_thread(start_emulator_thread, time_scale=time_scale)
-        else:
-            handle = await asyncio.to_thread(spawn_emulator_process, time_scale=time_scale)
+        start = start_emulator_thread if emulator == "thread" else spawn_emulator_process
+        try:
+            handle = await asyncio.to_thread(start, time_scale=time_scale)
+        except Exception as exc:
+            raise RaceSetupError(f"the built-in emulator did not start: {exc}") from exc
         sim_url = handle.url
     try:
         directive: dict[str, Any] = {}
@@ -68,7 +74,7 @@ async def run_race(
             (spec, make_backend(spec, sim_url=sim_url, sim_directive=dict(directive) if spec.kind == "sim" else None))
             for spec in specs
         ]
-        race = Race(task, lanes, mode_for(task, isolation=isolation, seed=seed), sinks, max_tokens=max_tokens)
+        race = Race(task, lanes, mode_for(task, isolation=isolation, seed=seed), sinks, max_tokens=max_tokens, standings=standings)
         return await race.run()
     finally:
         if handle is not None:

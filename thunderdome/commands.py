@@ -1,0 +1,212 @@
+"""Subcommand handlers. Each returns an exit code; bad input is a UsageError.
+
+Invariant: config, task and recording problems surface as one line on stderr
+with exit code 2; a race that could not run exits 1; nothing prints a
+traceback at the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from thunderdome.cli import DEMO_TASKS, EXIT_OK, UsageError
+
+
+def _load_task(name: str):
+    from thunderdome.race.tasks import load_task
+    from thunderdome.yamlfile import ConfigError
+
+    try:
+        return load_task(name)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _load_backends(path: str):
+    from thunderdome.config import load_backends
+    from thunderdome.yamlfile import ConfigError
+
+    try:
+        return load_backends(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_json_target(out: str | None) -> None:
+    if out and out != "-":
+        parent = Path(out).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise UsageError(f"--json: folder {parent} does not exist")
+
+
+def _race(tasks: list, specs: list, args: argparse.Namespace, trials: int = 1) -> int:
+    _check_json_target(args.json)
+    if args.headless or args.json:
+        from thunderdome.headless import run_headless
+
+        return run_headless(
+            tasks=tasks,
+            specs=specs,
+            record=args.record,
+            no_record=args.no_record,
+            json_out=args.json,
+            time_scale=args.time_scale,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+            trials=trials,
+        )
+    from thunderdome.tui.app import run_tui
+
+    return run_tui(
+        mode="race",
+        task=tasks[0],
+        specs=specs,
+        tasks_after=tasks[1:],
+        record=None if args.no_record else (args.record or True),
+        time_scale=args.time_scale,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from thunderdome.config import demo_backends
+
+    names = [args.task] if args.task else list(DEMO_TASKS)
+    tasks = [_load_task(name) for name in names]
+    return _race(tasks, demo_backends(), args)
+
+
+def cmd_race(args: argparse.Namespace) -> int:
+    specs = _load_backends(args.backends)
+    task = _load_task(args.task)
+    if args.trials > 1 and not (args.headless or args.json):
+        raise UsageError("--trials needs --headless")
+    return _race([task], specs, args, trials=args.trials)
+
+
+def cmd_setup() -> int:
+    from thunderdome.tui.app import run_tui
+
+    return run_tui(mode="setup")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from thunderdome.replay import RecordingError, load_recording
+
+    try:
+        recording = load_recording(args.file)
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    for notice in recording.notices:
+        print(f"thunderdome: {notice}", file=sys.stderr)
+    if args.headless or args.json:
+        _check_json_target(args.json)
+        from thunderdome.headless import human_console, write_json
+        from thunderdome.metrics import Standings
+        from thunderdome.report import summary
+
+        standings = Standings().apply_all(recording.events)
+        human_console().print(summary(standings, args.file))
+        if args.json:
+            write_json(standings.results(), args.json)
+        return EXIT_OK
+    from thunderdome.tui.app import run_tui
+
+    return run_tui(mode="replay", replay_path=args.file, speed=args.speed)
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from thunderdome.race.tasks import builtin_tasks
+
+    table = Table(title="built-in tasks", header_style="bold")
+    for col in ("name", "kind", "rule", "max tokens", "title"):
+        table.add_column(col)
+    for task in builtin_tasks():
+        table.add_row(task.name, task.kind, task.win_rule or "—", str(task.max_tokens), task.title)
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from thunderdome.config import find_backends_file
+    from thunderdome.sim.profiles import PROFILES
+
+    console = Console()
+    path = args.backends or find_backends_file()
+    table = Table(title="backends", header_style="bold")
+    for col in ("name", "kind", "model", "url / profile", "key"):
+        table.add_column(col)
+    if path:
+        from thunderdome.config import load_backends
+        from thunderdome.yamlfile import ConfigError
+
+        try:
+            specs = load_backends(path, require_keys=False)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        for spec in specs:
+            key = "—"
+            if spec.api_key_env:
+                key = f"${spec.api_key_env} " + ("set" if spec.api_key() else "NOT SET")
+            table.add_row(spec.name, spec.kind, spec.model, spec.url or f"profile {spec.profile}", key)
+    for profile in PROFILES.values():
+        table.add_row(f"sim:{profile.name}", "sim", profile.name, "built-in emulator", "—")
+    console.print(table)
+    if not path:
+        console.print("[dim]no backends file found in . or ~/.config/thunderdome/[/]")
+    if args.discover:
+        import asyncio
+
+        from thunderdome.discover import discover_local
+
+        found = asyncio.run(discover_local())
+        if not found:
+            console.print("no local servers answered on the default ports")
+        for spec in found:
+            console.print(f"found {spec.kind} at {spec.url}: {spec.model}")
+    return EXIT_OK
+
+
+def cmd_sim_serve(args: argparse.Namespace) -> int:
+    from thunderdome.sim.launch import serve_main
+
+    argv = ["--host", args.host, "--port", str(args.port), "--time-scale", str(args.time_scale)]
+    return serve_main(argv)
+
+
+def cmd_sandbox(rest: list[str]) -> int:
+    from thunderdome.sandbox.cli import sandbox_main
+
+    return sandbox_main(rest)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from thunderdome.export import export_results
+    from thunderdome.replay import RecordingError, load_recording
+    from thunderdome.metrics import compute_results
+
+    try:
+        recording = load_recording(args.file)
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    for notice in recording.notices:
+        print(f"thunderdome: {notice}", file=sys.stderr)
+    text = export_results(compute_results(recording.events), args.format)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+

@@ -1,0 +1,144 @@
+"""Headless races: run, show a live table, record, and write the results.
+
+Invariant: the headless run is one more consumer of the event stream — a
+``Standings`` reducer shared with the engine, the optional recorder and the
+live table; the JSON it writes is ``Standings.results()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from thunderdome.metrics import Standings
+from thunderdome.specs import BackendSpec, TaskSpec
+
+
+def human_console():
+    """Where human-readable output goes: stdout, unless JSON goes there."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+async def run_one(
+    task: TaskSpec,
+    specs: list[BackendSpec],
+    *,
+    record: str | Path | None,
+    console,
+    time_scale: float = 1.0,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+    show_live: bool = True,
+) -> tuple[dict[str, Any], str | None]:
+    """Run one race headless; return (results, recording path or None)."""
+    from thunderdome.race.runner import run_race
+    from thunderdome.report import LiveReporter, RaceClock, summary
+
+    standings = Standings()
+    clock = RaceClock()
+    sinks: list = [clock.sink]
+    recorder = None
+    if record is not None:
+        from thunderdome.record import Recorder
+
+        recorder = Recorder(Path(record))
+        await recorder.start()
+        sinks.append(recorder)
+    reporter = LiveReporter(standings, console, clock) if show_live else None
+    if reporter is not None:
+        reporter.start()
+    try:
+        await run_race(
+            task,
+            specs,
+            sinks,
+            time_scale=time_scale,
+            max_tokens=max_tokens,
+            seed=seed,
+            standings=standings,
+        )
+    finally:
+        if reporter is not None:
+            await reporter.stop()
+        if recorder is not None:
+            await recorder.close()
+    recording = str(record) if record is not None else None
+    console.print(summary(standings, recording))
+    return standings.results(), recording
+
+
+def write_json(payload: dict[str, Any], out: str) -> None:
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    if out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+
+
+async def run_many(
+    tasks: list[TaskSpec],
+    specs: list[BackendSpec],
+    *,
+    record: str | None,
+    no_record: bool,
+    json_out: str | None,
+    time_scale: float,
+    max_tokens: int | None,
+    seed: int | None,
+    trials: int = 1,
+) -> int:
+    """Run tasks one after another (the demo) or one task several times."""
+    from thunderdome.record import default_recording_path
+
+    console = human_console()
+    results: list[dict[str, Any]] = []
+    for task in tasks:
+        for trial in range(trials):
+            if no_record:
+                path = None
+            elif record and len(tasks) * trials == 1:
+                path = record
+            elif record:
+                base = Path(record)
+                path = base.with_name(f"{base.stem}-{task.name}-{trial + 1}{base.suffix or '.jsonl'}")
+            else:
+                path = default_recording_path(task.name)
+            if trials > 1:
+                console.rule(f"{task.name} — trial {trial + 1}/{trials}")
+            result, recording = await run_one(
+                task,
+                specs,
+                record=path,
+                console=console,
+                time_scale=time_scale,
+                max_tokens=max_tokens,
+                seed=None if seed is None else seed + trial,
+            )
+            if recording:
+                result["recording"] = recording
+            results.append(result)
+    if json_out:
+        if len(results) == 1:
+            write_json(results[0], json_out)
+        else:
+            write_json({"races": results}, json_out)
+    return 0
+
+
+def run_headless(**kwargs: Any) -> int:
+    from thunderdome.race.runner import RaceSetupError
+
+    try:
+        return asyncio.run(run_many(**kwargs))
+    except RaceSetupError as exc:
+        print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("thunderdome: interrupted; the recording keeps what happened", file=sys.stderr)
+        return 130
