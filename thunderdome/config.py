@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from thunderdome.specs import BACKEND_KINDS, BackendSpec, Timeouts
-from thunderdome.yamlfile import ConfigError, LineDict, line_of, read_yaml
+from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, read_yaml
 
 SIM_PROFILES_DEMO = ("cloud", "dgx-spark", "rtx4090-offload")
 """The three lanes of the public experiment."""
@@ -64,9 +64,9 @@ def load_backends(path: str | Path, *, require_keys: bool = True) -> list[Backen
         raise ConfigError(f"{source}:{where}: 'backends' must be a non-empty list")
     specs: list[BackendSpec] = []
     seen: dict[str, int] = {}
-    for entry in entries:
-        spec = parse_backend(entry, source, require_keys=require_keys)
-        line = line_of(entry)
+    for index, entry in enumerate(entries):
+        line = entries.line_of(index) if isinstance(entries, LineList) else line_of(entry)
+        spec = parse_backend(entry, source, require_keys=require_keys, line=line)
         if spec.name in seen:
             raise ConfigError(
                 f"{source}:{line}: duplicate backend name {spec.name!r} (first at line {seen[spec.name]})"
@@ -87,10 +87,10 @@ def _str_field(entry: LineDict, key: str, source: str, *, required: bool = False
     return str(value)
 
 
-def parse_backend(entry: Any, source: str, *, require_keys: bool = True) -> BackendSpec:
+def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: int | None = None) -> BackendSpec:
     """One backends-list entry -> BackendSpec."""
     if not isinstance(entry, LineDict):
-        raise ConfigError(f"{source}:{line_of(entry)}: each backend must be a mapping (name, kind, ...)")
+        raise ConfigError(f"{source}:{line or line_of(entry)}: each backend must be a mapping (name, kind, ...)")
     unknown = sorted(set(entry) - _BACKEND_FIELDS)
     if unknown:
         raise ConfigError(

@@ -28,7 +28,13 @@ class LineDict(dict):
 
 
 class LineList(list):
+    """A sequence that knows its own line and each item's line (1-based)."""
+
     line: int = 0
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
 
 
 class _Loader(yaml.SafeLoader):
@@ -57,6 +63,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     result = LineList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
     return result
 
 
@@ -72,6 +79,8 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}:{exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if mark is not None and exc.context_mark is not None and mark.line >= len(text.splitlines()):
+            mark = exc.context_mark  # "unexpected end of file": point at what was left open
         line = mark.line + 1 if mark else 1
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"{source}:{line}: invalid YAML: {problem}") from None
