@@ -1,0 +1,218 @@
+"""A minimal HTTP/1.1 layer on asyncio streams: requests in, responses out.
+
+Invariant: every byte the emulator sends leaves through ``Responder``, and
+each ``send`` is written and drained before it returns (TCP_NODELAY is on),
+so a frame is on the wire at the moment the caller decided to send it.
+Streamed bodies use ``Transfer-Encoding: chunked``; a body ends properly only
+through ``end()`` (the zero-length chunk), while ``abort()`` drops the socket
+without it, the way a crashed server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+class HttpError(Exception):
+    """The request could not be parsed; answer ``status`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ClientGone(Exception):
+    """The client closed the connection while we were answering."""
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: str
+    version: str
+    headers: dict[str, str]
+    """Lower-cased names; repeated headers joined with ``, ``."""
+    body: bytes
+    t_received: float = 0.0
+    """time.monotonic() when the whole request (head and body) was read."""
+    t_head: float = 0.0
+    """time.monotonic() when the request head was read."""
+
+    @property
+    def keep_alive(self) -> bool:
+        conn = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in conn
+        return "close" not in conn
+
+    def json(self) -> Any:
+        """The body parsed as JSON. Raises ValueError when it is not."""
+        return json.loads(self.body.decode("utf-8"))
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise HttpError(400, "bad chunk size in request body") from None
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
+                pass
+            return b"".join(parts)
+        total += size
+        if total > MAX_BODY:
+            raise HttpError(413, "request body too large")
+        parts.append(await reader.readexactly(size))
+        if await reader.readexactly(2) != b"\r\n":
+            raise HttpError(400, "bad chunk terminator in request body")
+
+
+async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
+    """Read one request; None on a clean end of the connection between requests."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise HttpError(400, "truncated request head") from None
+    except asyncio.LimitOverrunError:
+        raise HttpError(431, "request head too large") from None
+    t_head = time.monotonic()
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ")
+    except ValueError:
+        raise HttpError(400, "malformed request line") from None
+    if not version.startswith("HTTP/1."):
+        raise HttpError(505, "only HTTP/1.x is served")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise HttpError(400, "malformed header line")
+        key = name.strip().lower()
+        value = value.strip()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    path, _, query = target.partition("?")
+    if headers.get("expect", "").lower() == "100-continue":
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await writer.drain()
+    try:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await _read_chunked(reader)
+        else:
+            length = int(headers.get("content-length", "0") or "0")
+            if length < 0 or length > MAX_BODY:
+                raise HttpError(413, "request body too large")
+            body = await reader.readexactly(length) if length else b""
+    except asyncio.IncompleteReadError:
+        raise ClientGone() from None
+    except asyncio.LimitOverrunError:
+        raise HttpError(400, "request body chunk line too long") from None
+    except ValueError:
+        raise HttpError(400, "bad Content-Length") from None
+    return Request(method.upper(), path, query, version, headers, body, time.monotonic(), t_head)
+
+
+def set_nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclass
+class Responder:
+    """Writes one response. ``trickle``: every byte goes out in its own write."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    keep_alive: bool = True
+    trickle: bool = False
+    http10: bool = False
+    """An HTTP/1.0 client gets streams unframed, ended by closing the connection."""
+    chunked: bool = field(default=False, init=False)
+    closed: bool = field(default=False, init=False)
+    bytes_sent: int = field(default=0, init=False)
+
+    def client_gone(self) -> bool:
+        return self.reader.at_eof() or self.writer.transport.is_closing()
+
+    async def _raw(self, data: bytes) -> None:
+        if self.closed or self.client_gone():
+            raise ClientGone()
+        try:
+            if self.trickle:
+                for i in range(len(data)):
+                    self.writer.write(data[i : i + 1])
+                    await self.writer.drain()
+                    await asyncio.sleep(0)  # let the peer's reads interleave
+            else:
+                self.writer.write(data)
+                await self.writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClientGone() from exc
+        self.bytes_sent += len(data)
+
+    async def start(self, status: int, headers: dict[str, str], *, chunked: bool) -> None:
+        """Send the status line and headers."""
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+        merged = {"Server": "thunderdome-sim", **headers}
+        if chunked and self.http10:
+            chunked, self.keep_alive = False, False
+        if chunked:
+            merged["Transfer-Encoding"] = "chunked"
+        merged["Connection"] = "keep-alive" if self.keep_alive else "close"
+        lines += [f"{k}: {v}" for k, v in merged.items()]
+        self.chunked = chunked
+        await self._raw(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    async def send(self, payload: bytes) -> None:
+        """One piece of body: one chunk when chunked (an empty payload is skipped,
+        since a zero-length chunk would end the body)."""
+        if not payload:
+            return
+        if self.chunked:
+            await self._raw(b"%x\r\n%s\r\n" % (len(payload), payload))
+        else:
+            await self._raw(payload)
+
+    async def end(self) -> None:
+        """End a chunked body properly (the zero-length chunk)."""
+        if self.chunked:
+            await self._raw(b"0\r\n\r\n")
+
+    async def send_full(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """A complete response with Content-Length."""
+        hdrs = {"Content-Type": content_type, "Content-Length": str(len(body)), **(headers or {})}
+        await self.start(status, hdrs, chunked=False)
+        await self._raw(body)
+
+    async def send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        await self.send_full(status, body, "application/json", headers)
+
+    def abort(self) -> None:
+        """Drop the connection now: no terminating chunk, no goodbye."""
+        self.closed = True
+        self.writer.transport.abort()
+
+
+__all__ = ["ClientGone", "HttpError", "Request", "Responder", "read_request", "set_nodelay"]

@@ -1,0 +1,25 @@
+"""The protocol registry: which path speaks which protocol, with which encoder.
+
+Invariant: the three chat protocols are named ``openai``, ``ollama`` and
+``anthropic`` everywhere (routes, encoders, the request log).
+"""
+
+from __future__ import annotations
+
+from thunderdome.sim.wire import Encoder, OllamaEncoder, OpenAIEncoder
+from thunderdome.sim.wire_anthropic import AnthropicEncoder
+
+ENCODERS: dict[str, type[Encoder]] = {
+    "openai": OpenAIEncoder,
+    "ollama": OllamaEncoder,
+    "anthropic": AnthropicEncoder,
+}
+
+CHAT_ROUTES: dict[str, str] = {
+    "/v1/chat/completions": "openai",
+    "/api/chat": "ollama",
+    "/v1/messages": "anthropic",
+}
+"""POST path -> protocol."""
+
+__all__ = ["CHAT_ROUTES", "ENCODERS"]

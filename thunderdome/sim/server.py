@@ -1,0 +1,337 @@
+"""The emulator: one asyncio HTTP/1.1 server speaking OpenAI, Ollama, Anthropic.
+
+Invariant: every chat request is answered from (profile, directives, reply
+table) alone and paced from its own receipt time, so concurrent streams never
+slow each other down beyond the event loop's latency; every chat request
+leaves exactly one record in ``log`` (kept for the last 10 000), updated as
+its tokens go out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from typing import Any, Mapping
+from urllib.parse import parse_qs
+
+from thunderdome.sim import directives as directives_mod
+from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS
+from thunderdome.sim.http import ClientGone, HttpError, Request, Responder, read_request, set_nodelay
+from thunderdome.sim.profiles import PROFILES, Profile
+from thunderdome.sim.replies import choose_reply, match_table, tokenize
+from thunderdome.sim.stream import StreamRun
+from thunderdome.sim.protocols import CHAT_ROUTES, ENCODERS
+from thunderdome.sim.wire import Encoder, Stats
+
+log = logging.getLogger(__name__)
+
+LOG_SIZE = 10_000
+OLLAMA_VERSION = "0.11.0"
+
+
+def _text_of(content: Any) -> str:
+    """Text of an OpenAI/Anthropic/Ollama message content (string or parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        return "".join(t for t in parts if isinstance(t, str))
+    return ""
+
+
+def _prompt(body: Mapping[str, Any]) -> tuple[int, str]:
+    """(prompt token count, last user message text)."""
+    messages = body.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    texts = [_text_of(body.get("system"))]
+    last_user = ""
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        text = _text_of(m.get("content"))
+        texts.append(text)
+        if m.get("role") == "user":
+            last_user = text
+    count = sum(len(tokenize(t)) for t in texts) + 3 * len(messages)
+    return max(1, count), last_user
+
+
+def _max_tokens(protocol: str, body: Mapping[str, Any]) -> int | None:
+    if protocol == "ollama":
+        opts = body.get("options")
+        value = opts.get("num_predict") if isinstance(opts, dict) else None
+        if isinstance(value, int) and value < 0:
+            return None
+    elif protocol == "openai":
+        value = body.get("max_completion_tokens", body.get("max_tokens"))
+    else:
+        value = body.get("max_tokens")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("max_tokens must be a non-negative integer")
+    return value
+
+
+class EmulatorServer:
+    """The emulator on the current event loop. ``replies`` maps a substring of
+    the last user message to the reply text used when no directive gives one."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        replies: Mapping[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.time_scale = time_scale
+        self.replies: dict[str, str] = dict(replies or {})
+        self.profiles: dict[str, Profile] = dict(PROFILES)
+        self._log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
+        self._ids = itertools.count(1)
+        self._server: asyncio.AbstractServer | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log(self) -> list[dict[str, Any]]:
+        """A copy of the per-request records, oldest first."""
+        return [dict(r) for r in self._log]
+
+    async def start(self) -> int:
+        """Bind and listen; returns the port (useful with port 0)."""
+        self._server = await asyncio.start_server(
+            self._on_connection, self.host, self.port, backlog=1024, limit=256 * 1024
+        )
+        self.port = self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening and drop every open connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._conns):
+            task.cancel()
+        if self._conns:
+            await asyncio.gather(*self._conns, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    # -- connections -----------------------------------------------------------
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        set_nodelay(writer)
+        try:
+            while True:
+                try:
+                    req = await read_request(reader, writer)
+                except HttpError as exc:
+                    out = Responder(reader, writer, keep_alive=False)
+                    await out.send_json(exc.status, {"error": {"message": exc.message, "type": "bad_request"}})
+                    break
+                if req is None:
+                    break
+                out = Responder(reader, writer, keep_alive=req.keep_alive, http10=req.version == "HTTP/1.0")
+                await self._dispatch(req, out)
+                if out.closed or not out.keep_alive:
+                    break
+        except (ClientGone, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:  # stop(): end quietly (streams' callback chokes on a cancelled task)
+            writer.transport.abort()
+        except Exception:  # a bug in the emulator: drop this connection, keep serving
+            log.exception("emulator failed while answering")
+            writer.transport.abort()
+        finally:
+            self._conns.discard(task)
+            if not writer.transport.is_closing():
+                writer.close()
+
+    async def _dispatch(self, req: Request, out: Responder) -> None:
+        protocol = CHAT_ROUTES.get(req.path)
+        if protocol is not None:
+            if req.method != "POST":
+                await out.send_json(405, ENCODERS[protocol]("").error_body(405, f"use POST for {req.path}"))
+            else:
+                await self._chat(req, out, protocol)
+            return
+        getters = {
+            "/health": lambda: {"status": "ok"},
+            "/v1/models": self._models,
+            "/api/tags": lambda: {"models": [self._ollama_tag(p) for p in self.profiles.values()]},
+            "/api/version": lambda: {"version": OLLAMA_VERSION},
+            "/sim/log": lambda: self._log_query(req.query),
+        }
+        getter = getters.get(req.path)
+        if getter is None:
+            message = f"no route for {req.method} {req.path}"
+            await out.send_json(404, {"error": {"message": message, "type": "not_found"}})
+        elif req.method != "GET":
+            message = f"use GET for {req.path}"
+            await out.send_json(405, {"error": {"message": message, "type": "method_not_allowed"}})
+        else:
+            await out.send_json(200, getter())
+
+    def _models(self) -> dict[str, Any]:
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": "thunderdome-sim"} for n in self.profiles]
+        return {"object": "list", "data": data}
+
+    @staticmethod
+    def _ollama_tag(p: Profile) -> dict[str, Any]:
+        return {
+            "name": f"{p.name}:latest",
+            "model": f"{p.name}:latest",
+            "modified_at": "2025-01-01T00:00:00Z",
+            "size": 0,
+            "digest": "0" * 64,
+            "details": {
+                "format": "sim",
+                "family": "thunderdome-sim",
+                "parameter_size": "0B",
+                "quantization_level": "none",
+            },
+        }
+
+    def _log_query(self, query: str) -> list[dict[str, Any]]:
+        wanted = parse_qs(query).get("id", [None])[-1]
+        return [dict(r) for r in self._log if wanted is None or r["id"] == wanted]
+
+    def _profile(self, model: Any) -> Profile | None:
+        if not isinstance(model, str):
+            return None
+        if model in self.profiles:
+            return self.profiles[model]
+        base, _, _tag = model.partition(":")
+        return self.profiles.get(base)
+
+    # -- chat --------------------------------------------------------------------
+
+    async def _chat(self, req: Request, out: Responder, protocol: str) -> None:
+        enc_cls = ENCODERS[protocol]
+        try:
+            body = req.json()
+        except ValueError as exc:
+            await out.send_json(400, enc_cls("").error_body(400, f"malformed JSON body: {exc}"))
+            return
+        if not isinstance(body, dict):
+            await out.send_json(400, enc_cls("").error_body(400, "the JSON body must be an object"))
+            return
+        model = body.get("model")
+        try:
+            d = directives_mod.parse(body, req.headers)
+            max_tokens = _max_tokens(protocol, body)
+        except ValueError as exc:
+            await out.send_json(400, enc_cls(str(model)).error_body(400, str(exc)))
+            return
+        profile = self._profile(model)
+        if profile is None:
+            msg = {
+                "openai": f"The model `{model}` does not exist (known: {', '.join(self.profiles)})",
+                "ollama": f'model "{model}" not found, try pulling it first',
+                "anthropic": f"model: {model}",
+            }[protocol]
+            await out.send_json(404, enc_cls(str(model)).error_body(404, msg))
+            return
+        tag = req.headers.get("x-thunderdome-tag") or f"req-{next(self._ids)}"
+        record: dict[str, Any] = {
+            "id": tag,
+            "model": model,
+            "protocol": protocol,
+            "t_received": req.t_received,
+            "t_first_token": None,
+            "t_last_token": None,
+            "tokens": 0,
+            "fault": d.fault_label,
+            "status": 200,
+            "stream": None,
+            "finish_reason": None,
+            "t_end": None,
+            "client_gone": False,
+        }
+        self._log.append(record)
+        try:
+            await self._answer(req, out, protocol, body, d, profile, max_tokens, record)
+        except ClientGone:
+            record["client_gone"] = True
+            raise
+        finally:
+            record["t_end"] = time.monotonic()
+
+    async def _answer(
+        self,
+        req: Request,
+        out: Responder,
+        protocol: str,
+        body: dict[str, Any],
+        d: directives_mod.Directives,
+        profile: Profile,
+        max_tokens: int | None,
+        record: dict[str, Any],
+    ) -> None:
+        model = str(body.get("model"))
+        if "trickle" in d.quirks:
+            out.trickle = True
+        if d.fault in HTTP_FAULTS:
+            status = HTTP_FAULTS[d.fault]
+            record["status"] = status
+            headers = {"Retry-After": "20"} if status == 429 else None
+            message = f"thunderdome-sim fault {d.fault}"
+            await out.send_json(status, ENCODERS[protocol](model).error_body(status, message), headers)
+            return
+        if d.fault == "html_200":
+            await out.send_full(200, HTML_PAGE, "text/html; charset=utf-8")
+            return
+        prompt_tokens, last_user = _prompt(body)
+        reply = choose_reply(
+            reply=d.reply,
+            tokens=d.tokens,
+            reasoning=d.reasoning,
+            wrong_reply=d.wrong_reply,
+            wrong_rate=d.wrong_rate,
+            seed=d.seed,
+            profile_reply_tokens=profile.reply_tokens,
+            profile_reasoning_tokens=profile.reasoning_tokens,
+            table_reply=match_table(self.replies, last_user),
+            max_tokens=max_tokens,
+        )
+        stream = body.get("stream", protocol == "ollama") is True
+        opts = body.get("stream_options")
+        enc: Encoder = ENCODERS[protocol](
+            model,
+            reasoning_field=d.reasoning_field,
+            include_usage=isinstance(opts, dict) and opts.get("include_usage") is True,
+            timings=d.timings,
+            quirks=d.quirks,
+        )
+        stats = Stats(prompt_tokens=prompt_tokens, t_head=req.t_head, t_received=req.t_received)
+        scale = d.time_scale if d.time_scale is not None else self.time_scale
+        record["stream"] = stream
+        record["wrong"] = reply.wrong
+        offsets = profile.offsets(len(reply.tokens) + 1, d.seed)
+        run = StreamRun(out, enc, reply, offsets, d, stats, record, scale)
+        if stream:
+            await run.run()
+        else:
+            await run.run_whole()
+        record["finish_reason"] = reply.finish_reason if stats.t_end is not None else None
+
+
+__all__ = ["EmulatorServer"]

@@ -1,0 +1,197 @@
+"""Runs one streamed (or whole) answer on the clock: pacing, faults, quirks.
+
+Invariant: token ``i`` is written at ``base + scale * offsets[i]`` where
+``base`` is the request's receipt time (moved later only by a stall fault);
+each wait is computed from that schedule and the current clock, never by
+summing sleeps, so a late write delays nothing after it. A writer that fell
+behind sends at once. The request record (``t_first_token``,
+``t_last_token``, ``tokens``) is stamped just before each token's write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from thunderdome.sim.directives import Directives
+from thunderdome.sim.faults import MID_STREAM
+from thunderdome.sim.http import ClientGone, Responder
+from thunderdome.sim.replies import Reply
+from thunderdome.sim.wire import Encoder, Stats
+
+POLL_S = 0.25
+"""Longest single sleep, so a gone client is noticed during long waits."""
+SPLIT_GAP_S = 0.002
+HUGE_PIECE = b"x" * 65536
+
+
+class StreamRun:
+    """One request's answer. Call ``run()`` (streaming) or ``run_whole()``."""
+
+    def __init__(
+        self,
+        out: Responder,
+        enc: Encoder,
+        reply: Reply,
+        offsets: list[float],
+        directives: Directives,
+        stats: Stats,
+        record: dict[str, Any],
+        scale: float,
+    ) -> None:
+        self.out = out
+        self.enc = enc
+        self.reply = reply
+        self.offsets = offsets
+        """One more than the tokens: the last entry is the slot after the reply."""
+        self.d = directives
+        self.stats = stats
+        self.record = record
+        self.scale = scale
+        self.base = stats.t_received
+
+    # -- clock ---------------------------------------------------------------
+
+    async def _sleep_until(self, due: float) -> None:
+        while True:
+            if self.out.client_gone():
+                raise ClientGone()
+            left = due - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, POLL_S))
+
+    async def wait_slot(self, i: int) -> None:
+        """Wait until token slot ``i`` is due."""
+        await self._sleep_until(self.base + self.scale * self.offsets[i])
+
+    async def stall(self) -> None:
+        """No bytes for ``stall_s`` (scaled); the schedule moves by the stall."""
+        start = time.monotonic()
+        await self._sleep_until(start + self.scale * self.d.stall_s)
+        self.base += time.monotonic() - start
+
+    # -- writing -------------------------------------------------------------
+
+    async def emit(self, data: bytes) -> None:
+        """Write frames; with ``split_utf8`` split inside a multi-byte char."""
+        if "split_utf8" in self.d.quirks:
+            cut = next((k for k, b in enumerate(data) if b >= 0xC0), -1)
+            if cut >= 0:
+                await self.out.send(data[: cut + 1])
+                await asyncio.sleep(SPLIT_GAP_S)
+                await self.out.send(data[cut + 1 :])
+                return
+        await self.out.send(data)
+
+    def _stamp(self, i: int, channel: str) -> None:
+        now = time.monotonic()
+        st = self.stats
+        if st.t_first is None:
+            st.t_first = now
+            self.record["t_first_token"] = now
+        st.t_last = now
+        st.completion_tokens = i + 1
+        if channel == "reasoning":
+            st.reasoning_tokens += 1
+        self.record["t_last_token"] = now
+        self.record["tokens"] = i + 1
+
+    # -- faults --------------------------------------------------------------
+
+    async def _fault_at_slot(self, i: int) -> bool:
+        """Fire the mid-stream fault at slot ``i``; True when the answer is over."""
+        fault, enc = self.d.fault, self.enc
+        await self.wait_slot(i)
+        if fault == "drop_mid":
+            self.out.abort()
+            return True
+        if fault == "stall_after":
+            await self.stall()
+            return False
+        if fault == "bad_json":
+            await self.out.send(enc.bad_json())
+            return False
+        if fault == "bad_utf8":
+            await self.out.send(enc.bad_utf8())
+            return False
+        if fault == "huge_line":
+            await self._huge_line()
+            return True
+        if fault in ("error_frame", "no_end", "cut"):
+            if fault == "error_frame":
+                await self.out.send(enc.error_frame("The server is overloaded (thunderdome-sim error_frame)"))
+            elif fault == "cut":
+                await self.out.send(enc.cut())
+            await self.out.end()
+            return True
+        raise AssertionError(f"not a mid-stream fault: {fault}")
+
+    async def _huge_line(self) -> None:
+        """An endless line: 64 KiB pieces until the client leaves (or 1 GiB, then silence)."""
+        await self.out.send(self.enc.huge_prefix())
+        gap = max(0.002, 0.01 * self.scale)
+        for _ in range(16384):
+            await self.out.send(HUGE_PIECE)
+            await asyncio.sleep(gap)
+        await self._sleep_until(float("inf"))
+
+    # -- the two shapes of answer --------------------------------------------
+
+    async def run(self) -> None:
+        """Stream: headers, head frames, paced tokens, finish frames, end."""
+        d, enc, out = self.d, self.enc, self.out
+        keepalive = "keepalive" in d.quirks
+        await out.start(200, {"Content-Type": enc.content_type, "Cache-Control": "no-cache"}, chunked=True)
+        if d.fault == "stall_before":
+            await self.stall()
+        await self.emit(enc.head(self.stats))
+        if keepalive:
+            await self.emit(enc.keepalive())
+        tokens = self.reply.tokens
+        n = len(tokens)
+        mid_fault = d.fault if d.fault in MID_STREAM else None
+        for i, (text, channel) in enumerate(tokens):
+            if mid_fault and i == d.fault_at and await self._fault_at_slot(i):
+                return
+            if keepalive:
+                prev = self.offsets[i - 1] if i else 0.0
+                await self._sleep_until(self.base + self.scale * (prev + self.offsets[i]) / 2)
+                await self.emit(enc.keepalive())
+            await self.wait_slot(i)
+            self._stamp(i, channel)
+            finish = self.reply.finish_reason if i == n - 1 else None
+            await self.emit(enc.token(text, channel, finish, self.stats))
+        if mid_fault and d.fault_at >= n and await self._fault_at_slot(n):
+            return
+        self.stats.t_end = time.monotonic()
+        await self.emit(enc.finish(self.reply.finish_reason, self.stats))
+        await out.end()
+
+    async def run_whole(self) -> None:
+        """Non-streaming: wait as long as generation would take, then one JSON body.
+        Honours stall_before/stall_after (extra wait), drop_mid (abort at the
+        fault slot) and bad_json (a truncated body); other faults do not apply."""
+        d, st = self.d, self.stats
+        n = len(self.reply.tokens)
+        if d.fault == "stall_before" or (d.fault == "stall_after" and d.fault_at < n):
+            await self.stall()
+        if d.fault == "drop_mid" and d.fault_at <= n:
+            await self.wait_slot(d.fault_at)
+            self.out.abort()
+            return
+        if n:
+            await self.wait_slot(n - 1)
+            for i, (_, channel) in enumerate(self.reply.tokens):
+                self._stamp(i, channel)
+        st.t_end = time.monotonic()
+        obj = self.enc.whole(self.reply.reasoning_text, self.reply.answer_text, self.reply.finish_reason, st)
+        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        if d.fault == "bad_json":
+            body = body[: len(body) // 2]
+        await self.out.send_full(200, body, "application/json")
+
+
+__all__ = ["StreamRun"]

@@ -1,0 +1,137 @@
+"""Frame encoder for the Anthropic Messages SSE protocol.
+
+Invariant: as in ``wire.py``, an encoder only turns facts into bytes. The
+content blocks follow the real API's order: a ``thinking`` block (closed by
+a ``signature_delta``) before the ``text`` block, one ``ping`` after the first
+``content_block_start``, and ``message_delta`` carrying the *cumulative*
+``usage.output_tokens``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from thunderdome.sim.wire import Encoder, Stats, dumps
+
+
+class AnthropicEncoder(Encoder):
+    protocol = "anthropic"
+    content_type = "text/event-stream"
+    SIGNATURE = "thunderdome-sim-signature"
+
+    _ERRORS = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+        500: "api_error",
+        503: "overloaded_error",
+        529: "overloaded_error",
+    }
+    _STOP = {"stop": "end_turn", "length": "max_tokens"}
+
+    def __init__(self, model: str, **kw: Any) -> None:
+        super().__init__(model, **kw)
+        self.id = "msg_" + secrets.token_hex(12)
+        self.index = -1
+        self.block: str | None = None  # "thinking" | "text" while a block is open
+
+    @staticmethod
+    def _event(name: str, obj: dict[str, Any]) -> bytes:
+        return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
+
+    def head(self, stats: Stats) -> bytes:
+        message = {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": stats.prompt_tokens, "output_tokens": 1},
+        }
+        return self._event("message_start", {"type": "message_start", "message": message})
+
+    def _close_block(self) -> bytes:
+        if self.block is None:
+            return b""
+        out = b""
+        if self.block == "thinking":
+            delta = {"type": "signature_delta", "signature": self.SIGNATURE}
+            frame = {"type": "content_block_delta", "index": self.index, "delta": delta}
+            out += self._event("content_block_delta", frame)
+        self.block = None
+        return out + self._event("content_block_stop", {"type": "content_block_stop", "index": self.index})
+
+    def _open_block(self, kind: str) -> bytes:
+        out = self._close_block()
+        self.index += 1
+        self.block = kind
+        block: dict[str, Any] = {"type": "text", "text": ""}
+        if kind == "thinking":
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+        frame = {"type": "content_block_start", "index": self.index, "content_block": block}
+        out += self._event("content_block_start", frame)
+        if self.index == 0:
+            out += self._event("ping", {"type": "ping"})
+        return out
+
+    def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
+        kind = "text" if channel == "answer" else "thinking"
+        out = self._open_block(kind) if self.block != kind else b""
+        return out + self._delta(text, kind)
+
+    def _delta(self, text: str, kind: str) -> bytes:
+        if kind == "text":
+            delta = {"type": "text_delta", "text": text}
+        else:
+            delta = {"type": "thinking_delta", "thinking": text}
+        frame = {"type": "content_block_delta", "index": max(0, self.index), "delta": delta}
+        return self._event("content_block_delta", frame)
+
+    def _delta_frame(self, text: str) -> bytes:
+        return self._delta(text, self.block or "text")
+
+    def finish(self, finish_reason: str, stats: Stats) -> bytes:
+        out = self._close_block()
+        delta = {"stop_reason": self._STOP.get(finish_reason, finish_reason), "stop_sequence": None}
+        usage = {"output_tokens": stats.completion_tokens}
+        out += self._event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+        return out + self._event("message_stop", {"type": "message_stop"})
+
+    def keepalive(self) -> bytes:
+        return self._event("ping", {"type": "ping"})
+
+    def error_frame(self, message: str) -> bytes:
+        return self._event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
+
+    def cut(self) -> bytes:
+        return self._event("message_stop", {"type": "message_stop"})
+
+    def bad_json(self) -> bytes:
+        return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"oops"\n\n'
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": self._ERRORS.get(status, "api_error"), "message": message}}
+
+    def whole(self, reasoning: str, answer: str, finish: str, stats: Stats) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if reasoning:
+            content.append({"type": "thinking", "thinking": reasoning, "signature": self.SIGNATURE})
+        content.append({"type": "text", "text": answer})
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": self._STOP.get(finish, finish),
+            "stop_sequence": None,
+            "usage": {"input_tokens": stats.prompt_tokens, "output_tokens": stats.completion_tokens},
+        }
+
+
+__all__ = ["AnthropicEncoder"]
