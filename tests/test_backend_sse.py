@@ -1,0 +1,160 @@
+"""Pure framing tests: SSE and NDJSON over hand-made byte streams."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thunderdome.backends.sse import (
+    MAX_LINE,
+    FrameError,
+    LineSplitter,
+    NDJSONDecoder,
+    SSEDecoder,
+    SSEEvent,
+    parse_json_frame,
+)
+
+STREAM = (
+    b": keep-alive\r\n\r\n"
+    b'data: {"text": "h\xc3\xa9llo \xf0\x9f\x98\x80"}\r\n\r\n'
+    b"event: custom\r\n"
+    b"id: 7\r\n"
+    b"data:first\r\n"
+    b"data:  second\r\n\r\n"
+    b"data: [DONE]\r\n\r\n"
+)
+EXPECTED = [
+    ("message", '{"text": "héllo 😀"}'),
+    ("custom", "first\n second"),
+    ("message", "[DONE]"),
+]
+
+
+def sse_all(chunks: list[bytes]) -> list[SSEEvent]:
+    dec = SSEDecoder()
+    out: list[SSEEvent] = []
+    for i, chunk in enumerate(chunks):
+        out += dec.feed(chunk, float(i))
+    out += dec.close(float(len(chunks)))
+    return out
+
+
+def test_whole_stream_in_one_chunk() -> None:
+    events = sse_all([STREAM])
+    assert [(e.event, e.data) for e in events] == EXPECTED
+    assert all(e.t == 0.0 for e in events)
+
+
+@pytest.mark.parametrize("variant", ["crlf", "lf", "cr"])
+def test_split_at_every_position_gives_the_same_frames(variant: str) -> None:
+    stream = {"crlf": STREAM, "lf": STREAM.replace(b"\r\n", b"\n"), "cr": STREAM.replace(b"\r\n", b"\r")}[variant]
+    for cut in range(1, len(stream)):
+        events = sse_all([stream[:cut], stream[cut:]])
+        assert [(e.event, e.data) for e in events] == EXPECTED, cut
+
+
+def test_every_frame_carries_the_time_of_the_chunk_that_completed_it() -> None:
+    chunks = [STREAM[i : i + 1] for i in range(len(STREAM))]  # chunk i arrives at t == i
+    events = sse_all(chunks)
+    assert [(e.event, e.data) for e in events] == EXPECTED
+    blanks = [i for i in range(len(STREAM)) if STREAM.startswith(b"\r\n\r\n", i)]
+    # a frame completes on the "\r" of its blank line (a lone CR already ends a line);
+    # the first blank line ends the keep-alive comment, which dispatches nothing
+    assert [e.t for e in events] == [float(i + 2) for i in blanks[1:]]
+
+
+def test_multibyte_character_split_across_chunks() -> None:
+    frame = "data: 日本語 😀\n\n".encode()
+    for cut in range(1, len(frame)):
+        events = sse_all([frame[:cut], frame[cut:]])
+        assert [e.data for e in events] == ["日本語 😀"]
+
+
+def test_crlf_split_between_chunks_is_one_line_end() -> None:
+    lines = LineSplitter()
+    assert list(lines.feed(b"a\r")) == ["a"]
+    assert list(lines.feed(b"\nb\r")) == ["b"]
+    assert list(lines.feed(b"\r\n")) == [""]
+    assert list(lines.feed(b"c\n")) == ["c"]
+
+
+def test_comments_only_and_blank_lines_dispatch_nothing() -> None:
+    assert sse_all([b": ping\n\n\n\n: ping\r\n\r\n"]) == []
+
+
+def test_pending_event_at_end_of_stream_is_dispatched() -> None:
+    events = sse_all([b"data: [DONE]"])
+    assert [e.data for e in events] == ["[DONE]"]
+
+
+def test_invalid_utf8_raises_after_the_good_lines() -> None:
+    dec = SSEDecoder()
+    got: list[str] = []
+    with pytest.raises(FrameError, match="invalid UTF-8 in stream"):
+        for event in dec.feed(b"data: ok\n\ndata: bad \xff\xfe\n\n", 0.0):
+            got.append(event.data)
+    assert got == ["ok"]
+
+
+def test_line_without_newline_over_1_mib_raises() -> None:
+    lines = LineSplitter()
+    assert list(lines.feed(b"data: " + b"x" * (MAX_LINE - 6))) == []  # exactly 1 MiB so far: fine
+    with pytest.raises(FrameError, match=r"^frame larger than 1 MiB$"):
+        list(lines.feed(b"x"))
+
+
+def test_complete_line_over_1_mib_raises_but_1_mib_is_fine() -> None:
+    assert list(LineSplitter().feed(b"y" * MAX_LINE + b"\n")) == ["y" * MAX_LINE]
+    with pytest.raises(FrameError, match="frame larger than 1 MiB"):
+        list(LineSplitter().feed(b"y" * (MAX_LINE + 1) + b"\n"))
+
+
+def test_trickle_of_a_long_line_stays_linear() -> None:
+    # 200 KB one byte at a time: each feed only scans the new byte
+    lines = LineSplitter()
+    for _ in range(200_000):
+        assert not list(lines.feed(b"z"))
+    assert list(lines.feed(b"\n")) == ["z" * 200_000]
+
+
+def test_ndjson_skips_blank_lines_and_flushes_the_last_line() -> None:
+    body = b'{"a": 1}\n\n  \r\n{"b": "\xc3\xa9"}\n{"c": 3}'
+    for cut in range(1, len(body)):
+        dec = NDJSONDecoder()
+        out = list(dec.feed(body[:cut], 1.0)) + list(dec.feed(body[cut:], 2.0)) + list(dec.close(3.0))
+        assert [json.loads(x.text) for x in out] == [{"a": 1}, {"b": "é"}, {"c": 3}]
+        assert out[-1].t == 3.0  # the last line was completed by end of stream
+
+
+def test_ndjson_time_is_that_of_the_completing_chunk() -> None:
+    dec = NDJSONDecoder()
+    assert list(dec.feed(b'{"a"', 1.0)) == []
+    (line,) = dec.feed(b": 1}\n{", 2.0)
+    assert (line.text, line.t) == ('{"a": 1}', 2.0)
+
+
+def test_malformed_json_reason_is_one_truncated_line() -> None:
+    with pytest.raises(FrameError) as info:
+        parse_json_frame('{"choices": [\n' + "x" * 500)
+    reason = info.value.reason
+    assert reason.startswith('malformed JSON frame: {"choices": [ xxx')
+    assert "\n" not in reason and len(reason) < 120
+
+
+def test_importing_the_package_does_not_load_httpx() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    code = (
+        "import sys, thunderdome.backends, thunderdome.backends.sse, thunderdome.backends.base;"
+        "print('httpx' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

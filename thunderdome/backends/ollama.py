@@ -1,0 +1,101 @@
+"""Ollama native chat streaming client (``POST /api/chat``, NDJSON).
+
+Invariant: the line with ``done: true`` is the only clean end; its
+``eval_count`` is the output token count (source ``server``) and
+``eval_count / eval_duration`` (nanoseconds) the server's tokens/s. A body that
+closes before it is a cut stream (BackendError). ``message.thinking`` is the
+reasoning channel. ``{"error": ...}`` lines (sent with HTTP 200) end the lane.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thunderdome.backends.base import ChatRequest
+from thunderdome.backends.http import StreamingBackend, StreamParser, expect_object
+from thunderdome.backends.sse import JSONLine, NDJSONDecoder, parse_json_frame
+from thunderdome.events import Event, Usage
+
+TOP_LEVEL_OPTIONS = frozenset({"think", "keep_alive", "format", "tools", "raw", "template"})
+"""Backend options that go at the top of the body; the rest go in ``options``."""
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class OllamaParser(StreamParser):
+    end_name = "done:true"
+
+    def frame(self, frame: JSONLine) -> list[Event]:
+        out: list[Event] = []
+        t = frame.t
+        obj = expect_object(parse_json_frame(frame.text), frame.text)
+        if obj.get("error"):
+            raise self.server_error(obj)
+        message = obj.get("message")
+        if isinstance(message, dict):
+            self.token(out, t, message.get("thinking"), "reasoning")
+            self.token(out, t, message.get("content"), "answer")
+        if obj.get("done") is True:
+            count = _int(obj.get("eval_count"))
+            if count is not None:
+                duration = obj.get("eval_duration")
+                tps = None
+                if isinstance(duration, (int, float)) and duration > 0:
+                    tps = count / (duration / 1e9)
+                out.append(
+                    Usage(
+                        t=t,
+                        lane=self.lane,
+                        turn=self.turn,
+                        output_tokens=count,
+                        input_tokens=_int(obj.get("prompt_eval_count")),
+                        source="server",
+                        server_tps=tps,
+                    )
+                )
+            # No done_reason means no finish reason (DESIGN.md: likely cut);
+            # only very old Ollama builds (before done_reason existed) look so.
+            if obj.get("done_reason"):
+                self.finish_reason = str(obj["done_reason"])
+            self.end(out, t)
+        return out
+
+
+class OllamaBackend(StreamingBackend):
+    """POST ``{url}/api/chat`` with ``stream: true``."""
+
+    content_types = ("application/x-ndjson", "application/json", "text/plain")
+    stream_name = "an NDJSON stream"
+    accept = "application/x-ndjson"
+
+    def endpoint(self) -> str:
+        return f"{self.base_url}/api/chat"
+
+    def protocol_headers(self) -> dict[str, str]:
+        key = self.spec.api_key()  # Ollama behind an authenticating proxy
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        options: dict[str, Any] = {"num_predict": request.max_tokens}
+        body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in request.messages]}
+        for key, value in self.options.items():
+            if key == "options" and isinstance(value, dict):
+                options.update(value)
+            elif key in TOP_LEVEL_OPTIONS:
+                body[key] = value
+            else:
+                options[key] = value
+        body["options"] = options
+        body["stream"] = True
+        return self.sim_field(body, request)
+
+    def decoder(self) -> NDJSONDecoder:
+        return NDJSONDecoder()
+
+    def parser(self, request: ChatRequest) -> OllamaParser:
+        return OllamaParser(request.lane, request.turn)
+
+
+__all__ = ["OllamaBackend", "OllamaParser"]

@@ -1,0 +1,118 @@
+"""OpenAI chat-completions streaming client (vLLM, llama.cpp, LM Studio,
+SGLang, Ollama /v1, hosted APIs).
+
+Invariant: ``data: [DONE]`` is the only clean end; a body that closes without
+it is a cut stream (BackendError), and a stream that ends with ``[DONE]`` but
+never named a ``finish_reason`` ends with ``StreamEnded(finish_reason=None)``.
+Reasoning arrives as ``delta.reasoning_content`` or ``delta.reasoning``; usage
+(``completion_tokens``) and llama.cpp ``timings`` become ``Usage`` events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thunderdome.backends.base import ChatRequest
+from thunderdome.backends.http import StreamingBackend, StreamParser, expect_object
+from thunderdome.backends.sse import SSEDecoder, SSEEvent, parse_json_frame
+from thunderdome.events import Event, Usage
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class OpenAIParser(StreamParser):
+    end_name = "[DONE]"
+
+    def __init__(self, lane: str, turn: int) -> None:
+        super().__init__(lane, turn)
+        self._server_tps: float | None = None
+
+    def frame(self, frame: SSEEvent) -> list[Event]:
+        out: list[Event] = []
+        t = frame.t
+        if frame.data.strip() == "[DONE]":
+            self.end(out, t)
+            return out
+        obj = expect_object(parse_json_frame(frame.data), frame.data)
+        if obj.get("error") or frame.event == "error":
+            raise self.server_error(obj)
+        choices = obj.get("choices")
+        if isinstance(choices, list) and choices:
+            choice = next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), choices[0])
+            if isinstance(choice, dict):
+                delta = choice.get("delta")
+                if isinstance(delta, dict):
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    self.token(out, t, reasoning, "reasoning")
+                    self.token(out, t, delta.get("content"), "answer")
+                if choice.get("finish_reason"):
+                    self.finish_reason = str(choice["finish_reason"])
+        timings = obj.get("timings")
+        if isinstance(timings, dict):
+            tps = _number(timings.get("predicted_per_second"))
+            if tps is not None:
+                self._server_tps = tps
+        usage = obj.get("usage")
+        completion = _int(usage.get("completion_tokens")) if isinstance(usage, dict) else None
+        if isinstance(usage, dict) and completion is not None:
+            out.append(
+                Usage(
+                    t=t,
+                    lane=self.lane,
+                    turn=self.turn,
+                    output_tokens=completion,
+                    input_tokens=_int(usage.get("prompt_tokens")),
+                    source="usage",
+                    server_tps=self._server_tps,
+                )
+            )
+        elif isinstance(timings, dict) and _int(timings.get("predicted_n")) is not None:
+            out.append(
+                Usage(
+                    t=t,
+                    lane=self.lane,
+                    turn=self.turn,
+                    output_tokens=_int(timings.get("predicted_n")),
+                    input_tokens=_int(timings.get("prompt_n")),
+                    source="server",
+                    server_tps=self._server_tps,
+                )
+            )
+        return out
+
+
+class OpenAIBackend(StreamingBackend):
+    """POST ``{url}/chat/completions`` (``url`` ends in ``/v1``)."""
+
+    def endpoint(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def protocol_headers(self) -> dict[str, str]:
+        key = self.spec.api_key()
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(m) for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "stream_options": {"include_usage": True},
+        }
+        body.update(self.options)
+        body["stream"] = True
+        return self.sim_field(body, request)
+
+    def decoder(self) -> SSEDecoder:
+        return SSEDecoder()
+
+    def parser(self, request: ChatRequest) -> OpenAIParser:
+        return OpenAIParser(request.lane, request.turn)
+
+
+__all__ = ["OpenAIBackend", "OpenAIParser"]
