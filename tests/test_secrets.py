@@ -1,0 +1,161 @@
+"""No API key ever reaches a recording or an export, even one a server echoes
+into the token stream split across many deltas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from thunderdome.events import LaneError, Notice, RaceFinished, RaceStarted, TokenDelta, Usage
+from thunderdome.export import FORMATS, export_file, export_results
+from thunderdome.metrics import compute_results
+from thunderdome.race.runner import collect, run_race
+from thunderdome.record import REDACTED, Recorder, Redactor, env_secrets
+from thunderdome.replay import load_recording, replay_results
+from thunderdome.specs import BackendSpec, TaskSpec
+
+KEY = "sk-test-PLANTED-123456"
+PLAIN = "plain-Secret-Value-42"  # held in a variable whose name has no telltale suffix
+LONG = TaskSpec(name="t", title="t", kind="long", user="write", max_tokens=50, timeout=30)
+
+
+def sim(name: str, profile: str, protocol: str = "openai", api_key_env: str | None = None, **options) -> BackendSpec:
+    return BackendSpec(
+        name=name, kind="sim", model=profile, profile=profile, protocol=protocol, api_key_env=api_key_env, options=options
+    )
+
+
+def assert_clean(text: str) -> None:
+    for secret in (KEY, PLAIN):
+        assert secret not in text
+        assert secret[4:16] not in text  # not even a recognisable piece of it
+
+
+async def test_a_recorded_sim_race_never_writes_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_TEST_API_KEY", KEY)
+    monkeypatch.setenv("LANE_CREDENTIAL", PLAIN)
+    reply = f"Your key is {KEY}, yes {KEY}; and the other one: {PLAIN}. Bye."
+    specs = [
+        sim("echo-openai", "instant", api_key_env="MY_TEST_API_KEY", reply=reply),
+        sim("echo-ollama", "instant", "ollama", api_key_env="LANE_CREDENTIAL", reply=reply),
+        sim("echo-anthropic", "instant", "anthropic", reply=reply),
+    ]
+    path = tmp_path / "race.jsonl"
+    live: list = []
+    async with Recorder(path) as rec:
+        standings = await run_race(LONG, specs, sinks=[collect(live), rec], emulator="thread")
+    # the live stream really carried the key, split across deltas
+    texts = {}
+    for e in live:
+        if isinstance(e, TokenDelta):
+            texts[e.lane] = texts.get(e.lane, "") + e.text
+    assert all(KEY in t for t in texts.values()) and len(texts) == 3
+    assert not any(KEY in e.text for e in live if isinstance(e, TokenDelta))  # never whole in one delta
+    raw = path.read_text(encoding="utf-8")
+    assert_clean(raw)
+    recording = load_recording(path)
+    replayed = {}
+    for e in recording.events:
+        if isinstance(e, TokenDelta):
+            replayed[e.lane] = replayed.get(e.lane, "") + e.text
+    expected = reply.replace(KEY, REDACTED).replace(PLAIN, REDACTED)
+    assert replayed == {lane: expected for lane in texts}
+    # the header names the variable, never its value
+    assert {"api_key_env": "MY_TEST_API_KEY"}.items() <= recording.header["backends"][0].items()
+    # redaction changed text only: every figure is the live race's
+    assert compute_results(recording.events) == standings.results()
+    for fmt in FORMATS:
+        assert_clean(export_file(path, fmt))
+        assert_clean(export_results(standings.results(), fmt))
+
+
+async def test_keys_in_any_field_are_scrubbed(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_TEST_API_KEY", KEY)
+    lanes = ({"name": "a", "kind": "openai", "model": "m", "url": f"http://127.0.0.1:1/v1?key={KEY}", "api_key_env": "MY_TEST_API_KEY"},)
+    events = [
+        RaceStarted(t=0.0, task="t", lanes=lanes),
+        TokenDelta(t=0.1, lane="a", text=f"whole {KEY} in one delta"),
+        Usage(t=0.2, lane="a", output_tokens=5),
+        Notice(t=0.2, message=f"server said {KEY!r}", lane="a"),
+        LaneError(t=0.3, lane="a", reason=f"HTTP 401: invalid api key {KEY}"),
+        RaceFinished(t=0.3, winner=None),
+    ]
+    path = tmp_path / "r.jsonl"
+    async with Recorder(path) as rec:
+        for event in events:
+            rec(event)
+    assert_clean(path.read_text(encoding="utf-8"))
+    error = next(e for e in load_recording(path).events if isinstance(e, LaneError))
+    assert error.reason == f"HTTP 401: invalid api key {REDACTED}"
+    results = replay_results(path)
+    for fmt in FORMATS:
+        assert_clean(export_file(path, fmt))
+    # an export of live results (never recorded) is scrubbed too
+    results["lanes"][0]["error"] = f"echo {KEY}"
+    for fmt in FORMATS:
+        assert_clean(export_results(results, fmt))
+
+
+def test_env_secrets_picks_named_and_telltale_variables():
+    env = {
+        "MY_API_KEY": "abcdefgh12",
+        "GH_TOKEN": "short",  # too short to be a key: left alone
+        "DB_SECRET": "s3cr3t-value",
+        "CUSTOM": "custom-key-value",
+        "PATH": "/usr/bin:/bin",
+    }
+    assert env_secrets([], env) == {"abcdefgh12", "s3cr3t-value"}
+    assert env_secrets(["CUSTOM", "MISSING"], env) == {"abcdefgh12", "s3cr3t-value", "custom-key-value"}
+
+
+def _feed_all(redactor: Redactor, dicts: list[dict]) -> list[dict]:
+    out = []
+    for d in dicts:
+        out += redactor.feed(d)
+    return out + redactor.flush()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.text(alphabet="ab sk-T", max_size=12),
+    after=st.text(alphabet="ab sk-T", max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
+    other=st.booleans(),
+)
+def test_a_key_split_anyhow_across_deltas_is_scrubbed(before, after, cuts, other):
+    text = before + KEY + after + KEY[:7]  # ends with a key prefix that never completes
+    points = sorted({c for c in cuts if 0 < c < len(text)})
+    pieces = [text[i:j] for i, j in zip([0, *points], [*points, len(text)])]
+    dicts = []
+    for n, piece in enumerate(pieces):
+        dicts.append(TokenDelta(t=n * 0.01, lane="a", text=piece).to_dict())
+        if other:  # another lane's events interleave
+            dicts.append(TokenDelta(t=n * 0.01, lane="b", text="x").to_dict())
+    dicts.append(LaneError(t=1.0, lane="a", reason="cut").to_dict())
+    out = _feed_all(Redactor([KEY]), dicts)
+    mine = [d for d in out if d.get("lane") == "a"]
+    assert [d["t"] for d in mine] == [d["t"] for d in dicts if d.get("lane") == "a"]  # every delta, in order
+    assert mine[-1]["type"] == "lane_error"
+    joined = "".join(d.get("text", "") for d in mine)
+    assert joined == text.replace(KEY, REDACTED)
+    assert KEY not in json.dumps(out)
+    assert len(out) == len(dicts)
+
+
+def test_a_delta_that_only_looks_like_a_key_start_is_held_briefly_not_changed():
+    red = Redactor([KEY])
+    first = TokenDelta(t=0.1, lane="a", text="ask").to_dict()  # "sk" could begin the key
+    assert red.feed(first) == []
+    out = red.feed(TokenDelta(t=0.2, lane="a", text="ed nicely").to_dict())
+    assert [d["text"] for d in out] == ["ask", "ed nicely"]
+    assert red.flush() == []
+
+
+def test_no_secrets_means_no_holding():
+    red = Redactor([])
+    d = TokenDelta(t=0.1, lane="a", text="sk-").to_dict()
+    assert red.feed(d) == [d]
+    assert asyncio.iscoroutinefunction(Recorder.close)

@@ -1,0 +1,238 @@
+"""Race results as JSON, CSV or a Markdown table that pastes into a GitHub issue.
+
+Invariant: an export is a pure function of a results dict (the ``--json``
+contract of ``metrics.Standings.results()``); it adds no figure of its own,
+only formatting. Cell text (model output, error messages) is escaped so the
+Markdown table never breaks, and secret-looking environment values are
+scrubbed as a last safety net.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from thunderdome.record import Redactor, env_secrets
+
+FORMATS = ("json", "csv", "md")
+DASH = "—"
+CELL_MAX = 160
+"""Characters of free text (errors, verdicts) kept in a Markdown cell."""
+
+CSV_COLUMNS = (
+    "task",
+    "started_at",
+    "rank",
+    "lane",
+    "kind",
+    "model",
+    "status",
+    "ttfb_s",
+    "ttft_s",
+    "ttfa_s",
+    "e2e_s",
+    "tokens",
+    "tokens_source",
+    "output_tps",
+    "server_tps",
+    "itl_p50_ms",
+    "itl_p90_ms",
+    "itl_p99_ms",
+    "completion_s",
+    "turns",
+    "start_skew_ms",
+    "finish_reason",
+    "eliminated_by",
+    "verdict",
+    "error",
+)
+
+FOOTNOTES = (
+    "TTFT: time from request sent to the first non-empty token (answer or reasoning).",
+    "TTFA: time from request sent to the first answer token (later than TTFT for reasoning models).",
+    "e2e: time from request sent to the last token.",
+    "tok/s: output speed, (tokens − 1) / (e2e − TTFT): generation rate, TTFT excluded.",
+    "server tok/s: the server's own figure, when it reports one.",
+    "ITL: inter-token latency, the gaps between consecutive streamed chunks (p50 / p99).",
+    "tokens: output tokens as reported by the server (usage, or Ollama eval_count).",
+)
+COMPLETION_NOTE = "completion: time from race start until the lane's command passed the checker."
+ESTIMATE_NOTE = "\\* estimated: the server reported no token count, so streamed chunks were counted."
+
+
+def export_results(results: dict[str, Any], fmt: str) -> str:
+    """Render a results dict as ``json``, ``csv`` or ``md`` text."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (choose json, csv or md)")
+    safe = Redactor(env_secrets()).scrub_obj(results)
+    return _RENDERERS[fmt](safe)
+
+
+def export_file(recording_path: str | Path, fmt: str) -> str:
+    """Load a recording and export its results. Raises RecordingError."""
+    from thunderdome.replay import replay_results
+
+    return export_results(replay_results(recording_path), fmt)
+
+
+# --- JSON / CSV ----------------------------------------------------------------------------
+
+
+def to_json(results: dict[str, Any]) -> str:
+    return json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv(results: dict[str, Any]) -> str:
+    race = results.get("race") or {}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for lane in results.get("lanes") or []:
+        row = {**lane, "lane": lane.get("name"), "task": race.get("task"), "started_at": race.get("started_at")}
+        writer.writerow(["" if row.get(col) is None else row.get(col) for col in CSV_COLUMNS])
+    return out.getvalue()
+
+
+# --- Markdown --------------------------------------------------------------------------------
+
+
+def md_cell(text: Any, limit: int = CELL_MAX) -> str:
+    """One table cell: no pipe, newline or HTML tag can break the row."""
+    s = "" if text is None else str(text)
+    s = s.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if len(s) > limit:
+        s = s[: limit - 1].rstrip() + "…"
+    s = html.escape(s, quote=False).replace("|", "\\|").replace("\n", "<br>")
+    return s or DASH
+
+
+def _num(value: Any, decimals: int) -> str:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return DASH
+    return f"{value:.{decimals}f}"
+
+
+def _tokens(lane: dict[str, Any]) -> str:
+    tokens = lane.get("tokens")
+    if tokens is None:
+        return DASH
+    return f"{tokens}*" if lane.get("tokens_source") == "estimate" else str(tokens)
+
+
+def _outcome(lane: dict[str, Any]) -> str:
+    parts = [str(p) for p in (lane.get("error"), lane.get("verdict")) if p]
+    if lane.get("eliminated_by"):
+        parts.append(f"eliminated by {lane['eliminated_by']}")
+    return "; ".join(parts)
+
+
+def _date(started_at: str) -> str:
+    if not started_at:
+        return "date unknown"
+    try:
+        when = _dt.datetime.fromisoformat(started_at)
+    except ValueError:
+        return started_at
+    if when.tzinfo is None:
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+Column = tuple[str, bool, Callable[[dict[str, Any]], str]]
+"""(header, right-aligned, cell function)."""
+
+
+def _columns(kind: str) -> list[Column]:
+    cols: list[Column] = [
+        ("#", True, lambda l: _num(l.get("rank"), 0)),
+        ("lane", False, lambda l: md_cell(l.get("name"), 60)),
+        ("model", False, lambda l: md_cell(l.get("model"), 60)),
+        ("status", False, lambda l: md_cell(l.get("status"), 30)),
+        ("TTFT s", True, lambda l: _num(l.get("ttft_s"), 3)),
+        ("TTFA s", True, lambda l: _num(l.get("ttfa_s"), 3)),
+        ("e2e s", True, lambda l: _num(l.get("e2e_s"), 3)),
+        ("tokens", True, _tokens),
+        ("tok/s", True, lambda l: _num(l.get("output_tps"), 1)),
+        ("server tok/s", True, lambda l: _num(l.get("server_tps"), 1)),
+        ("ITL p50 ms", True, lambda l: _num(l.get("itl_p50_ms"), 1)),
+        ("ITL p99 ms", True, lambda l: _num(l.get("itl_p99_ms"), 1)),
+    ]
+    if kind == "thunderdome":
+        cols.append(("completion s", True, lambda l: _num(l.get("completion_s"), 3)))
+    cols.append(("verdict / error", False, lambda l: md_cell(_outcome(l))))
+    return cols
+
+
+def _table(columns: list[Column], lanes: list[dict[str, Any]]) -> list[str]:
+    rows = [[fn(lane) for _, _, fn in columns] for lane in lanes]
+    widths = [max([len(h), 3, *(len(r[i]) for r in rows)]) for i, (h, _, _) in enumerate(columns)]
+
+    def line(cells: list[str]) -> str:
+        padded = [c.rjust(w) if right else c.ljust(w) for c, w, (_, right, _) in zip(cells, widths, columns)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = ["-" * (w - 1) + ":" if right else ":" + "-" * (w - 1) for w, (_, right, _) in zip(widths, columns)]
+    return [line([h for h, _, _ in columns]), line(rule), *(line(r) for r in rows)]
+
+
+def _winner_line(results: dict[str, Any], kind: str) -> str:
+    lanes = results.get("lanes") or []
+    winner = results.get("winner")
+    lane = next((l for l in lanes if l.get("name") == winner), None)
+    if not winner or lane is None:
+        if lanes and all(l.get("status") == "error" for l in lanes):
+            return "**No winner**: every lane failed."
+        return "**No winner.**"
+    model = f" ({md_cell(lane.get('model'), 60)})" if lane.get("model") else ""
+    if kind == "thunderdome":
+        how = f"completed the task in {_num(lane.get('completion_s'), 3)} s"
+    else:
+        how = f"finished in {_num(lane.get('e2e_s'), 2)} s at {_num(lane.get('output_tps'), 1)} tok/s"
+    return f"**Winner: {md_cell(winner, 60)}**{model}, {how}."
+
+
+def _isolation_line(race: dict[str, Any], kind: str) -> str:
+    iso = race.get("isolation") or "none"
+    if kind != "thunderdome":
+        return f"Isolation: {md_cell(iso, 30)} (a long race runs no commands)."
+    if iso == "bwrap":
+        return "Isolation: bwrap (bubblewrap sandbox: no network, throwaway work dir, cleared environment)."
+    return f"Isolation: **{md_cell(iso, 30)}**, weaker than the bubblewrap sandbox (bwrap was not available)."
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    race = results.get("race") or {}
+    lanes = list(results.get("lanes") or [])
+    kind = race.get("kind") or "long"
+    task = race.get("task") or "race"
+    out = [f"### Thunderdome: {md_cell(task, 80)}, {_date(race.get('started_at') or '')}", ""]
+    facts = [f"{kind} race"]
+    if race.get("title") and race.get("title") != task:
+        facts.insert(0, md_cell(race["title"], 120))
+    if race.get("win_rule"):
+        facts.append(f"rule {race['win_rule']}")
+    if race.get("max_tokens"):
+        facts.append(f"max_tokens {race['max_tokens']}")
+    if race.get("duration_s") is not None:
+        facts.append(f"duration {_num(race['duration_s'], 2)} s")
+    out += [" · ".join(facts), ""]
+    out += _table(_columns(kind), lanes)
+    out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
+    notes = list(FOOTNOTES)
+    if kind == "thunderdome":
+        notes.append(COMPLETION_NOTE)
+    if any(l.get("tokens_source") == "estimate" for l in lanes):
+        notes.append(ESTIMATE_NOTE)
+    notes.append(f"{DASH}: not measured (the lane never got that far).")
+    out += [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"json": to_json, "csv": to_csv, "md": to_markdown}
+
+__all__ = ["FORMATS", "CSV_COLUMNS", "export_file", "export_results", "md_cell", "to_csv", "to_json", "to_markdown"]
