@@ -66,7 +66,7 @@ class BackendSpec:
         data: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
-            "model": self.model,
+            "model": self.model or self.profile or "",
             "url": self.url,
         }
         if self.kind == "sim":

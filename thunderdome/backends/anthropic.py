@@ -42,7 +42,11 @@ class AnthropicParser(StreamParser):
         if kind == "message_start":
             message = obj.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
-            self._usage(out, t, usage)
+            # message_start's output_tokens is a placeholder (1); only the input
+            # count is real here. A stream cut before message_delta keeps its
+            # delta count (estimate) instead of a bogus "1 token".
+            if isinstance(usage, dict):
+                self._usage(out, t, {k: v for k, v in usage.items() if k != "output_tokens"})
         elif kind == "content_block_start":
             block = obj.get("content_block")
             if isinstance(block, dict):

@@ -66,6 +66,7 @@ async def run_race(
         except Exception as exc:
             raise RaceSetupError(f"the built-in emulator did not start: {exc}") from exc
         sim_url = handle.url
+    _warm_imports()
     try:
         directive: dict[str, Any] = {}
         if time_scale != 1.0 and handle is None:
@@ -79,6 +80,16 @@ async def run_race(
     finally:
         if handle is not None:
             await asyncio.to_thread(handle.stop)
+
+
+def _warm_imports() -> None:
+    """httpx imports its async I/O layer on the first request; do it before the
+    start barrier so the first lane's start doesn't delay the others."""
+    try:
+        import anyio._backends._asyncio  # noqa: F401
+        import httpcore  # noqa: F401
+    except ImportError:  # pragma: no cover - a different httpx stack
+        pass
 
 
 def collect(events: list[Event]) -> Sink:
