@@ -90,10 +90,19 @@ async def test_thunderdome_race_replays_to_the_same_results(tmp_path):
     tasks = [t for t in builtin_tasks() if t.kind == "thunderdome" and t.win_rule == "first_correct"]
     if not tasks:
         pytest.skip("no built-in first_correct task")
+    task = next((t for t in tasks if t.name == "hello-file"), tasks[0])
     specs = [sim("right", "instant"), sim("wrong", "instant", "ollama", wrong_rate=1.0)]
-    live, results = await record_race(tmp_path / "td.jsonl", tasks[0], specs)
-    assert replay_results(tmp_path / "td.jsonl") == results
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.upper().endswith(SECRET_SUFFIXES):
+                mp.delenv(name)
+        live, results = await record_race(tmp_path / "td.jsonl", task, specs)
+    assert replay_results(tmp_path / "td.jsonl") == results  # every metric field, exactly
     assert load_recording(tmp_path / "td.jsonl").events == live
+    lanes = {lane["name"]: lane for lane in results["lanes"]}
+    assert results["winner"] == "right" and lanes["right"]["completion_s"] is not None
+    assert lanes["wrong"]["status"] == "eliminated"
+    assert {"command_extracted", "exec_finished", "verdict"} <= {e.type for e in live}
 
 
 # --- loading: strict, except for a cut-off last line ---------------------------------------
@@ -355,3 +364,16 @@ def test_the_cut_fixture_loads_with_a_notice():
     cut = load_recording(FIXTURES / "long-cut.jsonl")
     assert cut.events == full.events[:-1]
     assert any("incomplete" in note for note in cut.notices)
+
+
+def test_the_thunderdome_fixture_is_a_complete_agent_race():
+    path = FIXTURES / "thunderdome-sim.jsonl"
+    if not path.exists():
+        pytest.skip("thunderdome-sim.jsonl not generated (agent mode missing when fixtures were made)")
+    recording = load_recording(path)
+    assert recording.notices == [] and recording.header["kind"] == "thunderdome"
+    results = compute_results(recording.events)
+    lanes = {lane["name"]: lane for lane in results["lanes"]}
+    assert results["winner"] == "right" and lanes["right"]["completion_s"] is not None
+    assert lanes["wrong"]["status"] == "eliminated"
+    assert {"command_extracted", "exec_finished", "verdict"} <= {e.type for e in recording.events}
