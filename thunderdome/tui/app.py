@@ -1,0 +1,316 @@
+"""The Textual app: one factory for the CLI and the tests, and the race flow.
+
+Invariant: ``make_app`` is the only way the app is built (``run_tui`` calls
+it too), so what the tests drive is what people run. The app owns the flow
+between screens (setup -> race -> results -> next race) and the sources it
+started; screens own their widgets. Quitting stops every running source
+(bounded wait) before the app exits, so no race thread, sandbox or emulator
+is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.theme import Theme
+
+from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.tui.screens.help import HelpScreen
+from thunderdome.tui.screens.race import RaceScreen
+from thunderdome.tui.screens.results import ResultsScreen
+from thunderdome.tui.sources import SourceFactory, live_source_factory, replay_source
+
+MODES = ("setup", "race", "replay")
+
+THEME = Theme(
+    name="thunderdome",
+    primary="#ff9f1c",
+    secondary="#2ec4f0",
+    accent="#ffcf33",
+    foreground="#e8e6e3",
+    background="#101216",
+    surface="#171a20",
+    panel="#232833",
+    success="#7ad151",
+    warning="#ffd23f",
+    error="#ff5555",
+    dark=True,
+)
+
+
+@dataclass
+class AppConfig:
+    """Everything ``make_app`` was given."""
+
+    mode: str
+    task: TaskSpec | None = None
+    specs: list[BackendSpec] = field(default_factory=list)
+    tasks_after: list[TaskSpec] = field(default_factory=list)
+    source_factory: SourceFactory | None = None
+    replay_path: str | None = None
+    speed: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    """The UI's clock (monotonic seconds); tests freeze it for exact pictures."""
+    results_delay: float = 1.5
+    """Seconds the finished race stays on screen before the results."""
+    output_dir: str | None = None
+    """Where screenshots and exports go when there is no recording folder."""
+    discover: bool = True
+    """Setup screen: probe local servers on their default ports."""
+
+
+class ThunderdomeApp(App[int]):
+    """Thunderdome's TUI."""
+
+    CSS_PATH = "thunderdome.tcss"
+    TITLE = "Thunderdome"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
+        Binding("s", "screenshot", "screenshot"),
+        Binding("e", "export", "export"),
+        Binding("question_mark", "help", "help"),
+    ]
+
+    def __init__(self, config: AppConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.source_factory = config.source_factory
+        self.sources: list[Any] = []
+        self.current_task: TaskSpec | None = config.task
+        self.current_specs: list[BackendSpec] = list(config.specs)
+        self.tasks_after: list[TaskSpec] = list(config.tasks_after)
+        self.from_setup = False
+        self.last_export: list[str] = []
+        self.last_screenshot: str | None = None
+
+    # -- flow ---------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.register_theme(THEME)
+        self.theme = "thunderdome"
+        mode = self.config.mode
+        if mode == "setup":
+            from thunderdome.tui.screens.setup import SetupScreen
+
+            self.push_screen(SetupScreen(discover=self.config.discover))
+        elif mode == "replay":
+            self.start_replay()
+        else:
+            assert self.current_task is not None, "race mode needs a task"
+            self.start_race(self.current_task, self.current_specs)
+
+    def _factory(self) -> SourceFactory:
+        if self.source_factory is None:
+            self.source_factory = live_source_factory()
+        return self.source_factory
+
+    def _show(self, screen: Any) -> None:
+        if len(self.screen_stack) > 1 and not (self.from_setup and len(self.screen_stack) == 2):
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+
+    def start_race(self, task: TaskSpec, specs: list[BackendSpec], *, from_setup: bool = False) -> None:
+        """Start a live race (or the factory's source) on a new race screen."""
+        self.from_setup = self.from_setup or from_setup
+        self.current_task, self.current_specs = task, list(specs)
+        source = self._factory()(task, list(specs))
+        self.sources.append(source)
+        screen = RaceScreen(
+            source, task=task, specs=specs, clock=self.config.clock, results_delay=self.config.results_delay
+        )
+        self._show(screen)
+
+    def start_replay(self) -> None:
+        path = self.config.replay_path
+        assert path is not None, "replay mode needs replay_path"
+        if self.source_factory is not None:
+            source = self.source_factory(self.current_task, self.current_specs)  # type: ignore[arg-type]
+        else:
+            source = replay_source(path, self.config.speed)
+        self.sources.append(source)
+        screen = RaceScreen(
+            source,
+            replay=True,
+            speed=self.config.speed,
+            clock=self.config.clock,
+            results_delay=self.config.results_delay,
+        )
+        self._show(screen)
+
+    def race_over(self, screen: RaceScreen) -> None:
+        """A race screen saw RaceFinished: show its results."""
+        while isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        if self.screen is not screen:
+            return
+        next_task = self.tasks_after[0] if self.tasks_after and not screen.replay else None
+        results = ResultsScreen(
+            screen.feed,
+            screen.lane_colors,
+            recording=getattr(screen.source, "recording_path", None),
+            next_task=next_task,
+            can_go_back=self.from_setup,
+        )
+        self.switch_screen(results)
+
+    def rerun(self, screen: Any) -> None:
+        """Run the current race again (a replay restarts from its start)."""
+        if isinstance(screen, RaceScreen):
+            self._stop_later(screen.source)
+        if self.config.mode == "replay":
+            self.start_replay()
+        elif self.current_task is not None:
+            self.start_race(self.current_task, self.current_specs)
+
+    def next_race(self) -> None:
+        if self.tasks_after:
+            task = self.tasks_after.pop(0)
+            self.start_race(task, self.current_specs)
+
+    def back_to_setup(self) -> None:
+        if self.from_setup and len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def _stop_later(self, source: Any) -> None:
+        async def stop() -> None:
+            await asyncio.to_thread(source.stop, 10.0)
+
+        self.run_worker(stop(), group="stop-sources", exit_on_error=False)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        running = [s for s in self.sources if not s.done.is_set()]
+        if running:
+            self.notify("stopping the race…", timeout=3)
+            await asyncio.gather(*(asyncio.to_thread(s.stop, 5.0) for s in running), return_exceptions=True)
+        self.exit(0)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def output_dir(self) -> Path:
+        """Next to the recording if there is one, else the configured folder or cwd."""
+        recording = getattr(getattr(self.screen, "source", None), "recording_path", None) or getattr(
+            self.screen, "recording", None
+        )
+        if self.config.output_dir:
+            return Path(self.config.output_dir)
+        if recording:
+            return Path(recording).parent
+        return Path.cwd()
+
+    def action_screenshot(self) -> None:
+        folder = self.output_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(path=str(folder))
+        except OSError as exc:
+            self.notify(f"screenshot failed: {exc}", severity="error", markup=False)
+            return
+        self.last_screenshot = path
+        if isinstance(self.screen, ResultsScreen):
+            self.screen.note_screenshot(path)
+        self.notify(path, title="screenshot saved", timeout=6, markup=False)
+
+    def action_export(self) -> None:
+        standings = getattr(self.screen, "standings", None) or getattr(getattr(self.screen, "feed", None), "standings", None)
+        if standings is None or not standings.lanes:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        try:
+            paths = export_files(standings.results(), self.output_dir(), self._export_stem())
+        except OSError as exc:
+            self.notify(f"export failed: {exc}", severity="error", markup=False)
+            return
+        self.last_export = paths
+        if isinstance(self.screen, ResultsScreen):
+            self.screen.note_export(paths)
+        self.notify("\n".join(paths), title="results exported", timeout=8, markup=False)
+
+    def _export_stem(self) -> str:
+        recording = getattr(self.screen, "recording", None) or getattr(getattr(self.screen, "source", None), "recording_path", None)
+        if recording:
+            return Path(recording).stem
+        task = self.current_task.name if self.current_task else "race"
+        return f"thunderdome-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def export_files(results: dict[str, Any], folder: Path, stem: str) -> list[str]:
+    """Write ``stem.md`` and ``stem.json`` into ``folder``; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("md", "json"):
+        try:
+            from thunderdome.export import export_results
+
+            text = export_results(results, fmt)
+        except ImportError:
+            if fmt != "json":
+                continue
+            text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+        path = folder / f"{stem}.{fmt}"
+        path.write_text(text, encoding="utf-8")
+        written.append(str(path))
+    return written
+
+
+def make_app(
+    *,
+    mode: str,
+    task: TaskSpec | None = None,
+    specs: list[BackendSpec] | None = None,
+    source_factory: SourceFactory | None = None,
+    recording_path: str | Path | None = None,
+    replay_path: str | Path | None = None,
+    speed: float = 1.0,
+    tasks_after: list[TaskSpec] | None = None,
+    **kw: Any,
+) -> ThunderdomeApp:
+    """Build the app. ``mode``: ``setup`` (pick a task and backends), ``race``
+    (straight into ``task`` on ``specs``, then ``tasks_after``), ``replay``
+    (``replay_path`` at ``speed``). ``source_factory(task, specs)`` replaces the
+    live race (tests). Extra keywords: ``record`` (True / path / None),
+    ``time_scale``, ``max_tokens``, ``seed`` for live races; ``clock``,
+    ``results_delay``, ``output_dir``, ``discover`` for the app itself."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "race" and (task is None or not specs):
+        raise ValueError("race mode needs a task and at least one backend")
+    if mode == "replay" and replay_path is None:
+        raise ValueError("replay mode needs replay_path")
+    record = kw.pop("record", True)
+    if recording_path is not None:
+        record = str(recording_path)
+    run_kwargs = {k: kw.pop(k) for k in ("time_scale", "max_tokens", "seed", "emulator") if k in kw}
+    if source_factory is None and mode != "replay":
+        source_factory = live_source_factory(record=record, **run_kwargs)
+    config = AppConfig(
+        mode=mode,
+        task=task,
+        specs=list(specs or []),
+        tasks_after=list(tasks_after or []),
+        source_factory=source_factory,
+        replay_path=str(replay_path) if replay_path is not None else None,
+        speed=speed,
+        **kw,
+    )
+    return ThunderdomeApp(config)
+
+
+def run_tui(**kwargs: Any) -> int:
+    """Run the app in the terminal; return its exit code."""
+    app = make_app(**kwargs)
+    result = app.run()
+    return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)

@@ -1,0 +1,52 @@
+"""Fixed-width number formats, so figures never jitter as they change.
+
+Invariant: each formatter returns the same width for every value in its
+range, with the unit included, and an em dash placeholder of that width when
+the value is unknown.
+"""
+
+from __future__ import annotations
+
+
+def seconds(value: float | None, width: int = 7) -> str:
+    """``  0.90 s`` / `` 21.8 s`` / ``  94 s``: 3 significant places."""
+    if value is None:
+        return "—".rjust(width)
+    if value < 10:
+        text = f"{value:.2f} s"
+    elif value < 100:
+        text = f"{value:.1f} s"
+    else:
+        text = f"{value:.0f} s"
+    return text.rjust(width)
+
+
+def tps(value: float | None, width: int = 11) -> str:
+    """``190.2 tok/s``."""
+    if value is None:
+        return "— tok/s".rjust(width)
+    text = f"{value:.1f} tok/s" if value < 10000 else f"{value:.0f} tok/s"
+    return text.rjust(width)
+
+
+def ms(value: float | None, width: int = 8) -> str:
+    if value is None:
+        return "—".rjust(width)
+    text = f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+    return text.rjust(width)
+
+
+def clock(value: float) -> str:
+    """The big race clock: ``0.00`` under 10 s, ``12.3`` under 1000 s, then ``1234``."""
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 1000:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def tokens(count: int | float, cap: int | None = None) -> str:
+    if cap:
+        width = len(str(cap))
+        return f"{int(count):>{width}}/{cap}"
+    return f"{int(count)}"

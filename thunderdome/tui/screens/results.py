@@ -1,0 +1,302 @@
+"""The results screen: the winner called out, every metric, the chart.
+
+Invariant: every figure here comes from the race screen's ``Standings`` via
+``ranked()`` / ``results()`` — the same numbers the headless run and the
+exports give for the same events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import DataTable, Digits, Footer, Static
+
+from thunderdome.metrics import LaneStats, Standings
+from thunderdome.tui import numbers
+from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, badge
+from thunderdome.tui.safe_text import one_line
+from thunderdome.tui.widgets.banner import RaceBanner
+from thunderdome.tui.widgets.chart import Line, TokenChart
+
+if TYPE_CHECKING:
+    from thunderdome.specs import TaskSpec
+    from thunderdome.tui.feed import EventFeed
+
+COLUMNS = (
+    ("#", 2), ("lane", 14), ("status", 12), ("TTFT", 7), ("TTFA", 7), ("e2e", 7),
+    ("tokens", 12), ("tok/s", 6), ("server", 6), ("ITL p50/p99 ms", 14), ("done", 7),
+)
+"""Fits 120 columns; verdicts and errors are listed in full beside the chart."""
+
+
+def _itl(p50: float | None, p99: float | None) -> str:
+    if p50 is None or p99 is None:
+        return "—".rjust(14)
+    return f"{p50:.1f} / {p99:.1f}".rjust(14)
+
+
+def why_line(standings: Standings, ranked: list[LaneStats]) -> Text:
+    """Why the winner won: an earlier start, a faster pace, or both."""
+    text = Text()
+    if len(ranked) < 2 or ranked[0].ttft_s is None:
+        return text
+    first, second = ranked[0], ranked[1]
+    parts: list[str] = []
+    if second.ttft_s is not None:
+        gap = second.ttft_s - first.ttft_s
+        if gap > 0.005:
+            parts.append(f"first token {gap:.2f} s before {second.name}")
+        elif gap < -0.005:
+            parts.append(f"first token {-gap:.2f} s after {second.name}")
+    if first.output_tps and second.output_tps:
+        ratio = first.output_tps / second.output_tps
+        if ratio >= 1.05:
+            parts.append(f"{ratio:.1f}× {second.name}'s output speed")
+        elif ratio <= 0.95:
+            parts.append(f"{1 / ratio:.1f}× slower output than {second.name}")
+    if parts:
+        text.append(one_line(" · ".join(parts), 200), Style(color="#d0d0d0"))
+    return text
+
+
+def lane_note(standings: Standings, s: LaneStats) -> str:
+    """Why a lane ended as it did, in one line ('' when there is nothing to say)."""
+    lane = standings.lanes[s.name]
+    if s.status == "eliminated":
+        who = f"killed by {s.eliminated_by}" if s.eliminated_by else "eliminated"
+        return who + (f" · {lane.reason}" if lane.reason and lane.reason != who else "")
+    if s.status == "error":
+        return s.error or lane.reason or "error"
+    if s.verdict:
+        return s.verdict
+    if s.finish_reason not in (None, "stop", "end_turn") and s.status == "finished":
+        return f"finish reason: {s.finish_reason}"
+    return ""
+
+
+def results_rows(standings: Standings) -> list[list[Text]]:
+    """The results table rows, in rank order."""
+    rows: list[list[Text]] = []
+    for s in standings.ranked(standings.finished_t):
+        color = STATUS_COLOR.get(s.status, "")
+        done = s.completion_s if standings.kind == "thunderdome" else s.finish_t
+        rows.append(
+            [
+                Text(str(s.rank), Style(bold=True)),
+                Text(one_line(s.name, 40), Style(bold=True)),
+                badge(s.status, 12),
+                Text(numbers.seconds(s.ttft_s)),
+                Text(numbers.seconds(s.ttfa_s)),
+                Text(numbers.seconds(s.e2e_s)),
+                Text(f"{s.tokens} {s.tokens_source}".rjust(12)),
+                Text("—".rjust(6) if s.output_tps is None else f"{s.output_tps:6.1f}"),
+                Text("—".rjust(6) if s.server_tps is None else f"{s.server_tps:6.1f}"),
+                Text(_itl(s.itl_p50_ms, s.itl_p99_ms)),
+                Text(numbers.seconds(done), Style(color=color, bold=True)),
+            ]
+        )
+    return rows
+
+
+class WinnerCard(Horizontal):
+    """Who won, in big digits, and why."""
+
+    def __init__(self, standings: Standings, colors: dict[str, str]) -> None:
+        super().__init__(id="winner")
+        self.standings = standings
+        self.lane_colors = colors
+
+    def compose(self) -> ComposeResult:
+        standings = self.standings
+        ranked = standings.ranked(standings.finished_t)
+        winner = next((s for s in ranked if s.name == standings.winner), None)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if winner is None:
+            text.append("  NO WINNER\n", Style(bold=True, color="#ff6b6b"))
+            reasons = [f"{s.name}: {s.error or s.status}" for s in ranked]
+            text.append("  " + one_line("; ".join(reasons) or "no lane finished", 300) + "\n", DIM)
+            seconds = standings.finished_t or 0.0
+        else:
+            text.append("  ★ WINNER  ", Style(color="#000000", bgcolor="#ffcf33", bold=True))
+            text.append("  " + one_line(winner.name, 40), Style(color=self.lane_colors.get(winner.name, "#ffffff"), bold=True))
+            text.append("  " + one_line(" · ".join(p for p in (winner.kind, winner.model) if p), 60) + "\n", DIM)
+            seconds = winner.completion_s if standings.kind == "thunderdome" else winner.finish_t
+            seconds = seconds or 0.0
+            label = "completed the task in" if standings.kind == "thunderdome" else "finished first in"
+            text.append(f"  {label} {numbers.seconds(seconds).strip()}", Style(bold=True))
+            if winner.ttft_s is not None:
+                text.append(f" · TTFT {numbers.seconds(winner.ttft_s).strip()}", LABEL)
+            if winner.output_tps:
+                text.append(f" · {winner.output_tps:.1f} tok/s", LABEL)
+            text.append("\n  ")
+            text.append_text(why_line(standings, ranked))
+        yield Static(text, id="winner-text")
+        yield Digits(numbers.clock(seconds), id="winner-time")
+
+
+class RecordingNote(Widget):
+    """Where the recording and the exports went."""
+
+    DEFAULT_CSS = "RecordingNote { height: auto; }"
+
+    def __init__(self, standings: Standings, recording: str | None, colors: dict[str, str]) -> None:
+        super().__init__(id="recording-note")
+        self.standings = standings
+        self.recording = recording
+        self.isolation = standings.isolation
+        self.kind = standings.kind
+        self.lane_colors = colors
+        self.exports: list[str] = []
+        self.screenshot: str | None = None
+
+    def render(self) -> Text:
+        text = Text()
+        standings = self.standings
+        for s in standings.ranked(standings.finished_t):
+            note = lane_note(standings, s)
+            if not note:
+                continue
+            mark, color = ("✖ ", "#ff6b6b") if s.status in ("error", "eliminated") else ("✔ ", "#7ad151")
+            text.append(mark, Style(color=color, bold=True))
+            text.append(one_line(s.name, 30), Style(color=self.lane_colors.get(s.name, ""), bold=True))
+            text.append("  " + one_line(note, 300) + "\n", Style(color="#d0d0d0"))
+        if text.plain:
+            text.append("\n")
+        duration = standings.finished_t
+        text.append("race       ", LABEL)
+        text.append(f"{numbers.seconds(duration).strip()}", Style(bold=True))
+        if standings.max_tokens:
+            text.append(f" · max {standings.max_tokens} tokens", DIM)
+        if standings.started_at:
+            text.append(f" · {standings.started_at[:19].replace('T', ' ')}", DIM)
+        text.append("\n")
+        text.append("recording  ", LABEL)
+        text.append(one_line(self.recording, 300) if self.recording else "not recorded", Style(bold=bool(self.recording)))
+        if self.recording:
+            text.append("\n           replay: ", LABEL)
+            text.append(f"thunderdome replay {one_line(self.recording, 300)}", DIM)
+        if self.kind == "thunderdome":
+            text.append("\nsandbox    ", LABEL)
+            ok = self.isolation == "bwrap"
+            text.append(self.isolation, Style(color="#7ad151" if ok else "#ffd23f", bold=True))
+            if not ok:
+                text.append("  ⚠ weaker isolation than bubblewrap", Style(color="#ffd23f"))
+        for path in self.exports:
+            text.append("\nexported   ", LABEL)
+            text.append(one_line(path, 300), Style(bold=True))
+        if self.screenshot:
+            text.append("\nscreenshot ", LABEL)
+            text.append(one_line(self.screenshot, 300), Style(bold=True))
+        return text
+
+
+class ResultsScreen(Screen):
+    """Final standings of one race."""
+
+    BINDINGS = [
+        Binding("r", "rerun", "rerun"),
+        Binding("e", "app.export", "export"),
+        Binding("n", "next", "next race"),
+        Binding("b", "back", "back to setup"),
+    ]
+
+    def __init__(
+        self,
+        feed: "EventFeed",
+        colors: dict[str, str],
+        *,
+        recording: str | None = None,
+        next_task: "TaskSpec | None" = None,
+        can_go_back: bool = False,
+    ) -> None:
+        super().__init__()
+        self.feed = feed
+        self.standings = feed.standings
+        self.lane_colors = colors
+        self.recording = recording
+        self.next_task = next_task
+        self.can_go_back = can_go_back
+
+    def compose(self) -> ComposeResult:
+        standings = self.standings
+        yield RaceBanner(id="banner")
+        with VerticalScroll(id="results-body"):
+            yield WinnerCard(standings, self.lane_colors)
+            table: DataTable = DataTable(id="results-table", zebra_stripes=True, cursor_type="none")
+            table.border_title = "results"
+            yield table
+            with Horizontal(id="results-bottom"):
+                with Vertical(id="results-chart-box", classes="panel") as box:
+                    box.border_title = "tokens over time"
+                    yield TokenChart(id="results-chart")
+                with Vertical(id="results-info", classes="panel") as box:
+                    box.border_title = "race"
+                    yield RecordingNote(standings, self.recording, self.lane_colors)
+                    if self.next_task is not None:
+                        yield Static(
+                            Text.assemble(("next  ", LABEL), (one_line(self.next_task.name, 40), "bold"), ("  press n", DIM)),
+                            id="next-race",
+                        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        standings = self.standings
+        table = self.query_one(DataTable)
+        for label, width in COLUMNS:
+            table.add_column(label, width=width, key=label)
+        for row in results_rows(standings):
+            table.add_row(*row)
+        lines = [Line(name, color, self.feed.series_for(name)) for name, color in self.lane_colors.items()]
+        end = standings.finished_t or standings.last_t
+        self.query_one(TokenChart).set_data(lines, end)
+        status = Text.assemble(
+            ("■ RESULTS", Style(color="#7ad151", bold=True)),
+            ("   r rerun · e export · s screenshot" + (" · n next race" if self.next_task else ""), DIM),
+        )
+        self.query_one(RaceBanner).show(
+            task=standings.task,
+            kind=standings.kind,
+            win_rule=standings.win_rule,
+            title=standings.title,
+            status=status,
+            warnings=[],
+            now=end,
+        )
+
+    def note_export(self, paths: list[str]) -> None:
+        note = self.query_one(RecordingNote)
+        note.exports = paths
+        note.refresh(layout=True)
+
+    def note_screenshot(self, path: str) -> None:
+        note = self.query_one(RecordingNote)
+        note.screenshot = path
+        note.refresh(layout=True)
+
+    def results(self) -> dict[str, Any]:
+        return self.standings.results()
+
+    def action_rerun(self) -> None:
+        self.app.rerun(self)  # type: ignore[attr-defined]
+
+    def action_next(self) -> None:
+        if self.next_task is not None:
+            self.app.next_race()  # type: ignore[attr-defined]
+
+    def action_back(self) -> None:
+        if self.can_go_back:
+            self.app.back_to_setup()  # type: ignore[attr-defined]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next":
+            return self.next_task is not None
+        if action == "back":
+            return self.can_go_back
+        return True

@@ -1,0 +1,218 @@
+"""Cumulative tokens over race time, one braille line per lane.
+
+Invariant: the picture is a pure function of (series, colours, now, size):
+``plot()`` returns the rows as ``rich.text.Text`` and is unit-tested without
+an app. The x axis is seconds since the start barrier, so a late first token
+shows as a line that starts late (its ◆ sits on the axis at that time) and
+the slope is the throughput. Axes snap to round numbers so the frame does not
+rescale on every token.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from thunderdome.tui.feed import Series
+from thunderdome.tui.palette import join_rows
+
+AXIS = Style(color="#7a7a7a")
+LABEL = Style(color="#9a9a9a")
+_NICE = (1, 2, 2.5, 5, 10)
+_DOT = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col]
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest 1/2/2.5/5 x 10^k not below ``value``."""
+    if value <= 0:
+        return 1.0
+    exp = math.floor(math.log10(value))
+    for m in _NICE:
+        candidate = m * 10**exp
+        if candidate >= value * 0.999999:
+            return candidate
+    return 10 ** (exp + 1)
+
+
+def tick_step(span: float, room: int) -> float:
+    """A round tick step giving at most ``room`` ticks over ``span``."""
+    return nice_ceiling(span / max(room, 1))
+
+
+def axis_max(value: float, floor: float) -> float:
+    """A round axis end just above ``value``: a whole number of round steps
+    (about five), so the plot stays nearly full yet rescales only in steps."""
+    value = max(value, floor)
+    step = nice_ceiling(value / 5)
+    return math.ceil(value * 1.02 / step) * step
+
+
+def _fmt_tick(value: float) -> str:
+    return f"{value:g}" if value < 1000 else f"{value / 1000:g}k"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One lane's line: its series, colour and label."""
+
+    name: str
+    color: str
+    series: Series
+
+
+def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
+    """Render the chart into ``height`` rows of ``width`` cells."""
+    if width < 16 or height < 4:
+        return [Text("") for _ in range(max(height, 0))]
+    totals = [line.series.total for line in lines]
+    ymax = axis_max(max(totals, default=0.0), 10.0)
+    xmax = axis_max(now, 1.0)
+    ylab = max(len(_fmt_tick(ymax)), len(_fmt_tick(ymax / 2)), 1)
+    legend_w = min(max((len(line.name) for line in lines), default=0) + 2, 18)
+    if width - ylab - 2 - legend_w < 12:
+        legend_w = 0
+    pw = width - ylab - 2 - legend_w  # plot cells
+    ph = height - 2  # plot rows (x axis + labels below)
+    dots_w, dots_h = pw * 2, ph * 4
+    masks = [[0] * pw for _ in range(ph)]
+    colors: list[list[str | None]] = [[None] * pw for _ in range(ph)]
+    ends: list[tuple[int, Line]] = []
+
+    def put(dx: int, dy: int, color: str) -> None:
+        row = ph - 1 - dy // 4
+        sub = 3 - dy % 4
+        cell = dx // 2
+        if 0 <= row < ph and 0 <= cell < pw:
+            masks[row][cell] |= _DOT[sub][dx % 2]
+            colors[row][cell] = color
+
+    def to_dy(value: float) -> int:
+        return min(dots_h - 1, max(0, round(value / ymax * (dots_h - 1))))
+
+    for line in lines:
+        s = line.series
+        if s.first_token_t is None or not s.points:
+            continue
+        times = [p[0] for p in s.points]
+        stop = min(now, s.end_t) if s.end_t is not None else now
+        stop = max(stop, times[-1]) if s.end_t is not None else stop
+        start_dx = round(s.first_token_t / xmax * (dots_w - 1))
+        stop_dx = min(dots_w - 1, round(stop / xmax * (dots_w - 1)))
+        prev: int | None = None
+        for dx in range(start_dx, max(start_dx, stop_dx) + 1):
+            t = dx / (dots_w - 1) * xmax
+            i = bisect_right(times, t)
+            value = s.points[i - 1][1] if i else 0.0
+            dy = to_dy(value)
+            lo, hi = (dy, dy) if prev is None else (min(prev, dy), max(prev, dy))
+            for y in range(lo, hi + 2):  # two dots thick: readable on a projector
+                put(dx, y, line.color)
+            prev = dy
+        if prev is not None:
+            ends.append((ph - 1 - prev // 4, line))
+
+    rows: list[Text] = []
+    label_rows = {0: _fmt_tick(ymax), ph - 1: "0"}
+    if ph >= 7 and ymax % 2 == 0:
+        label_rows[round((ph - 1) / 2)] = _fmt_tick(ymax / 2)
+    legend = _place_legend(ends, ph)
+    for r in range(ph):
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(label_rows.get(r, "").rjust(ylab), LABEL)
+        text.append(" ┤" if r in label_rows else " │", AXIS)
+        run_color: str | None = None
+        run = []
+        for c in range(pw):
+            mask = masks[r][c]
+            ch = chr(0x2800 + mask) if mask else " "
+            color = colors[r][c]
+            if color != run_color and run:
+                text.append("".join(run), Style(color=run_color) if run_color else None)
+                run = []
+            run_color = color
+            run.append(ch)
+        if run:
+            text.append("".join(run), Style(color=run_color) if run_color else None)
+        if legend_w:
+            item = legend.get(r)
+            if item is not None:
+                text.append(" " + item.name[: legend_w - 2].ljust(legend_w - 1), Style(color=item.color, bold=True))
+            else:
+                text.append(" " * legend_w)
+        rows.append(text)
+    rows.append(_x_axis(lines, xmax, ylab, pw, legend_w))
+    rows.append(_x_labels(xmax, ylab, pw, legend_w))
+    return rows
+
+
+def _place_legend(ends: list[tuple[int, Line]], ph: int) -> dict[int, Line]:
+    """Label each line at the row where it ends, nudging collisions apart."""
+    placed: dict[int, Line] = {}
+    for row, line in sorted(ends, key=lambda e: e[0]):
+        for candidate in sorted(range(ph), key=lambda r: (abs(r - row), r < row)):
+            if candidate not in placed:
+                placed[candidate] = line
+                break
+    return placed
+
+
+def _x_axis(lines: list[Line], xmax: float, ylab: int, pw: int, legend_w: int) -> Text:
+    cells = ["─"] * pw
+    styles: list[Style] = [AXIS] * pw
+    for line in lines:
+        t = line.series.first_token_t
+        if t is None:
+            continue
+        c = min(pw - 1, int(t / xmax * pw))
+        cells[c] = "◆"
+        styles[c] = Style(color=line.color, bold=True)
+    text = Text(no_wrap=True, overflow="crop")
+    text.append(" " * ylab + " └", AXIS)
+    for ch, style in zip(cells, styles):
+        text.append(ch, style)
+    text.append(" " * legend_w)
+    return text
+
+
+def _x_labels(xmax: float, ylab: int, pw: int, legend_w: int) -> Text:
+    step = tick_step(xmax, max(1, pw // 8))
+    line = [" "] * (pw + legend_w)
+    value = 0.0
+    while value <= xmax + 1e-9:
+        label = _fmt_tick(value)
+        col = min(int(value / xmax * pw), pw - 1)
+        start = max(0, min(col - len(label) // 2, pw - len(label)))
+        if all(ch == " " for ch in line[max(0, start - 1) : start + len(label) + 1]):
+            line[start : start + len(label)] = list(label)
+        value += step
+    unit = " s"
+    tail = "".join(line).rstrip()
+    text = Text(" " * (ylab + 2) + tail + unit, style=LABEL, no_wrap=True, overflow="crop")
+    return text
+
+
+class TokenChart(Widget):
+    """The chart widget: give it lines and the race time once per frame."""
+
+    DEFAULT_CSS = """
+    TokenChart { height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._lines: list[Line] = []
+        self._now = 0.0
+
+    def set_data(self, lines: list[Line], now: float) -> None:
+        self._lines, self._now = lines, now
+        self.refresh()
+
+    def render(self) -> Text:
+        size = self.content_region.size if self.is_mounted else self.size
+        rows = plot(self._lines, self._now, size.width, size.height)
+        return join_rows(rows)

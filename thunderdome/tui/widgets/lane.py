@@ -1,0 +1,228 @@
+"""One lane of the race: a header track, an agent line, and the token stream.
+
+Invariant: a lane widget shows only what ``LaneView.show()`` hands it (a
+snapshot of the reducer's state, computed once per frame), and its status
+shows through one CSS class ``-<status>`` (``-waiting``, ``-streaming``,
+``-winner``, ``-error``, ...) styled in ``thunderdome.tcss``. All text it
+paints is built as ``rich.text.Text`` from cleaned strings: no markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widget import Widget
+
+from thunderdome import events as ev
+from thunderdome.metrics import LaneState, LaneStats
+from thunderdome.tui import numbers
+from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, badge
+from thunderdome.tui.safe_text import one_line
+from thunderdome.tui.widgets.stream import TokenStream
+
+STATUSES = tuple(STATUS_BADGE)
+FLASH_S = 1.2
+"""Race seconds the header stays highlighted after the first token lands; a
+function of race time, so replays, pauses and snapshots show it exactly."""
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def progress_bar(fraction: float, width: int, color: str, *, empty: str = "#30343c") -> Text:
+    """A smooth bar of ``width`` cells: solid cells are painted as background
+    (no glyph seams), the leading edge as an eighth block."""
+    width = max(width, 0)
+    fraction = min(max(fraction, 0.0), 1.0)
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    text = Text(no_wrap=True)
+    text.append(" " * full, Style(bgcolor=color))
+    if part and full < width:
+        text.append(_EIGHTHS[part], Style(color=color, bgcolor=empty))
+        full += 1
+    text.append(" " * (width - full), Style(bgcolor=empty))
+    return text
+
+
+@dataclass
+class LaneSnapshot:
+    """Everything a lane shows for one frame."""
+
+    state: LaneState
+    stats: LaneStats
+    now: float
+    cap: int
+    color: str
+    kind: str = "long"
+    """Race kind: ``long`` or ``thunderdome``."""
+    pid: str = ""
+    exec_result: ev.ExecFinished | None = None
+    verdict: ev.Verdict | None = None
+    turn: int = 1
+    max_turns: int = 1
+    notes: list[str] = field(default_factory=list)
+    first_token_t: float | None = None
+    """Race time of the lane's first token (for the landing highlight)."""
+
+
+def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
+    """The two header rows: identity + badge, then the track."""
+    lane, stats = snap.state, snap.stats
+    status = lane.status
+    badge_text = badge(status)
+    ident = Text(no_wrap=True, overflow="ellipsis")
+    ident.append(one_line(lane.name, 40), Style(color=snap.color, bold=True))
+    if lane.kind or lane.model:
+        ident.append("  " + one_line(" · ".join(p for p in (lane.kind, lane.model) if p), 60), DIM)
+    room = max(width - badge_text.cell_len - 1, 1)
+    ident.truncate(room, overflow="ellipsis", pad=True)
+    row1 = Text.assemble(ident, " ", badge_text, no_wrap=True)
+
+    row2 = Text(no_wrap=True, overflow="ellipsis")
+    if stats.ttft_s is not None:
+        row2.append("◆ ", MARKER_STYLE)
+        row2.append("TTFT ", LABEL)
+        row2.append(numbers.seconds(stats.ttft_s).strip().rjust(6), Style(bold=True))
+    elif lane.ended:
+        row2.append("◇ ", DIM)
+        row2.append("no token".ljust(11), DIM)
+    else:
+        waited = max(0.0, snap.now - (lane.turns[0].request_t if lane.turns else (lane.started_t or 0.0)))
+        row2.append("◇ ", DIM)
+        row2.append(("wait " + numbers.seconds(waited).strip()).ljust(11), DIM)
+    row2.append("  ")
+    row2.append(numbers.tps(stats.output_tps, 11), Style(bold=stats.output_tps is not None))
+    elapsed = _elapsed(lane, snap.now)
+    tail = Text(no_wrap=True)
+    tail.append("  ")
+    tail.append(numbers.seconds(elapsed, 7), Style(color=STATUS_COLOR.get(status, "")))
+    tokens = lane.live_tokens if not lane.ended else stats.tokens
+    count = Text("  " + numbers.tokens(tokens, snap.cap or None) + " ", no_wrap=True)
+    bar_w = width - row2.cell_len - count.cell_len - tail.cell_len
+    if bar_w >= 6:
+        row2.append_text(count)
+        fraction = tokens / snap.cap if snap.cap else (1.0 if lane.ended else 0.0)
+        row2.append_text(progress_bar(fraction, bar_w, STATUS_COLOR.get(status, snap.color) if lane.ended else snap.color))
+    elif width - row2.cell_len - count.cell_len - tail.cell_len >= 0:
+        row2.append_text(count)
+    row2.append_text(tail)
+    return [row1, row2]
+
+
+def _elapsed(lane: LaneState, now: float) -> float:
+    start = lane.started_t or 0.0
+    end = lane.end_t if lane.end_t is not None else now
+    return max(0.0, end - start)
+
+
+def info_rows(snap: LaneSnapshot) -> list[Text]:
+    """Agent details (Thunderdome races), and why a lane ended badly."""
+    lane = snap.state
+    rows: list[Text] = []
+    if snap.kind == "thunderdome":
+        row = Text(no_wrap=True, overflow="ellipsis")
+        if snap.pid:
+            row.append("PID ", LABEL)
+            row.append(snap.pid.ljust(6), Style(bold=True))
+        if snap.max_turns > 1:
+            row.append("turn ", LABEL)
+            row.append(f"{snap.turn}/{snap.max_turns}  ", Style(bold=True))
+        if lane.last_command:
+            row.append("$ ", Style(color="#7ad151", bold=True))
+            row.append(one_line(lane.last_command, 120), Style(color="#e0e0e0", bold=True))
+            row.append("  ")
+        elif lane.status in ("streaming", "thinking", "waiting") and not lane.ended:
+            row.append("writing a command…  ", DIM)
+        result = snap.exec_result
+        if result is not None:
+            if result.timed_out:
+                row.append("⏱ timed out  ", Style(color="#ffd23f", bold=True))
+            elif result.exit_code == 0:
+                row.append("✔ exit 0  ", Style(color="#7ad151", bold=True))
+            else:
+                row.append(f"✖ exit {result.exit_code}  ", Style(color="#ff5555", bold=True))
+        verdict = snap.verdict
+        if verdict is not None and lane.status not in ("eliminated", "error"):
+            mark = ("✔ ", "#7ad151") if verdict.passed else ("✖ ", "#ff8c42")
+            row.append(mark[0] + one_line(verdict.detail or ("pass" if verdict.passed else "fail"), 80), Style(color=mark[1]))
+        if row.plain.strip():
+            rows.append(row)
+    if lane.status == "eliminated":
+        who = f"killed by {lane.eliminated_by}" if lane.eliminated_by else "eliminated"
+        text = Text("✖ " + one_line(who, 60), Style(color="#ff6b6b", bold=True), no_wrap=True, overflow="ellipsis")
+        if lane.reason and lane.reason != who:
+            text.append("  " + one_line(lane.reason, 160), Style(color="#e06c6c"))
+        rows.append(text)
+    elif lane.status == "error":
+        rows.append(Text("✖ " + one_line(lane.reason or "error", 200), Style(color="#ff5555", bold=True), no_wrap=True, overflow="ellipsis"))
+    elif lane.status == "winner":
+        when = snap.stats.completion_s if snap.stats.completion_s is not None else snap.stats.e2e_s
+        rows.append(Text(f"★ WINNER {numbers.seconds(when).strip()}", Style(color="#ffcf33", bold=True), no_wrap=True))
+    for note in snap.notes[-1:]:
+        rows.append(Text("ⓘ " + one_line(note, 160), DIM, no_wrap=True, overflow="ellipsis"))
+    return rows
+
+
+class LaneHeader(Widget):
+    """The lane's two header rows."""
+
+    DEFAULT_CSS = "LaneHeader { height: 2; }"
+
+    snapshot: LaneSnapshot | None = None
+
+    def render(self) -> Text:
+        if self.snapshot is None:
+            return Text("")
+        return join_rows(header_rows(self.snapshot, self.content_region.width))
+
+
+class LaneInfo(Widget):
+    """Agent line and end reason; hidden when it has nothing to say."""
+
+    DEFAULT_CSS = "LaneInfo { height: auto; }"
+
+    rows: list[Text] = []
+
+    def render(self) -> Text:
+        return join_rows(self.rows)
+
+
+class LaneView(Vertical):
+    """A lane: ``show(snapshot)`` once per frame, ``stream`` for its text."""
+
+    def __init__(self, name: str, color: str, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="lane -waiting")
+        self.lane_name = name
+        self.color = color
+        self.header = LaneHeader()
+        self.info = LaneInfo()
+        self.stream = TokenStream()
+        self._status = "waiting"
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield self.info
+        yield self.stream
+
+    def on_mount(self) -> None:
+        self.styles.border_left = ("outer", self.color)
+        self.info.display = bool(self.info.rows)
+
+    def show(self, snap: LaneSnapshot) -> None:
+        self.header.snapshot = snap
+        self.header.refresh()
+        rows = info_rows(snap)
+        if [r.plain for r in rows] != [r.plain for r in self.info.rows]:
+            self.info.rows = rows
+            self.info.display = bool(rows)
+            self.info.refresh(layout=True)
+        status = snap.state.status
+        if status != self._status:
+            self.remove_class(f"-{self._status}")
+            self.add_class(f"-{status}")
+            self._status = status
+        landed = snap.first_token_t
+        self.set_class(landed is not None and 0.0 <= snap.now - landed < FLASH_S, "-first-token")
