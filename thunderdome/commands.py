@@ -109,7 +109,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from thunderdome.report import summary
 
         standings = Standings().apply_all(recording.events)
-        human_console().print(summary(standings, args.file))
+        console = human_console()
+        console.print(summary(standings, args.file, width=console.width))
         if args.json:
             write_json(standings.results(), args.json)
         return EXIT_OK

@@ -68,7 +68,7 @@ async def run_one(
         if recorder is not None:
             await recorder.close()
     recording = str(record) if record is not None else None
-    console.print(summary(standings, recording))
+    console.print(summary(standings, recording, width=console.width))
     return standings.results(), recording
 
 

@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -38,47 +39,56 @@ def _num(value: float | None, fmt: str, unit: str = "") -> str:
     return "—" if value is None else format(value, fmt) + unit
 
 
-def standings_table(standings: Standings, now: float | None, *, final: bool = False) -> Table:
-    """The leaderboard as a rich table (live or final)."""
+COMPACT_BELOW = 118
+"""Console widths below this get the compact table (the JSON and exports
+always carry every metric)."""
+
+
+def standings_table(standings: Standings, now: float | None, *, final: bool = False, width: int = 200) -> Table:
+    """The leaderboard as a rich table (live or final). Units live in the
+    headers so cells stay narrow; below ``COMPACT_BELOW`` columns the model,
+    TTFA, server speed and ITL columns are left out so it fits 80 columns."""
+    compact = width < COMPACT_BELOW
     title = f"{standings.task} · {standings.kind}"
     if standings.win_rule:
         title += f" · {standings.win_rule}"
-    table = Table(title=title, title_style="bold", expand=False, header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("lane")
-    table.add_column("model", overflow="fold")
-    table.add_column("status")
-    table.add_column("TTFT", justify="right")
-    table.add_column("TTFA", justify="right")
-    table.add_column("e2e", justify="right")
-    table.add_column("tokens", justify="right")
-    table.add_column("tok/s", justify="right")
-    table.add_column("server", justify="right")
-    table.add_column("ITL p50/p99", justify="right")
-    if standings.kind == "thunderdome":
-        table.add_column("completion", justify="right")
-    table.add_column("note", overflow="fold", max_width=48)
     ranked = standings.ranked(now)
+    show_model = not compact and any(s.model and s.model != s.name for s in ranked)
+    thunderdome = standings.kind == "thunderdome"
+    table = Table(title=title, title_style="bold", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right", no_wrap=True, min_width=1)
+    table.add_column("lane", no_wrap=True, min_width=min(16, max((len(x.name) for x in ranked), default=4)))
+    if show_model:
+        table.add_column("model", no_wrap=True, max_width=20)
+    table.add_column("status", no_wrap=True, min_width=10)
+    table.add_column("TTFT s", justify="right", no_wrap=True, min_width=6)
+    if not compact:
+        table.add_column("TTFA s", justify="right", no_wrap=True, min_width=6)
+    table.add_column("e2e s", justify="right", no_wrap=True, min_width=5)
+    table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
+    table.add_column("tok/s", justify="right", no_wrap=True, min_width=6)
+    if not compact:
+        table.add_column("srv tok/s", justify="right", no_wrap=True, min_width=9)
+        table.add_column("ITL p50/p99 ms", justify="right", no_wrap=True, min_width=14)
+    if thunderdome:
+        table.add_column("done s", justify="right", no_wrap=True, min_width=6)
+    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=max(12, width - (62 if compact else 122)))
     for s in ranked:
         lane = standings.lanes[s.name]
         tokens = lane.live_tokens if not final else s.tokens
         token_text = f"{tokens}" + ("*" if s.tokens_source == "estimate" and (final or lane.ended) else "")
-        row: list[Any] = [
-            str(s.rank),
-            Text(s.name, style="bold"),
-            Text(s.model),
-            Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")),
-            _num(s.ttft_s, ".3f", " s"),
-            _num(s.ttfa_s, ".3f", " s"),
-            _num(s.e2e_s, ".2f", " s"),
-            token_text,
-            _num(s.output_tps, ".1f"),
-            _num(s.server_tps, ".1f"),
-            f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')} ms",
-        ]
-        if standings.kind == "thunderdome":
-            row.append(_num(s.completion_s, ".3f", " s"))
-        row.append(Text(_note(s, standings, now, final)))
+        row: list[Any] = [str(s.rank), Text(s.name, style="bold")]
+        if show_model:
+            row.append(Text(s.model))
+        row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), _num(s.ttft_s, ".3f")]
+        if not compact:
+            row.append(_num(s.ttfa_s, ".3f"))
+        row += [_num(s.e2e_s, ".2f"), token_text, _num(s.output_tps, ".1f")]
+        if not compact:
+            row += [_num(s.server_tps, ".1f"), f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')}"]
+        if thunderdome:
+            row.append(_num(s.completion_s, ".3f"))
+        row.append(Text(" ".join(_note(s, standings, now, final).split())))
         table.add_row(*row)
     return table
 
@@ -103,9 +113,9 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
     return ""
 
 
-def summary(standings: Standings, recording: str | None = None) -> Group:
+def summary(standings: Standings, recording: str | None = None, width: int = 200) -> Group:
     """Final table plus the winner line."""
-    parts: list[Any] = [standings_table(standings, standings.finished_t, final=True)]
+    parts: list[Any] = [standings_table(standings, standings.finished_t, final=True, width=width)]
     if standings.winner:
         s = next((x for x in standings.ranked() if x.name == standings.winner), None)
         detail = ""
@@ -115,6 +125,8 @@ def summary(standings: Standings, recording: str | None = None) -> Group:
             elif s.e2e_s is not None:
                 detail = f" — finished in {s.e2e_s:.2f} s"
         parts.append(Text(f"🏆 winner: {standings.winner}{detail}", style="bold green"))
+    elif not standings.finished:
+        parts.append(Text(f"race unfinished: the events stop at {standings.last_t:.2f} s", style="bold yellow"))
     else:
         parts.append(Text("no winner", style="bold yellow"))
     if standings.isolation not in ("bwrap", "none"):
@@ -137,7 +149,7 @@ class LiveReporter:
         self._live: Live | None = None
 
     def _render(self) -> Table:
-        return standings_table(self.standings, self.clock())
+        return standings_table(self.standings, self.clock(), width=self.console.width)
 
     async def _loop(self) -> None:
         assert self._live is not None
