@@ -377,3 +377,14 @@ def test_the_thunderdome_fixture_is_a_complete_agent_race():
     assert results["winner"] == "right" and lanes["right"]["completion_s"] is not None
     assert lanes["wrong"]["status"] == "eliminated"
     assert {"command_extracted", "exec_finished", "verdict"} <= {e.type for e in recording.events}
+
+
+def test_the_sigkill_fixture_is_a_complete_arena_race():
+    path = FIXTURES / "sigkill-sim.jsonl"
+    if not path.exists():
+        pytest.skip("sigkill-sim.jsonl not generated (arena mode missing when fixtures were made)")
+    recording = load_recording(path)
+    assert recording.notices == [] and recording.header["task"] == "sigkill"
+    results = compute_results(recording.events)
+    assert results["winner"] and results["race"]["win_rule"] == "last_standing"
+    assert sum(lane["status"] == "eliminated" for lane in results["lanes"]) == len(results["lanes"]) - 1
