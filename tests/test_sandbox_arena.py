@@ -1,0 +1,112 @@
+"""The last-standing arena: fighters share one PID namespace; kills work inside it only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from thunderdome.sandbox import Arena, ArenaError
+from thunderdome.sandbox.isolation import VARIANTS, IsolationUnavailable, isolation_variant
+from thunderdome.sandbox.processes import processes_of_uid
+
+LANES = ["alpha", "bravo", "charlie"]
+
+
+def _variant_param(name: str):
+    try:
+        isolation_variant(name)
+    except IsolationUnavailable as exc:
+        hint = " - install bubblewrap (apt-get install bubblewrap); CI does" if name == "bwrap" else ""
+        return pytest.param(name, marks=pytest.mark.skip(reason=f"{exc}{hint}"), id=name)
+    return pytest.param(name, id=name)
+
+
+@pytest.fixture(params=[_variant_param(name) for name in VARIANTS])
+async def arena(request):
+    ring = Arena(isolation=isolation_variant(request.param))
+    yield ring
+    await ring.close()
+
+
+def _host_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] not in "ZX"
+
+
+async def test_one_lane_kills_another(arena: Arena) -> None:
+    pids = await arena.start(LANES)
+    assert set(pids) == set(LANES) and len(set(pids.values())) == 3
+    if arena.isolation.level != "rlimits":
+        assert all(pid < 100 for pid in pids.values())  # namespace PIDs, not host PIDs
+    seen = await arena.run("alpha", f"tr '\\0' ' ' < /proc/{pids['bravo']}/cmdline")
+    assert seen.stdout.startswith("fighter-bravo"), seen
+    assert arena.alive() == {"alpha": True, "bravo": True, "charlie": True}
+    result = await arena.run("alpha", f"kill -9 {pids['bravo']} && echo hit")
+    assert result.stdout == "hit\n" and result.exit_code == 0
+    assert await arena.wait_death(timeout=10) == "bravo"
+    assert arena.alive() == {"alpha": True, "bravo": False, "charlie": True}
+    assert set(arena.death_times) == {"bravo"}
+    assert result.started <= arena.death_times["bravo"]
+    assert await arena.wait_death(timeout=0.2) is None  # each death is reported once
+
+
+async def test_lanes_see_the_same_namespace(arena: Arena) -> None:
+    pids = await arena.start(LANES)
+    listing = await arena.run("charlie", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done")
+    for lane in LANES:
+        assert f"fighter-{lane}" in listing.stdout
+    if arena.isolation.level != "rlimits":
+        survive = await arena.run("charlie", "kill -9 1; echo tried")  # the arena's init is immune
+        assert survive.stdout == "tried\n"
+        again = await arena.run("alpha", f"kill -0 {pids['charlie']} && echo ok")
+        assert again.stdout == "ok\n"
+        assert all(arena.alive().values())
+
+
+async def test_cannot_kill_host_processes(arena: Arena) -> None:
+    if arena.isolation.level == "rlimits" and arena.uid is None:
+        pytest.skip("rlimits as a normal user: kill -9 -1 would reach our own processes (the warning says so)")
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        await arena.start(LANES)
+        result = await arena.run("alpha", f"kill -9 {host.pid}; kill -9 {os.getpid()}; kill -9 -1; echo done")
+        assert _host_alive(host.pid), "an arena command killed a host process"
+        assert _host_alive(os.getpid())
+        deaths = {await arena.wait_death(timeout=10) for _ in LANES}  # kill -9 -1 takes the whole arena
+        assert deaths == set(LANES)
+        assert result.exit_code is not None or result.killed_by_signal == 9
+    finally:
+        host.kill()
+        host.wait()
+
+
+async def test_close_kills_everything(arena: Arena) -> None:
+    await arena.start(LANES)
+    await arena.run("alpha", "setsid sleep 1000 >/dev/null 2>&1 & echo bg")
+    hosts = [f.host_pid for f in arena.fighters.values()]
+    workdir = arena.workdir
+    await arena.close()
+    assert not any(_host_alive(pid) for pid in hosts)
+    if arena.uid is not None:
+        assert processes_of_uid(arena.uid) == []
+    assert not workdir.exists()
+    with pytest.raises(ArenaError):
+        await arena.run("alpha", "true")
+
+
+async def test_warnings_and_bad_lanes(arena: Arena) -> None:
+    if arena.isolation.level == "rlimits":
+        assert "host PIDs" in arena.warning
+    elif arena.isolation.level == "bwrap":
+        assert arena.warning is None
+    with pytest.raises(ArenaError):
+        await arena.start(["same", "same"])
+    await arena.start(["x y", "z"])  # odd lane names are fine
+    with pytest.raises(KeyError):
+        await arena.run("nobody", "true")
