@@ -17,6 +17,10 @@ from thunderdome.metrics import Standings
 from thunderdome.specs import BackendSpec, TaskSpec
 
 
+class RecordingPathError(Exception):
+    """The recording file cannot be created (exit code 2)."""
+
+
 def human_console():
     """Where human-readable output goes: stdout, unless JSON goes there."""
     from rich.console import Console
@@ -47,7 +51,10 @@ async def run_one(
         from thunderdome.record import Recorder
 
         recorder = Recorder(Path(record))
-        await recorder.start()
+        try:
+            await recorder.start()
+        except OSError as exc:
+            raise RecordingPathError(f"cannot record to {record}: {exc.strerror or exc}") from None
         sinks.append(recorder)
     reporter = LiveReporter(standings, console, clock) if show_live else None
     if reporter is not None:
@@ -67,6 +74,8 @@ async def run_one(
             await reporter.stop()
         if recorder is not None:
             await recorder.close()
+            if recorder.error:
+                console.print(f"[bold red]recording incomplete:[/] {recorder.error}")
     recording = str(record) if record is not None else None
     console.print(summary(standings, recording, width=console.width))
     return standings.results(), recording
@@ -139,6 +148,9 @@ def run_headless(**kwargs: Any) -> int:
     except RaceSetupError as exc:
         print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
         return 1
+    except RecordingPathError as exc:
+        print(f"thunderdome: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("thunderdome: interrupted; the recording keeps what happened", file=sys.stderr)
         return 130

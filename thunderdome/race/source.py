@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from thunderdome.events import Event, RaceFinished
@@ -75,18 +76,45 @@ class ThreadedSource:
 class LiveRaceSource(ThreadedSource):
     """A live race run by ``run_race`` on its own thread."""
 
-    def __init__(self, task: TaskSpec, specs: list[BackendSpec], *, extra_sinks: list[Callable[[Event], None]] | None = None, **run_kwargs: Any) -> None:
+    def __init__(
+        self,
+        task: TaskSpec,
+        specs: list[BackendSpec],
+        *,
+        extra_sinks: list[Callable[[Event], None]] | None = None,
+        record_path: str | Path | None = None,
+        **run_kwargs: Any,
+    ) -> None:
         super().__init__()
         self.task = task
         self.specs = specs
         self.extra_sinks = list(extra_sinks or [])
+        self.record_path = Path(record_path) if record_path is not None else None
+        self.record_error: str | None = None
         self.run_kwargs = run_kwargs
         self.standings = None
 
     async def _main(self, on_event: OnEvent) -> None:
         from thunderdome.race.runner import run_race
 
-        self.standings = await run_race(self.task, self.specs, [*self.extra_sinks, on_event], **self.run_kwargs)
+        sinks = [*self.extra_sinks]
+        recorder = None
+        if self.record_path is not None:
+            from thunderdome.record import Recorder
+
+            recorder = Recorder(self.record_path)
+            try:
+                await recorder.start()
+                sinks.append(recorder)
+            except OSError as exc:  # the race still runs; the UI shows why it isn't recorded
+                self.record_error = f"cannot record to {self.record_path}: {exc.strerror or exc}"
+                recorder = None
+        try:
+            self.standings = await run_race(self.task, self.specs, [*sinks, on_event], **self.run_kwargs)
+        finally:
+            if recorder is not None:
+                await recorder.close()
+                self.record_error = recorder.error or None
 
 
 def is_final(event: Event) -> bool:
