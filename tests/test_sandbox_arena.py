@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from thunderdome.sandbox import Arena, ArenaError
 from thunderdome.sandbox.isolation import VARIANTS, IsolationUnavailable, isolation_variant
+from thunderdome.sandbox.limits import allocate_uid, release_uid
 from thunderdome.sandbox.processes import processes_of_uid
 
 LANES = ["alpha", "bravo", "charlie"]
@@ -110,3 +114,67 @@ async def test_warnings_and_bad_lanes(arena: Arena) -> None:
     await arena.start(["x y", "z"])  # odd lane names are fine
     with pytest.raises(KeyError):
         await arena.run("nobody", "true")
+
+
+_AS_USER = r"""
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+from thunderdome.sandbox import Arena, Sandbox, detect_isolation
+
+async def main():
+    iso = detect_isolation()
+    out = {"level": iso.level, "uid_drop": iso.drop_uid}
+    async with Sandbox(isolation=iso) as box:
+        r = await box.run("id -u; exec 3<>/dev/tcp/127.0.0.1/%s && echo CONNECTED" % sys.argv[2])
+        out["sandbox"] = r.to_dict()
+    async with Arena(isolation=iso) as arena:
+        pids = await arena.start(["a", "b"])
+        r = await arena.run("a", "kill -9 %d && echo hit" % pids["b"])
+        out["arena"] = {"run": r.to_dict(), "dead": await arena.wait_death(10), "alive": arena.alive()}
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+async def test_as_an_unprivileged_user() -> None:
+    """The path a developer's laptop takes: no root, bwrap through user namespaces."""
+    python = "/usr/bin/python3"
+    repo = Path(__file__).resolve().parents[1]
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become an unprivileged user (we are one already)")
+    if isolation_variant("bwrap").level != "bwrap":
+        pytest.skip("bwrap unavailable")
+    probe = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                           capture_output=True, text=True) if os.path.exists(python) else None
+    if probe is None or probe.stdout.strip() != "True":
+        pytest.skip(f"{python} (3.11+) needed to run the sandbox as another user")
+    if any(not os.access(p, os.R_OK | os.X_OK) or not (p.stat().st_mode & 0o005) for p in [repo, *repo.parents]):
+        pytest.skip("the repository is not readable by other users")
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    uid = allocate_uid()
+
+    def become() -> None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            python, "-c", _AS_USER, str(repo), str(port), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, preexec_fn=become, cwd="/",
+            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "FAKE_API_KEY": "sk-test-unpriv"},
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        server.close()
+        release_uid(uid)
+    assert proc.returncode == 0, err.decode()
+    data = json.loads(out)
+    assert data["level"] == "bwrap" and data["uid_drop"] is False
+    assert "CONNECTED" not in data["sandbox"]["stdout"]
+    assert data["sandbox"]["stdout"].splitlines()[0] == str(uid)
+    assert "procs:rlimit_nproc_shared_uid" in data["sandbox"]["limits_enforced"]
+    assert data["arena"]["run"]["stdout"] == "hit\n"
+    assert data["arena"]["dead"] == "b" and data["arena"]["alive"] == {"a": True, "b": False}

@@ -145,9 +145,18 @@ async def test_parent_environment_unreachable(box: Sandbox, monkeypatch: pytest.
         holder.wait()
 
 
+async def test_classic_fork_bomb_is_contained(box: Sandbox) -> None:
+    before = len(_live_processes())
+    result = await box.run(":(){ :|:& };:", timeout=5)
+    assert result.duration < 15
+    _assert_nothing_left(box)
+    # Other tests may run beside us: allow some drift, not a surviving bomb.
+    assert len(_live_processes()) <= before + 25
+
+
 async def test_fork_bomb_is_contained(box: Sandbox) -> None:
     # The bomb keeps its shell busy so the run must be ended by the timeout.
-    result = await box.run(":(){ :|:& };:; sleep 30", timeout=2)
+    result = await box.run(":(){ :|:& };:; sleep 30", timeout=1.5)
     assert result.timed_out and result.exit_code is None
     assert result.duration < 12
     if box.uid is not None or box.cgroup is not None:

@@ -232,6 +232,9 @@ class Sandbox:
 
     ``async with Sandbox(setup_files={"in.txt": "..."}) as box:
     result = await box.run("wc -l in.txt")``
+
+    ``workdir``: None makes a fresh temp dir, removed on ``close``; a given
+    dir is kept, and (when we are root) handed to the sandbox's throwaway uid.
     """
 
     def __init__(
