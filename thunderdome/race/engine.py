@@ -142,14 +142,19 @@ class Race:
         """Run the race to its end and return the standings."""
         try:
             await self.mode.prepare(self)
-        except Exception as exc:  # a race that cannot start is still an event stream
+        except (Exception, asyncio.CancelledError) as exc:  # a race that cannot start is still an event stream
+            interrupted = isinstance(exc, asyncio.CancelledError)
+            reason = "race interrupted" if interrupted else f"race could not start: {exc}"
             self.t0 = time.monotonic()
             self._start_events()
-            self.emit(Notice(t=self.clock(), message=f"race could not start: {exc}", level="error"))
+            if not interrupted:
+                self.emit(Notice(t=self.clock(), message=reason, level="error"))
             for lane in self.lanes:
-                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason=f"race could not start: {exc}"))
-            self._finish("race could not start")
-            await self._close()
+                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason=reason))
+            self._finish("interrupted" if interrupted else "race could not start")
+            await self._close()  # sandboxes / arena made before the failure or the interrupt
+            if interrupted:
+                raise
             return self.standings
         go = asyncio.Event()
         for lane in self.lanes:
