@@ -124,6 +124,21 @@ def _cgroup_parent() -> tuple[str, Path] | None:
     return None
 
 
+def _collect_stale(parent: Path) -> None:
+    """Remove empty cgroups left by Thunderdome processes that died without closing."""
+    try:
+        entries = list(parent.glob("thunderdome-*-*"))
+    except OSError:
+        return
+    for entry in entries:
+        owner = entry.name.split("-")[1]
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            try:
+                entry.rmdir()  # fails (and is left alone) while it holds processes
+            except OSError:
+                pass
+
+
 class Cgroup:
     """A child cgroup holding one sandbox's processes (pids.max, memory.max on v2)."""
 
@@ -148,6 +163,7 @@ class Cgroup:
         if found is None:
             return None
         kind, parent = found
+        _collect_stale(parent)
         path = parent / f"thunderdome-{os.getpid()}-{next(cls._seq)}"
         try:
             path.mkdir()
