@@ -153,6 +153,8 @@ class ThunderdomeApp(App[int]):
             self.pop_screen()
         if self.screen is not screen:
             return
+        if screen.replay:
+            self._stop_later(screen.source)  # a replay lingers at its end until stopped
         next_task = self.tasks_after[0] if self.tasks_after and not screen.replay else None
         results = ResultsScreen(
             screen.feed,

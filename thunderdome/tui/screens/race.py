@@ -114,8 +114,8 @@ class RaceScreen(Screen):
 
     def on_mount(self) -> None:
         for spec in self.specs:
-            self._lane_view(spec.name, {"kind": spec.kind, "model": spec.model})
-        self._update_widgets(self.feed.time.now())
+            self._lane_view(spec.name)
+        self._update_widgets(self.now())
         self.set_interval(FRAME_INTERVAL, self._frame, name="frame")
         self.call_after_refresh(self._start_source)
 
@@ -141,11 +141,12 @@ class RaceScreen(Screen):
             grid.styles.grid_size_columns = cols
         rows = max(1, math.ceil(len(self.lanes) / cols))
         grid.styles.grid_size_rows = rows
+        grid.styles.min_height = rows * 7  # each lane: a 1-row gap + at least 6 rows
         board = self.query_one("#board")
         wide_height = max(len(self.lanes) + 4, min(2 * len(self.lanes) + 3, 14), 12 if self.size.height >= 34 else 9)
         board.styles.height = wide_height if self.size.width >= 110 else None
 
-    def _lane_view(self, name: str, info: dict[str, Any] | None = None) -> LaneView:
+    def _lane_view(self, name: str) -> LaneView:
         view = self.lanes.get(name)
         if view is None:
             color = lane_color(len(self.lanes))
@@ -164,8 +165,12 @@ class RaceScreen(Screen):
             return
         frame = feed.drain()
         if frame.started is not None:
-            for info in frame.started.lanes:
-                self._lane_view(str(info.get("name", "")), info)
+            names = [str(info.get("name", "")) for info in frame.started.lanes]
+            for name in [n for n in self.lanes if n not in names]:  # the race is the truth
+                self.lanes.pop(name).remove()
+                self.lane_colors.pop(name, None)
+            for name in names:
+                self._lane_view(name)
         for name in frame.touched:
             self._lane_view(name)
         for name, pieces in frame.text.items():
@@ -174,14 +179,29 @@ class RaceScreen(Screen):
             self._on_notice(notice)
         idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
         if not idle:
-            self._update_widgets(feed.time.now())
+            self._update_widgets(self.now())
         if frame.finished is not None and not self.over:
             self.over = True
             self.set_timer(max(self.results_delay, 0.001), self._show_results)
-        elif not self.over and not self.failed and self.source.done.is_set() and feed.pending == 0:
-            self.failed = self.source.error or "the race ended without a result"
-            self.notify(self.failed, title="race could not run", severity="error", timeout=10)
-            self._update_widgets(feed.time.now())
+        elif not self.over and not self.failed and self._source_ended() and feed.pending == 0:
+            if self.replay:
+                self.failed = "the recording ends here: the race was cut short (no finish recorded)"
+            else:
+                self.failed = self.source.error or "the race ended without a result"
+            feed.time.stop(feed.standings.last_t)
+            self.notify(self.failed, title="no result", severity="error", timeout=10, markup=False)
+            self._update_widgets(self.now())
+
+    def _source_ended(self) -> bool:
+        at_end = getattr(self.source, "at_end", None)  # a replay waits at its end
+        return self.source.done.is_set() or (at_end is not None and at_end.is_set())
+
+    def now(self) -> float:
+        """The race time on screen: the replay's own play time, else the feed's clock."""
+        play_time = getattr(self.source, "play_time", None)
+        if self.replay and play_time is not None and not self.over and not self.failed:
+            return max(play_time(), self.feed.standings.last_t if self.feed.started else 0.0)
+        return self.feed.time.now()
 
     def _on_notice(self, notice: Notice) -> None:
         if notice.lane:
@@ -215,7 +235,7 @@ class RaceScreen(Screen):
                     verdict=feed.verdicts.get(name),
                     turn=feed.turn.get(name, 1),
                     max_turns=max(max_turns, feed.turn.get(name, 1)),
-                    notes=feed.lane_notes.get(name, []),
+                    notes=[n for n in feed.lane_notes.get(name, []) if not _PID.search(n)],
                     first_token_t=feed.series_for(name).first_token_t,
                 )
             )
@@ -292,7 +312,7 @@ class RaceScreen(Screen):
         paused = not self.feed.time.paused
         getattr(self.source, "pause" if paused else "resume")()
         self.feed.time.pause(paused)
-        self._update_widgets(self.feed.time.now())
+        self._update_widgets(self.now())
 
     def action_speed(self, direction: int) -> None:
         if not self.replay:
@@ -301,7 +321,7 @@ class RaceScreen(Screen):
         self.speed = SPEEDS[min(max(i + direction, 0), len(SPEEDS) - 1)]
         self.source.set_speed(self.speed)  # type: ignore[attr-defined]
         self.feed.time.set_rate(self.speed)
-        self._update_widgets(self.feed.time.now())
+        self._update_widgets(self.now())
 
     def action_step(self) -> None:
         if self.replay and not self.over:

@@ -43,8 +43,14 @@ def _itl(p50: float | None, p99: float | None) -> str:
 
 
 def why_line(standings: Standings, ranked: list[LaneStats]) -> Text:
-    """Why the winner won: an earlier start, a faster pace, or both."""
+    """Why the winner won: an earlier start, a faster pace, or both (or, in a
+    Thunderdome race, whom it knocked out)."""
     text = Text()
+    if standings.kind == "thunderdome" and ranked:
+        victims = [s.name for s in ranked if s.eliminated_by == ranked[0].name]
+        if victims:
+            text.append(one_line("knocked out " + ", ".join(victims), 200), Style(color="#d0d0d0"))
+            return text
     if len(ranked) < 2 or ranked[0].ttft_s is None:
         return text
     first, second = ranked[0], ranked[1]
@@ -175,7 +181,8 @@ class RecordingNote(Widget):
         if standings.max_tokens:
             text.append(f" · max {standings.max_tokens} tokens", DIM)
         if standings.started_at:
-            text.append(f" · {standings.started_at[:19].replace('T', ' ')}", DIM)
+            text.append("\nstarted    ", LABEL)
+            text.append(standings.started_at[:19].replace("T", " ") + " UTC", DIM)
         text.append("\n")
         text.append("recording  ", LABEL)
         text.append(one_line(self.recording, 300) if self.recording else "not recorded", Style(bold=bool(self.recording)))
@@ -194,6 +201,8 @@ class RecordingNote(Widget):
         if self.screenshot:
             text.append("\nscreenshot ", LABEL)
             text.append(one_line(self.screenshot, 300), Style(bold=True))
+        text.append("\n\n◆ first token · ✖ out or failed · slope = tok/s\n", DIM)
+        text.append("tokens: usage/server = the server's own count,\n        estimate = streamed chunks counted", DIM)
         return text
 
 

@@ -44,12 +44,15 @@ def tick_step(span: float, room: int) -> float:
     return nice_ceiling(span / max(room, 1))
 
 
-def axis_max(value: float, floor: float) -> float:
+def axis_max(value: float, floor: float, *, integer: bool = False) -> float:
     """A round axis end just above ``value``: a whole number of round steps
-    (about five), so the plot stays nearly full yet rescales only in steps."""
+    (about five), so the plot stays nearly full yet rescales only in steps.
+    ``integer``: whole-number steps (token counts)."""
     value = max(value, floor)
     step = nice_ceiling(value / 5)
-    return math.ceil(value * 1.02 / step) * step
+    if integer:
+        step = max(1, math.ceil(step))
+    return round(math.ceil(value * 1.02 / step) * step, 9)
 
 
 def _fmt_tick(value: float) -> str:
@@ -70,7 +73,7 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
     if width < 16 or height < 4:
         return [Text("") for _ in range(max(height, 0))]
     totals = [line.series.total for line in lines]
-    ymax = axis_max(max(totals, default=0.0), 10.0)
+    ymax = axis_max(max(totals, default=0.0), 10.0, integer=True)
     xmax = axis_max(now, 1.0)
     ylab = max(len(_fmt_tick(ymax)), len(_fmt_tick(ymax / 2)), 1)
     legend_w = min(max((len(line.name) for line in lines), default=0) + 2, 18)
@@ -164,7 +167,13 @@ def _place_legend(ends: list[tuple[int, Line]], ph: int) -> dict[int, Line]:
 def _x_axis(lines: list[Line], xmax: float, ylab: int, pw: int, legend_w: int) -> Text:
     cells = ["─"] * pw
     styles: list[Style] = [AXIS] * pw
-    for line in lines:
+    for line in lines:  # a lane that failed or was knocked out: ✖ where it ended
+        end = line.series.end_t
+        if end is not None and line.series.end_status in ("eliminated", "error"):
+            c = min(pw - 1, int(end / xmax * pw))
+            cells[c] = "✖"
+            styles[c] = Style(color=line.color, bold=True)
+    for line in lines:  # first tokens win the cell: they are what the axis is about
         t = line.series.first_token_t
         if t is None:
             continue

@@ -134,7 +134,7 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
             row.append("$ ", Style(color="#7ad151", bold=True))
             row.append(one_line(lane.last_command, 120), Style(color="#e0e0e0", bold=True))
             row.append("  ")
-        elif lane.status in ("streaming", "thinking", "waiting") and not lane.ended:
+        elif lane.status in ("streaming", "thinking") and not lane.ended:
             row.append("writing a command…  ", DIM)
         result = snap.exec_result
         if result is not None:

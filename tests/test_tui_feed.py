@@ -1,0 +1,202 @@
+"""The TUI's UI-free parts: the event feed, the race clock, text cleaning, the
+chart plot, number formats, and the import boundary (core never loads textual)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from thunderdome import events as ev
+from thunderdome.metrics import Standings
+from thunderdome.tui import numbers
+from thunderdome.tui.feed import EventFeed, RaceTime, Series
+from thunderdome.tui.safe_text import clean, one_line
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tui_scripted import long_race, sigkill_race  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeClock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- safe text ---------------------------------------------------------------------------
+
+
+def test_clean_shows_escapes_and_markup_literally():
+    raw = "[bold]hi[/] \x1b[31mred\x1b[0m\x07\tend\r\n\x9bX"
+    out = clean(raw)
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "\r" not in out
+    assert "[bold]hi[/]" in out
+    assert "␛[31mred␛[0m" in out
+    assert "␇" in out  # BEL as a control picture
+    assert "    end\n" in out
+
+
+def test_one_line_is_single_line_and_bounded():
+    out = one_line("a\nb" + "x" * 500, 40)
+    assert "\n" not in out and len(out) == 40 and out.endswith("…")
+
+
+# -- numbers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, 0.0, 0.9, 9.99, 21.83, 93.89, 512.0])
+def test_seconds_has_fixed_width(value):
+    assert len(numbers.seconds(value)) == 7
+
+
+def test_clock_format_steps():
+    assert numbers.clock(1.04) == "1.04"
+    assert numbers.clock(12.34) == "12.3"
+    assert numbers.clock(1234.5) == "1234"
+
+
+# -- race time ------------------------------------------------------------------------------
+
+
+def test_race_time_runs_between_fixes_and_never_goes_back():
+    clock = FakeClock(10.0)
+    rt = RaceTime(clock)
+    assert rt.now() == 0.0  # not started
+    rt.fix(0.0, 10.0)
+    clock.now = 11.5
+    assert rt.now() == pytest.approx(1.5)
+    rt.fix(1.2, 11.6)  # a late-delivered fix must not pull the clock back
+    clock.now = 11.6
+    assert rt.now() >= 1.5
+    rt.pause(True)
+    clock.now = 20.0
+    frozen = rt.now()
+    assert frozen == pytest.approx(1.5)
+    rt.pause(False)
+    clock.now = 21.0
+    assert rt.now() == pytest.approx(frozen + 1.0)
+    rt.set_rate(4.0)
+    clock.now = 22.0
+    assert rt.now() == pytest.approx(frozen + 5.0)
+    rt.stop(3.0)
+    assert rt.now() == 3.0
+
+
+def test_frozen_clock_reads_last_event_time():
+    feed = EventFeed(FakeClock(5.0))
+    feed.feed_all(long_race(until=4.2))
+    assert feed.time.now() == pytest.approx(max(e.t for e in long_race(until=4.2)))
+
+
+# -- feed ---------------------------------------------------------------------------------
+
+
+def test_drain_folds_into_standings_like_the_reducer():
+    events = long_race()
+    feed = EventFeed(FakeClock())
+    frame = feed.feed_all(events)
+    reference = Standings().apply_all(events)
+    assert frame.events == len(events)
+    assert feed.standings.results() == reference.results()
+    assert frame.finished is not None and frame.finished.winner == "cloud"
+    assert feed.time.now() == pytest.approx(frame.finished.t)
+
+
+def test_frame_reports_first_tokens_once_and_text_per_lane():
+    events = long_race(until=3.0)
+    feed = EventFeed(FakeClock())
+    for event in events[: len(events) // 2]:
+        feed.push(event)
+    first = feed.drain()
+    for event in events[len(events) // 2 :]:
+        feed.push(event)
+    second = feed.drain()
+    landed = first.first_tokens + second.first_tokens
+    assert sorted(landed) == ["cloud", "dgx-spark", "rtx4090"]
+    assert len(set(landed)) == len(landed)
+    text = "".join(t for frame in (first, second) for _, t in frame.text.get("cloud", []))
+    expected = "".join(e.text for e in events if isinstance(e, ev.TokenDelta) and e.lane == "cloud")
+    assert text == expected
+
+
+def test_drain_limit_leaves_the_rest_queued():
+    feed = EventFeed(FakeClock())
+    for event in long_race(until=1.0):
+        feed.push(event)
+    total = feed.pending
+    frame = feed.drain(limit=5)
+    assert frame.events == 5 and feed.pending == total - 5
+
+
+def test_series_usage_rescale_is_idempotent():
+    s = Series()
+    for i in range(10):
+        s.add_delta(0.1 * i, turn=1)
+    s.usage(1, 20)
+    once = list(s.points)
+    s.usage(1, 20)
+    assert s.points == once
+    assert s.total == 20
+    assert [p[0] for p in s.points] == [0.1 * i for i in range(10)]
+
+
+def test_thunderdome_events_reach_lane_details():
+    feed = EventFeed(FakeClock())
+    feed.feed_all(sigkill_race())
+    assert feed.exec_results["cloud"].exit_code == 0
+    assert feed.verdicts["cloud"].passed
+    assert feed.lane_notes["dgx-spark"] == ["fighter PID 4"]
+    assert feed.standings.lanes["dgx-spark"].eliminated_by == "cloud"
+
+
+# -- chart --------------------------------------------------------------------------------
+
+
+def test_plot_fills_the_box_and_marks_first_tokens():
+    from thunderdome.tui.widgets.chart import Line, plot
+
+    feed = EventFeed(FakeClock())
+    feed.feed_all(long_race(until=12.3))
+    lines = [Line(name, "#ffffff", feed.series[name]) for name in ("cloud", "dgx-spark", "rtx4090")]
+    rows = plot(lines, 12.3, 70, 12)
+    assert len(rows) == 12
+    assert all(row.cell_len <= 70 for row in rows)
+    assert rows[-2].plain.count("◆") == 3  # one first-token marker per lane on the x axis
+    braille = [c for row in rows for c in row.plain if 0x2800 < ord(c) <= 0x28FF]
+    assert len(braille) > 30
+    assert rows[-1].plain.rstrip().endswith("s")  # x axis unit
+    small = plot(lines, 12.3, 10, 3)
+    assert len(small) == 3 and all(row.plain == "" for row in small)
+
+
+def test_axis_max_is_round_and_above():
+    from thunderdome.tui.widgets.chart import axis_max
+
+    for value in (0.3, 1.04, 5.11, 21.83, 93.89, 878):
+        top = axis_max(value, 1.0)
+        assert top >= value
+        assert top <= value * 1.6 + 1
+
+
+# -- import boundary --------------------------------------------------------------------------
+
+
+def test_core_and_feed_never_import_textual():
+    code = (
+        "import sys\n"
+        "import thunderdome.race.engine, thunderdome.race.runner, thunderdome.metrics, thunderdome.events\n"
+        "import thunderdome.record, thunderdome.replay, thunderdome.export, thunderdome.discover\n"
+        "import thunderdome.backends, thunderdome.tui.feed, thunderdome.tui.sources, thunderdome.tui.safe_text\n"
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(','.join(bad))\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
