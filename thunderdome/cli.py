@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:  # its own flags and `-- CMD` pass through untouched
+        from thunderdome.sandbox.cli import sandbox_main
+
+        return sandbox_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

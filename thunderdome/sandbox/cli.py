@@ -43,7 +43,19 @@ def command_from(words: list[str]) -> str:
     return words[0] if len(words) == 1 else shlex.join(words)
 
 
+USAGE = """usage: thunderdome sandbox [--timeout S] [--isolation LEVEL] -- CMD ...
+
+Run CMD exactly as a model's command runs in a race (fresh work dir, cleared
+environment, no network, limits) and print a JSON result: exit_code, stdout,
+stderr, timed_out, isolation, duration, truncated, limits_enforced, reason.
+Isolation levels, best first: bwrap, unshare, rlimits (default: best available).
+"""
+
+
 def sandbox_main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE, end="")
+        return 0
     if "--" in argv:
         cut = argv.index("--")
         opts, words = argv[:cut], argv[cut + 1:]
