@@ -64,7 +64,8 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
     table.add_column("TTFT s", justify="right", no_wrap=True, min_width=6)
     if not compact:
         table.add_column("TTFA s", justify="right", no_wrap=True, min_width=6)
-    table.add_column("e2e s", justify="right", no_wrap=True, min_width=5)
+    if not (compact and thunderdome):
+        table.add_column("e2e s", justify="right", no_wrap=True, min_width=5)
     table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
     table.add_column("tok/s", justify="right", no_wrap=True, min_width=6)
     if not compact:
@@ -76,14 +77,16 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
     for s in ranked:
         lane = standings.lanes[s.name]
         tokens = lane.live_tokens if not final else s.tokens
-        token_text = f"{tokens}" + ("*" if s.tokens_source == "estimate" and (final or lane.ended) else "")
+        token_text = f"{tokens}" + ("*" if tokens and s.tokens_source == "estimate" and (final or lane.ended) else "")
         row: list[Any] = [str(s.rank), Text(s.name, style="bold")]
         if show_model:
             row.append(Text(s.model))
         row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), _num(s.ttft_s, ".3f")]
         if not compact:
             row.append(_num(s.ttfa_s, ".3f"))
-        row += [_num(s.e2e_s, ".2f"), token_text, _num(s.output_tps, ".1f")]
+        if not (compact and thunderdome):
+            row.append(_num(s.e2e_s, ".2f"))
+        row += [token_text, _num(s.output_tps, ".1f")]
         if not compact:
             row += [_num(s.server_tps, ".1f"), f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')}"]
         if thunderdome:
