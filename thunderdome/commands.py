@@ -125,9 +125,12 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     from thunderdome.race.tasks import builtin_tasks
 
-    table = Table(title="built-in tasks", header_style="bold")
-    for col in ("name", "kind", "rule", "max tokens", "title"):
-        table.add_column(col)
+    from rich import box
+
+    table = Table(title="built-in tasks", header_style="bold", box=box.SIMPLE_HEAD)
+    for col in ("name", "kind", "rule", "max tokens"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("title")
     for task in builtin_tasks():
         table.add_row(task.name, task.kind, task.win_rule or "—", str(task.max_tokens), task.title)
     Console().print(table)
@@ -143,8 +146,12 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
     console = Console()
     path = args.backends or find_backends_file()
-    table = Table(title="backends", header_style="bold")
-    for col in ("name", "kind", "model", "url / profile", "key"):
+    from rich import box
+
+    table = Table(title="backends", header_style="bold", box=box.SIMPLE_HEAD)
+    for col in ("name", "kind", "model"):
+        table.add_column(col, no_wrap=True)
+    for col in ("url / profile", "key"):
         table.add_column(col)
     if path:
         from thunderdome.config import load_backends
