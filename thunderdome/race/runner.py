@@ -71,10 +71,15 @@ async def run_race(
         directive: dict[str, Any] = {}
         if time_scale != 1.0 and handle is None:
             directive["time_scale"] = time_scale
-        lanes = [
-            (spec, make_backend(spec, sim_url=sim_url, sim_directive=dict(directive) if spec.kind == "sim" else None))
-            for spec in specs
-        ]
+        lanes: list[tuple[BackendSpec, Any]] = []
+        for spec in specs:
+            try:
+                backend = make_backend(spec, sim_url=sim_url, sim_directive=dict(directive) if spec.kind == "sim" else None)
+            except Exception as exc:  # e.g. a url httpx cannot parse: one line, not a traceback
+                for _, made in lanes:
+                    await made.aclose()
+                raise RaceSetupError(f"backend {spec.name!r} ({spec.url or spec.kind}): {exc}") from None
+            lanes.append((spec, backend))
         race = Race(task, lanes, mode_for(task, isolation=isolation, seed=seed), sinks, max_tokens=max_tokens, standings=standings)
         return await race.run()
     finally:
