@@ -67,3 +67,25 @@ def test_events_are_immutable():
     event = TokenDelta(t=1.0, lane="a", text="x")
     with pytest.raises(AttributeError):
         event.text = "y"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "token_delta", "t": 1.0, "lane": "a", "text": 3},
+        {"type": "token_delta", "t": 1.0, "lane": "a", "channel": "loud"},
+        {"type": "lane_started", "t": 1.0, "lane": 5},
+        {"type": "race_started", "t": 0.0, "lanes": ["a"]},
+        {"type": "usage", "t": 1.0, "lane": "a", "output_tokens": "12"},
+        {"type": "verdict", "t": 1.0, "lane": "a", "passed": "yes"},
+        {"type": "token_delta", "t": True, "lane": "a"},
+    ],
+)
+def test_wrongly_typed_fields_are_format_errors(data):
+    with pytest.raises(EventFormatError):
+        event_from_dict(data)
+
+
+def test_optional_fields_accept_null():
+    event = event_from_dict({"type": "usage", "t": 1, "lane": "a", "output_tokens": None, "server_tps": 3})
+    assert event.output_tokens is None and event.server_tps == 3

@@ -455,12 +455,6 @@ def test_unparseable_url_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert "odd" in result.stderr or "[::1" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backends/http.py: a port above 65535 passes config and makes anyio raise OverflowError inside a "
-    "TaskGroup; it escapes transport_error() as an ExceptionGroup and the lane reads 'internal error: "
-    "ExceptionGroup: unhandled errors in a TaskGroup' instead of naming the bad port",
-)
 def test_port_out_of_range_is_named(tmp_path: Path) -> None:
     result, data = _odd_url_race(tmp_path, "http://127.0.0.1:99999/v1")
     assert "Traceback" not in result.stderr
@@ -472,11 +466,6 @@ def test_port_out_of_range_is_named(tmp_path: Path) -> None:
     assert odd["status"] == "error" and "internal error" not in odd["error"] and "port" in odd["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backends/errors.py host_port(): an explicit port 0 is falsy, so the reason names the scheme's "
-    "default port (80) instead of the port the url gave",
-)
 async def test_refused_reason_names_the_url_port_even_port_0() -> None:
     results, _ = await race_lane_at("http://127.0.0.1:0/v1")
     reason = results["lanes"][0]["error"]

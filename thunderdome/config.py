@@ -128,6 +128,9 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
             raise ConfigError(f"{source}:{entry.line}: backend {name!r} ({kind}) is missing 'url'")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}:{entry.line_of('url')}: url must start with http:// or https://")
+        problem = _url_problem(url)
+        if problem:
+            raise ConfigError(f"{source}:{entry.line_of('url')}: bad url {url!r}: {problem}")
         if not model:
             raise ConfigError(f"{source}:{entry.line}: backend {name!r} is missing 'model'")
     if "api_key" in entry:  # pragma: no cover - caught as unknown field above
@@ -182,6 +185,22 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
         timeouts=timeouts,
         options=dict(options),
     )
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be used, or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if not parts.hostname:
+        return "no host"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} out of range"
+    return None
 
 
 def sim_option_keys() -> frozenset[str]:

@@ -14,8 +14,9 @@ still open in older tools when only fields were added.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 Channel = Literal["answer", "reasoning"]
 
@@ -242,6 +243,34 @@ class EventFormatError(ValueError):
     """A dict could not be turned into an event."""
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "float": _is_number,
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "Channel": lambda v: v in ("answer", "reasoning"),
+    "tuple[dict[str, Any], ...]": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, dict) for x in v),
+}
+
+
+def _check_for(annotation: str) -> Callable[[Any], bool]:
+    parts = [p.strip() for p in annotation.split("|")]
+    optional = "None" in parts
+    inner = [_CHECKS[p] for p in parts if p != "None"]
+    return lambda v: (optional and v is None) or any(check(v) for check in inner)
+
+
+@functools.cache
+def _field_checks(cls: type[Event]) -> dict[str, Callable[[Any], bool]]:
+    """Per-field type checks from the dataclass annotations (recordings are
+    untrusted input: a wrongly typed field is a format error, not a crash later)."""
+    return {f.name: _check_for(str(f.type)) for f in dataclasses.fields(cls)}
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
     """Rebuild an event from ``to_dict`` output. Raises EventFormatError."""
     if not isinstance(data, dict):
@@ -250,10 +279,13 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
     if cls is None:
         raise EventFormatError(f"unknown event type {kind!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if "t" not in kwargs or not isinstance(kwargs["t"], (int, float)):
+    checks = _field_checks(cls)
+    kwargs = {k: v for k, v in data.items() if k in checks}
+    if "t" not in kwargs or not _is_number(kwargs["t"]):
         raise EventFormatError(f"{kind} event has no numeric 't'")
+    for name, value in kwargs.items():
+        if not checks[name](value):
+            raise EventFormatError(f"{kind} event: field {name!r} has the wrong type ({type(value).__name__})")
     if cls is RaceStarted and "lanes" in kwargs:
         kwargs["lanes"] = tuple(kwargs["lanes"])
     try:

@@ -47,7 +47,8 @@ def host_port(url: str) -> str:
         port = parts.port
     except ValueError:
         port = None
-    port = port or (443 if parts.scheme == "https" else 80)
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
