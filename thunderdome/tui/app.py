@@ -295,7 +295,7 @@ def make_app(
     record = kw.pop("record", True)
     if recording_path is not None:
         record = str(recording_path)
-    run_kwargs = {k: kw.pop(k) for k in ("time_scale", "max_tokens", "seed", "emulator") if k in kw}
+    run_kwargs = {k: kw.pop(k) for k in ("time_scale", "max_tokens", "seed", "emulator", "race_process") if k in kw}
     if source_factory is None and mode != "replay":
         source_factory = live_source_factory(record=record, **run_kwargs)
     config = AppConfig(

@@ -101,11 +101,15 @@ def live_source_factory(
     time_scale: float = 1.0,
     max_tokens: int | None = None,
     seed: int | None = None,
+    race_process: bool = True,
     **run_kwargs: Any,
 ) -> SourceFactory:
     """The default factory: a recorded live race. ``record``: True for the
     default recordings folder, a path, or None/False for no recording. A
-    fixed path is used as is for the first race and numbered after that."""
+    fixed path is used as is for the first race and numbered after that.
+    ``race_process``: run the race in a child process (the default: the UI
+    then cannot delay a timestamp, see benchmarks/tui_ttft_fidelity.py), or
+    on a thread of this process."""
     count = 0
 
     def factory(task: TaskSpec, specs: list[BackendSpec]) -> Source:
@@ -119,6 +123,12 @@ def live_source_factory(
         elif record:
             base = Path(record)
             path = base if count == 1 else base.with_name(f"{base.stem}-{count}{base.suffix or '.jsonl'}")
+        if race_process:
+            from thunderdome.tui.process_source import process_race_source
+
+            return process_race_source(
+                task, specs, record_path=path, time_scale=time_scale, max_tokens=max_tokens, seed=seed, **run_kwargs
+            )
         return RecordedRaceSource(
             task, specs, record_path=path, time_scale=time_scale, max_tokens=max_tokens, seed=seed, **run_kwargs
         )

@@ -71,8 +71,10 @@ class RaceBanner(Horizontal):
         for warning in warnings:
             row3.append("  ")
             row3.append(" ⚠ " + one_line(warning, 120) + " ", WARN)
-        self.text.rows = [row1, row2, row3]
-        self.text.refresh()
+        rows = [row1, row2, row3]
+        if rows != self.text.rows:
+            self.text.rows = rows
+            self.text.refresh()
         unit = self.query_one("#clock-unit", BannerText)
         if not unit.rows:
             unit.rows = [Text(""), Text(""), Text("s", DIM)]

@@ -88,10 +88,13 @@ class Leaderboard(Widget):
         self._standings: Standings | None = None
         self._now = 0.0
         self._colors: dict[str, str] = {}
+        self._rows = -1
 
     def set_data(self, standings: Standings, now: float, colors: dict[str, str]) -> None:
+        grew = len(standings.lanes) != self._rows
         self._standings, self._now, self._colors = standings, now, colors
-        self.refresh(layout=True)
+        self._rows = len(standings.lanes)
+        self.refresh(layout=grew)  # a new layout only when the row count changes
 
     def order(self) -> list[str]:
         """Lane names as currently ranked (tests)."""

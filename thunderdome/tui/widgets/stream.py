@@ -58,8 +58,22 @@ class TokenStream(ScrollView, can_focus=False):
 
     def append(self, channel: str, text: str) -> None:
         """Add a cleaned piece of ``channel`` text."""
+        self.extend([(channel, text)])
+
+    def extend(self, pieces: list[tuple[str, str]]) -> None:
+        """Append a frame's worth of ``(channel, text)`` pieces; the rows are
+        re-wrapped and repainted once for the whole batch."""
+        before = self._row_count()
+        changed = False
+        for channel, text in pieces:
+            changed = self._take(channel, text) or changed
+        if changed:
+            self._publish(before)
+
+    def _take(self, channel: str, text: str) -> bool:
+        """Store a piece; True if visible rows changed."""
         if not text:
-            return
+            return False
         if self._fragments and self._fragments[-1][0] == channel:
             self._fragments[-1][1] += text
         else:
@@ -71,15 +85,9 @@ class TokenStream(ScrollView, can_focus=False):
         if channel == REASONING and not self.show_reasoning:
             self._cache.pop(0, None)  # the placeholder's count
             self.refresh_lines(0)
-            return
-        before = self._row_count()
-        self._add(channel, text)
-        self._publish(before)
-
-    def extend(self, pieces: list[tuple[str, str]]) -> None:
-        """Append a frame's worth of ``(channel, text)`` pieces."""
-        for channel, text in pieces:
-            self.append(channel, text)
+            return False
+        self._add(channel, text, wrap=False)
+        return True
 
     def clear(self) -> None:
         self._fragments.clear()
@@ -100,14 +108,17 @@ class TokenStream(ScrollView, can_focus=False):
 
     def _style(self, channel: str) -> Style:
         if channel == REASONING:
-            return self.get_component_rich_style("token-stream--reasoning", partial=True)
+            try:
+                return self.get_component_rich_style("token-stream--reasoning", partial=True)
+            except KeyError:  # text before the widget's styles exist: repainted on layout
+                return Style(dim=True, italic=True)
         return Style()
 
     def _wrap_width(self) -> int:
         width = self.scrollable_content_region.width or self.size.width
         return max(width, 8)
 
-    def _add(self, channel: str, text: str) -> None:
+    def _add(self, channel: str, text: str, *, wrap: bool = True) -> None:
         if self._tail_channel is not None and channel != self._tail_channel and self._tail.plain.strip():
             self._finish_paragraph()  # reasoning and answer never share a row
         self._tail_channel = channel
@@ -119,7 +130,8 @@ class TokenStream(ScrollView, can_focus=False):
                 self._tail_channel = channel
             if part:
                 self._tail.append(part, style)
-        self._wrap_tail()
+        if wrap:
+            self._wrap_tail()
 
     def _wrap_tail(self) -> None:
         tail = self._tail
@@ -148,7 +160,8 @@ class TokenStream(ScrollView, can_focus=False):
         return not self.show_reasoning and self.reasoning_chars > 0
 
     def _publish(self, before: int) -> None:
-        """Invalidate the rows that changed and grow the virtual size."""
+        """Wrap the tail, invalidate the rows that changed, grow the virtual size."""
+        self._wrap_tail()
         first = max(0, before - 1)
         for y in [y for y in self._cache if y >= first]:
             del self._cache[y]
@@ -197,7 +210,10 @@ class TokenStream(ScrollView, can_focus=False):
         if self._placeholder():
             if index == 0:
                 label = f"▸ reasoning hidden ({self.reasoning_chars:,} chars) — press t to show"
-                style = self.get_component_rich_style("token-stream--placeholder", partial=True)
+                try:
+                    style = self.get_component_rich_style("token-stream--placeholder", partial=True)
+                except KeyError:
+                    style = Style(dim=True, italic=True)
                 return Strip(Text(label, style=style).render(self.app.console))
             index -= 1
         if index < len(self._rows):

@@ -1,0 +1,262 @@
+"""A race in a child process, feeding the UI over a pipe.
+
+Invariant: the race's event loop and its timestamps live in another process,
+so nothing the UI does (rendering, layout, the GIL) can delay a token's stamp;
+the child's loop only appends to a deque (a writer thread pickles and sends
+batches), so a slow reader can never block the race either. The parent side
+has the same surface as ``ThreadedSource`` (``start(on_event)``, ``stop()``,
+``done``, ``error``): events reach ``on_event`` from a reader thread.
+
+``stop()`` asks the child to cancel its race (lanes end with "race
+interrupted", sandboxes and the emulator are closed by the race itself),
+waits, and only then terminates it. If the parent dies, the child sees its
+control pipe close and cancels the race the same way.
+
+Measured by ``benchmarks/tui_ttft_fidelity.py`` (see its figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from thunderdome.events import Event
+from thunderdome.race.source import OnEvent
+from thunderdome.specs import BackendSpec, TaskSpec
+
+ChildMain = Callable[..., Awaitable[Any]]
+"""``async def main(sink, *args) -> picklable``: runs in the child; events
+given to ``sink`` reach the parent's ``on_event``; the return value becomes
+the parent's ``result``."""
+
+
+def _child(main: ChildMain, args: tuple[Any, ...], events: Any, control: Any) -> None:
+    """The child process: run ``main`` with a non-blocking sink."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    outbox: deque[Event] = deque()
+    wake = threading.Event()
+    closing = threading.Event()
+
+    def writer() -> None:
+        while True:
+            wake.wait()
+            wake.clear()
+            batch = []
+            while outbox:
+                batch.append(outbox.popleft())
+            if batch:
+                try:
+                    events.send(("events", batch))
+                except (OSError, EOFError):  # the parent is gone
+                    return
+            if closing.is_set() and not outbox:
+                return
+
+    def sink(event: Event) -> None:
+        outbox.append(event)
+        wake.set()
+
+    send_thread = threading.Thread(target=writer, name="race-events-out", daemon=True)
+    send_thread.start()
+    result: Any = None
+    error: str | None = None
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+
+        def listen() -> None:
+            try:
+                control.recv()  # "stop", or EOF when the parent dies
+            except (EOFError, OSError):
+                pass
+            if me is not None and not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(me.cancel)
+                except RuntimeError:
+                    pass
+
+        threading.Thread(target=listen, name="race-control-in", daemon=True).start()
+        return await main(sink, *args)
+
+    try:
+        result = asyncio.run(run())
+    except asyncio.CancelledError:
+        error = None
+    except BaseException as exc:  # reported to the parent as one line
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        closing.set()
+        wake.set()
+        send_thread.join(10)
+        try:
+            if error:
+                events.send(("error", error))
+            events.send(("done", result))
+        except (OSError, EOFError):
+            pass
+        events.close()
+
+
+class ProcessSource:
+    """Runs ``main(sink, *args)`` in a spawned child process."""
+
+    def __init__(self, main: ChildMain, *args: Any, recording_path: str | None = None) -> None:
+        self.main = main
+        self.args = args
+        self.recording_path = recording_path
+        self.done = threading.Event()
+        self.error: str | None = None
+        self.result: Any = None
+        self._proc: Any = None
+        self._events: Any = None
+        self._control: Any = None
+        self._reader: threading.Thread | None = None
+
+    def start(self, on_event: OnEvent) -> None:
+        """Spawn ``python -m thunderdome.tui.process_source`` (a fresh
+        interpreter: no fork of a threaded UI, no re-import of the caller's
+        main module) with two pipes: events out, control in."""
+        events_r, events_w = os.pipe()
+        control_r, control_w = os.pipe()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "thunderdome.tui.process_source", str(events_w), str(control_r)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # never onto the UI's terminal: errors come as messages
+                pass_fds=(events_w, control_r),
+                env=env,
+                start_new_session=True,  # the terminal's Ctrl+C is the UI's to handle
+            )
+        finally:
+            os.close(events_w)
+            os.close(control_r)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(pickle.dumps((self.main, self.args)))
+        self._proc.stdin.close()
+        self._events, self._control = Connection(events_r, writable=False), Connection(control_w, readable=False)
+        self._reader = threading.Thread(target=self._read, args=(on_event,), name="race-events-in", daemon=True)
+        self._reader.start()
+
+    def _read(self, on_event: OnEvent) -> None:
+        try:
+            while True:
+                kind, payload = self._events.recv()
+                if kind == "events":
+                    for event in payload:
+                        on_event(event)
+                elif kind == "error":
+                    self.error = payload
+                elif kind == "done":
+                    self.result = payload
+                    break
+        except (EOFError, OSError):
+            if self.error is None:
+                self.error = "the race process ended unexpectedly"
+        finally:
+            self.done.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel the race (gracefully, then by force) and wait for the child."""
+        proc = self._proc
+        if proc is None:
+            self.done.set()
+            return
+        if proc.poll() is None:
+            try:
+                self._control.send("stop")
+            except (OSError, EOFError, ValueError):
+                pass
+            _wait(proc, timeout)
+        if proc.poll() is None:
+            proc.terminate()
+            _wait(proc, 2)
+        if proc.poll() is None:
+            proc.kill()
+            _wait(proc, 2)
+        if self._reader is not None:
+            self._reader.join(2)
+        self.done.set()
+        try:
+            self._control.close()
+        except (OSError, AttributeError):
+            pass
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+async def run_recorded_race(
+    sink: Callable[[Event], None],
+    task: TaskSpec,
+    specs: list[BackendSpec],
+    record_path: str | None,
+    run_kwargs: dict[str, Any],
+) -> None:
+    """Child main of a live race: ``run_race`` with an optional recorder."""
+    from thunderdome.events import Notice
+    from thunderdome.race.runner import run_race
+
+    sinks: list[Callable[[Event], None]] = []
+    recorder = None
+    if record_path:
+        try:
+            from thunderdome.record import Recorder
+
+            recorder = Recorder(Path(record_path))
+            await recorder.start()
+            sinks.append(recorder)
+        except Exception as exc:  # a race without a recording still runs
+            sink(Notice(t=0.0, message=f"not recording: {exc}", level="warning"))
+            recorder = None
+    sinks.append(sink)
+    try:
+        await run_race(task, specs, sinks, **run_kwargs)
+    finally:
+        if recorder is not None:
+            await recorder.close()
+
+
+def process_race_source(
+    task: TaskSpec, specs: list[BackendSpec], *, record_path: str | Path | None = None, **run_kwargs: Any
+) -> ProcessSource:
+    """A live race (as ``RecordedRaceSource`` runs it) in a child process."""
+    path = str(record_path) if record_path else None
+    kwargs = {k: v for k, v in run_kwargs.items() if v is not None}
+    return ProcessSource(run_recorded_race, task, list(specs), path, kwargs, recording_path=path)
+
+
+def _child_entry(argv: list[str]) -> int:
+    events = Connection(int(argv[0]), readable=False)
+    control = Connection(int(argv[1]), writable=False)
+    try:
+        main, args = pickle.loads(sys.stdin.buffer.read())
+    except Exception as exc:  # e.g. a main that only exists in the parent's __main__
+        events.send(("error", f"race process: cannot load its task: {type(exc).__name__}: {exc}"))
+        events.send(("done", None))
+        return 1
+    _child(main, args, events, control)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_entry(sys.argv[1:]))
