@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,16 +142,48 @@ async def run_many(
 
 
 def run_headless(**kwargs: Any) -> int:
+    """Run ``run_many`` and map failures to exit codes. Ctrl-C stops the race
+    cleanly (exit 130): the first SIGINT cancels it, so lanes end "race
+    interrupted", sandboxes and the emulator are closed and the recording is
+    flushed; SIGINTs after the first are ignored, so an impatient second
+    Ctrl-C cannot cut that clean-up short or print a traceback."""
     from thunderdome.race.runner import RaceSetupError
 
+    interrupted = False
+    # A shell starts background jobs with SIGINT ignored: keep it that way.
+    own_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_sigint() -> None:
+            nonlocal interrupted
+            if not interrupted:
+                interrupted = True
+                task.cancel()
+
+        if own_sigint:
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # no loop signal handlers here: asyncio.run's own Ctrl-C handling applies
+        return await run_many(**kwargs)
+
+    code = 0
     try:
-        return asyncio.run(run_many(**kwargs))
+        code = asyncio.run(main())
     except RaceSetupError as exc:
         print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
         return 1
     except RecordingPathError as exc:
         print(f"thunderdome: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        interrupted = True
+    if interrupted:
+        if own_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving anyway: a late Ctrl-C must not interrupt that
         print("thunderdome: interrupted; the recording keeps what happened", file=sys.stderr)
         return 130
+    return code
