@@ -256,6 +256,27 @@ def test_sigint_mid_sigkill_race_leaves_no_arena(tmp_path: Path, group: bool) ->
     assert survivors == [], {pid: _cmdline(pid) for pid in survivors}
 
 
+@needs_bwrap
+def test_impatient_repeated_ctrl_c_still_stops_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C pressed again and again (to the whole group) while the race
+    cleans up: the later presses must not cut the clean-up short, lose the
+    recording's last events, leave the arena behind or print a traceback."""
+    marker = f"rc{uuid.uuid4().hex[:8]}"
+    lanes = [f"{marker}-a", f"{marker}-b", f"{marker}-c"]
+    proc, record = start_race(tmp_path, _long_backends(marker), "sigkill")
+    fighters = lambda: [p for p, cmd in live_with(marker) if cmd.startswith("fighter-")]  # noqa: E731
+    wait_for(proc, "the arena's fighters", lambda: len(fighters()) == 3 and len(types(record, "request_sent")) == 3)
+    for gap in (0.0, 0.0, 0.01, 0.03, 0.1, 0.3):
+        time.sleep(gap)
+        if proc.poll() is not None:
+            break
+        os.killpg(proc.pid, signal.SIGINT)
+    code, out, err = interrupt(proc, group=True) if proc.poll() is None else (proc.returncode, *proc.communicate())
+    assert_clean_exit(code, err)
+    assert_interrupted_recording(record, lanes, strict_reason=False)
+    assert live_with(marker) == [], "arena processes outlived the race"
+
+
 SLEEPY_TASK = """\
 name: sleepy
 title: A command that takes its time
@@ -330,7 +351,10 @@ async def test_cancel_during_prepare_closes_the_arena() -> None:
     race = Race(load_task("sigkill"), [(s, make_backend(s)) for s in specs], SlowToPrepare(), [events.append])
     task = asyncio.create_task(race.run())
     await asyncio.wait_for(prepared.wait(), HANG_GUARD_S)
-    assert len([cmd for _, cmd in live_with(marker) if cmd.startswith("fighter-")]) == 2
+    deadline = time.monotonic() + HANG_GUARD_S  # each fighter execs its name a moment after the roster
+    while len([cmd for _, cmd in live_with(marker) if cmd.startswith("fighter-")]) < 2:
+        assert time.monotonic() < deadline, live_with(marker)
+        await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, HANG_GUARD_S)
