@@ -321,3 +321,49 @@ async def test_replay_of_a_cut_recording_says_so():
         await wait_for(pilot, lambda: screen.failed is not None, what="cut detected")
         assert "cut short" in screen.failed
         assert isinstance(app.screen, RaceScreen)
+
+
+# -- reasoning, warnings ---------------------------------------------------------------------------
+
+
+async def test_reasoning_is_dim_italic_and_collapses_with_t():
+    events = long_race(until=1.1, reasoning=12, lanes=(("thinker", "cloud"),))
+    app = make_app(mode="race", task=short_essay(), specs=[sim("thinker", "cloud")],
+                   source_factory=lambda t, s: ListSource(events, live=True), clock=lambda: 5.0)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: "thinker" in screen.lanes and screen.lanes["thinker"].stream.reasoning_chars > 0,
+                       what="reasoning")
+        await pilot.pause()
+        stream = screen.lanes["thinker"].stream
+        reasoning = "".join(e.text for e in events if getattr(e, "channel", "") == "reasoning")
+        answer = "".join(e.text for e in events if getattr(e, "channel", "") == "answer")
+        assert stream.plain.startswith(reasoning.strip().split(" ")[0])
+        first_row = stream._render_row(0)
+        assert all(seg.style is not None and seg.style.italic for seg in first_row if seg.text.strip())
+        await pilot.press("t")
+        await wait_for(pilot, lambda: not stream.show_reasoning, what="collapse")
+        await pilot.pause()
+        assert reasoning.split()[0] not in stream.plain.split()[:1]
+        assert stream.plain.replace("\n", " ").split() == answer.replace("\n", " ").split()
+        assert "reasoning hidden" in stream.render_line(0).text
+        await pilot.press("t")
+        await wait_for(pilot, lambda: stream.show_reasoning, what="expand")
+
+
+async def test_weak_sandbox_and_warning_notices_are_shown():
+    from dataclasses import replace
+
+    from thunderdome import events as ev
+
+    events = [replace(e, isolation="rlimits") if isinstance(e, ev.RaceStarted) else e for e in sigkill_race(until=0.5)]
+    events.insert(1, ev.Notice(t=0.0, message="bubblewrap is not installed: using rlimits only", level="warning"))
+    app = make_app(mode="race", task=load_task("sigkill"), specs=[sim("cloud", "cloud")],
+                   source_factory=lambda t, s: ListSource(events, live=True), clock=lambda: 0.5)
+    async with app.run_test(size=(160, 36)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.feed.started is not None, what="start")
+        await pilot.pause()
+        banner = screen.query_one("BannerText").render().plain
+        assert "bubblewrap is not installed" in banner
+        assert "⚠" in banner

@@ -258,7 +258,10 @@ class ResultsScreen(Screen):
     def on_mount(self) -> None:
         standings = self.standings
         table = self.query_one(DataTable)
+        longest = max((len(one_line(name, 40)) for name in standings.lanes), default=4)
         for label, width in COLUMNS:
+            if label == "lane":
+                width = min(max(width, longest), 24)
             table.add_column(label, width=width, key=label)
         for row in results_rows(standings):
             table.add_row(*row)

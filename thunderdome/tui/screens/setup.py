@@ -41,15 +41,18 @@ def task_label(task: TaskSpec) -> Text:
 def backend_label(spec: BackendSpec, origin: str) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(one_line(spec.name, 30).ljust(18), Style(bold=True))
-    text.append(one_line(f"{spec.kind} · {spec.model}", 50).ljust(30), Style(color="#c8c8c8"))
+    text.append(spec.kind.ljust(8), Style(color="#2ec4f0" if spec.kind == "sim" else "#ff9f1c"))
     if spec.kind == "sim":
         from thunderdome.sim.profiles import PROFILES
 
         profile = PROFILES.get(spec.profile or "")
-        where = f"TTFT {profile.ttft:g} s · {profile.tps:g} tok/s" if profile else ""
+        if spec.model and spec.model != spec.name:
+            text.append(one_line(spec.model, 30) + "  ", Style(color="#c8c8c8"))
+        if profile is not None:
+            text.append(f"TTFT {profile.ttft:g} s · {profile.tps:g} tok/s", DIM)
     else:
-        where = f"{origin} · {spec.url}"
-    text.append(one_line(where, 80), DIM)
+        text.append(one_line(spec.model, 40) + "  ", Style(color="#c8c8c8"))
+        text.append(one_line(f"{spec.url} ({origin})", 80), DIM)
     if spec.api_key_env and not spec.api_key():
         text.append(f"  ⚠ ${spec.api_key_env} not set", Style(color="#ffd23f"))
     return text
@@ -83,6 +86,7 @@ class SetupScreen(Screen):
             with Vertical(id="setup-tasks", classes="panel") as box:
                 box.border_title = "1 · task"
                 yield OptionList(id="task-list")
+                yield Static("", id="task-detail")
                 yield Label("or a task file:", classes="field-label")
                 yield Input(placeholder="path/to/task.yaml", id="task-file")
             with Vertical(id="setup-backends", classes="panel") as box:
@@ -186,11 +190,16 @@ class SetupScreen(Screen):
 
     def _preview(self, task: TaskSpec) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{task.name}: ", Style(bold=True))
+        text.append(f"{one_line(task.name, 40)}: ", Style(bold=True))
         text.append(f"max {task.max_tokens} tokens · {task.timeout:g} s limit", DIM)
         if task.kind == "thunderdome":
             text.append(f" · {task.max_turns} turn(s)", DIM)
         self.query_one("#task-preview", Static).update(text)
+        detail = Text()
+        detail.append(one_line(task.title, 200) + "\n", Style(bold=True))
+        prompt = " ".join(task.user.split())
+        detail.append(one_line(prompt, 400), Style(color="#a8a8a8", italic=True))
+        self.query_one("#task-detail", Static).update(detail)
 
     # -- start ----------------------------------------------------------------------------------
 

@@ -41,9 +41,12 @@ def leaderboard_table(
 ) -> Table:
     """The leaderboard as a borderless rich table; ``leading`` blank rows
     between lanes when there is room (easier to read from afar)."""
-    table = Table(box=None, expand=True, padding=(0, 1), show_edge=False, header_style="bold #9a9a9a")
+    table = Table(
+        box=None, expand=True, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False,
+        header_style="bold #9a9a9a",
+    )
     table.add_column("#", justify="right", width=2, no_wrap=True)
-    table.add_column("lane", ratio=1, no_wrap=True, overflow="ellipsis", min_width=6)
+    table.add_column("lane", ratio=1, no_wrap=True, overflow="ellipsis", min_width=8)
     table.add_column("", width=1, no_wrap=True)
     table.add_column("TTFT", justify="right", width=7, no_wrap=True)
     if not compact:
