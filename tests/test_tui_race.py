@@ -237,17 +237,20 @@ async def test_wide_screen_puts_many_lanes_in_a_grid():
 # -- the demo flow, setup, replay --------------------------------------------------------------
 
 
-async def test_demo_runs_the_next_task_after_the_results():
+@pytest.mark.parametrize("auto", [False, True])
+async def test_demo_runs_the_next_task_after_the_results(auto):
     scripts = {"sigkill": sigkill_race(), "long-essay": long_race()}
     app = make_app(
         mode="race", task=load_task("sigkill"), specs=[sim("cloud", "cloud")], tasks_after=[load_task("long-essay")],
-        source_factory=lambda t, s: ListSource(scripts[t.name]), results_delay=0.01,
+        source_factory=lambda t, s: ListSource(scripts[t.name]), results_delay=0.01, next_delay=1.0 if auto else None,
     )
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), what="first results")
         assert app.screen.standings.task == "sigkill"
-        assert app.screen.query_one("#next-race")
-        await pilot.press("n")
+        note = app.screen.query_one("#next-race").render()
+        assert "long-essay" in str(note) and (("starts in" in str(note)) == auto)
+        if not auto:
+            await pilot.press("n")
         await wait_for(
             pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.standings.task == "long-essay",
             what="second results",
@@ -367,3 +370,18 @@ async def test_weak_sandbox_and_warning_notices_are_shown():
         banner = screen.query_one("BannerText").render().plain
         assert "bubblewrap is not installed" in banner
         assert "⚠" in banner
+
+
+async def test_an_unreadable_recording_is_a_message_not_a_crash(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("this is not a recording\n")
+    app = make_app(mode="replay", replay_path=bad)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.failed is not None, what="failure shown")
+        assert "bad.jsonl" in screen.failed
+        banner = screen.query_one("BannerText").render().plain
+        assert "bad.jsonl" in banner
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="quit")
+    assert app.return_code == 0

@@ -25,7 +25,7 @@ from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
-from thunderdome.tui.sources import SourceFactory, live_source_factory, replay_source
+from thunderdome.tui.sources import BrokenSource, SourceFactory, live_source_factory, replay_source
 
 MODES = ("setup", "race", "replay")
 
@@ -64,6 +64,9 @@ class AppConfig:
     """Where screenshots and exports go when there is no recording folder."""
     discover: bool = True
     """Setup screen: probe local servers on their default ports."""
+    next_delay: float | None = 10.0
+    """Seconds the results of a race stay up before the next task of
+    ``tasks_after`` starts by itself (the demo); None: wait for ``n``."""
 
 
 class ThunderdomeApp(App[int]):
@@ -136,7 +139,10 @@ class ThunderdomeApp(App[int]):
         if self.source_factory is not None:
             source = self.source_factory(self.current_task, self.current_specs)  # type: ignore[arg-type]
         else:
-            source = replay_source(path, self.config.speed)
+            try:
+                source = replay_source(path, self.config.speed)
+            except Exception as exc:  # shown on the race screen, never a traceback
+                source = BrokenSource(str(exc) or type(exc).__name__)
         self.sources.append(source)
         screen = RaceScreen(
             source,
@@ -162,6 +168,7 @@ class ThunderdomeApp(App[int]):
             recording=getattr(screen.source, "recording_path", None),
             next_task=next_task,
             can_go_back=self.from_setup,
+            next_delay=self.config.next_delay,
         )
         self.switch_screen(results)
 
@@ -285,7 +292,7 @@ def make_app(
     (``replay_path`` at ``speed``). ``source_factory(task, specs)`` replaces the
     live race (tests). Extra keywords: ``record`` (True / path / None),
     ``time_scale``, ``max_tokens``, ``seed`` for live races; ``clock``,
-    ``results_delay``, ``output_dir``, ``discover`` for the app itself."""
+    ``results_delay``, ``output_dir``, ``discover``, ``next_delay`` for the app."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "race" and (task is None or not specs):
@@ -312,7 +319,14 @@ def make_app(
 
 
 def run_tui(**kwargs: Any) -> int:
-    """Run the app in the terminal; return its exit code."""
+    """Run the app in the terminal; return its exit code. Afterwards, say
+    where the races were recorded (the terminal is back to normal by then)."""
+    import sys
+
     app = make_app(**kwargs)
     result = app.run()
+    recorded = [p for p in (getattr(s, "recording_path", None) for s in app.sources) if p and Path(p).exists()]
+    if kwargs.get("mode") != "replay":
+        for path in recorded:
+            print(f"thunderdome: recorded {path}  (replay: thunderdome replay {path})", file=sys.stderr)
     return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)

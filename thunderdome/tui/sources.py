@@ -95,6 +95,24 @@ class ListSource:
         self.done.set()
 
 
+class BrokenSource:
+    """A source that could not be made (e.g. an unreadable recording): starting
+    it fails with ``reason``, which the race screen shows as one line."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.done = threading.Event()
+        self.error: str | None = reason
+        self.recording_path: str | None = None
+
+    def start(self, on_event: OnEvent) -> None:
+        self.done.set()
+        raise RuntimeError(self.reason)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.done.set()
+
+
 def live_source_factory(
     *,
     record: bool | str | Path | None = True,

@@ -136,8 +136,9 @@ class RaceScreen(Screen):
         try:
             self.source.start(self.feed.push)
         except Exception as exc:  # e.g. a replay file vanished
-            self.failed = f"{type(exc).__name__}: {exc}"
-            self.notify(self.failed, title="race could not start", severity="error", timeout=10)
+            self.failed = str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}"
+            self.notify(self.failed, title="race could not start", severity="error", timeout=10, markup=False)
+            self._update_widgets(self.now())
         self._frame()
 
     def on_resize(self) -> None:

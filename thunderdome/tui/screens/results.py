@@ -213,6 +213,7 @@ class ResultsScreen(Screen):
         Binding("r", "rerun", "rerun"),
         Binding("e", "app.export", "export"),
         Binding("n", "next", "next race"),
+        Binding("escape", "stay", "stay here", show=False),
         Binding("b", "back", "back to setup"),
     ]
 
@@ -224,8 +225,12 @@ class ResultsScreen(Screen):
         recording: str | None = None,
         next_task: "TaskSpec | None" = None,
         can_go_back: bool = False,
+        next_delay: float | None = None,
     ) -> None:
         super().__init__()
+        self.next_delay = next_delay
+        """Seconds before the next race starts by itself (the demo); None: wait for n."""
+        self._countdown: Any = None
         self.feed = feed
         self.standings = feed.standings
         self.lane_colors = colors
@@ -249,10 +254,7 @@ class ResultsScreen(Screen):
                     box.border_title = "race"
                     yield RecordingNote(standings, self.recording, self.lane_colors)
                     if self.next_task is not None:
-                        yield Static(
-                            Text.assemble(("next  ", LABEL), (one_line(self.next_task.name, 40), "bold"), ("  press n", DIM)),
-                            id="next-race",
-                        )
+                        yield Static(self._next_text(self.next_delay), id="next-race")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -268,6 +270,8 @@ class ResultsScreen(Screen):
         lines = [Line(name, color, self.feed.series_for(name)) for name, color in self.lane_colors.items()]
         end = standings.finished_t or standings.last_t
         self.query_one(TokenChart).set_data(lines, end)
+        if self.next_task is not None and self.next_delay is not None:
+            self._countdown = self.set_interval(1.0, self._tick)
         status = Text.assemble(
             ("■ RESULTS", Style(color="#7ad151", bold=True)),
             ("   r rerun · e export · s screenshot" + (" · n next race" if self.next_task else ""), DIM),
@@ -281,6 +285,32 @@ class ResultsScreen(Screen):
             warnings=[],
             now=end,
         )
+
+    def _next_text(self, left: float | None) -> Text:
+        assert self.next_task is not None
+        text = Text.assemble(("next  ", LABEL), (one_line(self.next_task.name, 40), Style(bold=True, color="#ff9f1c")))
+        if left is not None:
+            text.append(f"  starts in {max(0, round(left))} s", Style(bold=True))
+            text.append(" · n now · esc to stay", DIM)
+        else:
+            text.append("  press n", DIM)
+        return text
+
+    def _tick(self) -> None:
+        if self.next_delay is None:
+            return
+        self.next_delay -= 1
+        if self.next_delay <= 0:
+            self.action_next()
+            return
+        self.query_one("#next-race", Static).update(self._next_text(self.next_delay))
+
+    def action_stay(self) -> None:
+        if self._countdown is not None:
+            self._countdown.stop()
+            self._countdown = None
+            self.next_delay = None
+            self.query_one("#next-race", Static).update(self._next_text(None))
 
     def note_export(self, paths: list[str]) -> None:
         note = self.query_one(RecordingNote)
@@ -299,7 +329,10 @@ class ResultsScreen(Screen):
         self.app.rerun(self)  # type: ignore[attr-defined]
 
     def action_next(self) -> None:
-        if self.next_task is not None:
+        if self._countdown is not None:
+            self._countdown.stop()
+            self._countdown = None
+        if self.next_task is not None and self.app.screen is self:
             self.app.next_race()  # type: ignore[attr-defined]
 
     def action_back(self) -> None:
@@ -311,4 +344,6 @@ class ResultsScreen(Screen):
             return self.next_task is not None
         if action == "back":
             return self.can_go_back
+        if action == "stay":
+            return self._countdown is not None
         return True
