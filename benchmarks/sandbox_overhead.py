@@ -68,6 +68,10 @@ def run(*, quick: bool = True, runs: int | None = None, levels: tuple[str, ...] 
     levels = levels or VARIANTS
     log(f"[sandbox_overhead] `true` x{runs} at {', '.join(levels)} and as a plain subprocess")
     floor, got = asyncio.run(_measure(levels, runs))
+    from thunderdome.sandbox import detect_isolation
+
+    default = detect_isolation()
+    default_name = "bwrap-root" if default.level == "bwrap" and default.mode == "root" else default.level
     floor_med = pct(floor, 50)
     cmd = command("sandbox_overhead", ["--runs", str(runs)])
     figures = [Figure(BENCH, "plain subprocess (floor)", f"{floor_med * 1000:.1f} ms median", "-", None, cmd,
@@ -80,7 +84,8 @@ def run(*, quick: bool = True, runs: int | None = None, levels: tuple[str, ...] 
         value = (f"{med * 1000:.1f} ms median (+{(med - floor_med) * 1000:.1f} ms over the floor; "
                  f"p99 {pct(g['wall_s'], 99) * 1000:.1f} ms)")
         data = dict(g, median_s=med, overhead_s=med - floor_med)
-        figures.append(Figure(BENCH, f"{g['name']} per command", value, "- (no goal set)", None, cmd, data))
+        label = f"{g['name']} per command" + (" (the default here)" if g["name"] == default_name else "")
+        figures.append(Figure(BENCH, label, value, "- (no goal set)", None, cmd, data))
     return figures
 
 
