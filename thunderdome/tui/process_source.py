@@ -125,7 +125,9 @@ class ProcessSource:
     def start(self, on_event: OnEvent) -> None:
         """Spawn ``python -m thunderdome.tui.process_source`` (a fresh
         interpreter: no fork of a threaded UI, no re-import of the caller's
-        main module) with two pipes: events out, control in."""
+        main module) with two pipes: events out, control in. Raises (before
+        spawning anything) if ``main`` or its arguments cannot be pickled."""
+        payload = pickle.dumps((self.main, self.args))
         events_r, events_w = os.pipe()
         control_r, control_w = os.pipe()
         env = dict(os.environ)
@@ -144,7 +146,7 @@ class ProcessSource:
             os.close(events_w)
             os.close(control_r)
         assert self._proc.stdin is not None
-        self._proc.stdin.write(pickle.dumps((self.main, self.args)))
+        self._proc.stdin.write(payload)
         self._proc.stdin.close()
         self._events, self._control = Connection(events_r, writable=False), Connection(control_w, readable=False)
         self._reader = threading.Thread(target=self._read, args=(on_event,), name="race-events-in", daemon=True)

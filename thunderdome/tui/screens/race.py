@@ -68,11 +68,11 @@ class RaceScreen(Screen):
     BINDINGS = [
         Binding("t", "toggle_reasoning", "reasoning"),
         Binding("r", "rerun", "rerun"),
-        Binding("space", "pause", "pause/resume", show=False),
-        Binding("plus,equals_sign", "speed(1)", "faster", show=False),
-        Binding("minus", "speed(-1)", "slower", show=False),
-        Binding("full_stop,n", "step", "step", show=False),
-        Binding("0", "restart", "restart", show=False),
+        Binding("space", "pause", "pause"),
+        Binding("plus,equals_sign", "speed(1)", "faster"),
+        Binding("minus", "speed(-1)", "slower"),
+        Binding("full_stop,n", "step", "step"),
+        Binding("0", "restart", "restart"),
     ]
 
     def __init__(
@@ -354,7 +354,7 @@ class RaceScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "speed", "step", "restart"):
-            return self.replay
+            return self.replay  # replay controls: hidden (and off) in a live race
         return True
 
     def stop_source(self) -> None:
