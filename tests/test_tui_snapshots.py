@@ -13,8 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from thunderdome.race.tasks import load_task
-from thunderdome.specs import BackendSpec
+from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
@@ -24,12 +23,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tui_scripted import long_race, sigkill_race  # noqa: E402
 
 SPECS = [BackendSpec(name="cloud", kind="sim", profile="cloud", model="cloud")]
+TASKS = {  # fixed here, so a change to the built-in tasks cannot move a picture
+    "long-essay": TaskSpec(name="long-essay", title="essay", kind="long", user="-", max_tokens=1024),
+    "sigkill": TaskSpec(name="sigkill", title="sigkill", kind="thunderdome", win_rule="last_standing", user="-",
+                        max_turns=2, max_tokens=256),
+}
 
 
 def scripted_app(events, *, live: bool, task: str = "long-essay"):
     return make_app(
         mode="race",
-        task=load_task(task),
+        task=TASKS[task],
         specs=SPECS,
         source_factory=lambda t, s: ListSource(events, live=live),
         clock=lambda: 1000.0,
