@@ -447,13 +447,6 @@ async def test_race_thunderdome_faults_end_their_lanes_as_errors(emulator: Any, 
     assert compute_results(events) == results
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="race/agent.py: a reply whose stream ends without a finish reason (cut) after part of a shell block "
-    "still has its partial command run (CommandExtractor.finish() takes the open block / unfinished line), and "
-    "the lane is 'eliminated' by a failed check instead of ending in error 'stream cut: ...'; "
-    "stream_command/_turns should apply end_reason_for_cut() before running a command that was not found early",
-)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_race_thunderdome_cut_mid_command_runs_nothing(emulator: Any, protocol: str) -> None:
     # hello-file's reference: ```bash \n echo 'Hello, Thunderd|ome!' > greeting.txt \n ```; cut after 10 tokens.

@@ -470,7 +470,7 @@ def test_wrongly_typed_event_fields_are_exit_2_one_line(
 
 # Events of every type with each field well typed or any JSON value: the
 # recording loads (then replays and exports, exit 0) or is refused in one
-# line (exit 2). Strings avoid '[' / ']' (rich markup: see the xfail below).
+# line (exit 2). Strings avoid '[' / ']' (markup has its own test below).
 _plain = st.text(alphabet=st.characters(blacklist_characters="[]", blacklist_categories=("Cs",)), max_size=8)
 _json = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-3, 10**20), st.floats(allow_nan=False), _plain),
@@ -522,12 +522,6 @@ def test_structured_event_garbage(capsys: pytest.CaptureFixture[str], events: li
     if code == 2:
         assert len(err.splitlines()) == 1 and ": bad event: " in err, err
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report.standings_table passes the title f'{task} · {kind} · {win_rule}' to rich.Table as a markup "
-    "string: a recording whose task/kind/win_rule holds '[/bold]' makes replay --headless raise MarkupError "
-    "(traceback); Table(title=Text(title)) fixes it",
-)
 @pytest.mark.parametrize("field", ["task", "kind", "win_rule"])
 def test_markup_in_recorded_race_fields_is_shown_as_text(capsys: pytest.CaptureFixture[str], tmp_path: Path, field: str) -> None:
     started = {"type": "race_started", "t": 0.0, "task": "t", "kind": "long", field: "[/bold]"}

@@ -109,7 +109,8 @@ def _ignore_sigint() -> None:
 
 
 def start_race(
-    tmp_path: Path, backends: str, task: str, *extra: str, sigint: Callable[[], None] = _default_sigint
+    tmp_path: Path, backends: str, task: str, *extra: str, sigint: Callable[[], None] = _default_sigint,
+    record_it: bool = True,
 ) -> tuple[subprocess.Popen[str], Path]:
     path = tmp_path / "backends.yaml"
     path.write_text(backends, encoding="utf-8")
@@ -118,7 +119,8 @@ def start_race(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(
         [sys.executable, "-m", "thunderdome", "race", "--backends", str(path), "--task", task, "--headless",
-         "--record", str(record), "--json", str(tmp_path / "out.json"), *extra],
+         *(["--record", str(record)] if record_it else ["--no-record"]), "--json", str(tmp_path / "out.json"),
+         *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -197,10 +199,14 @@ def assert_interrupted_recording(record: Path, lanes: list[str], *, strict_reaso
     assert results["winner"] is None
 
 
-def assert_clean_exit(code: int, err: str) -> None:
+def assert_clean_exit(code: int, err: str, record: Path | None) -> None:
     assert code == 130, err
     assert "Traceback" not in err, err
-    assert "interrupted" in err.strip().splitlines()[-1]
+    last = err.strip().splitlines()[-1]
+    if record is None:
+        assert last == "thunderdome: interrupted", err
+    else:  # says where what happened was recorded
+        assert last == f"thunderdome: interrupted; the race so far is recorded in {record}", err
 
 
 # --- long race -----------------------------------------------------------------------------
@@ -225,7 +231,7 @@ def test_sigint_mid_long_race_stops_cleanly_and_keeps_the_recording(tmp_path: Pa
     emulators = [pid for pid, cmd in tree.items() if "thunderdome.sim" in cmd]
     assert emulators, tree  # the built-in emulator runs in a child process
     code, out, err = interrupt(proc, group=group)
-    assert_clean_exit(code, err)
+    assert_clean_exit(code, err, record)
     # With a group SIGINT the emulator child gets the signal too; if it closes
     # its sockets before the race sees the signal, a lane may end "connection
     # dropped" instead. Either way every lane ends with an error.
@@ -239,17 +245,10 @@ def test_sigint_mid_long_race_stops_cleanly_and_keeps_the_recording(tmp_path: Pa
     assert not [pid for pid in emulators if _alive(pid)], "the emulator process outlived the race"
 
 
-EMULATOR_TAKES_GROUP_SIGINT = pytest.mark.xfail(
-    strict=True,
-    reason="sim/launch.py: the emulator child shares the race's process group and installs its own SIGINT "
-    "handler (overriding an inherited SIG_IGN), so a Ctrl-C meant for the race (or ignored by it) stops the "
-    "emulator: sim lanes end 'connection dropped after N tokens'. Spawn it with start_new_session=True (its "
-    "parent stops it and it watches the parent's pid) or ignore SIGINT when --parent-pid is given",
-)
 
 
 @pytest.mark.parametrize(
-    "group", [False, pytest.param(True, marks=EMULATOR_TAKES_GROUP_SIGINT)], ids=["kill-INT", "ctrl-c-group"]
+    "group", [False, True], ids=["kill-INT", "ctrl-c-group"]
 )
 def test_a_background_job_ignoring_sigint_keeps_racing(tmp_path: Path, group: bool) -> None:
     """A shell starts background jobs with SIGINT ignored (``thunderdome race
@@ -287,7 +286,7 @@ def test_sigint_mid_sigkill_race_leaves_no_arena(tmp_path: Path, group: bool) ->
     tree = {pid: _start_time(pid) for pid in descendants(proc.pid)}
     assert any("bwrap" in _cmdline(pid) for pid in tree), tree
     code, out, err = interrupt(proc, group=group)
-    assert_clean_exit(code, err)
+    assert_clean_exit(code, err, record)
     assert_interrupted_recording(record, lanes, strict_reason=not group)
     assert live_with(marker) == [], "arena processes outlived the race"
     survivors = [pid for pid, start in tree.items() if _alive(pid) and _start_time(pid) == start]
@@ -310,8 +309,19 @@ def test_impatient_repeated_ctrl_c_still_stops_cleanly(tmp_path: Path) -> None:
             break
         os.killpg(proc.pid, signal.SIGINT)
     code, out, err = interrupt(proc, group=True) if proc.poll() is None else (proc.returncode, *proc.communicate())
-    assert_clean_exit(code, err)
+    assert_clean_exit(code, err, record)
     assert_interrupted_recording(record, lanes, strict_reason=False)
+    assert live_with(marker) == [], "arena processes outlived the race"
+
+
+@needs_bwrap
+def test_sigint_without_a_recording_says_only_interrupted(tmp_path: Path) -> None:
+    marker = f"nr{uuid.uuid4().hex[:8]}"
+    proc, _ = start_race(tmp_path, _long_backends(marker), "sigkill", record_it=False)
+    fighters = lambda: [p for p, cmd in live_with(marker) if cmd.startswith("fighter-")]  # noqa: E731
+    wait_for(proc, "the arena's fighters", lambda: len(fighters()) == 3)
+    code, out, err = interrupt(proc, group=False)
+    assert_clean_exit(code, err, None)
     assert live_with(marker) == [], "arena processes outlived the race"
 
 
@@ -355,7 +365,7 @@ def test_sigint_while_a_sandboxed_command_runs_kills_it(tmp_path: Path) -> None:
     tree = {pid: _start_time(pid) for pid in descendants(proc.pid)}
     assert any("bwrap" in _cmdline(pid) for pid in tree), tree
     code, out, err = interrupt(proc, group=False)
-    assert_clean_exit(code, err)
+    assert_clean_exit(code, err, record)
     assert_interrupted_recording(record, ["one", "two"])
     assert types(record, "exec_finished") == []  # the commands never got to finish
     assert live_with(f"done-{marker}") == [], "sandboxed commands outlived the race"

@@ -102,8 +102,10 @@ async def run_many(
     max_tokens: int | None,
     seed: int | None,
     trials: int = 1,
+    recordings: list[str] | None = None,
 ) -> int:
-    """Run tasks one after another (the demo) or one task several times."""
+    """Run tasks one after another (the demo) or one task several times.
+    ``recordings``: each race's recording path is appended as the race starts."""
     from thunderdome.record import default_recording_path
 
     console = human_console()
@@ -119,6 +121,8 @@ async def run_many(
                 path = base.with_name(f"{base.stem}-{task.name}-{trial + 1}{base.suffix or '.jsonl'}")
             else:
                 path = default_recording_path(task.name)
+            if path is not None and recordings is not None:
+                recordings.append(str(path))
             if trials > 1:
                 console.rule(f"{task.name} — trial {trial + 1}/{trials}")
             result, recording = await run_one(
@@ -150,6 +154,7 @@ def run_headless(**kwargs: Any) -> int:
     from thunderdome.race.runner import RaceSetupError
 
     interrupted = False
+    recordings: list[str] = []
     # A shell starts background jobs with SIGINT ignored: keep it that way.
     own_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
@@ -168,7 +173,7 @@ def run_headless(**kwargs: Any) -> int:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # no loop signal handlers here: asyncio.run's own Ctrl-C handling applies
-        return await run_many(**kwargs)
+        return await run_many(**kwargs, recordings=recordings)
 
     code = 0
     try:
@@ -184,6 +189,7 @@ def run_headless(**kwargs: Any) -> int:
     if interrupted:
         if own_sigint:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving anyway: a late Ctrl-C must not interrupt that
-        print("thunderdome: interrupted; the recording keeps what happened", file=sys.stderr)
+        kept = f"; the race so far is recorded in {recordings[-1]}" if recordings else ""
+        print(f"thunderdome: interrupted{kept}", file=sys.stderr)
         return 130
     return code

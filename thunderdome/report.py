@@ -55,7 +55,7 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
     ranked = standings.ranked(now)
     show_model = not compact and any(s.model and s.model != s.name for s in ranked)
     thunderdome = standings.kind == "thunderdome"
-    table = Table(title=title, title_style="bold", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
+    table = Table(title=Text(title), title_style="bold", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
     table.add_column("#", justify="right", no_wrap=True, min_width=1)
     table.add_column("lane", no_wrap=True, min_width=min(16, max((len(x.name) for x in ranked), default=4)))
     if show_model:

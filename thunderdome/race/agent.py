@@ -45,7 +45,7 @@ from thunderdome.events import (
     TokenDelta,
     Verdict,
 )
-from thunderdome.backends.base import ChatRequest
+from thunderdome.backends.base import BackendError, ChatRequest
 from thunderdome.race.checks import run_checks
 from thunderdome.race.engine import Lane, Race, build_messages, end_reason_for_cut, render_prompt
 from thunderdome.race.extract import CommandExtractor
@@ -105,6 +105,10 @@ async def stream_command(
                 pass
     early = command is not None
     if command is None and not lane.ended:
+        # A reply that was cut mid-way may hold half a command: never run it.
+        cut = end_reason_for_cut(ended, len(parts))
+        if cut:
+            raise BackendError(cut)
         command = extractor.finish()
     return TurnReply("".join(parts), command, ended, early)
 

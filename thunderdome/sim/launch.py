@@ -218,8 +218,14 @@ async def _serve(args: argparse.Namespace, replies: dict[str, str]) -> None:
     print(f"listening on {server.url}", flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, done.set)
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    if args.parent_pid:
+        # A race's emulator: Ctrl-C in the terminal reaches the whole process
+        # group, but the race decides when to stop (it stops us with SIGTERM,
+        # and we also leave when the parent is gone). Keep serving.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        loop.add_signal_handler(signal.SIGINT, done.set)
     while not done.is_set():
         if args.parent_pid and os.getppid() != args.parent_pid:
             break
