@@ -447,17 +447,29 @@ async def test_race_thunderdome_faults_end_their_lanes_as_errors(emulator: Any, 
     assert compute_results(events) == results
 
 
+CUT_MID_COMMAND = {
+    "hello-file": 10,  # ```bash \n echo 'Hello, Thunderd|ome!' > greeting.txt \n ```
+    "sigkill": 7,  # ```bash \n kill -9| 123 456 \n ```  (a "kill -9" of nothing, or of the wrong PIDs)
+}
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_race_thunderdome_cut_mid_command_runs_nothing(emulator: Any, protocol: str) -> None:
-    # hello-file's reference: ```bash \n echo 'Hello, Thunderd|ome!' > greeting.txt \n ```; cut after 10 tokens.
+@pytest.mark.parametrize("task_name", sorted(CUT_MID_COMMAND))
+async def test_race_thunderdome_cut_mid_command_runs_nothing(emulator: Any, protocol: str, task_name: str) -> None:
+    """A reply cut (clean end, no finish reason) in the middle of its shell
+    block: half a command must never run; the lane ends in error."""
     entry = lane_entry("cut", protocol, "cut", 0)
-    entry["options"]["fault_at"] = 10
+    entry["options"]["fault_at"] = CUT_MID_COMMAND[task_name]
+    entries = [entry, lane_entry("other", protocol, "refused", closed_port())]  # the arena needs opponents
     events: list[Event] = []
-    standings = await run_race(load_task("hello-file"), [spec_of(entry)], [events.append],
+    standings = await run_race(load_task(task_name), [spec_of(e) for e in entries], [events.append],
                                sim_url=emulator.url, time_scale=TIME_SCALE)
-    lane = standings.results()["lanes"][0]
+    rows = {lane["name"]: lane for lane in standings.results()["lanes"]}
     assert not [e for e in events if isinstance(e, (CommandExtracted, ExecFinished))]
-    assert lane["status"] == "error" and lane["error"].startswith("stream cut"), lane
+    assert rows["cut"]["tokens"] == CUT_MID_COMMAND[task_name]
+    expected = f"stream cut: ended without a finish reason after {CUT_MID_COMMAND[task_name]} tokens"
+    assert rows["cut"]["status"] == "error" and rows["cut"]["error"] == expected, rows["cut"]
+    assert_well_formed(events, ["cut", "other"])
 
 
 # --- in-process, scripted servers: wire shapes the emulator does not make --------------------------
