@@ -162,11 +162,11 @@ def wait_for(proc: subprocess.Popen[str], what: str, check: Callable[[], bool]) 
         time.sleep(0.02)
 
 
-def interrupt(proc: subprocess.Popen[str], *, group: bool) -> tuple[int, str, str]:
+def interrupt(proc: subprocess.Popen[str], *, group: bool, sig: int = signal.SIGINT) -> tuple[int, str, str]:
     if group:
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does
     else:
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, sig)
     try:
         out, err = proc.communicate(timeout=HANG_GUARD_S)
     except subprocess.TimeoutExpired:
@@ -239,6 +239,17 @@ def test_sigint_mid_long_race_stops_cleanly_and_keeps_the_recording(tmp_path: Pa
     while any(_alive(pid) for pid in emulators) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in emulators if _alive(pid)], "the emulator process outlived the race"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_as_cleanly_as_ctrl_c(tmp_path: Path, sig: int) -> None:
+    marker = f"lt{uuid.uuid4().hex[:8]}"
+    lanes = [f"{marker}-a", f"{marker}-b", f"{marker}-c"]
+    proc, record = start_race(tmp_path, _long_backends(marker), "long-essay")
+    wait_for(proc, "the first tokens", lambda: len(types(record, "token_delta")) >= 3)
+    code, out, err = interrupt(proc, group=False, sig=sig)
+    assert_clean_exit(code, err, record)
+    assert_interrupted_recording(record, lanes)
 
 
 

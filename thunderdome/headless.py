@@ -149,7 +149,7 @@ def run_headless(**kwargs: Any) -> int:
     """Run ``run_many`` and map failures to exit codes. Ctrl-C stops the race
     cleanly (exit 130): the first SIGINT cancels it, so lanes end "race
     interrupted", sandboxes and the emulator are closed and the recording is
-    flushed; SIGINTs after the first are ignored, so an impatient second
+    flushed (SIGTERM and SIGHUP do the same); signals after the first are ignored, so an impatient second
     Ctrl-C cannot cut that clean-up short or print a traceback."""
     from thunderdome.race.runner import RaceSetupError
 
@@ -168,9 +168,13 @@ def run_headless(**kwargs: Any) -> int:
                 interrupted = True
                 task.cancel()
 
-        if own_sigint:
+        loop = asyncio.get_running_loop()
+        stops = [signal.SIGTERM, signal.SIGHUP] + ([signal.SIGINT] if own_sigint else [])
+        for sig in stops:  # SIGTERM / SIGHUP (closed terminal) stop as cleanly as Ctrl-C
+            if sig != signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                continue
             try:
-                asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
+                loop.add_signal_handler(sig, on_sigint)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # no loop signal handlers here: asyncio.run's own Ctrl-C handling applies
         return await run_many(**kwargs, recordings=recordings)
