@@ -1,11 +1,13 @@
 """Timing profiles of the emulator, and the schedule a profile implies.
 
 Invariant: a profile fully determines *when* each token of a reply is due,
-relative to the moment the request was received: token ``i`` (0-based, the
-first reasoning or answer token) is due at ``ttft + i / tps + jitter_i``
-seconds, where ``jitter_i`` is seeded noise of at most ``jitter / tps`` and due
-times strictly increase. The server multiplies these offsets by its time scale
-and paces from the start time; it never sums sleeps.
+relative to the moment the request arrived: token ``i`` (0-based, the first
+reasoning or answer token) is due at ``ttft + i / tps + jitter_i`` seconds,
+where ``jitter_i`` is seeded noise of at most ``jitter / tps`` (capped below
+half a step, so due times strictly increase). ``jitter_i`` is a pure function
+of (profile, seed, i), so any token's due time costs O(1) and nothing is
+precomputed per request. The server multiplies these offsets by its time
+scale and paces from the arrival time; it never sums sleeps.
 
 The three public profiles reproduce the long race of the public benchmark
 (DESIGN.md): with N tokens, wall time = ttft + (N - 1) / tps and output speed
@@ -14,11 +16,44 @@ The three public profiles reproduce the long race of the public benchmark
 
 from __future__ import annotations
 
-import random
+import hashlib
 from dataclasses import dataclass
 
 LONG_RACE_TOKENS = 878
 """Tokens of the public long generation race."""
+
+MAX_JITTER = 0.49
+"""Jitter is capped at this fraction of a step: neighbours never swap."""
+
+_M64 = (1 << 64) - 1
+
+
+def _noise(key: int, i: int) -> float:
+    """Uniform in [-1, 1), a pure function of (key, i): splitmix64 of the i-th
+    step of a Weyl sequence seeded by ``key`` (counter-based, no state)."""
+    z = (key + (i + 1) * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    z ^= z >> 31
+    return (z >> 11) * (2.0 / (1 << 53)) - 1.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Due times of one reply's tokens (seconds after arrival, unscaled)."""
+
+    ttft: float
+    tps: float
+    amp: float
+    """Largest jitter in seconds (``min(jitter, MAX_JITTER) / tps``)."""
+    key: int
+    """Seeds the noise (from the profile name and the request's seed)."""
+
+    def due(self, i: int) -> float:
+        """When token ``i`` is due. Token 0 carries no jitter, so TTFT is exact."""
+        if i <= 0:
+            return self.ttft
+        return self.ttft + i / self.tps + self.amp * _noise(self.key, i)
 
 
 @dataclass(frozen=True)
@@ -39,25 +74,21 @@ class Profile:
     """Length of the generated long reply when the request names none."""
     description: str = ""
 
+    def schedule(self, seed: int = 0) -> Schedule:
+        """The due times of one reply, computed per token on demand (O(1) each)."""
+        digest = hashlib.blake2b(f"jitter:{seed}:{self.name}".encode(), digest_size=8).digest()
+        amp = max(0.0, min(self.jitter, MAX_JITTER)) / self.tps
+        return Schedule(self.ttft, self.tps, amp, int.from_bytes(digest, "little"))
+
     def offsets(self, n: int, seed: int = 0) -> list[float]:
-        """Due times (seconds after receipt, unscaled) of ``n`` tokens.
+        """Due times (seconds after arrival, unscaled) of ``n`` tokens, as a list
+        (for tests and tools; the server asks ``schedule(seed).due(i)`` per token).
 
         Token 0 carries no jitter, so TTFT is exact; later tokens move by at
-        most ``jitter / tps`` and are clamped to stay strictly increasing.
+        most ``jitter / tps`` and strictly increase.
         """
-        rng = random.Random(f"jitter:{seed}:{self.name}")
-        step = 1.0 / self.tps
-        amp = self.jitter * step
-        out: list[float] = []
-        prev = float("-inf")
-        for i in range(n):
-            noise = 0.0 if i == 0 else rng.uniform(-amp, amp)
-            due = self.ttft + i * step + noise
-            if due <= prev:
-                due = prev + step * 0.01
-            out.append(due)
-            prev = due
-        return out
+        due = self.schedule(seed).due
+        return [due(i) for i in range(n)]
 
     def e2e(self, n: int) -> float:
         """Wall time of an ``n``-token reply without jitter: ttft + (n-1)/tps."""
@@ -118,4 +149,4 @@ def get_profile(name: str) -> Profile:
         raise KeyError(f"unknown sim profile {name!r} (known: {known})") from None
 
 
-__all__ = ["LONG_RACE_TOKENS", "PROFILES", "Profile", "get_profile"]
+__all__ = ["LONG_RACE_TOKENS", "MAX_JITTER", "PROFILES", "Profile", "Schedule", "get_profile"]
