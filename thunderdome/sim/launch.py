@@ -4,7 +4,9 @@ Invariant: a handle's ``stop()`` is idempotent and leaves nothing running; a
 child process never outlives the process that spawned it (it polls its
 parent's pid, which unlike PR_SET_PDEATHSIG is not tied to the spawning
 *thread*). The child announces itself with exactly one stdout line,
-``listening on http://HOST:PORT``, and prints nothing else to stdout.
+``listening on http://HOST:PORT``, and prints nothing else to stdout. Both
+run the server on a precise-timer loop (``precise_loop``), so tokens leave
+within tens of microseconds of their due times, not up to a millisecond late.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Mapping
 
 import httpx
 
+from thunderdome.sim.precise_loop import new_precise_loop, tighten_timer_slack
 from thunderdome.sim.server import EmulatorServer
 
 STARTUP_TIMEOUT_S = 20.0
@@ -87,12 +90,13 @@ async def _copy_log(server: EmulatorServer) -> list[dict[str, Any]]:
 
 
 def start_emulator_thread(**kw: Any) -> ThreadEmulator:
-    """Start ``EmulatorServer(**kw)`` on a fresh loop in a daemon thread."""
+    """Start ``EmulatorServer(**kw)`` on a fresh precise-timer loop in a daemon thread."""
     ready = threading.Event()
     box: dict[str, Any] = {}
 
     def main() -> None:
-        loop = asyncio.new_event_loop()
+        tighten_timer_slack()
+        loop = new_precise_loop()
         asyncio.set_event_loop(loop)
         server = EmulatorServer(**kw)
         try:
@@ -254,8 +258,10 @@ def serve_main(argv: list[str] | None = None) -> int:
     if args.time_scale < 0:
         print("thunderdome sim serve: --time-scale must be >= 0", file=sys.stderr)
         return 2
+    tighten_timer_slack()
     try:
-        asyncio.run(_serve(args, replies))
+        with asyncio.Runner(loop_factory=new_precise_loop) as runner:
+            runner.run(_serve(args, replies))
     except OSError as exc:
         print(f"thunderdome sim serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
