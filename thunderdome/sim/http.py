@@ -5,7 +5,10 @@ each ``send`` is written and drained before it returns (TCP_NODELAY is on),
 so a frame is on the wire at the moment the caller decided to send it.
 Streamed bodies use ``Transfer-Encoding: chunked``; a body ends properly only
 through ``end()`` (the zero-length chunk), while ``abort()`` drops the socket
-without it, the way a crashed server does.
+without it, the way a crashed server does. A request's ``t_arrival`` is
+stamped when its first bytes reach the connection's reader (in the
+protocol's ``data_received``, before any task runs), so a busy serving loop
+cannot move it later than the loop's own latency.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 MAX_BODY = 64 * 1024 * 1024
 
@@ -47,6 +50,9 @@ class Request:
     """time.monotonic() when the whole request (head and body) was read."""
     t_head: float = 0.0
     """time.monotonic() when the request head was read."""
+    t_arrival: float = 0.0
+    """time.monotonic() when the request's first bytes reached the reader (the
+    schedule's base); pipelined requests: when the server turned to them."""
 
     @property
     def keep_alive(self) -> bool:
@@ -58,6 +64,51 @@ class Request:
     def json(self) -> Any:
         """The body parsed as JSON. Raises ValueError when it is not."""
         return json.loads(self.body.decode("utf-8"))
+
+
+class ArrivalReader(asyncio.StreamReader):
+    """A StreamReader that stamps ``t_arrival`` when bytes arrive into an empty
+    buffer while no stamp is pending; ``read_request`` takes the stamp."""
+
+    t_arrival: float | None = None
+    served = 0
+    """Requests read so far on this connection."""
+
+    def feed_data(self, data: bytes) -> None:
+        if self.t_arrival is None and data and not self._buffer:
+            self.t_arrival = time.monotonic()
+        super().feed_data(data)
+
+    def arrival(self, t_call: float, t_head: float) -> float:
+        """When the request whose head was just read arrived: its stamp, but
+        never before the server turned to it (``t_call``; a request sent while
+        the previous answer ran, or pipelined behind it, waits its turn) nor
+        after its head was read."""
+        stamp = self.t_arrival if self.t_arrival is not None else t_call
+        if self.served:
+            stamp = max(stamp, t_call)
+        return min(stamp, t_head)
+
+    def request_done(self) -> None:
+        """The request's body is read: the next bytes belong to the next request."""
+        self.served += 1
+        self.t_arrival = None
+
+
+async def start_http_server(
+    on_connection: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    host: str,
+    port: int,
+    limit: int = 256 * 1024,
+) -> asyncio.AbstractServer:
+    """``asyncio.start_server`` with an ``ArrivalReader`` per connection."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        reader = ArrivalReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, on_connection, loop=loop)
+
+    return await loop.create_server(factory, host, port, backlog=1024)
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
@@ -83,6 +134,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
     """Read one request; None on a clean end of the connection between requests."""
+    t_call = time.monotonic()
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
@@ -92,6 +144,7 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     except asyncio.LimitOverrunError:
         raise HttpError(431, "request head too large") from None
     t_head = time.monotonic()
+    arrival = reader.arrival(t_call, t_head) if isinstance(reader, ArrivalReader) else t_head
     try:
         lines = head.decode("latin-1").split("\r\n")
         method, target, version = lines[0].split(" ")
@@ -127,7 +180,9 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         raise HttpError(400, "request body chunk line too long") from None
     except ValueError:
         raise HttpError(400, "bad Content-Length") from None
-    return Request(method.upper(), path, query, version, headers, body, time.monotonic(), t_head)
+    if isinstance(reader, ArrivalReader):
+        reader.request_done()
+    return Request(method.upper(), path, query, version, headers, body, time.monotonic(), t_head, arrival)
 
 
 def set_nodelay(writer: asyncio.StreamWriter) -> None:
@@ -149,11 +204,15 @@ class Responder:
     chunked: bool = field(default=False, init=False)
     closed: bool = field(default=False, init=False)
     bytes_sent: int = field(default=0, init=False)
+    _held: bytes = field(default=b"", init=False)
+    """Status line and headers held back by ``start(hold=True)``."""
 
     def client_gone(self) -> bool:
         return self.reader.at_eof() or self.writer.transport.is_closing()
 
     async def _raw(self, data: bytes) -> None:
+        if self._held:
+            data, self._held = self._held + data, b""
         if self.closed or self.client_gone():
             raise ClientGone()
         try:
@@ -169,8 +228,9 @@ class Responder:
             raise ClientGone() from exc
         self.bytes_sent += len(data)
 
-    async def start(self, status: int, headers: dict[str, str], *, chunked: bool) -> None:
-        """Send the status line and headers."""
+    async def start(self, status: int, headers: dict[str, str], *, chunked: bool, hold: bool = False) -> None:
+        """Send the status line and headers. ``hold``: keep them until the next
+        write or ``flush()``, so they leave with the first frames in one write."""
         lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
         merged = {"Server": "thunderdome-sim", **headers}
         if chunked and self.http10:
@@ -180,12 +240,22 @@ class Responder:
         merged["Connection"] = "keep-alive" if self.keep_alive else "close"
         lines += [f"{k}: {v}" for k, v in merged.items()]
         self.chunked = chunked
-        await self._raw(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if hold:
+            self._held = data
+        else:
+            await self._raw(data)
+
+    async def flush(self) -> None:
+        """Send held headers now (no-op when nothing is held)."""
+        if self._held:
+            await self._raw(b"")
 
     async def send(self, payload: bytes) -> None:
         """One piece of body: one chunk when chunked (an empty payload is skipped,
         since a zero-length chunk would end the body)."""
         if not payload:
+            await self.flush()
             return
         if self.chunked:
             await self._raw(b"%x\r\n%s\r\n" % (len(payload), payload))
@@ -215,4 +285,13 @@ class Responder:
         self.writer.transport.abort()
 
 
-__all__ = ["ClientGone", "HttpError", "Request", "Responder", "read_request", "set_nodelay"]
+__all__ = [
+    "ArrivalReader",
+    "ClientGone",
+    "HttpError",
+    "Request",
+    "Responder",
+    "read_request",
+    "set_nodelay",
+    "start_http_server",
+]

@@ -3,15 +3,17 @@
 Invariant: ``"".join(tokenize(text)) == text`` for every string, and every
 token is non-empty; so a client that concatenates the streamed deltas gets
 back exactly the chosen reply (or its first ``max_tokens`` tokens). Generated
-text is a pure function of its length and seed.
+text is a pure function of its length and seed. Replies are lazy: a token is
+tokenized or generated (a paragraph at a time) only when the stream asks for
+it, so the first token of a 100k-token reply costs no more than a short one's.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Iterator, Mapping
 
 _TOKEN = re.compile(r" ?[^\W\d_]{1,8}| ?\d{1,3}| ?_| ?[^\w\s]|\n|[ \t]+|\s")
 
@@ -20,6 +22,11 @@ def tokenize(text: str) -> list[str]:
     """Split into word pieces with their leading space, digits in threes,
     punctuation and newlines; joining the pieces gives back ``text``."""
     return _TOKEN.findall(text)
+
+
+def iter_tokens(text: str) -> Iterator[str]:
+    """``tokenize(text)``, one token at a time (no work before the first)."""
+    return (m.group() for m in _TOKEN.finditer(text))
 
 
 _TITLE = "Fast inference — why the first token matters\n\n"
@@ -69,54 +76,97 @@ _REASONING = (
 )
 
 
-def _generate(bank: tuple[str, ...], n: int, seed: int, title: str) -> str:
-    """Deterministic text of exactly ``n`` tokens drawn from ``bank``."""
-    if n <= 0:
-        return ""
-    rng = random.Random(f"text:{seed}:{len(bank)}")
-    parts = [title]
-    count = len(tokenize(title))
-    while count < n:
-        para = " ".join(rng.choice(bank) for _ in range(rng.randint(3, 6))) + "\n\n"
-        parts.append(para)
-        count += len(tokenize(para))
-    return "".join(tokenize("".join(parts))[:n])
+class GeneratedTokens:
+    """The tokens of deterministic text of exactly ``n`` tokens drawn from
+    ``bank``, made one paragraph at a time as they are consumed. ``made``
+    counts the tokens produced so far (the paragraph being read included)."""
+
+    def __init__(self, bank: tuple[str, ...], n: int, seed: int, title: str) -> None:
+        self.bank, self.n, self.seed, self.title = bank, n, seed, title
+        self.made = 0
+
+    def __iter__(self) -> Iterator[str]:
+        left = self.n
+        if left <= 0:
+            return
+        rng = random.Random(f"text:{self.seed}:{len(self.bank)}")
+        piece = self.title
+        while True:
+            # Pieces end with a newline, which is always a token of its own,
+            # so tokenizing piece by piece equals tokenizing the whole text.
+            toks = tokenize(piece)[:left]
+            self.made += len(toks)
+            yield from toks
+            left -= len(toks)
+            if left <= 0:
+                return
+            piece = " ".join(rng.choice(self.bank) for _ in range(rng.randint(3, 6))) + "\n\n"
+
+
+def generated_text_tokens(n: int, seed: int = 0) -> GeneratedTokens:
+    """The tokens of ``generate_text(n, seed)``, lazily."""
+    return GeneratedTokens(_ESSAY, n, seed, _TITLE)
+
+
+def generated_reasoning_tokens(n: int, seed: int = 0) -> GeneratedTokens:
+    """The tokens of ``generate_reasoning(n, seed)``, lazily."""
+    return GeneratedTokens(_REASONING, n, seed, "")
 
 
 def generate_text(n: int, seed: int = 0) -> str:
     """A plausible English essay about fast inference, exactly ``n`` tokens long.
     It contains non-ASCII characters early (an em dash is token 2)."""
-    return _generate(_ESSAY, n, seed, _TITLE)
+    return "".join(generated_text_tokens(n, seed))
 
 
 def generate_reasoning(n: int, seed: int = 0) -> str:
     """Plausible model 'thinking' text, exactly ``n`` tokens long."""
-    return _generate(_REASONING, n, seed, "")
+    return "".join(generated_reasoning_tokens(n, seed))
 
 
-@dataclass(frozen=True)
 class Reply:
-    """The tokens one request will stream, in order: reasoning, then answer."""
+    """The tokens one request will stream, in order: reasoning, then answer,
+    at most ``max_tokens`` of them; produced lazily by ``tokens()``."""
 
-    reasoning: tuple[str, ...]
-    answer: tuple[str, ...]
-    finish_reason: str
-    """``stop`` or ``length`` (cut by max_tokens)."""
-    wrong: bool = False
-    """True when ``wrong_reply`` was chosen instead of the right answer."""
+    def __init__(
+        self,
+        reasoning: Iterable[str],
+        answer: Iterable[str],
+        *,
+        max_tokens: int | None = None,
+        wrong: bool = False,
+    ) -> None:
+        self._sources = (reasoning, answer)
+        self.max_tokens = max_tokens
+        self.wrong = wrong
+        """True when ``wrong_reply`` was chosen instead of the right answer."""
+        self.finish_reason: str | None = None
+        """``stop`` or ``length`` (cut by max_tokens); known when ``tokens()``
+        yields its last token (or ends, for an empty reply)."""
 
     @property
-    def tokens(self) -> list[tuple[str, str]]:
-        """(text, channel) pairs; channel is ``reasoning`` or ``answer``."""
-        return [(t, "reasoning") for t in self.reasoning] + [(t, "answer") for t in self.answer]
+    def made(self) -> int:
+        """Tokens of generated text produced so far (a measure of laziness)."""
+        return sum(s.made for s in self._sources if isinstance(s, GeneratedTokens))
 
-    @property
-    def answer_text(self) -> str:
-        return "".join(self.answer)
-
-    @property
-    def reasoning_text(self) -> str:
-        return "".join(self.reasoning)
+    def tokens(self) -> Iterator[tuple[str, str, bool]]:
+        """(text, channel, is_last) per token; channel is ``reasoning`` or
+        ``answer``. Looks one token ahead, so ``finish_reason`` is set before
+        the last token is yielded. Iterate once."""
+        reasoning, answer = self._sources
+        source: Iterator[tuple[str, str]] = itertools.chain(
+            zip(reasoning, itertools.repeat("reasoning")), zip(answer, itertools.repeat("answer"))
+        )
+        capped = source if self.max_tokens is None else itertools.islice(source, max(0, self.max_tokens))
+        prev: tuple[str, str] | None = None
+        for item in capped:
+            if prev is not None:
+                yield prev[0], prev[1], False
+            prev = item
+        cut = self.max_tokens is not None and next(source, None) is not None
+        self.finish_reason = "length" if cut else "stop"
+        if prev is not None:
+            yield prev[0], prev[1], True
 
 
 def match_table(table: Mapping[str, str], prompt: str) -> str | None:
@@ -141,42 +191,43 @@ def choose_reply(
     table_reply: str | None,
     max_tokens: int | None,
 ) -> Reply:
-    """Pick the reply. Precedence for the answer: directive ``reply``, then
-    directive ``tokens`` (generated), then the server's reply table, then
-    generated text of the profile's length. ``wrong_reply`` replaces the answer
-    with seeded probability ``wrong_rate``. ``max_tokens`` caps reasoning plus
-    answer; a cut makes finish_reason ``length``."""
+    """Pick the reply (lazily: no text is tokenized or generated here).
+    Precedence for the answer: directive ``reply``, then directive ``tokens``
+    (generated), then the server's reply table, then generated text of the
+    profile's length. ``wrong_reply`` replaces the answer with seeded
+    probability ``wrong_rate``. ``max_tokens`` caps reasoning plus answer; a
+    cut makes finish_reason ``length``."""
+    answer: Iterable[str]
     if reply is not None:
-        text = reply
+        answer = iter_tokens(reply)
     elif tokens is not None:
-        text = generate_text(tokens, seed)
+        answer = generated_text_tokens(tokens, seed)
     elif table_reply is not None:
-        text = table_reply
+        answer = iter_tokens(table_reply)
     else:
-        text = generate_text(profile_reply_tokens, seed)
+        answer = generated_text_tokens(profile_reply_tokens, seed)
     wrong = False
     if wrong_reply is not None and wrong_rate > 0:
         wrong = random.Random(f"wrong:{seed}").random() < wrong_rate
         if wrong:
-            text = wrong_reply
+            answer = iter_tokens(wrong_reply)
+    think: Iterable[str]
     if reasoning is not None:
-        think = tokenize(reasoning)
+        think = iter_tokens(reasoning)
     else:
-        think = tokenize(generate_reasoning(profile_reasoning_tokens, seed))
-    answer = tokenize(text)
-    finish = "stop"
-    if max_tokens is not None and len(think) + len(answer) > max_tokens:
-        finish = "length"
-        cap = max(0, max_tokens)
-        think, answer = think[:cap], answer[: max(0, cap - len(think))]
-    return Reply(tuple(think), tuple(answer), finish, wrong)
+        think = generated_reasoning_tokens(profile_reasoning_tokens, seed)
+    return Reply(think, answer, max_tokens=max_tokens, wrong=wrong)
 
 
 __all__ = [
+    "GeneratedTokens",
     "Reply",
     "choose_reply",
     "generate_reasoning",
     "generate_text",
+    "generated_reasoning_tokens",
+    "generated_text_tokens",
+    "iter_tokens",
     "match_table",
     "tokenize",
 ]

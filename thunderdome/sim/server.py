@@ -1,10 +1,11 @@
 """The emulator: one asyncio HTTP/1.1 server speaking OpenAI, Ollama, Anthropic.
 
 Invariant: every chat request is answered from (profile, directives, reply
-table) alone and paced from its own receipt time, so concurrent streams never
-slow each other down beyond the event loop's latency; every chat request
-leaves exactly one record in ``log`` (kept for the last 10 000), updated as
-its tokens go out.
+table) alone and paced from its own arrival time (``Request.t_arrival``, the
+moment its first bytes reached the server), so concurrent streams never slow
+each other down beyond the event loop's latency; nothing proportional to the
+reply's length runs before its first token. Every chat request leaves exactly
+one record in ``log`` (kept for the last 10 000), updated as its tokens go out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from urllib.parse import parse_qs
 
 from thunderdome.sim import directives as directives_mod
 from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS
-from thunderdome.sim.http import ClientGone, HttpError, Request, Responder, read_request, set_nodelay
+from thunderdome.sim.http import (
+    ClientGone,
+    HttpError,
+    Request,
+    Responder,
+    read_request,
+    set_nodelay,
+    start_http_server,
+)
 from thunderdome.sim.profiles import PROFILES, Profile
 from thunderdome.sim.replies import choose_reply, match_table, tokenize
 from thunderdome.sim.stream import StreamRun
@@ -108,9 +117,7 @@ class EmulatorServer:
 
     async def start(self) -> int:
         """Bind and listen; returns the port (useful with port 0)."""
-        self._server = await asyncio.start_server(
-            self._on_connection, self.host, self.port, backlog=1024, limit=256 * 1024
-        )
+        self._server = await start_http_server(self._on_connection, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return self.port
 
@@ -255,10 +262,13 @@ class EmulatorServer:
             "id": tag,
             "model": model,
             "protocol": protocol,
+            "t_arrival": req.t_arrival,
+            "t_head": req.t_head,
             "t_received": req.t_received,
             "t_first_token": None,
             "t_last_token": None,
             "tokens": 0,
+            "generated": 0,
             "fault": d.fault_label,
             "status": 200,
             "stream": None,
@@ -321,12 +331,11 @@ class EmulatorServer:
             timings=d.timings,
             quirks=d.quirks,
         )
-        stats = Stats(prompt_tokens=prompt_tokens, t_head=req.t_head, t_received=req.t_received)
+        stats = Stats(prompt_tokens=prompt_tokens, t_arrival=req.t_arrival, t_received=req.t_received)
         scale = d.time_scale if d.time_scale is not None else self.time_scale
         record["stream"] = stream
         record["wrong"] = reply.wrong
-        offsets = profile.offsets(len(reply.tokens) + 1, d.seed)
-        run = StreamRun(out, enc, reply, offsets, d, stats, record, scale)
+        run = StreamRun(out, enc, reply, profile.schedule(d.seed), d, stats, record, scale)
         if stream:
             await run.run()
         else:

@@ -1,11 +1,13 @@
 """Runs one streamed (or whole) answer on the clock: pacing, faults, quirks.
 
-Invariant: token ``i`` is written at ``base + scale * offsets[i]`` where
-``base`` is the request's receipt time (moved later only by a stall fault);
-each wait is computed from that schedule and the current clock, never by
-summing sleeps, so a late write delays nothing after it. A writer that fell
-behind sends at once. The request record (``t_first_token``,
-``t_last_token``, ``tokens``) is stamped just before each token's write.
+Invariant: token ``i`` is written at ``base + scale * schedule.due(i)``
+where ``base`` is the request's arrival time (moved later only by a stall
+fault); each wait is computed from that schedule and the current clock, never
+by summing sleeps, so a late write delays nothing after it. A writer that fell
+behind sends at once. Nothing O(reply length) happens before token 0: the
+reply's tokens are drawn lazily and each due time costs O(1). The request
+record (``t_first_token``, ``t_last_token``, ``tokens``) is stamped just
+before each token's write.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from thunderdome.sim.directives import Directives
 from thunderdome.sim.faults import MID_STREAM
 from thunderdome.sim.http import ClientGone, Responder
+from thunderdome.sim.profiles import Schedule
 from thunderdome.sim.replies import Reply
 from thunderdome.sim.wire import Encoder, Stats
 
@@ -25,6 +28,9 @@ POLL_S = 0.25
 """Longest single sleep, so a gone client is noticed during long waits."""
 SPLIT_GAP_S = 0.002
 HUGE_PIECE = b"x" * 65536
+COLLECT_SLICE = 2048
+"""Non-streaming answers gather their tokens in slices this long, yielding
+to the loop in between, so a long reply never blocks other streams."""
 
 
 class StreamRun:
@@ -35,7 +41,7 @@ class StreamRun:
         out: Responder,
         enc: Encoder,
         reply: Reply,
-        offsets: list[float],
+        schedule: Schedule,
         directives: Directives,
         stats: Stats,
         record: dict[str, Any],
@@ -44,17 +50,19 @@ class StreamRun:
         self.out = out
         self.enc = enc
         self.reply = reply
-        self.offsets = offsets
-        """One more than the tokens: the last entry is the slot after the reply."""
+        self.due = schedule.due
+        """Token slot -> due time (unscaled seconds after ``base``)."""
         self.d = directives
         self.stats = stats
         self.record = record
         self.scale = scale
-        self.base = stats.t_received
+        self.base = stats.t_arrival
 
     # -- clock ---------------------------------------------------------------
 
     async def _sleep_until(self, due: float) -> None:
+        """Return at ``due`` or just after: how soon after depends on the loop
+        (``precise_loop``: tens of microseconds; asyncio's default: up to 1 ms)."""
         while True:
             if self.out.client_gone():
                 raise ClientGone()
@@ -65,7 +73,7 @@ class StreamRun:
 
     async def wait_slot(self, i: int) -> None:
         """Wait until token slot ``i`` is due."""
-        await self._sleep_until(self.base + self.scale * self.offsets[i])
+        await self._sleep_until(self.base + self.scale * self.due(i))
 
     async def stall(self) -> None:
         """No bytes for ``stall_s`` (scaled); the schedule moves by the stall."""
@@ -98,6 +106,8 @@ class StreamRun:
             st.reasoning_tokens += 1
         self.record["t_last_token"] = now
         self.record["tokens"] = i + 1
+        if i == 0:
+            self.record["generated"] = self.reply.made
 
     # -- faults --------------------------------------------------------------
 
@@ -142,40 +152,59 @@ class StreamRun:
 
     async def run(self) -> None:
         """Stream: headers, head frames, paced tokens, finish frames, end."""
-        d, enc, out = self.d, self.enc, self.out
+        d, enc, out, reply = self.d, self.enc, self.out, self.reply
         keepalive = "keepalive" in d.quirks
-        await out.start(200, {"Content-Type": enc.content_type, "Cache-Control": "no-cache"}, chunked=True)
-        if d.fault == "stall_before":
+        # Headers and head frames leave in one write (one syscall, one wake-up
+        # of the reader), unless a stall must come between them.
+        stall_first = d.fault == "stall_before"
+        headers = {"Content-Type": enc.content_type, "Cache-Control": "no-cache"}
+        await out.start(200, headers, chunked=True, hold=not stall_first)
+        if stall_first:
             await self.stall()
         await self.emit(enc.head(self.stats))
         if keepalive:
             await self.emit(enc.keepalive())
-        tokens = self.reply.tokens
-        n = len(tokens)
+        await out.flush()
         mid_fault = d.fault if d.fault in MID_STREAM else None
-        for i, (text, channel) in enumerate(tokens):
+        i = 0
+        for text, channel, last in reply.tokens():
             if mid_fault and i == d.fault_at and await self._fault_at_slot(i):
                 return
             if keepalive:
-                prev = self.offsets[i - 1] if i else 0.0
-                await self._sleep_until(self.base + self.scale * (prev + self.offsets[i]) / 2)
+                prev = self.due(i - 1) if i else 0.0
+                await self._sleep_until(self.base + self.scale * (prev + self.due(i)) / 2)
                 await self.emit(enc.keepalive())
             await self.wait_slot(i)
             self._stamp(i, channel)
-            finish = self.reply.finish_reason if i == n - 1 else None
-            await self.emit(enc.token(text, channel, finish, self.stats))
-        if mid_fault and d.fault_at >= n and await self._fault_at_slot(n):
+            await self.emit(enc.token(text, channel, reply.finish_reason if last else None, self.stats))
+            i += 1
+        assert reply.finish_reason is not None
+        self.record["generated"] = reply.made
+        if mid_fault and d.fault_at >= i and await self._fault_at_slot(i):
             return
         self.stats.t_end = time.monotonic()
-        await self.emit(enc.finish(self.reply.finish_reason, self.stats))
+        await self.emit(enc.finish(reply.finish_reason, self.stats))
         await out.end()
+
+    async def _collect(self) -> tuple[list[str], list[str]]:
+        """All (reasoning, answer) tokens, gathered in slices between yields."""
+        reasoning: list[str] = []
+        answer: list[str] = []
+        for k, (text, channel, _last) in enumerate(self.reply.tokens(), 1):
+            (answer if channel == "answer" else reasoning).append(text)
+            if k % COLLECT_SLICE == 0:
+                if self.out.client_gone():
+                    raise ClientGone()
+                await asyncio.sleep(0)
+        return reasoning, answer
 
     async def run_whole(self) -> None:
         """Non-streaming: wait as long as generation would take, then one JSON body.
         Honours stall_before/stall_after (extra wait), drop_mid (abort at the
         fault slot) and bad_json (a truncated body); other faults do not apply."""
-        d, st = self.d, self.stats
-        n = len(self.reply.tokens)
+        d, st, reply = self.d, self.stats, self.reply
+        reasoning, answer = await self._collect()
+        n = len(reasoning) + len(answer)
         if d.fault == "stall_before" or (d.fault == "stall_after" and d.fault_at < n):
             await self.stall()
         if d.fault == "drop_mid" and d.fault_at <= n:
@@ -184,10 +213,13 @@ class StreamRun:
             return
         if n:
             await self.wait_slot(n - 1)
-            for i, (_, channel) in enumerate(self.reply.tokens):
-                self._stamp(i, channel)
+            now = time.monotonic()
+            st.t_first = st.t_last = now
+            st.completion_tokens, st.reasoning_tokens = n, len(reasoning)
+            self.record.update(t_first_token=now, t_last_token=now, tokens=n, generated=reply.made)
         st.t_end = time.monotonic()
-        obj = self.enc.whole(self.reply.reasoning_text, self.reply.answer_text, self.reply.finish_reason, st)
+        assert reply.finish_reason is not None
+        obj = self.enc.whole("".join(reasoning), "".join(answer), reply.finish_reason, st)
         body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         if d.fault == "bad_json":
             body = body[: len(body) // 2]

@@ -6,7 +6,9 @@ only clock it reads is the wall clock for labels (``created``,
 bytes of one or more complete frames (OpenAI ``data: {json}\\n\\n``, Ollama
 ``{json}\\n``, Anthropic ``event: X\\ndata: {json}\\n\\n``), shaped as the
 real servers shape them, so the official client libraries parse the stream
-unchanged. The deliberately broken frames (``bad_json``, ``bad_utf8``,
+unchanged. Per-token frames are cut from templates (the frame ``dumps``
+makes with a marker for the text, split once per encoder) and are
+byte-identical to ``dumps`` of the whole dict. The deliberately broken frames (``bad_json``, ``bad_utf8``,
 ``huge_prefix``) are the only exceptions, and they say so in their names.
 """
 
@@ -17,7 +19,8 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, Callable
 
 
 @dataclass
@@ -25,8 +28,10 @@ class Stats:
     """What the server actually did for one request (monotonic seconds)."""
 
     prompt_tokens: int
-    t_head: float
+    t_arrival: float
+    """The request's first bytes arrived (the schedule's base)."""
     t_received: float
+    """The whole request was read."""
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     t_first: float | None = None
@@ -41,8 +46,32 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def dumps_str(text: str) -> bytes:
+    """``dumps(text)`` for a string, without the encoder set-up."""
+    return encode_basestring(text).encode("utf-8")
+
+
 _BAD_UTF8 = b"\xff\xfe\xc3"
 _MARK = "\x00\x01MARK\x01\x00"
+_MARK2 = "\x00\x02MARK\x02\x00"
+
+
+_SLOTS = (_MARK, _MARK2)
+
+
+def template(frame: Callable[..., bytes], slots: int = 1) -> list[bytes]:
+    """The bytes of ``frame(marker, ...)`` (``slots`` string arguments, at most
+    2) cut at each marker's JSON: the ``slots + 1`` pieces between which the
+    JSON of the real strings goes, in order."""
+    marks = _SLOTS[:slots]
+    raw = frame(*marks)
+    pieces: list[bytes] = []
+    for mark in marks:
+        head, sep, raw = raw.partition(dumps_str(mark))
+        if not sep:
+            raise AssertionError(f"marker {mark!r} not found once in the frame")
+        pieces.append(head)
+    return pieces + [raw]
 
 
 class Encoder:
@@ -129,6 +158,7 @@ class OpenAIEncoder(Encoder):
         self.id = "chatcmpl-" + secrets.token_hex(12)
         self.created = int(time.time())
         self.finish_sent = False
+        self._templates: dict[str, list[bytes]] = {}
 
     def _chunk(self, delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None) -> bytes:
         obj: dict[str, Any] = {
@@ -147,7 +177,7 @@ class OpenAIEncoder(Encoder):
         return self._chunk({"role": "assistant", "content": ""}, None)
 
     def _timings(self, stats: Stats) -> dict[str, Any]:
-        prompt_ms = stats.ns(stats.t_received, stats.t_first) / 1e6
+        prompt_ms = stats.ns(stats.t_arrival, stats.t_first) / 1e6
         predicted_ms = stats.ns(stats.t_first, stats.t_last) / 1e6
         n = stats.completion_tokens
         return {
@@ -163,6 +193,11 @@ class OpenAIEncoder(Encoder):
 
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
         key = "content" if channel == "answer" else self.reasoning_field
+        if finish is None:
+            parts = self._templates.get(key)
+            if parts is None:
+                parts = self._templates[key] = template(lambda m: self._chunk({key: m}, None))
+            return parts[0] + dumps_str(text) + parts[1]
         extra = None
         if finish is not None:
             self.finish_sent = True
@@ -251,6 +286,10 @@ class OllamaEncoder(Encoder):
     protocol = "ollama"
     content_type = "application/x-ndjson"
 
+    def __init__(self, model: str, **kw: Any) -> None:
+        super().__init__(model, **kw)
+        self._templates: dict[str, list[bytes]] = {}
+
     def _line(self, obj: dict[str, Any]) -> bytes:
         return dumps(obj) + b"\n"
 
@@ -262,10 +301,16 @@ class OllamaEncoder(Encoder):
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
         return self._delta_frame_ch(text, channel)
 
-    def _delta_frame_ch(self, text: str, channel: str) -> bytes:
+    def _delta_line(self, created_at: str, text: str, channel: str) -> bytes:
         return self._line(
-            {"model": self.model, "created_at": ollama_time(), "message": self._message(text, channel), "done": False}
+            {"model": self.model, "created_at": created_at, "message": self._message(text, channel), "done": False}
         )
+
+    def _delta_frame_ch(self, text: str, channel: str) -> bytes:
+        parts = self._templates.get(channel)
+        if parts is None:
+            parts = self._templates[channel] = template(lambda a, b: self._delta_line(a, b, channel), 2)
+        return parts[0] + dumps_str(ollama_time()) + parts[1] + dumps_str(text) + parts[2]
 
     def _delta_frame(self, text: str) -> bytes:
         return self._delta_frame_ch(text, "answer")
@@ -274,8 +319,8 @@ class OllamaEncoder(Encoder):
         obj: dict[str, Any] = {"model": self.model, "created_at": ollama_time(), "done": True, "done_reason": finish}
         if "no_usage" not in self.quirks:
             obj.update(
-                total_duration=stats.ns(stats.t_head, stats.t_end),
-                load_duration=stats.ns(stats.t_head, stats.t_received),
+                total_duration=stats.ns(stats.t_arrival, stats.t_end),
+                load_duration=stats.ns(stats.t_arrival, stats.t_received),
                 prompt_eval_count=stats.prompt_tokens,
                 prompt_eval_duration=stats.ns(stats.t_received, stats.t_first),
                 eval_count=stats.completion_tokens,
@@ -318,4 +363,4 @@ class OllamaEncoder(Encoder):
         return {"model": obj.pop("model"), "created_at": obj.pop("created_at"), "message": message, **obj}
 
 
-__all__ = ["Encoder", "OllamaEncoder", "OpenAIEncoder", "Stats", "dumps", "ollama_time"]
+__all__ = ["Encoder", "OllamaEncoder", "OpenAIEncoder", "Stats", "dumps", "dumps_str", "ollama_time", "template"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from thunderdome.sim.wire import Encoder, Stats, dumps
+from thunderdome.sim.wire import Encoder, Stats, dumps, dumps_str, template
 
 
 class AnthropicEncoder(Encoder):
@@ -37,6 +37,7 @@ class AnthropicEncoder(Encoder):
         self.id = "msg_" + secrets.token_hex(12)
         self.index = -1
         self.block: str | None = None  # "thinking" | "text" while a block is open
+        self._templates: dict[tuple[int, str], list[bytes]] = {}
 
     @staticmethod
     def _event(name: str, obj: dict[str, Any]) -> bytes:
@@ -85,11 +86,18 @@ class AnthropicEncoder(Encoder):
         return out + self._delta(text, kind)
 
     def _delta(self, text: str, kind: str) -> bytes:
+        index = max(0, self.index)
+        parts = self._templates.get((index, kind))
+        if parts is None:
+            parts = self._templates[(index, kind)] = template(lambda m: self._delta_dict(m, kind, index))
+        return parts[0] + dumps_str(text) + parts[1]
+
+    def _delta_dict(self, text: str, kind: str, index: int) -> bytes:
         if kind == "text":
             delta = {"type": "text_delta", "text": text}
         else:
             delta = {"type": "thinking_delta", "thinking": text}
-        frame = {"type": "content_block_delta", "index": max(0, self.index), "delta": delta}
+        frame = {"type": "content_block_delta", "index": index, "delta": delta}
         return self._event("content_block_delta", frame)
 
     def _delta_frame(self, text: str) -> bytes:
