@@ -1,14 +1,39 @@
 """Scripted races for the TUI tests: deterministic event lists, no network.
 
-Token times follow the emulator's own schedule (``Profile.offsets``), so a
-scripted long race has the public experiment's shape: cloud 0.90 s / 208
-tok/s, DGX Spark 1.39 s / 42.9 tok/s, RTX 4090 offload 2.05 s / 8.7 tok/s.
+Token times follow the public experiment's shape — cloud 0.90 s / 208 tok/s,
+DGX Spark 1.39 s / 42.9 tok/s, RTX 4090 offload 2.05 s / 8.7 tok/s (800
+tokens) — with a small seeded jitter. The numbers are fixed *here* (not read
+from the emulator's profiles), so the snapshot pictures cannot move when the
+emulator's schedule is tuned.
 """
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+
 from thunderdome import events as ev
-from thunderdome.sim.profiles import PROFILES
+
+
+@dataclass(frozen=True)
+class Pace:
+    ttft: float
+    tps: float
+    reply_tokens: int = 878
+
+    def offsets(self, n: int, seed: int) -> list[float]:
+        rng = random.Random(f"{seed}:{self.ttft}:{self.tps}")
+        step = 1.0 / self.tps
+        return [self.ttft + i * step + (rng.uniform(-0.05, 0.05) * step if i else 0.0) for i in range(n)]
+
+
+PROFILES = {
+    "cloud": Pace(0.90, 208.0),
+    "dgx-spark": Pace(1.39, 42.9),
+    "rtx4090-offload": Pace(2.05, 8.7, reply_tokens=800),
+    "fast-local": Pace(0.15, 120.0),
+    "instant": Pace(0.01, 2000.0),
+}
 
 WORDS = (
     "The race is not always to the swift, but that is the way to bet. A backend that "

@@ -107,8 +107,11 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
         start_dx = round(s.first_token_t / xmax * (dots_w - 1))
         stop_dx = min(dots_w - 1, round(stop / xmax * (dots_w - 1)))
         prev: int | None = None
-        for dx in range(start_dx, max(start_dx, stop_dx) + 1):
+        last_dx = max(start_dx, stop_dx)
+        for dx in range(start_dx, last_dx + 1):
             t = dx / (dots_w - 1) * xmax
+            if dx == last_dx:
+                t = max(t, stop)  # the line ends at the lane's latest count
             i = bisect_right(times, t)
             value = s.points[i - 1][1] if i else 0.0
             dy = to_dy(value)
