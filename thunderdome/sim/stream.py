@@ -28,7 +28,7 @@ POLL_S = 0.25
 """Longest single sleep, so a gone client is noticed during long waits."""
 SPLIT_GAP_S = 0.002
 HUGE_PIECE = b"x" * 65536
-COLLECT_SLICE = 2048
+COLLECT_SLICE = 512
 """Non-streaming answers gather their tokens in slices this long, yielding
 to the loop in between, so a long reply never blocks other streams."""
 
