@@ -101,6 +101,8 @@ class LastStandingRace:
         self._started = True
         if self.warning:
             race.emit(Notice(t=race.clock(), message=self.warning, level="warning"))
+        for lane in race.lanes:  # who is who in the arena, for the viewer and the recording
+            race.emit(Notice(t=race.clock(), lane=lane.name, message=f"fighter PID {lane.vars['pid']}"))
         self._watcher = asyncio.create_task(self._watch(race), name="arena-watcher")
 
     async def _watch(self, race: Race) -> None:
