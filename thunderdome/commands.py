@@ -93,15 +93,21 @@ def cmd_setup() -> int:
     return run_tui(mode="setup")
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def _load_recording(path: str):
+    """Load a recording; problems are usage errors, notices go to stderr."""
     from thunderdome.replay import RecordingError, load_recording
 
     try:
-        recording = load_recording(args.file)
+        recording = load_recording(path)
     except RecordingError as exc:
         raise UsageError(str(exc)) from None
     for notice in recording.notices:
         print(f"thunderdome: {notice}", file=sys.stderr)
+    return recording
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    recording = _load_recording(args.file)
     if args.headless or args.json:
         _check_json_target(args.json)
         from thunderdome.headless import human_console, write_json
@@ -199,15 +205,9 @@ def cmd_sandbox(rest: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from thunderdome.export import export_results
-    from thunderdome.replay import RecordingError, load_recording
     from thunderdome.metrics import compute_results
 
-    try:
-        recording = load_recording(args.file)
-    except RecordingError as exc:
-        raise UsageError(str(exc)) from None
-    for notice in recording.notices:
-        print(f"thunderdome: {notice}", file=sys.stderr)
+    recording = _load_recording(args.file)
     text = export_results(compute_results(recording.events), args.format)
     if args.output:
         try:
