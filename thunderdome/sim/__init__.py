@@ -3,13 +3,14 @@
 Invariant: the emulator speaks the OpenAI chat-completions SSE, Ollama NDJSON
 and Anthropic Messages SSE protocols well enough for the official clients to
 stream from it unchanged, with each token paced on a profile's schedule from
-the request's receipt time. Clients steer it per request with the
+the request's arrival time. Clients steer it per request with the
 ``thunderdome_sim`` object (see ``directives.py``; faults in ``faults.py``).
 
 Module map: ``profiles`` (timing), ``replies`` (tokenizer, text), ``directives``
 (per-request steering), ``faults`` (catalogue), ``wire`` (frame encoders),
-``http`` (HTTP/1.1), ``stream`` (the paced runner), ``server`` (routing, log),
-``launch`` (thread / process / command).
+``http`` (HTTP/1.1, arrival stamps), ``stream`` (the paced runner), ``server``
+(routing, log), ``precise_loop`` (timers on time), ``launch`` (thread /
+process / command).
 """
 
 from __future__ import annotations
