@@ -101,7 +101,7 @@ class RaceScreen(Screen):
         self.failed: str | None = None
         self.over = False
         self._started_source = False
-        self._columns = 0
+        self._grid_shape: tuple[int, int, int | None, int | None] | None = None
         self._chart_t = -1.0
         self._chart_wall = -1.0
         self.frame_times: deque[float] = deque(maxlen=10_000)
@@ -145,18 +145,22 @@ class RaceScreen(Screen):
         self._layout_lanes()
 
     def _layout_lanes(self) -> None:
-        grid = self.query_one("#lanes", Grid)
+        """Size the lane grid and the board for the lane count and terminal size.
+        Styles are set only when their value changes: each set asks Textual for
+        a full-screen layout (~50 ms at 200x60)."""
         cols = lane_columns(self.size.width, max(len(self.lanes), 1))
-        if cols != self._columns:
-            self._columns = cols
-            grid.styles.grid_size_columns = cols
         rows = max(1, math.ceil(len(self.lanes) / cols))
-        grid.styles.grid_size_rows = rows
         narrow = self.size.width < 110
-        grid.styles.min_height = rows * 7 if narrow else None  # narrow: a 1-row gap + 6 rows a lane
-        board = self.query_one("#board")
         wide_height = max(len(self.lanes) + 4, min(2 * len(self.lanes) + 3, 14), 12 if self.size.height >= 34 else 9)
-        board.styles.height = None if narrow else wide_height
+        shape = (cols, rows, rows * 7 if narrow else None, None if narrow else wide_height)
+        if shape == self._grid_shape:
+            return
+        self._grid_shape = shape
+        grid = self.query_one("#lanes", Grid)
+        grid.styles.grid_size_columns = cols
+        grid.styles.grid_size_rows = rows
+        grid.styles.min_height = shape[2]  # narrow: a 1-row gap + 6 rows a lane
+        self.query_one("#board").styles.height = shape[3]
 
     def _lane_view(self, name: str) -> LaneView:
         view = self.lanes.get(name)

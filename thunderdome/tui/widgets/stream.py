@@ -3,36 +3,45 @@
 Invariant: appending text costs O(new text + one screen row), never O(whole
 text): the rows of a paragraph are final once a later row exists (greedy word
 wrap only ever moves the *last* word), so only the paragraph's unfinished last
-row is wrapped again. Rows are painted on demand through the Line API
-(``render_line``), and the widget stays scrolled to the newest row unless the
-viewer scrolls up (``anchor``). Text is expected already ``clean()``ed and is
-turned into ``rich.text.Text`` without markup parsing.
+row is wrapped again. The widget's size never depends on its text: it is a
+fixed window onto the newest rows (a terminal-like tail), painted through the
+Line API from cached strips, so a growing text never asks Textual for a new
+layout or a scroll reflow (a full-screen layout costs ~50 ms at 200x60, see
+benchmarks/render_capacity.py). The viewer can still wheel back through the
+text; the window then stays put until wheeled down to the end. A one-cell
+scrollbar is drawn by the widget itself. Text is expected already
+``clean()``ed and is turned into ``rich.text.Text`` without markup parsing.
 """
 
 from __future__ import annotations
 
+from math import ceil
+
 from rich._wrap import divide_line
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual import events
+from textual.geometry import Region
 from textual.reactive import reactive
-from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
+from textual.widget import Widget
 
 ANSWER, REASONING = "answer", "reasoning"
+WHEEL_ROWS = 3
+"""Rows moved per mouse-wheel step."""
 
 
-class TokenStream(ScrollView, can_focus=False):
-    """Line-API widget holding one lane's streamed text."""
+class TokenStream(Widget, can_focus=False):
+    """Line-API widget holding one lane's streamed text, showing its tail."""
 
     COMPONENT_CLASSES = {"token-stream--reasoning", "token-stream--placeholder"}
 
     DEFAULT_CSS = """
     TokenStream {
         height: 1fr;
-        scrollbar-size-vertical: 1;
-        scrollbar-gutter: stable;
-        overflow-x: hidden;
+        overflow: hidden hidden;
         & > .token-stream--reasoning { color: $text-muted; text-style: italic; }
         & > .token-stream--placeholder { color: $text-muted; text-style: italic; }
     }
@@ -44,13 +53,19 @@ class TokenStream(ScrollView, can_focus=False):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._fragments: list[list[str]] = []  # [channel, text], merged runs
+        self._fragments: list[tuple[str, list[str]]] = []  # (channel, pieces), merged runs
         self._rows: list[Text] = []  # final rows
         self._tail = Text()  # the unfinished last row(s) of the current paragraph
         self._tail_rows: list[Text] = []
         self._tail_channel: str | None = None
         self._cache: dict[int, Strip] = {}
+        self._styles: dict[str, Style] = {}
         self._width = 0
+        self._top: int | None = None
+        """First row shown when wheeled back; None: follow the newest rows."""
+        self._shown_top = 0
+        self._bar: tuple[tuple[int, int, int], list[Strip]] = ((0, 0, 0), [])
+        self._gutter: Style | None = None
         self.reasoning_chars = 0
         self.answer_chars = 0
 
@@ -75,16 +90,17 @@ class TokenStream(ScrollView, can_focus=False):
         if not text:
             return False
         if self._fragments and self._fragments[-1][0] == channel:
-            self._fragments[-1][1] += text
+            self._fragments[-1][1].append(text)
         else:
-            self._fragments.append([channel, text])
+            self._fragments.append((channel, [text]))
         if channel == REASONING:
             self.reasoning_chars += len(text)
         else:
             self.answer_chars += len(text)
         if channel == REASONING and not self.show_reasoning:
             self._cache.pop(0, None)  # the placeholder's count
-            self.refresh_lines(0)
+            if self._visible_row(0):
+                self.refresh(Region(0, 0, self.size.width, 1))
             return False
         self._add(channel, text, wrap=False)
         return True
@@ -104,19 +120,48 @@ class TokenStream(ScrollView, can_focus=False):
         rows = [row.plain for row in (*self._rows, *self._tail_rows)]
         return rows[-count:]
 
+    @property
+    def following(self) -> bool:
+        """True while the newest rows are shown (not wheeled back)."""
+        return self._top is None
+
+    def scroll_rows(self, delta: int) -> bool:
+        """Move the window ``delta`` rows (negative: back); True if it moved.
+        Reaching the newest rows follows them again."""
+        last = self._last_top()
+        top = self._window_top()
+        new = min(max(top + delta, 0), last)
+        if new == top:
+            return False
+        self._top = None if new >= last else new
+        self.refresh()
+        return True
+
     # -- building rows ----------------------------------------------------------------
 
     def _style(self, channel: str) -> Style:
+        style = self._styles.get(channel)
+        if style is not None:
+            return style
         if channel == REASONING:
             try:
-                return self.get_component_rich_style("token-stream--reasoning", partial=True)
+                style = self.get_component_rich_style("token-stream--reasoning", partial=True)
             except KeyError:  # text before the widget's styles exist: repainted on layout
                 return Style(dim=True, italic=True)
-        return Style()
+        else:
+            style = Style()
+        self._styles[channel] = style
+        return style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._cache.clear()
+        self._bar, self._gutter = ((0, 0, 0), []), None
 
     def _wrap_width(self) -> int:
-        width = self.scrollable_content_region.width or self.size.width
-        return max(width, 8)
+        width = self.content_region.width or self.size.width
+        return max(width - 1, 8)  # a column for the scrollbar
 
     def _add(self, channel: str, text: str, *, wrap: bool = True) -> None:
         if self._tail_channel is not None and channel != self._tail_channel and self._tail.plain.strip():
@@ -159,52 +204,119 @@ class TokenStream(ScrollView, can_focus=False):
     def _placeholder(self) -> bool:
         return not self.show_reasoning and self.reasoning_chars > 0
 
+    # -- the window -------------------------------------------------------------------
+
+    def _height(self) -> int:
+        return self.content_region.height or self.size.height
+
+    def _last_top(self) -> int:
+        return max(0, self._row_count() - self._height())
+
+    def _window_top(self) -> int:
+        last = self._last_top()
+        return last if self._top is None else min(self._top, last)
+
+    def _visible_row(self, index: int) -> bool:
+        top = self._window_top()
+        return top <= index < top + self._height()
+
     def _publish(self, before: int) -> None:
-        """Wrap the tail, invalidate the rows that changed, grow the virtual size."""
+        """Wrap the tail, forget the rows that changed, repaint what shows."""
         self._wrap_tail()
         first = max(0, before - 1)
-        for y in [y for y in self._cache if y >= first]:
-            del self._cache[y]
-        total = self._row_count()
-        self.virtual_size = Size(self._width or self._wrap_width(), total)
-        self.refresh_lines(first, max(1, total - first))
+        cache = self._cache
+        for y in [y for y in cache if y >= first]:
+            del cache[y]
+        height = self._height()
+        top = self._window_top()
+        if top != self._shown_top or self._row_count() > height:
+            self.refresh()  # the window moved (or the scrollbar changed): every row
+        elif first < top + height:
+            y = max(first - top, 0)
+            self.refresh(Region(0, y, self.size.width, height - y))
+        if len(cache) > 4 * height + 16:  # only what shows is worth keeping
+            for y in [y for y in cache if not top <= y < top + height]:
+                del cache[y]
 
     def _rebuild(self) -> None:
         self._rows, self._tail, self._tail_rows, self._tail_channel = [], Text(), [], None
         self._cache.clear()
         self._width = self._wrap_width()
-        for channel, text in self._fragments:
+        for channel, pieces in self._fragments:
             if channel == REASONING and not self.show_reasoning:
                 continue
-            self._add(channel, text)
-        self.virtual_size = Size(self._width, self._row_count())
+            self._add(channel, "".join(pieces))
         self.refresh()
 
     # -- textual hooks -----------------------------------------------------------------
 
     def on_mount(self) -> None:
         self._width = self._wrap_width()
-        self.anchor()
 
     def on_resize(self) -> None:
         if self._wrap_width() != self._width:
             self._rebuild()
+        else:
+            self._cache.clear()
+            self.refresh()
 
     def watch_show_reasoning(self, show: bool) -> None:
         if self.is_mounted:
+            self._top = None
             self._rebuild()
-            self.scroll_end(animate=False, immediate=True)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if self.scroll_rows(-WHEEL_ROWS):
+            event.stop()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        if self.scroll_rows(WHEEL_ROWS):
+            event.stop()
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        index = scroll_y + y
-        width = self.scrollable_content_region.width
+        width = self.content_region.width or self.size.width
+        height = self._height()
+        top = self._window_top()
+        if y == 0:
+            self._shown_top = top
+        index = top + y
         base = self.rich_style
         strip = self._cache.get(index)
         if strip is None:
             strip = self._render_row(index)
             self._cache[index] = strip
-        return strip.crop_extend(0, width, base).apply_style(base)
+        text = strip.crop_extend(0, width - 1, base).apply_style(base)
+        total = self._row_count()
+        if total <= height or width < 2:
+            return Strip.join([text, Strip.blank(1, self._gutter_style())]) if width >= 1 else text
+        return Strip.join([text, self._scrollbar_cell(y, height, total, top)])
+
+    def _scrollbar_cell(self, y: int, height: int, total: int, top: int) -> Strip:
+        """Row ``y`` of a vertical scrollbar drawn as Textual's own."""
+        key = (height, total, top)
+        if self._bar[0] != key:
+            self._bar = (key, self._scrollbar(height, total, top))
+        cells = self._bar[1]
+        return cells[y] if y < len(cells) else Strip.blank(1)
+
+    def _scrollbar(self, height: int, total: int, top: int) -> list[Strip]:
+        styles = self.styles
+        background, color = styles.scrollbar_background, styles.scrollbar_color
+        if background.a < 1:
+            background = self.background_colors[0] + background
+        color = background + color
+        bar = ScrollBarRender.render_bar(
+            size=height, virtual_size=ceil(total), window_size=height, position=top, thickness=1,
+            vertical=True, back_color=background.rich_color, bar_color=color.rich_color,
+        )
+        under = self._gutter_style()  # what Textual lays under its own scrollbar
+        cells = [s for s in bar.segments if s.text]
+        return [Strip([Segment(s.text, under + s.style.clear_meta_and_links() if s.style else under)], 1) for s in cells]
+
+    def _gutter_style(self) -> Style:
+        if self._gutter is None:
+            self._gutter = Style(bgcolor=self.background_colors[1].rich_color)
+        return self._gutter
 
     def _render_row(self, index: int) -> Strip:
         if self._placeholder():
