@@ -158,3 +158,57 @@ def test_importing_the_package_does_not_load_httpx() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# --- the batch API the streaming loop uses ------------------------------------------------
+
+
+def test_split_returns_the_lines_before_a_bad_one_with_the_error() -> None:
+    lines, error = LineSplitter().split(b"a\nb\n\xff\nc\n")
+    assert list(lines) == ["a", "b"]
+    assert isinstance(error, FrameError) and error.reason == "invalid UTF-8 in stream"
+    frames, error = SSEDecoder().split(b"data: 1\n\ndata: 2\n\ndata: \xfe\n\n")
+    assert frames == [("message", "1"), ("message", "2")] and error is not None
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"data: a\r\n\r\ndata: b\n\ndata: c\r\rdata: d\n\r\n",  # every kind of line end in one chunk
+        b"data: a\r\n\r\ndata: b\r\n\r\ndata: c\r\n\r\ndata: d\r\n\r\n",  # CRLF only
+        b"data: a\n\ndata: b\n\ndata: c\n\ndata: d\n\n",  # LF only
+    ],
+)
+def test_line_ends_give_the_same_frames_whole_split_or_byte_by_byte(stream: bytes) -> None:
+    want = [("message", x) for x in "abcd"]
+    assert SSEDecoder().split(stream)[0] == want
+    for cut in range(1, len(stream)):
+        assert [(e.event, e.data) for e in sse_all([stream[:cut], stream[cut:]])] == want, cut
+    assert [(e.event, e.data) for e in sse_all([stream[i : i + 1] for i in range(len(stream))])] == want
+
+
+def test_crlf_chunks_carry_a_partial_line_across_chunks() -> None:
+    dec = SSEDecoder()
+    assert dec.split(b"data: par")[0] == []
+    assert dec.split(b"tial\r\n")[0] == []
+    assert dec.split(b"\r\ndata: next\r\n\r\n")[0] == [("message", "partial"), ("message", "next")]
+
+
+def test_ndjson_split_skips_blank_lines() -> None:
+    lines, error = NDJSONDecoder().split(b'{"a": 1}\n \t\n\n{"b": 2}\n{"c"')
+    assert lines == ['{"a": 1}', '{"b": 2}'] and error is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": [1, 2.5, null, true]}', '  {"a": 1}  ', '{"a": 1}\n', "NaN", '"s"', "[]", "\ufeff{}", '{"a": 1} x', "", "{"],
+)
+def test_parse_json_frame_agrees_with_json_loads(text: str) -> None:
+    try:
+        want = json.loads(text)
+    except ValueError:
+        with pytest.raises(FrameError, match=r"^malformed JSON frame"):
+            parse_json_frame(text)
+        return
+    got = parse_json_frame(text)
+    assert got == want or (got != got and want != want)  # NaN
