@@ -265,3 +265,38 @@ async def test_events_carry_the_arrival_time_of_their_completing_chunk() -> None
     assert first_byte.t == d_a.t == d_b.t  # one chunk, one stamp
     assert d_c.t - d_b.t >= 0.25  # "C" was completed by the chunk sent 0.3 s later
     assert out.ended.t == d_c.t
+
+
+def test_take_parses_a_chunk_of_frames_and_stops_at_done() -> None:
+    p = OpenAIParser("l", 1)
+    out: list = []
+    frames = [
+        ("message", json.dumps({"choices": [{"index": 0, "delta": {"content": "a"}}]})),
+        ("message", json.dumps({"choices": [{"index": 1, "delta": {"content": "other choice"}}, {"delta": {"content": "b"}}]})),
+        ("message", "[DONE]"),
+        ("message", "not json, but after the end: never parsed"),
+    ]
+    p.take(frames, 4.0, out)
+    assert [(type(e).__name__, getattr(e, "text", None), e.t) for e in out] == [
+        ("TokenDelta", "a", 4.0),
+        ("TokenDelta", "b", 4.0),
+        ("StreamEnded", None, 4.0),
+    ]
+    assert out[0] == TokenDelta(t=4.0, lane="l", text="a", channel="answer", turn=1)
+
+
+def test_take_keeps_the_events_before_an_error_frame() -> None:
+    p = OpenAIParser("l", 1)
+    out: list = []
+    frames = [("message", json.dumps({"choices": [{"delta": {"content": "a"}}]})), ("message", '{"error": {"message": "x"}}')]
+    with pytest.raises(BackendError, match="server error mid-stream: x"):
+        p.take(frames, 1.0, out)
+    assert [e.text for e in out] == ["a"]
+
+
+async def test_frames_before_junk_in_the_same_chunk_are_yielded_first() -> None:
+    good = b'data: {"choices":[{"delta":{"content":"ok"}}]}\n\n'
+    async with RawServer(lambda seen: chunked([good * 3 + b"data: {oops\n\n"])) as server:
+        out = await collect(make_backend(raw_spec("openai", server.url + "/v1")))
+    assert out.error is not None and out.error.reason.startswith("malformed JSON frame: {oops")
+    assert out.answer == "okokok"

@@ -32,14 +32,25 @@ class AnthropicParser(StreamParser):
 
     def frame(self, frame: SSEEvent) -> list[Event]:
         out: list[Event] = []
-        t = frame.t
-        if frame.event == "ping":
-            return out
-        obj = expect_object(parse_json_frame(frame.data), frame.data)
-        kind = obj.get("type") or frame.event
-        if kind == "error" or frame.event == "error":
+        self.one((frame.event, frame.data), frame.t, out)
+        return out
+
+    def one(self, frame: tuple[str, str], t: float, out: list[Event]) -> None:
+        event, data = frame
+        if event == "ping":
+            return
+        obj = expect_object(parse_json_frame(data), data)
+        kind = obj.get("type") or event
+        if kind == "error" or event == "error":
             raise self.server_error(obj)
-        if kind == "message_start":
+        if kind == "content_block_delta":
+            delta = obj.get("delta")
+            if isinstance(delta, dict):
+                if delta.get("type") == "text_delta":
+                    self.token(out, t, delta.get("text"), "answer")
+                elif delta.get("type") == "thinking_delta":
+                    self.token(out, t, delta.get("thinking"), "reasoning")
+        elif kind == "message_start":
             message = obj.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
             # message_start's output_tokens is a placeholder (1); only the input
@@ -54,13 +65,6 @@ class AnthropicParser(StreamParser):
                     self.token(out, t, block.get("text"), "answer")
                 elif block.get("type") == "thinking":
                     self.token(out, t, block.get("thinking"), "reasoning")
-        elif kind == "content_block_delta":
-            delta = obj.get("delta")
-            if isinstance(delta, dict):
-                if delta.get("type") == "text_delta":
-                    self.token(out, t, delta.get("text"), "answer")
-                elif delta.get("type") == "thinking_delta":
-                    self.token(out, t, delta.get("thinking"), "reasoning")
         elif kind == "message_delta":
             delta = obj.get("delta")
             if isinstance(delta, dict) and delta.get("stop_reason"):
@@ -68,7 +72,6 @@ class AnthropicParser(StreamParser):
             self._usage(out, t, obj.get("usage"))
         elif kind == "message_stop":
             self.end(out, t)
-        return out
 
     def _usage(self, out: list[Event], t: float, usage: Any) -> None:
         if not isinstance(usage, dict):

@@ -1,12 +1,12 @@
 """The HTTP side shared by the three protocol clients: one httpx client per
-backend, the turn's timeouts and the streaming loop itself (failure reasons
-are built in ``errors.py``).
+backend, and the streaming loop itself (the turn's deadlines are kept by
+``watchdog.py``; failure reasons are built in ``errors.py``).
 
-Invariant: every chunk is stamped with ``clock()`` right after it comes off
-the socket (``aiter_raw``, before any decoding or parsing) and every event
-parsed from it carries that stamp. Anything that goes wrong ends the stream
-with ``BackendError(reason)`` where ``reason`` is one line a person can act
-on, never holds the API key, and comes after every event the stream already
+Invariant: every chunk is stamped with ``clock()`` right after it comes
+off the socket (before any decoding or parsing) and every event parsed from
+it carries that stamp. Anything that goes wrong ends the stream with
+``BackendError(reason)`` where ``reason`` is one line a person can act on,
+never holds the API key, and comes after every event the stream already
 produced.
 """
 
@@ -16,7 +16,7 @@ import asyncio
 import functools
 import os
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,15 +27,13 @@ from thunderdome.backends.errors import (
     error_message,
     one_line,
     read_some,
-    secs,
     status_error,
     transport_error,
 )
 from thunderdome.backends.sse import FrameError
+from thunderdome.backends.watchdog import TurnTimer
 from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
-from thunderdome.specs import BackendSpec, Timeouts
-
-T = TypeVar("T")
+from thunderdome.specs import Timeouts
 
 DRAIN_S = 0.5
 """After the end marker: how long to wait for the body's end, so the
@@ -78,50 +76,18 @@ def make_client(timeouts: Timeouts, base_url: str) -> httpx.AsyncClient:
     )
 
 
-# --- timeouts ---------------------------------------------------------------------------
-
-
-class TurnTimer:
-    """The turn's deadlines, measured from ``start`` (loop time, request sent):
-    until the first token, ``first_token`` and ``total`` apply; after it, the
-    wait for each chunk is capped by ``idle`` and ``total``."""
-
-    def __init__(self, timeouts: Timeouts, start: float) -> None:
-        self.timeouts = timeouts
-        self.start = start
-
-    def budget(self, now: float, tokens: int) -> tuple[float, str]:
-        """Seconds left for the next wait, and the reason if it runs out."""
-        t = self.timeouts
-        left, reason = self.start + t.total - now, f"turn exceeded {secs(t.total)} s"
-        if tokens == 0:
-            first = self.start + t.first_token - now
-            if first < left:
-                left, reason = first, f"no token within {secs(t.first_token)} s"
-        elif t.idle < left:
-            left, reason = t.idle, f"no bytes for {secs(t.idle)} s after {tokens} tokens"
-        return left, reason
-
-    async def run(self, make: Callable[[], Awaitable[T]], tokens: int) -> T:
-        """Await ``make()`` within the budget; raise BackendError when it runs out."""
-        left, reason = self.budget(asyncio.get_running_loop().time(), tokens)
-        if left <= 0:
-            raise BackendError(reason)
-        try:
-            async with asyncio.timeout(left) as scope:
-                return await make()
-        except TimeoutError:
-            if scope.expired():
-                raise BackendError(reason) from None
-            raise
-
-
 # --- protocol parsing and the streaming loop ---------------------------------------------
 
 
 class StreamParser:
     """Turns one protocol's frames into events; tracks tokens and the end.
-    ``frame()`` raises BackendError for an error frame, FrameError for junk."""
+
+    ``take(frames, t, out)`` is the hot path: it appends the events of a
+    chunk's frames (as the decoder's ``split`` returns them) to ``out`` and
+    stops at the end marker; ``frame(frame)`` does one framed object (an
+    ``SSEEvent`` / ``JSONLine``) and returns its events. Both raise
+    BackendError for an error frame and FrameError for junk — ``take`` after
+    appending the events of the frames before it."""
 
     end_name = "its end marker"
 
@@ -133,12 +99,23 @@ class StreamParser:
         self.ended = False
         self.finish_reason: str | None = None
 
+    def one(self, frame: Any, t: float, out: list[Event]) -> None:
+        """Append the events of one frame (a decoder ``split`` item) to ``out``."""
+        raise NotImplementedError
+
     def frame(self, frame: Any) -> list[Event]:
         raise NotImplementedError
 
+    def take(self, frames: Iterable[Any], t: float, out: list[Event]) -> None:
+        one = self.one
+        for frame in frames:
+            one(frame, t, out)
+            if self.ended:
+                return
+
     def token(self, out: list[Event], t: float, text: Any, channel: str) -> None:
-        if isinstance(text, str) and text:
-            out.append(TokenDelta(t=t, lane=self.lane, text=text, channel=channel, turn=self.turn))  # type: ignore[arg-type]
+        if text and isinstance(text, str):
+            out.append(TokenDelta(t, self.lane, text, channel, self.turn))  # type: ignore[arg-type]  # fields in order
             self.tokens += 1
 
     def end(self, out: list[Event], t: float) -> None:
@@ -227,42 +204,76 @@ class StreamingBackend:
 
     async def stream(self, request: ChatRequest, clock: Clock) -> AsyncIterator[Event]:
         url = self.endpoint()
+        lane, turn = request.lane, request.turn
         parser = self.parser(request)
         frames = self.decoder()
         outgoing = self._client.build_request("POST", url, json=self.body(request), headers=self.request_headers())
-        yield RequestSent(t=clock(), lane=request.lane, turn=request.turn)
-        timer = TurnTimer(self.spec.timeouts, asyncio.get_running_loop().time())
+        yield RequestSent(t=clock(), lane=lane, turn=turn)
+        timer = TurnTimer(self.spec.timeouts, lambda: parser.tokens)
         try:
+            failure: Exception | None = None
             try:
-                response = await timer.run(lambda: self._client.send(outgoing, stream=True), 0)
+                timer.begin(0)
+                try:
+                    response = await self._client.send(outgoing, stream=True)
+                finally:
+                    timer.end()
+            except asyncio.CancelledError:
+                reason = timer.expired()
+                if reason is None:
+                    raise
+                raise BackendError(reason) from None
             except httpx.HTTPError as exc:
                 raise transport_error(exc, url, self.spec.timeouts) from None
             encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
-            chunks = response.aiter_bytes() if encoded else response.aiter_raw()
+            chunks = response.aiter_bytes() if encoded else _raw_chunks(response)
             try:
-                await self._check(response, timer)
+                await self._check(response)
+                # the hot loop: one watchdog check, one stamp, one split, one parse per chunk
+                read = chunks.__anext__
+                split = frames.split
+                take = parser.take
+                out: list[Event] = []
                 t = 0.0
                 first = True
                 while not parser.ended:
+                    timer.begin(parser.tokens)
                     try:
-                        chunk = await timer.run(chunks.__anext__, parser.tokens)
+                        chunk = await read()
+                        t = clock()
                     except StopAsyncIteration:
                         break
+                    except asyncio.CancelledError:
+                        reason = timer.expired()
+                        if reason is None:
+                            raise
+                        raise BackendError(reason) from None
                     except httpx.DecodingError:
                         raise BackendError("could not decode the compressed response body") from None
                     except httpx.TransportError:
                         raise BackendError(f"connection dropped after {parser.tokens} tokens") from None
-                    t = clock()
+                    finally:
+                        timer.end()
                     if not chunk:
                         continue
                     if first:
                         first = False
-                        yield FirstByte(t=t, lane=request.lane, turn=request.turn, status=response.status_code)
-                    for event in _parse(frames.feed(chunk, t), parser):
-                        yield event
+                        yield FirstByte(t=t, lane=lane, turn=turn, status=response.status_code)
+                    got, error = split(chunk)
+                    if got or error is not None:
+                        failure = _take(take, got, error, t, out, parser)
+                        for event in out:  # the frames before a bad one still count
+                            yield event
+                        out.clear()
+                        if failure is not None:
+                            raise failure
                 if not parser.ended:
-                    for event in _parse(frames.close(t), parser):
+                    got, error = frames.close_split()
+                    failure = _take(take, got, error, t, out, parser)
+                    for event in out:
                         yield event
+                    if failure is not None:
+                        raise failure
                     if not parser.ended:
                         raise BackendError(parser.cut_reason())
                 else:
@@ -274,8 +285,10 @@ class StreamingBackend:
             raise BackendError(self._redact(exc.reason)) from None
         except BackendError as exc:
             raise BackendError(self._redact(exc.reason)) from None
+        finally:
+            timer.close()
 
-    async def _check(self, response: httpx.Response, timer: TurnTimer) -> None:
+    async def _check(self, response: httpx.Response) -> None:
         if not 200 <= response.status_code < 300:
             raise await status_error(response, wait=min(5.0, self.spec.timeouts.idle))
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -287,11 +300,27 @@ class StreamingBackend:
             raise BackendError(reason)
 
 
-def _parse(frames: Iterator[Any], parser: StreamParser) -> Iterator[Event]:
-    for frame in frames:
-        yield from parser.frame(frame)
-        if parser.ended:
-            return
+def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as it comes off the connection. ``response.stream`` (the
+    transport's byte stream: httpx exceptions, no decoding) skips the
+    bookkeeping layer of ``aiter_raw`` (~1 us per chunk); the caller closes
+    the response."""
+    stream = response.stream
+    if isinstance(stream, httpx.AsyncByteStream):
+        return stream.__aiter__()
+    return response.aiter_raw()
+
+
+def _take(take: Any, got: Any, error: FrameError | None, t: float, out: list[Event], parser: StreamParser) -> Exception | None:
+    """Parse a chunk's frames into ``out``; return (not raise) what stopped
+    them, so the events of the frames before it can be yielded first."""
+    try:
+        take(got, t, out)
+    except (FrameError, BackendError) as exc:
+        return exc
+    if error is not None and not parser.ended:
+        return error
+    return None
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:

@@ -29,14 +29,23 @@ class OllamaParser(StreamParser):
 
     def frame(self, frame: JSONLine) -> list[Event]:
         out: list[Event] = []
-        t = frame.t
-        obj = expect_object(parse_json_frame(frame.text), frame.text)
-        if obj.get("error"):
+        self.one(frame.text, frame.t, out)
+        return out
+
+    def one(self, text: str, t: float, out: list[Event]) -> None:
+        obj = parse_json_frame(text)
+        if not isinstance(obj, dict):
+            expect_object(obj, text)
+        if obj.get("error"):  # type: ignore[union-attr]
             raise self.server_error(obj)
-        message = obj.get("message")
+        message = obj.get("message")  # type: ignore[union-attr]
         if isinstance(message, dict):
-            self.token(out, t, message.get("thinking"), "reasoning")
-            self.token(out, t, message.get("content"), "answer")
+            thinking = message.get("thinking")
+            if thinking:
+                self.token(out, t, thinking, "reasoning")
+            content = message.get("content")
+            if content:
+                self.token(out, t, content, "answer")
         if obj.get("done") is True:
             count = _int(obj.get("eval_count"))
             if count is not None:
@@ -60,7 +69,6 @@ class OllamaParser(StreamParser):
             if obj.get("done_reason"):
                 self.finish_reason = str(obj["done_reason"])
             self.end(out, t)
-        return out
 
 
 class OllamaBackend(StreamingBackend):

@@ -35,30 +35,43 @@ class OpenAIParser(StreamParser):
 
     def frame(self, frame: SSEEvent) -> list[Event]:
         out: list[Event] = []
-        t = frame.t
-        if frame.data.strip() == "[DONE]":
+        self.one((frame.event, frame.data), frame.t, out)
+        return out
+
+    def one(self, frame: tuple[str, str], t: float, out: list[Event]) -> None:
+        event, data = frame
+        if "[DONE]" in data and data.strip() == "[DONE]":
             self.end(out, t)
-            return out
-        obj = expect_object(parse_json_frame(frame.data), frame.data)
-        if obj.get("error") or frame.event == "error":
+            return
+        obj = parse_json_frame(data)
+        if not isinstance(obj, dict):
+            expect_object(obj, data)
+        if obj.get("error") or event == "error":  # type: ignore[union-attr]
             raise self.server_error(obj)
-        choices = obj.get("choices")
-        if isinstance(choices, list) and choices:
-            choice = next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), choices[0])
+        choices = obj.get("choices")  # type: ignore[union-attr]
+        if choices and isinstance(choices, list):
+            choice = choices[0]
+            if not (isinstance(choice, dict) and choice.get("index", 0) == 0):
+                choice = next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), choice)
             if isinstance(choice, dict):
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
                     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                    self.token(out, t, reasoning, "reasoning")
-                    self.token(out, t, delta.get("content"), "answer")
+                    if reasoning:
+                        self.token(out, t, reasoning, "reasoning")
+                    content = delta.get("content")
+                    if content:
+                        self.token(out, t, content, "answer")
                 if choice.get("finish_reason"):
                     self.finish_reason = str(choice["finish_reason"])
-        timings = obj.get("timings")
+        timings = obj.get("timings")  # type: ignore[union-attr]
+        usage = obj.get("usage")  # type: ignore[union-attr]
+        if timings is None and usage is None:
+            return
         if isinstance(timings, dict):
             tps = _number(timings.get("predicted_per_second"))
             if tps is not None:
                 self._server_tps = tps
-        usage = obj.get("usage")
         completion = _int(usage.get("completion_tokens")) if isinstance(usage, dict) else None
         if isinstance(usage, dict) and completion is not None:
             out.append(
@@ -84,7 +97,6 @@ class OpenAIParser(StreamParser):
                     server_tps=self._server_tps,
                 )
             )
-        return out
 
 
 class OpenAIBackend(StreamingBackend):
