@@ -1,7 +1,10 @@
-"""When a turn runs out of time, over real loopback HTTP: the turn's
-deadlines are kept by one watchdog per turn: the same reasons as ever, a
-consumer that holds an event is not "idle", and a cancellation from outside
-stays a cancellation. And the clients' TLS set-up.
+"""When a turn's clock starts and when it runs out, over real loopback HTTP.
+
+RequestSent is stamped when the request is on the socket: after the TCP
+connection exists (a connect held up by a full accept queue is not TTFT) and
+before the server can have read it. The turn's deadlines are kept by one
+watchdog per turn: the same reasons as ever, a consumer that holds an event
+is not "idle", and a cancellation from outside stays a cancellation.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pytest
 
 from _emulator import HANG_GUARD_S, RawServer, chunked, collect, raw_spec, request  # type: ignore[import-not-found]
 from thunderdome.backends import BackendError, make_backend
-from thunderdome.backends.http import make_client, tls_context
+from thunderdome.backends.http import BODY_COMPLETE, BODY_STARTED, SYNC_WRITE_LIMIT, _sent_at, make_client, tls_context
 from thunderdome.backends.watchdog import TurnTimer, budget
 from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
 from thunderdome.specs import Timeouts
@@ -40,6 +43,133 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
 
 
 # --- RequestSent ---------------------------------------------------------------------------
+
+
+def _handshake_completes_on_a_full_queue(port: int) -> bool:
+    probe = socket.socket()
+    probe.setblocking(False)
+    try:
+        probe.connect_ex(("127.0.0.1", port))
+        _, writable, _ = select.select([], [probe], [], 0.2)
+        return bool(writable) and probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+    finally:
+        probe.close()
+
+
+async def test_request_sent_comes_after_the_connection_is_set_up() -> None:
+    """A listener whose accept queue is full drops the SYN; the client's
+    connect can only complete after the queue is freed (at ``released``), so a
+    stamp taken before connecting (the old behaviour) is earlier than that."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # fills the queue of a backlog-0 listener
+    try:
+        if _handshake_completes_on_a_full_queue(port):
+            pytest.skip("this kernel completes TCP handshakes on a full accept queue")
+        t0 = time.monotonic()
+
+        def clock() -> float:
+            return time.monotonic() - t0
+
+        events: list[Event] = []
+        received: list[float] = []
+
+        async def run() -> None:
+            backend = make_backend(raw_spec("openai", f"http://127.0.0.1:{port}/v1"))
+            try:
+                async for event in backend.stream(request(), clock):
+                    events.append(event)
+            finally:
+                await backend.aclose()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            received.append(clock())
+            writer.write(HEAD + b"".join(piece(f) for f in [FRAME, *END]) + b"0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        task = asyncio.create_task(run())
+        await asyncio.sleep(0.2)  # the client's first SYN meets the full queue (not a timing assertion)
+        assert not events
+        released = clock()
+        accepted, _ = listener.accept()
+        accepted.close()
+        listener.setblocking(False)
+        server = await asyncio.start_server(serve, sock=listener)
+        try:
+            await asyncio.wait_for(task, HANG_GUARD_S)
+        finally:
+            server.close()
+    finally:
+        filler.close()
+    sent, first_byte, delta = events[0], events[1], events[2]
+    assert isinstance(sent, RequestSent) and isinstance(first_byte, FirstByte) and isinstance(delta, TokenDelta)
+    assert released <= sent.t <= received[0] <= first_byte.t
+    assert isinstance(events[-1], StreamEnded)
+
+
+async def test_request_sent_is_stamped_before_the_server_has_the_request() -> None:
+    """Same loop, same clock: the stamp is taken before the bytes are written,
+    so it can never be after the server read them; and it is the send time,
+    not the time of the timeout that ends the turn."""
+    received: list[float] = []
+    t0 = time.monotonic()
+
+    def clock() -> float:
+        return time.monotonic() - t0
+
+    def respond(seen: Any) -> list[Any]:
+        received.append(clock())
+        return [5.0]  # never answers within the turn
+
+    async with RawServer(respond) as server:
+        spec = raw_spec("openai", server.url + "/v1", timeouts=Timeouts(first_token=0.5))
+        backend = make_backend(spec)
+        events: list[Event] = []
+        with pytest.raises(BackendError, match=r"^no token within 0\.5 s$"):
+            async for event in backend.stream(request(), clock):
+                events.append(event)
+        failed = clock()
+        await backend.aclose()
+    assert [type(e) for e in events] == [RequestSent]
+    assert events[0].t <= received[0] < failed
+
+
+async def test_connection_reused_for_turn_two_keeps_the_order() -> None:
+    async with RawServer(lambda seen: chunked([FRAME, *END])) as server:
+        backend = make_backend(raw_spec("openai", server.url + "/v1"))
+        try:
+            for turn in (1, 2):
+                out = await collect(backend, request(turn=turn), close=False)
+                assert [type(e) for e in out.events[:3]] == [RequestSent, FirstByte, TokenDelta]
+                assert out.events[0].t <= out.events[1].t and out.events[0].turn == turn
+        finally:
+            await backend.aclose()
+    assert [s.connection for s in server.seen] == [1, 1]
+
+
+def test_which_trace_event_stamps_request_sent() -> None:
+    now = lambda: 9.0  # noqa: E731
+    both = {BODY_STARTED: 1.0, BODY_COMPLETE: 1.5}
+    assert _sent_at(both, True, now) == 1.0  # written in one synchronous send right after .started
+    assert _sent_at(both, False, now) == 1.5  # a big body: once httpcore says it is written
+    assert _sent_at({BODY_STARTED: 1.0}, False, now) == 1.0  # the write failed half-way
+    assert _sent_at({}, True, now) == 9.0  # never got to send: stamped at the failure
+
+
+async def test_a_body_over_the_sync_write_limit_is_still_well_ordered() -> None:
+    big = [{"role": "user", "content": "x" * (SYNC_WRITE_LIMIT * 4)}]
+    async with RawServer(lambda seen: chunked([FRAME, *END])) as server:
+        req = request()
+        req = type(req)(messages=big, max_tokens=req.max_tokens, lane=req.lane)
+        out = await collect(make_backend(raw_spec("openai", server.url + "/v1")), req)
+    assert out.error is None
+    assert [type(e) for e in out.events[:2]] == [RequestSent, FirstByte]
+    assert out.events[0].t <= out.events[1].t
+    assert len(server.seen[0].body) > SYNC_WRITE_LIMIT * 4
 
 
 # --- the watchdog ----------------------------------------------------------------------------

@@ -2,7 +2,12 @@
 backend, and the streaming loop itself (the turn's deadlines are kept by
 ``watchdog.py``; failure reasons are built in ``errors.py``).
 
-Invariant: every chunk is stamped with ``clock()`` right after it comes
+Invariant: ``RequestSent`` carries the moment the request was written to
+the socket (taken from httpcore's ``send_request_body`` trace events, see
+``SYNC_WRITE_LIMIT``), so connecting and queueing behind other lanes are not
+part of TTFT; it is yielded once the response head is in (or, at a failure
+before that, stamped then if the body never went out), always before
+``FirstByte``. Every chunk is stamped with ``clock()`` right after it comes
 off the socket (before any decoding or parsing) and every event parsed from
 it carries that stamp. Anything that goes wrong ends the stream with
 ``BackendError(reason)`` where ``reason`` is one line a person can act on,
@@ -38,6 +43,15 @@ from thunderdome.specs import Timeouts
 DRAIN_S = 0.5
 """After the end marker: how long to wait for the body's end, so the
 connection can go back to the pool."""
+BODY_STARTED, BODY_COMPLETE = "http11.send_request_body.started", "http11.send_request_body.complete"
+SENT_TRACES = frozenset({BODY_STARTED, BODY_COMPLETE})
+SYNC_WRITE_LIMIT = 16 * 1024
+"""Bodies up to this size go to the kernel in one synchronous ``send()``
+right after httpcore's ``send_request_body.started`` event (no await in
+between; 16 KiB is Linux's smallest default TCP send buffer). Its
+``.complete`` event comes one event-loop turn later (anyio yields after the
+write), which on a loop busy with other lanes' streams is milliseconds late.
+So small bodies are stamped at ``.started``, larger ones at ``.complete``."""
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -207,8 +221,16 @@ class StreamingBackend:
         lane, turn = request.lane, request.turn
         parser = self.parser(request)
         frames = self.decoder()
-        outgoing = self._client.build_request("POST", url, json=self.body(request), headers=self.request_headers())
-        yield RequestSent(t=clock(), lane=lane, turn=turn)
+        sent: dict[str, float] = {}
+
+        async def trace(name: str, info: Any) -> None:
+            if name in SENT_TRACES:
+                sent[name] = clock()
+
+        outgoing = self._client.build_request(
+            "POST", url, json=self.body(request), headers=self.request_headers(), extensions={"trace": trace}
+        )
+        small = int(outgoing.headers.get("content-length") or 0) <= SYNC_WRITE_LIMIT
         timer = TurnTimer(self.spec.timeouts, lambda: parser.tokens)
         try:
             failure: Exception | None = None
@@ -222,9 +244,14 @@ class StreamingBackend:
                 reason = timer.expired()
                 if reason is None:
                     raise
-                raise BackendError(reason) from None
+                failure = BackendError(reason)
             except httpx.HTTPError as exc:
-                raise transport_error(exc, url, self.spec.timeouts) from None
+                failure = transport_error(exc, url, self.spec.timeouts)
+            except BackendError as exc:
+                failure = exc
+            yield RequestSent(t=_sent_at(sent, small, clock), lane=lane, turn=turn)
+            if failure is not None:
+                raise failure
             encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
             chunks = response.aiter_bytes() if encoded else _raw_chunks(response)
             try:
@@ -311,6 +338,14 @@ def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     return response.aiter_raw()
 
 
+def _sent_at(sent: dict[str, float], small: bool, clock: Clock) -> float:
+    """When the request was on the socket (see ``SYNC_WRITE_LIMIT``); at a
+    failure before the body was written: now."""
+    if small and BODY_STARTED in sent:
+        return sent[BODY_STARTED]
+    return sent.get(BODY_COMPLETE) or sent.get(BODY_STARTED) or clock()
+
+
 def _take(take: Any, got: Any, error: FrameError | None, t: float, out: list[Event], parser: StreamParser) -> Exception | None:
     """Parse a chunk's frames into ``out``; return (not raise) what stopped
     them, so the events of the frames before it can be yielded first."""
@@ -333,4 +368,4 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-__all__ = ["DRAIN_S", "StreamParser", "StreamingBackend", "TurnTimer", "expect_object", "make_client", "tls_context"]
+__all__ = ["DRAIN_S", "SENT_TRACES", "SYNC_WRITE_LIMIT", "StreamParser", "StreamingBackend", "TurnTimer", "expect_object", "make_client", "tls_context"]
