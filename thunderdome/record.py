@@ -15,6 +15,7 @@ event loop serialises, scrubs, writes (aiofiles) and flushes in batches.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -106,12 +107,30 @@ class Redactor:
         self.secrets: list[str] = []
         self._pattern: re.Pattern[str] | None = None
         self._held: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+        self._longest = 0
+        self._firsts: frozenset[str] = frozenset()
+        self._small: dict[str, str] = {}
+        """Scrubbed forms of the short strings every delta repeats (field
+        names, lane names, channels)."""
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         merged = set(self.secrets) | {s for s in secrets if s}
         self.secrets = sorted(merged, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, self.secrets))) if self.secrets else None
+        self._longest = max((len(s) for s in self.secrets), default=0)
+        self._firsts = frozenset(s[0] for s in self.secrets)
+        self._small.clear()
+
+    def _scrub_small(self, text: str) -> str:
+        clean = self._small.get(text)
+        if clean is None:
+            clean = self.scrub(text)
+            if len(text) <= 64:
+                if len(self._small) >= 4096:
+                    self._small.clear()
+                self._small[text] = clean
+        return clean
 
     def scrub(self, text: str) -> str:
         if self._pattern is None or not text:
@@ -136,10 +155,17 @@ class Redactor:
             return [data]
         if data.get("type") == "token_delta":
             text = data.get("text", "")
-            data = self.scrub_obj({k: v for k, v in data.items() if k != "text"})
-            data["text"] = text if isinstance(text, str) else ""
-            key = (str(data.get("lane", "")), int(data.get("turn", 1) or 1), str(data.get("channel", "")))
-            self._held.setdefault(key, []).append(data)
+            small = self._scrub_small
+            clean: dict[str, Any] = {}
+            for k, v in data.items():
+                if k != "text":
+                    clean[small(k) if isinstance(k, str) else k] = small(v) if isinstance(v, str) else self.scrub_obj(v)
+            clean["text"] = text = text if isinstance(text, str) else ""
+            key = (str(clean.get("lane", "")), int(clean.get("turn", 1) or 1), str(clean.get("channel", "")))
+            held = self._held.get(key)
+            if held is None and self._pattern.search(text) is None and self._secret_prefix_start(text, 0) == len(text):
+                return [clean]  # nothing held, nothing secret, no secret starting at its end
+            self._held.setdefault(key, []).append(clean)
             return self._release(key, final=False)
         lane = data.get("lane")
         out: list[dict[str, Any]] = []
@@ -203,8 +229,8 @@ class Redactor:
     def _secret_prefix_start(self, whole: str, tail_from: int) -> int:
         """Start of the longest suffix of ``whole`` (after ``tail_from``) that
         begins some secret without completing it; ``len(whole)`` if none."""
-        longest = max((len(s) for s in self.secrets), default=0)
-        firsts = {s[0] for s in self.secrets}
+        longest = self._longest
+        firsts = self._firsts
         for i in range(max(tail_from, len(whole) - longest + 1), len(whole)):
             if whole[i] in firsts:
                 rest = whole[i:]
@@ -233,8 +259,28 @@ def header_for(race: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` without
+building an encoder per call."""
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _line(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return _encode(data) + "\n"
+
+
+def _as_dict(event: Event) -> dict[str, Any]:
+    """``event.to_dict()``, with the field names looked up once per class."""
+    cls = type(event)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        if cls.to_dict is not Event.to_dict:  # a class with its own form keeps it
+            return event.to_dict()
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    data: dict[str, Any] = {"type": cls.type}
+    for name in names:
+        data[name] = getattr(event, name)
+    return data
 
 
 class Recorder:
@@ -337,8 +383,9 @@ class Recorder:
 
     def _render(self, batch: list[Event]) -> list[str]:
         lines: list[str] = []
+        feed = self._redactor.feed
         for event in batch:
-            if isinstance(event, RaceStarted) and not self._header_written:
+            if not self._header_written and isinstance(event, RaceStarted):
                 names = [str(lane.get("api_key_env")) for lane in event.lanes if lane.get("api_key_env")]
                 self._redactor.add(env_secrets(names))
                 data = self._redactor.scrub_obj(event.to_dict())
@@ -348,11 +395,15 @@ class Recorder:
                 self._pending.clear()
                 lines.append(_line(data))
                 continue
-            data = event.to_dict()
+            data = _as_dict(event)
             if not self._header_written:  # events before race_started wait for the header
                 self._pending.append(data)
                 continue
-            lines.extend(_line(d) for d in self._redactor.feed(data))
+            out = feed(data)
+            if len(out) == 1:
+                lines.append(_encode(out[0]) + "\n")
+            else:
+                lines.extend(_line(d) for d in out)
         return lines
 
     async def _write(self, lines: list[str]) -> None:
