@@ -47,6 +47,10 @@ from thunderdome.events import (
 )
 
 
+_ENDED = frozenset({"finished", "winner", "eliminated", "error"})
+"""Lane statuses after its end."""
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Linear-interpolated percentile (q in 0..100) of ``values``; None if empty."""
     if not values:
@@ -119,7 +123,7 @@ class LaneState:
 
     @property
     def ended(self) -> bool:
-        return self.status in ("finished", "winner", "eliminated", "error")
+        return self.status in _ENDED
 
     @property
     def tokens(self) -> int:
@@ -299,24 +303,27 @@ class Standings:
 
     def apply(self, event: Event) -> None:
         self.events_seen += 1
-        if event.t > self.last_t:
-            self.last_t = event.t
-        if isinstance(event, TokenDelta):  # the hot path first
-            lane = self._lane(event.lane)
-            turn = self._turn(lane, event.turn, event.t)
+        t = event.t
+        if t > self.last_t:
+            self.last_t = t
+        if isinstance(event, TokenDelta):  # the hot path first: lookups inlined
+            lane = self.lanes.get(event.lane) or self._lane(event.lane)
+            turns = lane.turns
+            turn = turns[-1] if turns and turns[-1].turn == event.turn else self._turn(lane, event.turn, t)
+            last = turn.last_token_t
             if turn.first_token_t is None:
-                turn.first_token_t = event.t
-            elif turn.last_token_t is not None:
-                turn.gaps.append(event.t - turn.last_token_t)
-            turn.last_token_t = event.t
+                turn.first_token_t = t
+            elif last is not None:
+                turn.gaps.append(t - last)
+            turn.last_token_t = t
             turn.deltas += 1
             if event.channel == "answer":
                 turn.answer_chars += len(event.text)
                 if turn.first_answer_t is None:
-                    turn.first_answer_t = event.t
-                if not lane.ended:
+                    turn.first_answer_t = t
+                if lane.status not in _ENDED:
                     lane.status = "streaming"
-            elif not lane.ended:
+            elif lane.status not in _ENDED:
                 lane.status = "thinking"
             return
         if isinstance(event, RaceStarted):
