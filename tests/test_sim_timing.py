@@ -305,10 +305,17 @@ def test_precise_loop_sleeps_are_never_early_and_serve_sockets():
         server = EmulatorServer(time_scale=0.01)
         await server.start()
         try:
-            reader, writer = await _post(server.port, {"model": "instant", "messages": MSGS, "stream": True, "thunderdome_sim": {"reply": "x y"}}, "p")
-            raw = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 20)
-            writer.close()
-            assert b"[DONE]" in raw
+            for k in range(3):
+                await asyncio.sleep(0.01)  # polls happen before the request is sent
+                t_send = time.monotonic()
+                reader, writer = await _post(server.port, {"model": "instant", "messages": MSGS, "stream": True, "thunderdome_sim": {"reply": "x y"}}, f"p{k}")
+                raw = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 20)
+                writer.close()
+                assert b"[DONE]" in raw
+                rec = server.log[-1]
+                # stamped at the poll that saw the bytes: never before they were sent
+                assert t_send <= rec["t_arrival"] <= rec["t_head"]
+                assert precise_loop.last_poll() is not None
         finally:
             await server.stop()
 
@@ -316,4 +323,5 @@ def test_precise_loop_sleeps_are_never_early_and_serve_sockets():
         loop.run_until_complete(main())
     finally:
         loop.close()
+    assert precise_loop.last_poll() is None  # a closed loop leaves no stale poll time
     assert precise_loop.tighten_timer_slack() in (True, False)

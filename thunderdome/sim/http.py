@@ -7,8 +7,9 @@ Streamed bodies use ``Transfer-Encoding: chunked``; a body ends properly only
 through ``end()`` (the zero-length chunk), while ``abort()`` drops the socket
 without it, the way a crashed server does. A request's ``t_arrival`` is
 stamped when its first bytes reach the connection's reader (in the
-protocol's ``data_received``, before any task runs), so a busy serving loop
-cannot move it later than the loop's own latency.
+protocol's ``data_received``, before any task runs; on a precise loop, the
+return of the poll that reported them), so a busy serving loop cannot move
+it later than the loop's own latency, and it is never before the bytes came.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable
+
+from thunderdome.sim.precise_loop import last_poll
 
 MAX_BODY = 64 * 1024 * 1024
 
@@ -76,7 +79,8 @@ class ArrivalReader(asyncio.StreamReader):
 
     def feed_data(self, data: bytes) -> None:
         if self.t_arrival is None and data and not self._buffer:
-            self.t_arrival = time.monotonic()
+            polled = last_poll()  # the poll that reported these bytes (precise loop)
+            self.t_arrival = polled if polled is not None else time.monotonic()
         super().feed_data(data)
 
     def arrival(self, t_call: float, t_head: float) -> float:

@@ -9,7 +9,10 @@ timeouts; an epoll descriptor is readable when any of its descriptors has
 an event), then collects the events with a zero-timeout ``epoll_wait``. It
 watches the same descriptors and returns the same events as the default
 selector; elsewhere (no epoll, or a descriptor number ``select()`` cannot
-take) it is the default selector.
+take) it is the default selector. It also notes when each poll returned
+(``last_poll()``, per thread): bytes a poll reported were there by then, so
+that time is an arrival stamp that is never early and does not wait for the
+callbacks queued ahead of the reader's.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import ctypes
 import select
 import selectors
 import sys
+import threading
+import time
 from typing import Any
 
 PR_SET_TIMERSLACK = 29
@@ -27,17 +32,32 @@ _EPOLL = hasattr(selectors, "EpollSelector")
 _Base: Any = selectors.EpollSelector if _EPOLL else selectors.DefaultSelector
 
 
+_polled = threading.local()
+
+
+def last_poll() -> float | None:
+    """When this thread's precise loop last returned from polling for I/O
+    (``time.monotonic()``); None when no precise loop runs on this thread."""
+    return getattr(_polled, "t", None)
+
+
 class PreciseSelector(_Base):  # type: ignore[misc, valid-type]
-    """``EpollSelector`` with microsecond timeouts."""
+    """``EpollSelector`` with microsecond timeouts; notes each poll's return."""
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if _EPOLL and timeout is not None and timeout > 0:
             try:
                 select.select([self.fileno()], [], [], timeout)
+                timeout = 0
             except ValueError:  # descriptor >= FD_SETSIZE: whole-millisecond waits
-                return super().select(timeout)
-            timeout = 0
-        return super().select(timeout)
+                pass
+        events = super().select(timeout)
+        _polled.t = time.monotonic()
+        return events
+
+    def close(self) -> None:
+        _polled.t = None
+        super().close()
 
 
 def precise_timers_available() -> bool:
@@ -64,4 +84,4 @@ def tighten_timer_slack() -> bool:
         return False
 
 
-__all__ = ["PreciseSelector", "new_precise_loop", "precise_timers_available", "tighten_timer_slack"]
+__all__ = ["PreciseSelector", "last_poll", "new_precise_loop", "precise_timers_available", "tighten_timer_slack"]

@@ -99,6 +99,10 @@ class Encoder:
         """Frames sent at request receipt, before the first token."""
         return b""
 
+    def warm(self) -> None:
+        """Build the per-token templates now (at set-up, before the first
+        token is due) so the first token's write costs what later ones do."""
+
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
         raise NotImplementedError
 
@@ -191,12 +195,20 @@ class OpenAIEncoder(Encoder):
             "predicted_per_second": n / (predicted_ms / 1e3) if predicted_ms else 0.0,
         }
 
+    def _template(self, key: str) -> list[bytes]:
+        parts = self._templates.get(key)
+        if parts is None:
+            parts = self._templates[key] = template(lambda m: self._chunk({key: m}, None))
+        return parts
+
+    def warm(self) -> None:
+        self._template("content")
+        self._template(self.reasoning_field)
+
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
         key = "content" if channel == "answer" else self.reasoning_field
         if finish is None:
-            parts = self._templates.get(key)
-            if parts is None:
-                parts = self._templates[key] = template(lambda m: self._chunk({key: m}, None))
+            parts = self._template(key)
             return parts[0] + dumps_str(text) + parts[1]
         extra = None
         if finish is not None:
@@ -306,10 +318,18 @@ class OllamaEncoder(Encoder):
             {"model": self.model, "created_at": created_at, "message": self._message(text, channel), "done": False}
         )
 
-    def _delta_frame_ch(self, text: str, channel: str) -> bytes:
+    def _template(self, channel: str) -> list[bytes]:
         parts = self._templates.get(channel)
         if parts is None:
             parts = self._templates[channel] = template(lambda a, b: self._delta_line(a, b, channel), 2)
+        return parts
+
+    def warm(self) -> None:
+        self._template("answer")
+        self._template("reasoning")
+
+    def _delta_frame_ch(self, text: str, channel: str) -> bytes:
+        parts = self._template(channel)
         return parts[0] + dumps_str(ollama_time()) + parts[1] + dumps_str(text) + parts[2]
 
     def _delta_frame(self, text: str) -> bytes:

@@ -85,11 +85,18 @@ class AnthropicEncoder(Encoder):
         out = self._open_block(kind) if self.block != kind else b""
         return out + self._delta(text, kind)
 
-    def _delta(self, text: str, kind: str) -> bytes:
-        index = max(0, self.index)
+    def _template(self, index: int, kind: str) -> list[bytes]:
         parts = self._templates.get((index, kind))
         if parts is None:
             parts = self._templates[(index, kind)] = template(lambda m: self._delta_dict(m, kind, index))
+        return parts
+
+    def warm(self) -> None:
+        self._template(0, "text")
+        self._template(0, "thinking")
+
+    def _delta(self, text: str, kind: str) -> bytes:
+        parts = self._template(max(0, self.index), kind)
         return parts[0] + dumps_str(text) + parts[1]
 
     def _delta_dict(self, text: str, kind: str, index: int) -> bytes:
