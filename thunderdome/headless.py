@@ -137,11 +137,15 @@ async def run_many(
             if recording:
                 result["recording"] = recording
             results.append(result)
+    payload: dict[str, Any] = results[0] if len(results) == 1 else {"races": results}
+    if trials > 1:
+        from thunderdome.report import trials_table
+        from thunderdome.trials import summarise_trials
+
+        payload["summary"] = summarise_trials(results)
+        console.print(trials_table(payload["summary"], tasks[0].name))
     if json_out:
-        if len(results) == 1:
-            write_json(results[0], json_out)
-        else:
-            write_json({"races": results}, json_out)
+        write_json(payload, json_out)
     return 0
 
 

@@ -190,3 +190,29 @@ class RaceClock:
 
     def __call__(self) -> float:
         return 0.0 if self.t0 is None else time.monotonic() - self.t0
+
+
+def trials_table(summary: dict[str, Any], task: str) -> Table:
+    """Median (min–max) per lane over several trials."""
+    table = Table(title=Text(f"{task} · {summary['trials']} trials · median (min–max)"), title_style="bold",
+                  header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("lane", no_wrap=True)
+    table.add_column("wins", justify="right")
+    for head in ("TTFT s", "tok/s", "e2e s", "done s"):
+        table.add_column(head, justify="right", no_wrap=True)
+
+    def cell(spread: dict[str, float] | None, fmt: str) -> str:
+        if not spread:
+            return "—"
+        return f"{spread['median']:{fmt}} ({spread['min']:{fmt}}–{spread['max']:{fmt}})"
+
+    for lane in summary["lanes"]:
+        table.add_row(
+            Text(lane["name"], style="bold"),
+            str(lane["wins"]),
+            cell(lane["ttft_s"], ".3f"),
+            cell(lane["output_tps"], ".1f"),
+            cell(lane["e2e_s"], ".2f"),
+            cell(lane["completion_s"], ".3f"),
+        )
+    return table
