@@ -2,9 +2,9 @@
 
 Invariant: every stream is judged against its configured profile (TTFT =
 ``profile.ttft * scale``, rate = ``profile.tps / scale``) by the emulator's
-own log: TTFT from the schedule's base (``t_arrival``, the moment the
-request's first bytes reached the emulator; ``t_received`` for an emulator
-older than that field) to ``t_first_token``, and ``(tokens - 1) /
+own log: TTFT from the schedule's base (``t_arrival``, the moment the whole
+request had reached the emulator; ``t_received`` for an emulator older than
+that field) to ``t_first_token``, and ``(tokens - 1) /
 (t_last_token - t_first_token)``. Figures give the median and the worst
 stream, so one late stream among 16 cannot hide behind an average.
 

@@ -6,10 +6,10 @@ so a frame is on the wire at the moment the caller decided to send it.
 Streamed bodies use ``Transfer-Encoding: chunked``; a body ends properly only
 through ``end()`` (the zero-length chunk), while ``abort()`` drops the socket
 without it, the way a crashed server does. A request's ``t_arrival`` is
-stamped when its first bytes reach the connection's reader (in the
-protocol's ``data_received``, before any task runs; on a precise loop, the
-return of the poll that reported them), so a busy serving loop cannot move
-it later than the loop's own latency, and it is never before the bytes came.
+when its last bytes reached the connection's reader (stamped in the
+protocol's ``data_received``, before any task runs; on a precise loop, at
+the return of the poll that reported them): never before the request was
+complete, and not moved later by a serving loop busy with other requests.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ class Request:
     t_head: float = 0.0
     """time.monotonic() when the request head was read."""
     t_arrival: float = 0.0
-    """time.monotonic() when the request's first bytes reached the reader (the
-    schedule's base); pipelined requests: when the server turned to them."""
+    """time.monotonic() when the whole request had reached the server (the
+    poll that delivered its last bytes): the schedule's base. A pipelined
+    request: when the server turned to it."""
 
     @property
     def keep_alive(self) -> bool:
@@ -70,33 +71,30 @@ class Request:
 
 
 class ArrivalReader(asyncio.StreamReader):
-    """A StreamReader that stamps ``t_arrival`` when bytes arrive into an empty
-    buffer while no stamp is pending; ``read_request`` takes the stamp."""
+    """A StreamReader that notes when bytes last came in (``t_fed``: the return
+    of the poll that reported them on a precise loop, else the clock when
+    they were fed); ``read_request`` turns that into a request's arrival."""
 
-    t_arrival: float | None = None
+    t_fed: float | None = None
     served = 0
     """Requests read so far on this connection."""
 
     def feed_data(self, data: bytes) -> None:
-        if self.t_arrival is None and data and not self._buffer:
-            polled = last_poll()  # the poll that reported these bytes (precise loop)
-            self.t_arrival = polled if polled is not None else time.monotonic()
+        if data:
+            polled = last_poll()
+            self.t_fed = polled if polled is not None else time.monotonic()
         super().feed_data(data)
 
-    def arrival(self, t_call: float, t_head: float) -> float:
-        """When the request whose head was just read arrived: its stamp, but
-        never before the server turned to it (``t_call``; a request sent while
-        the previous answer ran, or pipelined behind it, waits its turn) nor
-        after its head was read."""
-        stamp = self.t_arrival if self.t_arrival is not None else t_call
+    def arrival(self, t_call: float, now: float) -> float:
+        """When the request just read had fully arrived: the latest feed (its
+        last bytes were in by then), but on a reused connection never before
+        the server turned to it (``t_call``: a request pipelined behind the
+        previous answer waits its turn), and never after ``now``."""
+        stamp = self.t_fed if self.t_fed is not None else now
         if self.served:
             stamp = max(stamp, t_call)
-        return min(stamp, t_head)
-
-    def request_done(self) -> None:
-        """The request's body is read: the next bytes belong to the next request."""
         self.served += 1
-        self.t_arrival = None
+        return min(stamp, now)
 
 
 async def start_http_server(
@@ -148,7 +146,6 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     except asyncio.LimitOverrunError:
         raise HttpError(431, "request head too large") from None
     t_head = time.monotonic()
-    arrival = reader.arrival(t_call, t_head) if isinstance(reader, ArrivalReader) else t_head
     try:
         lines = head.decode("latin-1").split("\r\n")
         method, target, version = lines[0].split(" ")
@@ -184,9 +181,9 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         raise HttpError(400, "request body chunk line too long") from None
     except ValueError:
         raise HttpError(400, "bad Content-Length") from None
-    if isinstance(reader, ArrivalReader):
-        reader.request_done()
-    return Request(method.upper(), path, query, version, headers, body, time.monotonic(), t_head, arrival)
+    t_received = time.monotonic()
+    arrival = reader.arrival(t_call, t_received) if isinstance(reader, ArrivalReader) else t_received
+    return Request(method.upper(), path, query, version, headers, body, t_received, t_head, arrival)
 
 
 def set_nodelay(writer: asyncio.StreamWriter) -> None:

@@ -2,7 +2,7 @@
 
 Invariant: every chat request is answered from (profile, directives, reply
 table) alone and paced from its own arrival time (``Request.t_arrival``, the
-moment its first bytes reached the server), so concurrent streams never slow
+moment the whole request had reached the server), so concurrent streams never slow
 each other down beyond the event loop's latency; nothing proportional to the
 reply's length runs before its first token. Every chat request leaves exactly
 one record in ``log`` (kept for the last 10 000), updated as its tokens go out.

@@ -29,7 +29,7 @@ class Stats:
 
     prompt_tokens: int
     t_arrival: float
-    """The request's first bytes arrived (the schedule's base)."""
+    """The whole request had arrived (the schedule's base)."""
     t_received: float
     """The whole request was read."""
     completion_tokens: int = 0
