@@ -94,6 +94,8 @@ class Series:
     """One lane's line on the chart: cumulative tokens over race time."""
 
     points: list[tuple[float, float]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """The points' times alone (the chart bisects them every redraw)."""
     first_token_t: float | None = None
     end_t: float | None = None
     end_status: str = ""
@@ -105,12 +107,14 @@ class Series:
         return self.points[-1][1] if self.points else 0.0
 
     def add_delta(self, t: float, turn: int) -> None:
+        points = self.points
         if self.first_token_t is None:
             self.first_token_t = t
         if turn not in self._turn_start:
-            self._turn_start[turn] = len(self.points)
+            self._turn_start[turn] = len(points)
         self._turn_deltas[turn] = self._turn_deltas.get(turn, 0) + 1
-        self.points.append((t, self.total + 1))
+        points.append((t, (points[-1][1] if points else 0.0) + 1))
+        self.times.append(t)
 
     def usage(self, turn: int, tokens: int) -> None:
         """Rescale ``turn``'s points so the turn ends at the server's count
@@ -142,6 +146,9 @@ class Frame:
     """Lanes with any new event (their header needs a redraw)."""
     first_tokens: list[str] = field(default_factory=list)
     """Lanes whose first token landed in this frame."""
+    changed: bool = False
+    """Something besides token text arrived (a lane's status, figures or the
+    race's state may have changed): the ranking is due again."""
     notices: list[Notice] = field(default_factory=list)
     started: RaceStarted | None = None
     finished: RaceFinished | None = None
@@ -206,12 +213,14 @@ class EventFeed:
             series = self.series_for(event.lane)
             if series.first_token_t is None:
                 frame.first_tokens.append(event.lane)
+                frame.changed = True
             series.add_delta(event.t, event.turn)
             text = clean(event.text)
             if text:
                 frame.text.setdefault(event.lane, []).append((event.channel, text))
             frame.touched.add(event.lane)
             return
+        frame.changed = True
         if isinstance(event, LaneEvent):
             frame.touched.add(event.lane)
             self.turn[event.lane] = max(self.turn.get(event.lane, 1), getattr(event, "turn", 1))

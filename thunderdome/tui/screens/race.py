@@ -26,8 +26,10 @@ from textual.widgets import Footer
 
 from thunderdome.events import Notice
 from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import DIM, lane_color
+from thunderdome.tui.ranking import LiveRanking
 from thunderdome.tui.widgets.banner import RaceBanner
 from thunderdome.tui.widgets.chart import Line, TokenChart
 from thunderdome.tui.widgets.lane import LaneSnapshot, LaneView
@@ -104,6 +106,9 @@ class RaceScreen(Screen):
         self._grid_shape: tuple[int, int, int | None, int | None] | None = None
         self._chart_t = -1.0
         self._chart_wall = -1.0
+        self._frames = 0
+        self._gc_held = False
+        self.ranking = LiveRanking(self.feed.standings)
         self.frame_times: deque[float] = deque(maxlen=10_000)
         """Seconds spent in each of the recent frames (benchmarks read it)."""
 
@@ -123,6 +128,8 @@ class RaceScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        gc_policy.race_started()
+        self._gc_held = True
         for spec in self.specs:
             self._lane_view(spec.name)
         self._update_widgets(self.now())
@@ -139,6 +146,7 @@ class RaceScreen(Screen):
             self.failed = str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}"
             self.notify(self.failed, title="race could not start", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
+            self._release_gc()
         self._frame()
 
     def on_resize(self) -> None:
@@ -202,7 +210,9 @@ class RaceScreen(Screen):
             self._on_notice(notice)
         idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
         if not idle:
-            self._update_widgets(self.now())
+            self._frames += 1
+            even = self._frames % 2 == 0  # the leaderboard and the chart take turns
+            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even)
         if frame.finished is not None and not self.over:
             self.over = True
             self.set_timer(max(self.results_delay, 0.001), self._show_results)
@@ -214,6 +224,7 @@ class RaceScreen(Screen):
             feed.time.stop(feed.standings.last_t)
             self.notify(self.failed, title="no result", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
+            self._release_gc()
 
     def _source_ended(self) -> bool:
         at_end = getattr(self.source, "at_end", None)  # a replay waits at its end
@@ -234,11 +245,15 @@ class RaceScreen(Screen):
         severity = {"warning": "warning", "error": "error"}.get(notice.level, "information")
         self.notify(Text(notice.message).plain, severity=severity, timeout=8, markup=False)
 
-    def _update_widgets(self, now: float) -> None:
+    def _update_widgets(self, now: float, *, changed: bool = True, board: bool = True, chart: bool = True) -> None:
+        """Show the state at race time ``now``. A frame passes what it saw:
+        ``changed`` (more than token text arrived: re-rank now), and whether
+        the leaderboard / the chart may redraw in it (they take turns, so
+        each redraws at most at half the frame rate unless a lane changed)."""
         feed = self.feed
         standings = feed.standings
-        ranked = standings.ranked(now)
-        stats = {s.name: s for s in ranked}
+        ranking = self.ranking.get(now, changed=changed)
+        stats = ranking.stats
         cap = standings.max_tokens or (self.race_task.max_tokens if self.race_task else 0)
         max_turns = self.race_task.max_turns if self.race_task else 1
         for name, view in self.lanes.items():
@@ -262,9 +277,11 @@ class RaceScreen(Screen):
                     first_token_t=feed.series_for(name).first_token_t,
                 )
             )
-        self.query_one(Leaderboard).set_data(standings, now, self.lane_colors)
+        if board or changed:
+            self.query_one(Leaderboard).set_data(standings, now, self.lane_colors, ranking)
         wall = time.perf_counter()
-        due = now - self._chart_t >= CHART_INTERVAL or wall - self._chart_wall >= CHART_INTERVAL
+        soon = CHART_INTERVAL - FRAME_INTERVAL / 2  # frames jitter: do not skip a turn for a millisecond
+        due = (now - self._chart_t >= soon or wall - self._chart_wall >= soon) and (chart or changed)
         if due or now < self._chart_t or self.over or self.failed:
             self._chart_t, self._chart_wall = now, wall
             lines = [Line(name, self.lane_colors[name], feed.series_for(name)) for name in self.lanes]
@@ -313,7 +330,16 @@ class RaceScreen(Screen):
             task=task, kind=kind, win_rule=win_rule, title=title, status=status, warnings=warnings, now=now
         )
 
+    def _release_gc(self) -> None:
+        if self._gc_held:
+            self._gc_held = False
+            gc_policy.race_ended()
+
+    def on_unmount(self) -> None:
+        self._release_gc()
+
     def _show_results(self) -> None:
+        self._release_gc()  # the full pass that was held back runs now, off the race
         app: ThunderdomeApp = self.app  # type: ignore[assignment]
         app.race_over(self)
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
 
 from thunderdome.tui.feed import Series
-from thunderdome.tui.palette import join_rows
+from thunderdome.tui.widgets.rows import RowsWidget
 
 AXIS = Style(color="#7a7a7a")
 LABEL = Style(color="#9a9a9a")
@@ -86,22 +85,17 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
     colors: list[list[str | None]] = [[None] * pw for _ in range(ph)]
     ends: list[tuple[int, Line]] = []
 
-    def put(dx: int, dy: int, color: str) -> None:
-        row = ph - 1 - dy // 4
-        sub = 3 - dy % 4
-        cell = dx // 2
-        if 0 <= row < ph and 0 <= cell < pw:
-            masks[row][cell] |= _DOT[sub][dx % 2]
-            colors[row][cell] = color
-
-    def to_dy(value: float) -> int:
-        return min(dots_h - 1, max(0, round(value / ymax * (dots_h - 1))))
+    # per dot row: the cell row and the braille bit of each dot column (inlined: ~5k dots a redraw)
+    row_of = [ph - 1 - dy // 4 for dy in range(dots_h + 1)]
+    bits_of = [[_DOT[3 - dy % 4][col] for dy in range(dots_h + 1)] for col in (0, 1)]
+    top_dy = dots_h - 1
 
     for line in lines:
         s = line.series
         if s.first_token_t is None or not s.points:
             continue
-        times = [p[0] for p in s.points]
+        times = s.times if len(s.times) == len(s.points) else [p[0] for p in s.points]
+        points, color = s.points, line.color
         stop = min(now, s.end_t) if s.end_t is not None else now
         stop = max(stop, times[-1]) if s.end_t is not None else stop
         start_dx = round(s.first_token_t / xmax * (dots_w - 1))
@@ -113,11 +107,17 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
             if dx == last_dx:
                 t = max(t, stop)  # the line ends at the lane's latest count
             i = bisect_right(times, t)
-            value = s.points[i - 1][1] if i else 0.0
-            dy = to_dy(value)
+            value = points[i - 1][1] if i else 0.0
+            dy = min(top_dy, max(0, round(value / ymax * (dots_h - 1))))
             lo, hi = (dy, dy) if prev is None else (min(prev, dy), max(prev, dy))
-            for y in range(lo, hi + 2):  # two dots thick: readable on a projector
-                put(dx, y, line.color)
+            cell = dx >> 1
+            if 0 <= cell < pw:
+                bits = bits_of[dx & 1]
+                for y in range(lo, hi + 2):  # two dots thick: readable on a projector
+                    row = row_of[y]
+                    if row >= 0:
+                        masks[row][cell] |= bits[y]
+                        colors[row][cell] = color
             prev = dy
         if prev is not None:
             ends.append((ph - 1 - prev // 4, line))
@@ -208,8 +208,9 @@ def _x_labels(xmax: float, ylab: int, pw: int, legend_w: int) -> Text:
     return text
 
 
-class TokenChart(Widget):
-    """The chart widget: give it lines and the race time once per frame."""
+class TokenChart(RowsWidget):
+    """The chart widget: give it lines and the race time; rows that did not
+    change are not repainted."""
 
     DEFAULT_CSS = """
     TokenChart { height: 1fr; min-height: 6; }
@@ -222,9 +223,10 @@ class TokenChart(Widget):
 
     def set_data(self, lines: list[Line], now: float) -> None:
         self._lines, self._now = lines, now
-        self.refresh()
+        self.update_rows()
 
-    def render(self) -> Text:
-        size = self.content_region.size if self.is_mounted else self.size
-        rows = plot(self._lines, self._now, size.width, size.height)
-        return join_rows(rows)
+    def rows_key(self, width: int) -> tuple[int, int]:
+        return width, self.content_region.height
+
+    def build_rows(self, width: int) -> list[Text]:
+        return plot(self._lines, self._now, width, self.content_region.height)

@@ -22,6 +22,7 @@ from thunderdome.metrics import LaneState, LaneStats
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, badge
 from thunderdome.tui.safe_text import one_line
+from thunderdome.tui.widgets.rows import RowsWidget
 from thunderdome.tui.widgets.stream import TokenStream
 
 STATUSES = tuple(STATUS_BADGE)
@@ -172,30 +173,23 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
     return rows
 
 
-class LaneHeader(Widget):
-    """The lane's two header rows; repainted only when they change."""
+class LaneHeader(RowsWidget):
+    """The lane's two header rows; a row is repainted only when it changes."""
 
     DEFAULT_CSS = "LaneHeader { height: 2; }"
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[Text] = []
         self.snapshot: LaneSnapshot | None = None
-        self._width = 0
 
     def show(self, snap: LaneSnapshot) -> None:
         self.snapshot = snap
-        width = self.content_region.width
-        rows = header_rows(snap, width) if width else []
-        if rows != self.rows or width != self._width:
-            self.rows, self._width = rows, width
-            self.refresh()
+        self.update_rows()
 
-    def render(self) -> Text:
-        width = self.content_region.width
-        if self.snapshot is not None and width != self._width:  # resized since the last frame
-            self.rows, self._width = header_rows(self.snapshot, width), width
-        return join_rows(self.rows)
+    def build_rows(self, width: int) -> list[Text] | None:
+        if self.snapshot is None:
+            return None
+        return header_rows(self.snapshot, width) if width else []
 
 
 class LaneInfo(Widget):

@@ -59,6 +59,7 @@ class TokenStream(Widget, can_focus=False):
         self._tail_rows: list[Text] = []
         self._tail_channel: str | None = None
         self._cache: dict[int, Strip] = {}
+        self._base: Style | None = None
         self._styles: dict[str, Style] = {}
         self._width = 0
         self._top: int | None = None
@@ -80,8 +81,16 @@ class TokenStream(Widget, can_focus=False):
         re-wrapped and repainted once for the whole batch."""
         before = self._row_count()
         changed = False
-        for channel, text in pieces:
-            changed = self._take(channel, text) or changed
+        run: list[str] = []
+        run_channel = ""
+        for channel, text in pieces:  # one append per run of a channel, not per token
+            if channel != run_channel and run:
+                changed = self._take(run_channel, "".join(run)) or changed
+                run = []
+            run_channel = channel
+            run.append(text)
+        if run:
+            changed = self._take(run_channel, "".join(run)) or changed
         if changed:
             self._publish(before)
 
@@ -273,6 +282,10 @@ class TokenStream(Widget, can_focus=False):
         if self.scroll_rows(WHEEL_ROWS):
             event.stop()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = self.rich_style  # once per paint: it walks every ancestor's styles
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.content_region.width or self.size.width
         height = self._height()
@@ -280,7 +293,7 @@ class TokenStream(Widget, can_focus=False):
         if y == 0:
             self._shown_top = top
         index = top + y
-        base = self.rich_style
+        base = self._base if self._base is not None else self.rich_style
         strip = self._cache.get(index)
         if strip is None:
             strip = self._render_row(index)

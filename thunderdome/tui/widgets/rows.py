@@ -1,0 +1,122 @@
+"""A widget that paints a few rows of rich text, repainting only rows that changed.
+
+Invariant: ``set_rows()`` is the only way rows change; a row whose text and
+styles are equal to what is on screen is not repainted, and a row's strip is
+built once per (text, width). Rows are painted through the Line API
+(``render_line``), which skips Textual's per-render visual pipeline (about
+1 ms per widget, ~10 ms for a table: the bulk of a frame at 16 lanes). Rows
+are expected to fit the width; a longer one is cut with an ellipsis, as the
+``text-overflow: ellipsis`` rule did. ``render()`` still returns the rows as
+one ``Text`` (tests and screenshots of a single widget read it).
+"""
+
+from __future__ import annotations
+
+from typing import Hashable
+
+from rich.style import Style
+from rich.text import Text
+from textual.geometry import Region, Size
+from textual.strip import Strip
+from textual.widget import Widget
+
+from thunderdome.tui.palette import join_rows
+
+
+class RowsWidget(Widget):
+    """Rows of ``Text``, one per line; height follows the row count if ``auto``."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.rows: list[Text] = []
+        self._strips: dict[int, Strip] = {}
+        self._base: Style | None = None
+        self._strip_width = -1
+        self._key: Hashable = None
+
+    # -- for subclasses that build their rows from data -------------------------------------
+
+    def build_rows(self, width: int) -> list[Text] | None:
+        """The rows for ``width`` from the widget's data; None if rows are only
+        ever given with ``set_rows``."""
+        return None
+
+    def rows_key(self, width: int) -> Hashable:
+        """What the rows depend on besides the data (they are rebuilt when it changes)."""
+        return width
+
+    def update_rows(self) -> None:
+        """Rebuild the rows from the data (after it changed) and repaint what differs."""
+        width = self.content_region.width
+        rows = self.build_rows(width)
+        if rows is not None:
+            self.set_rows(rows, self.rows_key(width))
+
+    # -- showing rows -------------------------------------------------------------------------
+
+    def set_rows(self, rows: list[Text], key: Hashable = None) -> None:
+        """Show ``rows`` (built for ``key``, see ``rows_key``); repaint only the
+        rows that differ (all, and a new layout if the height is auto, when
+        the count changed)."""
+        old = self.rows
+        self.rows, self._key = rows, key
+        if len(rows) != len(old):
+            self._strips.clear()
+            self.refresh(layout=self.styles.height is not None and self.styles.height.is_auto)
+            return
+        width = self.size.width
+        for y, (new, was) in enumerate(zip(rows, old)):
+            if new is not was and new != was:
+                self._strips.pop(y, None)
+                self.refresh(Region(0, y, width, 1))
+
+    def _rows_now(self, width: int) -> None:
+        """Rebuild stale rows (the size changed since they were made), without a repaint request."""
+        if self._key is None:
+            return
+        key = self.rows_key(width)
+        if key != self._key:
+            rows = self.build_rows(width)
+            if rows is not None:
+                self.rows, self._key = rows, key
+                self._strips.clear()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        self._rows_now(width)
+        return len(self.rows)
+
+    def render(self) -> Text:
+        return join_rows(self.rows)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = self.rich_style  # once per paint: it walks every ancestor's styles
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_region.width or self.size.width
+        self._rows_now(width)
+        if width != self._strip_width:
+            self._strips.clear()
+            self._strip_width = width
+        strip = self._strips.get(y)
+        if strip is None:
+            strip = self._strips[y] = self._row_strip(y, width)
+        base = self._base if self._base is not None else self.rich_style
+        return strip.crop_extend(0, width, base).apply_style(base)
+
+    def _row_strip(self, y: int, width: int) -> Strip:
+        if y >= len(self.rows):
+            return Strip.blank(0)
+        row = self.rows[y]
+        if row.cell_len > width:
+            row = row.copy()
+            row.truncate(width, overflow="ellipsis")
+        console = self.app.console
+        strip = Strip(row.render(console, end=""))
+        if row.style:  # Text.render leaves a span-less text's own style out
+            strip = strip.apply_style(console.get_style(row.style))
+        return strip
