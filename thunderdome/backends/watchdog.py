@@ -133,7 +133,8 @@ class TurnTimer:
             self._stale = True  # between reads: the next begin() decides
             return
         if task.cancelling() > self._cancelling:
-            return  # already cancelled from outside during this read: that wins
+            self._stale = True  # already cancelled from outside during this read: that wins
+            return
         self._reason = reason
         task.cancel()
 
