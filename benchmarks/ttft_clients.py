@@ -116,27 +116,40 @@ def build_race(url: str, plan: StreamPlan, variant: str, trial: int, sinks: list
 
 
 class FirstTokens:
-    """A race sink that keeps each lane's first TokenDelta time (race clock)."""
+    """A race sink that keeps each lane's first TokenDelta time and its first
+    RequestSent time (race clock)."""
 
     def __init__(self) -> None:
         self.first: dict[str, float] = {}
+        self.sent: dict[str, float] = {}
         self.errors: list[str] = []
         self.events = 0
 
     def __call__(self, event: Any) -> None:
-        from thunderdome.events import LaneError, TokenDelta
+        from thunderdome.events import LaneError, RequestSent, TokenDelta
 
         self.events += 1
         if isinstance(event, TokenDelta) and event.lane not in self.first:
             self.first[event.lane] = event.t
+        elif isinstance(event, RequestSent) and event.lane not in self.sent:
+            self.sent[event.lane] = event.t
         elif isinstance(event, LaneError):
             self.errors.append(f"{event.lane}: {event.reason}")
+
+
+class Stamps(dict):
+    """``{tag: first-token stamp}``; ``sent``: ``{tag: RequestSent stamp}``
+    (CLOCK_MONOTONIC), compared with the emulator's ``t_received``."""
+
+    sent: dict[str, float]
 
 
 def _engine_stamps(race: Any, tags: dict[str, str], firsts: FirstTokens) -> dict[str, float]:
     if firsts.errors:
         raise RuntimeError("lane failed: " + "; ".join(firsts.errors))
-    return {tags[lane]: race.t0 + t for lane, t in firsts.first.items()}
+    stamps = Stamps((tags[lane], race.t0 + t) for lane, t in firsts.first.items())
+    stamps.sent = {tags[lane]: race.t0 + t for lane, t in firsts.sent.items()}
+    return stamps
 
 
 async def engine_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
