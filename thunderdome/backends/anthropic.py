@@ -86,6 +86,9 @@ class AnthropicParser(StreamParser):
 class AnthropicBackend(StreamingBackend):
     """POST ``{url}/v1/messages``; system messages go to ``system``."""
 
+    def warm_url(self) -> str | None:
+        return f"{self.endpoint().rsplit('/messages', 1)[0]}/models"
+
     def endpoint(self) -> str:
         base = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         return f"{base}/v1/messages"

@@ -216,6 +216,25 @@ class StreamingBackend:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def warm_url(self) -> str | None:
+        """A cheap GET that opens the connection before the race (None: skip)."""
+        return None
+
+    async def warm_up(self, timeout: float = 2.0) -> bool:
+        """Open (and keep) a pooled connection before the start barrier, so
+        every lane starts on a warm connection, as an agent that keeps its
+        connection open does. Failures are ignored: the race reports them."""
+        url = self.warm_url()
+        if url is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._client.get(url, headers={**self.protocol_headers(), **self.extra_headers})
+                await response.aclose()
+            return True
+        except Exception:  # noqa: BLE001 - best effort; the race will say what is wrong
+            return False
+
     async def stream(self, request: ChatRequest, clock: Clock) -> AsyncIterator[Event]:
         url = self.endpoint()
         lane, turn = request.lane, request.turn

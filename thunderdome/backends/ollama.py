@@ -78,6 +78,9 @@ class OllamaBackend(StreamingBackend):
     stream_name = "an NDJSON stream"
     accept = "application/x-ndjson"
 
+    def warm_url(self) -> str | None:
+        return f"{self.base_url}/api/version"
+
     def endpoint(self) -> str:
         return f"{self.base_url}/api/chat"
 

@@ -102,6 +102,9 @@ class OpenAIParser(StreamParser):
 class OpenAIBackend(StreamingBackend):
     """POST ``{url}/chat/completions`` (``url`` ends in ``/v1``)."""
 
+    def warm_url(self) -> str | None:
+        return f"{self.base_url}/models"
+
     def endpoint(self) -> str:
         return f"{self.base_url}/chat/completions"
 

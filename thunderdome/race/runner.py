@@ -80,11 +80,21 @@ async def run_race(
                     await made.aclose()
                 raise RaceSetupError(f"backend {spec.name!r} ({spec.url or spec.kind}): {exc}") from None
             lanes.append((spec, backend))
+        await warm_up(backend for _, backend in lanes)
         race = Race(task, lanes, mode_for(task, isolation=isolation, seed=seed), sinks, max_tokens=max_tokens, standings=standings)
         return await race.run()
     finally:
         if handle is not None:
             await asyncio.to_thread(handle.stop)
+
+
+async def warm_up(backends: Any, timeout: float = 2.0) -> None:
+    """Open every lane's connection before the start barrier, together, so
+    no lane's TTFT or completion time pays for a TCP/TLS handshake the others
+    skipped (an agent keeps its connection open). Best effort, time-boxed."""
+    calls = [b.warm_up(timeout) for b in backends if hasattr(b, "warm_up")]
+    if calls:
+        await asyncio.gather(*calls, return_exceptions=True)
 
 
 def _warm_imports() -> None:
