@@ -9,6 +9,7 @@ paints is built as ``rich.text.Text`` from cleaned strings: no markup.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from rich.style import Style
@@ -203,6 +204,22 @@ class LaneInfo(Widget):
         return join_rows(self.rows)
 
 
+_STYLED: dict[int, frozenset[str]] = {}
+
+
+def _styled_statuses(widget: Widget) -> frozenset[str]:
+    """The statuses whose ``-<status>`` class some rule of the app's stylesheet selects."""
+    stylesheet = widget.app.stylesheet
+    found = _STYLED.get(id(stylesheet))
+    if found is None:
+        try:
+            selectors = "\n".join(rule.selectors for rule in stylesheet.rules)
+        except Exception:  # an unexpected stylesheet: always restyle
+            return frozenset(STATUSES)
+        found = _STYLED[id(stylesheet)] = frozenset(s for s in STATUSES if re.search(rf"\.-{s}\b", selectors))
+    return found
+
+
 class LaneView(Vertical):
     """A lane: ``show(snapshot)`` once per frame, ``stream`` for its text."""
 
@@ -214,6 +231,8 @@ class LaneView(Vertical):
         self.info = LaneInfo()
         self.stream = TokenStream()
         self._status = "waiting"
+        self.restyle_due = False
+        """The status class changed in a way the stylesheet cares about."""
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -233,6 +252,16 @@ class LaneView(Vertical):
             self.info.refresh(layout=True)
         status = snap.state.status
         if status != self._status:
-            self.remove_class(f"-{self._status}")
-            self.add_class(f"-{status}")
+            # the class changes now; restyling the lane's subtree (~3 ms) is
+            # left to ``restyle()``, and skipped when no rule tells them apart
+            styled = _styled_statuses(self)
+            self.restyle_due = self.restyle_due or self._status in styled or status in styled
+            self.remove_class(f"-{self._status}", update=False)
+            self.add_class(f"-{status}", update=False)
             self._status = status
+
+    def restyle(self) -> None:
+        """Apply the stylesheet for the lane's current status class."""
+        if self.restyle_due:
+            self.restyle_due = False
+            self.update_node_styles()

@@ -91,10 +91,13 @@ class RowsWidget(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
+        self._base = None
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        self._base = self.rich_style  # once per paint: it walks every ancestor's styles
-        return super().render_lines(crop)
+    def _base_style(self) -> Style:
+        """``rich_style`` (it walks every ancestor's styles), kept until the styles change."""
+        if self._base is None:
+            self._base = self.rich_style
+        return self._base
 
     def render_line(self, y: int) -> Strip:
         width = self.content_region.width or self.size.width
@@ -105,7 +108,7 @@ class RowsWidget(Widget):
         strip = self._strips.get(y)
         if strip is None:
             strip = self._strips[y] = self._row_strip(y, width)
-        base = self._base if self._base is not None else self.rich_style
+        base = self._base_style()
         return strip.crop_extend(0, width, base).apply_style(base)
 
     def _row_strip(self, y: int, width: int) -> Strip:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from math import ceil
 
 from rich._wrap import divide_line
+from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -67,6 +68,8 @@ class TokenStream(Widget, can_focus=False):
         self._shown_top = 0
         self._bar: tuple[tuple[int, int, int], list[Strip]] = ((0, 0, 0), [])
         self._gutter: Style | None = None
+        self._bar_colors: tuple[Color, Color] | None = None
+        self._cells: dict[tuple[str, Style | None], Strip] = {}
         self.reasoning_chars = 0
         self.answer_chars = 0
 
@@ -166,7 +169,14 @@ class TokenStream(Widget, can_focus=False):
         super().notify_style_update()
         self._styles.clear()
         self._cache.clear()
-        self._bar, self._gutter = ((0, 0, 0), []), None
+        self._bar, self._gutter, self._base, self._bar_colors = ((0, 0, 0), []), None, None, None
+        self._cells.clear()
+
+    def _base_style(self) -> Style:
+        """``rich_style`` (it walks every ancestor's styles), kept until the styles change."""
+        if self._base is None:
+            self._base = self.rich_style
+        return self._base
 
     def _wrap_width(self) -> int:
         width = self.content_region.width or self.size.width
@@ -282,10 +292,6 @@ class TokenStream(Widget, can_focus=False):
         if self.scroll_rows(WHEEL_ROWS):
             event.stop()
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        self._base = self.rich_style  # once per paint: it walks every ancestor's styles
-        return super().render_lines(crop)
-
     def render_line(self, y: int) -> Strip:
         width = self.content_region.width or self.size.width
         height = self._height()
@@ -293,7 +299,7 @@ class TokenStream(Widget, can_focus=False):
         if y == 0:
             self._shown_top = top
         index = top + y
-        base = self._base if self._base is not None else self.rich_style
+        base = self._base_style()
         strip = self._cache.get(index)
         if strip is None:
             strip = self._render_row(index)
@@ -313,18 +319,29 @@ class TokenStream(Widget, can_focus=False):
         return cells[y] if y < len(cells) else Strip.blank(1)
 
     def _scrollbar(self, height: int, total: int, top: int) -> list[Strip]:
-        styles = self.styles
-        background, color = styles.scrollbar_background, styles.scrollbar_color
-        if background.a < 1:
-            background = self.background_colors[0] + background
-        color = background + color
+        if self._bar_colors is None:
+            styles = self.styles
+            background, color = styles.scrollbar_background, styles.scrollbar_color
+            if background.a < 1:
+                background = self.background_colors[0] + background
+            self._bar_colors = (background.rich_color, (background + color).rich_color)
+        back, fore = self._bar_colors
         bar = ScrollBarRender.render_bar(
             size=height, virtual_size=ceil(total), window_size=height, position=top, thickness=1,
-            vertical=True, back_color=background.rich_color, bar_color=color.rich_color,
+            vertical=True, back_color=back, bar_color=fore,
         )
         under = self._gutter_style()  # what Textual lays under its own scrollbar
-        cells = [s for s in bar.segments if s.text]
-        return [Strip([Segment(s.text, under + s.style.clear_meta_and_links() if s.style else under)], 1) for s in cells]
+        cells = []
+        for segment in bar.segments:
+            if not segment.text:
+                continue
+            key = (segment.text, segment.style)
+            cell = self._cells.get(key)  # a handful of distinct cells: build each once
+            if cell is None:
+                style = under + segment.style.clear_meta_and_links() if segment.style else under
+                cell = self._cells[key] = Strip([Segment(segment.text, style)], 1)
+            cells.append(cell)
+        return cells
 
     def _gutter_style(self) -> Style:
         if self._gutter is None:
