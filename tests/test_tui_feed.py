@@ -175,6 +175,31 @@ def test_plot_fills_the_box_and_marks_first_tokens():
     assert len(small) == 3 and all(row.plain == "" for row in small)
 
 
+@pytest.mark.parametrize("size", [(70, 12), (118, 9), (40, 6)])
+def test_plot_drawn_frame_by_frame_equals_a_fresh_plot(size):
+    """The chart keeps each line's settled dots between redraws: redrawing as
+    the race goes must give exactly the picture of one plot of the same data."""
+    from thunderdome.tui.widgets.chart import Line, plot
+
+    events = long_race(lanes=(("cloud", "cloud"), ("spark", "dgx-spark"), ("fast", "fast-local")), tokens=400)
+    names = ("cloud", "spark", "fast")
+    live = EventFeed(FakeClock())
+    step = max(1, len(events) // 60)
+    redraws = 0
+    for k in range(0, len(events), step):
+        chunk = events[k:k + step]
+        live.feed_all(chunk)
+        now = max(e.t for e in chunk) + 0.01
+        fresh = EventFeed(FakeClock())
+        fresh.feed_all(events[:k + step])
+        drawn = plot([Line(n, f"#{i}{i}{i}{i}{i}{i}", live.series[n]) for i, n in enumerate(names)], now, *size)
+        truth = plot([Line(n, f"#{i}{i}{i}{i}{i}{i}", fresh.series[n]) for i, n in enumerate(names)], now, *size)
+        assert drawn == truth, f"after {k + step} events"
+        redraws += 1
+    assert redraws > 50
+    assert any(live.series[n].plot_cache for n in names)  # the settled dots were kept
+
+
 def test_axis_max_is_round_and_above():
     from thunderdome.tui.widgets.chart import axis_max
 
@@ -193,7 +218,7 @@ def test_core_and_feed_never_import_textual():
         "import thunderdome.race.engine, thunderdome.race.runner, thunderdome.metrics, thunderdome.events\n"
         "import thunderdome.record, thunderdome.replay, thunderdome.export, thunderdome.discover\n"
         "import thunderdome.backends, thunderdome.tui, thunderdome.tui.feed, thunderdome.tui.sources, thunderdome.tui.safe_text\n"
-        "import thunderdome.tui.process_source\n"
+        "import thunderdome.tui.process_source, thunderdome.tui.ranking, thunderdome.tui.gc_policy\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(','.join(bad))\n"
         "sys.exit(1 if bad else 0)\n"

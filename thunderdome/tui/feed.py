@@ -99,6 +99,10 @@ class Series:
     first_token_t: float | None = None
     end_t: float | None = None
     end_status: str = ""
+    version: int = 0
+    """Bumped when existing points change (a rescale, a point out of order)."""
+    plot_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    """The chart's settled dots for this series (see ``widgets.chart``)."""
     _turn_start: dict[int, int] = field(default_factory=dict)
     _turn_deltas: dict[int, int] = field(default_factory=dict)
 
@@ -113,6 +117,8 @@ class Series:
         if turn not in self._turn_start:
             self._turn_start[turn] = len(points)
         self._turn_deltas[turn] = self._turn_deltas.get(turn, 0) + 1
+        if points and t < points[-1][0]:
+            self.version += 1  # out of order: earlier dots may move
         points.append((t, (points[-1][1] if points else 0.0) + 1))
         self.times.append(t)
 
@@ -124,6 +130,7 @@ class Series:
         if not deltas or start is None:
             return
         points = self.points
+        self.version += 1
         base = points[start - 1][1] if start > 0 else 0.0
         end = start + deltas
         old_end = points[end - 1][1]
@@ -146,6 +153,8 @@ class Frame:
     """Lanes with any new event (their header needs a redraw)."""
     first_tokens: list[str] = field(default_factory=list)
     """Lanes whose first token landed in this frame."""
+    states: set[str] = field(default_factory=set)
+    """Lanes with more than token text (a status, a figure, a note, a first token)."""
     changed: bool = False
     """Something besides token text arrived (a lane's status, figures or the
     race's state may have changed): the ranking is due again."""
@@ -213,6 +222,7 @@ class EventFeed:
             series = self.series_for(event.lane)
             if series.first_token_t is None:
                 frame.first_tokens.append(event.lane)
+                frame.states.add(event.lane)
                 frame.changed = True
             series.add_delta(event.t, event.turn)
             text = clean(event.text)
@@ -223,6 +233,7 @@ class EventFeed:
         frame.changed = True
         if isinstance(event, LaneEvent):
             frame.touched.add(event.lane)
+            frame.states.add(event.lane)
             self.turn[event.lane] = max(self.turn.get(event.lane, 1), getattr(event, "turn", 1))
             lane = self.standings.lanes.get(event.lane)
             if isinstance(event, Usage) and event.output_tokens is not None:
@@ -252,3 +263,4 @@ class EventFeed:
             if event.lane:
                 self.lane_notes.setdefault(event.lane, []).append(clean(event.message))
                 frame.touched.add(event.lane)
+                frame.states.add(event.lane)

@@ -215,8 +215,9 @@ class RaceScreen(Screen):
         idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
         if not idle:
             self._frames += 1
-            even = self._frames % 2 == 0  # the leaderboard and the chart take turns
-            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even)
+            even = self._frames % 2 == 0  # the leaderboard and the chart take turns, and so do lane halves
+            heads = frame.states | {name for i, name in enumerate(self.lanes) if i % 2 == self._frames % 2}
+            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=heads)
         self._restyle_lanes(RESTYLES_PER_FRAME if frame.events == 0 else 1)
         if frame.finished is not None and not self.over:
             self.over = True
@@ -257,11 +258,21 @@ class RaceScreen(Screen):
         severity = {"warning": "warning", "error": "error"}.get(notice.level, "information")
         self.notify(Text(notice.message).plain, severity=severity, timeout=8, markup=False)
 
-    def _update_widgets(self, now: float, *, changed: bool = True, board: bool = True, chart: bool = True) -> None:
+    def _update_widgets(
+        self,
+        now: float,
+        *,
+        changed: bool = True,
+        board: bool = True,
+        chart: bool = True,
+        heads: set[str] | None = None,
+    ) -> None:
         """Show the state at race time ``now``. A frame passes what it saw:
-        ``changed`` (more than token text arrived: re-rank now), and whether
-        the leaderboard / the chart may redraw in it (they take turns, so
-        each redraws at most at half the frame rate unless a lane changed)."""
+        ``changed`` (more than token text arrived: re-rank now), whether the
+        leaderboard / the chart may redraw in it (they take turns, so each
+        redraws at most at half the frame rate unless a lane changed), and
+        ``heads``: the lanes whose header may redraw (None: all). A lane's
+        text never waits: it was appended before this call."""
         feed = self.feed
         standings = feed.standings
         ranking = self.ranking.get(now, changed=changed)
@@ -270,7 +281,7 @@ class RaceScreen(Screen):
         max_turns = self.race_task.max_turns if self.race_task else 1
         for name, view in self.lanes.items():
             state = standings.lanes.get(name)
-            if state is None or name not in stats:
+            if state is None or name not in stats or (heads is not None and name not in heads):
                 continue
             view.show(
                 LaneSnapshot(

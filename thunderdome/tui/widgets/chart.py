@@ -58,6 +58,18 @@ def _fmt_tick(value: float) -> str:
     return f"{value:g}" if value < 1000 else f"{value / 1000:g}k"
 
 
+@dataclass
+class _Trace:
+    """A line's settled dots for one geometry (``key``): every dot column up
+    to ``last_dx`` is left of the series' newest point, so it is final."""
+
+    key: tuple[float, float, int, int, int, int]
+    last_dx: int
+    prev: int | None
+    cells: dict[tuple[int, int], int]
+    """(row, cell) -> braille bits."""
+
+
 @dataclass(frozen=True)
 class Line:
     """One lane's line: its series, colour and label."""
@@ -90,6 +102,15 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
     bits_of = [[_DOT[3 - dy % 4][col] for dy in range(dots_h + 1)] for col in (0, 1)]
     top_dy = dots_h - 1
 
+    def fill(cells: dict[tuple[int, int], int], dx: int, lo: int, hi: int) -> None:
+        cell = dx >> 1
+        if 0 <= cell < pw:
+            bits = bits_of[dx & 1]
+            for y in range(lo, hi + 2):  # two dots thick: readable on a projector
+                row = row_of[y]
+                if row >= 0:
+                    cells[(row, cell)] = cells.get((row, cell), 0) | bits[y]
+
     for line in lines:
         s = line.series
         if s.first_token_t is None or not s.points:
@@ -100,9 +121,16 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
         stop = max(stop, times[-1]) if s.end_t is not None else stop
         start_dx = round(s.first_token_t / xmax * (dots_w - 1))
         stop_dx = min(dots_w - 1, round(stop / xmax * (dots_w - 1)))
-        prev: int | None = None
         last_dx = max(start_dx, stop_dx)
-        for dx in range(start_dx, last_dx + 1):
+        # the dots left of the newest point cannot change any more: kept on the series
+        key = (xmax, ymax, dots_w, dots_h, start_dx, s.version)
+        trace = s.plot_cache.get((dots_w, dots_h))
+        if trace is None or trace.key != key:
+            trace = s.plot_cache[(dots_w, dots_h)] = _Trace(key, start_dx - 1, None, {})
+        newest = times[-1]
+        tail: dict[tuple[int, int], int] = {}
+        prev, settled = trace.prev, True
+        for dx in range(trace.last_dx + 1, last_dx + 1):
             t = dx / (dots_w - 1) * xmax
             if dx == last_dx:
                 t = max(t, stop)  # the line ends at the lane's latest count
@@ -110,15 +138,15 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
             value = points[i - 1][1] if i else 0.0
             dy = min(top_dy, max(0, round(value / ymax * (dots_h - 1))))
             lo, hi = (dy, dy) if prev is None else (min(prev, dy), max(prev, dy))
-            cell = dx >> 1
-            if 0 <= cell < pw:
-                bits = bits_of[dx & 1]
-                for y in range(lo, hi + 2):  # two dots thick: readable on a projector
-                    row = row_of[y]
-                    if row >= 0:
-                        masks[row][cell] |= bits[y]
-                        colors[row][cell] = color
+            settled = settled and dx < last_dx and t < newest
+            fill(trace.cells if settled else tail, dx, lo, hi)
+            if settled:
+                trace.last_dx, trace.prev = dx, dy
             prev = dy
+        for cells in (trace.cells, tail):
+            for (row, cell), bits in cells.items():
+                masks[row][cell] |= bits
+                colors[row][cell] = color
         if prev is not None:
             ends.append((ph - 1 - prev // 4, line))
 
