@@ -146,6 +146,24 @@ def test_series_usage_rescale_is_idempotent():
     assert [p[0] for p in s.points] == [0.1 * i for i in range(10)]
 
 
+def test_series_usage_mid_stream_then_more_tokens():
+    s = Series()
+    for i in range(4):
+        s.add_delta(0.1 * i, turn=1)
+    s.usage(1, 4)  # one token per delta: nothing moves, the chart keeps its dots
+    assert s.version == 0 and [p[1] for p in s.points] == [1, 2, 3, 4]
+    s.usage(1, 8)  # a cumulative count mid-stream (Anthropic): two tokens per delta
+    assert [p[1] for p in s.points] == [2, 4, 6, 8] and s.version == 1
+    s.add_delta(0.5, turn=1)
+    s.add_delta(0.6, turn=1)
+    assert [p[1] for p in s.points][-2:] == [9, 10]
+    s.usage(1, 12)  # same spacing as before, but the new points are not on it
+    assert [p[1] for p in s.points] == [2, 4, 6, 8, 10, 12]
+    s.add_delta(0.1, turn=2)  # a second turn starts from the first one's end
+    s.usage(1, 6)
+    assert [p[1] for p in s.points] == [1, 2, 3, 4, 5, 6, 7]
+
+
 def test_thunderdome_events_reach_lane_details():
     feed = EventFeed(FakeClock())
     feed.feed_all(sigkill_race())

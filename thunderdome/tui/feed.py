@@ -105,6 +105,8 @@ class Series:
     """The chart's settled dots for this series (see ``widgets.chart``)."""
     _turn_start: dict[int, int] = field(default_factory=dict)
     _turn_deltas: dict[int, int] = field(default_factory=dict)
+    _turn_step: dict[int, float | None] = field(default_factory=dict)
+    """A turn's spacing between points while they are evenly spaced, else None."""
 
     @property
     def total(self) -> float:
@@ -116,7 +118,11 @@ class Series:
             self.first_token_t = t
         if turn not in self._turn_start:
             self._turn_start[turn] = len(points)
-        self._turn_deltas[turn] = self._turn_deltas.get(turn, 0) + 1
+        count = self._turn_deltas[turn] = self._turn_deltas.get(turn, 0) + 1
+        if count == 1:
+            self._turn_step[turn] = 1.0
+        elif self._turn_step.get(turn) != 1.0:
+            self._turn_step[turn] = None  # rescaled earlier, +1 now: no longer evenly spaced
         if points and t < points[-1][0]:
             self.version += 1  # out of order: earlier dots may move
         points.append((t, (points[-1][1] if points else 0.0) + 1))
@@ -130,11 +136,14 @@ class Series:
         if not deltas or start is None:
             return
         points = self.points
-        self.version += 1
         base = points[start - 1][1] if start > 0 else 0.0
         end = start + deltas
         old_end = points[end - 1][1]
         step = tokens / deltas
+        if self._turn_step.get(turn) == step:
+            return  # evenly spaced at this step already: nothing moves (no O(n) pass, no redraw)
+        self._turn_step[turn] = step
+        self.version += 1
         for k in range(deltas):
             points[start + k] = (points[start + k][0], base + (k + 1) * step)
         shift = points[end - 1][1] - old_end
