@@ -6,17 +6,25 @@ thread every ``FRAME_INTERVAL`` seconds, drains the queue, folds it into the
 UI's own ``Standings`` and updates each widget at most once. Token timestamps
 were taken on the race's thread before the events were queued, so a slow frame
 can delay what is shown, never what is measured.
+
+A frame's cost must not grow with the token rate, and in a steady race it
+asks Textual for no layout (a full layout is ~20-50 ms at 200x60): token
+text goes to fixed-size stream windows every frame; lane headers, the
+leaderboard and the chart redraw on alternate frames (10 Hz) unless a lane's
+state changed; the ranking is re-taken on lane events or at 5 Hz
+(``LiveRanking``); a lane's restyle after a status change waits for a quiet
+frame; and no full GC pass runs while racing (``gc_policy``). Measured by
+benchmarks/render_capacity.py (16 lanes x 1000 tok/s at 200x60: p99 display
+lag ~80 ms, ~45% of a core).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,11 +36,11 @@ from thunderdome.events import Notice
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
-from thunderdome.tui.palette import DIM, lane_color
+from thunderdome.tui.palette import lane_color
 from thunderdome.tui.ranking import LiveRanking
-from thunderdome.tui.widgets.banner import RaceBanner
+from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
 from thunderdome.tui.widgets.chart import Line, TokenChart
-from thunderdome.tui.widgets.lane import LaneSnapshot, LaneView
+from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid_shape
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 
 if TYPE_CHECKING:
@@ -40,11 +48,15 @@ if TYPE_CHECKING:
     from thunderdome.tui.sources import Source
 
 FRAME_INTERVAL = 1 / 20
-"""Seconds between frames. 20 Hz keeps text and gauges visibly live (a token
-shows at most 50 ms after it arrived, below the ~100 ms at which a delay is
-noticed) while leaving the race's thread most of the GIL on a 2-core machine:
-one frame re-ranks, redraws the headers and the chart once, whatever the token
-rate. benchmarks/tui_ttft_fidelity.py measures what the UI costs the race."""
+"""Seconds between frames. A token waits up to one interval for its frame,
+then the frame and Textual's paint (~10-30 ms at 16 x 1000 tok/s), so 20 Hz
+keeps the display within the 100 ms at which a delay is noticed (p99 ~80 ms
+measured) for ~45% of a core. 30 Hz was measured too: no lower p99 (the
+paint then queues behind the next frame) for ~15 points more CPU; 10 Hz
+cannot meet 100 ms. Textual's timer skips ticks that are already late, so
+an overrun frame is followed by one, not a burst. The race runs in another
+process by default (benchmarks/tui_ttft_fidelity.py: the UI adds nothing to
+its first-token stamps)."""
 
 RESTYLES_PER_FRAME = 4
 """Lanes restyled per frame with nothing else to show (a status class change
@@ -56,16 +68,6 @@ time; the chart is the costliest widget to paint)."""
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 _PID = re.compile(r"\bPID\s*[:=]?\s*(\d+)", re.IGNORECASE)
-
-
-def lane_columns(width: int, lanes: int) -> int:
-    """How many lane columns fit: stacked rows on normal terminals and for up to
-    three lanes, a grid on wide screens with many lanes."""
-    if lanes <= 1 or width < 110:
-        return 1
-    if lanes <= 3 and width < 180:
-        return 1
-    return max(1, min(lanes, width // 56, 4))
 
 
 class RaceScreen(Screen):
@@ -107,7 +109,7 @@ class RaceScreen(Screen):
         self.failed: str | None = None
         self.over = False
         self._started_source = False
-        self._grid_shape: tuple[int, int, int | None, int | None] | None = None
+        self._grid_shape: GridShape | None = None
         self._chart_t = -1.0
         self._chart_wall = -1.0
         self._frames = 0
@@ -157,22 +159,16 @@ class RaceScreen(Screen):
         self._layout_lanes()
 
     def _layout_lanes(self) -> None:
-        """Size the lane grid and the board for the lane count and terminal size.
-        Styles are set only when their value changes: each set asks Textual for
-        a full-screen layout (~50 ms at 200x60)."""
-        cols = lane_columns(self.size.width, max(len(self.lanes), 1))
-        rows = max(1, math.ceil(len(self.lanes) / cols))
-        narrow = self.size.width < 110
-        wide_height = max(len(self.lanes) + 4, min(2 * len(self.lanes) + 3, 14), 12 if self.size.height >= 34 else 9)
-        shape = (cols, rows, rows * 7 if narrow else None, None if narrow else wide_height)
+        """Size the lane grid and the board; styles are set only when their value
+        changes (each set asks Textual for a full-screen layout)."""
+        shape = grid_shape(self.size.width, self.size.height, len(self.lanes))
         if shape == self._grid_shape:
             return
         self._grid_shape = shape
         grid = self.query_one("#lanes", Grid)
-        grid.styles.grid_size_columns = cols
-        grid.styles.grid_size_rows = rows
-        grid.styles.min_height = shape[2]  # narrow: a 1-row gap + 6 rows a lane
-        self.query_one("#board").styles.height = shape[3]
+        grid.styles.grid_size_columns, grid.styles.grid_size_rows = shape.columns, shape.rows
+        grid.styles.min_height = shape.min_height
+        self.query_one("#board").styles.height = shape.board_height
 
     def _lane_view(self, name: str) -> LaneView:
         view = self.lanes.get(name)
@@ -320,37 +316,22 @@ class RaceScreen(Screen):
 
     def _show_banner(self, now: float) -> None:
         standings = self.feed.standings
-        task = standings.task or (self.race_task.name if self.race_task else "")
-        title = standings.title or (self.race_task.title if self.race_task else "")
-        kind = standings.kind if self.feed.started else (self.race_task.kind if self.race_task else "")
-        win_rule = standings.win_rule or (self.race_task.win_rule if self.race_task else "")
-        status = Text(no_wrap=True)
-        if self.failed:
-            status.append("✖ " + self.failed, Style(color="#ff5555", bold=True))
-            status.append("   r retry · q quit", DIM)
-        elif self.feed.finished is not None:
-            winner = self.feed.finished.winner
-            status.append("■ FINISHED", Style(color="#7ad151", bold=True))
-            status.append(f"  winner: {winner}" if winner else "  no winner", Style(bold=True))
-        elif self.feed.started is None:
-            status.append("… getting ready (connecting, starting the emulator)", DIM)
-        else:
-            alive = sum(1 for lane in standings.lanes.values() if not lane.ended)
-            status.append("● RACING", Style(color="#ff5f5f", bold=True))
-            status.append(f"  {alive}/{len(standings.lanes)} lanes running", DIM)
-            if standings.max_tokens:
-                status.append(f" · max {standings.max_tokens} tokens", DIM)
-        if self.replay:
-            state = "⏸ PAUSED" if self.feed.time.paused else "▶ REPLAY"
-            status.append(f"   {state} {self.speed:g}×", Style(color="#2ec4f0", bold=True))
-        warnings = list(self.warnings)
-        isolation = standings.isolation
-        if self.feed.started is not None and standings.kind == "thunderdome" and isolation != "bwrap":
-            label = f"sandbox: {isolation} (no bubblewrap) — model commands are less isolated"
-            if not any("bwrap" in w or "bubblewrap" in w or "isolation" in w for w in warnings):
-                warnings.insert(0, label)
+        task = self.race_task
         self.query_one(RaceBanner).show(
-            task=task, kind=kind, win_rule=win_rule, title=title, status=status, warnings=warnings, now=now
+            task=standings.task or (task.name if task else ""),
+            kind=standings.kind if self.feed.started else (task.kind if task else ""),
+            win_rule=standings.win_rule or (task.win_rule if task else ""),
+            title=standings.title or (task.title if task else ""),
+            status=race_status(
+                standings,
+                started=self.feed.started is not None,
+                finished=self.feed.finished,
+                failed=self.failed,
+                replay_speed=self.speed if self.replay else None,
+                paused=self.feed.time.paused,
+            ),
+            warnings=race_warnings(standings, self.warnings, started=self.feed.started is not None),
+            now=now,
         )
 
     def _release_gc(self) -> None:

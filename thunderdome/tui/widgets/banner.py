@@ -12,6 +12,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 
+from thunderdome.events import RaceFinished
+from thunderdome.metrics import Standings
 from thunderdome.tui.palette import join_rows, DIM
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.clock import RaceClock
@@ -20,6 +22,49 @@ TITLE = Style(color="#ff9f1c", bold=True)
 WARN = Style(color="#000000", bgcolor="#ffd23f", bold=True)
 KIND_LABEL = {"thunderdome": "Thunderdome", "long": "long generation"}
 RULE_LABEL = {"last_standing": "last process standing", "first_correct": "first correct answer wins"}
+
+
+def race_status(
+    standings: Standings,
+    *,
+    started: bool,
+    finished: RaceFinished | None,
+    failed: str | None,
+    replay_speed: float | None = None,
+    paused: bool = False,
+) -> Text:
+    """The banner's status line: racing / finished / failed, and the replay state."""
+    status = Text(no_wrap=True)
+    if failed:
+        status.append("✖ " + failed, Style(color="#ff5555", bold=True))
+        status.append("   r retry · q quit", DIM)
+    elif finished is not None:
+        winner = finished.winner
+        status.append("■ FINISHED", Style(color="#7ad151", bold=True))
+        status.append(f"  winner: {winner}" if winner else "  no winner", Style(bold=True))
+    elif not started:
+        status.append("… getting ready (connecting, starting the emulator)", DIM)
+    else:
+        alive = sum(1 for lane in standings.lanes.values() if not lane.ended)
+        status.append("● RACING", Style(color="#ff5f5f", bold=True))
+        status.append(f"  {alive}/{len(standings.lanes)} lanes running", DIM)
+        if standings.max_tokens:
+            status.append(f" · max {standings.max_tokens} tokens", DIM)
+    if replay_speed is not None:
+        state = "⏸ PAUSED" if paused else "▶ REPLAY"
+        status.append(f"   {state} {replay_speed:g}×", Style(color="#2ec4f0", bold=True))
+    return status
+
+
+def race_warnings(standings: Standings, warnings: list[str], *, started: bool) -> list[str]:
+    """The notices to keep in view, plus a weak sandbox (Thunderdome races without bwrap)."""
+    shown = list(warnings)
+    isolation = standings.isolation
+    if started and standings.kind == "thunderdome" and isolation != "bwrap":
+        label = f"sandbox: {isolation} (no bubblewrap) — model commands are less isolated"
+        if not any("bwrap" in w or "bubblewrap" in w or "isolation" in w for w in shown):
+            shown.insert(0, label)
+    return shown
 
 
 class BannerText(Widget):

@@ -9,8 +9,10 @@ paints is built as ``rich.text.Text`` from cleaned strings: no markup.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rich.style import Style
 from rich.text import Text
@@ -48,6 +50,35 @@ def progress_bar(fraction: float, width: int, color: str, *, empty: str = "#3034
         full += 1
     text.append(" " * (width - full), Style(bgcolor=empty))
     return text
+
+
+def lane_columns(width: int, lanes: int) -> int:
+    """How many lane columns fit: stacked rows on normal terminals and for up to
+    three lanes, a grid on wide screens with many lanes."""
+    if lanes <= 1 or width < 110:
+        return 1
+    if lanes <= 3 and width < 180:
+        return 1
+    return max(1, min(lanes, width // 56, 4))
+
+
+class GridShape(NamedTuple):
+    """How the race screen lays out ``lanes`` lanes in a ``width`` x ``height`` terminal."""
+
+    columns: int
+    rows: int
+    min_height: int | None
+    """Narrow terminals: the grid's height (a 1-row gap + 6 rows a lane)."""
+    board_height: int | None
+    """Wide terminals: the leaderboard/chart row's height."""
+
+
+def grid_shape(width: int, height: int, lanes: int) -> GridShape:
+    cols = lane_columns(width, max(lanes, 1))
+    rows = max(1, math.ceil(lanes / cols))
+    narrow = width < 110
+    board = max(lanes + 4, min(2 * lanes + 3, 14), 12 if height >= 34 else 9)
+    return GridShape(cols, rows, rows * 7 if narrow else None, None if narrow else board)
 
 
 @dataclass
