@@ -173,6 +173,37 @@ def test_thunderdome_events_reach_lane_details():
     assert feed.standings.lanes["dgx-spark"].eliminated_by == "cloud"
 
 
+# -- ranking ------------------------------------------------------------------------------
+
+
+def test_live_ranking_is_retaken_on_lane_events_or_when_due():
+    from thunderdome.tui.ranking import RANK_INTERVAL, LiveRanking
+
+    feed = EventFeed(FakeClock())
+    feed.feed_all(long_race(until=6.0))
+    wall = FakeClock(0.0)
+    live = LiveRanking(feed.standings, clock=wall)
+    first = live.get(6.0)
+    assert [s.name for s in first.ranked] == [s.name for s in feed.standings.ranked(6.0)]
+    assert live.get(6.05) is first and live.taken == 1  # only tokens since: not due yet
+    assert live.get(6.05, changed=True) is not first and live.taken == 2  # a lane's state changed
+    wall.now += RANK_INTERVAL
+    assert live.get(6.2) is not None and live.taken == 3  # due by time
+    assert live.get(5.0).t == 5.0  # time went back (a replay restarted): taken again
+
+
+def test_ranking_projection_matches_the_standings_when_fresh():
+    from thunderdome.tui.ranking import LiveRanking
+
+    feed = EventFeed(FakeClock())
+    feed.feed_all(long_race(until=8.0))
+    standings = feed.standings
+    ranking = LiveRanking(standings).get(8.0)
+    for name, lane in standings.lanes.items():
+        assert ranking.projected_finish(standings, name, 8.0) == standings.projected_finish(lane, 8.0)
+    assert ranking.projected_finish(standings, "dgx-spark", 8.0) is not None  # a running lane has one
+
+
 # -- chart --------------------------------------------------------------------------------
 
 
