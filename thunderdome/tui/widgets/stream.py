@@ -248,9 +248,10 @@ class TokenStream(Widget, can_focus=False):
             del cache[y]
         height = self._height()
         top = self._window_top()
-        if top != self._shown_top or self._row_count() > height:
-            self.refresh()  # the window moved (or the scrollbar changed): every row
-        elif first < top + height:
+        total = self._row_count()
+        if top != self._shown_top or (total != before and total > height):
+            self.refresh()  # the window moved, or the scrollbar's thumb did: every row
+        elif first < top + height:  # only the rows that changed (the tail row, as a rule)
             y = max(first - top, 0)
             self.refresh(Region(0, y, self.size.width, height - y))
         if len(cache) > 4 * height + 16:  # only what shows is worth keeping
