@@ -204,6 +204,44 @@ def test_ranking_projection_matches_the_standings_when_fresh():
     assert ranking.projected_finish(standings, "dgx-spark", 8.0) is not None  # a running lane has one
 
 
+# -- leaderboard ----------------------------------------------------------------------------
+
+
+def _cells(lines) -> list[list[tuple]]:
+    """Glyph, colour, background and attributes of every cell (a space's colour is invisible)."""
+    out = []
+    for line in lines:
+        row = []
+        for seg in line:
+            st = seg.style
+            for ch in seg.text:
+                ink = ch != " " and st is not None
+                row.append((ch, st.color if ink else None, st.bgcolor if st else None, bool(st and st.strike),
+                            bool(ink and st.bold), bool(ink and st.dim)))
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("race", ["long", "sigkill"])
+def test_leaderboard_rows_look_exactly_like_the_table(race):
+    from rich.console import Console
+
+    from thunderdome.tui.widgets.leaderboard import leaderboard_rows, leaderboard_table
+
+    events = long_race(until=12.3, error_lane="rtx4090") if race == "long" else sigkill_race()
+    standings = Standings().apply_all(events)
+    now = standings.last_t
+    colors = {"cloud": "#ff9f1c", "dgx-spark": "#2ec4f0", "rtx4090": "#e05dd6"}
+    for width in range(24, 100, 5):
+        for compact in (False, True):
+            for leading in (0, 1):
+                console = Console(width=width, color_system="truecolor", legacy_windows=False)
+                table = leaderboard_table(standings, now, colors, compact=compact, leading=leading)
+                rows = leaderboard_rows(standings, now, colors, width, compact=compact, leading=leading)
+                got = [list(row.render(console)) for row in rows]
+                assert _cells(got) == _cells(console.render_lines(table, pad=True)), (width, compact, leading)
+
+
 # -- chart --------------------------------------------------------------------------------
 
 

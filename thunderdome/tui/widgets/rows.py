@@ -66,7 +66,7 @@ class RowsWidget(Widget):
             return
         width = self.size.width
         for y, (new, was) in enumerate(zip(rows, old)):
-            if new is not was and new != was:
+            if new is not was and (new != was or new.style != was.style):  # Text's == skips .style
                 self._strips.pop(y, None)
                 self.refresh(Region(0, y, width, 1))
 
