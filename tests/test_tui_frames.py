@@ -137,8 +137,9 @@ async def test_no_full_gc_pass_while_racing_and_all_given_back_after():
         for name in NAMES:
             source.push(ev.LaneFinished(t=1.0, lane=name, reason="stop"))
         source.push(ev.RaceFinished(t=1.0, winner=NAMES[0]))
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), "the results")
-        assert not gc_policy.racing()
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and bool(app.screen.query("#recording-note")),
+                       "the results")
+        await wait_for(pilot, lambda: not gc_policy.racing(), "the collector given back after the results")
         assert gc.get_freeze_count() == 0
         assert gc.get_threshold() == threshold
         assert screen.over

@@ -59,7 +59,7 @@ def race_ready(lanes: int):
 
 
 def on_results(app) -> bool:
-    return isinstance(app.screen, ResultsScreen)
+    return isinstance(app.screen, ResultsScreen) and bool(app.screen.query("#recording-note"))
 
 
 class TestLongRace:

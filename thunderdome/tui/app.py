@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.theme import Theme
 
 from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.tui import gc_policy
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
@@ -110,6 +111,9 @@ class ThunderdomeApp(App[int]):
         else:
             assert self.current_task is not None, "race mode needs a task"
             self.start_race(self.current_task, self.current_specs)
+
+    def on_unmount(self) -> None:
+        gc_policy.release_all()  # a race left mid-way gives the collector back too
 
     def _factory(self) -> SourceFactory:
         if self.source_factory is None:

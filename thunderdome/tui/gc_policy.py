@@ -47,5 +47,11 @@ def race_ended() -> None:
         gc.unfreeze()
 
 
+def release_all() -> None:
+    """The app is leaving: whatever is still held is given back."""
+    while _racing > 0:
+        race_ended()
+
+
 def racing() -> bool:
     return _racing > 0

@@ -343,9 +343,11 @@ class RaceScreen(Screen):
         self._release_gc()
 
     def _show_results(self) -> None:
-        self._release_gc()  # the full pass that was held back runs now, off the race
         app: ThunderdomeApp = self.app  # type: ignore[assignment]
+        held, self._gc_held = self._gc_held, False
         app.race_over(self)
+        if held:  # the full pass held back while racing runs once the results are on screen
+            app.call_after_refresh(gc_policy.race_ended)
 
     # -- actions ------------------------------------------------------------------------
 

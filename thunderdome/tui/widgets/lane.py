@@ -3,8 +3,11 @@
 Invariant: a lane widget shows only what ``LaneView.show()`` hands it (a
 snapshot of the reducer's state, computed once per frame), and its status
 shows through one CSS class ``-<status>`` (``-waiting``, ``-streaming``,
-``-winner``, ``-error``, ...) styled in ``thunderdome.tcss``. All text it
-paints is built as ``rich.text.Text`` from cleaned strings: no markup.
+``-winner``, ``-error``, ...) styled in ``thunderdome.tcss``; the class is
+set at once, the stylesheet re-applied by ``LaneView.restyle()`` when the
+race screen has time for it (only if a rule tells the two statuses apart).
+All text it paints is built as ``rich.text.Text`` from cleaned strings: no
+markup.
 """
 
 from __future__ import annotations
