@@ -187,12 +187,13 @@ class Standings:
 
     # -- reading -------------------------------------------------------------------
 
-    def projected_finish(self, lane: LaneState, now: float) -> float | None:
+    def projected_finish(self, lane: LaneState, now: float, stats: LaneStats | None = None) -> float | None:
         """Long race: when a running lane will reach max_tokens at its current
-        speed (race-clock seconds); None until it has a speed."""
+        speed (race-clock seconds); None until it has a speed. ``stats``: the
+        lane's figures if the caller has them already."""
         if lane.ended or not self.max_tokens or not lane.turns:
             return None
-        stats = lane_stats(lane)
+        stats = stats if stats is not None else lane_stats(lane)
         if not stats.output_tps or stats.output_tps <= 0:
             return None
         remaining = max(self.max_tokens - lane.live_tokens, 0)
@@ -223,7 +224,7 @@ class Standings:
             if s.status in ("finished", "winner") and s.finish_t is not None:
                 return (0, s.finish_t, lane.index)
             if not lane.ended:
-                proj = self.projected_finish(lane, now)
+                proj = self.projected_finish(lane, now, s)
                 return (1, proj if proj is not None else math.inf, lane.index)
             return (2, -(s.tokens), lane.index)
 
