@@ -12,15 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamingBackend, StreamParser, expect_object
-from thunderdome.backends.sse import SSEDecoder, SSEEvent, parse_json_frame
+from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
 API_VERSION = "2023-06-01"
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class AnthropicParser(StreamParser):
@@ -29,11 +25,6 @@ class AnthropicParser(StreamParser):
     def __init__(self, lane: str, turn: int) -> None:
         super().__init__(lane, turn)
         self._input: int | None = None
-
-    def frame(self, frame: SSEEvent) -> list[Event]:
-        out: list[Event] = []
-        self.one((frame.event, frame.data), frame.t, out)
-        return out
 
     def one(self, frame: tuple[str, str], t: float, out: list[Event]) -> None:
         event, data = frame
@@ -76,9 +67,9 @@ class AnthropicParser(StreamParser):
     def _usage(self, out: list[Event], t: float, usage: Any) -> None:
         if not isinstance(usage, dict):
             return
-        if _int(usage.get("input_tokens")) is not None:
+        if as_int(usage.get("input_tokens")) is not None:
             self._input = usage["input_tokens"]
-        output = _int(usage.get("output_tokens"))
+        output = as_int(usage.get("output_tokens"))
         if output is not None:
             out.append(Usage(t=t, lane=self.lane, turn=self.turn, output_tokens=output, input_tokens=self._input))
 

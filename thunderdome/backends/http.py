@@ -38,7 +38,7 @@ from thunderdome.backends.errors import (
 from thunderdome.backends.sse import FrameError
 from thunderdome.backends.watchdog import TurnTimer
 from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
-from thunderdome.specs import Timeouts
+from thunderdome.specs import BackendSpec, Timeouts
 
 DRAIN_S = 0.5
 """After the end marker: how long to wait for the body's end, so the
@@ -93,6 +93,11 @@ def make_client(timeouts: Timeouts, base_url: str) -> httpx.AsyncClient:
 # --- protocol parsing and the streaming loop ---------------------------------------------
 
 
+def as_int(value: Any) -> int | None:
+    """``value`` if it is a real int (JSON numbers only; booleans are not counts)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class StreamParser:
     """Turns one protocol's frames into events; tracks tokens and the end.
 
@@ -118,7 +123,10 @@ class StreamParser:
         raise NotImplementedError
 
     def frame(self, frame: Any) -> list[Event]:
-        raise NotImplementedError
+        """One SSE frame's events (the NDJSON parser overrides this)."""
+        out: list[Event] = []
+        self.one((frame.event, frame.data), frame.t, out)
+        return out
 
     def take(self, frames: Iterable[Any], t: float, out: list[Event]) -> None:
         one = self.one

@@ -12,16 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamingBackend, StreamParser, expect_object
+from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
 from thunderdome.backends.sse import JSONLine, NDJSONDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
 TOP_LEVEL_OPTIONS = frozenset({"think", "keep_alive", "format", "tools", "raw", "template"})
 """Backend options that go at the top of the body; the rest go in ``options``."""
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class OllamaParser(StreamParser):
@@ -47,7 +43,7 @@ class OllamaParser(StreamParser):
             if content:
                 self.token(out, t, content, "answer")
         if obj.get("done") is True:
-            count = _int(obj.get("eval_count"))
+            count = as_int(obj.get("eval_count"))
             if count is not None:
                 duration = obj.get("eval_duration")
                 tps = None
@@ -59,7 +55,7 @@ class OllamaParser(StreamParser):
                         lane=self.lane,
                         turn=self.turn,
                         output_tokens=count,
-                        input_tokens=_int(obj.get("prompt_eval_count")),
+                        input_tokens=as_int(obj.get("prompt_eval_count")),
                         source="server",
                         server_tps=tps,
                     )

@@ -13,17 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamingBackend, StreamParser, expect_object
-from thunderdome.backends.sse import SSEDecoder, SSEEvent, parse_json_frame
+from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class OpenAIParser(StreamParser):
@@ -32,11 +28,6 @@ class OpenAIParser(StreamParser):
     def __init__(self, lane: str, turn: int) -> None:
         super().__init__(lane, turn)
         self._server_tps: float | None = None
-
-    def frame(self, frame: SSEEvent) -> list[Event]:
-        out: list[Event] = []
-        self.one((frame.event, frame.data), frame.t, out)
-        return out
 
     def one(self, frame: tuple[str, str], t: float, out: list[Event]) -> None:
         event, data = frame
@@ -72,7 +63,7 @@ class OpenAIParser(StreamParser):
             tps = _number(timings.get("predicted_per_second"))
             if tps is not None:
                 self._server_tps = tps
-        completion = _int(usage.get("completion_tokens")) if isinstance(usage, dict) else None
+        completion = as_int(usage.get("completion_tokens")) if isinstance(usage, dict) else None
         if isinstance(usage, dict) and completion is not None:
             out.append(
                 Usage(
@@ -80,19 +71,19 @@ class OpenAIParser(StreamParser):
                     lane=self.lane,
                     turn=self.turn,
                     output_tokens=completion,
-                    input_tokens=_int(usage.get("prompt_tokens")),
+                    input_tokens=as_int(usage.get("prompt_tokens")),
                     source="usage",
                     server_tps=self._server_tps,
                 )
             )
-        elif isinstance(timings, dict) and _int(timings.get("predicted_n")) is not None:
+        elif isinstance(timings, dict) and as_int(timings.get("predicted_n")) is not None:
             out.append(
                 Usage(
                     t=t,
                     lane=self.lane,
                     turn=self.turn,
-                    output_tokens=_int(timings.get("predicted_n")),
-                    input_tokens=_int(timings.get("prompt_n")),
+                    output_tokens=as_int(timings.get("predicted_n")),
+                    input_tokens=as_int(timings.get("prompt_n")),
                     source="server",
                     server_tps=self._server_tps,
                 )
