@@ -77,6 +77,9 @@ class AnthropicParser(StreamParser):
 class AnthropicBackend(StreamingBackend):
     """POST ``{url}/v1/messages``; system messages go to ``system``."""
 
+    decoder_class = SSEDecoder
+    parser_class = AnthropicParser
+
     def warm_url(self) -> str | None:
         return f"{self.endpoint().rsplit('/messages', 1)[0]}/models"
 
@@ -105,12 +108,6 @@ class AnthropicBackend(StreamingBackend):
         body.update(self.options)
         body["stream"] = True
         return self.sim_field(body, request)
-
-    def decoder(self) -> SSEDecoder:
-        return SSEDecoder()
-
-    def parser(self, request: ChatRequest) -> AnthropicParser:
-        return AnthropicParser(request.lane, request.turn)
 
 
 __all__ = ["AnthropicBackend", "AnthropicParser"]

@@ -35,7 +35,7 @@ from thunderdome.backends.errors import (
     status_error,
     transport_error,
 )
-from thunderdome.backends.sse import FrameError
+from thunderdome.backends.sse import FrameError, SSEDecoder
 from thunderdome.backends.watchdog import TurnTimer
 from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
 from thunderdome.specs import BackendSpec, Timeouts
@@ -165,6 +165,10 @@ class StreamingBackend:
     content_types: tuple[str, ...] = ("text/event-stream",)
     stream_name = "an event stream"
     accept = "text/event-stream"
+    decoder_class: type = SSEDecoder
+    """Frame decoder (SSEDecoder / NDJSONDecoder); set by each protocol."""
+    parser_class: type[StreamParser] = StreamParser
+    """Protocol parser; set by each protocol."""
 
     def __init__(
         self,
@@ -198,10 +202,12 @@ class StreamingBackend:
         raise NotImplementedError
 
     def decoder(self) -> Any:
-        raise NotImplementedError
+        """A fresh frame decoder for one response (``decoder_class``)."""
+        return self.decoder_class()
 
     def parser(self, request: ChatRequest) -> StreamParser:
-        raise NotImplementedError
+        """A fresh protocol parser for one turn (``parser_class``)."""
+        return self.parser_class(request.lane, request.turn)
 
     # shared
     def sim_field(self, body: dict[str, Any], request: ChatRequest) -> dict[str, Any]:

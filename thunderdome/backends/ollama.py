@@ -70,6 +70,9 @@ class OllamaParser(StreamParser):
 class OllamaBackend(StreamingBackend):
     """POST ``{url}/api/chat`` with ``stream: true``."""
 
+    decoder_class = NDJSONDecoder
+    parser_class = OllamaParser
+
     content_types = ("application/x-ndjson", "application/json", "text/plain")
     stream_name = "an NDJSON stream"
     accept = "application/x-ndjson"
@@ -97,12 +100,6 @@ class OllamaBackend(StreamingBackend):
         body["options"] = options
         body["stream"] = True
         return self.sim_field(body, request)
-
-    def decoder(self) -> NDJSONDecoder:
-        return NDJSONDecoder()
-
-    def parser(self, request: ChatRequest) -> OllamaParser:
-        return OllamaParser(request.lane, request.turn)
 
 
 __all__ = ["OllamaBackend", "OllamaParser"]

@@ -93,6 +93,9 @@ class OpenAIParser(StreamParser):
 class OpenAIBackend(StreamingBackend):
     """POST ``{url}/chat/completions`` (``url`` ends in ``/v1``)."""
 
+    decoder_class = SSEDecoder
+    parser_class = OpenAIParser
+
     def warm_url(self) -> str | None:
         return f"{self.base_url}/models"
 
@@ -113,12 +116,6 @@ class OpenAIBackend(StreamingBackend):
         body.update(self.options)
         body["stream"] = True
         return self.sim_field(body, request)
-
-    def decoder(self) -> SSEDecoder:
-        return SSEDecoder()
-
-    def parser(self, request: ChatRequest) -> OpenAIParser:
-        return OpenAIParser(request.lane, request.turn)
 
 
 __all__ = ["OpenAIBackend", "OpenAIParser"]
