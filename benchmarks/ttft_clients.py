@@ -126,14 +126,14 @@ class FirstTokens:
         self.events = 0
 
     def __call__(self, event: Any) -> None:
-        from thunderdome.events import LaneError, RequestSent, TokenDelta
+        from thunderdome.events import LaneFailed, RequestSent, TokenDelta
 
         self.events += 1
         if isinstance(event, TokenDelta) and event.lane not in self.first:
             self.first[event.lane] = event.t
         elif isinstance(event, RequestSent) and event.lane not in self.sent:
             self.sent[event.lane] = event.t
-        elif isinstance(event, LaneError):
+        elif isinstance(event, LaneFailed):
             self.errors.append(f"{event.lane}: {event.reason}")
 
 

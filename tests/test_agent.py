@@ -12,7 +12,7 @@ from thunderdome.events import (
     Event,
     ExecFinished,
     LaneEliminated,
-    LaneError,
+    LaneFailed,
     LaneEvent,
     LaneFinished,
     LaneStarted,
@@ -100,7 +100,7 @@ async def test_first_correct_race_against_the_emulator() -> None:
 
     # a backend that fails errors alone; the others finished regardless
     broken = of_lane(events, "broken")
-    assert isinstance(broken[-1], LaneError) and "500" in broken[-1].reason
+    assert isinstance(broken[-1], LaneFailed) and "500" in broken[-1].reason
     assert not any(isinstance(e, CommandExtracted) for e in broken)
 
     for name in ("fast", "cloud", "wrong", "broken"):
@@ -214,4 +214,4 @@ async def test_builtin_tasks_are_won_by_sim_lanes(name: str) -> None:
     events: list[Event] = []
     standings = await run_race(load_task(name), [sim("solver", "instant")], sinks=[events.append],
                                time_scale=SCALE, emulator="thread")
-    assert standings.winner == "solver", [e for e in events if isinstance(e, (Verdict, LaneError))]
+    assert standings.winner == "solver", [e for e in events if isinstance(e, (Verdict, LaneFailed))]

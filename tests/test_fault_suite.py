@@ -37,7 +37,7 @@ from thunderdome.events import (
     Event,
     ExecFinished,
     FirstByte,
-    LaneError,
+    LaneFailed,
     LaneFinished,
     RaceFinished,
     RaceStarted,
@@ -180,7 +180,7 @@ def check_faulty_lane(fault: str, protocol: str, lane: dict[str, Any], events: l
     if lane["status"] != "error" or not re.fullmatch(reason_pattern(fault, protocol), reason):
         problems.append(f"{name}: status {lane['status']!r}, reason {reason!r} !~ {reason_pattern(fault, protocol)!r}")
     end = lane_end(events, name)
-    if not isinstance(end, LaneError) or end.reason != reason:
+    if not isinstance(end, LaneFailed) or end.reason != reason:
         problems.append(f"{name}: recorded ending {end!r} differs from the results' reason")
     kept = FAULT_AT if fault in MID_STREAM else 0
     deltas = [e for e in events if isinstance(e, TokenDelta) and e.lane == name]

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from thunderdome.cli import main
 from thunderdome.events import (
     FirstByte,
-    LaneError,
+    LaneFailed,
     LaneFinished,
     LaneStarted,
     RaceFinished,
@@ -282,7 +282,7 @@ def valid_recording() -> str:
         LaneStarted(t=0.002, lane="b"),
         RequestSent(t=0.003, lane="a"),
         RequestSent(t=0.004, lane="b"),
-        LaneError(t=0.01, lane="b", reason="connection refused at 127.0.0.1:9"),
+        LaneFailed(t=0.01, lane="b", reason="connection refused at 127.0.0.1:9"),
         FirstByte(t=0.2, lane="a"),
         TokenDelta(t=0.3, lane="a", text="Fast"),
         TokenDelta(t=0.4, lane="a", text=" inférence —"),
@@ -449,7 +449,7 @@ WRONG_TYPES = {
     "lanes-int": '{"type": "race_started", "t": 0.0, "lanes": 5}',
     "lanes-strings": '{"type": "race_started", "t": 0.0, "lanes": ["a", "b"]}',
     "output-tokens-str": '{"type": "usage", "t": 1.0, "lane": "a", "output_tokens": "x"}',
-    "reason-int": '{"type": "lane_error", "t": 1.0, "lane": "a", "reason": 5}',
+    "reason-int": '{"type": "lane_failed", "t": 1.0, "lane": "a", "reason": 5}',
 }
 
 

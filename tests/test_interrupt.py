@@ -27,7 +27,7 @@ from typing import Callable
 
 import pytest
 
-from thunderdome.events import LaneError, RaceFinished, RaceStarted, TokenDelta
+from thunderdome.events import LaneFailed, RaceFinished, RaceStarted, TokenDelta
 from thunderdome.metrics import compute_results
 from thunderdome.replay import load_recording
 
@@ -190,7 +190,7 @@ def assert_interrupted_recording(record: Path, lanes: list[str]) -> None:
     assert isinstance(rec.events[0], RaceStarted)
     last = rec.events[-1]
     assert isinstance(last, RaceFinished) and last.reason == "interrupted" and last.winner is None
-    errors = {e.lane: e.reason for e in rec.events if isinstance(e, LaneError)}
+    errors = {e.lane: e.reason for e in rec.events if isinstance(e, LaneFailed)}
     assert sorted(errors) == sorted(lanes)
     assert set(errors.values()) == {"race interrupted"}, errors
     results = compute_results(rec.events)
@@ -272,7 +272,7 @@ def test_a_background_job_ignoring_sigint_keeps_racing(tmp_path: Path, group: bo
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "interrupted" not in err
     rec = load_recording(record)
-    assert {e.lane: e.reason for e in rec.events if isinstance(e, LaneError)} == {}
+    assert {e.lane: e.reason for e in rec.events if isinstance(e, LaneFailed)} == {}
     assert rec.finished and rec.events[-1].reason == "" and rec.events[-1].winner in ("quick", "other")
     assert json.loads((tmp_path / "out.json").read_text())["winner"] == rec.events[-1].winner
 
@@ -417,6 +417,6 @@ async def test_cancel_during_prepare_closes_the_arena() -> None:
         await asyncio.wait_for(task, HANG_GUARD_S)
     assert live_with(marker) == [], "the arena outlived the cancelled race"
     assert isinstance(events[0], RaceStarted)
-    assert sorted(e.lane for e in events if isinstance(e, LaneError)) == sorted(s.name for s in specs)
-    assert {e.reason for e in events if isinstance(e, LaneError)} == {"race interrupted"}
+    assert sorted(e.lane for e in events if isinstance(e, LaneFailed)) == sorted(s.name for s in specs)
+    assert {e.reason for e in events if isinstance(e, LaneFailed)} == {"race interrupted"}
     assert isinstance(events[-1], RaceFinished) and events[-1].reason == "interrupted"

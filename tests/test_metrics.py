@@ -6,7 +6,7 @@ import pytest
 
 from thunderdome.events import (
     FirstByte,
-    LaneError,
+    LaneFailed,
     LaneFinished,
     LaneEliminated,
     LaneStarted,
@@ -180,7 +180,7 @@ def test_long_race_ranking_finished_then_projection_then_errors():
     events += [LaneStarted(t=0.0, lane=n) for n in "abc"]
     events += lane_events("a", ttft=0.5, gaps=(0.1,) * 9)[:-1]  # a still running
     events += lane_events("b", ttft=0.2, gaps=(0.01,) * 9)  # b finished at 0.29
-    events += [RequestSent(t=0.0, lane="c"), LaneError(t=0.3, lane="c", reason="HTTP 500")]
+    events += [RequestSent(t=0.0, lane="c"), LaneFailed(t=0.3, lane="c", reason="HTTP 500")]
     st = Standings().apply_all(events)
     order = [s.name for s in st.ranked(now=1.5)]
     assert order == ["b", "a", "c"]
@@ -235,7 +235,7 @@ def test_standings_status_follows_events():
     assert st.lanes["a"].status == "thinking"
     st.apply(TokenDelta(t=0.2, lane="a", text="ok"))
     assert st.lanes["a"].status == "streaming"
-    st.apply(LaneError(t=0.3, lane="a", reason="connection dropped after 1 tokens"))
+    st.apply(LaneFailed(t=0.3, lane="a", reason="connection dropped after 1 tokens"))
     assert st.lanes["a"].status == "error"
     st.apply(TokenDelta(t=0.4, lane="a", text="late"))
     assert st.lanes["a"].status == "error"  # an ended lane stays ended

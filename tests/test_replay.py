@@ -13,8 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome.events import LaneFinished, RaceFinished, RaceStarted, RequestSent, TokenDelta
-from thunderdome.metrics import compute_results
+from thunderdome.events import (
+    FighterSpawned,
+    LaneFailed,
+    LaneFinished,
+    Notice,
+    RaceFinished,
+    RaceStarted,
+    RequestSent,
+    TokenDelta,
+)
+from thunderdome.metrics import Standings, compute_results
 from thunderdome.race.runner import collect, run_race
 from thunderdome.record import FORMAT, SECRET_SUFFIXES, Recorder
 from thunderdome.replay import (
@@ -388,3 +397,20 @@ def test_the_sigkill_fixture_is_a_complete_arena_race():
     results = compute_results(recording.events)
     assert results["winner"] and results["race"]["win_rule"] == "last_standing"
     assert sum(lane["status"] == "eliminated" for lane in results["lanes"]) == len(results["lanes"]) - 1
+
+
+def test_a_format_1_recording_is_upgraded_on_load(tmp_path):
+    """Format 1 wrote failures as ``lane_error`` and the fighter PID as notice
+    text; both load as the format-2 events."""
+    header = {"format": FORMAT, "version": 1, "task": "sigkill"}
+    lines = [
+        json.dumps(header),
+        json.dumps({"type": "notice", "t": 0.01, "lane": "a", "message": "fighter PID 7", "level": "info"}),
+        json.dumps({"type": "notice", "t": 0.02, "lane": "a", "message": "fighter PID 7 and more", "level": "info"}),
+        json.dumps({"type": "lane_error", "t": 0.5, "lane": "a", "reason": "HTTP 500"}),
+    ]
+    events = load_recording(write_lines(tmp_path / "v1.jsonl", lines)).events
+    assert events[0] == FighterSpawned(t=0.01, lane="a", pid=7)
+    assert isinstance(events[1], Notice) and events[1].message == "fighter PID 7 and more"
+    assert events[2] == LaneFailed(t=0.5, lane="a", reason="HTTP 500")
+    assert Standings().apply_all(events).lanes["a"].pid == 7

@@ -9,7 +9,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thunderdome.events import LaneError, Notice, RaceFinished, RaceStarted, TokenDelta, Usage
+from thunderdome.events import LaneFailed, Notice, RaceFinished, RaceStarted, TokenDelta, Usage
 from thunderdome.export import FORMATS, export_file, export_results
 from thunderdome.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
@@ -80,7 +80,7 @@ async def test_keys_in_any_field_are_scrubbed(tmp_path, monkeypatch):
         TokenDelta(t=0.1, lane="a", text=f"whole {KEY} in one delta"),
         Usage(t=0.2, lane="a", output_tokens=5),
         Notice(t=0.2, message=f"server said {KEY!r}", lane="a"),
-        LaneError(t=0.3, lane="a", reason=f"HTTP 401: invalid api key {KEY}"),
+        LaneFailed(t=0.3, lane="a", reason=f"HTTP 401: invalid api key {KEY}"),
         RaceFinished(t=0.3, winner=None),
     ]
     path = tmp_path / "r.jsonl"
@@ -88,7 +88,7 @@ async def test_keys_in_any_field_are_scrubbed(tmp_path, monkeypatch):
         for event in events:
             rec(event)
     assert_clean(path.read_text(encoding="utf-8"))
-    error = next(e for e in load_recording(path).events if isinstance(e, LaneError))
+    error = next(e for e in load_recording(path).events if isinstance(e, LaneFailed))
     assert error.reason == f"HTTP 401: invalid api key {REDACTED}"
     results = replay_results(path)
     for fmt in FORMATS:
@@ -134,11 +134,11 @@ def test_a_key_split_anyhow_across_deltas_is_scrubbed(before, after, cuts, other
         dicts.append(TokenDelta(t=n * 0.01, lane="a", text=piece).to_dict())
         if other:  # another lane's events interleave
             dicts.append(TokenDelta(t=n * 0.01, lane="b", text="x").to_dict())
-    dicts.append(LaneError(t=1.0, lane="a", reason="cut").to_dict())
+    dicts.append(LaneFailed(t=1.0, lane="a", reason="cut").to_dict())
     out = _feed_all(Redactor([KEY]), dicts)
     mine = [d for d in out if d.get("lane") == "a"]
     assert [d["t"] for d in mine] == [d["t"] for d in dicts if d.get("lane") == "a"]  # every delta, in order
-    assert mine[-1]["type"] == "lane_error"
+    assert mine[-1]["type"] == "lane_failed"
     joined = "".join(d.get("text", "") for d in mine)
     assert joined == text.replace(KEY, REDACTED)
     assert KEY not in json.dumps(out)

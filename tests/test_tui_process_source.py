@@ -56,7 +56,7 @@ def test_stop_mid_race_interrupts_the_lanes_and_reaps_the_child():
     assert time.monotonic() - started < 12
     assert source.done.is_set()
     assert source._proc.poll() is not None
-    ends = [e for e in got if isinstance(e, ev.LaneError)]
+    ends = [e for e in got if isinstance(e, ev.LaneFailed)]
     assert ends and ends[0].reason == "race interrupted"
     assert isinstance(got[-1], ev.RaceFinished) and got[-1].reason == "interrupted"
 

@@ -83,7 +83,7 @@ def long_race(
         sent = 0.001 * (i + 1)
         timed.append(ev.RequestSent(t=sent, lane=name))
         if name == error_lane:
-            timed.append(ev.LaneError(t=sent + 0.05, lane=name, reason="HTTP 500 from 127.0.0.1: internal server error (sim fault)"))
+            timed.append(ev.LaneFailed(t=sent + 0.05, lane=name, reason="HTTP 500 from 127.0.0.1: internal server error (sim fault)"))
             continue
         offsets = profile.offsets(n + reasoning, seed=7)
         timed.append(ev.FirstByte(t=sent + offsets[0] - 0.004, lane=name))

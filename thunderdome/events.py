@@ -196,12 +196,22 @@ class LaneEliminated(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class LaneError(LaneEvent):
+class LaneFailed(LaneEvent):
     """The lane failed (network, protocol, timeout). ``reason`` is one line a
-    person can act on, e.g. ``HTTP 429, retry after 20 s``."""
+    person can act on, e.g. ``HTTP 429, retry after 20 s``. (Recordings of
+    format version 1 call it ``lane_error``.)"""
 
-    type: ClassVar[str] = "lane_error"
+    type: ClassVar[str] = "lane_failed"
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FighterSpawned(LaneEvent):
+    """A ``last_standing`` lane's fighter process is up: ``pid`` is its PID as
+    the arena's commands see it (what the lane's prompt names)."""
+
+    type: ClassVar[str] = "fighter_spawned"
+    pid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,12 +241,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Verdict,
         LaneFinished,
         LaneEliminated,
-        LaneError,
+        LaneFailed,
+        FighterSpawned,
         Notice,
     )
 }
 
-LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneError)
+LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed)
 
 
 class EventFormatError(ValueError):
@@ -311,7 +322,8 @@ __all__ = [
     "Verdict",
     "LaneFinished",
     "LaneEliminated",
-    "LaneError",
+    "LaneFailed",
+    "FighterSpawned",
     "Notice",
     "EVENT_TYPES",
     "LANE_END_TYPES",

@@ -87,6 +87,8 @@ class LaneState:
     verdict: str = ""
     last_command: str = ""
     last_exit: int | None = None
+    pid: int | None = None
+    """``last_standing``: the lane's fighter PID as the arena's commands see it."""
 
     @property
     def ended(self) -> bool:

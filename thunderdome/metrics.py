@@ -40,8 +40,9 @@ from thunderdome.events import (
     CommandExtracted,
     Event,
     ExecFinished,
+    FighterSpawned,
     LaneEliminated,
-    LaneError,
+    LaneFailed,
     LaneFinished,
     LaneStarted,
     RaceFinished,
@@ -159,6 +160,8 @@ class Standings:
                 lane.status = "executing"
         elif isinstance(event, ExecFinished):
             self._lane(event.lane).last_exit = event.exit_code
+        elif isinstance(event, FighterSpawned):
+            self._lane(event.lane).pid = event.pid
         elif isinstance(event, Verdict):
             lane = self._lane(event.lane)
             lane.verdict = event.detail or ("pass" if event.passed else "fail")
@@ -171,7 +174,7 @@ class Standings:
             lane = self._lane(event.lane)
             lane.status, lane.end_t = "eliminated", event.t
             lane.reason, lane.eliminated_by = event.reason, event.by
-        elif isinstance(event, LaneError):
+        elif isinstance(event, LaneFailed):
             lane = self._lane(event.lane)
             lane.status, lane.end_t, lane.reason = "error", event.t, event.reason
         elif isinstance(event, RaceFinished):

@@ -33,7 +33,9 @@ import thunderdome
 from thunderdome.events import Event, RaceStarted
 
 FORMAT = "thunderdome-recording"
-VERSION = 1
+VERSION = 2
+"""2: ``lane_error`` became ``lane_failed``; fighter PIDs are ``fighter_spawned``
+events, not notice text. ``replay`` still reads 1."""
 REDACTED = "[redacted]"
 SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
 MIN_SUFFIX_SECRET = 8

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from thunderdome.events import EVENT_TYPES, Event, EventFormatError, RaceFinishe
 from thunderdome.metrics import compute_results
 from thunderdome.race.source import OnEvent, ThreadedSource
 from thunderdome.record import FORMAT, VERSION
+
+READABLE_VERSIONS = (1, VERSION)
+"""Format 1 (the first release) is upgraded on load, see ``_upgrade_v1``."""
 
 
 class RecordingError(Exception):
@@ -88,6 +92,8 @@ def load_recording(path: str | Path) -> Recording:
                 )
                 break
             raise RecordingError(f"{name}:{lineno}: corrupt line: not JSON ({exc.msg}, column {exc.colno})") from None
+        if header["version"] == 1 and isinstance(obj, dict):
+            obj = _upgrade_v1(obj)
         if isinstance(obj, dict) and isinstance(obj.get("type"), str) and obj["type"] not in EVENT_TYPES:
             unknown[obj["type"]] = unknown.get(obj["type"], 0) + 1
             continue
@@ -103,6 +109,23 @@ def load_recording(path: str | Path) -> Recording:
     return Recording(header=header, events=events, notices=notices, path=name)
 
 
+_V1_FIGHTER = re.compile(r"fighter PID (\d{1,9})")
+
+
+def _upgrade_v1(obj: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 event as format 2 writes it: ``lane_error`` is now
+    ``lane_failed``; the arena's "fighter PID N" notice is now a
+    ``fighter_spawned`` event."""
+    kind = obj.get("type")
+    if kind == "lane_error":
+        return {**obj, "type": "lane_failed"}
+    if kind == "notice" and obj.get("lane") and isinstance(obj.get("message"), str):
+        match = _V1_FIGHTER.fullmatch(obj["message"])
+        if match:
+            return {"type": "fighter_spawned", "t": obj.get("t"), "lane": obj["lane"], "pid": int(match.group(1))}
+    return obj
+
+
 def _header(name: str, line: str) -> dict[str, Any]:
     not_ours = f"{name}:1: not a Thunderdome recording (the first line is not a recording header)"
     try:
@@ -112,9 +135,10 @@ def _header(name: str, line: str) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise RecordingError(not_ours)
     version = header.get("version")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise RecordingError(
-            f"{name}:1: recording format version {version!r} is not supported (this thunderdome reads version {VERSION})"
+            f"{name}:1: recording format version {version!r} is not supported "
+            f"(this thunderdome reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     return header
 

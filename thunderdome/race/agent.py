@@ -4,7 +4,7 @@ Invariant: every lane works in its own sandbox work dir (with the task's
 setup files) and ends with exactly one ending event: ``LaneFinished`` when a
 command passed every check (the first such lane, by its passing ``Verdict``'s
 ``t``, is the winner), ``LaneEliminated`` when it ran out of turns or time,
-``LaneError`` when its backend failed. A turn's events come in this order:
+``LaneFailed`` when its backend failed. A turn's events come in this order:
 request/tokens, ``CommandExtracted``, ``ExecFinished``, ``Verdict``.
 
 Choices (documented for the README):
@@ -38,7 +38,7 @@ from thunderdome.events import (
     CommandExtracted,
     ExecFinished,
     LaneEliminated,
-    LaneError,
+    LaneFailed,
     LaneFinished,
     Notice,
     StreamEnded,
@@ -221,7 +221,7 @@ def no_command_verdict(race: Race, lane: Lane, turn: int, reply: TurnReply) -> b
     tokens = race.standings.lanes[lane.name].live_tokens if lane.name in race.standings.lanes else 0
     cut = end_reason_for_cut(reply.ended, tokens)
     if cut:
-        race.end_lane(lane, LaneError(t=race.clock(), lane=lane.name, reason=cut))
+        race.end_lane(lane, LaneFailed(t=race.clock(), lane=lane.name, reason=cut))
         return False
     detail = NO_COMMAND
     if reply.ended is not None and reply.ended.finish_reason == "length":

@@ -35,7 +35,7 @@ import asyncio
 import time
 from typing import Any
 
-from thunderdome.events import CommandExtracted, LaneFinished, Notice, Verdict
+from thunderdome.events import CommandExtracted, FighterSpawned, LaneFinished, Notice, Verdict
 from thunderdome.race.agent import (
     NO_COMMAND,
     eliminate,
@@ -102,7 +102,7 @@ class LastStandingRace:
         if self.warning:
             race.emit(Notice(t=race.clock(), message=self.warning, level="warning"))
         for lane in race.lanes:  # who is who in the arena, for the viewer and the recording
-            race.emit(Notice(t=race.clock(), lane=lane.name, message=f"fighter PID {lane.vars['pid']}"))
+            race.emit(FighterSpawned(t=race.clock(), lane=lane.name, pid=int(lane.vars["pid"])))
         self._watcher = asyncio.create_task(self._watch(race), name="arena-watcher")
 
     async def _watch(self, race: Race) -> None:

@@ -1,7 +1,7 @@
 """The race engine: starts lanes together and turns what they do into events.
 
 Invariant: the engine never raises through the race because of one lane. A
-lane that fails ends with a ``LaneError`` event; the others go on. Every event
+lane that fails ends with a ``LaneFailed`` event; the others go on. Every event
 is handed, in order, to each sink (the standings reducer, the recorder, a UI
 queue); sinks must be cheap and must not raise.
 
@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 from thunderdome.backends.base import Backend, BackendError, ChatRequest
 from thunderdome.events import (
     Event,
-    LaneError,
+    LaneFailed,
     LaneEvent,
     LaneFinished,
     LaneStarted,
@@ -150,7 +150,7 @@ class Race:
             if not interrupted:
                 self.emit(Notice(t=self.clock(), message=reason, level="error"))
             for lane in self.lanes:
-                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason=reason))
+                self.end_lane(lane, LaneFailed(t=self.clock(), lane=lane.name, reason=reason))
             self._finish("interrupted" if interrupted else "race could not start")
             await self._close()  # sandboxes / arena made before the failure or the interrupt
             if interrupted:
@@ -170,12 +170,12 @@ class Race:
             for lane in self.alive():
                 self.end_lane(
                     lane,
-                    LaneError(t=self.clock(), lane=lane.name, reason=f"race timeout: still running after {self.task.timeout:g} s"),
+                    LaneFailed(t=self.clock(), lane=lane.name, reason=f"race timeout: still running after {self.task.timeout:g} s"),
                 )
                 self.cancel_lane(lane)
         except asyncio.CancelledError:
             for lane in self.alive():
-                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason="race interrupted"))
+                self.end_lane(lane, LaneFailed(t=self.clock(), lane=lane.name, reason="race interrupted"))
                 self.cancel_lane(lane)
             await self._drain_tasks()
             self._finish("interrupted")
@@ -208,14 +208,14 @@ class Race:
             await self.mode.run_lane(self, lane)
         except asyncio.CancelledError:
             if not lane.ended:
-                self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason="cancelled"))
+                self.end_lane(lane, LaneFailed(t=self.clock(), lane=lane.name, reason="cancelled"))
             raise
         except BackendError as exc:
-            self.end_lane(lane, LaneError(t=self.clock(), lane=lane.name, reason=exc.reason))
+            self.end_lane(lane, LaneFailed(t=self.clock(), lane=lane.name, reason=exc.reason))
         except Exception as exc:  # a bug in one lane must not stop the others
             self.end_lane(
                 lane,
-                LaneError(t=self.clock(), lane=lane.name, reason=f"internal error: {type(exc).__name__}: {exc}"),
+                LaneFailed(t=self.clock(), lane=lane.name, reason=f"internal error: {type(exc).__name__}: {exc}"),
             )
         if not lane.ended:
             self.end_lane(lane, LaneFinished(t=self.clock(), lane=lane.name, reason="done"))
@@ -285,7 +285,7 @@ class LongRace:
         tokens = race.standings.lanes[lane.name].live_tokens
         cut = end_reason_for_cut(ended, tokens)
         if cut:
-            race.end_lane(lane, LaneError(t=race.clock(), lane=lane.name, reason=cut))
+            race.end_lane(lane, LaneFailed(t=race.clock(), lane=lane.name, reason=cut))
             return
         assert ended is not None
         race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=ended.finish_reason or ""))

@@ -20,7 +20,6 @@ lag ~80 ms, ~45% of a core).
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -67,7 +66,6 @@ CHART_INTERVAL = 0.1
 time; the chart is the costliest widget to paint)."""
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-_PID = re.compile(r"\bPID\s*[:=]?\s*(\d+)", re.IGNORECASE)
 
 
 class RaceScreen(Screen):
@@ -287,12 +285,12 @@ class RaceScreen(Screen):
                     cap=cap,
                     color=self.lane_colors[name],
                     kind=standings.kind,
-                    pid=self._pid(name),
+                    pid=str(state.pid) if state.pid is not None else "",
                     exec_result=feed.exec_results.get(name),
                     verdict=feed.verdicts.get(name),
                     turn=feed.turn.get(name, 1),
                     max_turns=max(max_turns, feed.turn.get(name, 1)),
-                    notes=[n for n in feed.lane_notes.get(name, []) if not _PID.search(n)],
+                    notes=feed.lane_notes.get(name, []),
                     first_token_t=feed.series_for(name).first_token_t,
                 )
             )
@@ -306,13 +304,6 @@ class RaceScreen(Screen):
             lines = [Line(name, self.lane_colors[name], feed.series_for(name)) for name in self.lanes]
             self.query_one(TokenChart).set_data(lines, now)
         self._show_banner(now)
-
-    def _pid(self, name: str) -> str:
-        for note in reversed(self.feed.lane_notes.get(name, [])):
-            match = _PID.search(note)
-            if match:
-                return match.group(1)
-        return ""
 
     def _show_banner(self, now: float) -> None:
         standings = self.feed.standings
