@@ -13,13 +13,9 @@ import argparse
 import sys
 from typing import Sequence
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError  # noqa: F401  (re-exported)
 
 DEMO_TASKS = ("sigkill", "long-essay")
-
-
-class UsageError(Exception):
-    """Bad usage or bad config: exit code 2 with this one-line message."""
 
 
 class _Parser(argparse.ArgumentParser):
