@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from thunderdome.sandbox.processes import count_uid_tasks, processes_of_uid
+from thunderdome.sandbox.processes import count_uid_tasks, live_uids
 
 MIB = 1024 * 1024
 PR_SET_PDEATHSIG = 1
@@ -51,6 +51,11 @@ class SandboxLimits:
 
 # --- throwaway uids (root only) ----------------------------------------------------
 
+UID_BLOCK = 4096
+"""Throwaway uids one Thunderdome process can hold at once (one per live
+sandbox): enough for hundreds of lanes. Each process draws from its own block
+(keyed by its PID), and a uid some live process still holds is skipped."""
+
 _uid_counter = itertools.count()
 _uids_in_use: set[int] = set()
 
@@ -62,13 +67,18 @@ def can_drop_uid() -> bool:
 
 def allocate_uid() -> int:
     """A uid no live process uses, unique among this process's sandboxes."""
-    base = UID_BASE + ((os.getpid() & 0xFFFFF) << 6)
-    for _ in range(256):
-        uid = base + (next(_uid_counter) & 63)
-        if uid not in _uids_in_use and not processes_of_uid(uid):
+    base = UID_BASE + ((os.getpid() & 0x7FFFF) * UID_BLOCK)
+    on_host: set[int] | None = None  # one /proc scan, and only if the fast path misses
+    for _ in range(UID_BLOCK):
+        uid = base + next(_uid_counter) % UID_BLOCK
+        if uid in _uids_in_use:
+            continue
+        if on_host is None:
+            on_host = live_uids()
+        if uid not in on_host:
             _uids_in_use.add(uid)
             return uid
-    raise RuntimeError("no free sandbox uid")
+    raise RuntimeError(f"no free sandbox uid: all {UID_BLOCK} of this process's throwaway uids are in use")
 
 
 def release_uid(uid: int | None) -> None:

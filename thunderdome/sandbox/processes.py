@@ -40,6 +40,17 @@ def processes_of_uid(uid: int) -> list[int]:
     return found
 
 
+def live_uids() -> set[int]:
+    """Real uids of every live (non-zombie) process, from one /proc scan."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _status_uid(entry)
+            if info and info[1] not in ("Z", "X"):
+                found.add(info[0])
+    return found
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of ``pid`` (host PIDs)."""
     try:
@@ -114,4 +125,4 @@ def count_uid_tasks(uid: int) -> int:
     return total
 
 
-__all__ = ["processes_of_uid", "children_of", "kill_tree", "sweep_uid", "count_uid_tasks"]
+__all__ = ["processes_of_uid", "live_uids", "children_of", "kill_tree", "sweep_uid", "count_uid_tasks"]
