@@ -346,6 +346,23 @@ async def test_errors_are_protocol_shaped(client):
     assert r.status_code == 405
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat", "/v1/messages"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"model": "instant", "messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"model": "instant", "messages": [], "max_tokens": ' + b"9" * 5000 + b"}",
+    ],
+    ids=["deep-array", "deep-messages", "5000-digit-int"],
+)
+async def test_a_hostile_body_is_a_400_and_the_server_keeps_serving(client, path, body):
+    r = await client.post(path, content=body)
+    assert r.status_code == 400 and "malformed JSON body" in r.text
+    r = await client.post("/v1/chat/completions", json={"model": "instant", "messages": MSGS, "stream": False})
+    assert r.status_code == 200
+
+
 async def test_raw_keep_alive_and_chunked_request_body(emu):
     reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
     try:

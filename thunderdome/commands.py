@@ -180,9 +180,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
     if args.discover:
         import asyncio
 
-        from thunderdome.discover import discover_local
+        from thunderdome.discover import discover
 
-        found = asyncio.run(discover_local())
+        found = asyncio.run(discover())
         if not found:
             console.print("no local servers answered on the default ports")
         for spec in found:

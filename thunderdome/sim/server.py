@@ -235,8 +235,9 @@ class EmulatorServer:
         enc_cls = ENCODERS[protocol]
         try:
             body = req.json()
-        except ValueError as exc:
-            await out.send_json(400, enc_cls("").error_body(400, f"malformed JSON body: {exc}"))
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            await out.send_json(400, enc_cls("").error_body(400, f"malformed JSON body: {reason}"))
             return
         if not isinstance(body, dict):
             await out.send_json(400, enc_cls("").error_body(400, "the JSON body must be an object"))
