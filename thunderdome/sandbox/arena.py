@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from thunderdome.sandbox.limits import (
 )
 from thunderdome.sandbox.processes import children_of, kill_tree, sweep_uid
 from thunderdome.sandbox.runner import ExecResult, execute, remove_tree
+from thunderdome.sandbox.workdirs import make_workdir
 
 _SUPERVISOR = r"""
 trap '' TERM INT HUP QUIT USR1 USR2 PIPE
@@ -98,7 +98,7 @@ class Arena:
     def __init__(self, limits: SandboxLimits = SandboxLimits(), isolation: Isolation | None = None) -> None:
         self.limits = limits
         self.isolation = isolation or detect_isolation()
-        self.workdir = Path(tempfile.mkdtemp(prefix="thunderdome-arena-"))
+        self.workdir = make_workdir("arena")
         self.uid = allocate_uid() if self.isolation.drop_uid else None
         if self.uid is not None:
             chown_tree(self.workdir, self.uid)

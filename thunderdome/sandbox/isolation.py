@@ -22,7 +22,6 @@ import functools
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from thunderdome.sandbox.limits import (
     release_uid,
     allocate_uid,
 )
+from thunderdome.sandbox.workdirs import make_workdir
 
 LEVELS = ("bwrap", "unshare", "rlimits")
 ENV_VAR = "THUNDERDOME_ISOLATION"
@@ -212,7 +212,7 @@ def _setpriv(uid: int | None) -> list[str]:
 
 def _probe(iso: Isolation) -> str | None:
     """Run ``true`` at ``iso``'s level; None if it worked, else the reason."""
-    workdir = Path(tempfile.mkdtemp(prefix="thunderdome-probe-"))
+    workdir = make_workdir("probe")
     uid = allocate_uid() if iso.drop_uid else None
     try:
         if uid is not None:

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,6 +30,7 @@ from thunderdome.sandbox.limits import (
     release_uid,
 )
 from thunderdome.sandbox.processes import kill_tree, sweep_uid
+from thunderdome.sandbox.workdirs import make_workdir
 
 _READ_CHUNK = 65536
 _DRAIN_GRACE = 2.0
@@ -249,7 +249,7 @@ class Sandbox:
         self.limits = limits
         self.isolation = isolation or detect_isolation()
         self._owns_workdir = workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="thunderdome-")) if workdir is None else Path(workdir)
+        self.workdir = make_workdir("run") if workdir is None else Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.uid = allocate_uid() if self.isolation.drop_uid else None
         self.cgroup = Cgroup.create(limits) if self.isolation.cgroup else None
