@@ -357,7 +357,7 @@ def test_bad_recording_is_exit_2_one_line(capsys: pytest.CaptureFixture[str], tm
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_missing_file_and_directory_are_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str) -> None:
-    for target, fragment in ((tmp_path / "none.jsonl", "no such file"), (tmp_path, "is a directory")):
+    for target, fragment in ((tmp_path / "none.jsonl", "file not found"), (tmp_path, "is a directory")):
         code = main(COMMANDS[command](target))
         assert fragment in one_line_error(capsys, code)
 

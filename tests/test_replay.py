@@ -203,7 +203,7 @@ def test_an_empty_file_is_refused(tmp_path, content):
 
 
 def test_a_missing_file_is_refused(tmp_path):
-    with pytest.raises(RecordingError, match="no such file"):
+    with pytest.raises(RecordingError, match="file not found"):
         load_recording(tmp_path / "nope.jsonl")
     with pytest.raises(RecordingError, match="is a directory"):
         load_recording(tmp_path)

@@ -28,8 +28,11 @@ from typing import Any, Callable, Sequence
 from thunderdome.events import EVENT_TYPES, Event, EventFormatError, RaceFinished, event_from_dict
 from thunderdome.metrics import compute_results
 from thunderdome.race.source import OnEvent, ThreadedSource
+from thunderdome.readfile import MIB, FileRefused, read_limited
 from thunderdome.record import FORMAT, VERSION
 
+RECORDING_LIMIT = 1024 * MIB
+"""The largest recording we open (a long race at 16 lanes is tens of MiB)."""
 READABLE_VERSIONS = (1, VERSION)
 """Format 1 (the first release) is upgraded on load, see ``_upgrade_v1``."""
 
@@ -60,13 +63,9 @@ def load_recording(path: str | Path) -> Recording:
     """Read a recording. Raises RecordingError with a ``FILE:LINE: problem`` line."""
     name = str(path)
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise RecordingError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise RecordingError(f"{name}: is a directory, not a recording") from None
-    except OSError as exc:
-        raise RecordingError(f"{name}: cannot read: {exc.strerror or exc}") from None
+        data = read_limited(path, RECORDING_LIMIT, "a recording")
+    except FileRefused as exc:
+        raise RecordingError(str(exc)) from None
     text = data.decode("utf-8", errors="replace")
     lines = text.split("\n")
     cut = not text.endswith("\n")  # the last line never got its newline

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from thunderdome.readfile import MIB, FileRefused, read_limited
+
 
 class ConfigError(Exception):
     """A bad config or task file; ``str()`` is the one-line message."""
@@ -91,19 +93,21 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}:1: invalid YAML: {exc}") from None
 
 
+YAML_LIMIT = 4 * MIB
+"""The largest task or backends file we read (setup files included)."""
+
+
 def read_yaml(path: str | Path) -> Any:
-    """Read and parse a YAML file; unreadable files are ConfigErrors too."""
-    path = Path(path)
+    """Read and parse a YAML file; unreadable, special (FIFO, device) or
+    oversized files are ConfigErrors too, raised before reading much."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected a YAML file") from None
+        data = read_limited(path, YAML_LIMIT, "a YAML file")
+    except FileRefused as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}:1: not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse_yaml(text, str(path))
 
 

@@ -111,6 +111,12 @@ _FIELDS = {
     "max_tokens", "timeout", "exec_timeout", "reference", "wrong_answer",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PROMPT_FIELDS = ("lane", "task", "workdir", "pid", "opponents", "opponent_count")
+"""The ``{name}`` fields a prompt template may use (see ``render_prompt``)."""
+_FIELD_USE = re.compile(r"\{(" + "|".join(PROMPT_FIELDS) + r")([!:.\[][^{}]*)\}")
+MAX_NAME, MAX_PATH = 255, 1024
+MIN_SECONDS = 0.1
+"""Shorter timeouts cannot work: a sandbox alone takes ~10 ms to start."""
 BUILTIN_PACKAGE = "thunderdome.builtin_tasks"
 
 
@@ -156,8 +162,8 @@ def _seconds(data: LineDict, key: str, source: str, default: float) -> float:
     if key not in data:
         return default
     value = data[key]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or value > 86400:
-        raise _err(source, data.line_of(key), f"'{key}' must be a number of seconds above 0")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not MIN_SECONDS <= value <= 86400:
+        raise _err(source, data.line_of(key), f"'{key}' must be a number of seconds from {MIN_SECONDS:g} to 86400")
     return float(value)
 
 
@@ -170,13 +176,38 @@ def _setup_files(data: LineDict, source: str) -> dict[str, str]:
     files: dict[str, str] = {}
     for name, text in raw.items():
         line = line_of(raw, name)
-        path = PurePosixPath(name)
-        if not name or path.is_absolute() or ".." in path.parts or "\\" in name:
-            raise _err(source, line, f"setup file path must be relative and inside the work dir: {name!r}")
+        path = _setup_path(name, source, line)
         if not isinstance(text, str):
             raise _err(source, line, f"setup file {name!r} must be text (quote numbers), not {_type_name(text)}")
-        files[str(path)] = text
+        clash = next((other for other in files if other == path or path.startswith(other + "/") or other.startswith(path + "/")), None)
+        if clash is not None:
+            raise _err(source, line, f"setup file {name!r} collides with {clash!r} (one path cannot be both a file and a folder, or twice)")
+        files[path] = text
     return files
+
+
+def _setup_path(name: Any, source: str, line: int) -> str:
+    """A setup file's path, normalised; refused unless it is a plain relative
+    path a file system can hold."""
+    if not isinstance(name, str):
+        raise _err(source, line, f"setup file path must be text, not {_type_name(name)}")
+    path = PurePosixPath(name)
+    if not name.strip() or path.is_absolute() or ".." in path.parts or "\\" in name or str(path) == ".":
+        raise _err(source, line, f"setup file path must be relative and inside the work dir: {name!r}")
+    if "\0" in name or any(ord(c) < 32 for c in name):
+        raise _err(source, line, f"setup file path holds a control character: {name!r}")
+    if len(name.encode("utf-8")) > MAX_PATH or any(len(part.encode("utf-8")) > MAX_NAME for part in path.parts):
+        raise _err(source, line, f"setup file path is too long (at most {MAX_NAME} bytes a name, {MAX_PATH} in all)")
+    return str(path)
+
+
+def _check_fields(data: LineDict, key: str, template: str, source: str) -> None:
+    """Prompt fields are filled as plain ``{name}``: a known field with a
+    format spec, conversion, attribute or index (``{lane:>3000000000}``) is
+    refused, unknown ``{...}`` stay as written."""
+    for match in _FIELD_USE.finditer(template):
+        if match.group(2):
+            raise _err(source, data.line_of(key), f"'{key}': write {{{match.group(1)}}}, not {match.group(0)} (prompt fields take no format spec)")
 
 
 def _checks(data: LineDict, source: str) -> tuple[Check, ...]:
@@ -233,6 +264,13 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
     user = _text(data, "user", source, required=True)
     if not user.strip():
         raise _err(source, data.line_of("user"), "'user' prompt must not be empty")
+    system = _text(data, "system", source)
+    _check_fields(data, "user", user, source)
+    _check_fields(data, "system", system, source)
+    timeout = _seconds(data, "timeout", source, 120.0)
+    exec_timeout = _seconds(data, "exec_timeout", source, 10.0)
+    if exec_timeout > timeout:
+        raise _err(source, data.line_of("exec_timeout"), f"'exec_timeout' ({exec_timeout:g} s) is longer than the race's 'timeout' ({timeout:g} s)")
     win_rule = _text(data, "win_rule", source)
     setup_files = _setup_files(data, source)
     checks = _checks(data, source)
@@ -259,12 +297,12 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
         title=_text(data, "title", source, default=name).strip() or name,
         kind=kind,
         user=user,
-        system=_text(data, "system", source),
+        system=system,
         win_rule=win_rule,
         max_turns=_int(data, "max_turns", source, 1, 1, 50),
         max_tokens=_int(data, "max_tokens", source, 1024, 1, 1_000_000),
-        timeout=_seconds(data, "timeout", source, 120.0),
-        exec_timeout=_seconds(data, "exec_timeout", source, 10.0),
+        timeout=timeout,
+        exec_timeout=exec_timeout,
         setup_files=setup_files,
         checks=checks,
         reference=reference,
