@@ -43,6 +43,7 @@ from thunderdome.events import (
 )
 from thunderdome.race.tasks import load_task
 from thunderdome.record import header_for
+from thunderdome.replay import load_recording
 from thunderdome.yamlfile import ConfigError
 
 FUZZ = settings(
@@ -340,7 +341,32 @@ BAD_RECORDINGS = {
     "event-without-t": (HEADER + '\n{"type": "lane_started", "lane": "a"}\n', ":2: bad event"),
     "event-without-lane": (HEADER + '\n{"type": "token_delta", "t": 1.0, "text": "x"}\n', ":2: bad event"),
     "header-only-cut": (HEADER[: len(HEADER) // 2], "not a Thunderdome recording"),
+    "deeply-nested": (HEADER + "\n" + "[" * 100_000 + "]" * 100_000 + "\n", ":2: corrupt line: not JSON this reader accepts (nested"),
+    "deep-field": (HEADER + '\n{"type": "notice", "t": 1, "message": ' + "[" * 50_000 + "]" * 50_000 + "}\n", ":2: corrupt line"),
+    "5000-digit-int": (HEADER + '\n{"type": "usage", "t": 1, "lane": "a", "output_tokens": ' + "9" * 5000 + "}\n", ":2: corrupt line"),
+    "huge-output-tokens": (HEADER + '\n{"type": "usage", "t": 1, "lane": "a", "output_tokens": ' + "9" * 400 + "}\n", ":2: bad event"),
+    "nan-t": (HEADER + '\n{"type": "lane_started", "t": NaN, "lane": "a"}\n', ":2: corrupt line: not JSON this reader accepts (NaN"),
+    "infinite-t": (HEADER + '\n{"type": "lane_started", "t": Infinity, "lane": "a"}\n', ":2: corrupt line"),
+    "huge-t": (HEADER + '\n{"type": "lane_started", "t": 1e300, "lane": "a"}\n', ":2: bad event"),
+    "far-future-t": (HEADER + '\n{"type": "lane_started", "t": 1e9, "lane": "a"}\n', ":2: bad event: lane_started event: 't' must be"),
+    "negative-t": (HEADER + '\n{"type": "lane_started", "t": -1.5, "lane": "a"}\n', ":2: bad event"),
+    "nan-float-field": (HEADER + '\n{"type": "usage", "t": 1, "lane": "a", "server_tps": -Infinity}\n', ":2: corrupt line"),
 }
+
+
+def test_a_lane_clock_going_backwards_plays_up_to_it_with_a_notice(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    lines = [HEADER,
+             '{"type": "token_delta", "t": 2.0, "lane": "a", "text": "x"}',
+             '{"type": "token_delta", "t": 2.5, "lane": "b", "text": "y"}',
+             '{"type": "token_delta", "t": 1.0, "lane": "a", "text": "z"}',
+             '{"type": "token_delta", "t": 3.0, "lane": "a", "text": "w"}']
+    path = tmp_path / "back.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recording = load_recording(path)
+    assert [e.t for e in recording.events] == [2.0, 2.5]
+    assert any(":4: lane 'a': t goes backwards (1 s after 2 s); replaying the 2 events before it" in n for n in recording.notices)
+    code, out, err = run_on_recording(capsys, tmp_path, path.read_text(), "export")
+    assert code == 0 and "Traceback" not in err
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -488,13 +514,13 @@ def _well_typed(f: Any) -> Any:
         keys = st.sampled_from(["name", "kind", "model", "url", "price", "profile"])
         return st.lists(st.dictionaries(keys, st.one_of(_lanes, _json), max_size=5), max_size=3)
     if f.name == "t":
-        return st.one_of(st.floats(-10, 100), st.sampled_from([float("inf"), float("-inf"), 1e308]))
+        return st.one_of(st.floats(-10, 100), st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e308, 1e9]))
     if "bool" in kind:
         return st.booleans()
     if "int" in kind:
-        return st.one_of(st.integers(-5, 50), st.integers())
+        return st.one_of(st.integers(-5, 50), st.integers(), st.integers(min_value=2**53, max_value=10**400))
     if "float" in kind:
-        return st.floats(allow_nan=False)
+        return st.floats()
     if f.name == "channel":
         return st.sampled_from(["answer", "reasoning"])
     return st.one_of(_lanes, _plain)
@@ -519,8 +545,40 @@ def test_structured_event_garbage(capsys: pytest.CaptureFixture[str], events: li
     with tempfile.TemporaryDirectory() as folder:
         code, out, err = run_on_recording(capsys, Path(folder), data, command)
     assert code in (0, 2), err
-    if code == 2:
-        assert len(err.splitlines()) == 1 and ": bad event: " in err, err
+    if code == 2:  # a wrongly typed field, or a number JSON does not allow (inf)
+        assert len(err.splitlines()) == 1 and (": bad event: " in err or ": corrupt line: " in err), err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 120_000), st.sampled_from(["[", '{"a":']), st.sampled_from(["replay", "export"]))
+def test_any_nesting_depth_is_an_event_error_or_a_one_line_refusal(
+    capsys: pytest.CaptureFixture[str], depth: int, opener: str, command: str
+) -> None:
+    closer = "]" if opener == "[" else "}"
+    line = '{"type": "notice", "t": 1, "message": ' + opener * depth + "1" + closer * depth + "}"
+    with tempfile.TemporaryDirectory() as folder:
+        code, out, err = run_on_recording(capsys, Path(folder), HEADER + "\n" + line + "\n", command)
+    assert code == 2 and len(err.splitlines()) == 1, err
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.floats(0, 50)), max_size=12))
+def test_a_recording_plays_its_longest_prefix_whose_lane_clocks_never_go_back(
+    stamps: list[tuple[str, float]]
+) -> None:
+    lines = [HEADER] + [json.dumps({"type": "token_delta", "t": t, "lane": lane, "text": "x"}) for lane, t in stamps]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        got = [(e.lane, e.t) for e in load_recording(path).events]
+    last: dict[str, float] = {}
+    valid = 0
+    for lane, t in stamps:
+        if t < last.get(lane, 0.0):
+            break
+        last[lane] = t
+        valid += 1
+    assert got == stamps[:valid]
 
 @pytest.mark.parametrize("field", ["task", "kind", "win_rule"])
 def test_markup_in_recorded_race_fields_is_shown_as_text(capsys: pytest.CaptureFixture[str], tmp_path: Path, field: str) -> None:

@@ -169,7 +169,7 @@ def test_thunderdome_events_reach_lane_details():
     feed.feed_all(sigkill_race())
     assert feed.exec_results["cloud"].exit_code == 0
     assert feed.verdicts["cloud"].passed
-    assert feed.lane_notes["dgx-spark"] == ["fighter PID 4"]
+    assert feed.standings.lanes["dgx-spark"].pid == 4 and "dgx-spark" not in feed.lane_notes
     assert feed.standings.lanes["dgx-spark"].eliminated_by == "cloud"
 
 

@@ -132,7 +132,7 @@ def sigkill_race(until: float | None = None) -> list[ev.Event]:
         others = " ".join(str(p) for n, p in pids.items() if n != name)
         reply = ["```bash", "\n", f"kill -9 {others}", "\n", "```"]
         timed.append(ev.LaneStarted(t=0.0005 * (i + 1), lane=name))
-        timed.append(ev.Notice(t=0.0005 * (i + 1), message=f"fighter PID {pids[name]}", lane=name))
+        timed.append(ev.FighterSpawned(t=0.0005 * (i + 1), lane=name, pid=pids[name]))
         sent = 0.001 * (i + 1)
         timed.append(ev.RequestSent(t=sent, lane=name))
         offsets = profile.offsets(len(reply), seed=3)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
@@ -254,13 +255,28 @@ class EventFormatError(ValueError):
     """A dict could not be turned into an event."""
 
 
+MAX_T = 2 * 86400.0
+"""No event comes later than this (a race's timeout is at most a day)."""
+MAX_INT = 2**53
+"""Integers beyond this are no count or code a race produces (and lose
+precision as floats)."""
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """A finite number a race can produce (no NaN, no infinity, no
+    overflow when used as a float)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and -MAX_INT <= value <= MAX_INT and (
+        isinstance(value, int) or math.isfinite(value)
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_INT <= value <= MAX_INT
 
 
 _CHECKS: dict[str, Callable[[Any], bool]] = {
     "float": _is_number,
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "int": _is_int,
     "str": lambda v: isinstance(v, str),
     "bool": lambda v: isinstance(v, bool),
     "Channel": lambda v: v in ("answer", "reasoning"),
@@ -294,6 +310,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     kwargs = {k: v for k, v in data.items() if k in checks}
     if "t" not in kwargs or not _is_number(kwargs["t"]):
         raise EventFormatError(f"{kind} event has no numeric 't'")
+    if not 0 <= kwargs["t"] <= MAX_T:
+        raise EventFormatError(f"{kind} event: 't' must be seconds from 0 to {MAX_T:g}, got {kwargs['t']!r}")
     for name, value in kwargs.items():
         if not checks[name](value):
             raise EventFormatError(f"{kind} event: field {name!r} has the wrong type ({type(value).__name__})")

@@ -77,29 +77,35 @@ def load_recording(path: str | Path) -> Recording:
     events: list[Event] = []
     notices: list[str] = []
     unknown: dict[str, int] = {}
+    lane_t: dict[str, float] = {}
     last = len(lines)
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
+            obj = parse_json_line(line)
+        except ValueError as exc:
             if cut and lineno == last:
                 notices.append(
                     f"{name}:{lineno}: last line is incomplete (the recording was cut off); "
                     f"replaying the {len(events)} events before it"
                 )
                 break
-            raise RecordingError(f"{name}:{lineno}: corrupt line: not JSON ({exc.msg}, column {exc.colno})") from None
+            raise RecordingError(f"{name}:{lineno}: corrupt line: {exc}") from None
         if header["version"] == 1 and isinstance(obj, dict):
             obj = _upgrade_v1(obj)
         if isinstance(obj, dict) and isinstance(obj.get("type"), str) and obj["type"] not in EVENT_TYPES:
             unknown[obj["type"]] = unknown.get(obj["type"], 0) + 1
             continue
         try:
-            events.append(event_from_dict(obj))
+            event = event_from_dict(obj)
         except EventFormatError as exc:
             raise RecordingError(f"{name}:{lineno}: bad event: {exc}") from None
+        backwards = _goes_backwards(event, lane_t)
+        if backwards:
+            notices.append(f"{name}:{lineno}: {backwards}; replaying the {len(events)} events before it")
+            break
+        events.append(event)
     if unknown:
         kinds = ", ".join(f"{k} ×{n}" for k, n in sorted(unknown.items()))
         notices.append(f"{name}: skipped events of types this version does not know: {kinds}")
@@ -125,11 +131,42 @@ def _upgrade_v1(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_json_line(line: str) -> Any:
+    """One JSON line of a recording. Raises ValueError with a short reason for
+    anything ``json.loads`` refuses, nests too deep to parse, holds an integer
+    too long to convert, or spells ``NaN``/``Infinity``."""
+    try:
+        return json.loads(line, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg}, column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("not JSON this reader accepts (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ValueError(f"not JSON this reader accepts ({str(exc).split(':')[0]})") from None
+
+
+def _goes_backwards(event: Event, lane_t: dict[str, float]) -> str:
+    """Why ``event`` cannot follow the events before it (its lane's clock
+    went backwards), or ''."""
+    lane = getattr(event, "lane", "")
+    if not lane:
+        return ""
+    before = lane_t.get(lane)
+    if before is not None and event.t < before:
+        return f"lane {lane!r}: t goes backwards ({event.t:g} s after {before:g} s)"
+    lane_t[lane] = event.t
+    return ""
+
+
 def _header(name: str, line: str) -> dict[str, Any]:
     not_ours = f"{name}:1: not a Thunderdome recording (the first line is not a recording header)"
     try:
-        header = json.loads(line)
-    except json.JSONDecodeError:
+        header = parse_json_line(line)
+    except ValueError:
         raise RecordingError(not_ours) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise RecordingError(not_ours)
