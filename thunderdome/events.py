@@ -18,6 +18,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
+from thunderdome.errors import ThunderdomeError
+
 Channel = Literal["answer", "reasoning"]
 
 
@@ -250,7 +252,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed)
 
 
-class EventFormatError(ValueError):
+class EventFormatError(ThunderdomeError, ValueError):
     """A dict could not be turned into an event."""
 
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import yaml
 
+from thunderdome.errors import UsageError
 
-class ConfigError(Exception):
+
+class ConfigError(UsageError):
     """A bad config or task file; ``str()`` is the one-line message."""
 
 
