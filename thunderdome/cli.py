@@ -2,9 +2,10 @@
 
 Invariant: importing this module is cheap (no textual, no httpx, no rich), so
 ``thunderdome --help`` stays fast; each subcommand imports what it needs.
-Exit codes: 0 the command ran (a race ran, whoever won), 1 a race could not
-run, 2 bad usage or bad config — each with a one-line message on stderr,
-never a traceback.
+Exit codes come from one map, ``thunderdome.errors`` (0 the command ran,
+whoever won; 1 a race could not run; 2 bad usage or bad config; 130
+interrupted): an error reaching ``main`` is one line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError  # noqa: F401  (re-exported)
+from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, exit_code
 
 DEMO_TASKS = ("sigkill", "long-essay")
 
@@ -120,12 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(args, parser)
-    except UsageError as exc:
+    except ThunderdomeError as exc:
         print(f"thunderdome: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
+        return exit_code(exc)
+    except KeyboardInterrupt as exc:
         print("thunderdome: interrupted", file=sys.stderr)
-        return 130
+        return exit_code(exc)
     except BrokenPipeError:
         return EXIT_OK
 

@@ -1,8 +1,9 @@
 """Subcommand handlers. Each returns an exit code; bad input is a UsageError.
 
-Invariant: config, task and recording problems surface as one line on stderr
-with exit code 2; a race that could not run exits 1; nothing prints a
-traceback at the user.
+Invariant: config, task and recording problems raise a ``UsageError`` (their
+own classes derive from it), which ``cli.main`` turns into one line on stderr
+and the exit code of ``thunderdome.errors``; nothing prints a traceback at
+the user.
 """
 
 from __future__ import annotations
@@ -11,27 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from thunderdome.cli import DEMO_TASKS, EXIT_OK, UsageError
-
-
-def _load_task(name: str):
-    from thunderdome.race.tasks import load_task
-    from thunderdome.yamlfile import ConfigError
-
-    try:
-        return load_task(name)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _load_backends(path: str):
-    from thunderdome.config import load_backends
-    from thunderdome.yamlfile import ConfigError
-
-    try:
-        return load_backends(path)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+from thunderdome.cli import DEMO_TASKS
+from thunderdome.errors import EXIT_OK, UsageError
 
 
 def _check_json_target(out: str | None) -> None:
@@ -73,15 +55,19 @@ def _race(tasks: list, specs: list, args: argparse.Namespace, trials: int = 1) -
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from thunderdome.config import demo_backends
+    from thunderdome.race.tasks import load_task
 
     names = [args.task] if args.task else list(DEMO_TASKS)
-    tasks = [_load_task(name) for name in names]
+    tasks = [load_task(name) for name in names]
     return _race(tasks, demo_backends(), args)
 
 
 def cmd_race(args: argparse.Namespace) -> int:
-    specs = _load_backends(args.backends)
-    task = _load_task(args.task)
+    from thunderdome.config import load_backends
+    from thunderdome.race.tasks import load_task
+
+    specs = load_backends(args.backends)
+    task = load_task(args.task)
     if args.trials > 1 and not (args.headless or args.json):
         raise UsageError("--trials needs --headless")
     return _race([task], specs, args, trials=args.trials)
@@ -94,13 +80,10 @@ def cmd_setup() -> int:
 
 
 def _load_recording(path: str):
-    """Load a recording; problems are usage errors, notices go to stderr."""
-    from thunderdome.replay import RecordingError, load_recording
+    """Load a recording (a RecordingError is a usage error); notices go to stderr."""
+    from thunderdome.replay import load_recording
 
-    try:
-        recording = load_recording(path)
-    except RecordingError as exc:
-        raise UsageError(str(exc)) from None
+    recording = load_recording(path)
     for notice in recording.notices:
         print(f"thunderdome: {notice}", file=sys.stderr)
     return recording
@@ -161,12 +144,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
         table.add_column(col)
     if path:
         from thunderdome.config import load_backends
-        from thunderdome.yamlfile import ConfigError
 
-        try:
-            specs = load_backends(path, require_keys=False)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+        specs = load_backends(path, require_keys=False)
         for spec in specs:
             key = "—"
             if spec.api_key_env:

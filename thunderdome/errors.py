@@ -6,10 +6,26 @@ maps to exactly one exit code through ``exit_code`` (the CLI's only map).
 Errors that happen *inside* a race are not raised through it: they become
 events (``LaneFailed``) and the race goes on.
 
-    ThunderdomeError                   exit 1 unless a subclass says otherwise
-    └── UsageError                     exit 2: bad usage or bad config
+The tree (each class lives next to the code that raises it and derives from
+a class here; this module imports nothing from the package)::
 
-(The full tree is drawn here as the classes join it.)
+    ThunderdomeError                   exit 1 unless a subclass says otherwise
+    ├── UsageError                     exit 2: bad usage or bad config
+    │   ├── ConfigError                yamlfile: a bad backends or task file
+    │   ├── RecordingError             replay: a recording that cannot be used
+    │   └── RecordingPathError         headless: the recording file cannot be created
+    ├── RaceSetupError                 race.runner: the race could not run at all
+    ├── IsolationUnavailable           sandbox.isolation: no (such) sandbox here; also a RuntimeError
+    ├── ArenaError                     sandbox.arena: the SIGKILL arena failed; also a RuntimeError
+    ├── BackendError                   backends.base: a lane-ending failure, becomes LaneFailed
+    ├── FrameError                     backends.sse: a byte stream that cannot be framed
+    ├── FileRefused                    readfile: a file too large, special or unreadable (callers re-raise as config/recording errors)
+    ├── EventFormatError               events: a dict that is not an event; also a ValueError
+    ├── HttpError                      sim.http: the emulator got a bad request (answers its status)
+    └── ClientGone                     sim.http: the emulator's client hung up
+
+Exit codes: ``EXIT_OK`` 0, ``EXIT_FAILED`` 1, ``EXIT_USAGE`` 2 and
+``EXIT_INTERRUPTED`` 130; nothing else in the package spells a number.
 """
 
 from __future__ import annotations
@@ -20,6 +36,8 @@ EXIT_FAILED = 1
 """A race could not run, or ran but its recording is incomplete."""
 EXIT_USAGE = 2
 """Bad usage or bad config (a task, backends file or recording)."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (or SIGTERM / SIGHUP in a headless race): 128 + SIGINT."""
 
 
 class ThunderdomeError(Exception):
@@ -36,7 +54,9 @@ class UsageError(ThunderdomeError):
 
 def exit_code(exc: BaseException) -> int:
     """The exit code for an exception that reached the command line."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
     return exc.exit_code if isinstance(exc, ThunderdomeError) else EXIT_FAILED
 
 
-__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "ThunderdomeError", "UsageError", "exit_code"]
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "ThunderdomeError", "UsageError", "exit_code"]

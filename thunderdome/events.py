@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
+from thunderdome.errors import ThunderdomeError
+
 Channel = Literal["answer", "reasoning"]
 
 
@@ -251,7 +253,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed)
 
 
-class EventFormatError(ValueError):
+class EventFormatError(ThunderdomeError, ValueError):
     """A dict could not be turned into an event."""
 
 

@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from thunderdome.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, exit_code
 from thunderdome.metrics import Standings
 from thunderdome.specs import BackendSpec, TaskSpec
 
 
-class RecordingPathError(Exception):
+class RecordingPathError(UsageError):
     """The recording file cannot be created (exit code 2)."""
 
 
@@ -146,7 +147,7 @@ async def run_many(
         console.print(trials_table(payload["summary"], tasks[0].name))
     if json_out:
         write_json(payload, json_out)
-    return 0
+    return EXIT_OK
 
 
 def run_headless(**kwargs: Any) -> int:
@@ -183,15 +184,15 @@ def run_headless(**kwargs: Any) -> int:
                 pass  # no loop signal handlers here: asyncio.run's own Ctrl-C handling applies
         return await run_many(**kwargs, recordings=recordings)
 
-    code = 0
+    code = EXIT_OK
     try:
         code = asyncio.run(main())
     except RaceSetupError as exc:
         print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     except RecordingPathError as exc:
         print(f"thunderdome: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
     if interrupted:
@@ -199,5 +200,5 @@ def run_headless(**kwargs: Any) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving anyway: a late Ctrl-C must not interrupt that
         kept = f"; the race so far is recorded in {recordings[-1]}" if recordings else ""
         print(f"thunderdome: interrupted{kept}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return code

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from thunderdome.errors import UsageError
 from thunderdome.events import EVENT_TYPES, Event, EventFormatError, RaceFinished, event_from_dict
 from thunderdome.metrics import compute_results
 from thunderdome.race.source import OnEvent, ThreadedSource
@@ -37,7 +38,7 @@ READABLE_VERSIONS = (1, VERSION)
 """Format 1 (the first release) is upgraded on load, see ``_upgrade_v1``."""
 
 
-class RecordingError(Exception):
+class RecordingError(UsageError):
     """A recording cannot be used. The message is one line: ``FILE:LINE: problem``."""
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
+from thunderdome.errors import UsageError
 from thunderdome.readfile import MIB, FileRefused, read_limited
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """A bad config or task file; ``str()`` is the one-line message."""
 
 

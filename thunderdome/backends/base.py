@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Protocol
 
+from thunderdome.errors import ThunderdomeError
 from thunderdome.events import Event
 from thunderdome.specs import BackendSpec
 
@@ -33,7 +34,7 @@ class ChatRequest:
     body's ``thunderdome_sim`` field. Real backends ignore it."""
 
 
-class BackendError(Exception):
+class BackendError(ThunderdomeError):
     """A lane-ending failure. ``reason`` is a single line for the UI."""
 
     def __init__(self, reason: str) -> None:

@@ -17,13 +17,15 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+from thunderdome.errors import ThunderdomeError
+
 MAX_LINE = 1024 * 1024
 """Longest line accepted (bytes, without its line end)."""
 
 _EOL = re.compile(rb"\r\n|\r|\n")
 
 
-class FrameError(Exception):
+class FrameError(ThunderdomeError):
     """The byte stream cannot be framed. ``reason`` is one line for the UI."""
 
     def __init__(self, reason: str) -> None:

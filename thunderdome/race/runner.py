@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from thunderdome.errors import ThunderdomeError
 from thunderdome.events import Event
 from thunderdome.metrics import Standings
 from thunderdome.race.engine import LongRace, Race, RaceMode, Sink
 from thunderdome.specs import BackendSpec, TaskSpec
 
 
-class RaceSetupError(Exception):
+class RaceSetupError(ThunderdomeError):
     """The race could not run at all (exit code 1); one-line message."""
 
 

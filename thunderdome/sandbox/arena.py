@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from thunderdome.errors import ThunderdomeError
 from thunderdome.sandbox.isolation import Isolation, detect_isolation
 from thunderdome.sandbox.limits import (
     Cgroup,
@@ -50,7 +51,7 @@ while :; do wait; sleep 3600 & wait $!; done
 _START_TIMEOUT = 15.0
 
 
-class ArenaError(RuntimeError):
+class ArenaError(ThunderdomeError, RuntimeError):
     """The arena could not be set up (one line a person can act on)."""
 
 

@@ -3,7 +3,8 @@
 Invariant: CMD runs exactly as a model's command runs (a fresh ``Sandbox``,
 default limits, the same isolation detection) and the outcome is printed as
 one JSON object on stdout. Exit code 0 whenever the command ran, whatever its
-own exit status; 2 on bad usage (one line on stderr, never a traceback).
+own exit status; 2 on bad usage, 1 when no sandbox works here (one line on
+stderr, never a traceback; the codes are those of ``thunderdome.errors``).
 """
 
 from __future__ import annotations
@@ -15,18 +16,15 @@ import shlex
 import sys
 from dataclasses import replace
 
+from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
 from thunderdome.sandbox.isolation import LEVELS, detect_isolation
 from thunderdome.sandbox.limits import SandboxLimits
 from thunderdome.sandbox.runner import Sandbox
 
 
-class _UsageError(Exception):
-    pass
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
+        raise UsageError(message)
 
 
 def _parser() -> _Parser:
@@ -55,7 +53,7 @@ Isolation levels, best first: bwrap, unshare, rlimits (default: best available).
 def sandbox_main(argv: list[str]) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(USAGE, end="")
-        return 0
+        return EXIT_OK
     if "--" in argv:
         cut = argv.index("--")
         opts, words = argv[:cut], argv[cut + 1:]
@@ -67,16 +65,16 @@ def sandbox_main(argv: list[str]) -> int:
     try:
         args = _parser().parse_args(opts)
         if not words or not "".join(words).strip():
-            raise _UsageError("no command given (usage: thunderdome sandbox [--timeout S] [--isolation LEVEL] -- CMD ...)")
+            raise UsageError("no command given (usage: thunderdome sandbox [--timeout S] [--isolation LEVEL] -- CMD ...)")
         if args.timeout is not None and not args.timeout > 0:
-            raise _UsageError("--timeout must be a positive number of seconds")
+            raise UsageError("--timeout must be a positive number of seconds")
         isolation = detect_isolation(args.isolation)
-    except (_UsageError, ValueError) as exc:
+    except ValueError as exc:  # an unknown level in $THUNDERDOME_ISOLATION
         print(f"thunderdome sandbox: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
+        return EXIT_USAGE
+    except ThunderdomeError as exc:  # UsageError, IsolationUnavailable
         print(f"thunderdome sandbox: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     if isolation.warning:
         print(isolation.warning, file=sys.stderr)
     limits = SandboxLimits() if args.timeout is None else replace(SandboxLimits(), timeout=args.timeout)
@@ -85,7 +83,7 @@ def sandbox_main(argv: list[str]) -> int:
                                         "truncated", "limits_enforced", "killed_by_signal", "reason")}
     out["warning"] = isolation.warning
     print(json.dumps(out, indent=2))
-    return 0
+    return EXIT_OK
 
 
 async def _run(command: str, limits: SandboxLimits, isolation) -> dict:  # type: ignore[no-untyped-def]

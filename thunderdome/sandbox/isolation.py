@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from thunderdome.errors import ThunderdomeError
 from thunderdome.sandbox.limits import (
     Cgroup,
     SandboxLimits,
@@ -298,15 +299,15 @@ def _detect(start: str) -> Isolation:
             if reason is None:
                 return replace(iso, warning=_warning(level, rejected, drop, cgroup))
             rejected.append(f"{level}{' (as root)' if mode == 'root' else ''}: {reason}")
-    raise RuntimeError("no sandbox level works here: " + "; ".join(rejected))
+    raise IsolationUnavailable("no sandbox level works here: " + "; ".join(rejected))
 
 
 VARIANTS = ("bwrap", "bwrap-root", "unshare", "rlimits")
 """Every way this module can isolate: the levels, plus bwrap run as root."""
 
 
-class IsolationUnavailable(RuntimeError):
-    """A requested isolation variant does not work on this machine."""
+class IsolationUnavailable(ThunderdomeError, RuntimeError):
+    """No sandbox level works on this machine, or a requested variant does not."""
 
 
 @functools.lru_cache(maxsize=None)

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable
 
+from thunderdome.errors import ThunderdomeError
 from thunderdome.sim.precise_loop import last_poll
 
 MAX_BODY = 64 * 1024 * 1024
 
 
-class HttpError(Exception):
+class HttpError(ThunderdomeError):
     """The request could not be parsed; answer ``status`` and close."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -36,7 +37,7 @@ class HttpError(Exception):
         self.message = message
 
 
-class ClientGone(Exception):
+class ClientGone(ThunderdomeError):
     """The client closed the connection while we were answering."""
 
 

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import httpx
 
+from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from thunderdome.sim.precise_loop import new_precise_loop, tighten_timer_slack
 from thunderdome.sim.server import EmulatorServer
 
@@ -250,7 +251,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
-        return int(exc.code or 0)
+        return int(exc.code or EXIT_OK)
     replies: dict[str, str] = {}
     if args.replies:
         try:
@@ -259,20 +260,20 @@ def serve_main(argv: list[str] | None = None) -> int:
                 raise ValueError("expected a JSON object of strings")
         except (OSError, ValueError) as exc:
             print(f"thunderdome sim serve: bad --replies file: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
     if args.time_scale < 0:
         print("thunderdome sim serve: --time-scale must be >= 0", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     tighten_timer_slack()
     try:
         with asyncio.Runner(loop_factory=new_precise_loop) as runner:
             runner.run(_serve(args, replies))
     except OSError as exc:
         print(f"thunderdome sim serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         pass
-    return 0
+    return EXIT_OK
 
 
 __all__ = [

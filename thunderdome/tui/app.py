@@ -21,6 +21,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.theme import Theme
 
+from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.screens.help import HelpScreen
@@ -207,7 +208,7 @@ class ThunderdomeApp(App[int]):
         if running:
             self.notify("stopping the race…", timeout=3)
             await asyncio.gather(*(asyncio.to_thread(s.stop, 5.0) for s in running), return_exceptions=True)
-        self.exit(0)
+        self.exit(EXIT_OK)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -333,4 +334,4 @@ def run_tui(**kwargs: Any) -> int:
     if kwargs.get("mode") != "replay":
         for path in recorded:
             print(f"thunderdome: recorded {path}  (replay: thunderdome replay {path})", file=sys.stderr)
-    return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)
+    return int(result or EXIT_OK) if app.return_code in (None, 0) else int(app.return_code or EXIT_FAILED)

@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.events import Event
 from thunderdome.race.source import OnEvent
 from thunderdome.specs import BackendSpec, TaskSpec
@@ -255,9 +256,9 @@ def _child_entry(argv: list[str]) -> int:
     except Exception as exc:  # e.g. a main that only exists in the parent's __main__
         events.send(("error", f"race process: cannot load its task: {type(exc).__name__}: {exc}"))
         events.send(("done", None))
-        return 1
+        return EXIT_FAILED
     _child(main, args, events, control)
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
