@@ -9,6 +9,7 @@ the user.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -79,32 +80,61 @@ def cmd_setup() -> int:
     return run_tui(mode="setup")
 
 
-def _load_recording(path: str):
-    """Load a recording (a RecordingError is a usage error); notices go to stderr."""
-    from thunderdome.replay import load_recording
+def _replayed_standings(path: str):
+    """Fold a recording into Standings in one streaming pass (memory stays
+    bounded however long the race was; a RecordingError is a usage error);
+    notices go to stderr, and so does progress on a long file."""
+    from thunderdome.metrics import Standings
+    from thunderdome.replay import RecordingStream
 
-    recording = load_recording(path)
-    for notice in recording.notices:
+    stream = RecordingStream(path)
+    standings = Standings()
+    with _progress(stream) as tick:
+        for event in stream.events():
+            standings.apply(event)
+            if standings.events_seen % 65536 == 0:
+                tick()
+    for notice in stream.notices:
         print(f"thunderdome: {notice}", file=sys.stderr)
-    return recording
+    return standings
+
+
+@contextlib.contextmanager
+def _progress(stream):
+    """``tick()`` shows how far a long recording has been read (on a terminal only)."""
+    if not sys.stderr.isatty() or stream.size < 32 * 1024 * 1024:
+        yield lambda: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task(f"reading {Path(stream.path).name}", total=1.0)
+        yield lambda: bar.update(task, completed=stream.progress)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    recording = _load_recording(args.file)
     if args.headless or args.json:
         _check_json_target(args.json)
         from thunderdome.headless import human_console, write_json
-        from thunderdome.metrics import Standings
         from thunderdome.report import summary
 
-        standings = Standings().apply_all(recording.events)
+        standings = _replayed_standings(args.file)
         console = human_console()
         console.print(summary(standings, args.file, width=console.width))
         if args.json:
             write_json(standings.results(), args.json)
         return EXIT_OK
+    from thunderdome.replay import load_recording
     from thunderdome.tui.app import run_tui
 
+    for notice in load_recording(args.file).notices:
+        print(f"thunderdome: {notice}", file=sys.stderr)
     return run_tui(mode="replay", replay_path=args.file, speed=args.speed)
 
 
@@ -184,10 +214,8 @@ def cmd_sandbox(rest: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from thunderdome.export import export_results
-    from thunderdome.metrics import compute_results
 
-    recording = _load_recording(args.file)
-    text = export_results(compute_results(recording.events), args.format)
+    text = export_results(_replayed_standings(args.file).results(), args.format)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

@@ -279,7 +279,7 @@ def _is_int(value: Any) -> bool:
 _CHECKS: dict[str, Callable[[Any], bool]] = {
     "float": _is_number,
     "int": _is_int,
-    "str": lambda v: isinstance(v, str),
+    "str": lambda v: type(v) is str or isinstance(v, str),
     "bool": lambda v: isinstance(v, bool),
     "Channel": lambda v: v in ("answer", "reasoning"),
     "tuple[dict[str, Any], ...]": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, dict) for x in v),
@@ -290,6 +290,9 @@ def _check_for(annotation: str) -> Callable[[Any], bool]:
     parts = [p.strip() for p in annotation.split("|")]
     optional = "None" in parts
     inner = [_CHECKS[p] for p in parts if p != "None"]
+    if len(inner) == 1:  # every field today: one type, maybe optional (the loader's hot path)
+        check = inner[0]
+        return (lambda v: v is None or check(v)) if optional else check
     return lambda v: (optional and v is None) or any(check(v) for check in inner)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from thunderdome.errors import ThunderdomeError
 
@@ -25,8 +26,9 @@ def _size(n: int) -> str:
     return f"{n / MIB:.1f} MiB" if n < 1024 * MIB else f"{n / (1024 * MIB):.1f} GiB"
 
 
-def read_limited(path: str | Path, limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes. ``what`` names
+def open_limited(path: str | Path, limit: int, what: str) -> BinaryIO:
+    """An open regular file of at most ``limit`` bytes (by its size now; a
+    reader that must hold to the limit counts what it reads). ``what`` names
     the file's role in errors ("a task file is at most 1.0 MiB")."""
     name = str(path)
     try:
@@ -46,20 +48,22 @@ def read_limited(path: str | Path, limit: int, what: str) -> bytes:
             raise FileRefused(f"{name}: is {kind}, expected {what}")
         if info.st_size > limit:
             raise FileRefused(f"{name}: is {_size(info.st_size)}; {what} is at most {_size(limit)}")
-        chunks, total = [], 0
-        while True:  # the size can lie (/proc) or grow while we read
-            chunk = os.read(fd, min(1 * MIB, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:
-                raise FileRefused(f"{name}: is larger than {_size(limit)}; {what} is at most that")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise FileRefused(f"{name}: cannot read: {exc.strerror or exc}") from None
-    finally:
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
 
 
-__all__ = ["MIB", "FileRefused", "read_limited"]
+def read_limited(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (see ``open_limited``)."""
+    with open_limited(path, limit, what) as fh:
+        try:
+            data = fh.read(limit + 1)  # the size can lie (/proc) or grow while we read
+        except OSError as exc:
+            raise FileRefused(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise FileRefused(f"{path}: is larger than {_size(limit)}; {what} is at most that")
+    return data
+
+
+__all__ = ["MIB", "FileRefused", "open_limited", "read_limited"]

@@ -23,13 +23,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 from thunderdome.errors import UsageError
 from thunderdome.events import EVENT_TYPES, Event, EventFormatError, RaceFinished, event_from_dict
 from thunderdome.metrics import compute_results
 from thunderdome.race.source import OnEvent, ThreadedSource
-from thunderdome.readfile import MIB, FileRefused, read_limited
+from thunderdome.readfile import MIB, FileRefused, open_limited
 from thunderdome.record import FORMAT, VERSION
 
 RECORDING_LIMIT = 1024 * MIB
@@ -60,59 +60,98 @@ class Recording:
         return max((e.t for e in self.events), default=0.0)
 
 
+MAX_LINE = 64 * MIB
+"""The longest recording line we parse (a whole race's reply in one delta is far less)."""
+
+
+class RecordingStream:
+    """A recording read as it is played: its header at once, its events one
+    pass at a time (``events()``), so memory stays bounded however long the
+    race was. ``notices`` fill up as the pass meets something odd;
+    ``progress`` is the fraction of the file read so far."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.notices: list[str] = []
+        self.progress = 0.0
+        with self._open() as fh:
+            first = fh.readline(MAX_LINE)
+        if not first.strip():
+            with self._open() as fh:
+                if not fh.read(MAX_LINE).strip():
+                    raise RecordingError(f"{self.path}:1: empty file, not a Thunderdome recording")
+            raise RecordingError(f"{self.path}:1: not a Thunderdome recording (the first line is not a recording header)")
+        self.header = _header(self.path, first.decode("utf-8", errors="replace"))
+        self.size = max(Path(self.path).stat().st_size, 1)
+
+    def _open(self) -> BinaryIO:
+        try:
+            return open_limited(self.path, RECORDING_LIMIT, "a recording")
+        except FileRefused as exc:
+            raise RecordingError(str(exc)) from None
+
+    def events(self) -> Iterator[Event]:
+        """One pass over the events. Raises RecordingError (``FILE:LINE:
+        problem``) at a corrupt line in the middle; stops with a notice at an
+        incomplete last line or a lane clock that goes backwards."""
+        name, version = self.path, self.header["version"]
+        self.notices.clear()
+        unknown: dict[str, int] = {}
+        lane_t: dict[str, float] = {}
+        count, last_t, finished, read = 0, 0.0, False, 0
+        with self._open() as fh:
+            read += len(fh.readline(MAX_LINE))
+            for lineno, raw in enumerate(iter(lambda: fh.readline(MAX_LINE), b""), start=2):
+                read += len(raw)
+                if count % 4096 == 0:
+                    self.progress = min(read / self.size, 1.0)
+                complete = raw.endswith(b"\n")
+                line = raw.decode("utf-8", errors="replace")
+                if not line.strip():
+                    continue
+                try:
+                    obj = parse_json_line(line)
+                except ValueError as exc:
+                    if not complete and len(raw) < MAX_LINE:  # the last line never got its newline
+                        self.notices.append(
+                            f"{name}:{lineno}: last line is incomplete (the recording was cut off); "
+                            f"replaying the {count} events before it"
+                        )
+                        break
+                    if not complete:
+                        exc = ValueError(f"a line longer than {MAX_LINE // MIB} MiB")
+                    raise RecordingError(f"{name}:{lineno}: corrupt line: {exc}") from None
+                if version == 1 and isinstance(obj, dict):
+                    obj = _upgrade_v1(obj)
+                if isinstance(obj, dict) and isinstance(obj.get("type"), str) and obj["type"] not in EVENT_TYPES:
+                    unknown[obj["type"]] = unknown.get(obj["type"], 0) + 1
+                    continue
+                try:
+                    event = event_from_dict(obj)
+                except EventFormatError as exc:
+                    raise RecordingError(f"{name}:{lineno}: bad event: {exc}") from None
+                backwards = _goes_backwards(event, lane_t)
+                if backwards:
+                    self.notices.append(f"{name}:{lineno}: {backwards}; replaying the {count} events before it")
+                    break
+                count += 1
+                last_t = max(last_t, event.t)
+                finished = finished or isinstance(event, RaceFinished)
+                yield event
+        self.progress = 1.0
+        if unknown:
+            kinds = ", ".join(f"{k} ×{n}" for k, n in sorted(unknown.items()))
+            self.notices.append(f"{name}: skipped events of types this version does not know: {kinds}")
+        if count and not finished:
+            self.notices.append(f"{name}: the race did not finish in this recording (it stops at t={last_t:.2f} s)")
+
+
 def load_recording(path: str | Path) -> Recording:
-    """Read a recording. Raises RecordingError with a ``FILE:LINE: problem`` line."""
-    name = str(path)
-    try:
-        data = read_limited(path, RECORDING_LIMIT, "a recording")
-    except FileRefused as exc:
-        raise RecordingError(str(exc)) from None
-    text = data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    cut = not text.endswith("\n")  # the last line never got its newline
-    if not cut:
-        lines.pop()
-    if not any(line.strip() for line in lines):
-        raise RecordingError(f"{name}:1: empty file, not a Thunderdome recording")
-    header = _header(name, lines[0])
-    events: list[Event] = []
-    notices: list[str] = []
-    unknown: dict[str, int] = {}
-    lane_t: dict[str, float] = {}
-    last = len(lines)
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        try:
-            obj = parse_json_line(line)
-        except ValueError as exc:
-            if cut and lineno == last:
-                notices.append(
-                    f"{name}:{lineno}: last line is incomplete (the recording was cut off); "
-                    f"replaying the {len(events)} events before it"
-                )
-                break
-            raise RecordingError(f"{name}:{lineno}: corrupt line: {exc}") from None
-        if header["version"] == 1 and isinstance(obj, dict):
-            obj = _upgrade_v1(obj)
-        if isinstance(obj, dict) and isinstance(obj.get("type"), str) and obj["type"] not in EVENT_TYPES:
-            unknown[obj["type"]] = unknown.get(obj["type"], 0) + 1
-            continue
-        try:
-            event = event_from_dict(obj)
-        except EventFormatError as exc:
-            raise RecordingError(f"{name}:{lineno}: bad event: {exc}") from None
-        backwards = _goes_backwards(event, lane_t)
-        if backwards:
-            notices.append(f"{name}:{lineno}: {backwards}; replaying the {len(events)} events before it")
-            break
-        events.append(event)
-    if unknown:
-        kinds = ", ".join(f"{k} ×{n}" for k, n in sorted(unknown.items()))
-        notices.append(f"{name}: skipped events of types this version does not know: {kinds}")
-    if events and not any(isinstance(e, RaceFinished) for e in events):
-        notices.append(f"{name}: the race did not finish in this recording (it stops at t={max(e.t for e in events):.2f} s)")
-    return Recording(header=header, events=events, notices=notices, path=name)
+    """Read a whole recording into memory (small ones: tests, the TUI's
+    results). Raises RecordingError with a ``FILE:LINE: problem`` line."""
+    stream = RecordingStream(path)
+    events = list(stream.events())
+    return Recording(header=stream.header, events=events, notices=stream.notices, path=stream.path)
 
 
 _V1_FIGHTER = re.compile(r"fighter PID (\d{1,9})")
