@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -406,21 +407,15 @@ def test_spawned_process_dies_with_its_parent(tmp_path: Path):
     finally:
         parent.kill()
         parent.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            break
-        # a zombie counts as dead: the parent is gone, init reaps it
-        try:
-            stat = Path(f"/proc/{child_pid}/stat").read_text()
-            if stat.split(") ", 1)[1].startswith("Z"):
-                break
-        except OSError:
-            break
-        time.sleep(0.1)
-    else:
+    try:
+        exited = os.pidfd_open(child_pid)
+    except ProcessLookupError:
+        return  # gone (and reaped) already
+    try:  # readable once the process has ended (a zombie has: init reaps it)
+        ended = select.select([exited], [], [], 10)[0]
+    finally:
+        os.close(exited)
+    if not ended:
         os.kill(child_pid, signal.SIGKILL)
         pytest.fail("the emulator child outlived its parent")
 
