@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _processes import still_running_after  # type: ignore[import-not-found]
 from thunderdome.sim import (
     PROFILES,
     EmulatorServer,
@@ -407,15 +407,7 @@ def test_spawned_process_dies_with_its_parent(tmp_path: Path):
     finally:
         parent.kill()
         parent.wait()
-    try:
-        exited = os.pidfd_open(child_pid)
-    except ProcessLookupError:
-        return  # gone (and reaped) already
-    try:  # readable once the process has ended (a zombie has: init reaps it)
-        ended = select.select([exited], [], [], 10)[0]
-    finally:
-        os.close(exited)
-    if not ended:
+    if still_running_after([child_pid], 10):
         os.kill(child_pid, signal.SIGKILL)
         pytest.fail("the emulator child outlived its parent")
 
