@@ -211,5 +211,17 @@ class RawServer:
                 writer.close()
 
 
+def take_chunk(parser: Any, decoder: Any, body: bytes, t: float) -> list[Event]:
+    """``body`` as one chunk through the stream loop's hot path: the decoder's
+    ``split``, then the parser's ``take`` (which stops at the end marker); a
+    framing error raises once the frames before it were taken."""
+    frames, error = decoder.split(body)
+    out: list[Event] = []
+    parser.take(frames, t, out)
+    if error is not None:
+        raise error
+    return out
+
+
 def raw_spec(kind: str, url: str, **kw: Any) -> BackendSpec:
     return BackendSpec(name="lane", kind=kind, url=url, model="m", **kw)

@@ -16,10 +16,10 @@ from _emulator import (  # type: ignore[import-not-found]
     raw_spec,
     request,
     sim_backend,
+    take_chunk,
 )
 from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.anthropic import AnthropicBackend, AnthropicParser
-from thunderdome.backends.sse import SSEEvent
 from thunderdome.events import StreamEnded, TokenDelta, Usage
 
 __all__ = ["emulator"]
@@ -28,10 +28,8 @@ REPLY = "Hello wörld 😀 — the quick brown fox jumps over the lazy dog."
 
 
 def events(parser: AnthropicParser, *pairs: tuple[str, dict]) -> list:
-    out = []
-    for name, data in pairs:
-        out += parser.frame(SSEEvent(data=json.dumps({"type": name, **data}), t=3.0, event=name))
-    return out
+    body = "".join(f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n" for name, data in pairs)
+    return take_chunk(parser, AnthropicBackend.decoder_class(), body.encode(), 3.0)
 
 
 # --- parser ------------------------------------------------------------------------------

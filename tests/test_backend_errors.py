@@ -3,7 +3,6 @@ specific BackendError line, after the events the stream already produced."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 import time
@@ -209,7 +208,6 @@ async def test_consumer_that_stops_early_leaves_the_client_usable(emulator) -> N
         await backend.aclose()
 
 
-async def test_sim_lane_needs_the_emulator_url() -> None:
+def test_sim_lane_needs_the_emulator_url() -> None:
     with pytest.raises(ValueError, match="emulator"):
         make_backend(BackendSpec(name="s", kind="sim", profile="instant"))
-    await asyncio.sleep(0)

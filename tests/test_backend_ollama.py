@@ -16,10 +16,11 @@ from _emulator import (  # type: ignore[import-not-found]
     raw_spec,
     request,
     sim_backend,
+    take_chunk,
 )
 from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.ollama import OllamaBackend, OllamaParser
-from thunderdome.backends.sse import FrameError, JSONLine
+from thunderdome.backends.sse import FrameError
 from thunderdome.events import StreamEnded, TokenDelta, Usage
 
 __all__ = ["emulator"]
@@ -28,10 +29,8 @@ REPLY = "Hello wörld 😀 — the quick brown fox jumps over the lazy dog."
 
 
 def lines(parser: OllamaParser, *objs: object) -> list:
-    out = []
-    for obj in objs:
-        out += parser.frame(JSONLine(text=obj if isinstance(obj, str) else json.dumps(obj), t=2.0))
-    return out
+    body = "".join(f"{obj if isinstance(obj, str) else json.dumps(obj)}\n" for obj in objs)
+    return take_chunk(parser, OllamaBackend.decoder_class(), body.encode(), 2.0)
 
 
 # --- parser ------------------------------------------------------------------------------

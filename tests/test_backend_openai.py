@@ -17,10 +17,10 @@ from _emulator import (  # type: ignore[import-not-found]
     raw_spec,
     request,
     sim_backend,
+    take_chunk,
 )
 from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.openai import OpenAIBackend, OpenAIParser
-from thunderdome.backends.sse import SSEEvent
 from thunderdome.events import StreamEnded, TokenDelta, Usage
 from thunderdome.specs import BackendSpec
 
@@ -30,11 +30,8 @@ REPLY = "Hello wörld 😀 — the quick brown fox jumps over the lazy dog."
 
 
 def frames(parser: OpenAIParser, *objs: object, t: float = 1.0) -> list:
-    out = []
-    for obj in objs:
-        data = obj if isinstance(obj, str) else json.dumps(obj)
-        out += parser.frame(SSEEvent(data=data, t=t))
-    return out
+    body = "".join(f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n" for obj in objs)
+    return take_chunk(parser, OpenAIBackend.decoder_class(), body.encode(), t)
 
 
 # --- parser ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,6 @@ from thunderdome.backends.sse import (
     LineSplitter,
     NDJSONDecoder,
     SSEDecoder,
-    SSEEvent,
     parse_json_frame,
 )
 
@@ -32,52 +32,64 @@ EXPECTED = [
 ]
 
 
-def sse_all(chunks: list[bytes]) -> list[SSEEvent]:
-    dec = SSEDecoder()
-    out: list[SSEEvent] = []
-    for i, chunk in enumerate(chunks):
-        out += dec.feed(chunk, float(i))
-    out += dec.close(float(len(chunks)))
+def timed(decoder: SSEDecoder | NDJSONDecoder, chunks: list[bytes]) -> list[tuple[float, Any]]:
+    """Each frame with the time the stream loop stamps on it: that of the chunk
+    whose ``split`` returned it (chunk i arrives at t == i; the end of the
+    stream, ``close_split``, at len(chunks)). Raises the first FrameError."""
+    out: list[tuple[float, Any]] = []
+    for t, chunk in enumerate([*chunks, None]):
+        frames, error = decoder.close_split() if chunk is None else decoder.split(chunk)
+        out.extend((float(t), frame) for frame in frames)
+        if error is not None:
+            raise error
     return out
 
 
+def sse_all(chunks: list[bytes]) -> list[tuple[str, str]]:
+    return [frame for _, frame in timed(SSEDecoder(), chunks)]
+
+
+def split_lines(lines: LineSplitter, data: bytes) -> list[str]:
+    got, error = lines.split(data)
+    if error is not None:
+        raise error
+    return list(got)
+
+
 def test_whole_stream_in_one_chunk() -> None:
-    events = sse_all([STREAM])
-    assert [(e.event, e.data) for e in events] == EXPECTED
-    assert all(e.t == 0.0 for e in events)
+    events = timed(SSEDecoder(), [STREAM])
+    assert [frame for _, frame in events] == EXPECTED
+    assert all(t == 0.0 for t, _ in events)
 
 
 @pytest.mark.parametrize("variant", ["crlf", "lf", "cr"])
 def test_split_at_every_position_gives_the_same_frames(variant: str) -> None:
     stream = {"crlf": STREAM, "lf": STREAM.replace(b"\r\n", b"\n"), "cr": STREAM.replace(b"\r\n", b"\r")}[variant]
     for cut in range(1, len(stream)):
-        events = sse_all([stream[:cut], stream[cut:]])
-        assert [(e.event, e.data) for e in events] == EXPECTED, cut
+        assert sse_all([stream[:cut], stream[cut:]]) == EXPECTED, cut
 
 
 def test_every_frame_carries_the_time_of_the_chunk_that_completed_it() -> None:
-    chunks = [STREAM[i : i + 1] for i in range(len(STREAM))]  # chunk i arrives at t == i
-    events = sse_all(chunks)
-    assert [(e.event, e.data) for e in events] == EXPECTED
+    events = timed(SSEDecoder(), [STREAM[i : i + 1] for i in range(len(STREAM))])
+    assert [frame for _, frame in events] == EXPECTED
     blanks = [i for i in range(len(STREAM)) if STREAM.startswith(b"\r\n\r\n", i)]
     # a frame completes on the "\r" of its blank line (a lone CR already ends a line);
     # the first blank line ends the keep-alive comment, which dispatches nothing
-    assert [e.t for e in events] == [float(i + 2) for i in blanks[1:]]
+    assert [t for t, _ in events] == [float(i + 2) for i in blanks[1:]]
 
 
 def test_multibyte_character_split_across_chunks() -> None:
     frame = "data: 日本語 😀\n\n".encode()
     for cut in range(1, len(frame)):
-        events = sse_all([frame[:cut], frame[cut:]])
-        assert [e.data for e in events] == ["日本語 😀"]
+        assert sse_all([frame[:cut], frame[cut:]]) == [("message", "日本語 😀")]
 
 
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
     lines = LineSplitter()
-    assert list(lines.feed(b"a\r")) == ["a"]
-    assert list(lines.feed(b"\nb\r")) == ["b"]
-    assert list(lines.feed(b"\r\n")) == [""]
-    assert list(lines.feed(b"c\n")) == ["c"]
+    assert split_lines(lines, b"a\r") == ["a"]
+    assert split_lines(lines, b"\nb\r") == ["b"]
+    assert split_lines(lines, b"\r\n") == [""]
+    assert split_lines(lines, b"c\n") == ["c"]
 
 
 def test_comments_only_and_blank_lines_dispatch_nothing() -> None:
@@ -85,54 +97,40 @@ def test_comments_only_and_blank_lines_dispatch_nothing() -> None:
 
 
 def test_pending_event_at_end_of_stream_is_dispatched() -> None:
-    events = sse_all([b"data: [DONE]"])
-    assert [e.data for e in events] == ["[DONE]"]
-
-
-def test_invalid_utf8_raises_after_the_good_lines() -> None:
-    dec = SSEDecoder()
-    got: list[str] = []
-    with pytest.raises(FrameError, match="invalid UTF-8 in stream"):
-        for event in dec.feed(b"data: ok\n\ndata: bad \xff\xfe\n\n", 0.0):
-            got.append(event.data)
-    assert got == ["ok"]
+    assert timed(SSEDecoder(), [b"data: [DONE]"]) == [(1.0, ("message", "[DONE]"))]
 
 
 def test_line_without_newline_over_1_mib_raises() -> None:
     lines = LineSplitter()
-    assert list(lines.feed(b"data: " + b"x" * (MAX_LINE - 6))) == []  # exactly 1 MiB so far: fine
+    assert split_lines(lines, b"data: " + b"x" * (MAX_LINE - 6)) == []  # exactly 1 MiB so far: fine
     with pytest.raises(FrameError, match=r"^frame larger than 1 MiB$"):
-        list(lines.feed(b"x"))
+        split_lines(lines, b"x")
 
 
 def test_complete_line_over_1_mib_raises_but_1_mib_is_fine() -> None:
-    assert list(LineSplitter().feed(b"y" * MAX_LINE + b"\n")) == ["y" * MAX_LINE]
+    assert split_lines(LineSplitter(), b"y" * MAX_LINE + b"\n") == ["y" * MAX_LINE]
     with pytest.raises(FrameError, match="frame larger than 1 MiB"):
-        list(LineSplitter().feed(b"y" * (MAX_LINE + 1) + b"\n"))
+        split_lines(LineSplitter(), b"y" * (MAX_LINE + 1) + b"\n")
 
 
 def test_trickle_of_a_long_line_stays_linear() -> None:
-    # 200 KB one byte at a time: each feed only scans the new byte
+    # 200 KB one byte at a time: each split only scans the new byte
     lines = LineSplitter()
     for _ in range(200_000):
-        assert not list(lines.feed(b"z"))
-    assert list(lines.feed(b"\n")) == ["z" * 200_000]
+        assert not split_lines(lines, b"z")
+    assert split_lines(lines, b"\n") == ["z" * 200_000]
 
 
 def test_ndjson_skips_blank_lines_and_flushes_the_last_line() -> None:
     body = b'{"a": 1}\n\n  \r\n{"b": "\xc3\xa9"}\n{"c": 3}'
     for cut in range(1, len(body)):
-        dec = NDJSONDecoder()
-        out = list(dec.feed(body[:cut], 1.0)) + list(dec.feed(body[cut:], 2.0)) + list(dec.close(3.0))
-        assert [json.loads(x.text) for x in out] == [{"a": 1}, {"b": "é"}, {"c": 3}]
-        assert out[-1].t == 3.0  # the last line was completed by end of stream
+        out = timed(NDJSONDecoder(), [body[:cut], body[cut:]])
+        assert [json.loads(text) for _, text in out] == [{"a": 1}, {"b": "é"}, {"c": 3}]
+        assert out[-1][0] == 2.0  # the last line was completed by the end of the stream
 
 
 def test_ndjson_time_is_that_of_the_completing_chunk() -> None:
-    dec = NDJSONDecoder()
-    assert list(dec.feed(b'{"a"', 1.0)) == []
-    (line,) = dec.feed(b": 1}\n{", 2.0)
-    assert (line.text, line.t) == ('{"a": 1}', 2.0)
+    assert timed(NDJSONDecoder(), [b'{"a"', b': 1}\n{"b": 2}\n']) == [(1.0, '{"a": 1}'), (1.0, '{"b": 2}')]
 
 
 def test_malformed_json_reason_is_one_truncated_line() -> None:
@@ -168,7 +166,8 @@ def test_split_returns_the_lines_before_a_bad_one_with_the_error() -> None:
     assert list(lines) == ["a", "b"]
     assert isinstance(error, FrameError) and error.reason == "invalid UTF-8 in stream"
     frames, error = SSEDecoder().split(b"data: 1\n\ndata: 2\n\ndata: \xfe\n\n")
-    assert frames == [("message", "1"), ("message", "2")] and error is not None
+    assert frames == [("message", "1"), ("message", "2")]
+    assert isinstance(error, FrameError) and error.reason == "invalid UTF-8 in stream"
 
 
 @pytest.mark.parametrize(
@@ -183,8 +182,8 @@ def test_line_ends_give_the_same_frames_whole_split_or_byte_by_byte(stream: byte
     want = [("message", x) for x in "abcd"]
     assert SSEDecoder().split(stream)[0] == want
     for cut in range(1, len(stream)):
-        assert [(e.event, e.data) for e in sse_all([stream[:cut], stream[cut:]])] == want, cut
-    assert [(e.event, e.data) for e in sse_all([stream[i : i + 1] for i in range(len(stream))])] == want
+        assert sse_all([stream[:cut], stream[cut:]]) == want, cut
+    assert sse_all([stream[i : i + 1] for i in range(len(stream))]) == want
 
 
 def test_crlf_chunks_carry_a_partial_line_across_chunks() -> None:

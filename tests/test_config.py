@@ -1,13 +1,22 @@
-"""Backends YAML: valid files load; every bad file is one line with file:line."""
+"""Backends YAML: valid files load; every bad file is one line with file:line,
+sim options included (checked when the file loads, as the emulator checks them)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from thunderdome.config import demo_backends, find_backends_file, load_backends
+from thunderdome.sim import directives
+from thunderdome.sim.options import SIM_OPTIONS
 from thunderdome.yamlfile import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(tmp_path, text, name="backends.yaml"):
@@ -61,6 +70,11 @@ def test_design_example_loads(tmp_path, monkeypatch):
         ("backends:\n  - name: a\n    kind: openai\n    url: http://x\n    model: m\n    api_key_env: sk-abc.def\n", 6, "variable name"),
         ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    timeouts: {idle: -1}\n", 5, "positive number"),
         ("backends:\n  - name: a\n    kind: openai\n    url: http://x\n    model: m\n    options: {fault: drop_mid}\n", 6, "sim backends only"),
+        ("backends:\n  - name: a\n    kind: openai\n    url: http://x\n    model: m\n    options:\n      seed: 1\n      reply: hi\n", 8, "'reply' is for sim backends only"),
+        ("backends:\n  - name: a\n    kind: ollama\n    url: http://x\n    model: m\n    options: {tokens: 5}\n", 6, "'tokens' is for sim backends only"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    options:\n      fault: drop_middle\n", 6, "option 'fault': unknown fault 'drop_middle'"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    options:\n      temperature: 0\n      wrong_rate: 2\n", 7, "option 'wrong_rate': out of range"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    options: {timings: yes please}\n", 5, "option 'timings': must be true or false"),
         ("backends:\n  - name: [a\n", 2, "invalid YAML"),
         ("backends: {}\n", 1, "non-empty list"),
         ("just a string\n", 1, "expected a 'backends:' list"),
@@ -113,3 +127,73 @@ def test_demo_backends_are_the_public_three():
     specs = demo_backends()
     assert [s.profile for s in specs] == ["cloud", "dgx-spark", "rtx4090-offload"]
     assert all(s.kind == "sim" for s in specs)
+
+
+def test_aliases_and_merge_keys_work(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        shared: &shared {kind: sim, protocol: ollama}
+        backends:
+          - {name: a, profile: cloud, <<: *shared}
+          - {name: b, profile: dgx-spark, <<: *shared}
+        """,
+    )
+    assert [(s.name, s.protocol) for s in load_backends(path)] == [("a", "ollama"), ("b", "ollama")]
+
+
+def test_every_sim_option_is_a_directive_field():
+    fields = set(directives.Directives.__dataclass_fields__) - {"quirks"}  # quirks come from 'fault'
+    assert set(SIM_OPTIONS) == fields
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("fault", "drop_mid"), ("fault", "drop_mid,trickle"), ("fault", ["keepalive"]), ("fault", "nope"),
+        ("fault", "drop_mid,cut"), ("fault", 3), ("fault_at", 2), ("fault_at", -1), ("fault_at", 1.5),
+        ("wrong_rate", 0.5), ("wrong_rate", 1.5), ("wrong_rate", True), ("seed", 7), ("seed", "7"),
+        ("time_scale", 0), ("time_scale", 5000), ("stall_s", 0.5), ("stall_s", -2), ("tokens", 40),
+        ("tokens", 2_000_000), ("reply", "hi"), ("reply", 5), ("reasoning", ["a"]), ("wrong_reply", "x"),
+        ("reasoning_field", "reasoning"), ("reasoning_field", "thoughts"), ("timings", True), ("timings", 1),
+    ],
+)
+def test_the_file_accepts_a_sim_option_exactly_when_the_emulator_does(tmp_path, key, value):
+    path = write(tmp_path, f"backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    options: {{{key}: {json.dumps(value)}}}\n")
+    try:
+        directives.parse({directives.FIELD: {key: value}}, {})
+        emulator_accepts = True
+    except ValueError:
+        emulator_accepts = False
+    try:
+        load_backends(path)
+        file_accepts = True
+    except ConfigError as exc:
+        assert str(exc).startswith(f"{path}:5: option {key!r}: "), exc
+        file_accepts = False
+    assert file_accepts == emulator_accepts
+
+
+def test_loading_a_sim_backends_file_imports_neither_httpx_nor_the_server(tmp_path):
+    path = write(tmp_path, "backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    options: {fault: drop_mid, seed: 2}\n")
+    code = (
+        "import sys\n"
+        "from thunderdome.config import load_backends\n"
+        f"assert load_backends({str(path)!r})[0].options['fault'] == 'drop_mid'\n"
+        "print(sorted(m for m in ('httpx', 'thunderdome.sim.server', 'thunderdome.sim.launch') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_an_unknown_sim_fault_is_exit_2_at_load_through_the_cli(tmp_path):
+    path = write(tmp_path, "backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    options:\n      seed: 1\n      fault: drop_middle\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "thunderdome", "race", "--backends", str(path), "--task", "long-essay", "--headless"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert f"{path}:7: option 'fault': unknown fault 'drop_middle'" in line

@@ -5,11 +5,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thunderdome.config import load_backends
-from thunderdome.yamlfile import ConfigError, parse_yaml
+from thunderdome.yamlfile import MAX_VALUES, ConfigError, parse_yaml
 
 VALID = (
     "backends:\n"
@@ -68,9 +69,19 @@ def test_structured_garbage(entries):
     _load_text(yaml.safe_dump({"backends": entries}))
 
 
-def test_yaml_bombs_are_refused_cleanly():
-    bomb = "a: &a [x, x]\n" + "".join(f"{c}: &{c} [*{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
-    try:
-        parse_yaml(bomb, "bomb.yaml")
-    except ConfigError:
-        pass
+def _tenfold(levels: int) -> str:
+    """``l0`` holds 10 strings, each ``l{i}`` holds ``l{i-1}`` 10 times (by alias)."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_bombs_are_refused_at_their_line():
+    # 10**10 strings when expanded; l4 (line 5, 111 111 values) is the first past the limit
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(_tenfold(9), "bomb.yaml")
+    assert str(info.value) == f"bomb.yaml:5: aliases expand to more than {MAX_VALUES} values (a YAML bomb?)"
+
+
+def test_aliases_within_the_limit_load():
+    assert parse_yaml(_tenfold(3), "ok.yaml")["l3"][9][9][9] == ["x"] * 10

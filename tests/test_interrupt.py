@@ -27,6 +27,7 @@ from typing import Callable
 
 import pytest
 
+from _processes import still_running_after  # type: ignore[import-not-found]
 from thunderdome.events import LaneFailed, RaceFinished, RaceStarted, TokenDelta
 from thunderdome.metrics import compute_results
 from thunderdome.replay import load_recording
@@ -235,10 +236,7 @@ def test_sigint_mid_long_race_stops_cleanly_and_keeps_the_recording(tmp_path: Pa
     rec = load_recording(record)
     assert any(isinstance(e, TokenDelta) for e in rec.events)  # the tokens got so far are kept
     assert not (tmp_path / "out.json").exists() or json.loads((tmp_path / "out.json").read_text())
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in emulators) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in emulators if _alive(pid)], "the emulator process outlived the race"
+    assert not still_running_after(emulators, 10), "the emulator process outlived the race"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])

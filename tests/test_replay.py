@@ -91,15 +91,9 @@ async def test_headless_timed_replay_emits_the_recorded_events(recorded):
 
 
 async def test_thunderdome_race_replays_to_the_same_results(tmp_path):
-    try:
-        from thunderdome.race.agent import FirstCorrectRace  # noqa: F401
-        from thunderdome.race.tasks import builtin_tasks
-    except ImportError as exc:
-        pytest.skip(f"the Thunderdome agent mode is not available yet ({exc})")
-    tasks = [t for t in builtin_tasks() if t.kind == "thunderdome" and t.win_rule == "first_correct"]
-    if not tasks:
-        pytest.skip("no built-in first_correct task")
-    task = next((t for t in tasks if t.name == "hello-file"), tasks[0])
+    from thunderdome.race.tasks import load_task
+
+    task = load_task("hello-file")
     specs = [sim("right", "instant"), sim("wrong", "instant", "ollama", wrong_rate=1.0)]
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
@@ -376,10 +370,7 @@ def test_the_cut_fixture_loads_with_a_notice():
 
 
 def test_the_thunderdome_fixture_is_a_complete_agent_race():
-    path = FIXTURES / "thunderdome-sim.jsonl"
-    if not path.exists():
-        pytest.skip("thunderdome-sim.jsonl not generated (agent mode missing when fixtures were made)")
-    recording = load_recording(path)
+    recording = load_recording(FIXTURES / "thunderdome-sim.jsonl")
     assert recording.notices == [] and recording.header["kind"] == "thunderdome"
     results = compute_results(recording.events)
     lanes = {lane["name"]: lane for lane in results["lanes"]}
@@ -389,10 +380,7 @@ def test_the_thunderdome_fixture_is_a_complete_agent_race():
 
 
 def test_the_sigkill_fixture_is_a_complete_arena_race():
-    path = FIXTURES / "sigkill-sim.jsonl"
-    if not path.exists():
-        pytest.skip("sigkill-sim.jsonl not generated (arena mode missing when fixtures were made)")
-    recording = load_recording(path)
+    recording = load_recording(FIXTURES / "sigkill-sim.jsonl")
     assert recording.notices == [] and recording.header["task"] == "sigkill"
     results = compute_results(recording.events)
     assert results["winner"] and results["race"]["win_rule"] == "last_standing"

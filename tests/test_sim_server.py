@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _processes import still_running_after  # type: ignore[import-not-found]
 from thunderdome.sim import (
     PROFILES,
     EmulatorServer,
@@ -423,21 +424,7 @@ def test_spawned_process_dies_with_its_parent(tmp_path: Path):
     finally:
         parent.kill()
         parent.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            break
-        # a zombie counts as dead: the parent is gone, init reaps it
-        try:
-            stat = Path(f"/proc/{child_pid}/stat").read_text()
-            if stat.split(") ", 1)[1].startswith("Z"):
-                break
-        except OSError:
-            break
-        time.sleep(0.1)
-    else:
+    if still_running_after([child_pid], 10):
         os.kill(child_pid, signal.SIGKILL)
         pytest.fail("the emulator child outlived its parent")
 

@@ -1,8 +1,10 @@
 """Backends configuration: YAML file -> ``BackendSpec`` list.
 
-Invariant: a malformed file, an unknown kind, a missing field or a missing API
-key variable raises ``ConfigError`` with one line naming file, line and
-problem. Keys are never read into a spec: only the variable's name is kept.
+Invariant: a malformed file, an unknown kind, a missing field, a bad sim
+option (checked against the emulator's own list, ``sim/options.py``) or a
+missing API key variable raises ``ConfigError`` with one line naming file,
+line and problem, when the file loads, not mid-race. Keys are never read
+into a spec: only the variable's name is kept.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from thunderdome.sim.options import SIM_OPTIONS, OptionError, parse_options
+from thunderdome.sim.profiles import PROFILES
 from thunderdome.specs import BACKEND_KINDS, BackendSpec, Timeouts
 from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, read_yaml
 
@@ -23,7 +27,6 @@ _BACKEND_FIELDS = {
     "name", "kind", "url", "model", "api_key_env", "profile", "protocol",
     "price", "timeouts", "options",
 }
-_SIM_OPTION_KEYS = {"fault", "fault_at", "seed", "wrong_rate", "time_scale", "stall_s", "timings", "reasoning_field"}
 
 
 def demo_backends(protocols: tuple[str, ...] = ("openai", "ollama", "openai")) -> list[BackendSpec]:
@@ -110,8 +113,6 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
     profile = _str_field(entry, "profile", source) or None
     protocol = _str_field(entry, "protocol", source) or "openai"
     if kind == "sim":
-        from thunderdome.sim.profiles import PROFILES  # no I/O: a plain table
-
         profile = profile or model or None
         if not profile:
             raise ConfigError(f"{source}:{entry.line}: sim backend {name!r} needs a 'profile'")
@@ -167,12 +168,7 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
     options = entry.get("options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{source}:{entry.line_of('options')}: options must be a mapping")
-    if kind != "sim":
-        sim_only = sorted(set(options) & _SIM_OPTION_KEYS - {"seed"})
-        if sim_only:
-            raise ConfigError(
-                f"{source}:{line_of(options, sim_only[0])}: option {sim_only[0]!r} is for sim backends only"
-            )
+    _check_sim_options(options, kind, source)
     return BackendSpec(
         name=name,
         kind=kind,
@@ -185,6 +181,20 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
         timeouts=timeouts,
         options=dict(options),
     )
+
+
+def _check_sim_options(options: dict[str, Any], kind: str, source: str) -> None:
+    """Sim options are checked here, as the emulator would check them; on a
+    real backend, the sim-only ones are refused (they would reach its server)."""
+    if kind == "sim":
+        try:
+            parse_options({key: value for key, value in options.items() if key in SIM_OPTIONS})
+        except OptionError as exc:
+            raise ConfigError(f"{source}:{line_of(options, exc.key)}: option {exc.key!r}: {exc.problem}") from None
+        return
+    sim_only = [key for key in options if key in SIM_OPTIONS and SIM_OPTIONS[key].sim_only]
+    if sim_only:
+        raise ConfigError(f"{source}:{line_of(options, sim_only[0])}: option {sim_only[0]!r} is for sim backends only")
 
 
 def _url_problem(url: str) -> str | None:
@@ -203,15 +213,10 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def sim_option_keys() -> frozenset[str]:
-    return frozenset(_SIM_OPTION_KEYS)
-
-
 __all__ = [
     "ConfigError",
     "demo_backends",
     "find_backends_file",
     "load_backends",
     "parse_backend",
-    "sim_option_keys",
 ]

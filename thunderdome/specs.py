@@ -47,8 +47,9 @@ class BackendSpec:
     """Optional ``input_per_mtok`` / ``output_per_mtok`` in dollars."""
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: dict[str, Any] = field(default_factory=dict)
-    """Extra request options (temperature, ...), and for ``sim``: ``fault``,
-    ``seed``, ``wrong_rate`` passed to the emulator."""
+    """Extra request options (temperature, ...); for ``sim``, those named in
+    ``sim.options.SIM_OPTIONS`` (``fault``, ``seed``, ``wrong_rate``, ...) go to
+    the emulator instead, and real backends refuse the sim-only ones."""
 
     def api_key(self) -> str | None:
         """Read the key from the environment, at use time only."""

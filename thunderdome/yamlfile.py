@@ -2,7 +2,9 @@
 
 Invariant: anything wrong with a config or task file becomes a ``ConfigError``
 whose message is one line: ``FILE:LINE: problem``. Nothing here raises a
-traceback at the user.
+traceback at the user. Aliases (``&a`` / ``*a``, ``<<: *a``) work, but a
+document that would expand to more than ``MAX_VALUES`` values (a "billion
+laughs" bomb) is refused before anything is built from it.
 """
 
 from __future__ import annotations
@@ -40,8 +42,46 @@ class LineList(list):
         return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
 
 
+MAX_VALUES = 100_000
+"""Most values (scalars, lists, mappings) a document may hold with every alias expanded."""
+
+
+def _first_bomb(root: yaml.Node) -> yaml.Node | None:
+    """The first node (children before parents) whose expansion holds more
+    than MAX_VALUES values, or None. Shared nodes are sized once; a node
+    inside its own expansion counts 0 here (the constructor refuses it)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes and not children_done:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        if not children_done:
+            sizes[id(node)] = 0  # in progress
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        size = 1 + sum(sizes[id(child)] for child in children)
+        if size > MAX_VALUES:
+            return node
+        sizes[id(node)] = size
+    return None
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    def construct_document(self, node: yaml.Node) -> Any:
+        bomb = _first_bomb(node)
+        if bomb is not None:
+            raise ConfigError(
+                f"{bomb.start_mark.line + 1}: aliases expand to more than {MAX_VALUES} values (a YAML bomb?)"
+            )
+        return super().construct_document(node)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -52,7 +92,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise ConfigError(f"line {key_node.start_mark.line + 1}: unsupported mapping key")
+            raise ConfigError(f"{key_node.start_mark.line + 1}: unsupported mapping key")
         key = str(key)
         if key in result:
             raise yaml.constructor.ConstructorError(
@@ -78,7 +118,7 @@ def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text; errors become ``ConfigError("source:line: ...")``."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except ConfigError as exc:
+    except ConfigError as exc:  # raised as "LINE: problem"
         raise ConfigError(f"{source}:{exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -4,7 +4,8 @@ Invariant: importing this package does not import httpx; the clients (which
 do) load on first use, so ``thunderdome --help`` and the core stay light.
 ``make_backend`` is the one place a ``BackendSpec`` becomes a client; sim
 lanes get the client of their wire protocol pointed at the emulator, with
-their sim options sent as the emulator directive (never to a real server).
+their sim options (``sim.options.SIM_OPTIONS``) sent as the emulator
+directive (never to a real server).
 """
 
 from __future__ import annotations
@@ -12,25 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import Backend, BackendError, ChatRequest, Clock
+from thunderdome.sim.options import SIM_OPTIONS
 from thunderdome.specs import BackendSpec
-
-SIM_DIRECTIVE_KEYS = frozenset(
-    {
-        "fault",
-        "fault_at",
-        "seed",
-        "wrong_rate",
-        "wrong_reply",
-        "time_scale",
-        "stall_s",
-        "timings",
-        "reasoning_field",
-        "reply",
-        "reasoning",
-        "tokens",
-    }
-)
-"""Options of a sim lane that go to the emulator (``thunderdome_sim``)."""
 
 _CLASSES = {
     "openai": ("thunderdome.backends.openai", "OpenAIBackend"),
@@ -67,9 +51,9 @@ def make_backend(
     protocol = spec.wire_kind
     if protocol == "openai" and not base.endswith("/v1"):
         base += "/v1"
-    directive = {k: v for k, v in spec.options.items() if k in SIM_DIRECTIVE_KEYS}
+    directive = {k: v for k, v in spec.options.items() if k in SIM_OPTIONS}
     directive.update(sim_directive or {})
-    options = {k: v for k, v in spec.options.items() if k not in SIM_DIRECTIVE_KEYS}
+    options = {k: v for k, v in spec.options.items() if k not in SIM_OPTIONS}
     return _client_class(protocol)(
         spec,
         base_url=base,
@@ -93,7 +77,6 @@ __all__ = [
     "BackendError",
     "ChatRequest",
     "Clock",
-    "SIM_DIRECTIVE_KEYS",
     "make_backend",
     "OpenAIBackend",
     "OllamaBackend",

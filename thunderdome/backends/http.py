@@ -101,12 +101,10 @@ def as_int(value: Any) -> int | None:
 class StreamParser:
     """Turns one protocol's frames into events; tracks tokens and the end.
 
-    ``take(frames, t, out)`` is the hot path: it appends the events of a
+    ``take(frames, t, out)`` is the one way in: it appends the events of a
     chunk's frames (as the decoder's ``split`` returns them) to ``out`` and
-    stops at the end marker; ``frame(frame)`` does one framed object (an
-    ``SSEEvent`` / ``JSONLine``) and returns its events. Both raise
-    BackendError for an error frame and FrameError for junk — ``take`` after
-    appending the events of the frames before it."""
+    stops at the end marker. It raises BackendError for an error frame and
+    FrameError for junk, after appending the events of the frames before it."""
 
     end_name = "its end marker"
 
@@ -121,12 +119,6 @@ class StreamParser:
     def one(self, frame: Any, t: float, out: list[Event]) -> None:
         """Append the events of one frame (a decoder ``split`` item) to ``out``."""
         raise NotImplementedError
-
-    def frame(self, frame: Any) -> list[Event]:
-        """One SSE frame's events (the NDJSON parser overrides this)."""
-        out: list[Event] = []
-        self.one((frame.event, frame.data), frame.t, out)
-        return out
 
     def take(self, frames: Iterable[Any], t: float, out: list[Event]) -> None:
         one = self.one

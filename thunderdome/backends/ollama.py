@@ -13,7 +13,7 @@ from typing import Any
 
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
-from thunderdome.backends.sse import JSONLine, NDJSONDecoder, parse_json_frame
+from thunderdome.backends.sse import NDJSONDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
 TOP_LEVEL_OPTIONS = frozenset({"think", "keep_alive", "format", "tools", "raw", "template"})
@@ -22,11 +22,6 @@ TOP_LEVEL_OPTIONS = frozenset({"think", "keep_alive", "format", "tools", "raw", 
 
 class OllamaParser(StreamParser):
     end_name = "done:true"
-
-    def frame(self, frame: JSONLine) -> list[Event]:
-        out: list[Event] = []
-        self.one(frame.text, frame.t, out)
-        return out
 
     def one(self, text: str, t: float, out: list[Event]) -> None:
         obj = parse_json_frame(text)

@@ -1,21 +1,20 @@
 """Incremental framing of streamed response bodies: SSE events and NDJSON lines.
 
 Invariant: framing is pure and incremental. Bytes go in exactly as they came
-off the socket, in chunks of any size (one byte at a time works), each with the
-arrival time ``t`` of that chunk; a frame comes out as soon as the chunk that
-completes it is fed, tagged with that chunk's ``t``. Lines end in ``\\n``,
+off the socket, in chunks of any size (one byte at a time works); ``split``
+returns a frame as soon as the chunk that completes it is fed, so the caller
+stamps it with that chunk's arrival time. Lines end in ``\\n``,
 ``\\r\\n`` or a lone ``\\r`` (a ``\\r\\n`` split across chunks is one line end).
 A line is decoded as UTF-8 only once complete, so a multi-byte character split
-across chunks is fine; invalid UTF-8 or a line over 1 MiB raises
-``FrameError``. Lines before the bad one are still produced first.
+across chunks is fine; invalid UTF-8 or a line over 1 MiB is a ``FrameError``,
+returned (not raised) with the lines before the bad one.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from thunderdome.errors import ThunderdomeError
 
@@ -31,30 +30,6 @@ class FrameError(ThunderdomeError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    """One dispatched server-sent event. ``event`` defaults to ``message``."""
-
-    data: str
-    t: float
-    event: str = "message"
-
-
-@dataclass(frozen=True, slots=True)
-class JSONLine:
-    """One non-blank NDJSON line (not yet parsed)."""
-
-    text: str
-    t: float
-
-
-def _decode(line: bytes) -> str:
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FrameError("invalid UTF-8 in stream") from None
 
 
 _scan_json = json.JSONDecoder().scan_once
@@ -161,31 +136,13 @@ class LineSplitter:
         del buf[:pos]
         return self._checked(raw)
 
-    def feed(self, data: bytes) -> Iterator[str]:
-        """Yield the lines this chunk completes; raise FrameError at a bad one."""
-        lines, error = self.split(data)
-        yield from lines
-        if error is not None:
-            raise error
-
     def close_split(self) -> Split:
         """At end of stream: the last line if it had no line end."""
         if not self._buf:
             return _NO_LINES, None
         line = bytes(self._buf)
         self._buf.clear()
-        if len(line) > self._max:
-            return _NO_LINES, FrameError(_TOO_LONG)
-        try:
-            return [_decode(line)], None
-        except FrameError as exc:
-            return _NO_LINES, exc
-
-    def close(self) -> Iterator[str]:
-        lines, error = self.close_split()
-        yield from lines
-        if error is not None:
-            raise error
+        return self._checked([line])
 
 
 Frames = tuple[list[tuple[str, str]], "FrameError | None"]
@@ -213,20 +170,6 @@ class SSEDecoder:
         lines, error = self._lines.close_split()
         out = self._frames(lines, [], final=error is None)
         return out, error
-
-    def feed(self, data: bytes, t: float) -> Iterator[SSEEvent]:
-        frames, error = self.split(data)
-        for event, text in frames:
-            yield SSEEvent(data=text, t=t, event=event)
-        if error is not None:
-            raise error
-
-    def close(self, t: float) -> Iterator[SSEEvent]:
-        frames, error = self.close_split()
-        for event, text in frames:
-            yield SSEEvent(data=text, t=t, event=event)
-        if error is not None:
-            raise error
 
     def _frames(self, lines: Sequence[str], out: list[tuple[str, str]], *, final: bool) -> list[tuple[str, str]]:
         data = self._data
@@ -268,19 +211,5 @@ class NDJSONDecoder:
         lines, error = self._lines.close_split()
         return [line for line in lines if line and not line.isspace()], error
 
-    def feed(self, data: bytes, t: float) -> Iterator[JSONLine]:
-        lines, error = self.split(data)
-        for line in lines:
-            yield JSONLine(text=line, t=t)
-        if error is not None:
-            raise error
 
-    def close(self, t: float) -> Iterator[JSONLine]:
-        lines, error = self.close_split()
-        for line in lines:
-            yield JSONLine(text=line, t=t)
-        if error is not None:
-            raise error
-
-
-__all__ = ["MAX_LINE", "FrameError", "parse_json_frame", "SSEEvent", "JSONLine", "LineSplitter", "SSEDecoder", "NDJSONDecoder"]
+__all__ = ["MAX_LINE", "FrameError", "parse_json_frame", "LineSplitter", "SSEDecoder", "NDJSONDecoder"]

@@ -10,40 +10,46 @@ Module map: ``profiles`` (timing), ``replies`` (tokenizer, text), ``directives``
 (per-request steering), ``faults`` (catalogue), ``wire`` (frame encoders),
 ``http`` (HTTP/1.1, arrival stamps), ``stream`` (the paced runner), ``server``
 (routing, log), ``precise_loop`` (timers on time), ``launch`` (thread /
-process / command).
+process / command), ``options`` (the one list of sim lane options).
+
+Importing this package loads none of them: each name below loads its module
+on first use, so a backends file with sim lanes (which needs only
+``profiles`` and ``options``) loads without the server or httpx.
 """
 
 from __future__ import annotations
 
-from thunderdome.sim.directives import Directives
-from thunderdome.sim.faults import FAULTS, QUIRKS
-from thunderdome.sim.launch import (
-    EmulatorHandle,
-    ProcessEmulator,
-    ThreadEmulator,
-    serve_main,
-    spawn_emulator_process,
-    start_emulator_thread,
-)
-from thunderdome.sim.profiles import LONG_RACE_TOKENS, PROFILES, Profile, get_profile
-from thunderdome.sim.replies import generate_text, tokenize
-from thunderdome.sim.server import EmulatorServer
+import importlib
+from typing import Any
 
-__all__ = [
-    "FAULTS",
-    "LONG_RACE_TOKENS",
-    "PROFILES",
-    "QUIRKS",
-    "Directives",
-    "EmulatorHandle",
-    "EmulatorServer",
-    "ProcessEmulator",
-    "Profile",
-    "ThreadEmulator",
-    "generate_text",
-    "get_profile",
-    "serve_main",
-    "spawn_emulator_process",
-    "start_emulator_thread",
-    "tokenize",
-]
+_HOMES = {
+    "Directives": "directives",
+    "FAULTS": "faults",
+    "QUIRKS": "faults",
+    "EmulatorHandle": "launch",
+    "ProcessEmulator": "launch",
+    "ThreadEmulator": "launch",
+    "serve_main": "launch",
+    "spawn_emulator_process": "launch",
+    "start_emulator_thread": "launch",
+    "SIM_OPTIONS": "options",
+    "LONG_RACE_TOKENS": "profiles",
+    "PROFILES": "profiles",
+    "Profile": "profiles",
+    "get_profile": "profiles",
+    "generate_text": "replies",
+    "tokenize": "replies",
+    "EmulatorServer": "server",
+}
+"""Where each re-exported name lives (module of this package)."""
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-exports: the module is imported when a name is first asked for."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'thunderdome.sim' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"thunderdome.sim.{home}"), name)
+
+
+__all__ = sorted(_HOMES)

@@ -3,8 +3,9 @@
 Invariant: directives are read from, in rising precedence, the
 ``x-thunderdome-sim`` header (JSON), Ollama's ``options.thunderdome_sim`` and
 the body's top-level ``thunderdome_sim`` field (what official clients send via
-``extra_body``); each value is type-checked here, so the server acts only on
-well-formed directives and answers 400 for anything else.
+``extra_body``); each value is checked against the one list of sim options
+(``options.py``, which the backends file is checked against too), so the
+server acts only on well-formed directives and answers 400 for anything else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from thunderdome.sim.faults import DEFAULT_STALL_S, default_fault_at, parse_faults
+from thunderdome.sim.faults import DEFAULT_STALL_S, default_fault_at
+from thunderdome.sim.options import OptionError, parse_options
 
 FIELD = "thunderdome_sim"
 HEADER = "x-thunderdome-sim"
@@ -51,25 +53,6 @@ class Directives:
         return ",".join(names) or None
 
 
-def _num(d: Mapping[str, Any], key: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
-    value = d[key]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        ok = ok and float(value).is_integer()
-    if not ok:
-        raise ValueError(f"thunderdome_sim.{key} must be {'an integer' if kind is int else 'a number'}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValueError(f"thunderdome_sim.{key} out of range: {value}")
-    return kind(value)
-
-
-def _text(d: Mapping[str, Any], key: str) -> str | None:
-    value = d.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"thunderdome_sim.{key} must be a string")
-    return value
-
-
 def collect(body: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
     """Merge the three sources into one raw dict. Raises ValueError."""
     merged: dict[str, Any] = {}
@@ -95,36 +78,13 @@ def collect(body: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, An
 
 def parse(body: Mapping[str, Any], headers: Mapping[str, str]) -> Directives:
     """Directives for one request. Raises ValueError naming the bad field."""
-    d = collect(body, headers)
-    known = set(Directives.__dataclass_fields__) - {"quirks"}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown thunderdome_sim field(s): {', '.join(unknown)}")
-    fault, quirks = parse_faults(d.get("fault"))
-    kw: dict[str, Any] = {"fault": fault, "quirks": quirks, "fault_at": default_fault_at(fault)}
-    for key in ("reply", "wrong_reply", "reasoning"):
-        kw[key] = _text(d, key)
-    if "wrong_rate" in d:
-        kw["wrong_rate"] = _num(d, "wrong_rate", float, 0.0, 1.0)
-    if d.get("tokens") is not None:
-        kw["tokens"] = _num(d, "tokens", int, 0, 1_000_000)
-    if d.get("seed") is not None:
-        kw["seed"] = _num(d, "seed", int)
-    if d.get("time_scale") is not None:
-        kw["time_scale"] = _num(d, "time_scale", float, 0.0, 1000.0)
-    if d.get("fault_at") is not None:
-        kw["fault_at"] = _num(d, "fault_at", int, 0)
-    if d.get("stall_s") is not None:
-        kw["stall_s"] = _num(d, "stall_s", float, 0.0)
-    if d.get("reasoning_field") is not None:
-        if d["reasoning_field"] not in ("reasoning_content", "reasoning"):
-            raise ValueError("thunderdome_sim.reasoning_field must be 'reasoning_content' or 'reasoning'")
-        kw["reasoning_field"] = d["reasoning_field"]
-    if d.get("timings") is not None:
-        if not isinstance(d["timings"], bool):
-            raise ValueError("thunderdome_sim.timings must be true or false")
-        kw["timings"] = d["timings"]
-    return Directives(**kw)
+    try:
+        values = parse_options(collect(body, headers))
+    except OptionError as exc:
+        raise ValueError(f"{FIELD}.{exc}") from None
+    fault, quirks = values.pop("fault", (None, frozenset()))
+    values.setdefault("fault_at", default_fault_at(fault))
+    return Directives(fault=fault, quirks=quirks, **values)
 
 
 __all__ = ["FIELD", "HEADER", "Directives", "collect", "parse"]

@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import httpx
-
 from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from thunderdome.sim.precise_loop import new_precise_loop, tighten_timer_slack
 from thunderdome.sim.server import EmulatorServer
@@ -50,6 +48,8 @@ class EmulatorHandle:
 
     def fetch_log(self, tag: str | None = None) -> list[dict[str, Any]]:
         """The server's request records (GET /sim/log), optionally for one tag."""
+        import httpx  # only here: the emulator process itself never needs a client
+
         params = {"id": tag} if tag else None
         resp = httpx.get(f"{self.url}/sim/log", params=params, timeout=10.0)
         resp.raise_for_status()
