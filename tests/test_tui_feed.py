@@ -176,32 +176,14 @@ def test_thunderdome_events_reach_lane_details():
 # -- ranking ------------------------------------------------------------------------------
 
 
-def test_live_ranking_is_retaken_on_lane_events_or_when_due():
-    from thunderdome.tui.ranking import RANK_INTERVAL, LiveRanking
-
-    feed = EventFeed(FakeClock())
-    feed.feed_all(long_race(until=6.0))
-    wall = FakeClock(0.0)
-    live = LiveRanking(feed.standings, clock=wall)
-    first = live.get(6.0)
-    assert [s.name for s in first.ranked] == [s.name for s in feed.standings.ranked(6.0)]
-    assert live.get(6.05) is first and live.taken == 1  # only tokens since: not due yet
-    assert live.get(6.05, changed=True) is not first and live.taken == 2  # a lane's state changed
-    wall.now += RANK_INTERVAL
-    assert live.get(6.2) is not None and live.taken == 3  # due by time
-    assert live.get(5.0).t == 5.0  # time went back (a replay restarted): taken again
-
-
-def test_ranking_projection_matches_the_standings_when_fresh():
-    from thunderdome.tui.ranking import LiveRanking
-
+def test_ranking_projection_matches_the_standings():
     feed = EventFeed(FakeClock())
     feed.feed_all(long_race(until=8.0))
     standings = feed.standings
-    ranking = LiveRanking(standings).get(8.0)
-    for name, lane in standings.lanes.items():
-        assert ranking.projected_finish(standings, name, 8.0) == standings.projected_finish(lane, 8.0)
-    assert ranking.projected_finish(standings, "dgx-spark", 8.0) is not None  # a running lane has one
+    for s in standings.ranked(8.0):
+        assert s.projected_t == standings.projected_finish(standings.lanes[s.name], 8.0)
+    projected = {s.name: s.projected_t for s in standings.ranked(8.0)}
+    assert projected["dgx-spark"] is not None  # a running lane has one
 
 
 # -- leaderboard ----------------------------------------------------------------------------
@@ -305,7 +287,7 @@ def test_core_and_feed_never_import_textual():
         "import thunderdome.race.engine, thunderdome.race.runner, thunderdome.metrics, thunderdome.events\n"
         "import thunderdome.record, thunderdome.replay, thunderdome.export, thunderdome.discover\n"
         "import thunderdome.backends, thunderdome.tui, thunderdome.tui.feed, thunderdome.tui.sources, thunderdome.tui.safe_text\n"
-        "import thunderdome.tui.process_source, thunderdome.tui.ranking, thunderdome.tui.gc_policy\n"
+        "import thunderdome.tui.process_source, thunderdome.tui.gc_policy\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(','.join(bad))\n"
         "sys.exit(1 if bad else 0)\n"
