@@ -176,14 +176,28 @@ def test_thunderdome_events_reach_lane_details():
 # -- ranking ------------------------------------------------------------------------------
 
 
-def test_ranking_projection_matches_the_standings():
+def test_leaderboard_and_headless_table_show_the_reducers_projection():
+    from rich.console import Console
+
+    from thunderdome.report import standings_table
+    from thunderdome.tui.widgets.leaderboard import leaderboard_rows
+
     feed = EventFeed(FakeClock())
     feed.feed_all(long_race(until=8.0))
     standings = feed.standings
-    for s in standings.ranked(8.0):
+    ranked = standings.ranked(8.0)
+    for s in ranked:
         assert s.projected_t == standings.projected_finish(standings.lanes[s.name], 8.0)
-    projected = {s.name: s.projected_t for s in standings.ranked(8.0)}
-    assert projected["dgx-spark"] is not None  # a running lane has one
+    running = [s for s in ranked if s.projected_t is not None]
+    assert "dgx-spark" in {s.name for s in running}  # a running lane has one
+    colors = {s.name: "#ffffff" for s in ranked}
+    board = {row.plain.split()[1]: row.plain for row in leaderboard_rows(standings, 8.0, colors, 80)[1:]}
+    console = Console(width=200, record=True)
+    console.print(standings_table(standings, 8.0, width=200))
+    table = console.export_text()
+    for s in running:
+        assert board[s.name].rstrip().endswith("~" + numbers.seconds(s.projected_t).strip())
+        assert f"ETA {s.projected_t:.1f} s" in table
 
 
 # -- leaderboard ----------------------------------------------------------------------------
