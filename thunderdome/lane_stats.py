@@ -10,7 +10,8 @@ totals of its closed turns (``TurnTotals``, folded once per turn, in turn
 order, so every sum is the one a fold over all turns would give) and adds its
 live turn on each read; its inter-token gaps are kept in arrival order and
 sorted only when an ITL percentile is read (``Gaps``), the sort cached until
-new gaps arrive.
+new gaps arrive. Those caches are the only state a read changes, and they
+never change a figure.
 """
 
 from __future__ import annotations

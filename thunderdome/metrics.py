@@ -200,6 +200,7 @@ class Standings:
         return max(now, last + remaining / tps)
 
     def _rank_key(self, lane: LaneState, totals: TurnTotals, projected: float | None) -> tuple:
+        """A lane's place in ``ranked``: smaller first; ``lane.index`` breaks ties."""
         if self.kind == "thunderdome":
             if lane.status == "winner":
                 return (0, lane.completion_t or 0.0, lane.index)
