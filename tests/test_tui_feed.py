@@ -176,32 +176,28 @@ def test_thunderdome_events_reach_lane_details():
 # -- ranking ------------------------------------------------------------------------------
 
 
-def test_live_ranking_is_retaken_on_lane_events_or_when_due():
-    from thunderdome.tui.ranking import RANK_INTERVAL, LiveRanking
+def test_leaderboard_and_headless_table_show_the_reducers_projection():
+    from rich.console import Console
 
-    feed = EventFeed(FakeClock())
-    feed.feed_all(long_race(until=6.0))
-    wall = FakeClock(0.0)
-    live = LiveRanking(feed.standings, clock=wall)
-    first = live.get(6.0)
-    assert [s.name for s in first.ranked] == [s.name for s in feed.standings.ranked(6.0)]
-    assert live.get(6.05) is first and live.taken == 1  # only tokens since: not due yet
-    assert live.get(6.05, changed=True) is not first and live.taken == 2  # a lane's state changed
-    wall.now += RANK_INTERVAL
-    assert live.get(6.2) is not None and live.taken == 3  # due by time
-    assert live.get(5.0).t == 5.0  # time went back (a replay restarted): taken again
-
-
-def test_ranking_projection_matches_the_standings_when_fresh():
-    from thunderdome.tui.ranking import LiveRanking
+    from thunderdome.report import standings_table
+    from thunderdome.tui.widgets.leaderboard import leaderboard_rows
 
     feed = EventFeed(FakeClock())
     feed.feed_all(long_race(until=8.0))
     standings = feed.standings
-    ranking = LiveRanking(standings).get(8.0)
-    for name, lane in standings.lanes.items():
-        assert ranking.projected_finish(standings, name, 8.0) == standings.projected_finish(lane, 8.0)
-    assert ranking.projected_finish(standings, "dgx-spark", 8.0) is not None  # a running lane has one
+    ranked = standings.ranked(8.0)
+    for s in ranked:
+        assert s.projected_t == standings.projected_finish(standings.lanes[s.name], 8.0)
+    running = [s for s in ranked if s.projected_t is not None]
+    assert "dgx-spark" in {s.name for s in running}  # a running lane has one
+    colors = {s.name: "#ffffff" for s in ranked}
+    board = {row.plain.split()[1]: row.plain for row in leaderboard_rows(standings, 8.0, colors, 80)[1:]}
+    console = Console(width=200, record=True)
+    console.print(standings_table(standings, 8.0, width=200))
+    table = console.export_text()
+    for s in running:
+        assert board[s.name].rstrip().endswith("~" + numbers.seconds(s.projected_t).strip())
+        assert f"ETA {s.projected_t:.1f} s" in table
 
 
 # -- leaderboard ----------------------------------------------------------------------------
@@ -305,7 +301,7 @@ def test_core_and_feed_never_import_textual():
         "import thunderdome.race.engine, thunderdome.race.runner, thunderdome.metrics, thunderdome.events\n"
         "import thunderdome.record, thunderdome.replay, thunderdome.export, thunderdome.discover\n"
         "import thunderdome.backends, thunderdome.tui, thunderdome.tui.feed, thunderdome.tui.sources, thunderdome.tui.safe_text\n"
-        "import thunderdome.tui.process_source, thunderdome.tui.ranking, thunderdome.tui.gc_policy\n"
+        "import thunderdome.tui.process_source, thunderdome.tui.gc_policy\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(','.join(bad))\n"
         "sys.exit(1 if bad else 0)\n"

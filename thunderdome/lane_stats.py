@@ -4,6 +4,14 @@ Invariant: ``lane_stats`` is a pure function of a ``LaneState``; the state is
 only ever changed by the reducer in ``thunderdome.metrics``. The definitions
 (TTFT, TTFA, e2e, N, output speed, ITL, multi-turn lanes) are documented in
 ``thunderdome.metrics``.
+
+Reads cost O(1) per lane however long the race: a lane keeps the running
+totals of its closed turns (``TurnTotals``, folded once per turn, in turn
+order, so every sum is the one a fold over all turns would give) and adds its
+live turn on each read; its inter-token gaps are kept in arrival order and
+sorted only when an ITL percentile is read (``Gaps``), the sort cached until
+new gaps arrive. Those caches are the only state a read changes, and they
+never change a figure.
 """
 
 from __future__ import annotations
@@ -43,7 +51,6 @@ class TurnState:
     last_token_t: float | None = None
     deltas: int = 0
     answer_chars: int = 0
-    gaps: list[float] = field(default_factory=list)
     usage_tokens: int | None = None
     usage_source: str | None = None
     input_tokens: int | None = None
@@ -64,6 +71,78 @@ class TurnState:
 
     def e2e(self) -> float | None:
         return None if self.last_token_t is None else self.last_token_t - self.request_t
+
+
+class Gaps:
+    """A lane's inter-token gaps (seconds, pooled over its turns, never across a
+    turn boundary) in arrival order; sorted only when a percentile is asked for.
+
+    Invariant: ``arrived`` only grows, and ``_sorted`` is always the ascending
+    sort of ``arrived[:len(_sorted)]``."""
+
+    __slots__ = ("arrived", "_sorted")
+
+    def __init__(self) -> None:
+        self.arrived: list[float] = []
+        self._sorted: list[float] = []
+
+    def percentile(self, q: float, count: int) -> float | None:
+        """``percentile`` of the first ``count`` gaps that arrived."""
+        done = self._sorted
+        if count > len(done):  # sort the new gaps in (a sorted run plus a tail: cheap for timsort)
+            done.extend(self.arrived[len(done):count])
+            done.sort()
+        ordered = done if count == len(done) else sorted(self.arrived[:count])  # figures older than the cache
+        return percentile(ordered, q, presorted=True)
+
+
+@dataclass(slots=True)
+class TurnTotals:
+    """Lane figures summed over whole turns, folded in turn order."""
+
+    tokens: int = 0
+    live_tokens: int = 0
+    gen_tokens: int = 0
+    """Output speed's numerator: sum(N_i - 1) over turns with two or more tokens."""
+    gen_time: float = 0.0
+    """Output speed's denominator: sum(e2e_i - TTFT_i) over the same turns."""
+    last_token_t: float | None = None
+    first_answer_t: float | None = None
+    """The first answer delta of the first turn that has one."""
+    sources: frozenset[str] = frozenset()
+    """``tokens_source`` of the turns that produced output."""
+    server_tps: float | None = None
+    """From the last turn that reported one."""
+
+    def add(self, turn: TurnState) -> None:
+        """Fold in the next turn."""
+        tokens = turn.tokens
+        self.tokens += tokens
+        self.live_tokens += max(turn.deltas, turn.usage_tokens or 0)
+        ttft, e2e = turn.ttft(), turn.e2e()
+        if tokens >= 2 and ttft is not None and e2e is not None and e2e > ttft:
+            self.gen_tokens += tokens - 1
+            self.gen_time += e2e - ttft
+        last = turn.last_token_t
+        if last is not None and (self.last_token_t is None or last > self.last_token_t):
+            self.last_token_t = last
+        if self.first_answer_t is None:
+            self.first_answer_t = turn.first_answer_t
+        if tokens or turn.deltas:
+            source = turn.tokens_source
+            if source not in self.sources:
+                self.sources = self.sources | {source}
+        if turn.server_tps is not None:
+            self.server_tps = turn.server_tps
+
+    def copy(self) -> TurnTotals:
+        return TurnTotals(self.tokens, self.live_tokens, self.gen_tokens, self.gen_time, self.last_token_t,
+                          self.first_answer_t, self.sources, self.server_tps)
+
+    @property
+    def output_tps(self) -> float | None:
+        """(N - 1) / (e2e - TTFT), pooled over the turns (tok/s)."""
+        return self.gen_tokens / self.gen_time if self.gen_time > 0 else None
 
 
 @dataclass
@@ -89,19 +168,55 @@ class LaneState:
     last_exit: int | None = None
     pid: int | None = None
     """``last_standing``: the lane's fighter PID as the arena's commands see it."""
+    gaps: Gaps = field(default_factory=Gaps, repr=False, compare=False)
+    """Inter-token gaps in arrival order (the reducer appends them)."""
+    _closed: TurnTotals = field(default_factory=TurnTotals, init=False, repr=False, compare=False)
+    """Totals of ``turns[:_closed_n]``, none of which changed since it was folded in."""
+    _closed_n: int = field(default=0, init=False, repr=False, compare=False)
 
     @property
     def ended(self) -> bool:
         return self.status in _ENDED
 
+    def turn(self, number: int, t: float) -> TurnState:
+        """Turn ``number``, opened at ``t`` if new. The reducer changes a turn
+        only through this (or the last turn directly), so a closed turn that
+        changes again drops the cached totals."""
+        turns = self.turns
+        if turns and turns[-1].turn == number:
+            return turns[-1]
+        for existing in turns:
+            if existing.turn == number:
+                self._closed, self._closed_n = TurnTotals(), 0
+                return existing
+        state = TurnState(turn=number, request_t=t)
+        turns.append(state)
+        return state
+
+    def closed(self) -> TurnTotals:
+        """Totals of every turn but the live (last) one: each turn folded once."""
+        closed, end = self._closed, len(self.turns) - 1
+        while self._closed_n < end:
+            closed.add(self.turns[self._closed_n])
+            self._closed_n += 1
+        return closed
+
+    def totals(self) -> TurnTotals:
+        """Totals over all turns (a copy: the closed turns' plus the live turn)."""
+        totals = self.closed().copy()
+        if self.turns:
+            totals.add(self.turns[-1])
+        return totals
+
     @property
     def tokens(self) -> int:
-        return sum(t.tokens for t in self.turns)
+        return self.closed().tokens + (self.turns[-1].tokens if self.turns else 0)
 
     @property
     def live_tokens(self) -> int:
         """Deltas seen so far (usage arrives at the end of a turn)."""
-        return sum(max(t.deltas, t.usage_tokens or 0) for t in self.turns)
+        last = self.turns[-1] if self.turns else None
+        return self.closed().live_tokens + (max(last.deltas, last.usage_tokens or 0) if last else 0)
 
 
 @dataclass(frozen=True)
@@ -119,9 +234,6 @@ class LaneStats:
     tokens: int
     tokens_source: str
     output_tps: float | None
-    itl_p50_ms: float | None
-    itl_p90_ms: float | None
-    itl_p99_ms: float | None
     server_tps: float | None
     completion_s: float | None
     finish_t: float | None
@@ -131,7 +243,28 @@ class LaneStats:
     eliminated_by: str | None
     finish_reason: str | None
     start_skew_ms: float
+    gaps: Gaps = field(default_factory=Gaps, repr=False, compare=False)
+    """The lane's gap log: the ITL percentiles are read from it when asked for."""
+    gap_count: int = 0
+    """How many gaps had arrived when these figures were taken (the log only
+    grows, so the percentiles are this moment's whenever they are read)."""
     rank: int = 0
+    """1-based leaderboard place, set by ``Standings.ranked``."""
+    projected_t: float | None = None
+    """Long race, running lane: when it reaches ``max_tokens`` at its current
+    speed (race clock, ``Standings.projected_finish``), set by ``Standings.ranked``."""
+
+    @property
+    def itl_p50_ms(self) -> float | None:
+        return _ms(self.gaps.percentile(50, self.gap_count))
+
+    @property
+    def itl_p90_ms(self) -> float | None:
+        return _ms(self.gaps.percentile(90, self.gap_count))
+
+    @property
+    def itl_p99_ms(self) -> float | None:
+        return _ms(self.gaps.percentile(99, self.gap_count))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,43 +298,31 @@ def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def lane_stats(lane: LaneState) -> LaneStats:
-    """Compute a lane's figures from its state (pure)."""
+def lane_stats(
+    lane: LaneState, totals: TurnTotals | None = None, *, rank: int = 0, projected_t: float | None = None
+) -> LaneStats:
+    """Compute a lane's figures from its state (pure; O(1): the ITL
+    percentiles are computed when read). ``totals``: ``lane.totals()`` if the
+    caller has it already; ``rank`` and ``projected_t``: see ``LaneStats``."""
     turns = lane.turns
     first = turns[0] if turns else None
+    totals = lane.totals() if totals is None else totals
     ttfb = ttft = ttfa = e2e = None
     if first is not None:
         if first.first_byte_t is not None:
             ttfb = first.first_byte_t - first.request_t
         ttft = first.ttft()
-        # TTFA: the first answer delta of the lane, measured from turn 1's request
-        for turn in turns:
-            if turn.first_answer_t is not None:
-                ttfa = turn.first_answer_t - first.request_t
-                break
-        last_t = max((t.last_token_t for t in turns if t.last_token_t is not None), default=None)
-        if last_t is not None:
-            e2e = last_t - first.request_t
-    tokens = sum(t.tokens for t in turns)
-    sources = {t.tokens_source for t in turns if t.tokens or t.deltas}
+        if totals.first_answer_t is not None:  # the lane's first answer delta, from turn 1's request
+            ttfa = totals.first_answer_t - first.request_t
+        if totals.last_token_t is not None:
+            e2e = totals.last_token_t - first.request_t
+    sources = totals.sources
     if not sources:
         tokens_source = "estimate"
     elif len(sources) == 1:
-        tokens_source = sources.pop()
+        (tokens_source,) = sources
     else:
         tokens_source = "estimate" if "estimate" in sources else "usage"
-    gen_tokens = 0
-    gen_time = 0.0
-    for t in turns:
-        t_ttft, t_e2e = t.ttft(), t.e2e()
-        if t.tokens >= 2 and t_ttft is not None and t_e2e is not None and t_e2e > t_ttft:
-            gen_tokens += t.tokens - 1
-            gen_time += t_e2e - t_ttft
-    output_tps = gen_tokens / gen_time if gen_time > 0 else None
-    gaps = sorted(g for t in turns for g in t.gaps)  # sorted once for the three percentiles
-    server = [t.server_tps for t in turns if t.server_tps is not None]
-    completion = lane.completion_t
-    finish_t = max((t.last_token_t for t in turns if t.last_token_t is not None), default=None)
     return LaneStats(
         name=lane.name,
         kind=lane.kind,
@@ -211,21 +332,22 @@ def lane_stats(lane: LaneState) -> LaneStats:
         ttft_s=ttft,
         ttfa_s=ttfa,
         e2e_s=e2e,
-        tokens=tokens,
+        tokens=totals.tokens,
         tokens_source=tokens_source,
-        output_tps=output_tps,
-        itl_p50_ms=_ms(percentile(gaps, 50, presorted=True)),
-        itl_p90_ms=_ms(percentile(gaps, 90, presorted=True)),
-        itl_p99_ms=_ms(percentile(gaps, 99, presorted=True)),
-        server_tps=server[-1] if server else None,
-        completion_s=completion,
-        finish_t=finish_t,
+        output_tps=totals.output_tps,
+        server_tps=totals.server_tps,
+        completion_s=lane.completion_t,
+        finish_t=totals.last_token_t,
         turns=len(turns),
         verdict=lane.verdict,
         error=lane.reason if lane.status == "error" else "",
         eliminated_by=lane.eliminated_by,
         finish_reason=turns[-1].finish_reason if turns else None,
         start_skew_ms=lane.skew * 1000.0,
+        gaps=lane.gaps,
+        gap_count=len(lane.gaps.arrived),
+        rank=rank,
+        projected_t=projected_t,
     )
 
 

@@ -2,9 +2,12 @@
 
 Invariant: every number Thunderdome reports is computed here from events, and
 only from events, so a replayed race gives exactly the live race's figures.
-``Standings.apply(event)`` folds one event in; ``Standings.results()`` and
-``Standings.leaderboard(now)`` read the state out. Definitions follow the
-metric table of DESIGN.md:
+``Standings.apply(event)`` folds one event in; ``Standings.ranked(now)`` and
+``Standings.results()`` read the state out. Reads cost O(1) per lane however
+long the race (running totals per lane, ITL percentiles sorted only when read:
+see ``thunderdome.lane_stats``), so every consumer reads the reducer itself,
+as often as it shows. Reads fill those caches: read a ``Standings`` on the
+thread that folds it. Definitions follow the metric table of DESIGN.md:
 
 - times are measured from the turn's ``RequestSent``;
 - TTFT: first non-empty delta of any channel; TTFA: first answer delta;
@@ -23,7 +26,6 @@ tokens; ITL gaps are pooled over turns (never across a turn boundary).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Iterable
 
@@ -32,6 +34,7 @@ from thunderdome.lane_stats import (  # re-exported: the metrics API
     LaneState,
     LaneStats,
     TurnState,
+    TurnTotals,
     _r,
     lane_stats,
     percentile,
@@ -83,16 +86,6 @@ class Standings:
             self.lanes[name] = lane
         return lane
 
-    def _turn(self, lane: LaneState, turn: int, t: float) -> TurnState:
-        if lane.turns and lane.turns[-1].turn == turn:
-            return lane.turns[-1]
-        for existing in lane.turns:
-            if existing.turn == turn:
-                return existing
-        state = TurnState(turn=turn, request_t=t)
-        lane.turns.append(state)
-        return state
-
     def apply(self, event: Event) -> None:
         self.events_seen += 1
         t = event.t
@@ -101,12 +94,12 @@ class Standings:
         if isinstance(event, TokenDelta):  # the hot path first: lookups inlined
             lane = self.lanes.get(event.lane) or self._lane(event.lane)
             turns = lane.turns
-            turn = turns[-1] if turns and turns[-1].turn == event.turn else self._turn(lane, event.turn, t)
+            turn = turns[-1] if turns and turns[-1].turn == event.turn else lane.turn(event.turn, t)
             last = turn.last_token_t
             if turn.first_token_t is None:
                 turn.first_token_t = t
             elif last is not None:
-                turn.gaps.append(t - last)
+                lane.gaps.arrived.append(t - last)
             turn.last_token_t = t
             turn.deltas += 1
             if event.channel == "answer":
@@ -131,17 +124,17 @@ class Standings:
             lane.started_t, lane.skew = event.t, event.skew
         elif isinstance(event, RequestSent):
             lane = self._lane(event.lane)
-            self._turn(lane, event.turn, event.t).request_t = event.t
+            lane.turn(event.turn, event.t).request_t = event.t
             if not lane.ended:
                 lane.status = "waiting"
         elif isinstance(event, FirstByte):
             lane = self._lane(event.lane)
-            turn = self._turn(lane, event.turn, event.t)
+            turn = lane.turn(event.turn, event.t)
             if turn.first_byte_t is None:
                 turn.first_byte_t = event.t
         elif isinstance(event, Usage):
             lane = self._lane(event.lane)
-            turn = self._turn(lane, event.turn, event.t)
+            turn = lane.turn(event.turn, event.t)
             if event.output_tokens is not None:
                 turn.usage_tokens = event.output_tokens  # assigned, never added
                 turn.usage_source = event.source
@@ -151,7 +144,7 @@ class Standings:
                 turn.server_tps = event.server_tps
         elif isinstance(event, StreamEnded):
             lane = self._lane(event.lane)
-            turn = self._turn(lane, event.turn, event.t)
+            turn = lane.turn(event.turn, event.t)
             turn.ended, turn.finish_reason = True, event.finish_reason
         elif isinstance(event, CommandExtracted):
             lane = self._lane(event.lane)
@@ -190,49 +183,58 @@ class Standings:
 
     # -- reading -------------------------------------------------------------------
 
-    def projected_finish(self, lane: LaneState, now: float, stats: LaneStats | None = None) -> float | None:
+    def projected_finish(self, lane: LaneState, now: float, totals: TurnTotals | None = None) -> float | None:
         """Long race: when a running lane will reach max_tokens at its current
-        speed (race-clock seconds); None until it has a speed. ``stats``: the
-        lane's figures if the caller has them already."""
+        speed (race-clock seconds); None until it has a speed. ``totals``:
+        ``lane.totals()`` if the caller has it already. The one projection
+        formula: ``ranked(now)`` puts it in each lane's ``projected_t``, which
+        the leaderboard and the headless table show."""
         if lane.ended or not self.max_tokens or not lane.turns:
             return None
-        stats = stats if stats is not None else lane_stats(lane)
-        if not stats.output_tps or stats.output_tps <= 0:
+        totals = lane.totals() if totals is None else totals
+        tps = totals.output_tps
+        if not tps or tps <= 0:
             return None
-        remaining = max(self.max_tokens - lane.live_tokens, 0)
-        last = stats.finish_t if stats.finish_t is not None else now
-        return max(now, last + remaining / stats.output_tps)
+        remaining = max(self.max_tokens - totals.live_tokens, 0)
+        last = totals.last_token_t if totals.last_token_t is not None else now
+        return max(now, last + remaining / tps)
+
+    def _rank_key(self, lane: LaneState, totals: TurnTotals, projected: float | None) -> tuple:
+        """A lane's place in ``ranked``: smaller first; ``lane.index`` breaks ties."""
+        if self.kind == "thunderdome":
+            if lane.status == "winner":
+                return (0, lane.completion_t or 0.0, lane.index)
+            if lane.completion_t is not None:
+                return (1, lane.completion_t, lane.index)
+            if not lane.ended:
+                return (2, 0.0, lane.index)
+            if lane.status == "eliminated":  # later elimination ranks higher
+                return (3, -(lane.end_t or 0.0), lane.index)
+            if lane.status == "finished":
+                return (3, -(lane.end_t or 0.0), lane.index)
+            return (4, 0.0, lane.index)
+        # long race: finished by finish time, running by projection, errors last
+        if lane.status in ("finished", "winner") and totals.last_token_t is not None:
+            return (0, totals.last_token_t, lane.index)
+        if not lane.ended:
+            return (1, projected if projected is not None else math.inf, lane.index)
+        return (2, -(totals.tokens), lane.index)
 
     def ranked(self, now: float | None = None) -> list[LaneStats]:
-        """Lanes in leaderboard order, each with its 1-based rank."""
+        """Lanes in leaderboard order, each with its 1-based rank and its
+        projected finish at ``now`` (default: the last event's time). O(1)
+        per lane: call it as often as the figures are shown."""
         now = self.last_t if now is None else now
-        stats = [lane_stats(lane) for lane in self.lanes.values()]
-        by_name = {lane.name: lane for lane in self.lanes.values()}
-
-        def key(s: LaneStats) -> tuple:
-            lane = by_name[s.name]
-            if self.kind == "thunderdome":
-                if s.status == "winner":
-                    return (0, s.completion_s or 0.0, lane.index)
-                if s.completion_s is not None:
-                    return (1, s.completion_s, lane.index)
-                if not lane.ended:
-                    return (2, 0.0, lane.index)
-                if s.status == "eliminated":  # later elimination ranks higher
-                    return (3, -(lane.end_t or 0.0), lane.index)
-                if s.status == "finished":
-                    return (3, -(lane.end_t or 0.0), lane.index)
-                return (4, 0.0, lane.index)
-            # long race: finished by finish time, running by projection, errors last
-            if s.status in ("finished", "winner") and s.finish_t is not None:
-                return (0, s.finish_t, lane.index)
-            if not lane.ended:
-                proj = self.projected_finish(lane, now, s)
-                return (1, proj if proj is not None else math.inf, lane.index)
-            return (2, -(s.tokens), lane.index)
-
-        ordered = sorted(stats, key=key)
-        return [dataclasses.replace(s, rank=i + 1) for i, s in enumerate(ordered)]
+        rows = []
+        for lane in self.lanes.values():
+            totals = lane.totals()
+            projected = self.projected_finish(lane, now, totals)
+            rows.append((self._rank_key(lane, totals, projected), lane, totals, projected))
+        rows.sort(key=lambda row: row[0])  # keys are unique (lane.index)
+        return [
+            lane_stats(lane, totals, rank=i + 1, projected_t=projected)
+            for i, (_, lane, totals, projected) in enumerate(rows)
+        ]
 
     def results(self) -> dict[str, Any]:
         """The ``--json`` contract of DESIGN.md."""

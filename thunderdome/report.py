@@ -107,10 +107,8 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
         if lane.last_command:
             return f"$ {lane.last_command.splitlines()[0][:40]}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
         return s.verdict
-    if not final and now is not None and s.status not in ("finished", "winner"):
-        proj = standings.projected_finish(standings.lanes[s.name], now)
-        if proj is not None:
-            return f"ETA {proj:.1f} s"
+    if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
+        return f"ETA {s.projected_t:.1f} s"
     if s.finish_reason and s.finish_reason != "stop":
         return f"finish: {s.finish_reason}"
     return ""

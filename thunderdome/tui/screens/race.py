@@ -11,9 +11,10 @@ A frame's cost must not grow with the token rate, and in a steady race it
 asks Textual for no layout (a full layout is ~20-50 ms at 200x60): token
 text goes to fixed-size stream windows every frame; lane headers, the
 leaderboard and the chart redraw on alternate frames (10 Hz) unless a lane's
-state changed; the ranking is re-taken on lane events or at 5 Hz
-(``LiveRanking``); a lane's restyle after a status change waits for a quiet
-frame; and no full GC pass runs while racing (``gc_policy``). Measured by
+state changed; the ranking is read from the reducer every frame
+(``Standings.ranked``, O(1) per lane); a lane's restyle after a status
+change waits for a quiet frame; and no full GC pass runs while racing
+(``gc_policy``). Measured by
 benchmarks/render_capacity.py (16 lanes x 1000 tok/s at 200x60: p99 display
 lag ~80 ms, ~45% of a core).
 """
@@ -36,7 +37,6 @@ from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color
-from thunderdome.tui.ranking import LiveRanking
 from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
 from thunderdome.tui.widgets.chart import Line, TokenChart
 from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid_shape
@@ -112,7 +112,6 @@ class RaceScreen(Screen):
         self._chart_wall = -1.0
         self._frames = 0
         self._gc_held = False
-        self.ranking = LiveRanking(self.feed.standings)
         self.frame_times: deque[float] = deque(maxlen=10_000)
         """Seconds spent in each of the recent frames (benchmarks read it)."""
 
@@ -262,15 +261,15 @@ class RaceScreen(Screen):
         heads: set[str] | None = None,
     ) -> None:
         """Show the state at race time ``now``. A frame passes what it saw:
-        ``changed`` (more than token text arrived: re-rank now), whether the
+        ``changed`` (more than token text arrived: redraw the board now), whether the
         leaderboard / the chart may redraw in it (they take turns, so each
         redraws at most at half the frame rate unless a lane changed), and
         ``heads``: the lanes whose header may redraw (None: all). A lane's
         text never waits: it was appended before this call."""
         feed = self.feed
         standings = feed.standings
-        ranking = self.ranking.get(now, changed=changed)
-        stats = ranking.stats
+        ranked = standings.ranked(now)
+        stats = {s.name: s for s in ranked}
         cap = standings.max_tokens or (self.race_task.max_tokens if self.race_task else 0)
         max_turns = self.race_task.max_turns if self.race_task else 1
         for name, view in self.lanes.items():
@@ -295,7 +294,7 @@ class RaceScreen(Screen):
                 )
             )
         if board or changed:
-            self.query_one(Leaderboard).set_data(standings, now, self.lane_colors, ranking)
+            self.query_one(Leaderboard).set_data(standings, now, self.lane_colors, ranked)
         wall = time.perf_counter()
         soon = CHART_INTERVAL - FRAME_INTERVAL / 2  # frames jitter: do not skip a turn for a millisecond
         due = (now - self._chart_t >= soon or wall - self._chart_wall >= soon) and (chart or changed)

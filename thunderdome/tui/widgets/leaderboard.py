@@ -1,8 +1,9 @@
 """The live leaderboard: who leads right now, and by how much.
 
-Invariant: the order is exactly ``Standings.ranked(now)`` (the same order the
-results and the headless table use); this widget only lays it out. Columns
-have fixed widths and units, so a re-rank moves rows, never columns.
+Invariant: the order and every figure, projected finishes included, are
+exactly ``Standings.ranked(now)`` (the same order and projection the results
+and the headless table use); this widget only lays them out. Columns have
+fixed widths and units, so a re-rank moves rows, never columns.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from textual.widget import Widget
 from thunderdome.metrics import LaneStats, Standings
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, STATUS_COLOR, STATUS_ICON
-from thunderdome.tui.ranking import Ranking
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.rows import RowsWidget
 
 
-def _when(standings: Standings, s: LaneStats, now: float, ranking: Ranking | None = None) -> Text:
+def _when(standings: Standings, s: LaneStats, now: float) -> Text:
     """Finish time for lanes that are done, projected finish for the others."""
     lane = standings.lanes[s.name]
     color = STATUS_COLOR.get(s.status, "")
@@ -35,7 +35,7 @@ def _when(standings: Standings, s: LaneStats, now: float, ranking: Ranking | Non
         return Text(numbers.seconds(s.finish_t), Style(color=color, bold=True))
     if lane.ended:
         return Text("—".rjust(7), DIM)
-    eta = ranking.projected_finish(standings, s.name, now) if ranking else standings.projected_finish(lane, now)
+    eta = s.projected_t
     return Text(("~" + numbers.seconds(eta).strip()).rjust(7) if eta is not None else "—".rjust(7), DIM)
 
 
@@ -46,11 +46,11 @@ def leaderboard_table(
     *,
     compact: bool = False,
     leading: int = 0,
-    ranking: Ranking | None = None,
+    ranked: list[LaneStats] | None = None,
 ) -> Table:
     """The leaderboard as a borderless rich table; ``leading`` blank rows
-    between lanes when there is room (easier to read from afar). ``ranking``:
-    the order and figures to show (default: ``standings.ranked(now)``)."""
+    between lanes when there is room (easier to read from afar). ``ranked``:
+    ``standings.ranked(now)`` if the caller has it already."""
     table = Table(
         box=None, expand=True, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False,
         header_style="bold #9a9a9a",
@@ -64,11 +64,11 @@ def leaderboard_table(
         table.add_column("tokens", justify="right", width=6, no_wrap=True)
     label = "done" if standings.kind == "thunderdome" else "finish"
     table.add_column(label, justify="right", width=7, no_wrap=True)
-    for i, s in enumerate(ranking.ranked if ranking else standings.ranked(now)):
+    for i, s in enumerate(standings.ranked(now) if ranked is None else ranked):
         if i and leading:
             for _ in range(leading):
                 table.add_row()
-        table.add_row(*_cells(standings, s, now, colors, compact, ranking))
+        table.add_row(*_cells(standings, s, now, colors, compact))
     return table
 
 
@@ -94,7 +94,7 @@ def leaderboard_rows(
     *,
     compact: bool = False,
     leading: int = 0,
-    ranking: Ranking | None = None,
+    ranked: list[LaneStats] | None = None,
 ) -> list[Text]:
     """The leaderboard as one ``Text`` per screen row, laid out exactly as
     ``leaderboard_table`` renders at ``width`` (fixed columns one cell apart,
@@ -108,7 +108,7 @@ def leaderboard_rows(
     lane_w = width - sum(w for w, _ in fixed) - (len(fixed) - 1)
     if lane_w < 8:
         console = Console(width=max(width, 1), color_system="truecolor", legacy_windows=False)
-        table = leaderboard_table(standings, now, colors, compact=compact, leading=leading, ranking=ranking)
+        table = leaderboard_table(standings, now, colors, compact=compact, leading=leading, ranked=ranked)
         return [Text.assemble(*((seg.text, seg.style) for seg in line)) for line in console.render_lines(table, pad=False)]
     widths = [(lane_w if w == 0 else w, justify) for w, justify in fixed]
 
@@ -123,19 +123,17 @@ def leaderboard_rows(
     label = "done" if standings.kind == "thunderdome" else "finish"
     heads = ["#", "lane", "", "TTFT"] + ([] if compact else ["tok/s", "tokens"]) + [label]
     rows = [row([Text(h, HEADER) for h in heads])]
-    for i, s in enumerate(ranking.ranked if ranking else standings.ranked(now)):
+    for i, s in enumerate(standings.ranked(now) if ranked is None else ranked):
         if i and leading:
             rows.extend(Text(" " * width, no_wrap=True, end="") for _ in range(leading))
-        rows.append(row(_cells(standings, s, now, colors, compact, ranking)))
+        rows.append(row(_cells(standings, s, now, colors, compact)))
     return rows
 
 
 HEADER = Style(bold=True, color="#9a9a9a")
 
 
-def _cells(
-    standings: Standings, s: LaneStats, now: float, colors: dict[str, str], compact: bool, ranking: Ranking | None
-) -> list[Text]:
+def _cells(standings: Standings, s: LaneStats, now: float, colors: dict[str, str], compact: bool) -> list[Text]:
     lane = standings.lanes[s.name]
     color = colors.get(s.name, "")
     status_color = STATUS_COLOR.get(s.status, "")
@@ -154,12 +152,12 @@ def _cells(
         tokens = lane.live_tokens if not lane.ended else s.tokens
         mark = "*" if lane.ended and s.tokens_source == "estimate" else ""
         row.append(Text(f"{tokens}{mark}"))
-    row.append(_when(standings, s, now, ranking))
+    row.append(_when(standings, s, now))
     return row
 
 
 class Leaderboard(RowsWidget):
-    """Re-ranked from the UI's own Standings whenever the race screen asks."""
+    """Shows the ranking the race screen read from the UI's own Standings."""
 
     DEFAULT_CSS = "Leaderboard { height: auto; }"
 
@@ -168,14 +166,11 @@ class Leaderboard(RowsWidget):
         self._standings: Standings | None = None
         self._now = 0.0
         self._colors: dict[str, str] = {}
-        self._ranking: Ranking | None = None
+        self._ranked: list[LaneStats] = []
 
-    def set_data(
-        self, standings: Standings, now: float, colors: dict[str, str], ranking: Ranking | None = None
-    ) -> None:
-        """Show ``ranking`` (default: ``standings.ranked(now)``) at race time ``now``."""
-        self._standings, self._now, self._colors = standings, now, colors
-        self._ranking = ranking
+    def set_data(self, standings: Standings, now: float, colors: dict[str, str], ranked: list[LaneStats]) -> None:
+        """Show ``ranked`` (``standings.ranked(now)``) at race time ``now``."""
+        self._standings, self._now, self._colors, self._ranked = standings, now, colors, ranked
         self.update_rows()  # a new layout only when the row count changes
 
     def _room(self) -> int:
@@ -193,12 +188,9 @@ class Leaderboard(RowsWidget):
         lanes = len(self._standings.lanes)
         leading = 1 if lanes > 1 and 2 * lanes <= self._room() - 1 else 0
         return leaderboard_rows(
-            self._standings, self._now, self._colors, width, compact=width < 44, leading=leading, ranking=self._ranking
+            self._standings, self._now, self._colors, width, compact=width < 44, leading=leading, ranked=self._ranked
         )
 
     def order(self) -> list[str]:
         """Lane names as currently ranked (tests)."""
-        if self._standings is None:
-            return []
-        ranked = self._ranking.ranked if self._ranking else self._standings.ranked(self._now)
-        return [s.name for s in ranked]
+        return [s.name for s in self._ranked]

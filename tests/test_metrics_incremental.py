@@ -1,0 +1,325 @@
+"""The reducer's incremental reads equal a recomputation from the events.
+
+``Standings`` keeps running figures per lane (the closed turns' totals, gaps
+in arrival order, percentiles sorted only when read). Here a reference
+written from the metric definitions recomputes every figure from scratch
+from the events seen so far, and hypothesis feeds both random races — lanes
+interleaved, several turns, usage or none, late events for a turn already
+closed, reads in the middle of the race — and requires equality to the last
+bit: mid-race figures, live token counts, projections and order, figures
+read after more events arrived, and the final results dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from thunderdome.events import (
+    CommandExtracted,
+    Event,
+    FirstByte,
+    LaneEliminated,
+    LaneFailed,
+    LaneFinished,
+    LaneStarted,
+    RaceFinished,
+    RaceStarted,
+    RequestSent,
+    StreamEnded,
+    TokenDelta,
+    Usage,
+    Verdict,
+)
+from thunderdome.metrics import Standings, compute_results, lane_stats
+
+# -- the reference: every figure from scratch, by the definitions -------------------------
+
+TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, Usage, StreamEnded)
+LANE_EVENTS = TURN_EVENTS + (LaneStarted, CommandExtracted, Verdict, LaneFinished, LaneEliminated, LaneFailed)
+ENDED = ("finished", "winner", "eliminated", "error")
+
+
+def new_lane(name: str, index: int) -> dict[str, Any]:
+    return {"name": name, "index": index, "kind": "", "model": "", "skew": 0.0, "turns": {}, "status": "waiting",
+            "end_t": None, "reason": "", "by": None, "completion": None, "verdict": ""}
+
+
+def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The race facts and each lane's raw record (turns keep every token time)."""
+    race: dict[str, Any] = {"kind": "long", "max_tokens": 0, "finished_t": None, "winner": None, "last_t": 0.0}
+    lanes: dict[str, dict[str, Any]] = {}
+
+    def lane_of(name: str) -> dict[str, Any]:
+        return lanes.setdefault(name, new_lane(name, len(lanes)))
+
+    for e in events:
+        race["last_t"] = max(race["last_t"], e.t)
+        if isinstance(e, RaceStarted):
+            race["kind"], race["max_tokens"] = e.kind, e.max_tokens
+            for info in e.lanes:
+                lane = lane_of(info["name"])
+                lane["kind"], lane["model"] = info["kind"], info["model"]
+        elif isinstance(e, RaceFinished):
+            race["finished_t"], race["winner"] = e.t, e.winner
+            if e.winner in lanes:
+                lanes[e.winner]["status"] = "winner"
+        if not isinstance(e, LANE_EVENTS):
+            continue
+        lane = lane_of(e.lane)
+        running = lane["status"] not in ENDED
+        if isinstance(e, TURN_EVENTS):
+            turn = lane["turns"].setdefault(e.turn, {"request": e.t, "byte": None, "tokens": [], "answers": [],
+                                                     "usage": None, "source": None, "server_tps": None,
+                                                     "finish": None})
+        if isinstance(e, RequestSent):
+            turn["request"] = e.t
+            lane["status"] = "waiting" if running else lane["status"]
+        elif isinstance(e, FirstByte) and turn["byte"] is None:
+            turn["byte"] = e.t
+        elif isinstance(e, TokenDelta):
+            turn["tokens"].append(e.t)
+            if e.channel == "answer":
+                turn["answers"].append(e.t)
+            if running:
+                lane["status"] = "streaming" if e.channel == "answer" else "thinking"
+        elif isinstance(e, Usage):
+            if e.output_tokens is not None:
+                turn["usage"], turn["source"] = e.output_tokens, e.source
+            if e.server_tps is not None:
+                turn["server_tps"] = e.server_tps
+        elif isinstance(e, StreamEnded):
+            turn["finish"] = e.finish_reason
+        elif isinstance(e, LaneStarted):
+            lane["skew"] = e.skew
+        elif isinstance(e, CommandExtracted) and running:
+            lane["status"] = "executing"
+        elif isinstance(e, Verdict):
+            lane["verdict"] = e.detail or ("pass" if e.passed else "fail")
+            if e.passed and lane["completion"] is None:
+                lane["completion"] = e.t
+        elif isinstance(e, (LaneFinished, LaneEliminated, LaneFailed)):
+            lane["status"] = {LaneFinished: "finished", LaneEliminated: "eliminated", LaneFailed: "error"}[type(e)]
+            lane["end_t"], lane["reason"] = e.t, e.reason
+            if isinstance(e, LaneEliminated):
+                lane["by"] = e.by
+    return race, lanes
+
+
+def percentile(ordered: list[float], q: float) -> float | None:
+    """Linear interpolation between the closest ranks."""
+    if not ordered:
+        return None
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def figures(lane: dict[str, Any]) -> dict[str, Any]:
+    """A lane's figures by the metric table: N per turn is usage if reported, else deltas."""
+    turns = list(lane["turns"].values())  # in the order they were opened
+    n = [t["usage"] if t["usage"] is not None else len(t["tokens"]) for t in turns]
+    first = turns[0] if turns else None
+    ttfb = ttft = ttfa = e2e = None
+    finish = max((t["tokens"][-1] for t in turns if t["tokens"]), default=None)
+    if first is not None:
+        ttfb = None if first["byte"] is None else first["byte"] - first["request"]
+        ttft = first["tokens"][0] - first["request"] if first["tokens"] else None
+        answers = [t["answers"][0] for t in turns if t["answers"]]
+        ttfa = answers[0] - first["request"] if answers else None
+        e2e = None if finish is None else finish - first["request"]
+    gen_tokens, gen_time = 0, 0.0
+    for t, count in zip(turns, n):
+        if count >= 2 and t["tokens"]:
+            t_ttft, t_e2e = t["tokens"][0] - t["request"], t["tokens"][-1] - t["request"]
+            if t_e2e > t_ttft:
+                gen_tokens, gen_time = gen_tokens + count - 1, gen_time + (t_e2e - t_ttft)
+    sources = {t["source"] if t["usage"] is not None else "estimate" for t, count in zip(turns, n)
+               if count or t["tokens"]}
+    source = ("estimate" if not sources else next(iter(sources)) if len(sources) == 1
+              else "estimate" if "estimate" in sources else "usage")
+    gaps = sorted(b - a for t in turns for a, b in zip(t["tokens"], t["tokens"][1:]))
+    server = [t["server_tps"] for t in turns if t["server_tps"] is not None]
+
+    def ms(q: float) -> float | None:
+        value = percentile(gaps, q)
+        return None if value is None else value * 1000.0
+
+    return {
+        "ttfb_s": ttfb, "ttft_s": ttft, "ttfa_s": ttfa, "e2e_s": e2e, "tokens": sum(n), "tokens_source": source,
+        "output_tps": gen_tokens / gen_time if gen_time > 0 else None,
+        "itl_p50_ms": ms(50), "itl_p90_ms": ms(90), "itl_p99_ms": ms(99),
+        "server_tps": server[-1] if server else None, "finish_t": finish, "turns": len(turns),
+        "finish_reason": turns[-1]["finish"] if turns else None,
+    }
+
+
+FIGURES = tuple(figures(new_lane("x", 0)))
+
+
+def live_tokens(lane: dict[str, Any]) -> int:
+    return sum(max(len(t["tokens"]), t["usage"] or 0) for t in lane["turns"].values())
+
+
+def projection(race: dict[str, Any], lane: dict[str, Any], now: float) -> float | None:
+    """When a running lane reaches max_tokens at its output speed."""
+    fig = figures(lane)
+    if lane["status"] in ENDED or not race["max_tokens"] or not lane["turns"] or not fig["output_tps"]:
+        return None
+    remaining = max(race["max_tokens"] - live_tokens(lane), 0)
+    last = fig["finish_t"] if fig["finish_t"] is not None else now
+    return max(now, last + remaining / fig["output_tps"])
+
+
+def order(race: dict[str, Any], lanes: dict[str, dict[str, Any]], now: float) -> list[str]:
+    """Thunderdome: winner, then by completion, running, later end first, errors;
+    long race: finished by finish time, running by projected finish, the rest by tokens."""
+
+    def key(lane: dict[str, Any]) -> tuple:
+        status, fig, i = lane["status"], figures(lane), lane["index"]
+        if race["kind"] == "thunderdome":
+            if status == "winner":
+                return (0, lane["completion"] or 0.0, i)
+            if lane["completion"] is not None:
+                return (1, lane["completion"], i)
+            if status not in ENDED:
+                return (2, 0.0, i)
+            return (3, -(lane["end_t"] or 0.0), i) if status in ("eliminated", "finished") else (4, 0.0, i)
+        if status in ("finished", "winner") and fig["finish_t"] is not None:
+            return (0, fig["finish_t"], i)
+        if status not in ENDED:
+            proj = projection(race, lane, now)
+            return (1, math.inf if proj is None else proj, i)
+        return (2, -fig["tokens"], i)
+
+    return [lane["name"] for lane in sorted(lanes.values(), key=key)]
+
+
+def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
+    """The ``lanes`` of the results, rounded as the ``--json`` contract rounds."""
+    race, lanes = replay(events)
+    now = race["finished_t"] if race["finished_t"] is not None else race["last_t"]
+
+    def r(value: float | None, digits: int = 4) -> float | None:
+        return None if value is None else round(value, digits)
+
+    out = []
+    for rank, name in enumerate(order(race, lanes, now), 1):
+        lane, fig = lanes[name], figures(lanes[name])
+        out.append({
+            "name": name, "kind": lane["kind"], "model": lane["model"], "status": lane["status"], "rank": rank,
+            "ttfb_s": r(fig["ttfb_s"]), "ttft_s": r(fig["ttft_s"]), "ttfa_s": r(fig["ttfa_s"]),
+            "e2e_s": r(fig["e2e_s"]), "tokens": fig["tokens"], "tokens_source": fig["tokens_source"],
+            "output_tps": r(fig["output_tps"], 2), "itl_p50_ms": r(fig["itl_p50_ms"], 3),
+            "itl_p90_ms": r(fig["itl_p90_ms"], 3), "itl_p99_ms": r(fig["itl_p99_ms"], 3),
+            "server_tps": r(fig["server_tps"], 2), "completion_s": r(lane["completion"]),
+            "turns": fig["turns"], "verdict": lane["verdict"],
+            "error": (lane["reason"] or None) if lane["status"] == "error" else None,
+            "eliminated_by": lane["by"], "finish_reason": fig["finish_reason"],
+            "start_skew_ms": r(lane["skew"] * 1000.0, 3),
+        })
+    return out
+
+
+# -- random races -------------------------------------------------------------------------
+
+gaps = st.one_of(st.sampled_from([0.0, 0.001, 0.1]), st.floats(min_value=0.0, max_value=0.5))
+
+
+@st.composite
+def lane_events(draw: st.DrawFn, name: str, kind: str) -> list[Event]:
+    """One lane's events in its own order: turns of tokens, usage, late events for closed turns, an end."""
+    t = 0.0
+    events: list[Event] = [LaneStarted(t=0.0, lane=name, skew=draw(st.sampled_from([0.0, 0.0004, 0.002])))]
+    turns = draw(st.integers(0, 3))
+    for turn in range(1, turns + 1):
+        t += draw(gaps)
+        events.append(RequestSent(t=t, lane=name, turn=turn))
+        if draw(st.booleans()):
+            t += draw(gaps)
+            events.append(FirstByte(t=t, lane=name, turn=turn))
+        for _ in range(draw(st.integers(0, 12))):
+            t += draw(gaps)
+            channel = draw(st.sampled_from(["answer", "answer", "reasoning"]))
+            events.append(TokenDelta(t=t, lane=name, text="w ", channel=channel, turn=turn))
+        if draw(st.booleans()):
+            events.append(Usage(t=t, lane=name, turn=turn, output_tokens=draw(st.none() | st.integers(0, 30)),
+                                source=draw(st.sampled_from(["usage", "server"])),
+                                server_tps=draw(st.none() | st.sampled_from([12.5, 40.0]))))
+        if draw(st.booleans()):
+            events.append(StreamEnded(t=t, lane=name, turn=turn, finish_reason=draw(st.sampled_from(["stop", "length", None]))))
+        if draw(st.booleans()):
+            events.append(CommandExtracted(t=t, lane=name, turn=turn, command="ls"))
+        if kind == "thunderdome" and draw(st.booleans()):
+            t += draw(gaps)
+            events.append(Verdict(t=t, lane=name, turn=turn, passed=draw(st.booleans())))
+    for _ in range(draw(st.integers(0, 2)) if turns > 1 else 0):  # a closed turn changes again
+        late = draw(st.integers(1, turns - 1))
+        t += draw(gaps)
+        events.append(draw(st.sampled_from([
+            TokenDelta(t=t, lane=name, text="late", turn=late),
+            Usage(t=t, lane=name, turn=late, output_tokens=7, source="usage", server_tps=99.0),
+            StreamEnded(t=t, lane=name, turn=late, finish_reason="stop"),
+        ])))
+    end = draw(st.sampled_from([None, LaneFinished, LaneEliminated, LaneFailed]))
+    if end is not None:
+        t += draw(gaps)
+        events.append(end(t=t, lane=name, reason=draw(st.sampled_from(["", "HTTP 500"]))))
+    return events
+
+
+@st.composite
+def races(draw: st.DrawFn) -> list[Event]:
+    """A race: lanes' event streams interleaved at random (each lane stays in its own order)."""
+    kind = draw(st.sampled_from(["long", "thunderdome"]))
+    names = ["a", "b", "c", "d"][: draw(st.integers(1, 4))]
+    info = tuple({"name": n, "kind": "sim", "model": f"m-{n}"} for n in names)
+    events: list[Event] = [RaceStarted(t=0.0, task="t", kind=kind, lanes=info, max_tokens=draw(st.sampled_from([0, 8, 40])))]
+    streams = [draw(lane_events(n, kind)) for n in names]
+    picks = draw(st.permutations([i for i, stream in enumerate(streams) for _ in stream]))
+    for i in picks:
+        events.append(streams[i].pop(0))
+    if draw(st.booleans()):
+        events.append(RaceFinished(t=max(e.t for e in events) + 0.01, winner=draw(st.sampled_from([None, *names]))))
+    return events
+
+
+# -- the properties -----------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(races(), st.data())
+def test_incremental_reads_equal_a_recomputation_at_every_read(events, data):
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=5), label="cuts"))
+    standings = Standings()
+    seen = 0
+    earlier = []  # (figures taken at a cut, what the reference said then)
+    for cut in cuts + [len(events)]:
+        standings.apply_all(events[seen:cut])
+        seen = cut
+        race, lanes = replay(events[:cut])
+        now = race["last_t"] + data.draw(st.sampled_from([0.0, 0.05, 3.0]), label="now - last_t")
+        ranked = standings.ranked(now)
+        assert [s.name for s in ranked] == order(race, lanes, now)
+        for s in ranked:
+            lane, ref = standings.lanes[s.name], lanes[s.name]
+            assert {f: getattr(s, f) for f in FIGURES} == figures(ref)
+            assert lane.live_tokens == live_tokens(ref) and lane.tokens == figures(ref)["tokens"]
+            assert s.projected_t == projection(race, ref, now) == standings.projected_finish(lane, now)
+            earlier.append((s, figures(ref)))
+    for s, ref in earlier:  # read after more events arrived: still the figures of their moment
+        assert (s.itl_p50_ms, s.itl_p90_ms, s.itl_p99_ms) == (ref["itl_p50_ms"], ref["itl_p90_ms"], ref["itl_p99_ms"])
+    assert {f: getattr(lane_stats(standings.lanes[n]), f) for n in lanes for f in FIGURES} == {
+        f: figures(lanes[n])[f] for n in lanes for f in FIGURES
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(races())
+def test_results_equal_a_recomputation(events):
+    results = compute_results(events)
+    assert results["lanes"] == result_lanes(events)
+    assert results["winner"] == replay(events)[0]["winner"]
