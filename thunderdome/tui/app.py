@@ -2,8 +2,14 @@
 
 Invariant: ``make_app`` is the only way the app is built (``run_tui`` calls
 it too), so what the tests drive is what people run. The app owns the flow
-between screens (setup -> race -> results -> next race) and the sources it
-started; screens own their widgets. Quitting stops every running source
+between screens (setup -> race -> results -> next race), the sources it
+started and the state of the race on screen; screens own their widgets and
+tell the app what happened only through their messages (``SetupScreen.
+RaceRequested``, ``RaceScreen.RaceShown`` / ``RaceEnded`` / ``RerunRequested``,
+``ResultsScreen.RerunRequested`` / ``NextRaceRequested`` / ``SetupRequested``),
+handled here with ``@on``; the app never reads a screen's attributes, and a
+message from a screen that is no longer on top (a second key press caught
+before the screen changed) is ignored. Quitting stops every running source
 (bounded wait) before the app exits, so no race thread, sandbox or emulator
 is left behind.
 """
@@ -17,16 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 from textual.theme import Theme
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
+from thunderdome.metrics import Standings
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
+from thunderdome.tui.screens.setup import SetupScreen
 from thunderdome.tui.sources import BrokenSource, SourceFactory, live_source_factory, replay_source
 
 MODES = ("setup", "race", "replay")
@@ -94,6 +103,10 @@ class ThunderdomeApp(App[int]):
         self.current_specs: list[BackendSpec] = list(config.specs)
         self.tasks_after: list[TaskSpec] = list(config.tasks_after)
         self.from_setup = False
+        self.race_source: Any = None
+        """The source of the race on screen (racing, or its results shown); None on setup."""
+        self.standings: Standings | None = None
+        """The race on screen's standings (live while it runs); what ``e`` exports."""
         self.last_export: list[str] = []
         self.last_screenshot: str | None = None
 
@@ -104,8 +117,6 @@ class ThunderdomeApp(App[int]):
         self.theme = "thunderdome"
         mode = self.config.mode
         if mode == "setup":
-            from thunderdome.tui.screens.setup import SetupScreen
-
             self.push_screen(SetupScreen(discover=self.config.discover))
         elif mode == "replay":
             self.start_replay()
@@ -121,7 +132,9 @@ class ThunderdomeApp(App[int]):
             self.source_factory = live_source_factory()
         return self.source_factory
 
-    def _show(self, screen: Any) -> None:
+    def _show(self, screen: RaceScreen, source: Any) -> None:
+        self.sources.append(source)
+        self.race_source, self.standings = source, None
         if len(self.screen_stack) > 1 and not (self.from_setup and len(self.screen_stack) == 2):
             self.switch_screen(screen)
         else:
@@ -132,11 +145,10 @@ class ThunderdomeApp(App[int]):
         self.from_setup = self.from_setup or from_setup
         self.current_task, self.current_specs = task, list(specs)
         source = self._factory()(task, list(specs))
-        self.sources.append(source)
         screen = RaceScreen(
             source, task=task, specs=specs, clock=self.config.clock, results_delay=self.config.results_delay
         )
-        self._show(screen)
+        self._show(screen, source)
 
     def start_replay(self) -> None:
         path = self.config.replay_path
@@ -148,7 +160,6 @@ class ThunderdomeApp(App[int]):
                 source = replay_source(path, self.config.speed)
             except Exception as exc:  # shown on the race screen, never a traceback
                 source = BrokenSource(str(exc) or type(exc).__name__)
-        self.sources.append(source)
         screen = RaceScreen(
             source,
             replay=True,
@@ -156,44 +167,71 @@ class ThunderdomeApp(App[int]):
             clock=self.config.clock,
             results_delay=self.config.results_delay,
         )
-        self._show(screen)
+        self._show(screen, source)
 
-    def race_over(self, screen: RaceScreen) -> None:
-        """A race screen saw RaceFinished: show its results."""
+    def rerun(self) -> None:
+        """Run the current race again (a replay restarts from its start)."""
+        if self.config.mode == "replay":
+            self.start_replay()
+        elif self.current_task is not None:
+            self.start_race(self.current_task, self.current_specs)
+
+    # -- what the screens tell ----------------------------------------------------------
+
+    @on(SetupScreen.RaceRequested)
+    def _race_requested(self, message: SetupScreen.RaceRequested) -> None:
+        if message.screen is self.screen:
+            self.start_race(message.task, message.specs, from_setup=True)
+
+    @on(RaceScreen.RaceShown)
+    def _race_shown(self, message: RaceScreen.RaceShown) -> None:
+        if message.screen is self.screen:
+            self.standings = message.standings
+
+    @on(RaceScreen.RaceEnded)
+    def _race_ended(self, message: RaceScreen.RaceEnded) -> None:
+        """Show the results of the race on screen."""
         while isinstance(self.screen, HelpScreen):
             self.pop_screen()
-        if self.screen is not screen:
+        if self.screen is not message.screen:
             return
-        if screen.replay:
-            self._stop_later(screen.source)  # a replay lingers at its end until stopped
-        next_task = self.tasks_after[0] if self.tasks_after and not screen.replay else None
+        replay = self.config.mode == "replay"
+        if replay:
+            self._stop_later(self.race_source)  # a replay lingers at its end until stopped
+        self.standings = message.feed.standings
+        next_task = self.tasks_after[0] if self.tasks_after and not replay else None
         results = ResultsScreen(
-            screen.feed,
-            screen.lane_colors,
-            recording=getattr(screen.source, "recording_path", None),
+            message.feed,
+            message.lane_colors,
+            recording=self.recording(),
             next_task=next_task,
             can_go_back=self.from_setup,
             next_delay=self.config.next_delay,
         )
         self.switch_screen(results)
 
-    def rerun(self, screen: Any) -> None:
-        """Run the current race again (a replay restarts from its start)."""
-        if isinstance(screen, RaceScreen):
-            self._stop_later(screen.source)
-        if self.config.mode == "replay":
-            self.start_replay()
-        elif self.current_task is not None:
-            self.start_race(self.current_task, self.current_specs)
+    @on(RaceScreen.RerunRequested)
+    def _rerun_mid_race(self, message: RaceScreen.RerunRequested) -> None:
+        if message.screen is self.screen:
+            self._stop_later(self.race_source)
+            self.rerun()
 
-    def next_race(self) -> None:
-        if self.tasks_after:
+    @on(ResultsScreen.RerunRequested)
+    def _rerun_after_results(self, message: ResultsScreen.RerunRequested) -> None:
+        if message.screen is self.screen:
+            self.rerun()
+
+    @on(ResultsScreen.NextRaceRequested)
+    def _next_race_requested(self, message: ResultsScreen.NextRaceRequested) -> None:
+        if message.screen is self.screen and self.tasks_after:
             task = self.tasks_after.pop(0)
             self.start_race(task, self.current_specs)
 
-    def back_to_setup(self) -> None:
-        if self.from_setup and len(self.screen_stack) > 2:
+    @on(ResultsScreen.SetupRequested)
+    def _setup_requested(self, message: ResultsScreen.SetupRequested) -> None:
+        if message.screen is self.screen and self.from_setup and len(self.screen_stack) > 2:
             self.pop_screen()
+            self.race_source, self.standings = None, None
 
     def _stop_later(self, source: Any) -> None:
         async def stop() -> None:
@@ -214,11 +252,13 @@ class ThunderdomeApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def recording(self) -> str | None:
+        """Where the race on screen is recorded (None: not recorded, or no race)."""
+        return getattr(self.race_source, "recording_path", None)
+
     def output_dir(self) -> Path:
         """Next to the recording if there is one, else the configured folder or cwd."""
-        recording = getattr(getattr(self.screen, "source", None), "recording_path", None) or getattr(
-            self.screen, "recording", None
-        )
+        recording = self.recording()
         if self.config.output_dir:
             return Path(self.config.output_dir)
         if recording:
@@ -239,7 +279,7 @@ class ThunderdomeApp(App[int]):
         self.notify(path, title="screenshot saved", timeout=6, markup=False)
 
     def action_export(self) -> None:
-        standings = getattr(self.screen, "standings", None) or getattr(getattr(self.screen, "feed", None), "standings", None)
+        standings = self.standings
         if standings is None or not standings.lanes:
             self.notify("nothing to export yet", severity="warning")
             return
@@ -254,7 +294,7 @@ class ThunderdomeApp(App[int]):
         self.notify("\n".join(paths), title="results exported", timeout=8, markup=False)
 
     def _export_stem(self) -> str:
-        recording = getattr(self.screen, "recording", None) or getattr(getattr(self.screen, "source", None), "recording_path", None)
+        recording = self.recording()
         if recording:
             return Path(recording).stem
         task = self.current_task.name if self.current_task else "race"

@@ -17,22 +17,29 @@ change waits for a quiet frame; and no full GC pass runs while racing
 (``gc_policy``). Measured by
 benchmarks/render_capacity.py (16 lanes x 1000 tok/s at 200x60: p99 display
 lag ~80 ms, ~45% of a core).
+
+The screen tells the app what happened through its messages: ``RaceShown``
+(on mount, with the live standings), ``RaceEnded`` (a results delay after
+the race finished) and ``RerunRequested``.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from thunderdome.events import Notice
+from thunderdome.metrics import Standings
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
@@ -43,7 +50,6 @@ from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 
 if TYPE_CHECKING:
-    from thunderdome.tui.app import ThunderdomeApp
     from thunderdome.tui.sources import Source
 
 FRAME_INTERVAL = 1 / 20
@@ -69,7 +75,30 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class RaceScreen(Screen):
-    """One race from a source. ``app.race_over(screen)`` is called at its end."""
+    """One race from a source."""
+
+    @dataclass
+    class RaceShown(Message):
+        """The screen is up; ``standings`` is the state it folds the race's
+        events into (live: what an export mid-race writes)."""
+
+        screen: RaceScreen
+        standings: Standings
+
+    @dataclass
+    class RaceEnded(Message):
+        """The race finished and stayed on screen its results delay; ``feed``
+        holds its final standings and token series."""
+
+        screen: RaceScreen
+        feed: EventFeed
+        lane_colors: dict[str, str]
+
+    @dataclass
+    class RerunRequested(Message):
+        """The user asked for this race again (``r``; ``0`` in a replay)."""
+
+        screen: RaceScreen
 
     BINDINGS = [
         Binding("t", "toggle_reasoning", "reasoning"),
@@ -133,6 +162,7 @@ class RaceScreen(Screen):
     def on_mount(self) -> None:
         gc_policy.race_started()
         self._gc_held = True
+        self.post_message(self.RaceShown(self, self.feed.standings))
         for spec in self.specs:
             self._lane_view(spec.name)
         self._update_widgets(self.now())
@@ -330,14 +360,12 @@ class RaceScreen(Screen):
             gc_policy.race_ended()
 
     def on_unmount(self) -> None:
-        self._release_gc()
+        if self._gc_held:  # the full pass held back while racing runs once the next screen is up
+            self._gc_held = False
+            self.app.call_after_refresh(gc_policy.race_ended)
 
     def _show_results(self) -> None:
-        app: ThunderdomeApp = self.app  # type: ignore[assignment]
-        held, self._gc_held = self._gc_held, False
-        app.race_over(self)
-        if held:  # the full pass held back while racing runs once the results are on screen
-            app.call_after_refresh(gc_policy.race_ended)
+        self.post_message(self.RaceEnded(self, self.feed, dict(self.lane_colors)))
 
     # -- actions ------------------------------------------------------------------------
 
@@ -349,11 +377,11 @@ class RaceScreen(Screen):
         self.notify("reasoning shown" if show else "reasoning hidden", timeout=2)
 
     def action_rerun(self) -> None:
-        self.app.rerun(self)  # type: ignore[attr-defined]
+        self.post_message(self.RerunRequested(self))
 
     def action_restart(self) -> None:
         if self.replay:
-            self.app.rerun(self)  # type: ignore[attr-defined]
+            self.post_message(self.RerunRequested(self))
 
     def action_pause(self) -> None:
         if not self.replay or self.over:

@@ -2,11 +2,14 @@
 
 Invariant: every figure here comes from the race screen's ``Standings`` via
 ``ranked()`` / ``results()`` — the same numbers the headless run and the
-exports give for the same events.
+exports give for the same events. The screen changes nothing but itself: a
+key that asks for another screen posts a message (``RerunRequested``,
+``NextRaceRequested``, ``SetupRequested``) and the app decides.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
@@ -14,6 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Digits, Footer, Static
@@ -209,6 +213,24 @@ class RecordingNote(Widget):
 class ResultsScreen(Screen):
     """Final standings of one race."""
 
+    @dataclass
+    class RerunRequested(Message):
+        """The user asked for the same race again (``r``)."""
+
+        screen: ResultsScreen
+
+    @dataclass
+    class NextRaceRequested(Message):
+        """The next task is due: ``n``, or the demo's countdown ran out."""
+
+        screen: ResultsScreen
+
+    @dataclass
+    class SetupRequested(Message):
+        """The user asked to go back to the setup screen (``b``)."""
+
+        screen: ResultsScreen
+
     BINDINGS = [
         Binding("r", "rerun", "rerun"),
         Binding("e", "app.export", "export"),
@@ -326,18 +348,18 @@ class ResultsScreen(Screen):
         return self.standings.results()
 
     def action_rerun(self) -> None:
-        self.app.rerun(self)  # type: ignore[attr-defined]
+        self.post_message(self.RerunRequested(self))
 
     def action_next(self) -> None:
         if self._countdown is not None:
             self._countdown.stop()
             self._countdown = None
-        if self.next_task is not None and self.app.screen is self:
-            self.app.next_race()  # type: ignore[attr-defined]
+        if self.next_task is not None:
+            self.post_message(self.NextRaceRequested(self))
 
     def action_back(self) -> None:
         if self.can_go_back:
-            self.app.back_to_setup()  # type: ignore[attr-defined]
+            self.post_message(self.SetupRequested(self))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next":

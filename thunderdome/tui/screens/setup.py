@@ -1,9 +1,10 @@
 """The setup screen: pick a task, tick backends, set the token cap, start.
 
-Invariant: the screen only gathers choices; it starts nothing but the race
-(through ``app.start_race``) and probes nothing but 127.0.0.1 (through
-``thunderdome.discover``). Bad input (a task file that does not load, no
-backend ticked, a bad number) is shown as a one-line message, never raised.
+Invariant: the screen only gathers choices; it starts nothing (it posts
+``SetupScreen.RaceRequested`` and the app starts the race) and probes
+nothing but 127.0.0.1 (through ``thunderdome.discover``). Bad input (a task
+file that does not load, no backend ticked, a bad number) is shown as a
+one-line message, never raised.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
@@ -66,6 +68,15 @@ def sim_specs() -> list[BackendSpec]:
 
 class SetupScreen(Screen):
     """Choose what to race."""
+
+    @dataclasses.dataclass
+    class RaceRequested(Message):
+        """The user asked for ``task`` raced on ``specs`` (checked: the task
+        loaded, at least one backend, no two named alike)."""
+
+        screen: SetupScreen
+        task: TaskSpec
+        specs: list[BackendSpec]
 
     BINDINGS = [
         Binding("ctrl+s,f5", "start", "start race"),
@@ -248,7 +259,7 @@ class SetupScreen(Screen):
                 self.notify("max tokens must be a whole number ≥ 1", severity="error")
                 return
             task = dataclasses.replace(task, max_tokens=cap)
-        self.app.start_race(task, specs, from_setup=True)  # type: ignore[attr-defined]
+        self.post_message(self.RaceRequested(self, task, specs))
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
