@@ -224,6 +224,8 @@ class CommandExtractor:
         data = self._held + text if self._held else text
         self.scanned += len(data)
         self._held = ""
+        if "<" not in data:  # the common case: no tag, nor the start of one
+            return "" if self._thinking else data
         kept: list[str] = []
         pos = 0
         while True:
