@@ -95,10 +95,12 @@ def feedback_message(command: str | None, res: Any, detail: str, turns_left: int
             "I could not find a shell command in your reply. Reply with the command in one "
             f"```bash code block. {more}"
         )
-    parts = [f"Your command ran:\n```bash\n{command}\n```", describe_exit(res)]
-    for name, text in (("stdout", res.stdout), ("stderr", res.stderr)):
-        if text.strip():
-            parts.append(f"{name}:\n```\n{tail(text).rstrip()}\n```")
+    parts = [f"Your command ran:\n```bash\n{command}\n```"]
+    if res is not None:  # what it did, when the act kept its result
+        parts.append(describe_exit(res))
+        for name, text in (("stdout", res.stdout), ("stderr", res.stderr)):
+            if text.strip():
+                parts.append(f"{name}:\n```\n{tail(text).rstrip()}\n```")
     parts.append(f"That did not solve the task: {detail}.")
     parts.append(f"{more} Reply with a corrected command in one ```bash code block.")
     return "\n\n".join(parts)
