@@ -232,7 +232,7 @@ class CommandExtractor:
             tag = THINK_CLOSE if self._thinking else THINK_OPEN
             at = data.find(tag, pos)
             if at < 0:
-                hold = _tag_prefix_at_end(data, tag)
+                hold = min(_tag_prefix_at_end(data, tag), len(data) - pos)
                 if hold:
                     self._held = data[len(data) - hold:]
                 if not self._thinking:

@@ -42,7 +42,10 @@ Messages = list[dict[str, Any]]
 @dataclass(frozen=True)
 class Attempt:
     """What the model gave in one turn: its answer text and the command to
-    run, or (``command`` None) ``miss``, the failed verdict's detail."""
+    run, or (``command`` None) ``miss``, the failed verdict's detail. The
+    loop reads only these; it hands the attempt back to the mode's
+    ``follow_up``, so a mode may return a subclass carrying what it needs
+    there (a tool call's id, say)."""
 
     text: str
     command: str | None
