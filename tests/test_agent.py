@@ -22,7 +22,8 @@ from thunderdome.events import (
     TokenDelta,
     Verdict,
 )
-from thunderdome.race.agent import derive_seed, feedback_message, sim_directive
+from thunderdome.race.text_mode import feedback_message
+from thunderdome.race.turns import derive_seed, sim_directive
 from thunderdome.race.engine import Lane
 from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task

@@ -26,6 +26,9 @@ REPLIES = {
     "python block skipped": (f"{FENCE}python\nprint('x')\n{FENCE}\nthen\n{FENCE}bash\necho real\n{FENCE}", "echo real"),
     "crlf line ends": (f"{FENCE}bash\r\necho crlf\r\n{FENCE}\r\n", "echo crlf"),
     "long fence holds short one": (f"````bash\necho a\n```\necho b\n````", "echo a\n```\necho b"),
+    "block inside think skipped": (f"<think>\nMaybe:\n{FENCE}bash\nrm -rf ~\n{FENCE}\nNo.\n</think>\n{FENCE}bash\necho ok\n{FENCE}", "echo ok"),
+    "think mid-line": (f"Plan: <think>{FENCE}sh\nkill -9 1\n{FENCE}</think>\n{FENCE}sh\nls\n{FENCE}", "ls"),
+    "tag-like text kept": (f"{FENCE}bash\necho '<thin' '</think' > f\n{FENCE}", "echo '<thin' '</think' > f"),
 }
 
 
@@ -100,6 +103,32 @@ def test_unclosed_block_at_end_is_used() -> None:
     assert ex.feed("```bash\ngrep -c x f.txt\n") is None
     assert ex.finish() == "grep -c x f.txt"
     assert ex.source == "open_block"
+
+
+def test_think_still_open_at_the_end_hides_the_rest() -> None:
+    assert extract_command("<think>\nI will run\n```bash\nkill -9 1\n```\nkill -9 2\n") is None
+    assert extract_command("kill -9 4\n<think>kill -9 5") == "kill -9 4"
+
+
+def test_bare_command_inside_think_is_not_the_answer() -> None:
+    assert extract_command("<think>\nkill -9 4 5\n</think>\nI would rather not.") is None
+
+
+MB = 1_000_000
+
+
+@pytest.mark.parametrize("prefix", ["", "```bash\n", "```bash\n  ", "<think>"],
+                         ids=["prose", "open shell block", "indented in a block", "think"])
+def test_a_one_megabyte_line_in_small_deltas_is_linear_work(prefix: str) -> None:
+    """A 1 MB reply without a newline, fed 4 characters at a time: the work
+    (characters handled) stays a small multiple of the text, not its square."""
+    line = ("flood " * (MB // 6 + 1))[:MB]
+    ex = CommandExtractor()
+    assert ex.feed(prefix) is None
+    for i in range(0, MB, 4):
+        assert ex.feed(line[i:i + 4]) is None
+    ex.finish()
+    assert ex.scanned <= 3 * (MB + len(prefix)), ex.scanned
 
 
 def test_unclosed_non_shell_block_is_not_run() -> None:
@@ -177,6 +206,7 @@ _reply_parts = st.sampled_from(
     [
         "Sure.\n", "```bash\n", "```\n", "```python\n", "echo hi\n", "kill -9 4 5\n", "#!/bin/bash\n",
         "  ```sh\n", "  ls\n", "$ pwd\n", "`ls -l`\n", "text with `code`\n", "\n", "~~~\n", "``", "`", "````x\n", "```bash\n", "~~~~\n",
+        "<think>", "</think>", "<thi", "nk>", "</", "think>\n",
     ]
 )
 

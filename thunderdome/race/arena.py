@@ -11,8 +11,10 @@ How it runs:
   unshare) with a fighter process per lane; each lane's prompt fields are
   ``{pid}`` (its fighter), ``{opponents}`` (the others' PIDs, space-separated)
   and ``{opponent_count}``.
-- Each lane streams its reply; the moment a shell block closes its command
-  runs inside the arena as that lane (``Arena.run``).
+- Each lane runs the one agent turn loop (``race/turns.py``); this rule's act
+  fires the lane's command into the arena as that lane (``Arena.run``) the
+  moment the lane mode hands it over (a shell block closed), and judges it
+  by the deaths it caused. A reply cut by ``max_tokens`` fires nothing.
 - Deaths are seen the moment they happen: a watcher task waits on the
   arena's pidfd-based ``wait_death`` (no polling), and every lane re-checks
   ``arena.alive()`` right after its own command. The killer is the lane whose
@@ -35,18 +37,10 @@ import asyncio
 import time
 from typing import Any
 
-from thunderdome.events import CommandExtracted, FighterSpawned, LaneFinished, Notice, Verdict
-from thunderdome.race.agent import (
-    NO_COMMAND,
-    eliminate,
-    exec_event,
-    feedback_message,
-    no_command_verdict,
-    sim_directive,
-    stream_command,
-    within_time,
-)
-from thunderdome.race.engine import Lane, Race, build_messages
+from thunderdome.events import FighterSpawned, LaneFinished, Notice, Verdict
+from thunderdome.race.engine import Lane, Race
+from thunderdome.race.text_mode import TextMode
+from thunderdome.race.turns import Judgement, eliminate, exec_event, run_turns, within_time
 
 SETTLE_S = 0.1
 """After a command, how long to wait for the fighters it signalled to die."""
@@ -63,6 +57,7 @@ class LastStandingRace:
         self.isolation = "none"
         self.force = isolation
         self.seed = seed
+        self.lane_mode = TextMode()
         self.arena: Any = None
         self.warning: str | None = None
         self._winner: str | None = None
@@ -70,7 +65,6 @@ class LastStandingRace:
         """lane -> [start, end] of each of its commands (monotonic; end None while running)."""
         self._executing: set[str] = set()
         self._handled: set[str] = set()
-        self._turn: dict[str, int] = {}
         self._watcher: asyncio.Task | None = None
         self._started = False
 
@@ -162,8 +156,7 @@ class LastStandingRace:
 
     def _win(self, race: Race, lane: Lane, detail: str) -> None:
         self._winner = lane.name
-        turn = self._turn.get(lane.name, 1)
-        race.emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=True, detail=detail))
+        race.emit(Verdict(t=race.clock(), lane=lane.name, turn=max(lane.turn, 1), passed=True, detail=detail))
         race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=detail))
         race.cancel_lane(lane)
 
@@ -171,7 +164,7 @@ class LastStandingRace:
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
         self._start(race)
-        await within_time(race, lane, self._turns(race, lane))
+        await within_time(race, lane, run_turns(race, lane, self._act, self.lane_mode, self.seed))
 
     async def _fire(self, race: Race, lane: Lane, turn: int, command: str) -> Any:
         """Run the lane's command in the arena, emit ExecFinished, then give
@@ -198,43 +191,22 @@ class LastStandingRace:
     def _opponents_alive(self, name: str) -> list[str]:
         return [other for other, ok in self.arena.alive().items() if ok and other != name]
 
-    async def _turns(self, race: Race, lane: Lane) -> None:
-        task = race.task
-        messages = build_messages(task, lane.vars)
+    async def _act(self, race: Race, lane: Lane, turn: int, command: str) -> Judgement | None:
+        """Fire the command, reap the deaths it caused; it passes when every
+        opponent is dead and the lane still stands."""
+        res = await self._fire(race, lane, turn, command)
+        if res is None or lane.ended:
+            return None
+        self._reap(race, actor=lane.name)
+        if lane.ended:
+            return None
+        standing = self._opponents_alive(lane.name)
+        if not standing and self._winner is None:
+            self._winner = lane.name
+            return Judgement(True, "killed every opponent", res, finished="killed every opponent")
         opponents = len(race.lanes) - 1
-        detail = ""
-        for turn in range(1, task.max_turns + 1):
-            self._turn[lane.name] = turn
-            reply = await stream_command(race, lane, messages, turn, sim_directive(task, lane, turn, self.seed))
-            if lane.ended:
-                return
-            res = None
-            if reply.command is None:
-                if not no_command_verdict(race, lane, turn, reply):
-                    return
-                detail = NO_COMMAND
-            else:
-                race.emit(CommandExtracted(t=race.clock(), lane=lane.name, turn=turn, command=reply.command))
-                res = await self._fire(race, lane, turn, reply.command)
-                if res is None or lane.ended:
-                    return
-                self._reap(race, actor=lane.name)
-                if lane.ended:
-                    return
-                standing = self._opponents_alive(lane.name)
-                if not standing and self._winner is None:
-                    self._win(race, lane, "killed every opponent")
-                    return
-                detail = f"{len(standing)} of {opponents} opponents still alive (PIDs " + " ".join(
-                    str(self.arena.pids[name]) for name in standing) + ")"
-                race.emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=False, detail=detail))
-            if turn < task.max_turns:
-                messages = messages + [
-                    {"role": "assistant", "content": reply.text},
-                    {"role": "user", "content": feedback_message(reply.command, res, detail, task.max_turns - turn)},
-                ]
-        turns = f"{task.max_turns} {'turn' if task.max_turns == 1 else 'turns'}"
-        eliminate(race, lane, f"out of turns ({turns}): {detail}")
+        pids = " ".join(str(self.arena.pids[name]) for name in standing)
+        return Judgement(False, f"{len(standing)} of {opponents} opponents still alive (PIDs {pids})", res)
 
     # -- end ---------------------------------------------------------------------------
 

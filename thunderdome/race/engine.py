@@ -10,8 +10,10 @@ Lanes start behind a barrier: backends are built and connected first, then
 (the gap between the barrier opening and the lane running) is recorded.
 
 How a lane runs depends on the task: a ``RaceMode`` (long generation here;
-the Thunderdome modes live in ``race/agent.py`` and ``race/arena.py``)
-decides what each lane does and when the race is over.
+the Thunderdome win rules live in ``race/agent.py`` and ``race/arena.py``,
+both on the one turn loop of ``race/turns.py``) decides what each lane does
+and when the race is over. Every mode reads a reply with
+``race/reply.read_reply`` (linear per delta, size-limited).
 """
 
 from __future__ import annotations
@@ -33,10 +35,9 @@ from thunderdome.events import (
     Notice,
     RaceFinished,
     RaceStarted,
-    StreamEnded,
-    TokenDelta,
 )
 from thunderdome.metrics import Standings, long_race_winner
+from thunderdome.race.reply import cut_reason, read_reply
 from thunderdome.specs import BackendSpec, TaskSpec
 
 Sink = Callable[[Event], None]
@@ -53,6 +54,8 @@ class Lane:
     task: asyncio.Task | None = None
     vars: dict[str, Any] = field(default_factory=dict)
     """Per-lane prompt fields (e.g. own PID, opponents' PIDs)."""
+    turn: int = 0
+    """The turn the lane is on (0 before its first request)."""
 
     @property
     def name(self) -> str:
@@ -243,32 +246,6 @@ class Race:
                     pass
 
 
-async def stream_turn(race: Race, lane: Lane, messages: list[dict[str, str]], turn: int) -> tuple[str, StreamEnded | None]:
-    """Run one request/response turn, emitting its events; return the answer
-    text and the end event (None if the stream ended without one)."""
-    request = ChatRequest(messages=messages, max_tokens=race.max_tokens, lane=lane.name, turn=turn)
-    parts: list[str] = []
-    ended: StreamEnded | None = None
-    async for event in lane.backend.stream(request, race.clock):
-        if lane.ended:
-            break
-        race.emit(event)
-        if isinstance(event, TokenDelta) and event.channel == "answer":
-            parts.append(event.text)
-        elif isinstance(event, StreamEnded):
-            ended = event
-    return "".join(parts), ended
-
-
-def end_reason_for_cut(ended: StreamEnded | None, tokens: int) -> str | None:
-    """A stream that closed without a finish reason was most likely cut."""
-    if ended is None:
-        return f"stream ended without its end marker after {tokens} tokens"
-    if ended.finish_reason is None:
-        return f"stream cut: ended without a finish reason after {tokens} tokens"
-    return None
-
-
 class LongRace:
     """Long generation: every lane writes one long answer; first to finish wins."""
 
@@ -278,17 +255,16 @@ class LongRace:
         return None
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
-        messages = build_messages(race.task, lane.vars)
-        text, ended = await stream_turn(race, lane, messages, turn=1)
+        request = ChatRequest(messages=build_messages(race.task, lane.vars), max_tokens=race.max_tokens, lane=lane.name)
+        reply = await read_reply(race, lane, request)
         if lane.ended:
             return
-        tokens = race.standings.lanes[lane.name].live_tokens
-        cut = end_reason_for_cut(ended, tokens)
+        cut = cut_reason(race, lane, reply)
         if cut:
             race.end_lane(lane, LaneFailed(t=race.clock(), lane=lane.name, reason=cut))
             return
-        assert ended is not None
-        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=ended.finish_reason or ""))
+        assert reply.ended is not None
+        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=reply.ended.finish_reason or ""))
 
     def winner(self, race: Race) -> str | None:
         return long_race_winner(race.standings)

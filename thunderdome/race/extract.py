@@ -3,9 +3,17 @@
 Invariant: extraction is a pure function of the text fed so far: no I/O, no
 clock. ``CommandExtractor.feed(delta)`` returns the command *the moment* the
 first shell code block closes (so a fast lane acts before its reply ends) and
-returns it at most once; ``finish()`` is called at the end of the reply and
-falls back to looser rules. Feeding a reply in any split gives the same
-result as feeding it whole.
+returns it at most once; ``finish()`` is called at the end of a reply that
+ended naturally and falls back to looser rules (the agent loop never calls it
+on a reply cut short: what the model did not finish never runs). Feeding a
+reply in any split gives the same result as feeding it whole, and the work
+is linear in the text fed, whatever the split (no line is ever copied again
+per delta; ``scanned`` counts the characters handled, and tests hold it to
+that).
+
+Text inside ``<think>…</think>`` (models that inline their reasoning in the
+answer) is reasoning, not the answer: it is dropped before the rules below
+see the text; a span still open when the reply ends hides the rest.
 
 Rules, in order of precedence:
 
@@ -20,7 +28,7 @@ Rules, in order of precedence:
    the prompt. The *first* shell block wins; later blocks are never run. A
    closing fence counts as soon as its backticks arrive, before its newline
    (so a line inside a block that starts with the fence closes it).
-   A block still open when the reply ends (cut by max_tokens) is used as is.
+   A block still open when a (naturally ended) reply ends is used as is.
 2. **``$ cmd`` lines** outside blocks: joined with newlines.
 3. **Bare command lines**: lines that look like a shell command (they start
    with a well-known command name, ``./``, ``/``, ``VAR=``, ``sudo``, ...)
@@ -55,6 +63,9 @@ KNOWN_COMMANDS = frozenset(
 """First words that make a bare line look like a shell command. Common English
 words that are also commands (make, file, type, time, source, ...) are left
 out: a prose line starting with one must not be run."""
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
@@ -117,6 +128,15 @@ def _clean_block(lines: list[str], indent: str) -> str | None:
     return script if script.strip() else None
 
 
+def _tag_prefix_at_end(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that begins ``tag`` (a tag split
+    across deltas), at most ``len(tag) - 1``."""
+    for k in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:k]):
+            return k
+    return 0
+
+
 def _session_like(lines: list[str]) -> bool:
     """A console block: prompts followed by output lines."""
     first = next((line for line in lines if line.strip()), "")
@@ -131,7 +151,14 @@ class CommandExtractor:
     ``prompt``, ``lines``, ``inline``)."""
 
     def __init__(self) -> None:
-        self._partial = ""
+        self._pieces: list[str] = []
+        """The current (incomplete) line, in the pieces it came in; joined once, at its newline."""
+        self._head: str | None = ""
+        """The current line's start, left-stripped, while it may still be a
+        closing fence; None once that is decided."""
+        self._held = ""
+        """The end of the last delta that may begin a think tag (under 8 characters)."""
+        self._thinking = False
         self._lines: list[str] = []
         """Complete lines seen outside any shell block."""
         self._fence: str | None = None
@@ -140,6 +167,9 @@ class CommandExtractor:
         self._block: list[str] = []
         self.command: str | None = None
         self.source: str | None = None
+        self.scanned = 0
+        """Characters handled so far (each delta, each line joined, each fence
+        check): the extractor's work, linear in the text fed."""
 
     @property
     def done(self) -> bool:
@@ -147,17 +177,21 @@ class CommandExtractor:
 
     def feed(self, text: str) -> str | None:
         """Take the next delta; return the command if a shell block just closed."""
-        if not text:
+        if not text or self.command is not None:
             return None
-        if self.command is not None:
-            return None
-        data = self._partial + text
-        *complete, self._partial = data.split("\n")
-        for raw in complete:
-            found = self._line(raw.rstrip("\r"))
+        text = self._answer_part(text)
+        start = 0
+        while (end := text.find("\n", start)) >= 0:
+            self._pieces.append(text[start:end])
+            start = end + 1
+            found = self._line(self._take_line().rstrip("\r"))
             if found is not None:
                 return self._found(found, "block")
-        if self._fence is not None and self._shell and _is_closing(self._partial, self._fence):
+        if start == len(text):
+            return None
+        rest = text[start:] if start else text
+        self._pieces.append(rest)
+        if self._fence is not None and self._shell and self._closes_now(rest):
             # act before the closing fence's newline arrives; only for a shell
             # block that holds a command, since then nothing after it matters
             found = _clean_block(self._block, self._indent)
@@ -169,9 +203,11 @@ class CommandExtractor:
         """End of reply: the command if ``feed`` has not returned one yet."""
         if self.command is not None:
             return None
-        if self._partial:
-            tail, self._partial = self._partial.rstrip("\r"), ""
-            found = self._line(tail)
+        if self._held and not self._thinking:
+            self._pieces.append(self._held)  # it never became a tag
+        self._held = ""
+        if self._pieces:
+            found = self._line(self._take_line().rstrip("\r"))
             if found is not None:
                 return self._found(found, "block")
         if self._fence is not None and self._shell:
@@ -181,6 +217,54 @@ class CommandExtractor:
         return self._fallback()
 
     # -- internals ---------------------------------------------------------------
+
+    def _answer_part(self, text: str) -> str:
+        """``text`` without what lies inside ``<think>…</think>``; a tag split
+        across deltas is held back until the next one says what it is."""
+        data = self._held + text if self._held else text
+        self.scanned += len(data)
+        self._held = ""
+        if "<" not in data:  # the common case: no tag, nor the start of one
+            return "" if self._thinking else data
+        kept: list[str] = []
+        pos = 0
+        while True:
+            tag = THINK_CLOSE if self._thinking else THINK_OPEN
+            at = data.find(tag, pos)
+            if at < 0:
+                hold = min(_tag_prefix_at_end(data, tag), len(data) - pos)
+                if hold:
+                    self._held = data[len(data) - hold:]
+                if not self._thinking:
+                    kept.append(data[pos:len(data) - hold] if pos or hold else data)
+                return "".join(kept)
+            if not self._thinking:
+                kept.append(data[pos:at])
+            self._thinking = not self._thinking
+            pos = at + len(tag)
+
+    def _take_line(self) -> str:
+        """The current line, whole; the next one starts empty."""
+        line = self._pieces[0] if len(self._pieces) == 1 else "".join(self._pieces)
+        self.scanned += len(line)
+        self._pieces = []
+        self._head = ""
+        return line
+
+    def _closes_now(self, piece: str) -> bool:
+        """True once per line: the moment the current line, grown by
+        ``piece``, is seen to start with the open block's closing fence."""
+        if self._head is None:
+            return False
+        assert self._fence is not None
+        head = (self._head + piece).lstrip()
+        self.scanned += len(piece)
+        want = self._fence[0] * len(self._fence)
+        if len(head) < len(want) and want.startswith(head):
+            self._head = head  # shorter than the fence: undecided
+            return False
+        self._head = None
+        return head.startswith(want)
 
     def _found(self, command: str, source: str) -> str:
         self.command, self.source = command, source
@@ -242,4 +326,4 @@ def extract_command(text: str) -> str | None:
     return found if found is not None else extractor.finish()
 
 
-__all__ = ["CommandExtractor", "extract_command", "looks_like_command", "SHELL_INFO", "KNOWN_COMMANDS"]
+__all__ = ["CommandExtractor", "extract_command", "looks_like_command", "SHELL_INFO", "KNOWN_COMMANDS", "THINK_OPEN", "THINK_CLOSE"]

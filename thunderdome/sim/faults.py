@@ -4,7 +4,9 @@ Invariant: a request carries at most one *fault* (the server misbehaves in
 one way, at the slot of token ``fault_at``) and any number of *quirks*
 (legal-but-awkward wire habits a good client must survive). Every name here
 is documented with the exact wire behaviour it produces; the stream runner
-(``stream.py``) is the only place that acts on them.
+(``stream.py``) is the only place that acts on them, except the
+``REPLY_FAULTS``, which change what is said, not how: the reply
+(``replies.py``) acts on those.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ FAULTS: dict[str, str] = {
     "then the chunked body ends properly",
     "no_end": "after fault_at tokens, the chunked body ends properly but with no [DONE] / done:true / "
     "message_stop (and no finish reason, no usage)",
+    "flood_line": "after fault_at tokens, the answer goes on as one line with no newline: 10 MiB of text "
+    "in tokens of 1 KiB each, at the profile's pace (max_tokens still applies); then it ends normally",
     "cut": "after fault_at tokens (default 0), the terminator without any finish reason: OpenAI "
     "[DONE] (llama-cpp-python's cut stream), Ollama done:true without done_reason, Anthropic message_stop "
     "without message_delta",
@@ -52,6 +56,9 @@ QUIRKS: dict[str, str] = {
 
 MID_STREAM = ("drop_mid", "stall_after", "bad_json", "bad_utf8", "huge_line", "error_frame", "no_end", "cut")
 """Faults that fire at the slot of token ``fault_at``."""
+
+REPLY_FAULTS = ("flood_line",)
+"""Faults the reply acts on (``choose_reply(flood_at=...)``), not the stream runner."""
 
 DEFAULT_FAULT_AT = 5
 DEFAULT_STALL_S = 3600.0
@@ -101,6 +108,7 @@ __all__ = [
     "HTTP_FAULTS",
     "MID_STREAM",
     "QUIRKS",
+    "REPLY_FAULTS",
     "default_fault_at",
     "parse_faults",
 ]

@@ -113,6 +113,21 @@ def generated_reasoning_tokens(n: int, seed: int = 0) -> GeneratedTokens:
     return GeneratedTokens(_REASONING, n, seed, "")
 
 
+FLOOD_CHARS = 10 * 1024 * 1024
+"""Length of a ``flood_line`` answer (characters, no newline among them)."""
+FLOOD_PIECE = ("flood " * 171)[:1024]
+"""One token of a ``flood_line`` answer: 1 KiB of text without a newline."""
+
+
+def flood_line_tokens(chars: int = FLOOD_CHARS) -> Iterator[str]:
+    """The ``flood_line`` fault's answer: ``chars`` characters in one line,
+    a ``FLOOD_PIECE`` per token (the last one shorter), made as consumed."""
+    whole, rest = divmod(chars, len(FLOOD_PIECE))
+    yield from itertools.repeat(FLOOD_PIECE, whole)
+    if rest:
+        yield FLOOD_PIECE[:rest]
+
+
 def generate_text(n: int, seed: int = 0) -> str:
     """A plausible English essay about fast inference, exactly ``n`` tokens long.
     It contains non-ASCII characters early (an em dash is token 2)."""
@@ -190,13 +205,15 @@ def choose_reply(
     profile_reasoning_tokens: int,
     table_reply: str | None,
     max_tokens: int | None,
+    flood_at: int | None = None,
 ) -> Reply:
     """Pick the reply (lazily: no text is tokenized or generated here).
     Precedence for the answer: directive ``reply``, then directive ``tokens``
     (generated), then the server's reply table, then generated text of the
     profile's length. ``wrong_reply`` replaces the answer with seeded
-    probability ``wrong_rate``. ``max_tokens`` caps reasoning plus answer; a
-    cut makes finish_reason ``length``."""
+    probability ``wrong_rate``. ``flood_at`` (fault ``flood_line``): after
+    that many answer tokens the answer becomes ``flood_line_tokens()``.
+    ``max_tokens`` caps reasoning plus answer; a cut makes finish_reason ``length``."""
     answer: Iterable[str]
     if reply is not None:
         answer = iter_tokens(reply)
@@ -211,6 +228,8 @@ def choose_reply(
         wrong = random.Random(f"wrong:{seed}").random() < wrong_rate
         if wrong:
             answer = iter_tokens(wrong_reply)
+    if flood_at is not None:
+        answer = itertools.chain(itertools.islice(answer, flood_at), flood_line_tokens())
     think: Iterable[str]
     if reasoning is not None:
         think = iter_tokens(reasoning)
@@ -223,6 +242,7 @@ __all__ = [
     "GeneratedTokens",
     "Reply",
     "choose_reply",
+    "flood_line_tokens",
     "generate_reasoning",
     "generate_text",
     "generated_reasoning_tokens",

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qs
 
 from thunderdome.sim import directives as directives_mod
-from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS
+from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS, REPLY_FAULTS
 from thunderdome.sim.http import (
     ClientGone,
     HttpError,
@@ -322,6 +322,7 @@ class EmulatorServer:
             profile_reasoning_tokens=profile.reasoning_tokens,
             table_reply=match_table(self.replies, last_user),
             max_tokens=max_tokens,
+            flood_at=d.fault_at if d.fault in REPLY_FAULTS else None,
         )
         stream = body.get("stream", protocol == "ollama") is True
         opts = body.get("stream_options")

@@ -1,0 +1,107 @@
+"""Reading one streamed reply: its events emitted in order, its answer gathered.
+
+Invariant: every step per delta costs O(len(delta)): the answer is kept as a
+list of parts (joined once, at the end) and the caller's ``on_answer`` must
+be linear too (the command extractor is), so one lane streaming without end
+cannot slow the lanes sharing its event loop. A reply longer than
+``REPLY_LIMIT`` characters (answer and reasoning) is read no further: the
+lane fails with "reply over 1 MB: cut". The backend stream is always closed
+before ``read_reply`` returns or raises.
+
+A reply *ended naturally* when the server named a finish reason in
+``NATURAL_ENDS`` (the model stopped by itself); ``length`` / ``max_tokens``
+(cut by the token limit), ``content_filter`` and the like did not, and a
+stream that closed without any finish reason was most likely cut
+(``end_reason_for_cut``: an error, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from thunderdome.backends.base import BackendError, ChatRequest
+from thunderdome.events import StreamEnded, TokenDelta
+
+if TYPE_CHECKING:
+    from thunderdome.race.engine import Lane, Race
+
+REPLY_LIMIT = 1_000_000
+"""Characters of one reply (answer and reasoning) read at most: 1 MB of text."""
+REPLY_OVER_LIMIT = "reply over 1 MB: cut"
+NATURAL_ENDS = frozenset({"stop", "end_turn", "stop_sequence", "tool_calls", "tool_use", "function_call"})
+"""Finish reasons that mean the model ended its reply itself (OpenAI, Ollama, Anthropic)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one streamed reply gave. ``text``: the answer read (up to where
+    the lane stopped reading, when it stopped early)."""
+
+    text: str
+    ended: StreamEnded | None
+    """The stream's end event; None when it closed without one or the lane stopped reading."""
+    early: bool
+    """``on_answer`` asked to stop reading before the reply ended."""
+
+    @property
+    def natural(self) -> bool:
+        """The model ended the reply itself (not a token limit, not a cut)."""
+        return self.ended is not None and self.ended.finish_reason in NATURAL_ENDS
+
+
+async def read_reply(
+    race: "Race", lane: "Lane", request: ChatRequest, on_answer: Callable[[str], object] | None = None
+) -> Reply:
+    """Stream ``request`` on the lane's backend, emitting every event.
+    ``on_answer(delta)`` sees each answer delta; a result other than None
+    stops reading at once (the HTTP stream is closed; the rest of the reply
+    is neither read nor recorded). Stops too when the lane ends meanwhile.
+    Raises ``BackendError`` for a failed backend or a reply over the limit."""
+    parts: list[str] = []
+    size = 0
+    ended: StreamEnded | None = None
+    early = False
+    stream = lane.backend.stream(request, race.clock)
+    try:
+        async for event in stream:
+            if lane.ended:
+                break
+            race.emit(event)
+            if isinstance(event, TokenDelta):
+                size += len(event.text)
+                if size > REPLY_LIMIT:
+                    raise BackendError(f"{REPLY_OVER_LIMIT} after {size:,} characters")
+                if event.channel == "answer":
+                    parts.append(event.text)
+                    if on_answer is not None and on_answer(event.text) is not None:
+                        early = True
+                        break
+            elif isinstance(event, StreamEnded):
+                ended = event
+    finally:
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            try:
+                await closer()
+            except Exception:  # closing a stream we stopped reading is not news
+                pass
+    return Reply("".join(parts), ended, early)
+
+
+def end_reason_for_cut(ended: StreamEnded | None, tokens: int) -> str | None:
+    """A stream that closed without a finish reason was most likely cut."""
+    if ended is None:
+        return f"stream ended without its end marker after {tokens} tokens"
+    if ended.finish_reason is None:
+        return f"stream cut: ended without a finish reason after {tokens} tokens"
+    return None
+
+
+def cut_reason(race: "Race", lane: "Lane", reply: Reply) -> str | None:
+    """Why the lane's reply counts as a cut stream (a lane error), if it does."""
+    stats = race.standings.lanes.get(lane.name)
+    return end_reason_for_cut(reply.ended, stats.live_tokens if stats is not None else 0)
+
+
+__all__ = ["NATURAL_ENDS", "REPLY_LIMIT", "REPLY_OVER_LIMIT", "Reply", "cut_reason", "end_reason_for_cut", "read_reply"]
