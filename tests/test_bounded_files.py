@@ -117,3 +117,12 @@ def test_timeouts_that_cannot_work_are_refused(tmp_path, extra, fragment):
     path = _task(tmp_path, FIRST_CORRECT.format(user="hi") + extra)
     with pytest.raises(ConfigError, match=fragment):
         load_task_file(path)
+
+
+def test_render_prompt_fills_plain_fields_only():
+    from thunderdome.race.engine import render_prompt
+
+    values = {"lane": "a", "pid": 7}
+    assert render_prompt("{lane} {pid} {lane:>3000000000} {pid.real} {x} awk '{print $1}' ${HOME}", values) == (
+        "a 7 {lane:>3000000000} {pid.real} {x} awk '{print $1}' ${HOME}"
+    )

@@ -19,6 +19,7 @@ and when the race is over. Every mode reads a reply with
 from __future__ import annotations
 
 import asyncio
+import re
 import datetime as _dt
 import time
 from dataclasses import dataclass, field
@@ -273,17 +274,15 @@ class LongRace:
         return None
 
 
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def render_prompt(template: str, values: dict[str, Any]) -> str:
-    """Fill ``{name}`` fields; unknown fields are left as written."""
-
-    class _Keep(dict):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
-
-    try:
-        return template.format_map(_Keep(values))
-    except (ValueError, IndexError, AttributeError):
-        return template
+    """Fill plain ``{name}`` fields from ``values``; anything else in braces
+    (unknown names, shell braces, format specs such as ``{lane:>3000000000}``)
+    is left exactly as written, so a template can never allocate or reach
+    more than its values."""
+    return _FIELD.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
 def build_messages(task: TaskSpec, values: dict[str, Any]) -> list[dict[str, str]]:
