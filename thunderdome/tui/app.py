@@ -21,12 +21,15 @@ from textual.app import App
 from textual.binding import Binding
 from textual.theme import Theme
 
+from thunderdome.errors import EXIT_FAILED
+from thunderdome.sources.base import RecordingStatus, Source, SourceFactory
+from thunderdome.sources.factory import live_source_factory
+from thunderdome.sources.fixed import BrokenSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
-from thunderdome.tui.sources import BrokenSource, SourceFactory, live_source_factory, replay_source
 
 MODES = ("setup", "race", "replay")
 
@@ -88,7 +91,7 @@ class ThunderdomeApp(App[int]):
         super().__init__()
         self.config = config
         self.source_factory = config.source_factory
-        self.sources: list[Any] = []
+        self.sources: list[Source] = []
         self.current_task: TaskSpec | None = config.task
         self.current_specs: list[BackendSpec] = list(config.specs)
         self.tasks_after: list[TaskSpec] = list(config.tasks_after)
@@ -140,9 +143,12 @@ class ThunderdomeApp(App[int]):
     def start_replay(self) -> None:
         path = self.config.replay_path
         assert path is not None, "replay mode needs replay_path"
+        source: Source
         if self.source_factory is not None:
             source = self.source_factory(self.current_task, self.current_specs)  # type: ignore[arg-type]
         else:
+            from thunderdome.sources.replay import replay_source
+
             try:
                 source = replay_source(path, self.config.speed)
             except Exception as exc:  # shown on the race screen, never a traceback
@@ -169,7 +175,7 @@ class ThunderdomeApp(App[int]):
         results = ResultsScreen(
             screen.feed,
             screen.lane_colors,
-            recording=getattr(screen.source, "recording_path", None),
+            recording=screen.source.recording,
             next_task=next_task,
             can_go_back=self.from_setup,
             next_delay=self.config.next_delay,
@@ -194,7 +200,7 @@ class ThunderdomeApp(App[int]):
         if self.from_setup and len(self.screen_stack) > 2:
             self.pop_screen()
 
-    def _stop_later(self, source: Any) -> None:
+    def _stop_later(self, source: Source) -> None:
         async def stop() -> None:
             await asyncio.to_thread(source.stop, 10.0)
 
@@ -215,9 +221,7 @@ class ThunderdomeApp(App[int]):
 
     def output_dir(self) -> Path:
         """Next to the recording if there is one, else the configured folder or cwd."""
-        recording = getattr(getattr(self.screen, "source", None), "recording_path", None) or getattr(
-            self.screen, "recording", None
-        )
+        recording = self._recording_path()
         if self.config.output_dir:
             return Path(self.config.output_dir)
         if recording:
@@ -252,8 +256,18 @@ class ThunderdomeApp(App[int]):
             self.screen.note_export(paths)
         self.notify("\n".join(paths), title="results exported", timeout=8, markup=False)
 
+    def _recording_path(self) -> str | None:
+        """The recording of the race on screen (live, replayed or finished)."""
+        screen = self.screen
+        status: RecordingStatus | None = None
+        if isinstance(screen, RaceScreen):
+            status = screen.source.recording
+        elif isinstance(screen, ResultsScreen):
+            status = screen.recording
+        return status.path if status is not None else None
+
     def _export_stem(self) -> str:
-        recording = getattr(self.screen, "recording", None) or getattr(getattr(self.screen, "source", None), "recording_path", None)
+        recording = self._recording_path()
         if recording:
             return Path(recording).stem
         task = self.current_task.name if self.current_task else "race"
@@ -324,13 +338,21 @@ def make_app(
 
 def run_tui(**kwargs: Any) -> int:
     """Run the app in the terminal; return its exit code. Afterwards, say
-    where the races were recorded (the terminal is back to normal by then)."""
+    where the races were recorded, or that a recording is incomplete (then
+    the exit code is ``EXIT_FAILED``); the terminal is back to normal by then."""
     import sys
 
     app = make_app(**kwargs)
     result = app.run()
-    recorded = [p for p in (getattr(s, "recording_path", None) for s in app.sources) if p and Path(p).exists()]
-    if kwargs.get("mode") != "replay":
-        for path in recorded:
-            print(f"thunderdome: recorded {path}  (replay: thunderdome replay {path})", file=sys.stderr)
-    return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)
+    code = int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)
+    if kwargs.get("mode") == "replay":
+        return code
+    for status in (s.recording for s in app.sources):
+        if status is None:
+            continue
+        if not status.complete:
+            print(f"thunderdome: {status.describe()}", file=sys.stderr)
+            code = code or EXIT_FAILED
+        elif Path(status.path).exists():
+            print(f"thunderdome: recorded {status.path}  (replay: thunderdome replay {status.path})", file=sys.stderr)
+    return code
