@@ -13,8 +13,8 @@ import pytest
 from thunderdome import events as ev
 from thunderdome.race.tasks import load_task
 from thunderdome.replay import load_recording
-from thunderdome.specs import BackendSpec
 from thunderdome.sources.child_process import ProcessSource, child_race_source
+from thunderdome.specs import BackendSpec
 
 
 def sim(name: str, profile: str) -> BackendSpec:

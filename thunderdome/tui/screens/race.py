@@ -43,8 +43,8 @@ from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 
 if TYPE_CHECKING:
-    from thunderdome.tui.app import ThunderdomeApp
     from thunderdome.sources.base import Source
+    from thunderdome.tui.app import ThunderdomeApp
 
 FRAME_INTERVAL = 1 / 20
 """Seconds between frames. A token waits up to one interval for its frame,
