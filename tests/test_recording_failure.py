@@ -169,6 +169,7 @@ async def test_tui_race_recorded_to_dev_full_shows_the_recording_failed(race_pro
         assert "recording /dev/full" in note
         assert "recording incomplete (nothing recorded): recording stopped: cannot write /dev/full" in note
         assert "thunderdome replay" not in note
+        assert app.output_dir() == Path.cwd()  # exports and screenshots never go next to /dev/full
         assert lanes_of(app.screen.standings.results()) == {"quick": ("winner", TOKENS), "steady": ("finished", TOKENS)}
         await pilot.press("q")
     status = app.sources[0].recording

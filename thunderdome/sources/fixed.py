@@ -16,7 +16,9 @@ from thunderdome.sources.base import OnEvent, RecordingStatus, ReplayControls
 class ListSource:
     """A fixed list of events handed over at once (tests, snapshots).
     ``live=True`` keeps the source open after the list (a race caught
-    mid-way); otherwise it is done once the list is handed over."""
+    mid-way); otherwise it is done once the list is handed over.
+    ``recording``: what the screens say of its recording (a final status:
+    the race screen waits for one before the results)."""
 
     def __init__(self, events: Iterable[Event], recording: RecordingStatus | None = None, *, live: bool = False) -> None:
         self.events = list(events)

@@ -257,14 +257,15 @@ class ThunderdomeApp(App[int]):
         self.notify("\n".join(paths), title="results exported", timeout=8, markup=False)
 
     def _recording_path(self) -> str | None:
-        """The recording of the race on screen (live, replayed or finished)."""
+        """The recording of the race on screen (live, replayed or finished),
+        unless it is incomplete: nothing goes next to a file that failed."""
         screen = self.screen
         status: RecordingStatus | None = None
         if isinstance(screen, RaceScreen):
             status = screen.source.recording
         elif isinstance(screen, ResultsScreen):
             status = screen.recording
-        return status.path if status is not None else None
+        return status.path if status is not None and status.complete else None
 
     def _export_stem(self) -> str:
         recording = self._recording_path()
