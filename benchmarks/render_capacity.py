@@ -44,7 +44,7 @@ TTFT_S = 0.5
 
 def _paced_source_class() -> Any:
     from thunderdome import events as ev
-    from thunderdome.race.source import ThreadedSource
+    from thunderdome.sources.threaded import ThreadedSource
     from thunderdome.sim.replies import generate_text, tokenize
 
     class PacedSource(ThreadedSource):

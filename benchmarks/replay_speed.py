@@ -40,7 +40,7 @@ async def record_race(path: str, scale: float) -> None:
 
 
 async def replay(events: list[Any], speed: float) -> tuple[float, list[tuple[Any, float]]]:
-    from thunderdome.replay import replay_events
+    from thunderdome.sources.replay import replay_events
 
     got: list[tuple[Any, float]] = []
     start = time.monotonic()

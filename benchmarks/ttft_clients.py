@@ -164,10 +164,10 @@ async def engine_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, floa
 
 
 def _thread_source_class() -> Any:
-    from thunderdome.race.source import ThreadedSource
+    from thunderdome.sources.threaded import ThreadedSource
 
     class TaggedRaceSource(ThreadedSource):
-        """A race on its own thread and loop (as LiveRaceSource runs run_race)."""
+        """A race on its own thread and loop (as LiveSource runs run_race)."""
 
         def __init__(self, url: str, plan: StreamPlan, trial: int) -> None:
             super().__init__()

@@ -15,7 +15,7 @@ by trial so machine noise hits them alike:
   main loop, headless. App stamp = ``race.t0`` + the lane's first
   ``TokenDelta.t`` (``t0`` read from the Race itself: exact).
 - ``thread-busy``: the same race on its own thread and loop (a
-  ``ThreadedSource``, as ``LiveRaceSource`` runs it) while the main thread
+  ``ThreadedSource``, as ``LiveSource`` runs it) while the main thread
   does rendering-like work (rich renders a lane table for ``--busy-ms`` of
   every ``--frame-ms`` frame) and drains the event deque, like the TUI.
 - ``process-busy`` (not in the quick set): the same race in a child process

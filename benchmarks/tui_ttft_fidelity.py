@@ -82,7 +82,7 @@ async def tagged_race_child(sink: Any, url: str, plan: StreamPlan, trial: int) -
 async def _tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, int], process: bool) -> Trial:
     from thunderdome.specs import BackendSpec, TaskSpec
     from thunderdome.tui.app import make_app
-    from thunderdome.tui.process_source import ProcessSource
+    from thunderdome.sources.child_process import ProcessSource
     from thunderdome.tui.screens.race import RaceScreen
     from thunderdome.tui.screens.results import ResultsScreen
 

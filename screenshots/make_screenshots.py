@@ -79,7 +79,7 @@ async def shoot_long_race(size: tuple[int, int], out: Path, names: set[str]) -> 
 async def shoot_thunderdome(size: tuple[int, int], out: Path) -> None:
     from thunderdome.replay import load_recording
     from thunderdome.tui.screens.results import ResultsScreen
-    from thunderdome.tui.sources import ListSource
+    from thunderdome.sources.fixed import ListSource
 
     app = make_app(mode="race", task=load_task("sigkill"), specs=demo_backends(), seed=SEED, results_delay=0.1)
     async with app.run_test(size=size) as pilot:

@@ -37,7 +37,8 @@ from thunderdome.record import (
     default_recording_path,
     default_recordings_dir,
 )
-from thunderdome.replay import load_recording, replay_events
+from thunderdome.replay import load_recording
+from thunderdome.sources.replay import replay_events
 from thunderdome.specs import BackendSpec, TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,15 +26,8 @@ from thunderdome.events import (
 from thunderdome.metrics import Standings, compute_results
 from thunderdome.race.runner import collect, run_race
 from thunderdome.record import FORMAT, SECRET_SUFFIXES, Recorder
-from thunderdome.replay import (
-    PlayClock,
-    Recording,
-    RecordingError,
-    ReplaySource,
-    load_recording,
-    replay_events,
-    replay_results,
-)
+from thunderdome.replay import Recording, RecordingError, load_recording, replay_results
+from thunderdome.sources.replay import PlayClock, ReplaySource, replay_events
 from thunderdome.specs import BackendSpec, TaskSpec
 
 LONG = TaskSpec(name="t", title="t", kind="long", user="write", max_tokens=50, timeout=30)

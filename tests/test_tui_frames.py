@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable
 
 from thunderdome import events as ev
+from thunderdome.sources.base import RecordingStatus, ReplayControls
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.app import make_app
@@ -27,7 +28,8 @@ class HandSource:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.error: str | None = None
-        self.recording_path: str | None = None
+        self.recording: RecordingStatus | None = None
+        self.controls: ReplayControls | None = None
         self.push: Callable[[ev.Event], None] | None = None
 
     def start(self, on_event: Callable[[ev.Event], None]) -> None:

@@ -23,7 +23,8 @@ from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.screens.setup import SetupScreen
-from thunderdome.tui.sources import ListSource
+from thunderdome.sources.base import RecordingStatus
+from thunderdome.sources.fixed import ListSource
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tui_scripted import long_race, sigkill_race  # noqa: E402
@@ -79,7 +80,8 @@ async def test_setup_race_results_rerun_and_back(tmp_path, monkeypatch):
     made: list[ListSource] = []
 
     def factory(task, specs):
-        made.append(ListSource(events, recording_path=str(tmp_path / "rec" / f"race-{len(made) + 1}.jsonl")))
+        path = str(tmp_path / "rec" / f"race-{len(made) + 1}.jsonl")
+        made.append(ListSource(events, recording=RecordingStatus(path, events=len(events), last_t=events[-1].t)))
         return made[-1]
 
     heard = Heard()

@@ -16,13 +16,13 @@ import pytest
 from thunderdome.metrics import Standings
 from thunderdome.race.tasks import load_task
 from thunderdome.replay import load_recording
+from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec
 from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen, WinnerCard
-from thunderdome.tui.sources import ListSource
 from thunderdome.tui.widgets.lane import LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 

@@ -17,7 +17,7 @@ from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
-from thunderdome.tui.sources import ListSource
+from thunderdome.sources.fixed import ListSource
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tui_scripted import long_race, sigkill_race  # noqa: E402

@@ -13,7 +13,6 @@ a class here; this module imports nothing from the package)::
     ├── UsageError                     exit 2: bad usage or bad config
     │   ├── ConfigError                yamlfile: a bad backends or task file
     │   ├── RecordingError             replay: a recording that cannot be used
-    │   ├── RecordingPathError         headless: the recording file cannot be created
     │   └── OptionError                sim.options: a bad sim option; also a ValueError
     ├── RaceSetupError                 race.runner: the race could not run at all
     ├── IsolationUnavailable           sandbox.isolation: no (such) sandbox here; also a RuntimeError

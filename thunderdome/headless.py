@@ -2,25 +2,26 @@
 
 Invariant: the headless run is one more consumer of the event stream — a
 ``Standings`` reducer shared with the engine, the optional recorder and the
-live table; the JSON it writes is ``Standings.results()``.
+live table; the JSON it writes is ``Standings.results()``. Races are run and
+recorded by ``sources.record_race``, as in the TUI: a recording that fails
+leaves the race running, is said under the summary, and makes the exit code
+``EXIT_FAILED``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from thunderdome.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, exit_code
+from thunderdome.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code
 from thunderdome.metrics import Standings
+from thunderdome.sources.base import OnRecording, RecordingStatus
 from thunderdome.specs import BackendSpec, TaskSpec
-
-
-class RecordingPathError(UsageError):
-    """The recording file cannot be created (exit code 2)."""
 
 
 def human_console():
@@ -40,32 +41,35 @@ async def run_one(
     max_tokens: int | None = None,
     seed: int | None = None,
     show_live: bool = True,
-) -> tuple[dict[str, Any], str | None]:
-    """Run one race headless; return (results, recording path or None)."""
-    from thunderdome.race.runner import run_race
+    on_recording: OnRecording | None = None,
+) -> tuple[dict[str, Any], RecordingStatus | None]:
+    """Run one race headless; return (results, the recording's status or None).
+    A recording that fails is said under the live table as soon as it is seen
+    and again, with where it stops, under the summary; the race goes on."""
+    from rich.text import Text
+
     from thunderdome.report import LiveReporter, RaceClock, summary
+    from thunderdome.sources.recorded_race import record_race
 
     standings = Standings()
     clock = RaceClock()
-    sinks: list = [clock.sink]
-    recorder = None
-    if record is not None:
-        from thunderdome.record import Recorder
 
-        recorder = Recorder(Path(record))
-        try:
-            await recorder.start()
-        except OSError as exc:
-            raise RecordingPathError(f"cannot record to {record}: {exc.strerror or exc}") from None
-        sinks.append(recorder)
+    def recording_changed(status: RecordingStatus) -> None:
+        if not status.complete and not status.final:
+            console.print(Text(status.describe(), style="bold red"))
+        if on_recording is not None:
+            on_recording(status)
+
     reporter = LiveReporter(standings, console, clock) if show_live else None
     if reporter is not None:
         reporter.start()
     try:
-        await run_race(
+        _, status = await record_race(
             task,
             specs,
-            sinks,
+            [clock.sink],
+            record_path=record,
+            on_recording=recording_changed,
             time_scale=time_scale,
             max_tokens=max_tokens,
             seed=seed,
@@ -74,13 +78,10 @@ async def run_one(
     finally:
         if reporter is not None:
             await reporter.stop()
-        if recorder is not None:
-            await recorder.close()
-            if recorder.error:
-                console.print(f"[bold red]recording incomplete:[/] {recorder.error}")
-    recording = str(record) if record is not None else None
-    console.print(summary(standings, recording, width=console.width))
-    return standings.results(), recording
+    console.print(summary(standings, status.path if status else None, width=console.width))
+    if status is not None and not status.complete:
+        console.print(Text(status.describe(), style="bold red"))
+    return standings.results(), status
 
 
 def write_json(payload: dict[str, Any], out: str) -> None:
@@ -103,14 +104,17 @@ async def run_many(
     max_tokens: int | None,
     seed: int | None,
     trials: int = 1,
-    recordings: list[str] | None = None,
+    recordings: list[RecordingStatus] | None = None,
 ) -> int:
     """Run tasks one after another (the demo) or one task several times.
-    ``recordings``: each race's recording path is appended as the race starts."""
+    ``recordings``: each race's recording status is appended as the race
+    starts and replaced as it changes. Exit code: ``EXIT_FAILED`` if a
+    recording is incomplete, else ``EXIT_OK``."""
     from thunderdome.record import default_recording_path
 
     console = human_console()
     results: list[dict[str, Any]] = []
+    incomplete: list[RecordingStatus] = []
     for task in tasks:
         for trial in range(trials):
             if no_record:
@@ -122,11 +126,14 @@ async def run_many(
                 path = base.with_name(f"{base.stem}-{task.name}-{trial + 1}{base.suffix or '.jsonl'}")
             else:
                 path = default_recording_path(task.name)
+            on_recording = None
             if path is not None and recordings is not None:
-                recordings.append(str(path))
+                recordings.append(RecordingStatus(str(path)))
+                slot = len(recordings) - 1
+                on_recording = functools.partial(recordings.__setitem__, slot)
             if trials > 1:
                 console.rule(f"{task.name} — trial {trial + 1}/{trials}")
-            result, recording = await run_one(
+            result, status = await run_one(
                 task,
                 specs,
                 record=path,
@@ -134,9 +141,13 @@ async def run_many(
                 time_scale=time_scale,
                 max_tokens=max_tokens,
                 seed=None if seed is None else seed + trial,
+                on_recording=on_recording,
             )
-            if recording:
-                result["recording"] = recording
+            if status is not None:
+                result["recording"] = status.path
+                if not status.complete:
+                    result["recording_incomplete"] = status.describe()
+                    incomplete.append(status)
             results.append(result)
     payload: dict[str, Any] = results[0] if len(results) == 1 else {"races": results}
     if trials > 1:
@@ -147,7 +158,7 @@ async def run_many(
         console.print(trials_table(payload["summary"], tasks[0].name))
     if json_out:
         write_json(payload, json_out)
-    return EXIT_OK
+    return EXIT_FAILED if incomplete else EXIT_OK
 
 
 def run_headless(**kwargs: Any) -> int:
@@ -159,7 +170,7 @@ def run_headless(**kwargs: Any) -> int:
     from thunderdome.race.runner import RaceSetupError
 
     interrupted = False
-    recordings: list[str] = []
+    recordings: list[RecordingStatus] = []
     # A shell starts background jobs with SIGINT ignored: keep it that way.
     own_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
@@ -190,15 +201,13 @@ def run_headless(**kwargs: Any) -> int:
     except RaceSetupError as exc:
         print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
         return exit_code(exc)
-    except RecordingPathError as exc:
-        print(f"thunderdome: {exc}", file=sys.stderr)
-        return exit_code(exc)
     except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
     if interrupted:
         if own_sigint:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving anyway: a late Ctrl-C must not interrupt that
-        kept = f"; the race so far is recorded in {recordings[-1]}" if recordings else ""
+        last = recordings[-1] if recordings else None
+        kept = "" if last is None else f"; the race so far is recorded in {last.path}" if last.complete else f"; {last.describe()}"
         print(f"thunderdome: interrupted{kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code

@@ -1,8 +1,9 @@
 """Thunderdome's Textual TUI: setup, race and results screens over the event stream.
 
 Invariant: importing this package loads no textual; ``make_app`` and
-``run_tui`` are looked up lazily, so UI-free helpers (``feed``, ``sources``,
-``safe_text``, ``process_source``) stay importable by the core and tests.
+``run_tui`` are looked up lazily, so UI-free helpers (``feed``,
+``safe_text``, ``ranking``) stay importable by tests. Event sources live in
+``thunderdome.sources``.
 """
 
 from __future__ import annotations

@@ -30,13 +30,15 @@ from textual.theme import Theme
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.metrics import Standings
+from thunderdome.sources.base import RecordingStatus, Source, SourceFactory
+from thunderdome.sources.factory import live_source_factory
+from thunderdome.sources.fixed import BrokenSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.screens.setup import SetupScreen
-from thunderdome.tui.sources import BrokenSource, SourceFactory, live_source_factory, replay_source
 
 MODES = ("setup", "race", "replay")
 
@@ -98,12 +100,12 @@ class ThunderdomeApp(App[int]):
         super().__init__()
         self.config = config
         self.source_factory = config.source_factory
-        self.sources: list[Any] = []
+        self.sources: list[Source] = []
         self.current_task: TaskSpec | None = config.task
         self.current_specs: list[BackendSpec] = list(config.specs)
         self.tasks_after: list[TaskSpec] = list(config.tasks_after)
         self.from_setup = False
-        self.race_source: Any = None
+        self.race_source: Source | None = None
         """The source of the race on screen (racing, or its results shown); None on setup."""
         self.standings: Standings | None = None
         """The race on screen's standings (live while it runs); what ``e`` exports."""
@@ -153,9 +155,12 @@ class ThunderdomeApp(App[int]):
     def start_replay(self) -> None:
         path = self.config.replay_path
         assert path is not None, "replay mode needs replay_path"
+        source: Source
         if self.source_factory is not None:
             source = self.source_factory(self.current_task, self.current_specs)  # type: ignore[arg-type]
         else:
+            from thunderdome.sources.replay import replay_source
+
             try:
                 source = replay_source(path, self.config.speed)
             except Exception as exc:  # shown on the race screen, never a traceback
@@ -203,7 +208,7 @@ class ThunderdomeApp(App[int]):
         results = ResultsScreen(
             message.feed,
             message.lane_colors,
-            recording=self.recording(),
+            recording=self.race_source.recording if self.race_source is not None else None,
             next_task=next_task,
             can_go_back=self.from_setup,
             next_delay=self.config.next_delay,
@@ -233,7 +238,7 @@ class ThunderdomeApp(App[int]):
             self.pop_screen()
             self.race_source, self.standings = None, None
 
-    def _stop_later(self, source: Any) -> None:
+    def _stop_later(self, source: Source) -> None:
         async def stop() -> None:
             await asyncio.to_thread(source.stop, 10.0)
 
@@ -253,8 +258,11 @@ class ThunderdomeApp(App[int]):
             self.push_screen(HelpScreen())
 
     def recording(self) -> str | None:
-        """Where the race on screen is recorded (None: not recorded, or no race)."""
-        return getattr(self.race_source, "recording_path", None)
+        """Where the race on screen (live, replayed or finished) is recorded;
+        None when it is not, or when the recording is incomplete: nothing goes
+        next to a file that failed."""
+        status: RecordingStatus | None = self.race_source.recording if self.race_source is not None else None
+        return status.path if status is not None and status.complete else None
 
     def output_dir(self) -> Path:
         """Next to the recording if there is one, else the configured folder or cwd."""
@@ -365,13 +373,21 @@ def make_app(
 
 def run_tui(**kwargs: Any) -> int:
     """Run the app in the terminal; return its exit code. Afterwards, say
-    where the races were recorded (the terminal is back to normal by then)."""
+    where the races were recorded, or that a recording is incomplete (then
+    the exit code is ``EXIT_FAILED``); the terminal is back to normal by then."""
     import sys
 
     app = make_app(**kwargs)
     result = app.run()
-    recorded = [p for p in (getattr(s, "recording_path", None) for s in app.sources) if p and Path(p).exists()]
-    if kwargs.get("mode") != "replay":
-        for path in recorded:
-            print(f"thunderdome: recorded {path}  (replay: thunderdome replay {path})", file=sys.stderr)
-    return int(result or EXIT_OK) if app.return_code in (None, 0) else int(app.return_code or EXIT_FAILED)
+    code = int(result or EXIT_OK) if app.return_code in (None, 0) else int(app.return_code or EXIT_FAILED)
+    if kwargs.get("mode") == "replay":
+        return code
+    for status in (s.recording for s in app.sources):
+        if status is None:
+            continue
+        if not status.complete:
+            print(f"thunderdome: {status.describe()}", file=sys.stderr)
+            code = code or EXIT_FAILED
+        elif Path(status.path).exists():
+            print(f"thunderdome: recorded {status.path}  (replay: thunderdome replay {status.path})", file=sys.stderr)
+    return code

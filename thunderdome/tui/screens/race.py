@@ -50,7 +50,7 @@ from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 
 if TYPE_CHECKING:
-    from thunderdome.tui.sources import Source
+    from thunderdome.sources.base import Source
 
 FRAME_INTERVAL = 1 / 20
 """Seconds between frames. A token waits up to one interval for its frame,
@@ -136,6 +136,7 @@ class RaceScreen(Screen):
         self.failed: str | None = None
         self.over = False
         self._started_source = False
+        self._recording_failed = False
         self._grid_shape: GridShape | None = None
         self._chart_t = -1.0
         self._chart_wall = -1.0
@@ -235,6 +236,7 @@ class RaceScreen(Screen):
             self.lanes[name].stream.extend(pieces)
         for notice in frame.notices:
             self._on_notice(notice)
+        self._check_recording()
         idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
         if not idle:
             self._frames += 1
@@ -263,14 +265,23 @@ class RaceScreen(Screen):
             view.restyle()
 
     def _source_ended(self) -> bool:
-        at_end = getattr(self.source, "at_end", None)  # a replay waits at its end
-        return self.source.done.is_set() or (at_end is not None and at_end.is_set())
+        controls = self.source.controls  # a replay waits at its end
+        return self.source.done.is_set() or (controls is not None and controls.at_end.is_set())
+
+    def _check_recording(self) -> None:
+        """Say once, as soon as the source reports it, that the recording stopped."""
+        status = self.source.recording
+        if status is None or status.complete or self._recording_failed:
+            return
+        self._recording_failed = True
+        self.warnings.append(status.describe())
+        self.notify(status.describe(), title="recording failed", severity="error", timeout=10, markup=False)
 
     def now(self) -> float:
         """The race time on screen: the replay's own play time, else the feed's clock."""
-        play_time = getattr(self.source, "play_time", None)
-        if self.replay and play_time is not None and not self.over and not self.failed:
-            return max(play_time(), self.feed.standings.last_t if self.feed.started else 0.0)
+        controls = self.source.controls
+        if self.replay and controls is not None and not self.over and not self.failed:
+            return max(controls.play_time(), self.feed.standings.last_t if self.feed.started else 0.0)
         return self.feed.time.now()
 
     def _on_notice(self, notice: Notice) -> None:
@@ -365,6 +376,11 @@ class RaceScreen(Screen):
             self.app.call_after_refresh(gc_policy.race_ended)
 
     def _show_results(self) -> None:
+        recording = self.source.recording
+        if recording is not None and not recording.final and not self.source.done.is_set():
+            self.set_timer(FRAME_INTERVAL, self._show_results)  # the results say how the recording ended
+            return
+        self._check_recording()
         self.post_message(self.RaceEnded(self, self.feed, dict(self.lane_colors)))
 
     # -- actions ------------------------------------------------------------------------
@@ -384,27 +400,33 @@ class RaceScreen(Screen):
             self.post_message(self.RerunRequested(self))
 
     def action_pause(self) -> None:
-        if not self.replay or self.over:
+        controls = self.source.controls
+        if not self.replay or self.over or controls is None:
             return
         paused = not self.feed.time.paused
-        getattr(self.source, "pause" if paused else "resume")()
+        if paused:
+            controls.pause()
+        else:
+            controls.resume()
         self.feed.time.pause(paused)
         self._update_widgets(self.now())
 
     def action_speed(self, direction: int) -> None:
-        if not self.replay:
+        controls = self.source.controls
+        if not self.replay or controls is None:
             return
         i = min(range(len(SPEEDS)), key=lambda k: abs(SPEEDS[k] - self.speed))
         self.speed = SPEEDS[min(max(i + direction, 0), len(SPEEDS) - 1)]
-        self.source.set_speed(self.speed)  # type: ignore[attr-defined]
+        controls.set_speed(self.speed)
         self.feed.time.set_rate(self.speed)
         self._update_widgets(self.now())
 
     def action_step(self) -> None:
-        if self.replay and not self.over:
+        controls = self.source.controls
+        if self.replay and not self.over and controls is not None:
             if not self.feed.time.paused:
                 self.action_pause()
-            self.source.step()  # type: ignore[attr-defined]
+            controls.step()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "speed", "step", "restart"):

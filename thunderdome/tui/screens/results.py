@@ -30,6 +30,7 @@ from thunderdome.tui.widgets.banner import RaceBanner
 from thunderdome.tui.widgets.chart import Line, TokenChart
 
 if TYPE_CHECKING:
+    from thunderdome.sources.base import RecordingStatus
     from thunderdome.specs import TaskSpec
     from thunderdome.tui.feed import EventFeed
 
@@ -156,7 +157,7 @@ class RecordingNote(Widget):
 
     DEFAULT_CSS = "RecordingNote { height: auto; }"
 
-    def __init__(self, standings: Standings, recording: str | None, colors: dict[str, str]) -> None:
+    def __init__(self, standings: Standings, recording: RecordingStatus | None, colors: dict[str, str]) -> None:
         super().__init__(id="recording-note")
         self.standings = standings
         self.recording = recording
@@ -189,10 +190,14 @@ class RecordingNote(Widget):
             text.append(standings.started_at[:19].replace("T", " ") + " UTC", DIM)
         text.append("\n")
         text.append("recording  ", LABEL)
-        text.append(one_line(self.recording, 300) if self.recording else "not recorded", Style(bold=bool(self.recording)))
-        if self.recording:
+        recording = self.recording
+        text.append(one_line(recording.path, 300) if recording else "not recorded", Style(bold=bool(recording)))
+        if recording is not None and not recording.complete:
+            text.append("\n           ✖ ", Style(color="#ff6b6b", bold=True))
+            text.append(one_line(recording.describe(), 300), Style(color="#ff6b6b", bold=True))
+        elif recording is not None:
             text.append("\n           replay: ", LABEL)
-            text.append(f"thunderdome replay {one_line(self.recording, 300)}", DIM)
+            text.append(f"thunderdome replay {one_line(recording.path, 300)}", DIM)
         if self.kind == "thunderdome":
             text.append("\nsandbox    ", LABEL)
             ok = self.isolation == "bwrap"
@@ -244,7 +249,7 @@ class ResultsScreen(Screen):
         feed: "EventFeed",
         colors: dict[str, str],
         *,
-        recording: str | None = None,
+        recording: RecordingStatus | None = None,
         next_task: "TaskSpec | None" = None,
         can_go_back: bool = False,
         next_delay: float | None = None,

@@ -13,8 +13,8 @@ import pytest
 from thunderdome import events as ev
 from thunderdome.race.tasks import load_task
 from thunderdome.replay import load_recording
+from thunderdome.sources.child_process import ProcessSource, child_race_source
 from thunderdome.specs import BackendSpec
-from thunderdome.tui.process_source import process_race_source
 
 
 def sim(name: str, profile: str) -> BackendSpec:
@@ -24,8 +24,8 @@ def sim(name: str, profile: str) -> BackendSpec:
 def test_a_race_in_a_child_process_streams_its_events_and_records(tmp_path):
     task = dataclasses.replace(load_task("long-essay"), max_tokens=40)
     path = tmp_path / "race.jsonl"
-    source = process_race_source(task, [sim("a", "instant"), sim("b", "fast-local")], record_path=path,
-                                 emulator="thread")
+    source = child_race_source(task, [sim("a", "instant"), sim("b", "fast-local")], record_path=path,
+                               emulator="thread")
     got: list[ev.Event] = []
     source.start(got.append)
     assert source.done.wait(60), "the race process never finished"
@@ -36,11 +36,12 @@ def test_a_race_in_a_child_process_streams_its_events_and_records(tmp_path):
     recorded = load_recording(path).events
     assert [e.to_dict() for e in recorded] == [e.to_dict() for e in got]
     assert source._proc.poll() == 0
+    assert source.recording is not None and source.recording.complete and source.recording.path == str(path)
 
 
 def test_stop_mid_race_interrupts_the_lanes_and_reaps_the_child():
     task = dataclasses.replace(load_task("long-essay"), max_tokens=400)
-    source = process_race_source(task, [sim("slow", "rtx4090-offload")], emulator="thread")
+    source = child_race_source(task, [sim("slow", "rtx4090-offload")], emulator="thread")
     got: list[ev.Event] = []
     first_token = threading.Event()
 
@@ -62,8 +63,6 @@ def test_stop_mid_race_interrupts_the_lanes_and_reaps_the_child():
 
 
 def test_a_main_the_child_cannot_load_is_reported():
-    from thunderdome.tui.process_source import ProcessSource
-
     async def local_main(sink):  # a closure: not importable by the child
         return None
 

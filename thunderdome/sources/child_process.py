@@ -4,8 +4,9 @@ Invariant: the race's event loop and its timestamps live in another process,
 so nothing the UI does (rendering, layout, the GIL) can delay a token's stamp;
 the child's loop only appends to a deque (a writer thread pickles and sends
 batches), so a slow reader can never block the race either. The parent side
-has the same surface as ``ThreadedSource`` (``start(on_event)``, ``stop()``,
-``done``, ``error``): events reach ``on_event`` from a reader thread.
+is a ``Source`` like the others: events reach ``on_event`` from a reader
+thread, and the recording's status travels over the same pipe, in order with
+the events, into ``recording``.
 
 ``stop()`` asks the child to cancel its race (lanes end with "race
 interrupted", sandboxes and the emulator are closed by the race itself),
@@ -31,19 +32,22 @@ from typing import Any, Awaitable, Callable
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.events import Event
-from thunderdome.race.source import OnEvent
+from thunderdome.sources.base import OnEvent, RecordingStatus, ReplayControls
+from thunderdome.sources.recorded_race import record_race
 from thunderdome.specs import BackendSpec, TaskSpec
 
+ChildSink = Callable[[Event | RecordingStatus], None]
+"""The child's sink: events reach the parent's ``on_event``; a recording
+status becomes the parent's ``recording``."""
 ChildMain = Callable[..., Awaitable[Any]]
-"""``async def main(sink, *args) -> picklable``: runs in the child; events
-given to ``sink`` reach the parent's ``on_event``; the return value becomes
-the parent's ``result``."""
+"""``async def main(sink, *args) -> picklable``: runs in the child with a
+``ChildSink``; the return value becomes the parent's ``result``."""
 
 
 def _child(main: ChildMain, args: tuple[Any, ...], events: Any, control: Any) -> None:
     """The child process: run ``main`` with a non-blocking sink."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    outbox: deque[Event] = deque()
+    outbox: deque[Event | RecordingStatus] = deque()
     wake = threading.Event()
     closing = threading.Event()
 
@@ -62,8 +66,8 @@ def _child(main: ChildMain, args: tuple[Any, ...], events: Any, control: Any) ->
             if closing.is_set() and not outbox:
                 return
 
-    def sink(event: Event) -> None:
-        outbox.append(event)
+    def sink(item: Event | RecordingStatus) -> None:
+        outbox.append(item)
         wake.set()
 
     send_thread = threading.Thread(target=writer, name="race-events-out", daemon=True)
@@ -111,10 +115,11 @@ def _child(main: ChildMain, args: tuple[Any, ...], events: Any, control: Any) ->
 class ProcessSource:
     """Runs ``main(sink, *args)`` in a spawned child process."""
 
-    def __init__(self, main: ChildMain, *args: Any, recording_path: str | None = None) -> None:
+    def __init__(self, main: ChildMain, *args: Any, recording: RecordingStatus | None = None) -> None:
         self.main = main
         self.args = args
-        self.recording_path = recording_path
+        self.recording = recording
+        self.controls: ReplayControls | None = None
         self.done = threading.Event()
         self.error: str | None = None
         self.result: Any = None
@@ -124,7 +129,7 @@ class ProcessSource:
         self._reader: threading.Thread | None = None
 
     def start(self, on_event: OnEvent) -> None:
-        """Spawn ``python -m thunderdome.tui.process_source`` (a fresh
+        """Spawn ``python -m thunderdome.sources.child_process`` (a fresh
         interpreter: no fork of a threaded UI, no re-import of the caller's
         main module) with two pipes: events out, control in. Raises (before
         spawning anything) if ``main`` or its arguments cannot be pickled."""
@@ -135,7 +140,7 @@ class ProcessSource:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "thunderdome.tui.process_source", str(events_w), str(control_r)],
+                [sys.executable, "-m", "thunderdome.sources.child_process", str(events_w), str(control_r)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,  # never onto the UI's terminal: errors come as messages
@@ -158,8 +163,11 @@ class ProcessSource:
             while True:
                 kind, payload = self._events.recv()
                 if kind == "events":
-                    for event in payload:
-                        on_event(event)
+                    for item in payload:
+                        if isinstance(item, RecordingStatus):
+                            self.recording = item
+                        else:
+                            on_event(item)
                 elif kind == "error":
                     self.error = payload
                 elif kind == "done":
@@ -208,44 +216,26 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> None:
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-async def run_recorded_race(
-    sink: Callable[[Event], None],
+async def race_in_child(
+    sink: ChildSink,
     task: TaskSpec,
     specs: list[BackendSpec],
     record_path: str | None,
     run_kwargs: dict[str, Any],
 ) -> None:
-    """Child main of a live race: ``run_race`` with an optional recorder."""
-    from thunderdome.events import Notice
-    from thunderdome.race.runner import run_race
-
-    sinks: list[Callable[[Event], None]] = []
-    recorder = None
-    if record_path:
-        try:
-            from thunderdome.record import Recorder
-
-            recorder = Recorder(Path(record_path))
-            await recorder.start()
-            sinks.append(recorder)
-        except Exception as exc:  # a race without a recording still runs
-            sink(Notice(t=0.0, message=f"not recording: {exc}", level="warning"))
-            recorder = None
-    sinks.append(sink)
-    try:
-        await run_race(task, specs, sinks, **run_kwargs)
-    finally:
-        if recorder is not None:
-            await recorder.close()
+    """Child main of a live race: ``record_race``, its recording status sent along."""
+    await record_race(task, specs, [sink], record_path=record_path, on_recording=sink, **run_kwargs)
 
 
-def process_race_source(
+def child_race_source(
     task: TaskSpec, specs: list[BackendSpec], *, record_path: str | Path | None = None, **run_kwargs: Any
 ) -> ProcessSource:
-    """A live race (as ``RecordedRaceSource`` runs it) in a child process."""
+    """A live race (as ``LiveSource`` runs it) in a child process."""
     path = str(record_path) if record_path else None
     kwargs = {k: v for k, v in run_kwargs.items() if v is not None}
-    return ProcessSource(run_recorded_race, task, list(specs), path, kwargs, recording_path=path)
+    return ProcessSource(
+        race_in_child, task, list(specs), path, kwargs, recording=RecordingStatus(path) if path else None
+    )
 
 
 def _child_entry(argv: list[str]) -> int:
