@@ -25,7 +25,8 @@ from thunderdome.events import (
 )
 from thunderdome.metrics import Standings, compute_results
 from thunderdome.race.runner import collect, run_race
-from thunderdome.record import FORMAT, SECRET_SUFFIXES, Recorder
+from thunderdome.record import FORMAT, Recorder
+from thunderdome.redact import SECRET_SUFFIXES
 from thunderdome.replay import (
     PlayClock,
     Recording,

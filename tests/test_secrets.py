@@ -13,7 +13,8 @@ from thunderdome.events import LaneFailed, Notice, RaceFinished, RaceStarted, To
 from thunderdome.export import FORMATS, export_file, export_results
 from thunderdome.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
-from thunderdome.record import REDACTED, Recorder, Redactor, env_secrets
+from thunderdome.record import Recorder, Redactor
+from thunderdome.redact import REDACTED, env_secrets
 from thunderdome.replay import load_recording, replay_results
 from thunderdome.specs import BackendSpec, TaskSpec
 
