@@ -2,7 +2,10 @@
 
 Invariant: config, task and recording problems surface as one line on stderr
 with exit code 2; a race that could not run exits 1; nothing prints a
-traceback at the user.
+traceback at the user. Every string from a task, backends file or recording
+is printed through ``report.cell`` (redacted, control characters visible,
+never Rich markup); a backend's key variable and URL credentials are known to
+``thunderdome.redact`` as soon as its file is loaded.
 """
 
 from __future__ import annotations
@@ -28,10 +31,31 @@ def _load_backends(path: str):
     from thunderdome.config import load_backends
     from thunderdome.yamlfile import ConfigError
 
+    from thunderdome.redact import remember_backend
+
     try:
-        return load_backends(path)
+        specs = load_backends(path)
     except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_config_problem(exc)) from None
+    for spec in specs:
+        remember_backend(spec)
+    return specs
+
+
+def _config_problem(exc: Exception) -> str:
+    """A config error as one line: redacted, a key typed where a variable name
+    belongs masked, control characters visible."""
+    from thunderdome.redact import mask_keylike
+    from thunderdome.visible import visible_line
+
+    return visible_line(mask_keylike(str(exc)))
+
+
+def _key_column(spec) -> str:
+    """``$NAME set`` / ``$NAME NOT SET``; a name that looks like a pasted key is masked."""
+    from thunderdome.redact import mask_keylike
+
+    return f"${mask_keylike(spec.api_key_env)} " + ("set" if spec.api_key() else "NOT SET")
 
 
 def _check_json_target(out: str | None) -> None:
@@ -95,14 +119,16 @@ def cmd_setup() -> int:
 
 def _load_recording(path: str):
     """Load a recording; problems are usage errors, notices go to stderr."""
+    from thunderdome.redact import redact
     from thunderdome.replay import RecordingError, load_recording
+    from thunderdome.visible import visible_line
 
     try:
         recording = load_recording(path)
     except RecordingError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(visible_line(redact(str(exc)))) from None
     for notice in recording.notices:
-        print(f"thunderdome: {notice}", file=sys.stderr)
+        print(f"thunderdome: {visible_line(redact(str(notice)))}", file=sys.stderr)
     return recording
 
 
@@ -130,6 +156,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from thunderdome.race.tasks import builtin_tasks
+    from thunderdome.report import cell
 
     from rich import box
 
@@ -138,7 +165,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         table.add_column(col, no_wrap=True)
     table.add_column("title")
     for task in builtin_tasks():
-        table.add_row(task.name, task.kind, task.win_rule or "—", str(task.max_tokens), task.title)
+        table.add_row(cell(task.name), cell(task.kind), cell(task.win_rule or "—"), str(task.max_tokens), cell(task.title))
     Console().print(table)
     return EXIT_OK
 
@@ -148,6 +175,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from thunderdome.config import find_backends_file
+    from thunderdome.redact import remember_backend
+    from thunderdome.report import cell
     from thunderdome.sim.profiles import PROFILES
 
     console = Console()
@@ -166,12 +195,12 @@ def cmd_backends(args: argparse.Namespace) -> int:
         try:
             specs = load_backends(path, require_keys=False)
         except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(_config_problem(exc)) from None
         for spec in specs:
-            key = "—"
-            if spec.api_key_env:
-                key = f"${spec.api_key_env} " + ("set" if spec.api_key() else "NOT SET")
-            table.add_row(spec.name, spec.kind, spec.model, spec.url or f"profile {spec.profile}", key)
+            remember_backend(spec)
+            key = _key_column(spec) if spec.api_key_env else "—"
+            where = spec.url or f"profile {spec.profile}"
+            table.add_row(cell(spec.name), cell(spec.kind), cell(spec.model), cell(where), cell(key))
     for profile in PROFILES.values():
         table.add_row(f"sim:{profile.name}", "sim", profile.name, "built-in emulator", "—")
     console.print(table)
@@ -186,7 +215,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
         if not found:
             console.print("no local servers answered on the default ports")
         for spec in found:
-            console.print(f"found {spec.kind} at {spec.url}: {spec.model}")
+            console.print(cell(f"found {spec.kind} at {spec.url}: {spec.model}"))
     return EXIT_OK
 
 

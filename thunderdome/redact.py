@@ -204,7 +204,9 @@ class HeldText(Generic[T]):
 
 _names: set[str] = set()
 _values: set[str] = set()
-_cache: tuple[tuple[str, ...], Secrets] | None = None
+_cache: tuple[dict[Any, Any], frozenset[str], frozenset[str], Secrets] | None = None
+"""(environment copy, names, values, compiled): reading ~40 variables costs
+~150 µs, comparing the environment with its copy ~3 µs."""
 
 
 def remember_backend(backend: Any) -> None:
@@ -229,10 +231,13 @@ def remember_value(value: str | None) -> None:
 def known() -> Secrets:
     """Every secret this process knows of now (env keys, remembered backends)."""
     global _cache
-    values = tuple(sorted(env_secrets(_names) | _values))
-    if _cache is None or _cache[0] != values:
-        _cache = (values, Secrets(values))
-    return _cache[1]
+    env = getattr(os.environ, "_data", None)  # CPython's raw mapping: cheap to compare
+    cache = _cache
+    if cache is not None and env is not None and cache[0] == env and cache[1] == _names and cache[2] == _values:
+        return cache[3]
+    secrets = Secrets(env_secrets(_names) | _values)
+    _cache = (dict(env) if env is not None else {}, frozenset(_names), frozenset(_values), secrets)
+    return secrets
 
 
 def redact(text: str) -> str:
@@ -256,13 +261,13 @@ def redact_obj(obj: Any, secrets: Secrets | None = None) -> Any:
     return map_strings(obj, (known() if secrets is None else secrets).redact)
 
 
-_KEYLIKE = re.compile(r"\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[a-z])[A-Za-z0-9][A-Za-z0-9_\-]{15,}\b")
+_KEYLIKE = re.compile(r"(?<![\w./-])(?=[\w-]*\d)(?=[\w-]*[a-z])[A-Za-z0-9][\w-]{15,}(?![\w./-])")
 
 
 def mask_keylike(text: str) -> str:
     """Mask words that look like a pasted key (16+ characters of letters,
-    digits, ``-``/``_`` with lower case and digits): for messages that echo
-    what a person typed where a variable *name* belongs."""
+    digits, ``-``/``_`` with lower case and digits, not part of a path): for
+    messages that echo what a person typed where a variable *name* belongs."""
     return _KEYLIKE.sub(REDACTED, redact(text))
 
 

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from thunderdome.redact import remember_value
+
 BACKEND_KINDS = ("openai", "ollama", "anthropic", "sim")
 
 
@@ -54,7 +56,9 @@ class BackendSpec:
         """Read the key from the environment, at use time only."""
         if not self.api_key_env:
             return None
-        return os.environ.get(self.api_key_env)
+        value = os.environ.get(self.api_key_env)
+        remember_value(value)  # from now on redact() hides it wherever text leaves
+        return value
 
     @property
     def wire_kind(self) -> str:
