@@ -4,8 +4,7 @@ Invariant: config, task and recording problems surface as one line on stderr
 with exit code 2; a race that could not run exits 1; nothing prints a
 traceback at the user. Every string from a task, backends file or recording
 is printed through ``report.cell`` (redacted, control characters visible,
-never Rich markup); a backend's key variable and URL credentials are known to
-``thunderdome.redact`` as soon as its file is loaded.
+never Rich markup).
 """
 
 from __future__ import annotations
@@ -31,15 +30,10 @@ def _load_backends(path: str):
     from thunderdome.config import load_backends
     from thunderdome.yamlfile import ConfigError
 
-    from thunderdome.redact import remember_backend
-
     try:
-        specs = load_backends(path)
+        return load_backends(path)
     except ConfigError as exc:
         raise UsageError(_config_problem(exc)) from None
-    for spec in specs:
-        remember_backend(spec)
-    return specs
 
 
 def _config_problem(exc: Exception) -> str:
@@ -175,7 +169,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from thunderdome.config import find_backends_file
-    from thunderdome.redact import remember_backend
     from thunderdome.report import cell
     from thunderdome.sim.profiles import PROFILES
 
@@ -197,7 +190,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise UsageError(_config_problem(exc)) from None
         for spec in specs:
-            remember_backend(spec)
             key = _key_column(spec) if spec.api_key_env else "—"
             where = spec.url or f"profile {spec.profile}"
             table.add_row(cell(spec.name), cell(spec.kind), cell(spec.model), cell(where), cell(key))

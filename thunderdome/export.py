@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from thunderdome.redact import known, map_strings
-from thunderdome.visible import visible
+from thunderdome.visible import json_safe, visible
 
 FORMATS = ("json", "csv", "md")
 DASH = "—"
@@ -88,7 +88,7 @@ def export_file(recording_path: str | Path, fmt: str) -> str:
 
 
 def to_json(results: dict[str, Any]) -> str:
-    return json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(results, indent=2, ensure_ascii=False)) + "\n"
 
 
 def to_csv(results: dict[str, Any]) -> str:

@@ -32,7 +32,8 @@ from typing import Any, TextIO
 
 import thunderdome
 from thunderdome.events import Event, RaceStarted
-from thunderdome.redact import HeldText, Secrets, env_secrets, known, redact_obj, remember_backend
+from thunderdome.redact import HeldText, Secrets, known, redact_obj, remember_backend
+from thunderdome.visible import json_safe
 
 FORMAT = "thunderdome-recording"
 VERSION = 2
@@ -172,9 +173,14 @@ def header_for(race: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-"""``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` without
-building an encoder per call."""
+_raw_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _encode(data: dict[str, Any]) -> str:
+    """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` without
+    building an encoder per call, and without a raw DEL or C1 byte (a recording
+    stays safe to ``cat``)."""
+    return json_safe(_raw_encode(data))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -293,10 +299,9 @@ class Recorder:
         feed = self._redactor.feed
         for event in batch:
             if not self._header_written and isinstance(event, RaceStarted):
-                for lane in event.lanes:
+                for lane in event.lanes:  # key variables named by the race (a child process, a replay's header)
                     remember_backend(lane)
-                names = [str(lane.get("api_key_env")) for lane in event.lanes if lane.get("api_key_env")]
-                self._redactor.add(env_secrets(names) | set(known().values))
+                self._redactor.add(known())
                 data = self._redactor.scrub_obj(event.to_dict())
                 lines.append(_line(header_for(data)))
                 self._header_written = True

@@ -222,12 +222,6 @@ def remember_backend(backend: Any) -> None:
         _values.update(url_secrets(url))
 
 
-def remember_value(value: str | None) -> None:
-    """Learn one secret value (a key read for a request)."""
-    if value and len(value.strip()) >= MIN_NAMED_SECRET:
-        _values.update({value, value.strip()})
-
-
 def known() -> Secrets:
     """Every secret this process knows of now (env keys, remembered backends)."""
     global _cache
@@ -285,7 +279,6 @@ __all__ = [
     "redact",
     "redact_obj",
     "remember_backend",
-    "remember_value",
     "scrub_urls",
     "url_secrets",
 ]

@@ -2,7 +2,9 @@
 
 Invariant: a spec never holds a secret. API keys live only in the environment;
 ``BackendSpec.api_key_env`` names the variable and ``api_key()`` reads it at the
-moment a request is built. ``public_dict()`` is what recordings and exports see.
+moment a request is built. ``public_dict()`` is what recordings and exports see
+(its URL without credentials). A spec, once made, tells ``thunderdome.redact``
+its key variable and URL credentials, so they are redacted wherever text leaves.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from thunderdome.redact import remember_value
+from thunderdome.redact import remember_backend, scrub_urls
 
 BACKEND_KINDS = ("openai", "ollama", "anthropic", "sim")
 
@@ -52,13 +54,19 @@ class BackendSpec:
     """Extra request options (temperature, ...), and for ``sim``: ``fault``,
     ``seed``, ``wrong_rate`` passed to the emulator."""
 
+    def __post_init__(self) -> None:
+        remember_backend(self)  # its key variable and URL credentials: redacted wherever text leaves
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled (in a race's child process): known to that process's redactor too."""
+        self.__dict__.update(state)
+        remember_backend(self)
+
     def api_key(self) -> str | None:
         """Read the key from the environment, at use time only."""
         if not self.api_key_env:
             return None
-        value = os.environ.get(self.api_key_env)
-        remember_value(value)  # from now on redact() hides it wherever text leaves
-        return value
+        return os.environ.get(self.api_key_env)
 
     @property
     def wire_kind(self) -> str:
@@ -71,7 +79,7 @@ class BackendSpec:
             "name": self.name,
             "kind": self.kind,
             "model": self.model or self.profile or "",
-            "url": self.url,
+            "url": scrub_urls(self.url),  # no userinfo, no key-like query parameter
         }
         if self.kind == "sim":
             data["profile"] = self.profile
