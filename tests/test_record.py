@@ -267,3 +267,26 @@ def test_a_race_killed_with_sigkill_leaves_a_replayable_file(tmp_path, no_secret
     results = {lane["name"]: lane for lane in compute_results(replayed)["lanes"]}
     assert results["done"]["status"] == "finished" and results["done"]["tokens"] == 20
     assert results["stuck"]["status"] == "streaming" and results["stuck"]["tokens"] == 8
+
+
+async def test_the_sink_only_enqueues_serialising_happens_off_the_loop(tmp_path, monkeypatch):
+    """Issue 9.9: the loop that stamps tokens never encodes or scrubs an event."""
+    import threading
+
+    from thunderdome import record
+
+    threads: set[int] = set()
+    encode = record._encode
+
+    def spying(data):
+        threads.add(threading.get_ident())
+        return encode(data)
+
+    monkeypatch.setattr(record, "_encode", spying)
+    path = tmp_path / "r.jsonl"
+    async with Recorder(path) as rec:
+        for event in hand_made():
+            rec(event)
+            await asyncio.sleep(0)
+    assert threads and threading.get_ident() not in threads
+    assert [d["type"] for d in lines_of(path)[1:]] == [e.type for e in hand_made()]
