@@ -41,6 +41,22 @@ WHEEL_ROWS = 3
 """Rows moved per mouse-wheel step."""
 
 
+def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Consecutive pieces of one channel joined: ``[(channel, text), ...]``."""
+    runs: list[tuple[str, str]] = []
+    run: list[str] = []
+    run_channel = ""
+    for channel, text in pieces:
+        if channel != run_channel and run:
+            runs.append((run_channel, "".join(run)))
+            run = []
+        run_channel = channel
+        run.append(text)
+    if run:
+        runs.append((run_channel, "".join(run)))
+    return runs
+
+
 class TokenStream(Widget, can_focus=False):
     """Line-API widget holding one lane's streamed text, showing its tail."""
 
@@ -93,7 +109,7 @@ class TokenStream(Widget, can_focus=False):
         held = self._held
         held.secrets = known()  # a key may become known mid-race
         safe: list[tuple[str, str]] = []
-        for channel, text in pieces:
+        for channel, text in _runs(pieces):  # redaction per run of a channel, not per token
             safe.extend(held.push(channel, text))
         self._show(safe)
 
@@ -105,16 +121,8 @@ class TokenStream(Widget, can_focus=False):
     def _show(self, pieces: list[tuple[str, str]]) -> None:
         before = self._row_count()
         changed = False
-        run: list[str] = []
-        run_channel = ""
-        for channel, text in pieces:  # one append per run of a channel, not per token
-            if channel != run_channel and run:
-                changed = self._take(run_channel, "".join(run)) or changed
-                run = []
-            run_channel = channel
-            run.append(text)
-        if run:
-            changed = self._take(run_channel, "".join(run)) or changed
+        for channel, text in _runs(pieces):  # one append per run of a channel, not per token
+            changed = self._take(channel, text) or changed
         if changed:
             self._publish(before)
 
