@@ -147,3 +147,27 @@ async def test_tui_race_screen_screenshots_and_exports_never_show_a_key(tmp_path
     for path in files:
         assert_no_piece(path.read_bytes(), path.name)
     assert_no_piece(record.read_bytes(), "recording")
+
+
+async def test_the_token_widget_holds_a_possible_key_start_until_it_knows(keys):
+    from textual.app import App, ComposeResult
+
+    from thunderdome.tui.widgets.stream import TokenStream
+
+    class OneStream(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TokenStream()
+
+    app = OneStream()
+    async with app.run_test(size=(60, 10)) as pilot:
+        stream = app.query_one(TokenStream)
+        stream.extend([("reasoning", "I was sent "), ("reasoning", KEY[:10])])
+        await pilot.pause()
+        assert stream.plain.strip() == "I was sent"  # only the key's beginning waits
+        stream.extend([("answer", KEY[10:] + " — ok, ask")])
+        await pilot.pause()
+        assert REDACTED in stream.plain and stream.plain.rstrip().endswith("ok, a")  # "sk" could begin it again
+        assert_no_piece(stream.plain, "token widget")
+        stream.release_held()  # the lane ended
+        await pilot.pause()
+        assert stream.plain.rstrip().endswith("ok, ask")

@@ -233,3 +233,25 @@ def test_a_spec_made_in_a_child_process_teaches_that_process_its_secrets(monkeyp
     assert redact.redact(PLAIN) == PLAIN  # forgotten ...
     assert pickle.loads(pickle.dumps(spec)) == spec  # ... and learnt again when unpickled
     assert redact.redact(f"{PLAIN} pass-word-9") == f"{REDACTED} {REDACTED}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.text(alphabet="ab sk-T", max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
+)
+def test_for_display_only_a_possible_key_start_waits(before, cuts):
+    from thunderdome.redact import HeldText, Secrets
+
+    text = before + KEY + " ask " + KEY + KEY[:7]
+    points = sorted({c for c in cuts if 0 < c < len(text)})
+    pieces = [text[i:j] for i, j in zip([0, *points], [*points, len(text)])]
+    held: HeldText[str] = HeldText(Secrets([KEY]), divisible=True)
+    final = text.replace(KEY, REDACTED)
+    shown = ""
+    for n, piece in enumerate(pieces):
+        shown += "".join(t for _, t in held.push("answer" if n % 2 else "reasoning", piece))
+        assert final.startswith(shown)  # never a piece of the key, never text out of order
+    assert shown == final[: -len(KEY[:7])]  # all that waits is the unfinished key beginning
+    shown += "".join(t for _, t in held.release())
+    assert shown == final

@@ -128,12 +128,13 @@ class Secrets:
                     return i
         return len(whole)
 
-    def split(self, texts: list[str], *, final: bool) -> tuple[list[str], int]:
+    def split(self, texts: list[str], *, final: bool) -> tuple[list[str], int, int]:
         """Redact ``texts`` as one text cut into pieces: each match becomes
         ``[redacted]`` in the piece where it starts and vanishes from the
-        others. Returns the new pieces and how many of them are safe to
-        release now (all when ``final``; else those before a trailing
-        beginning of a secret)."""
+        others. Returns the new pieces, how many of them are safe to release
+        now (all when ``final``; else those before a trailing beginning of a
+        secret), and how many characters at the end of the first piece not
+        released are that beginning (the rest of that piece is safe)."""
         assert self.pattern is not None
         whole = "".join(texts)
         matches = [(m.start(), m.end()) for m in self.pattern.finditer(whole)]
@@ -141,7 +142,7 @@ class Secrets:
         hold_from = len(whole) if final else self.prefix_start(whole, tail_from)
         out: list[str] = []
         pos = mi = 0
-        releasable = 0
+        releasable = tail = 0
         for text in texts:
             end = pos + len(text)
             parts: list[str] = []
@@ -161,8 +162,10 @@ class Secrets:
             out.append("".join(parts))
             if end <= hold_from and releasable == len(out) - 1:
                 releasable += 1
+            elif releasable == len(out) - 1:
+                tail = end - hold_from  # no match lies after hold_from: these characters are unchanged
             pos = end
-        return out, releasable
+        return out, releasable, tail
 
 
 T = TypeVar("T")
@@ -171,10 +174,13 @@ T = TypeVar("T")
 class HeldText(Generic[T]):
     """One text arriving in pieces, each with an item it belongs to (an event
     dict, a channel): ``push`` returns the ``(item, text)`` pairs now safe,
-    redacted, in order; a piece that might begin a secret waits for the next."""
+    redacted, in order; a piece that might begin a secret waits for the next.
+    ``divisible``: a waiting piece may be cut, so only its possible secret
+    beginning waits (for display; an event's text stays whole)."""
 
-    def __init__(self, secrets: Secrets) -> None:
+    def __init__(self, secrets: Secrets, *, divisible: bool = False) -> None:
         self.secrets = secrets
+        self.divisible = divisible
         self._held: list[tuple[T, str]] = []
 
     def __bool__(self) -> bool:
@@ -194,10 +200,14 @@ class HeldText(Generic[T]):
         return self._release(final=True) if self._held else []
 
     def _release(self, *, final: bool) -> list[tuple[T, str]]:
-        texts, count = self.secrets.split([text for _, text in self._held], final=final)
+        texts, count, tail = self.secrets.split([text for _, text in self._held], final=final)
         pairs = [(item, text) for (item, _), text in zip(self._held, texts)]
-        self._held = pairs[count:]
-        return pairs[:count]
+        out, self._held = pairs[:count], pairs[count:]
+        if self.divisible and self._held and len(self._held[0][1]) > tail:
+            item, text = self._held[0]
+            out.append((item, text[: len(text) - tail]))
+            self._held[0] = (item, text[len(text) - tail :])
+        return out
 
 
 # --- the secrets this process knows ------------------------------------------------------

@@ -13,9 +13,9 @@ scrollbar is drawn by the widget itself. Text is expected already
 ``clean()``ed and is turned into ``rich.text.Text`` without markup parsing.
 No known secret is ever painted: the lane's pieces (both channels) pass
 through one ``redact.HeldText``, so a key split across deltas or across the
-reasoning and answer channels shows as ``[redacted]``; a piece whose end may
-begin a key waits for the next piece, or for ``release_held()`` when the
-lane ends.
+reasoning and answer channels shows as ``[redacted]``; the end of a piece
+that may begin a key waits for the next piece, or for ``release_held()``
+when the lane ends.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class TokenStream(Widget, can_focus=False):
         self._cells: dict[tuple[str, Style | None], Strip] = {}
         self.reasoning_chars = 0
         self.answer_chars = 0
-        self._held: HeldText[str] = HeldText(known())
+        self._held: HeldText[str] = HeldText(known(), divisible=True)
 
     # -- public -------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class TokenStream(Widget, can_focus=False):
 
     def clear(self) -> None:
         self._fragments.clear()
-        self._held = HeldText(known())
+        self._held = HeldText(known(), divisible=True)
         self.reasoning_chars = self.answer_chars = 0
         self._rebuild()
 
