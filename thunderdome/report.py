@@ -212,18 +212,18 @@ def trials_table(summary: dict[str, Any], task: str) -> Table:
     for head in ("TTFT s", "tok/s", "e2e s", "done s"):
         table.add_column(head, justify="right", no_wrap=True)
 
-    def cell(spread: dict[str, float] | None, fmt: str) -> str:
-        if not spread:
+    def spread(values: dict[str, float] | None, fmt: str) -> str:
+        if not values:
             return "—"
-        return f"{spread['median']:{fmt}} ({spread['min']:{fmt}}–{spread['max']:{fmt}})"
+        return f"{values['median']:{fmt}} ({values['min']:{fmt}}–{values['max']:{fmt}})"
 
     for lane in summary["lanes"]:
         table.add_row(
             cell(lane["name"], "bold"),
             str(lane["wins"]),
-            cell(lane["ttft_s"], ".3f"),
-            cell(lane["output_tps"], ".1f"),
-            cell(lane["e2e_s"], ".2f"),
-            cell(lane["completion_s"], ".3f"),
+            spread(lane["ttft_s"], ".3f"),
+            spread(lane["output_tps"], ".1f"),
+            spread(lane["e2e_s"], ".2f"),
+            spread(lane["completion_s"], ".3f"),
         )
     return table
