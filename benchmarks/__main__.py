@@ -36,6 +36,7 @@ ORDER = (
     "memory",
     "replay_speed",
     "ranking_cost",
+    "recorder_cost",
 )
 CHILD_TIMEOUT_S = 900
 

@@ -175,7 +175,7 @@ async def test_key_echoed_by_the_server_is_redacted(monkeypatch: pytest.MonkeyPa
     async with RawServer(lambda seen: [head, body]) as server:
         out = await collect(make_backend(raw_spec("openai", server.url + "/v1", api_key_env="TD_ERR_KEY")))
     assert out.error is not None
-    assert out.error.reason == "HTTP 401 Unauthorized: Incorrect API key provided: ***"
+    assert out.error.reason == "HTTP 401 Unauthorized: Incorrect API key provided: [redacted]"  # redacted before the cut
     assert server.seen[0].headers["authorization"] == "Bearer sk-live-echoed-999"
 
 

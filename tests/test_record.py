@@ -31,12 +31,12 @@ from thunderdome.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
 from thunderdome.record import (
     FORMAT,
-    SECRET_SUFFIXES,
     VERSION,
     Recorder,
     default_recording_path,
     default_recordings_dir,
 )
+from thunderdome.redact import SECRET_SUFFIXES
 from thunderdome.replay import load_recording
 from thunderdome.sources.replay import replay_events
 from thunderdome.specs import BackendSpec, TaskSpec
@@ -192,7 +192,19 @@ def test_default_recording_path_is_dated_and_never_collides(monkeypatch, tmp_pat
     first.write_text("taken")
     second = default_recording_path("long essay/../x")
     if second.name[:15] == stamp:  # same second: a suffix keeps them apart
-        assert second != first and not second.exists()
+        assert second != first
+    assert first.read_text() == "taken" and second.read_text() == ""  # reserved, never reused
+
+
+def test_racing_reservations_of_the_same_second_get_distinct_files(monkeypatch, tmp_path):
+    """``O_EXCL``: threads reserving at once never share a file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("THUNDERDOME_RECORDINGS", str(tmp_path))
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: default_recording_path("same"), range(32)))
+    assert len(set(paths)) == 32 and all(p.exists() for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
 
 
 KILL_SCRIPT = textwrap.dedent(
@@ -256,3 +268,26 @@ def test_a_race_killed_with_sigkill_leaves_a_replayable_file(tmp_path, no_secret
     results = {lane["name"]: lane for lane in compute_results(replayed)["lanes"]}
     assert results["done"]["status"] == "finished" and results["done"]["tokens"] == 20
     assert results["stuck"]["status"] == "streaming" and results["stuck"]["tokens"] == 8
+
+
+async def test_the_sink_only_enqueues_serialising_happens_off_the_loop(tmp_path, monkeypatch):
+    """Issue 9.9: the loop that stamps tokens never encodes or scrubs an event."""
+    import threading
+
+    from thunderdome import record
+
+    threads: set[int] = set()
+    encode = record._encode
+
+    def spying(data):
+        threads.add(threading.get_ident())
+        return encode(data)
+
+    monkeypatch.setattr(record, "_encode", spying)
+    path = tmp_path / "r.jsonl"
+    async with Recorder(path) as rec:
+        for event in hand_made():
+            rec(event)
+            await asyncio.sleep(0)
+    assert threads and threading.get_ident() not in threads
+    assert [d["type"] for d in lines_of(path)[1:]] == [e.type for e in hand_made()]

@@ -25,7 +25,8 @@ from thunderdome.events import (
 )
 from thunderdome.metrics import Standings, compute_results
 from thunderdome.race.runner import collect, run_race
-from thunderdome.record import FORMAT, SECRET_SUFFIXES, Recorder
+from thunderdome.record import FORMAT, Recorder
+from thunderdome.redact import SECRET_SUFFIXES
 from thunderdome.replay import Recording, RecordingError, load_recording, replay_results
 from thunderdome.sources.replay import PlayClock, ReplaySource, replay_events
 from thunderdome.specs import BackendSpec, TaskSpec

@@ -13,7 +13,8 @@ from thunderdome.events import LaneFailed, Notice, RaceFinished, RaceStarted, To
 from thunderdome.export import FORMATS, export_file, export_results
 from thunderdome.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
-from thunderdome.record import REDACTED, Recorder, Redactor, env_secrets
+from thunderdome.record import Recorder, Redactor
+from thunderdome.redact import REDACTED, env_secrets
 from thunderdome.replay import load_recording, replay_results
 from thunderdome.specs import BackendSpec, TaskSpec
 
@@ -159,3 +160,98 @@ def test_no_secrets_means_no_holding():
     d = TokenDelta(t=0.1, lane="a", text="sk-").to_dict()
     assert red.feed(d) == [d]
     assert asyncio.iscoroutinefunction(Recorder.close)
+
+
+# -- the redaction core: redact first, then cut; URLs; a split across channels ------------------
+
+
+def pieces_of(secret: str, size: int = 8) -> list[str]:
+    return [secret[i : i + size] for i in range(len(secret) - size + 1)]
+
+
+def test_error_text_is_redacted_before_it_is_cut(monkeypatch):
+    from thunderdome.backends.errors import body_message
+
+    monkeypatch.setenv("MY_TEST_API_KEY", KEY)
+    for pad in range(100, 171):  # the key before, across and after the 160-character cut
+        body = json.dumps({"error": {"message": "x" * pad + f" bad key {KEY} \x1b]0;t\x07"}}).encode()
+        line = body_message(body, "application/json")
+        assert len(line) <= 160 and "\x1b" not in line and "\x07" not in line
+        assert not any(piece in line for piece in pieces_of(KEY)), line
+
+
+def test_a_key_cut_short_elsewhere_is_still_redacted():
+    from thunderdome.redact import Secrets
+
+    secrets = Secrets([KEY])
+    assert secrets.redact(f"said {KEY[:12]}… more") == f"said {REDACTED}… more"
+    assert secrets.redact(f"ends with {KEY[:9]}") == f"ends with {REDACTED}"
+    assert secrets.redact("ask") == "ask"  # a short, ordinary beginning stays
+
+
+def test_url_credentials_are_secrets_and_never_shown():
+    from thunderdome.redact import scrub_urls, url_secrets
+
+    url = "https://alice:hunter2-long@api.example.com/v1?key=AIzaQueryKey123&x=1"
+    assert url_secrets(url) == {"hunter2-long", "AIzaQueryKey123"}  # a short user name is not a secret
+    assert url_secrets("https://ghp_TokenAsUser123@host/") == {"ghp_TokenAsUser123"}
+    assert scrub_urls(f"GET {url} failed") == f"GET https://{REDACTED}@api.example.com/v1?key={REDACTED}&x=1 failed"
+    spec = BackendSpec(name="a", kind="openai", url=url, model="m")
+    assert "hunter2" not in json.dumps(spec.public_dict()) and "AIzaQuery" not in json.dumps(spec.public_dict())
+
+
+def test_a_key_split_across_the_reasoning_and_answer_channels_is_redacted():
+    half = len(KEY) // 2
+    dicts = [
+        TokenDelta(t=0.1, lane="a", text=f"I think {KEY[:half]}", channel="reasoning").to_dict(),
+        TokenDelta(t=0.2, lane="a", text=f"{KEY[half:]} is it", channel="answer").to_dict(),
+    ]
+    out = _feed_all(Redactor([KEY]), dicts)
+    assert [d["channel"] for d in out] == ["reasoning", "answer"] and [d["t"] for d in out] == [0.1, 0.2]
+    assert "".join(d["text"] for d in out) == f"I think {REDACTED} is it"
+
+
+def test_a_key_pasted_as_a_variable_name_is_masked_but_names_are_not():
+    from thunderdome.redact import mask_keylike
+
+    assert mask_keylike("variable sk_live_0123456789abcdefXYZ is not set") == f"variable {REDACTED} is not set"
+    assert mask_keylike("variable HOSTED_API_KEY is not set (/tmp/run_2024abcdefghijkl/b.yaml)") == (
+        "variable HOSTED_API_KEY is not set (/tmp/run_2024abcdefghijkl/b.yaml)"
+    )
+
+
+def test_a_spec_made_in_a_child_process_teaches_that_process_its_secrets(monkeypatch):
+    import pickle
+
+    from thunderdome import redact
+
+    monkeypatch.setenv("LANE_CREDENTIAL", PLAIN)
+    spec = BackendSpec(name="a", kind="openai", url="http://u:pass-word-9@h/v1", model="m", api_key_env="LANE_CREDENTIAL")
+    assert redact.redact(f"{PLAIN} pass-word-9") == f"{REDACTED} {REDACTED}"
+    monkeypatch.setattr(redact, "_names", set())
+    monkeypatch.setattr(redact, "_values", set())
+    assert redact.redact(PLAIN) == PLAIN  # forgotten ...
+    assert pickle.loads(pickle.dumps(spec)) == spec  # ... and learnt again when unpickled
+    assert redact.redact(f"{PLAIN} pass-word-9") == f"{REDACTED} {REDACTED}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.text(alphabet="ab sk-T", max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
+)
+def test_for_display_only_a_possible_key_start_waits(before, cuts):
+    from thunderdome.redact import HeldText, Secrets
+
+    text = before + KEY + " ask " + KEY + KEY[:7]
+    points = sorted({c for c in cuts if 0 < c < len(text)})
+    pieces = [text[i:j] for i, j in zip([0, *points], [*points, len(text)])]
+    held: HeldText[str] = HeldText(Secrets([KEY]), divisible=True)
+    final = text.replace(KEY, REDACTED)
+    shown = ""
+    for n, piece in enumerate(pieces):
+        shown += "".join(t for _, t in held.push("answer" if n % 2 else "reasoning", piece))
+        assert final.startswith(shown)  # never a piece of the key, never text out of order
+    assert shown == final[: -len(KEY[:7])]  # all that waits is the unfinished key beginning
+    shown += "".join(t for _, t in held.release())
+    assert shown == final

@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, exit_code
+from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
 
 DEMO_TASKS = ("sigkill", "long-essay")
 
@@ -122,13 +122,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, parser)
     except ThunderdomeError as exc:
-        print(f"thunderdome: {exc}", file=sys.stderr)
+        print(f"thunderdome: {_shown(exc)}", file=sys.stderr)
         return exit_code(exc)
     except KeyboardInterrupt as exc:
         print("thunderdome: interrupted", file=sys.stderr)
         return exit_code(exc)
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _shown(exc: ThunderdomeError) -> str:
+    """An error as one safe line: secrets redacted (and, for bad usage or
+    config, anything that looks like a key pasted where a name belongs),
+    control characters made visible."""
+    from thunderdome.redact import mask_keylike, redact
+    from thunderdome.visible import visible_line
+
+    text = str(exc)
+    return visible_line(mask_keylike(text) if isinstance(exc, UsageError) else redact(text))
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -2,8 +2,10 @@
 
 Invariant: config, task and recording problems raise a ``UsageError`` (their
 own classes derive from it), which ``cli.main`` turns into one line on stderr
-and the exit code of ``thunderdome.errors``; nothing prints a traceback at
-the user.
+(redacted, control characters visible) and the exit code of
+``thunderdome.errors``; nothing prints a traceback at the user. Every string
+from a task, backends file or recording is printed through ``report.cell``
+(redacted, control characters visible, never Rich markup).
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from pathlib import Path
 
 from thunderdome.cli import DEMO_TASKS
 from thunderdome.errors import EXIT_OK, UsageError
+
+
+def _key_column(spec) -> str:
+    """``$NAME set`` / ``$NAME NOT SET``; a name that looks like a pasted key is masked."""
+    from thunderdome.redact import mask_keylike
+
+    return f"${mask_keylike(spec.api_key_env)} " + ("set" if spec.api_key() else "NOT SET")
 
 
 def _check_json_target(out: str | None) -> None:
@@ -94,9 +103,16 @@ def _replayed_standings(path: str):
             standings.apply(event)
             if standings.events_seen % 65536 == 0:
                 tick()
-    for notice in stream.notices:
-        print(f"thunderdome: {notice}", file=sys.stderr)
+    _print_notices(stream.notices)
     return standings
+
+
+def _print_notices(notices: list[str]) -> None:
+    from thunderdome.redact import redact
+    from thunderdome.visible import visible_line
+
+    for notice in notices:
+        print(f"thunderdome: {visible_line(redact(notice))}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -133,8 +149,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from thunderdome.replay import load_recording
     from thunderdome.tui.app import run_tui
 
-    for notice in load_recording(args.file).notices:
-        print(f"thunderdome: {notice}", file=sys.stderr)
+    _print_notices(load_recording(args.file).notices)
     return run_tui(mode="replay", replay_path=args.file, speed=args.speed)
 
 
@@ -143,6 +158,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from thunderdome.race.tasks import builtin_tasks
+    from thunderdome.report import cell
 
     from rich import box
 
@@ -151,7 +167,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         table.add_column(col, no_wrap=True)
     table.add_column("title")
     for task in builtin_tasks():
-        table.add_row(task.name, task.kind, task.win_rule or "—", str(task.max_tokens), task.title)
+        table.add_row(cell(task.name), cell(task.kind), cell(task.win_rule or "—"), str(task.max_tokens), cell(task.title))
     Console().print(table)
     return EXIT_OK
 
@@ -161,6 +177,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from thunderdome.config import find_backends_file
+    from thunderdome.report import cell
     from thunderdome.sim.profiles import PROFILES
 
     console = Console()
@@ -177,10 +194,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
         specs = load_backends(path, require_keys=False)
         for spec in specs:
-            key = "—"
-            if spec.api_key_env:
-                key = f"${spec.api_key_env} " + ("set" if spec.api_key() else "NOT SET")
-            table.add_row(spec.name, spec.kind, spec.model, spec.url or f"profile {spec.profile}", key)
+            key = _key_column(spec) if spec.api_key_env else "—"
+            where = spec.url or f"profile {spec.profile}"
+            table.add_row(cell(spec.name), cell(spec.kind), cell(spec.model), cell(where), cell(key))
     for profile in PROFILES.values():
         table.add_row(f"sim:{profile.name}", "sim", profile.name, "built-in emulator", "—")
     console.print(table)
@@ -195,7 +211,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
         if not found:
             console.print("no local servers answered on the default ports")
         for spec in found:
-            console.print(f"found {spec.kind} at {spec.url}: {spec.model}")
+            console.print(cell(f"found {spec.kind} at {spec.url}: {spec.model}"))
     return EXIT_OK
 
 

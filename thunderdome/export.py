@@ -3,8 +3,10 @@
 Invariant: an export is a pure function of a results dict (the ``--json``
 contract of ``metrics.Standings.results()``); it adds no figure of its own,
 only formatting. Cell text (model output, error messages) is escaped so the
-Markdown table never breaks, and secret-looking environment values are
-scrubbed as a last safety net.
+Markdown table never breaks; every string is redacted of known secrets
+(``thunderdome.redact``) and made visible (``thunderdome.visible``: no
+control character from a model, a server or a recording reaches a terminal
+through ``export`` to stdout, nor a CSV or Markdown file).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from thunderdome.record import Redactor, env_secrets
+from thunderdome.redact import known, map_strings
+from thunderdome.visible import json_safe, visible
 
 FORMATS = ("json", "csv", "md")
 DASH = "—"
@@ -69,7 +72,8 @@ def export_results(results: dict[str, Any], fmt: str) -> str:
     """Render a results dict as ``json``, ``csv`` or ``md`` text."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (choose json, csv or md)")
-    safe = Redactor(env_secrets()).scrub_obj(results)
+    secrets = known()
+    safe = map_strings(results, lambda text: visible(secrets.redact(text)))
     return _RENDERERS[fmt](safe)
 
 
@@ -84,7 +88,7 @@ def export_file(recording_path: str | Path, fmt: str) -> str:
 
 
 def to_json(results: dict[str, Any]) -> str:
-    return json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(results, indent=2, ensure_ascii=False)) + "\n"
 
 
 def to_csv(results: dict[str, Any]) -> str:

@@ -3,13 +3,17 @@
 Invariant: what reaches disk is a header line followed by one event per line,
 each line written whole and flushed within ~50 ms of its event, so a crash or
 ``kill -9`` leaves a file that loads up to its last complete line. No secret
-reaches disk: every string is scrubbed of the values of the backends' key
-variables (and of any ``*_API_KEY`` / ``*_TOKEN`` / ``*_SECRET`` variable of
-8+ characters) before it is written, including a key a server echoes into the
-token stream split across several deltas.
+reaches disk: every string is redacted (``thunderdome.redact``: the backends'
+key variables, any ``*_API_KEY`` / ``*_TOKEN`` / ``*_SECRET`` variable of 8+
+characters, URL credentials) before it is written, including a key a server
+echoes into the token stream split across several deltas or across the
+reasoning and answer channels of a turn.
 
-The sink (``Recorder.__call__``) only enqueues; a writer task on the same
-event loop serialises, scrubs, writes (aiofiles) and flushes in batches.
+The sink (``Recorder.__call__``) only appends to a deque, on whatever thread
+or loop calls it; a writer thread serialises, redacts, writes and flushes in
+batches, so the loop that stamps tokens pays one append per event
+(``python -m benchmarks.recorder_cost``). Files are created exclusively: a
+default path is reserved with ``O_EXCL``, so two races never share a file.
 """
 
 from __future__ import annotations
@@ -22,27 +26,19 @@ import os
 import platform
 import re
 import threading
-import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterable, Mapping
-
-import aiofiles
+from typing import Any, TextIO
 
 import thunderdome
 from thunderdome.events import Event, RaceStarted
+from thunderdome.redact import HeldText, Secrets, known, redact_obj, remember_backend
+from thunderdome.visible import json_safe
 
 FORMAT = "thunderdome-recording"
 VERSION = 2
 """2: ``lane_error`` became ``lane_failed``; fighter PIDs are ``fighter_spawned``
 events, not notice text. ``replay`` still reads 1."""
-REDACTED = "[redacted]"
-SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
-MIN_SUFFIX_SECRET = 8
-"""Variables found by suffix are secrets only from this length on."""
-MIN_NAMED_SECRET = 4
-"""A backend's own key variable is scrubbed from this length on (shorter
-values cannot be real keys and would shred ordinary text)."""
 FLUSH_INTERVAL = 0.02
 """Seconds: the writer coalesces events for at most this long per batch."""
 
@@ -61,99 +57,67 @@ def default_recordings_dir() -> Path:
 
 
 def default_recording_path(task: str) -> Path:
-    """``<dir>/YYYYmmdd-HHMMSS-<task>.jsonl``; a suffix keeps two races started
-    in the same second apart."""
+    """``<dir>/YYYYmmdd-HHMMSS-<task>.jsonl``, created empty and exclusively
+    (``O_EXCL``) so no other race can take it; a suffix keeps two races
+    started in the same second apart."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", task).strip("._") or "race"
     folder = default_recordings_dir()
-    path = folder / f"{stamp}-{safe}.jsonl"
-    n = 2
-    while path.exists():
-        path = folder / f"{stamp}-{safe}-{n}.jsonl"
-        n += 1
-    return path
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = folder / (f"{stamp}-{safe}.jsonl" if n == 1 else f"{stamp}-{safe}-{n}.jsonl")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+            return path
+        except FileExistsError:
+            n += 1
 
 
-# --- the secret scrubber ----------------------------------------------------------------
-
-
-def env_secrets(names: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> set[str]:
-    """Values to scrub: those of the named variables, and of every variable
-    whose name ends in _API_KEY/_TOKEN/_SECRET with a value of 8+ chars."""
-    env = os.environ if environ is None else environ
-    found: set[str] = set()
-    for name in names:
-        value = env.get(name) or ""
-        for v in (value, value.strip()):
-            if len(v) >= MIN_NAMED_SECRET:
-                found.add(v)
-    for name, value in env.items():
-        if name.upper().endswith(SECRET_SUFFIXES):
-            for v in (value, value.strip()):
-                if len(v) >= MIN_SUFFIX_SECRET:
-                    found.add(v)
-    return found
+# --- the event scrubber ------------------------------------------------------------------
 
 
 class Redactor:
     """Replaces secret values with ``[redacted]`` in event dicts.
 
-    Token deltas of one stream (lane, turn, channel) are scrubbed as one text:
-    a delta whose text ends with the beginning of a secret is held back (whole,
-    its ``t`` untouched) until the next delta of that stream or the lane's next
-    other event shows whether the secret completes. Every delta is still
-    written, so counts and timings (the metrics) are unchanged; only the text
-    of deltas that carried part of a secret changes."""
+    The token deltas of one lane's turn (both channels) are redacted as one
+    text (``redact.HeldText``): a delta whose text ends with the beginning of
+    a secret is held back (whole, its ``t`` untouched) until the next delta of
+    that turn or the lane's next other event shows whether the secret
+    completes. Every delta is still written, so counts and timings (the
+    metrics) are unchanged; only the text of deltas that carried part of a
+    secret changes."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets: list[str] = []
-        self._pattern: re.Pattern[str] | None = None
-        self._held: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-        self._longest = 0
-        self._firsts: frozenset[str] = frozenset()
+    def __init__(self, secrets: Secrets | set[str] | list[str] | tuple[str, ...] = ()) -> None:
+        self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
+        self._held: dict[tuple[str, int], HeldText[dict[str, Any]]] = {}
         self._small: dict[str, str] = {}
-        """Scrubbed forms of the short strings every delta repeats (field
+        """Redacted forms of the short strings every delta repeats (field
         names, lane names, channels)."""
-        self.add(secrets)
 
-    def add(self, secrets: Iterable[str]) -> None:
-        merged = set(self.secrets) | {s for s in secrets if s}
-        self.secrets = sorted(merged, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, self.secrets))) if self.secrets else None
-        self._longest = max((len(s) for s in self.secrets), default=0)
-        self._firsts = frozenset(s[0] for s in self.secrets)
+    def add(self, secrets: Secrets | set[str]) -> None:
+        self.secrets = self.secrets | (secrets.values if isinstance(secrets, Secrets) else secrets)
         self._small.clear()
+        for held in self._held.values():
+            held.secrets = self.secrets
 
     def _scrub_small(self, text: str) -> str:
         clean = self._small.get(text)
         if clean is None:
-            clean = self.scrub(text)
+            clean = self.secrets.redact(text)
             if len(text) <= 64:
                 if len(self._small) >= 4096:
                     self._small.clear()
                 self._small[text] = clean
         return clean
 
-    def scrub(self, text: str) -> str:
-        if self._pattern is None or not text:
-            return text
-        return self._pattern.sub(REDACTED, text)
-
     def scrub_obj(self, obj: Any) -> Any:
-        """A copy of ``obj`` (JSON-like) with every string scrubbed."""
-        if self._pattern is None:
-            return obj
-        if isinstance(obj, str):
-            return self.scrub(obj)
-        if isinstance(obj, dict):
-            return {self.scrub(k) if isinstance(k, str) else k: self.scrub_obj(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return [self.scrub_obj(v) for v in obj]
-        return obj
+        """A copy of ``obj`` (JSON-like) with every string redacted."""
+        return redact_obj(obj, self.secrets)
 
     def feed(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """Take one event dict; return the dicts now safe to write, in order."""
-        if self._pattern is None:
+        if not self.secrets:
             return [data]
         if data.get("type") == "token_delta":
             text = data.get("text", "")
@@ -162,18 +126,16 @@ class Redactor:
             for k, v in data.items():
                 if k != "text":
                     clean[small(k) if isinstance(k, str) else k] = small(v) if isinstance(v, str) else self.scrub_obj(v)
-            clean["text"] = text = text if isinstance(text, str) else ""
-            key = (str(clean.get("lane", "")), int(clean.get("turn", 1) or 1), str(clean.get("channel", "")))
+            key = (str(clean.get("lane", "")), int(clean.get("turn", 1) or 1))
             held = self._held.get(key)
-            if held is None and self._pattern.search(text) is None and self._secret_prefix_start(text, 0) == len(text):
-                return [clean]  # nothing held, nothing secret, no secret starting at its end
-            self._held.setdefault(key, []).append(clean)
-            return self._release(key, final=False)
+            if held is None:
+                held = self._held[key] = HeldText(self.secrets)
+            return self._with_texts(held.push(clean, text if isinstance(text, str) else ""))
         lane = data.get("lane")
         out: list[dict[str, Any]] = []
         for key in list(self._held):
             if not lane or key[0] == lane:
-                out.extend(self._release(key, final=True))
+                out.extend(self._with_texts(self._held.pop(key).release()))
         out.append(self.scrub_obj(data))
         return out
 
@@ -181,64 +143,14 @@ class Redactor:
         """Release everything held (end of recording)."""
         out: list[dict[str, Any]] = []
         for key in list(self._held):
-            out.extend(self._release(key, final=True))
+            out.extend(self._with_texts(self._held.pop(key).release()))
         return out
 
-    def _release(self, key: tuple[str, int, str], *, final: bool) -> list[dict[str, Any]]:
-        held = self._held.get(key, [])
-        texts = [d["text"] for d in held]
-        whole = "".join(texts)
-        assert self._pattern is not None
-        matches = [(m.start(), m.end()) for m in self._pattern.finditer(whole)]
-        tail_from = matches[-1][1] if matches else 0
-        hold_from = len(whole) if final else self._secret_prefix_start(whole, tail_from)
-        # rebuild each delta's text: characters outside matches, REDACTED where a match starts
-        out_texts: list[str] = []
-        pos = 0
-        mi = 0
-        for text in texts:
-            end = pos + len(text)
-            parts: list[str] = []
-            i = pos
-            while i < end:
-                while mi < len(matches) and matches[mi][1] <= i:
-                    mi += 1
-                if mi < len(matches) and matches[mi][0] <= i < matches[mi][1]:
-                    if i == matches[mi][0]:
-                        parts.append(REDACTED)
-                    i = min(end, matches[mi][1])
-                    continue
-                nxt = matches[mi][0] if mi < len(matches) else end
-                nxt = min(max(nxt, i + 1), end)
-                parts.append(whole[i:nxt])
-                i = nxt
-            out_texts.append("".join(parts))
-            pos = end
-        released: list[dict[str, Any]] = []
-        kept: list[dict[str, Any]] = []
-        pos = 0
-        for data, text, new_text in zip(held, texts, out_texts):
-            end = pos + len(text)
-            data["text"] = new_text
-            (released if end <= hold_from and not kept else kept).append(data)
-            pos = end
-        if kept:
-            self._held[key] = kept
-        else:
-            self._held.pop(key, None)
-        return released
-
-    def _secret_prefix_start(self, whole: str, tail_from: int) -> int:
-        """Start of the longest suffix of ``whole`` (after ``tail_from``) that
-        begins some secret without completing it; ``len(whole)`` if none."""
-        longest = self._longest
-        firsts = self._firsts
-        for i in range(max(tail_from, len(whole) - longest + 1), len(whole)):
-            if whole[i] in firsts:
-                rest = whole[i:]
-                if any(len(s) > len(rest) and s.startswith(rest) for s in self.secrets):
-                    return i
-        return len(whole)
+    @staticmethod
+    def _with_texts(pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+        for data, text in pairs:
+            data["text"] = text
+        return [data for data, _ in pairs]
 
 
 # --- the recorder -------------------------------------------------------------------------
@@ -261,9 +173,14 @@ def header_for(race: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-"""``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` without
-building an encoder per call."""
+_raw_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _encode(data: dict[str, Any]) -> str:
+    """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` without
+    building an encoder per call, and without a raw DEL or C1 byte (a recording
+    stays safe to ``cat``)."""
+    return json_safe(_raw_encode(data))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -287,9 +204,9 @@ def _as_dict(event: Event) -> dict[str, Any]:
 
 class Recorder:
     """A race sink that records to ``path``. ``await start()`` before the
-    race (opens the file; raises OSError if it cannot), pass the recorder as a
-    sink, ``await close()`` after (drains and closes). Must be used on the
-    race's event loop; ``__call__`` from another thread is tolerated.
+    race (opens the file and starts the writer thread; raises OSError if it
+    cannot), pass the recorder as a sink (from any thread), ``await close()``
+    after (drains, flushes and closes).
 
     A write failure mid-race never raises through the race: it stops the
     recording and is kept in ``error``."""
@@ -299,58 +216,40 @@ class Recorder:
         self.lines_written = 0
         self.error: str | None = None
         self._queue: deque[Event] = deque()
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread_id: int | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._file: Any = None
+        self._wake = threading.Event()
+        self._idle = False
         self._closing = False
+        self._thread: threading.Thread | None = None
+        self._file: TextIO | None = None
         self._header_written = False
         self._pending: list[dict[str, Any]] = []
-        self._redactor = Redactor(env_secrets())
+        self._redactor = Redactor(known())
 
     async def start(self) -> None:
-        if self._writer is not None:
+        if self._thread is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = await aiofiles.open(self.path, "w", encoding="utf-8")
-        self._loop = asyncio.get_running_loop()
-        self._thread_id = threading.get_ident()
-        self._wake = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name=f"recorder:{self.path.name}")
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the writer thread
+        self._thread = threading.Thread(target=self._write_loop, name=f"recorder:{self.path.name}", daemon=True)
+        self._thread.start()
 
     def __call__(self, event: Event) -> None:
-        """The sink: enqueue and wake the writer. Never raises."""
+        """The sink: append, and wake the writer if it sleeps. Never raises."""
         if self._closing:
             return
         self._queue.append(event)
-        wake = self._wake
-        if wake is None or wake.is_set():
-            return
-        if threading.get_ident() == self._thread_id:
-            wake.set()
-        elif self._loop is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # loop closing: close() drains what is queued
-                pass
+        if self._idle:
+            self._idle = False
+            self._wake.set()
 
     async def close(self) -> None:
         """Write everything queued, flush and close the file."""
-        if self._writer is None:
+        thread = self._thread
+        if thread is None:
             return
         self._closing = True
-        assert self._wake is not None
         self._wake.set()
-        try:
-            await self._writer
-        finally:
-            if self._file is not None:
-                try:
-                    await self._file.close()
-                except OSError as exc:
-                    self.error = self.error or f"closing {self.path}: {exc.strerror or exc}"
-                self._file = None
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
     async def __aenter__(self) -> "Recorder":
         await self.start()
@@ -359,37 +258,50 @@ class Recorder:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _write_loop(self) -> None:
-        assert self._wake is not None
-        last_flush = 0.0
-        while True:
-            if not self._queue:
-                if self._closing:
-                    break
-                self._wake.clear()
-                if self._queue or self._closing:
+    def _write_loop(self) -> None:
+        """The writer thread: wait for events, let a burst gather, write it."""
+        queue, wake = self._queue, self._wake
+        try:
+            while True:
+                if not queue:
+                    if self._closing:
+                        break
+                    self._idle = True
+                    if queue or self._closing:  # arrived while announcing: no wake-up will come
+                        self._idle = False
+                        continue
+                    wake.wait()
+                    wake.clear()
                     continue
-                await self._wake.wait()
-                continue
-            wait = FLUSH_INTERVAL - (time.monotonic() - last_flush)
-            if wait > 0 and not self._closing:
-                await asyncio.sleep(wait)  # let a burst of tokens gather into one write
-            batch = [self._queue.popleft() for _ in range(len(self._queue))]
-            await self._write(self._render(batch))
-            last_flush = time.monotonic()
-        tail = [_line(d) for d in self._redactor.flush()]
-        if not self._header_written:
-            tail = [_line(header_for({}))] + [_line(self._redactor.scrub_obj(d)) for d in self._pending] + tail
-            self._header_written = True
-        await self._write(tail)
+                if not self._closing:
+                    wake.wait(FLUSH_INTERVAL)  # let a burst of tokens gather into one write
+                batch = [queue.popleft() for _ in range(len(queue))]
+                self._write(self._render(batch))
+            tail = [_line(d) for d in self._redactor.flush()]
+            if not self._header_written:
+                tail = [_line(header_for({}))] + [_line(self._redactor.scrub_obj(d)) for d in self._pending] + tail
+                self._header_written = True
+            self._write(tail)
+        finally:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.error = self.error or f"closing {self.path}: {exc.strerror or exc}"
+        self._file = None
 
     def _render(self, batch: list[Event]) -> list[str]:
         lines: list[str] = []
         feed = self._redactor.feed
         for event in batch:
             if not self._header_written and isinstance(event, RaceStarted):
-                names = [str(lane.get("api_key_env")) for lane in event.lanes if lane.get("api_key_env")]
-                self._redactor.add(env_secrets(names))
+                for lane in event.lanes:  # key variables named by the race (a child process, a replay's header)
+                    remember_backend(lane)
+                self._redactor.add(known())
                 data = self._redactor.scrub_obj(event.to_dict())
                 lines.append(_line(header_for(data)))
                 self._header_written = True
@@ -408,12 +320,12 @@ class Recorder:
                 lines.extend(_line(d) for d in out)
         return lines
 
-    async def _write(self, lines: list[str]) -> None:
+    def _write(self, lines: list[str]) -> None:
         if not lines or self.error is not None or self._file is None:
             return
         try:
-            await self._file.write("".join(lines))
-            await self._file.flush()
+            self._file.write("".join(lines))
+            self._file.flush()
             self.lines_written += len(lines)
         except OSError as exc:
             self.error = f"recording stopped: cannot write {self.path}: {exc.strerror or exc}"
@@ -422,11 +334,9 @@ class Recorder:
 __all__ = [
     "FORMAT",
     "VERSION",
-    "REDACTED",
     "Recorder",
     "Redactor",
     "default_recordings_dir",
     "default_recording_path",
-    "env_secrets",
     "header_for",
 ]

@@ -3,7 +3,10 @@
 Invariant: the reporter only reads a ``Standings`` reducer (fed by the same
 event stream as the TUI and the recorder); it never touches the network or
 the clock of the race. The live table refreshes at a modest fixed rate so it
-costs the race's event loop almost nothing.
+costs the race's event loop almost nothing. Every string from outside (lane,
+model and task names, errors, commands, verdicts, paths) reaches the console
+through ``cell()``: redacted of known secrets, control characters made
+visible, never parsed as Rich markup.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from thunderdome.metrics import LaneStats, Standings
+from thunderdome.redact import redact
+from thunderdome.visible import visible_line
 
 STATUS_STYLE = {
     "winner": "bold black on green",
@@ -33,6 +38,11 @@ STATUS_STYLE = {
 
 LIVE_HZ = 8.0
 """Headless refresh rate: smooth enough to watch, cheap enough not to matter."""
+
+
+def cell(text: object, style: str = "", limit: int | None = None) -> Text:
+    """Outside text for a console: redacted, then visible on one line, then cut; never markup."""
+    return Text(visible_line(redact(str(text)), limit), style=style)
 
 
 def _num(value: float | None, fmt: str, unit: str = "") -> str:
@@ -55,7 +65,7 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
     ranked = standings.ranked(now)
     show_model = not compact and any(s.model and s.model != s.name for s in ranked)
     thunderdome = standings.kind == "thunderdome"
-    table = Table(title=Text(title), title_style="bold", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
+    table = Table(title=cell(title), title_style="bold", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
     table.add_column("#", justify="right", no_wrap=True, min_width=1)
     table.add_column("lane", no_wrap=True, min_width=min(16, max((len(x.name) for x in ranked), default=4)))
     if show_model:
@@ -78,9 +88,9 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
         lane = standings.lanes[s.name]
         tokens = lane.live_tokens if not final else s.tokens
         token_text = f"{tokens}" + ("*" if tokens and s.tokens_source == "estimate" and (final or lane.ended) else "")
-        row: list[Any] = [str(s.rank), Text(s.name, style="bold")]
+        row: list[Any] = [str(s.rank), cell(s.name, "bold")]
         if show_model:
-            row.append(Text(s.model))
+            row.append(cell(s.model))
         row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), _num(s.ttft_s, ".3f")]
         if not compact:
             row.append(_num(s.ttfa_s, ".3f"))
@@ -91,7 +101,7 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
             row += [_num(s.server_tps, ".1f"), f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')}"]
         if thunderdome:
             row.append(_num(s.completion_s, ".3f"))
-        row.append(Text(" ".join(_note(s, standings, now, final).split())))
+        row.append(cell(" ".join(_note(s, standings, now, final).split())))
         table.add_row(*row)
     return table
 
@@ -105,7 +115,8 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
     if standings.kind == "thunderdome":
         lane = standings.lanes[s.name]
         if lane.last_command:
-            return f"$ {lane.last_command.splitlines()[0][:40]}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
+            command = (redact(lane.last_command).splitlines() or [""])[0]  # redact, then cut
+            return f"$ {command[:40]}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
         return s.verdict
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
         return f"ETA {s.projected_t:.1f} s"
@@ -125,17 +136,17 @@ def summary(standings: Standings, recording: str | None = None, width: int = 200
                 detail = f" — completed in {s.completion_s:.3f} s"
             elif s.e2e_s is not None:
                 detail = f" — finished in {s.e2e_s:.2f} s"
-        parts.append(Text(f"🏆 winner: {standings.winner}{detail}", style="bold green"))
+        parts.append(cell(f"🏆 winner: {standings.winner}{detail}", "bold green"))
     elif not standings.finished:
         parts.append(Text(f"race unfinished: the events stop at {standings.last_t:.2f} s", style="bold yellow"))
     else:
         parts.append(Text("no winner", style="bold yellow"))
     if standings.isolation not in ("bwrap", "none"):
-        parts.append(Text(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", style="bold yellow"))
+        parts.append(cell(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", "bold yellow"))
     if any(s.tokens_source == "estimate" and s.tokens for s in standings.ranked()):
         parts.append(Text("* tokens estimated from delta count (server sent no usage)", style="dim"))
     if recording:
-        parts.append(Text(f"recording: {recording}", style="dim"))
+        parts.append(cell(f"recording: {recording}", "dim"))
     return Group(*parts)
 
 
@@ -192,25 +203,25 @@ class RaceClock:
 
 def trials_table(summary: dict[str, Any], task: str) -> Table:
     """Median (min–max) per lane over several trials."""
-    table = Table(title=Text(f"{task} · {summary['trials']} trials · median (min–max)"), title_style="bold",
+    table = Table(title=cell(f"{task} · {summary['trials']} trials · median (min–max)"), title_style="bold",
                   header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("lane", no_wrap=True)
     table.add_column("wins", justify="right")
     for head in ("TTFT s", "tok/s", "e2e s", "done s"):
         table.add_column(head, justify="right", no_wrap=True)
 
-    def cell(spread: dict[str, float] | None, fmt: str) -> str:
-        if not spread:
+    def spread(values: dict[str, float] | None, fmt: str) -> str:
+        if not values:
             return "—"
-        return f"{spread['median']:{fmt}} ({spread['min']:{fmt}}–{spread['max']:{fmt}})"
+        return f"{values['median']:{fmt}} ({values['min']:{fmt}}–{values['max']:{fmt}})"
 
     for lane in summary["lanes"]:
         table.add_row(
-            Text(lane["name"], style="bold"),
+            cell(lane["name"], "bold"),
             str(lane["wins"]),
-            cell(lane["ttft_s"], ".3f"),
-            cell(lane["output_tps"], ".1f"),
-            cell(lane["e2e_s"], ".2f"),
-            cell(lane["completion_s"], ".3f"),
+            spread(lane["ttft_s"], ".3f"),
+            spread(lane["output_tps"], ".1f"),
+            spread(lane["e2e_s"], ".2f"),
+            spread(lane["completion_s"], ".3f"),
         )
     return table

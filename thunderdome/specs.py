@@ -2,7 +2,9 @@
 
 Invariant: a spec never holds a secret. API keys live only in the environment;
 ``BackendSpec.api_key_env`` names the variable and ``api_key()`` reads it at the
-moment a request is built. ``public_dict()`` is what recordings and exports see.
+moment a request is built. ``public_dict()`` is what recordings and exports see
+(its URL without credentials). A spec, once made, tells ``thunderdome.redact``
+its key variable and URL credentials, so they are redacted wherever text leaves.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from thunderdome.redact import remember_backend, scrub_urls
 
 BACKEND_KINDS = ("openai", "ollama", "anthropic", "sim")
 
@@ -51,6 +55,14 @@ class BackendSpec:
     ``sim.options.SIM_OPTIONS`` (``fault``, ``seed``, ``wrong_rate``, ...) go to
     the emulator instead, and real backends refuse the sim-only ones."""
 
+    def __post_init__(self) -> None:
+        remember_backend(self)  # its key variable and URL credentials: redacted wherever text leaves
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled (in a race's child process): known to that process's redactor too."""
+        self.__dict__.update(state)
+        remember_backend(self)
+
     def api_key(self) -> str | None:
         """Read the key from the environment, at use time only."""
         if not self.api_key_env:
@@ -68,7 +80,7 @@ class BackendSpec:
             "name": self.name,
             "kind": self.kind,
             "model": self.model or self.profile or "",
-            "url": self.url,
+            "url": scrub_urls(self.url),  # no userinfo, no key-like query parameter
         }
         if self.kind == "sim":
             data["profile"] = self.profile

@@ -3,8 +3,11 @@
 Invariant: every function here returns (or builds a ``BackendError`` with) a
 single line, cut to a readable length, that names what failed and where
 (``connection refused at 127.0.0.1:8080``, ``HTTP 429 Too Many Requests,
-retry after 20 s: rate limited``). Nothing here sees request headers, so no
-API key can reach a reason from this module.
+retry after 20 s: rate limited``). Text from the server or a URL is redacted
+(``thunderdome.redact``: known keys, URL credentials) *before* it is cut, so
+no piece of a key survives a cut, and made visible (``thunderdome.visible``),
+so no escape sequence a server sends reaches a terminal. Nothing here sees
+request headers.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from thunderdome.backends.base import BackendError
+from thunderdome.redact import redact
 from thunderdome.specs import Timeouts
+from thunderdome.visible import visible_line
 
 ERROR_BODY_LIMIT = 8192
 """Bytes of an error response read for its message."""
@@ -35,9 +40,8 @@ def secs(value: float) -> str:
 
 
 def one_line(text: str, limit: int = 160) -> str:
-    """Collapse whitespace, cut to ``limit`` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Redact, collapse whitespace, make controls visible, then cut to ``limit`` characters."""
+    return visible_line(" ".join(redact(str(text)).split()), limit)
 
 
 def host_port(url: str) -> str:
@@ -68,7 +72,7 @@ def transport_error(exc: httpx.HTTPError, url: str, timeouts: Timeouts) -> Backe
     """A failure before the response headers arrived."""
     where = host_port(url)
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return BackendError(f"invalid url {url!r}: {one_line(str(exc), 80)}")
+        return BackendError(f"invalid url {one_line(repr(url), 120)}: {one_line(str(exc), 80)}")
     if isinstance(exc, httpx.ConnectTimeout):
         return BackendError(f"connect timeout: no connection to {where} within {secs(timeouts.connect)} s")
     if isinstance(exc, httpx.ConnectError):

@@ -36,12 +36,12 @@ def race_status(
     """The banner's status line: racing / finished / failed, and the replay state."""
     status = Text(no_wrap=True)
     if failed:
-        status.append("✖ " + failed, Style(color="#ff5555", bold=True))
+        status.append("✖ " + one_line(failed, 300), Style(color="#ff5555", bold=True))
         status.append("   r retry · q quit", DIM)
     elif finished is not None:
         winner = finished.winner
         status.append("■ FINISHED", Style(color="#7ad151", bold=True))
-        status.append(f"  winner: {winner}" if winner else "  no winner", Style(bold=True))
+        status.append(f"  winner: {one_line(winner, 40)}" if winner else "  no winner", Style(bold=True))
     elif not started:
         status.append("… getting ready (connecting, starting the emulator)", DIM)
     else:

@@ -5,7 +5,8 @@ Invariant: the picture is a pure function of (series, colours, now, size):
 an app. The x axis is seconds since the start barrier, so a late first token
 shows as a line that starts late (its ◆ sits on the axis at that time) and
 the slope is the throughput. Axes snap to round numbers so the frame does not
-rescale on every token.
+rescale on every token. Lane names in the legend go through ``one_line``
+(redacted, control characters visible).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.style import Style
 from rich.text import Text
 
 from thunderdome.tui.feed import Series
+from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.rows import RowsWidget
 
 AXIS = Style(color="#7a7a7a")
@@ -87,7 +89,8 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
     ymax = axis_max(max(totals, default=0.0), 10.0, integer=True)
     xmax = axis_max(now, 1.0)
     ylab = max(len(_fmt_tick(ymax)), len(_fmt_tick(ymax / 2)), 1)
-    legend_w = min(max((len(line.name) for line in lines), default=0) + 2, 18)
+    names = {id(line): one_line(line.name, 40) for line in lines}  # outside text: redacted, visible
+    legend_w = min(max((len(name) for name in names.values()), default=0) + 2, 18)
     if width - ylab - 2 - legend_w < 12:
         legend_w = 0
     pw = width - ylab - 2 - legend_w  # plot cells
@@ -175,7 +178,8 @@ def plot(lines: list[Line], now: float, width: int, height: int) -> list[Text]:
         if legend_w:
             item = legend.get(r)
             if item is not None:
-                text.append(" " + item.name[: legend_w - 2].ljust(legend_w - 1), Style(color=item.color, bold=True))
+                name = names[id(item)]
+                text.append(" " + name[: legend_w - 2].ljust(legend_w - 1), Style(color=item.color, bold=True))
             else:
                 text.append(" " * legend_w)
         rows.append(text)

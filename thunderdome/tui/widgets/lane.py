@@ -279,6 +279,8 @@ class LaneView(Vertical):
 
     def show(self, snap: LaneSnapshot) -> None:
         self.header.show(snap)
+        if snap.state.ended:
+            self.stream.release_held()
         rows = info_rows(snap)
         if [r.plain for r in rows] != [r.plain for r in self.info.rows]:
             self.info.rows = rows

@@ -11,6 +11,11 @@ benchmarks/render_capacity.py). The viewer can still wheel back through the
 text; the window then stays put until wheeled down to the end. A one-cell
 scrollbar is drawn by the widget itself. Text is expected already
 ``clean()``ed and is turned into ``rich.text.Text`` without markup parsing.
+No known secret is ever painted: the lane's pieces (both channels) pass
+through one ``redact.HeldText``, so a key split across deltas or across the
+reasoning and answer channels shows as ``[redacted]``; the end of a piece
+that may begin a key waits for the next piece, or for ``release_held()``
+when the lane ends.
 """
 
 from __future__ import annotations
@@ -29,9 +34,27 @@ from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
 from textual.widget import Widget
 
+from thunderdome.redact import HeldText, known
+
 ANSWER, REASONING = "answer", "reasoning"
 WHEEL_ROWS = 3
 """Rows moved per mouse-wheel step."""
+
+
+def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Consecutive pieces of one channel joined: ``[(channel, text), ...]``."""
+    runs: list[tuple[str, str]] = []
+    run: list[str] = []
+    run_channel = ""
+    for channel, text in pieces:
+        if channel != run_channel and run:
+            runs.append((run_channel, "".join(run)))
+            run = []
+        run_channel = channel
+        run.append(text)
+    if run:
+        runs.append((run_channel, "".join(run)))
+    return runs
 
 
 class TokenStream(Widget, can_focus=False):
@@ -72,6 +95,7 @@ class TokenStream(Widget, can_focus=False):
         self._cells: dict[tuple[str, Style | None], Strip] = {}
         self.reasoning_chars = 0
         self.answer_chars = 0
+        self._held: HeldText[str] = HeldText(known(), divisible=True)
 
     # -- public -------------------------------------------------------------------------
 
@@ -82,18 +106,23 @@ class TokenStream(Widget, can_focus=False):
     def extend(self, pieces: list[tuple[str, str]]) -> None:
         """Append a frame's worth of ``(channel, text)`` pieces; the rows are
         re-wrapped and repainted once for the whole batch."""
+        held = self._held
+        held.secrets = known()  # a key may become known mid-race
+        safe: list[tuple[str, str]] = []
+        for channel, text in _runs(pieces):  # redaction per run of a channel, not per token
+            safe.extend(held.push(channel, text))
+        self._show(safe)
+
+    def release_held(self) -> None:
+        """The lane's text has ended: show what was held back, redacted."""
+        if self._held:
+            self._show(self._held.release())
+
+    def _show(self, pieces: list[tuple[str, str]]) -> None:
         before = self._row_count()
         changed = False
-        run: list[str] = []
-        run_channel = ""
-        for channel, text in pieces:  # one append per run of a channel, not per token
-            if channel != run_channel and run:
-                changed = self._take(run_channel, "".join(run)) or changed
-                run = []
-            run_channel = channel
-            run.append(text)
-        if run:
-            changed = self._take(run_channel, "".join(run)) or changed
+        for channel, text in _runs(pieces):  # one append per run of a channel, not per token
+            changed = self._take(channel, text) or changed
         if changed:
             self._publish(before)
 
@@ -119,6 +148,7 @@ class TokenStream(Widget, can_focus=False):
 
     def clear(self) -> None:
         self._fragments.clear()
+        self._held = HeldText(known(), divisible=True)
         self.reasoning_chars = self.answer_chars = 0
         self._rebuild()
 
