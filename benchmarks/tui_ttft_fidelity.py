@@ -23,7 +23,7 @@ Also reported for ``tui``: the frame cost (time in ``RaceScreen._frame``),
 the share of wall time the UI thread spent in frames, and the display delay
 (first token stamped -> folded into the UI, i.e. at most one frame).
 
-    PYTHONPATH=. python -m benchmarks.tui_ttft_fidelity [--lanes 8 --tps 200 --trials 5]
+    PYTHONPATH=. python -m benchmarks.tui_ttft_fidelity [--lanes 8 --tps 200 --trials 5] [--no-record]
 """
 
 from __future__ import annotations
@@ -71,11 +71,9 @@ def headless_trial(url: str, plan: StreamPlan, trial: int, frame_s: float) -> Tr
 
 async def tagged_race_child(sink: Any, url: str, plan: StreamPlan, trial: int) -> dict[str, Any]:
     """Child-process main (ProcessSource): the tagged race; returns t0 and tags."""
-    from benchmarks.ttft_clients import _warm_imports, build_race
+    from benchmarks.ttft_clients import run_tagged_race
 
-    _warm_imports()
-    race, tags = build_race(url, plan, "process", trial, [sink])
-    await race.run()
+    race, tags = await run_tagged_race(url, plan, "process", trial, [sink])
     return {"t0": race.t0, "tags": tags}
 
 
@@ -175,7 +173,7 @@ def measure(plan: StreamPlan, trials: int, size: tuple[int, int], frame_s: float
     delays: dict[str, list[float]] = {}
     busy: dict[str, list[float]] = {}
     try:
-        warm = StreamPlan(lanes=2, tps=plan.tps, stagger_s=0.0, tail_s=0.05)
+        warm = plan.warm_up()
         headless_trial(handle.url, warm, -1, frame_s)
         tui_trial(handle.url, warm, -2, size, False)
         tui_trial(handle.url, warm, -3, size, True)
@@ -195,15 +193,19 @@ def measure(plan: StreamPlan, trials: int, size: tuple[int, int], frame_s: float
     return {"errors": errors, "frames": frames, "delays": delays, "busy": busy}
 
 
-def run(*, lanes: int = 8, tps: float = 200.0, trials: int = 5, width: int = 160, height: int = 48) -> list[Figure]:
+def run(*, lanes: int = 8, tps: float = 200.0, trials: int = 5, width: int = 160, height: int = 48,
+        record: bool = True) -> list[Figure]:
+    """``record``: every race records to a temp file, as the app's live races do."""
     from thunderdome.tui.screens.race import FRAME_INTERVAL
 
-    plan = StreamPlan(lanes=lanes, tps=tps)
+    plan = StreamPlan(lanes=lanes, tps=tps, record=record)
     log(f"[{BENCH}] {plan.describe()}; app {width}x{height}; {trials} trials of {', '.join(VARIANTS)}")
     got = measure(plan, trials, (width, height), FRAME_INTERVAL)
     args = ["--lanes", str(lanes), "--tps", f"{tps:g}", "--trials", str(trials)]
     if (width, height) != (160, 48):
         args += ["--size", f"{width}x{height}"]
+    if not record:
+        args.append("--no-record")
     cmd = command(BENCH, args)
     label = f"{lanes}x{tps:g}"
     stats = {v: summary_ms(e) for v, e in got["errors"].items()}
@@ -239,10 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tps", type=float, default=200.0, help="tokens/s per lane")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--size", default="160x48", help="app size WxH (headless driver)")
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="races do not record (default: they record to a temp file, as real races do)")
     add_common_args(p)
     args = p.parse_args(argv)
     width, height = (int(x) for x in args.size.lower().split("x"))
-    report(run(lanes=args.lanes, tps=args.tps, trials=args.trials, width=width, height=height), args.json)
+    report(run(lanes=args.lanes, tps=args.tps, trials=args.trials, width=width, height=height,
+               record=args.record), args.json)
     return 0
 
 
