@@ -337,7 +337,7 @@ def process_busy_trial(url: str, plan: StreamPlan, trial: int, busy_s: float, fr
     return value
 
 
-# --- bare httpx and the official client ---------------------------------------------------
+# --- bare HTTP loops and the official client -----------------------------------------------
 
 
 def _body(plan: StreamPlan, lane: int, trial: int) -> dict[str, Any]:
@@ -351,13 +351,20 @@ def _body(plan: StreamPlan, lane: int, trial: int) -> dict[str, Any]:
     }
 
 
-async def httpx_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
-    import httpx
+BARE_LIBRARIES = ("httpx2", "httpx")
+"""The HTTP libraries a bare loop can run on (the backends use the first)."""
 
-    clients = [httpx.AsyncClient(timeout=60.0, trust_env=False) for _ in range(plan.lanes)]
+
+async def bare_trial(library: str, url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
+    """A bare loop on ``library`` (``httpx2`` or ``httpx``, the same API):
+    ``AsyncClient.stream`` + ``aiter_raw``, stamping the first chunk with content."""
+    import importlib
+
+    http = importlib.import_module(library)
+    clients = [http.AsyncClient(timeout=60.0, trust_env=False) for _ in range(plan.lanes)]
 
     async def lane(i: int) -> tuple[str, float | None]:
-        tag = _tag("httpx", trial, i)
+        tag = _tag(library, trial, i)
         first = None
         async with clients[i].stream("POST", f"{url}/v1/chat/completions", json=_body(plan, i, trial),
                                      headers={"x-thunderdome-tag": tag}) as resp:

@@ -147,9 +147,9 @@ def tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, int], pro
 
 
 def _fetch_log(url: str) -> dict[str, dict[str, Any]]:
-    import httpx
+    import httpx2
 
-    resp = httpx.get(f"{url}/sim/log", timeout=10.0, trust_env=False)
+    resp = httpx2.get(f"{url}/sim/log", timeout=10.0, trust_env=False)
     resp.raise_for_status()
     return {r["id"]: r for r in resp.json()}
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -22,3 +26,43 @@ def test_builtin_tasks_are_package_data():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert config["tool"]["setuptools"]["package-dir"]["thunderdome.builtin_tasks"] == "tasks"
     assert list((ROOT / "tasks").glob("*.yaml"))
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _imported_distributions() -> dict[str, set[str]]:
+    """Third-party distributions that ``thunderdome/`` imports (lazy imports
+    too), each with the files that import it."""
+    provides = importlib.metadata.packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "thunderdome").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "thunderdome":
+                    continue
+                for dist in provides.get(top, [top]):
+                    found.setdefault(dist.lower().replace("_", "-"), set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_runtime_dependencies_are_exactly_what_the_package_imports():
+    """Every third-party import is declared (or comes with a declared
+    dependency, as anyio and httpcore2 come with httpx2), and every declared
+    dependency is imported somewhere: none is kept out of habit."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = {_requirement_name(r) for r in config["project"]["dependencies"]}
+    brought = {_requirement_name(r) for d in declared for r in importlib.metadata.requires(d) or [] if "extra ==" not in r}
+    imported = _imported_distributions()
+    undeclared = {d: sorted(files) for d, files in imported.items() if d not in declared | brought}
+    assert not undeclared, f"imported but not a dependency: {undeclared}"
+    unused = declared - set(imported)
+    assert not unused, f"declared but never imported: {sorted(unused)}"
