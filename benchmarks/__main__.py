@@ -35,6 +35,7 @@ ORDER = (
     "sandbox_overhead",
     "memory",
     "replay_speed",
+    "sse_framing",
 )
 CHILD_TIMEOUT_S = 900
 
