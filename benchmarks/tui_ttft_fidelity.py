@@ -85,15 +85,42 @@ async def _tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, in
     from thunderdome.tui.screens.results import ResultsScreen
 
     made: list[Any] = []
+    hooked: dict[str, Any] = {}
+    firsts: list[tuple[Any, float]] = []
+
+    def hook(source: Any) -> None:
+        """Wrap the fold of the race screen about to start ``source``, before
+        any event can arrive (the screen is found by its source, not by being
+        on top: on a busy machine the race may end before the pilot looks)."""
+        from thunderdome.events import TokenDelta
+
+        screen = next(s for s in app.screen_stack if isinstance(s, RaceScreen) and s.source is source)
+        fold = screen.feed._fold
+
+        def watched_fold(event: Any, at: float, into: Any) -> None:
+            if isinstance(event, TokenDelta) and screen.feed.series_for(event.lane).first_token_t is None:
+                firsts.append((event, time.monotonic()))
+            fold(event, at, into)
+
+        screen.feed._fold = watched_fold  # type: ignore[method-assign]
+        hooked.update(screen=screen, start=time.perf_counter())
 
     def factory(task: TaskSpec, specs: list[BackendSpec]) -> Any:
         if process:
             from benchmarks import tui_ttft_fidelity as importable  # not __main__: the child imports it
 
-            made.append(ProcessSource(importable.tagged_race_child, url, plan, trial))
+            source = ProcessSource(importable.tagged_race_child, url, plan, trial)
         else:
-            made.append(_thread_source_class()(url, plan, trial))
-        return made[-1]
+            source = _thread_source_class()(url, plan, trial)
+        start = source.start
+
+        def start_hooked(on_event: Any) -> None:
+            hook(source)
+            start(on_event)
+
+        source.start = start_hooked
+        made.append(source)
+        return source
 
     task = TaskSpec(name="ttft-fidelity", title="TTFT fidelity under the TUI", kind="long", user="-",
                     max_tokens=plan.tokens)
@@ -101,28 +128,15 @@ async def _tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, in
     app = make_app(mode="race", task=task, specs=specs, source_factory=factory, results_delay=0.05, record=None)
     out = Trial()
     async with app.run_test(size=size) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RaceScreen)
-        fold = screen.feed._fold
-
-        def watched_fold(event: Any, at: float, into: Any) -> None:
-            from thunderdome.events import TokenDelta
-
-            if isinstance(event, TokenDelta) and screen.feed.series_for(event.lane).first_token_t is None:
-                firsts.append((event, time.monotonic()))
-            fold(event, at, into)
-
-        firsts: list[tuple[Any, float]] = []
-
-        screen.feed._fold = watched_fold  # type: ignore[method-assign]
-        start = time.perf_counter()
         deadline = time.monotonic() + 120
-        while not isinstance(app.screen, ResultsScreen):
-            if screen.failed:
+        while "screen" not in hooked or not isinstance(app.screen, ResultsScreen):
+            screen = hooked.get("screen")
+            if screen is not None and screen.failed:
                 raise RuntimeError(f"the race failed: {screen.failed}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the race did not finish in 120 s")
             await pilot.pause(0.05)
+        screen, start = hooked["screen"], hooked["start"]
         out.wall = time.perf_counter() - start
         out.frames = list(screen.frame_times)
         series = {name: s.first_token_t for name, s in screen.feed.series.items()}
