@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -34,6 +35,9 @@ class StreamPlan:
     stagger_s: float = 0.023
     tail_s: float = 0.5
     """Seconds every lane keeps streaming after the last lane's first token."""
+    record: bool = True
+    """The race records its events (a ``Recorder`` sink writing JSONL to a
+    temporary file, deleted afterwards), as every real race does."""
 
     @property
     def scale(self) -> float:
@@ -58,8 +62,12 @@ class StreamPlan:
         return (
             f"{self.lanes} lanes x {self.tps:g} tok/s ({PROFILE} profile, time_scale {self.scale:g}: "
             f"TTFT {self.ttft_s * 1000:.0f} ms; {self.tokens} tokens; first tokens staggered by "
-            f"{self.stagger_s * 1000:g} ms)"
+            f"{self.stagger_s * 1000:g} ms; recording {'on' if self.record else 'off'})"
         )
+
+    def warm_up(self) -> "StreamPlan":
+        """The short untimed round run before the trials (first-use costs)."""
+        return StreamPlan(lanes=2, tps=self.tps, stagger_s=0.0, tail_s=0.05, record=self.record)
 
 
 @dataclass
@@ -88,12 +96,6 @@ def _tag(variant: str, trial: int, lane: int) -> str:
     return f"ttft-{variant}-{trial}-{lane}-{uuid.uuid4().hex[:8]}"
 
 
-def _warm_imports() -> None:
-    """As run_race does: load httpx's async layer before the start barrier."""
-    import anyio._backends._asyncio  # noqa: F401
-    import httpcore  # noqa: F401
-
-
 # --- Thunderdome's engine -------------------------------------------------------------------
 
 
@@ -113,6 +115,32 @@ def build_race(url: str, plan: StreamPlan, variant: str, trial: int, sinks: list
                                headers={"x-thunderdome-tag": tags[spec.name]})
         lanes.append((spec, backend))
     return Race(task, lanes, LongRace(), sinks), tags
+
+
+async def run_tagged_race(url: str, plan: StreamPlan, variant: str, trial: int,
+                          sinks: list[Callable[[Any], None]]) -> tuple[Any, dict[str, str]]:
+    """Build and run the tagged race on the running loop as ``run_race`` and
+    its callers do: the HTTP stack imported and every lane's connection opened
+    before the start barrier, and (``plan.record``) a ``Recorder`` as the
+    first sink, started before and closed after."""
+    from thunderdome.race.runner import _warm_imports, warm_up
+    from thunderdome.record import Recorder
+
+    _warm_imports()
+    with tempfile.TemporaryDirectory(prefix="ttft-record-") as folder:
+        recorder = Recorder(f"{folder}/race.jsonl") if plan.record else None
+        if recorder is not None:
+            await recorder.start()
+        race, tags = build_race(url, plan, variant, trial, [recorder, *sinks] if recorder else sinks)
+        await warm_up(lane.backend for lane in race.lanes)
+        try:
+            await race.run()
+        finally:
+            if recorder is not None:
+                await recorder.close()
+        if recorder is not None and (recorder.error or not recorder.lines_written):
+            raise RuntimeError(f"the recording failed: {recorder.error or 'nothing written'}")
+    return race, tags
 
 
 class FirstTokens:
@@ -153,10 +181,8 @@ def _engine_stamps(race: Any, tags: dict[str, str], firsts: FirstTokens) -> dict
 
 
 async def engine_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
-    _warm_imports()
     firsts = FirstTokens()
-    race, tags = build_race(url, plan, "engine", trial, [firsts])
-    await race.run()
+    race, tags = await run_tagged_race(url, plan, "engine", trial, [firsts])
     return _engine_stamps(race, tags, firsts)
 
 
@@ -177,9 +203,8 @@ def _thread_source_class() -> Any:
             self.firsts = FirstTokens()
 
         async def _main(self, on_event: Callable[[Any], None]) -> None:
-            _warm_imports()
-            self.race, self.tags = build_race(self.url, self.plan, "thread", self.trial, [self.firsts, on_event])
-            await self.race.run()
+            self.race, self.tags = await run_tagged_race(self.url, self.plan, "thread", self.trial,
+                                                         [self.firsts, on_event])
 
     return TaggedRaceSource
 
@@ -268,10 +293,8 @@ def _process_main(url: str, plan: StreamPlan, trial: int, conn: Any) -> None:
     """Child process: run the race, send every event, then the stamps."""
 
     async def go() -> dict[str, float]:
-        _warm_imports()
         firsts = FirstTokens()
-        race, tags = build_race(url, plan, "process", trial, [firsts, conn.send])
-        await race.run()
+        race, tags = await run_tagged_race(url, plan, "process", trial, [firsts, conn.send])
         return _engine_stamps(race, tags, firsts)
 
     try:
@@ -314,7 +337,7 @@ def process_busy_trial(url: str, plan: StreamPlan, trial: int, busy_s: float, fr
     return value
 
 
-# --- bare httpx and the official client ---------------------------------------------------
+# --- bare HTTP loops and the official client -----------------------------------------------
 
 
 def _body(plan: StreamPlan, lane: int, trial: int) -> dict[str, Any]:
@@ -328,13 +351,20 @@ def _body(plan: StreamPlan, lane: int, trial: int) -> dict[str, Any]:
     }
 
 
-async def httpx_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
-    import httpx
+BARE_LIBRARIES = ("httpx2", "httpx")
+"""The HTTP libraries a bare loop can run on (the backends use the first)."""
 
-    clients = [httpx.AsyncClient(timeout=60.0, trust_env=False) for _ in range(plan.lanes)]
+
+async def bare_trial(library: str, url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
+    """A bare loop on ``library`` (``httpx2`` or ``httpx``, the same API):
+    ``AsyncClient.stream`` + ``aiter_raw``, stamping the first chunk with content."""
+    import importlib
+
+    http = importlib.import_module(library)
+    clients = [http.AsyncClient(timeout=60.0, trust_env=False) for _ in range(plan.lanes)]
 
     async def lane(i: int) -> tuple[str, float | None]:
-        tag = _tag("httpx", trial, i)
+        tag = _tag(library, trial, i)
         first = None
         async with clients[i].stream("POST", f"{url}/v1/chat/completions", json=_body(plan, i, trial),
                                      headers={"x-thunderdome-tag": tag}) as resp:

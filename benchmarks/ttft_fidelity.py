@@ -21,10 +21,17 @@ by trial so machine noise hits them alike:
 - ``process-busy`` (not in the quick set): the same race in a child process
   sending its events over a pipe, the main process rendering as above — the
   "race engine in its own process" design, measured.
-- ``httpx``: a bare loop, ``AsyncClient.stream`` + ``aiter_raw``, stamping
-  the first chunk whose delta has content.
+- ``httpx2``: a bare loop, ``AsyncClient.stream`` + ``aiter_raw``, stamping
+  the first chunk whose delta has content, on httpx2 (what the backends
+  use): the baseline. ``httpx`` (not in the quick set): the same loop on
+  httpx, the library the backends used before.
 - ``openai``: the official ``AsyncOpenAI`` client, stamping when the first
   chunk with ``delta.content`` is yielded.
+
+The Thunderdome variants run their races as real races run: every lane's
+connection opened before the start barrier, and a ``Recorder`` sink writing
+the race to a temporary JSONL file (``--no-record`` turns recording off, to
+see what it costs).
 
 For the Thunderdome variants the ``request_sent`` rows compare each lane's
 ``RequestSent`` stamp with the emulator's ``t_received`` (request fully
@@ -52,18 +59,21 @@ from typing import Any, Callable
 
 from benchmarks.common import Figure, add_common_args, command, fmt_ms, log, report, summary_ms
 from benchmarks.ttft_clients import (
+    BARE_LIBRARIES,
     Samples,
     StreamPlan,
+    bare_trial,
     engine_trial,
-    httpx_trial,
     openai_trial,
     process_busy_trial,
     thread_busy_trial,
 )
 
 BENCH = "ttft_fidelity"
-VARIANTS = ("engine", "thread-busy", "process-busy", "httpx", "openai")
-QUICK_VARIANTS = ("engine", "thread-busy", "httpx", "openai")
+BASELINE = BARE_LIBRARIES[0]
+"""The bare loop on the backends' own HTTP library: what the engine is held to."""
+VARIANTS = ("engine", "thread-busy", "process-busy", *BARE_LIBRARIES, "openai")
+QUICK_VARIANTS = ("engine", "thread-busy", BASELINE, "openai")
 GOAL_ABS_MS = 2.0
 GOAL_VS_BARE_MS = 1.0
 
@@ -104,10 +114,12 @@ def measure(plan: StreamPlan, *, trials: int, variants: tuple[str, ...] = VARIAN
                 return thread_busy_trial(url, p, k, busy_s, frame_s, into)
             if variant == "process-busy":
                 return process_busy_trial(url, p, k, busy_s, frame_s, into)
-            trial_fn: Callable[..., Any] = {"engine": engine_trial, "httpx": httpx_trial, "openai": openai_trial}[variant]
+            if variant in BARE_LIBRARIES:
+                return asyncio.run(bare_trial(variant, url, p, k))
+            trial_fn: Callable[..., Any] = {"engine": engine_trial, "openai": openai_trial}[variant]
             return asyncio.run(trial_fn(url, p, k))
 
-        warm = StreamPlan(lanes=2, tps=plan.tps, stagger_s=0.0, tail_s=0.05)
+        warm = plan.warm_up()
         for variant in variants:  # one short untimed round each: first-use costs
             one(variant, warm, -1, Samples(), 0.001, 0.01)
         frames = {v: Samples() for v in variants}
@@ -141,16 +153,16 @@ def _cpu() -> float:
 
 
 def _fetch_log(url: str) -> list[dict[str, Any]]:
-    import httpx
+    import httpx2
 
-    resp = httpx.get(f"{url}/sim/log", timeout=10.0, trust_env=False)
+    resp = httpx2.get(f"{url}/sim/log", timeout=10.0, trust_env=False)
     resp.raise_for_status()
     return resp.json()
 
 
 def figures_for(plan: StreamPlan, samples: Samples, cmd: str) -> list[Figure]:
     stats = {v: summary_ms(errs) for v, errs in samples.errors.items()}
-    bare = stats.get("httpx")
+    bare = stats.get(BASELINE)
     label = f"{plan.lanes}x{plan.tps:g}"
     out = []
     for variant, s in stats.items():
@@ -165,9 +177,10 @@ def figures_for(plan: StreamPlan, samples: Samples, cmd: str) -> list[Figure]:
             if variant in ("thread-busy", "process-busy"):
                 goal = f"p99 <= {GOAL_ABS_MS:g} ms and <= bare+{GOAL_VS_BARE_MS:g}"
                 met = met and s["p99_ms"] <= GOAL_ABS_MS
-        elif variant == "httpx":
+        elif variant == BASELINE:
             goal = "baseline"
-        data = dict(s, lanes=plan.lanes, tps=plan.tps, variant=variant, scale=plan.scale, tokens=plan.tokens)
+        data = dict(s, lanes=plan.lanes, tps=plan.tps, variant=variant, scale=plan.scale, tokens=plan.tokens,
+                    baseline=variant == BASELINE)
         if variant in samples.busy_fraction:
             busy = samples.busy_fraction[variant]
             data["busy_fraction"] = busy
@@ -185,13 +198,14 @@ CONFIGS = ((8, 200.0), (16, 1000.0))
 
 def run(*, quick: bool = True, lanes: int | None = None, tps: float | None = None, trials: int | None = None,
         variants: tuple[str, ...] = QUICK_VARIANTS, busy_ms: float = 25.0, frame_ms: float = 50.0,
-        stagger_ms: float = 23.0, switch_interval: float | None = None) -> list[Figure]:
-    """The figures: each (lanes, tps) configuration (both by default)."""
+        stagger_ms: float = 23.0, switch_interval: float | None = None, record: bool = True) -> list[Figure]:
+    """The figures: each (lanes, tps) configuration (both by default).
+    ``record``: the Thunderdome variants' races record, as real races do."""
     configs = [(lanes, tps)] if lanes and tps else list(CONFIGS)
     trials = trials or (5 if quick else 25)
     figures: list[Figure] = []
     for n, rate in configs:
-        plan = StreamPlan(lanes=n, tps=rate, stagger_s=stagger_ms / 1000)
+        plan = StreamPlan(lanes=n, tps=rate, stagger_s=stagger_ms / 1000, record=record)
         log(f"[ttft_fidelity] {plan.describe()}: {trials} trials of {', '.join(variants)}")
         samples = measure(plan, trials=trials, variants=variants, busy_ms=busy_ms, frame_ms=frame_ms,
                           switch_interval=switch_interval)
@@ -204,6 +218,8 @@ def run(*, quick: bool = True, lanes: int | None = None, tps: float | None = Non
             args += ["--stagger-ms", f"{stagger_ms:g}"]
         if (busy_ms, frame_ms) != (25.0, 50.0):
             args += ["--busy-ms", f"{busy_ms:g}", "--frame-ms", f"{frame_ms:g}"]
+        if not record:
+            args.append("--no-record")
         figures += figures_for(plan, samples, command("ttft_fidelity", args))
     return figures
 
@@ -220,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-ms", type=float, default=50.0, help="thread-busy: frame period (ms)")
     p.add_argument("--stagger-ms", type=float, default=23.0, help="gap between lanes' first tokens (ms)")
     p.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the run (s; default 0.005)")
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="races do not record (default: they record to a temp file, as real races do)")
     add_common_args(p)
     args = p.parse_args(argv)
     if bool(args.lanes) != bool(args.tps):
@@ -230,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown variant(s): {', '.join(bad)}")
     figures = run(quick=not args.long, lanes=args.lanes, tps=args.tps, trials=args.trials, variants=variants,
                   busy_ms=args.busy_ms, frame_ms=args.frame_ms, stagger_ms=args.stagger_ms,
-                  switch_interval=args.switch_interval)
+                  switch_interval=args.switch_interval, record=args.record)
     report(figures, args.json)
     return 0
 

@@ -23,7 +23,7 @@ Also reported for ``tui``: the frame cost (time in ``RaceScreen._frame``),
 the share of wall time the UI thread spent in frames, and the display delay
 (first token stamped -> folded into the UI, i.e. at most one frame).
 
-    PYTHONPATH=. python -m benchmarks.tui_ttft_fidelity [--lanes 8 --tps 200 --trials 5]
+    PYTHONPATH=. python -m benchmarks.tui_ttft_fidelity [--lanes 8 --tps 200 --trials 5] [--no-record]
 """
 
 from __future__ import annotations
@@ -71,11 +71,9 @@ def headless_trial(url: str, plan: StreamPlan, trial: int, frame_s: float) -> Tr
 
 async def tagged_race_child(sink: Any, url: str, plan: StreamPlan, trial: int) -> dict[str, Any]:
     """Child-process main (ProcessSource): the tagged race; returns t0 and tags."""
-    from benchmarks.ttft_clients import _warm_imports, build_race
+    from benchmarks.ttft_clients import run_tagged_race
 
-    _warm_imports()
-    race, tags = build_race(url, plan, "process", trial, [sink])
-    await race.run()
+    race, tags = await run_tagged_race(url, plan, "process", trial, [sink])
     return {"t0": race.t0, "tags": tags}
 
 
@@ -87,15 +85,42 @@ async def _tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, in
     from thunderdome.tui.screens.results import ResultsScreen
 
     made: list[Any] = []
+    hooked: dict[str, Any] = {}
+    firsts: list[tuple[Any, float]] = []
+
+    def hook(source: Any) -> None:
+        """Wrap the fold of the race screen about to start ``source``, before
+        any event can arrive (the screen is found by its source, not by being
+        on top: on a busy machine the race may end before the pilot looks)."""
+        from thunderdome.events import TokenDelta
+
+        screen = next(s for s in app.screen_stack if isinstance(s, RaceScreen) and s.source is source)
+        fold = screen.feed._fold
+
+        def watched_fold(event: Any, at: float, into: Any) -> None:
+            if isinstance(event, TokenDelta) and screen.feed.series_for(event.lane).first_token_t is None:
+                firsts.append((event, time.monotonic()))
+            fold(event, at, into)
+
+        screen.feed._fold = watched_fold  # type: ignore[method-assign]
+        hooked.update(screen=screen, start=time.perf_counter())
 
     def factory(task: TaskSpec, specs: list[BackendSpec]) -> Any:
         if process:
             from benchmarks import tui_ttft_fidelity as importable  # not __main__: the child imports it
 
-            made.append(ProcessSource(importable.tagged_race_child, url, plan, trial))
+            source = ProcessSource(importable.tagged_race_child, url, plan, trial)
         else:
-            made.append(_thread_source_class()(url, plan, trial))
-        return made[-1]
+            source = _thread_source_class()(url, plan, trial)
+        start = source.start
+
+        def start_hooked(on_event: Any) -> None:
+            hook(source)
+            start(on_event)
+
+        source.start = start_hooked
+        made.append(source)
+        return source
 
     task = TaskSpec(name="ttft-fidelity", title="TTFT fidelity under the TUI", kind="long", user="-",
                     max_tokens=plan.tokens)
@@ -103,28 +128,15 @@ async def _tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, in
     app = make_app(mode="race", task=task, specs=specs, source_factory=factory, results_delay=0.05, record=None)
     out = Trial()
     async with app.run_test(size=size) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RaceScreen)
-        fold = screen.feed._fold
-
-        def watched_fold(event: Any, at: float, into: Any) -> None:
-            from thunderdome.events import TokenDelta
-
-            if isinstance(event, TokenDelta) and screen.feed.series_for(event.lane).first_token_t is None:
-                firsts.append((event, time.monotonic()))
-            fold(event, at, into)
-
-        firsts: list[tuple[Any, float]] = []
-
-        screen.feed._fold = watched_fold  # type: ignore[method-assign]
-        start = time.perf_counter()
         deadline = time.monotonic() + 120
-        while not isinstance(app.screen, ResultsScreen):
-            if screen.failed:
+        while "screen" not in hooked or not isinstance(app.screen, ResultsScreen):
+            screen = hooked.get("screen")
+            if screen is not None and screen.failed:
                 raise RuntimeError(f"the race failed: {screen.failed}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the race did not finish in 120 s")
             await pilot.pause(0.05)
+        screen, start = hooked["screen"], hooked["start"]
         out.wall = time.perf_counter() - start
         out.frames = list(screen.frame_times)
         series = {name: s.first_token_t for name, s in screen.feed.series.items()}
@@ -149,9 +161,9 @@ def tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, int], pro
 
 
 def _fetch_log(url: str) -> dict[str, dict[str, Any]]:
-    import httpx
+    import httpx2
 
-    resp = httpx.get(f"{url}/sim/log", timeout=10.0, trust_env=False)
+    resp = httpx2.get(f"{url}/sim/log", timeout=10.0, trust_env=False)
     resp.raise_for_status()
     return {r["id"]: r for r in resp.json()}
 
@@ -175,7 +187,7 @@ def measure(plan: StreamPlan, trials: int, size: tuple[int, int], frame_s: float
     delays: dict[str, list[float]] = {}
     busy: dict[str, list[float]] = {}
     try:
-        warm = StreamPlan(lanes=2, tps=plan.tps, stagger_s=0.0, tail_s=0.05)
+        warm = plan.warm_up()
         headless_trial(handle.url, warm, -1, frame_s)
         tui_trial(handle.url, warm, -2, size, False)
         tui_trial(handle.url, warm, -3, size, True)
@@ -195,15 +207,19 @@ def measure(plan: StreamPlan, trials: int, size: tuple[int, int], frame_s: float
     return {"errors": errors, "frames": frames, "delays": delays, "busy": busy}
 
 
-def run(*, lanes: int = 8, tps: float = 200.0, trials: int = 5, width: int = 160, height: int = 48) -> list[Figure]:
+def run(*, lanes: int = 8, tps: float = 200.0, trials: int = 5, width: int = 160, height: int = 48,
+        record: bool = True) -> list[Figure]:
+    """``record``: every race records to a temp file, as the app's live races do."""
     from thunderdome.tui.screens.race import FRAME_INTERVAL
 
-    plan = StreamPlan(lanes=lanes, tps=tps)
+    plan = StreamPlan(lanes=lanes, tps=tps, record=record)
     log(f"[{BENCH}] {plan.describe()}; app {width}x{height}; {trials} trials of {', '.join(VARIANTS)}")
     got = measure(plan, trials, (width, height), FRAME_INTERVAL)
     args = ["--lanes", str(lanes), "--tps", f"{tps:g}", "--trials", str(trials)]
     if (width, height) != (160, 48):
         args += ["--size", f"{width}x{height}"]
+    if not record:
+        args.append("--no-record")
     cmd = command(BENCH, args)
     label = f"{lanes}x{tps:g}"
     stats = {v: summary_ms(e) for v, e in got["errors"].items()}
@@ -239,10 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tps", type=float, default=200.0, help="tokens/s per lane")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--size", default="160x48", help="app size WxH (headless driver)")
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="races do not record (default: they record to a temp file, as real races do)")
     add_common_args(p)
     args = p.parse_args(argv)
     width, height = (int(x) for x in args.size.lower().split("x"))
-    report(run(lanes=args.lanes, tps=args.tps, trials=args.trials, width=width, height=height), args.json)
+    report(run(lanes=args.lanes, tps=args.tps, trials=args.trials, width=width, height=height,
+               record=args.record), args.json)
     return 0
 
 

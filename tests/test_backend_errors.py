@@ -7,7 +7,7 @@ import re
 import socket
 import time
 
-import httpx
+import httpx2
 import pytest
 
 from _emulator import (  # type: ignore[import-not-found]
@@ -137,12 +137,12 @@ async def test_connection_refused(kind: str) -> None:
 
 
 def test_dns_failure_and_connect_timeout_reasons() -> None:
-    exc = httpx.ConnectError("[Errno -2] Name or service not known")
+    exc = httpx2.ConnectError("[Errno -2] Name or service not known")
     exc.__cause__ = socket.gaierror(-2, "Name or service not known")
     t = Timeouts(connect=10)
     assert transport_error(exc, "http://gpu-box.lan:11434", t).reason == "DNS failure: cannot resolve host gpu-box.lan"
     assert (
-        transport_error(httpx.ConnectTimeout("timed out"), "https://api.example.com/v1", t).reason
+        transport_error(httpx2.ConnectTimeout("timed out"), "https://api.example.com/v1", t).reason
         == "connect timeout: no connection to api.example.com:443 within 10 s"
     )
 

@@ -141,7 +141,8 @@ def test_malformed_json_reason_is_one_truncated_line() -> None:
     assert "\n" not in reason and len(reason) < 120
 
 
-def test_importing_the_package_does_not_load_httpx() -> None:
+def _loaded_http_clients(imports: str) -> str:
+    """Which of httpx / httpx2 a fresh interpreter has loaded after ``imports``."""
     import os
     import subprocess
     import sys
@@ -149,13 +150,19 @@ def test_importing_the_package_does_not_load_httpx() -> None:
 
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": root}
-    code = (
-        "import sys, thunderdome.backends, thunderdome.backends.sse, thunderdome.backends.base;"
-        "print('httpx' in sys.modules)"
-    )
+    code = f"import sys, {imports}; print(sorted(m for m in ('httpx', 'httpx2') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    return result.stdout.strip()
+
+
+def test_importing_the_package_does_not_load_httpx() -> None:
+    assert _loaded_http_clients("thunderdome.backends, thunderdome.backends.sse, thunderdome.backends.base") == "[]"
+
+
+def test_the_clients_and_discovery_run_on_httpx2_not_httpx() -> None:
+    imports = "thunderdome.backends.openai, thunderdome.backends.ollama, thunderdome.backends.anthropic, thunderdome.discover"
+    assert _loaded_http_clients(imports) == "['httpx2']"
 
 
 # --- the batch API the streaming loop uses ------------------------------------------------

@@ -155,7 +155,7 @@ def test_which_trace_event_stamps_request_sent() -> None:
     now = lambda: 9.0  # noqa: E731
     both = {BODY_STARTED: 1.0, BODY_COMPLETE: 1.5}
     assert _sent_at(both, True, now) == 1.0  # written in one synchronous send right after .started
-    assert _sent_at(both, False, now) == 1.5  # a big body: once httpcore says it is written
+    assert _sent_at(both, False, now) == 1.5  # a big body: once httpcore2 says it is written
     assert _sent_at({BODY_STARTED: 1.0}, False, now) == 1.0  # the write failed half-way
     assert _sent_at({}, True, now) == 9.0  # never got to send: stamped at the failure
 

@@ -37,7 +37,7 @@ def test_help_does_not_import_textual_or_httpx():
         "        main(['--help'])\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "print(sorted(m for m in ('textual', 'httpx', 'rich') if m in sys.modules))\n"
+        "print(sorted(m for m in ('textual', 'httpx', 'httpx2', 'rich') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr

@@ -180,7 +180,7 @@ def test_loading_a_sim_backends_file_imports_neither_httpx_nor_the_server(tmp_pa
         "import sys\n"
         "from thunderdome.config import load_backends\n"
         f"assert load_backends({str(path)!r})[0].options['fault'] == 'drop_mid'\n"
-        "print(sorted(m for m in ('httpx', 'thunderdome.sim.server', 'thunderdome.sim.launch') if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpx', 'httpx2', 'thunderdome.sim.server', 'thunderdome.sim.launch') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr

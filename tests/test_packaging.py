@@ -3,7 +3,10 @@ module outside ``thunderdome/tui``) imports without Textual."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -67,3 +70,43 @@ def test_every_core_module_imports_without_textual():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) is None, f"importing {json.loads(result.stdout)} loaded textual"
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _imported_distributions() -> dict[str, set[str]]:
+    """Third-party distributions that ``thunderdome/`` imports (lazy imports
+    too), each with the files that import it."""
+    provides = importlib.metadata.packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "thunderdome").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "thunderdome":
+                    continue
+                for dist in provides.get(top, [top]):
+                    found.setdefault(dist.lower().replace("_", "-"), set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_runtime_dependencies_are_exactly_what_the_package_imports():
+    """Every third-party import is declared (or comes with a declared
+    dependency, as anyio and httpcore2 come with httpx2), and every declared
+    dependency is imported somewhere: none is kept out of habit."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = {_requirement_name(r) for r in config["project"]["dependencies"]}
+    brought = {_requirement_name(r) for d in declared for r in importlib.metadata.requires(d) or [] if "extra ==" not in r}
+    imported = _imported_distributions()
+    undeclared = {d: sorted(files) for d, files in imported.items() if d not in declared | brought}
+    assert not undeclared, f"imported but not a dependency: {undeclared}"
+    unused = declared - set(imported)
+    assert not unused, f"declared but never imported: {sorted(unused)}"

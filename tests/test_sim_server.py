@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,7 +45,7 @@ async def emu():
 
 @pytest.fixture
 async def client(emu):
-    async with httpx.AsyncClient(base_url=emu.url, timeout=30) as c:
+    async with httpx2.AsyncClient(base_url=emu.url, timeout=30) as c:
         yield c
 
 
@@ -70,7 +70,7 @@ def sse_frames(raw: bytes) -> list[tuple[str | None, str]]:
     return out
 
 
-async def post_raw(client: httpx.AsyncClient, path: str, body: dict, headers=None) -> tuple[httpx.Response, bytes]:
+async def post_raw(client: httpx2.AsyncClient, path: str, body: dict, headers=None) -> tuple[httpx2.Response, bytes]:
     async with client.stream("POST", path, json=body, headers=headers) as resp:
         raw = b"".join([b async for b in resp.aiter_bytes()])
     return resp, raw
@@ -387,26 +387,26 @@ async def test_raw_keep_alive_and_chunked_request_body(emu):
 
 def test_thread_emulator():
     with start_emulator_thread(time_scale=SCALE) as h:
-        r = httpx.post(f"{h.url}/api/chat", json={"model": "instant", "messages": MSGS, "stream": False, "thunderdome_sim": {"reply": "hi"}}, headers={"x-thunderdome-tag": "t1"})
+        r = httpx2.post(f"{h.url}/api/chat", json={"model": "instant", "messages": MSGS, "stream": False, "thunderdome_sim": {"reply": "hi"}}, headers={"x-thunderdome-tag": "t1"})
         assert r.json()["message"]["content"] == "hi"
         assert [rec["id"] for rec in h.log] == ["t1"]
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{h.url}/health", timeout=2)
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"{h.url}/health", timeout=2)
     h.stop()  # idempotent
 
 
 def test_spawned_process_serves_and_stops():
     h = spawn_emulator_process(time_scale=SCALE, replies={"ping": "pong"})
     try:
-        r = httpx.post(f"{h.url}/v1/chat/completions", json={"model": "instant", "messages": [{"role": "user", "content": "ping?"}]}, headers={"x-thunderdome-tag": "p1"}, timeout=10)
+        r = httpx2.post(f"{h.url}/v1/chat/completions", json={"model": "instant", "messages": [{"role": "user", "content": "ping?"}]}, headers={"x-thunderdome-tag": "p1"}, timeout=10)
         assert r.json()["choices"][0]["message"]["content"] == "pong"
         assert h.fetch_log("p1")[0]["tokens"] == 1
     finally:
         h.stop()
     assert h.proc.returncode is not None
     h.stop()
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{h.url}/health", timeout=2)
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"{h.url}/health", timeout=2)
 
 
 def test_spawned_process_dies_with_its_parent(tmp_path: Path):

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from thunderdome.specs import BackendSpec
 
@@ -67,10 +67,10 @@ def _models_from_ollama(data: Any) -> list[str]:
     return out
 
 
-async def _get_json(client: httpx.AsyncClient, url: str) -> Any:
+async def _get_json(client: httpx2.AsyncClient, url: str) -> Any:
     try:
         resp = await client.get(url)
-    except (httpx.HTTPError, OSError):
+    except (httpx2.HTTPError, OSError):
         return None
     if resp.status_code != 200:
         return None
@@ -80,7 +80,7 @@ async def _get_json(client: httpx.AsyncClient, url: str) -> Any:
         return None
 
 
-async def probe(client: httpx.AsyncClient, server: KnownServer, *, max_models: int = 8) -> list[BackendSpec]:
+async def probe(client: httpx2.AsyncClient, server: KnownServer, *, max_models: int = 8) -> list[BackendSpec]:
     """Backends served on one port (empty if nothing answers)."""
     base = f"http://{HOST}:{server.port}"
     if server.native == "ollama":
@@ -99,8 +99,8 @@ async def probe(client: httpx.AsyncClient, server: KnownServer, *, max_models: i
 
 async def discover(servers: tuple[KnownServer, ...] = DEFAULT_SERVERS, *, timeout: float = 0.5) -> list[BackendSpec]:
     """Probe every server concurrently; backends in ``servers`` order, names unique."""
-    limits = httpx.Timeout(timeout, connect=timeout)
-    async with httpx.AsyncClient(timeout=limits, trust_env=False, follow_redirects=False) as client:
+    limits = httpx2.Timeout(timeout, connect=timeout)
+    async with httpx2.AsyncClient(timeout=limits, trust_env=False, follow_redirects=False) as client:
         found = await asyncio.gather(*(probe(client, s) for s in servers), return_exceptions=True)
     specs: list[BackendSpec] = []
     seen: set[str] = set()

@@ -1,6 +1,6 @@
 """Backend clients: one streaming protocol adapter per wire protocol.
 
-Invariant: importing this package does not import httpx; the clients (which
+Invariant: importing this package does not import httpx2; the clients (which
 do) load on first use, so ``thunderdome --help`` and the core stay light.
 ``make_backend`` is the one place a ``BackendSpec`` becomes a client; sim
 lanes get the client of their wire protocol pointed at the emulator, with
@@ -65,7 +65,7 @@ def make_backend(
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy re-exports of the client classes (they import httpx)."""
+    """Lazy re-exports of the client classes (they import httpx2)."""
     for kind, (_, cls_name) in _CLASSES.items():
         if name == cls_name:
             return _client_class(kind)

@@ -23,7 +23,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from thunderdome.backends.base import BackendError
 from thunderdome.redact import redact
@@ -68,14 +68,14 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
-def transport_error(exc: httpx.HTTPError, url: str, timeouts: Timeouts) -> BackendError:
+def transport_error(exc: httpx2.HTTPError, url: str, timeouts: Timeouts) -> BackendError:
     """A failure before the response headers arrived."""
     where = host_port(url)
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+    if isinstance(exc, (httpx2.UnsupportedProtocol, httpx2.InvalidURL)):
         return BackendError(f"invalid url {one_line(repr(url), 120)}: {one_line(str(exc), 80)}")
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, httpx2.ConnectTimeout):
         return BackendError(f"connect timeout: no connection to {where} within {secs(timeouts.connect)} s")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx2.ConnectError):
         cause = _os_error(exc)
         if isinstance(cause, socket.gaierror):
             return BackendError(f"DNS failure: cannot resolve host {urlsplit(url).hostname}")
@@ -84,9 +84,9 @@ def transport_error(exc: httpx.HTTPError, url: str, timeouts: Timeouts) -> Backe
         if cause is not None and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return BackendError(f"host unreachable: {where}")
         return BackendError(f"cannot connect to {where}: {one_line(str(exc), 80)}")
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, httpx2.RemoteProtocolError):
         return BackendError(f"server at {where} closed the connection without a response")
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx2.TimeoutException):
         return BackendError(f"timeout talking to {where}")
     return BackendError(f"request to {where} failed: {type(exc).__name__} {one_line(str(exc), 80)}".rstrip())
 
@@ -149,7 +149,7 @@ def body_message(body: bytes, content_type: str) -> str:
     return one_line(text)
 
 
-async def read_some(response: httpx.Response, limit: int = ERROR_BODY_LIMIT, wait: float = 5.0) -> bytes:
+async def read_some(response: httpx2.Response, limit: int = ERROR_BODY_LIMIT, wait: float = 5.0) -> bytes:
     """Up to ``limit`` bytes of the body, waiting at most ``wait`` seconds."""
     buf = bytearray()
     try:
@@ -158,12 +158,12 @@ async def read_some(response: httpx.Response, limit: int = ERROR_BODY_LIMIT, wai
                 buf += chunk
                 if len(buf) >= limit:
                     break
-    except (TimeoutError, httpx.HTTPError):
+    except (TimeoutError, httpx2.HTTPError):
         pass
     return bytes(buf[:limit])
 
 
-async def status_error(response: httpx.Response, wait: float = 5.0) -> BackendError:
+async def status_error(response: httpx2.Response, wait: float = 5.0) -> BackendError:
     """``HTTP 429 Too Many Requests, retry after 20 s: rate limited``."""
     status = response.status_code
     phrase = response.reason_phrase

@@ -1,9 +1,9 @@
-"""The HTTP side shared by the three protocol clients: one httpx client per
+"""The HTTP side shared by the three protocol clients: one httpx2 client per
 backend, and the streaming loop itself (the turn's deadlines are kept by
 ``watchdog.py``; failure reasons are built in ``errors.py``).
 
 Invariant: ``RequestSent`` carries the moment the request was written to
-the socket (taken from httpcore's ``send_request_body`` trace events, see
+the socket (taken from httpcore2's ``send_request_body`` trace events, see
 ``SYNC_WRITE_LIMIT``), so connecting and queueing behind other lanes are not
 part of TTFT; it is yielded once the response head is in (or, at a failure
 before that, stamped then if the body never went out), always before
@@ -24,7 +24,7 @@ import ssl
 from typing import Any, AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from thunderdome.backends.base import BackendError, ChatRequest, Clock
 from thunderdome.backends.errors import (
@@ -47,7 +47,7 @@ BODY_STARTED, BODY_COMPLETE = "http11.send_request_body.started", "http11.send_r
 SENT_TRACES = frozenset({BODY_STARTED, BODY_COMPLETE})
 SYNC_WRITE_LIMIT = 16 * 1024
 """Bodies up to this size go to the kernel in one synchronous ``send()``
-right after httpcore's ``send_request_body.started`` event (no await in
+right after httpcore2's ``send_request_body.started`` event (no await in
 between; 16 KiB is Linux's smallest default TCP send buffer). Its
 ``.complete`` event comes one event-loop turn later (anyio yields after the
 write), which on a loop busy with other lanes' streams is milliseconds late.
@@ -59,13 +59,13 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def _ssl_context(verify: bool, trust_env: bool, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     """One SSL context per setting, shared by every client of the process
     (loading the CA store costs ~16 ms; contexts are safe to share)."""
-    return httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+    return httpx2.create_ssl_context(verify=verify, trust_env=trust_env)
 
 
 def tls_context(base_url: str, trust_env: bool) -> ssl.SSLContext:
     """What a client for ``base_url`` verifies with. A plain-http loopback URL
     never meets TLS (no proxy, no redirects followed): no CA store to load.
-    Anything else verifies certificates as httpx would, with a shared context."""
+    Anything else verifies certificates as httpx2 would, with a shared context."""
     parts = urlsplit(base_url)
     if parts.scheme == "http" and not trust_env:
         return _ssl_context(False, False, None, None)
@@ -73,14 +73,14 @@ def tls_context(base_url: str, trust_env: bool) -> ssl.SSLContext:
     return _ssl_context(True, trust_env, *env)
 
 
-def make_client(timeouts: Timeouts, base_url: str) -> httpx.AsyncClient:
+def make_client(timeouts: Timeouts, base_url: str) -> httpx2.AsyncClient:
     """One pooled HTTP/1.1 client. No read timeout here: the turn's own
     first-token / idle / total timeouts (``TurnTimer``) govern reads. Proxy
     settings from the environment apply, except for loopback servers."""
     host = urlsplit(base_url).hostname or ""
     trust_env = host not in _LOOPBACK
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.connect, pool=timeouts.connect),
+    return httpx2.AsyncClient(
+        timeout=httpx2.Timeout(connect=timeouts.connect, read=None, write=timeouts.connect, pool=timeouts.connect),
         http1=True,
         http2=False,
         follow_redirects=False,
@@ -270,7 +270,7 @@ class StreamingBackend:
                 if reason is None:
                     raise
                 failure = BackendError(reason)
-            except httpx.HTTPError as exc:
+            except httpx2.HTTPError as exc:
                 failure = transport_error(exc, url, self.spec.timeouts)
             except BackendError as exc:
                 failure = exc
@@ -300,9 +300,9 @@ class StreamingBackend:
                         if reason is None:
                             raise
                         raise BackendError(reason) from None
-                    except httpx.DecodingError:
+                    except httpx2.DecodingError:
                         raise BackendError("could not decode the compressed response body") from None
-                    except httpx.TransportError:
+                    except httpx2.TransportError:
                         raise BackendError(f"connection dropped after {parser.tokens} tokens") from None
                     finally:
                         timer.end()
@@ -340,7 +340,7 @@ class StreamingBackend:
         finally:
             timer.close()
 
-    async def _check(self, response: httpx.Response) -> None:
+    async def _check(self, response: httpx2.Response) -> None:
         if not 200 <= response.status_code < 300:
             raise await status_error(response, wait=min(5.0, self.spec.timeouts.idle))
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -352,13 +352,13 @@ class StreamingBackend:
             raise BackendError(reason)
 
 
-def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+def _raw_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
     """The body as it comes off the connection. ``response.stream`` (the
-    transport's byte stream: httpx exceptions, no decoding) skips the
+    transport's byte stream: httpx2 exceptions, no decoding) skips the
     bookkeeping layer of ``aiter_raw`` (~1 us per chunk); the caller closes
     the response."""
     stream = response.stream
-    if isinstance(stream, httpx.AsyncByteStream):
+    if isinstance(stream, httpx2.AsyncByteStream):
         return stream.__aiter__()
     return response.aiter_raw()
 
@@ -389,7 +389,7 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         async with asyncio.timeout(DRAIN_S):
             async for _ in chunks:
                 pass
-    except (TimeoutError, httpx.HTTPError):
+    except (TimeoutError, httpx2.HTTPError):
         pass
 
 

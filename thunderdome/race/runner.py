@@ -76,7 +76,7 @@ async def run_race(
         for spec in specs:
             try:
                 backend = make_backend(spec, sim_url=sim_url, sim_directive=dict(directive) if spec.kind == "sim" else None)
-            except Exception as exc:  # e.g. a url httpx cannot parse: one line, not a traceback
+            except Exception as exc:  # e.g. a url httpx2 cannot parse: one line, not a traceback
                 for _, made in lanes:
                     await made.aclose()
                 raise RaceSetupError(f"backend {spec.name!r} ({spec.url or spec.kind}): {exc}") from None
@@ -99,12 +99,12 @@ async def warm_up(backends: Any, timeout: float = 2.0) -> None:
 
 
 def _warm_imports() -> None:
-    """httpx imports its async I/O layer on the first request; do it before the
+    """httpx2 imports its async I/O layer on the first request; do it before the
     start barrier so the first lane's start doesn't delay the others."""
     try:
         import anyio._backends._asyncio  # noqa: F401
-        import httpcore  # noqa: F401
-    except ImportError:  # pragma: no cover - a different httpx stack
+        import httpcore2  # noqa: F401
+    except ImportError:  # pragma: no cover - a different HTTP stack
         pass
 
 

@@ -48,10 +48,10 @@ class EmulatorHandle:
 
     def fetch_log(self, tag: str | None = None) -> list[dict[str, Any]]:
         """The server's request records (GET /sim/log), optionally for one tag."""
-        import httpx  # only here: the emulator process itself never needs a client
+        import httpx2  # only here: the emulator process itself never needs a client
 
         params = {"id": tag} if tag else None
-        resp = httpx.get(f"{self.url}/sim/log", params=params, timeout=10.0)
+        resp = httpx2.get(f"{self.url}/sim/log", params=params, timeout=10.0)
         resp.raise_for_status()
         return resp.json()
 
