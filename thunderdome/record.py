@@ -213,7 +213,6 @@ class Recorder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.lines_written = 0
         self.error: str | None = None
         self._queue: deque[Event] = deque()
         self._wake = threading.Event()
@@ -326,7 +325,6 @@ class Recorder:
         try:
             self._file.write("".join(lines))
             self._file.flush()
-            self.lines_written += len(lines)
         except OSError as exc:
             self.error = f"recording stopped: cannot write {self.path}: {exc.strerror or exc}"
 

@@ -205,7 +205,6 @@ class Responder:
     """An HTTP/1.0 client gets streams unframed, ended by closing the connection."""
     chunked: bool = field(default=False, init=False)
     closed: bool = field(default=False, init=False)
-    bytes_sent: int = field(default=0, init=False)
     _held: bytes = field(default=b"", init=False)
     """Status line and headers held back by ``start(hold=True)``."""
 
@@ -228,7 +227,6 @@ class Responder:
                 await self.writer.drain()
         except (ConnectionError, RuntimeError) as exc:
             raise ClientGone() from exc
-        self.bytes_sent += len(data)
 
     async def start(self, status: int, headers: dict[str, str], *, chunked: bool, hold: bool = False) -> None:
         """Send the status line and headers. ``hold``: keep them until the next

@@ -83,11 +83,6 @@ class RaceTime:
     def stop(self, t: float) -> None:
         self.stopped_at = t
 
-    def reset(self) -> None:
-        self.stopped_at, self.started, self.paused = None, False, False
-        self._floor = 0.0
-        self._fix = (0.0, self.clock())
-
 
 @dataclass
 class Series:

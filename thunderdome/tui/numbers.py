@@ -29,13 +29,6 @@ def tps(value: float | None, width: int = 11) -> str:
     return text.rjust(width)
 
 
-def ms(value: float | None, width: int = 8) -> str:
-    if value is None:
-        return "—".rjust(width)
-    text = f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
-    return text.rjust(width)
-
-
 def clock(value: float) -> str:
     """The big race clock: ``0.00`` under 10 s, ``12.3`` under 1000 s, then ``1234``."""
     if value < 10:

@@ -432,7 +432,3 @@ class RaceScreen(Screen):
         if action in ("pause", "speed", "step", "restart"):
             return self.replay  # replay controls: hidden (and off) in a live race
         return True
-
-    def stop_source(self) -> None:
-        """Stop the source (blocking, bounded): call from a thread worker."""
-        self.source.stop(timeout=10.0)
