@@ -43,17 +43,6 @@ def test_help_does_not_import_textual_or_httpx():
     assert result.stdout.strip() == "[]", result.stderr
 
 
-def test_core_does_not_import_textual():
-    code = (
-        "import sys\n"
-        "import thunderdome.events, thunderdome.metrics, thunderdome.config, thunderdome.race.engine\n"
-        "import thunderdome.race.runner, thunderdome.report, thunderdome.headless, thunderdome.commands\n"
-        "print('textual' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "False", result.stderr
-
-
 @pytest.mark.parametrize(
     "args, fragment",
     [
