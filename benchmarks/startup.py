@@ -28,7 +28,6 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from benchmarks.common import REPO_ROOT, Figure, add_common_args, command, log, pct, report
 

@@ -109,9 +109,8 @@ class RecordingStream:
                             f"replaying the {count} events before it"
                         )
                         break
-                    if not complete:
-                        exc = ValueError(f"a line longer than {MAX_LINE // MIB} MiB")
-                    raise RecordingError(f"{name}:{lineno}: corrupt line: {exc}") from None
+                    reason = f"a line longer than {MAX_LINE // MIB} MiB" if not complete else str(exc)
+                    raise RecordingError(f"{name}:{lineno}: corrupt line: {reason}") from None
                 if version == 1 and isinstance(obj, dict):
                     obj = _upgrade_v1(obj)
                 if isinstance(obj, dict) and isinstance(obj.get("type"), str) and obj["type"] not in EVENT_TYPES:

@@ -21,7 +21,6 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from thunderdome.errors import ThunderdomeError
 from thunderdome.sandbox.isolation import Isolation, detect_isolation

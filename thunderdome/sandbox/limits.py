@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from thunderdome.sandbox.processes import count_uid_tasks, live_uids
+from thunderdome.sandbox.processes import count_uid_tasks, kill_until_gone, live_uids
 
 MIB = 1024 * 1024
 PR_SET_PDEATHSIG = 1
@@ -206,17 +206,7 @@ class Cgroup:
                 kill_file.write_text("1")
             except OSError:
                 pass
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.005)
+        kill_until_gone(self.pids, deadline)
 
     def remove(self) -> None:
         for _ in range(100):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Callable
 
 
 def _status_uid(pid: str) -> tuple[int, str] | None:
@@ -95,13 +96,13 @@ def kill_tree(pid: int, *, namespace: bool, still_running: bool) -> None:
         pass
 
 
-def sweep_uid(uid: int, deadline: float = 2.0) -> int:
-    """SIGKILL every process of ``uid`` until none is left (or ``deadline`` s).
-    Returns how many kill rounds found something. Root only."""
+def kill_until_gone(find: Callable[[], list[int]], deadline: float = 2.0) -> int:
+    """SIGKILL every PID ``find()`` returns, again and again, until it returns
+    none (or ``deadline`` s pass). Returns how many rounds found something."""
     rounds = 0
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        pids = processes_of_uid(uid)
+        pids = find()
         if not pids:
             break
         rounds += 1
@@ -112,6 +113,12 @@ def sweep_uid(uid: int, deadline: float = 2.0) -> int:
                 pass
         time.sleep(0.005)
     return rounds
+
+
+def sweep_uid(uid: int, deadline: float = 2.0) -> int:
+    """SIGKILL every process of ``uid`` until none is left (or ``deadline`` s).
+    Returns how many kill rounds found something. Root only."""
+    return kill_until_gone(lambda: processes_of_uid(uid), deadline)
 
 
 def count_uid_tasks(uid: int) -> int:
@@ -125,4 +132,4 @@ def count_uid_tasks(uid: int) -> int:
     return total
 
 
-__all__ = ["processes_of_uid", "live_uids", "children_of", "kill_tree", "sweep_uid", "count_uid_tasks"]
+__all__ = ["processes_of_uid", "live_uids", "kill_until_gone", "children_of", "kill_tree", "sweep_uid", "count_uid_tasks"]
