@@ -286,3 +286,67 @@ def test_a_real_race_reports_its_time_scale_and_the_tasks_expected_length():
     assert results["race"]["expected_tokens"] == 200  # the task's 878, capped by --max-tokens
     assert {lane["time_scale"] for lane in results["lanes"]} == {0.02}
     assert all(lane["stalls"] == 0 and lane["itl_max_ms"] is not None for lane in results["lanes"])
+
+
+# -- what the consumers show (the smallest edits: a column, a mark) -----------------------
+
+
+def stalled_race() -> tuple[Standings, float]:
+    events: list[Event] = [RaceStarted(
+        t=0.0, lanes=({"name": "paid", "kind": "openai", "model": "m", "price": {"output_per_mtok": 2.0}},
+                      {"name": "free", "kind": "sim", "model": "cloud"}),
+        max_tokens=1000, time_scale=0.1)]
+    events += steady_lane("paid", 120.0, 300) + steady_lane("free", 60.0, 100)
+    events.sort(key=lambda e: e.t)
+    return Standings().apply_all(events), 0.5 + 299 / 120 + 4.2
+
+
+def test_headless_table_and_lane_header_say_stalled_and_the_banner_marks_the_time_scale():
+    from rich.console import Console
+
+    from thunderdome.report import standings_table
+    from thunderdome.tui.widgets.banner import race_status
+    from thunderdome.tui.widgets.lane import LaneSnapshot, header_rows
+
+    standings, now = stalled_race()
+    console = Console(width=200, record=True)
+    console.print(standings_table(standings, now, width=200))
+    table = console.export_text()
+    assert "stalled 4.2 s" in table and "sim time ×0.1" in table
+    stats = {s.name: s for s in standings.ranked(now)}
+    header = header_rows(LaneSnapshot(state=standings.lanes["paid"], stats=stats["paid"], now=now, cap=1000,
+                                      color="#ffffff"), 80)[0].plain
+    assert "STALLED 4.2 s" in header and "STREAMING" not in header
+    status = race_status(standings, started=True, finished=None, failed=None).plain
+    assert "sim time ×0.1" in status
+
+
+def test_leaderboard_shows_cost_only_when_prices_are_given():
+    from thunderdome.tui.widgets.leaderboard import leaderboard_rows
+
+    standings, now = stalled_race()
+    colors = {name: "#ffffff" for name in standings.lanes}
+    rows = [row.plain for row in leaderboard_rows(standings, now, colors, 90)]
+    assert rows[0].split()[-2] == "$"
+    paid = next(row for row in rows if " paid " in row)
+    assert f"{300 * 2.0 / 1e6:.4f}" in paid
+    standings.lanes["paid"].price = None
+    assert "$" not in leaderboard_rows(standings, now, colors, 90)[0].plain
+
+
+def test_exports_and_the_recording_header_carry_the_new_figures():
+    import csv
+    import io
+
+    from thunderdome.export import export_results
+    from thunderdome.record import header_for
+
+    events = priced_race({"input_per_mtok": 0.10, "output_per_mtok": 0.50})
+    events[0] = RaceStarted(t=0.0, lanes=events[0].lanes, max_tokens=1000, time_scale=0.05)  # type: ignore[attr-defined]
+    results = compute_results(events)
+    row = next(csv.DictReader(io.StringIO(export_results(results, "csv"))))
+    assert (row["itl_max_ms"], row["stalls"], row["input_tokens"], row["time_scale"]) == ("100.0", "0", "1200", "1.0")
+    assert float(row["cost"]) == pytest.approx((1200 * 0.10 + 400 * 0.50) / 1e6)
+    md = export_results(results, "md")
+    assert "sim time ×0.05" in md and "cost $" in md.splitlines()[4]
+    assert header_for(events[0].to_dict())["time_scale"] == 0.05
