@@ -310,7 +310,12 @@ class LaneState:
         if silence <= STALL_MIN_S:  # the common case: no percentile read
             return None
         gaps = self.gaps
-        return silence if silence > stall_threshold(gaps.percentile(50, len(gaps.arrived))) else None
+        count = len(gaps.arrived)
+        if count:  # the gaps of a turn add up to its span, and a median is at most twice the mean (Markov):
+            span = sum(t.last_token_t - t.first_token_t for t in self.turns if t.first_token_t is not None)  # type: ignore[operator]
+            if silence > stall_threshold(2.0 * max(span, 0.0) / count) * (1 + 1e-9):
+                return silence  # far past any threshold: no sort of new gaps needed to say so
+        return silence if silence > stall_threshold(gaps.percentile(50, count)) else None
 
     @property
     def live_tokens(self) -> int:
