@@ -350,3 +350,24 @@ def test_exports_and_the_recording_header_carry_the_new_figures():
     md = export_results(results, "md")
     assert "sim time ×0.05" in md and "cost $" in md.splitlines()[4]
     assert header_for(events[0].to_dict())["time_scale"] == 0.05
+
+
+def test_a_real_stalled_stream_is_counted_and_was_flagged_while_silent():
+    """The emulator's ``stall_after`` fault, over real HTTP: the stream stops
+    for 1.3 s after 20 tokens, then resumes."""
+    from thunderdome.race.runner import run_race
+    from thunderdome.specs import BackendSpec
+
+    spec = BackendSpec(name="stuck", kind="sim", profile="instant", model="instant",
+                       options={"fault": "stall_after", "fault_at": 20, "stall_s": 1.3})
+    events: list[Event] = []
+    standings = asyncio.run(run_race(load_task("long-essay"), [spec], [events.append], emulator="thread", max_tokens=60))
+    lane = standings.results()["lanes"][0]
+    assert lane["status"] == "winner" and lane["stalls"] == 1
+    assert lane["itl_max_ms"] >= 1200.0
+    deltas = [e.t for e in events if isinstance(e, TokenDelta)]
+    before = max(range(1, len(deltas)), key=lambda i: deltas[i] - deltas[i - 1]) - 1  # the last delta before the gap
+    now = deltas[before] + 1.1
+    s = standings_at(events, now).ranked(now)[0]
+    assert s.stalled_s == pytest.approx(1.1) and s.status == "streaming"
+    assert s.output_tps < 0.5 * lane["output_tps"]  # the rate at now fell while it was silent
