@@ -53,6 +53,7 @@ def test_design_example_loads(tmp_path, monkeypatch):
     assert "sk-test" not in repr(hosted.public_dict())
     assert hosted.public_dict()["api_key_env"] == "HOSTED_API_KEY"
     assert specs[2].model == "rtx4090-offload" and specs[2].wire_kind == "openai"
+    assert hosted.price == {"input_per_mtok": 0.10, "output_per_mtok": 0.50} == hosted.public_dict()["price"]
 
 
 @pytest.mark.parametrize(
@@ -80,6 +81,12 @@ def test_design_example_loads(tmp_path, monkeypatch):
         ("just a string\n", 1, "expected a 'backends:' list"),
         ("backends:\n  - 42\n", 2, "must be a mapping"),
         ("backends:\n  - name: a\n    name: b\n    kind: sim\n", 3, "duplicate key 'name'"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    price:\n      input_per_mtok: 1\n      per_call: 2\n", 7, "unknown price 'per_call'"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    price:\n      output_per_mtok: -0.5\n", 6, "price output_per_mtok must be a number of dollars >= 0"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    price:\n      output_per_mtok: true\n", 6, "price output_per_mtok must be"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    price:\n      output_per_mtok: .inf\n", 6, "price output_per_mtok must be"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    price: 0.5\n", 5, "price must map input_per_mtok and/or output_per_mtok"),
+        ("backends:\n  - name: a\n    kind: sim\n    profile: cloud\n    price: {}\n", 5, "price must map"),
     ],
 )
 def test_bad_files_name_file_line_and_problem(tmp_path, text, line, fragment):

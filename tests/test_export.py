@@ -97,14 +97,15 @@ def test_markdown_table_shape_and_numbers():
     head, rule, *body = rows
     assert cells(head) == [
         "#", "lane", "model", "status", "TTFT s", "TTFA s", "e2e s", "tokens", "tok/s",
-        "server tok/s", "ITL p50 ms", "ITL p99 ms", "verdict / error",
+        "server tok/s", "ITL p50 ms", "ITL p99 ms", "ITL max ms", "stalls", "verdict / error",
     ]  # fmt: skip
     assert len(body) == 3
     assert all(len(cells(r)) == len(cells(head)) for r in rows)  # no row breaks
     assert len({len(r) for r in rows}) == 1  # padded: columns line up as plain text
     assert cells(rule)[4].endswith(":") and cells(rule)[1].startswith(":")  # numbers right, text left
     assert cells(body[0]) == [
-        "1", "cloud", "gpt-oss-120b", "winner", "0.900", "0.900", "5.121", "878", "208.0", "—", "4.8", "6.2", "—",
+        "1", "cloud", "gpt-oss-120b", "winner", "0.900", "0.900", "5.121", "878", "208.0", "—", "4.8", "6.2",
+        "—", "—", "—",
     ]  # fmt: skip
     assert cells(body[1])[9] == "43.3"
     assert "0.900 |" in body[0]  # right-aligned: the value ends at the cell border

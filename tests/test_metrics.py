@@ -187,9 +187,12 @@ def test_long_race_ranking_finished_then_projection_then_errors():
     ranked = st.ranked(now=1.5)
     assert [s.rank for s in ranked] == [1, 2, 3]
     assert ranked[2].error == "HTTP 500"
-    proj = st.projected_finish(st.lanes["a"], 1.5)
-    # 10 tokens so far at 10 tok/s, 90 to go -> 9 s after its last token (1.4)
-    assert proj == pytest.approx(1.4 + 9.0)
+    proj = st.projection(st.lanes["a"], 1.5)
+    # a's stream ended (not streaming: its rate is 10 tok/s); b finished with
+    # 10 tokens, which a has reached, so the cap (100) is left: 90 to go at
+    # 10 tok/s from now (1.5), not from its last token (1.4)
+    assert (proj.t, proj.tokens, proj.basis) == (pytest.approx(1.5 + 9.0), 100, "max_tokens")
+    assert ranked[1].projected_t == proj.t and ranked[1].projection_basis == "max_tokens"
 
 
 def test_thunderdome_ranking_winner_alive_then_eliminated():

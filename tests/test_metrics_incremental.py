@@ -6,8 +6,9 @@ written from the metric definitions recomputes every figure from scratch
 from the events seen so far, and hypothesis feeds both random races — lanes
 interleaved, several turns, usage or none, late events for a turn already
 closed, reads in the middle of the race — and requires equality to the last
-bit: mid-race figures, live token counts, projections and order, figures
-read after more events arrived, and the final results dict.
+bit: mid-race figures (rates and stalls at the moment read), live token
+counts, projections and their basis, order, figures read after more events
+arrived, and the final results dict.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ ENDED = ("finished", "winner", "eliminated", "error")
 
 def new_lane(name: str, index: int) -> dict[str, Any]:
     return {"name": name, "index": index, "kind": "", "model": "", "skew": 0.0, "turns": {}, "status": "waiting",
-            "end_t": None, "reason": "", "by": None, "completion": None, "verdict": ""}
+            "end_t": None, "reason": "", "by": None, "completion": None, "verdict": "", "price": None,
+            "time_scale": 1.0}
 
 
 def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The race facts and each lane's raw record (turns keep every token time)."""
-    race: dict[str, Any] = {"kind": "long", "max_tokens": 0, "finished_t": None, "winner": None, "last_t": 0.0}
+    race: dict[str, Any] = {"kind": "long", "max_tokens": 0, "expected": 0, "finished_t": None, "winner": None,
+                            "last_t": 0.0}
     lanes: dict[str, dict[str, Any]] = {}
 
     def lane_of(name: str) -> dict[str, Any]:
@@ -59,10 +62,11 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
     for e in events:
         race["last_t"] = max(race["last_t"], e.t)
         if isinstance(e, RaceStarted):
-            race["kind"], race["max_tokens"] = e.kind, e.max_tokens
+            race["kind"], race["max_tokens"], race["expected"] = e.kind, e.max_tokens, e.expected_tokens
             for info in e.lanes:
                 lane = lane_of(info["name"])
-                lane["kind"], lane["model"] = info["kind"], info["model"]
+                lane["kind"], lane["model"], lane["price"] = info["kind"], info["model"], info.get("price")
+                lane["time_scale"] = info.get("time_scale", e.time_scale if info["kind"] == "sim" else 1.0)
         elif isinstance(e, RaceFinished):
             race["finished_t"], race["winner"] = e.t, e.winner
             if e.winner in lanes:
@@ -74,7 +78,7 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
         if isinstance(e, TURN_EVENTS):
             turn = lane["turns"].setdefault(e.turn, {"request": e.t, "byte": None, "tokens": [], "answers": [],
                                                      "usage": None, "source": None, "server_tps": None,
-                                                     "finish": None})
+                                                     "input": None, "finish": None, "ended": False})
         if isinstance(e, RequestSent):
             turn["request"] = e.t
             lane["status"] = "waiting" if running else lane["status"]
@@ -91,8 +95,10 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
                 turn["usage"], turn["source"] = e.output_tokens, e.source
             if e.server_tps is not None:
                 turn["server_tps"] = e.server_tps
+            if e.input_tokens is not None:
+                turn["input"] = e.input_tokens
         elif isinstance(e, StreamEnded):
-            turn["finish"] = e.finish_reason
+            turn["finish"], turn["ended"] = e.finish_reason, True
         elif isinstance(e, LaneStarted):
             lane["skew"] = e.skew
         elif isinstance(e, CommandExtracted) and running:
@@ -118,8 +124,29 @@ def percentile(ordered: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def figures(lane: dict[str, Any]) -> dict[str, Any]:
-    """A lane's figures by the metric table: N per turn is usage if reported, else deltas."""
+def generation(turns: list[dict[str, Any]]) -> tuple[int, float]:
+    """Output speed's numerator and denominator over whole turns (two or more tokens)."""
+    gen_tokens, gen_time = 0, 0.0
+    for t in turns:
+        count = t["usage"] if t["usage"] is not None else len(t["tokens"])
+        if count >= 2 and t["tokens"]:
+            t_ttft, t_e2e = t["tokens"][0] - t["request"], t["tokens"][-1] - t["request"]
+            if t_e2e > t_ttft:
+                gen_tokens, gen_time = gen_tokens + count - 1, gen_time + (t_e2e - t_ttft)
+    return gen_tokens, gen_time
+
+
+def streaming(lane: dict[str, Any]) -> dict[str, Any] | None:
+    """The last opened turn while it streams: a delta came, no end of stream, lane running."""
+    last = list(lane["turns"].values())[-1] if lane["turns"] else None
+    if last is None or not last["tokens"] or last["ended"] or lane["status"] in ENDED:
+        return None
+    return last
+
+
+def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """A lane's figures by the metric table: N per turn is usage if reported, else deltas.
+    ``now``: the rate and the stall read at that moment."""
     turns = list(lane["turns"].values())  # in the order they were opened
     n = [t["usage"] if t["usage"] is not None else len(t["tokens"]) for t in turns]
     first = turns[0] if turns else None
@@ -131,12 +158,8 @@ def figures(lane: dict[str, Any]) -> dict[str, Any]:
         answers = [t["answers"][0] for t in turns if t["answers"]]
         ttfa = answers[0] - first["request"] if answers else None
         e2e = None if finish is None else finish - first["request"]
-    gen_tokens, gen_time = 0, 0.0
-    for t, count in zip(turns, n):
-        if count >= 2 and t["tokens"]:
-            t_ttft, t_e2e = t["tokens"][0] - t["request"], t["tokens"][-1] - t["request"]
-            if t_e2e > t_ttft:
-                gen_tokens, gen_time = gen_tokens + count - 1, gen_time + (t_e2e - t_ttft)
+    gen_tokens, gen_time = generation(turns)
+    tps = gen_tokens / gen_time if gen_time > 0 else None
     sources = {t["source"] if t["usage"] is not None else "estimate" for t, count in zip(turns, n)
                if count or t["tokens"]}
     source = ("estimate" if not sources else next(iter(sources)) if len(sources) == 1
@@ -148,12 +171,31 @@ def figures(lane: dict[str, Any]) -> dict[str, Any]:
         value = percentile(gaps, q)
         return None if value is None else value * 1000.0
 
+    live, stalled = streaming(lane), None
+    if now is not None and live is not None:
+        count = live["usage"] if live["usage"] is not None else len(live["tokens"])
+        if count >= 2:  # the rate at now: the silence since the last delta counts
+            closed_tokens, closed_time = generation(turns[:-1])
+            spent = closed_time + max(now, live["tokens"][-1]) - live["tokens"][0]
+            tps = (closed_tokens + count - 1) / spent if spent > 0 else tps
+        silence = now - live["tokens"][-1]
+        stalled = silence if silence > max(1.0, 10 * (percentile(gaps, 50) or 0.0)) else None
+    median = percentile(gaps, 50) or 0.0
+    inputs = [t["input"] for t in turns if t["input"] is not None]
+    input_tokens = sum(inputs) if inputs else None
+    price = lane["price"] or {}
+    cost = None
+    if price and not (price.get("input_per_mtok") and any(
+            t["input"] is None for t, count in zip(turns, n) if count or t["tokens"])):
+        cost = ((input_tokens or 0) * price.get("input_per_mtok", 0.0) + sum(n) * price.get("output_per_mtok", 0.0)) / 1e6
     return {
         "ttfb_s": ttfb, "ttft_s": ttft, "ttfa_s": ttfa, "e2e_s": e2e, "tokens": sum(n), "tokens_source": source,
-        "output_tps": gen_tokens / gen_time if gen_time > 0 else None,
-        "itl_p50_ms": ms(50), "itl_p90_ms": ms(90), "itl_p99_ms": ms(99),
+        "output_tps": tps,
+        "itl_p50_ms": ms(50), "itl_p90_ms": ms(90), "itl_p99_ms": ms(99), "itl_max_ms": ms(100),
+        "stalls": sum(1 for g in gaps if g > max(1.0, 10 * median)), "stalled_s": stalled,
         "server_tps": server[-1] if server else None, "finish_t": finish, "turns": len(turns),
         "finish_reason": turns[-1]["finish"] if turns else None,
+        "input_tokens": input_tokens, "cost": cost, "time_scale": lane["time_scale"],
     }
 
 
@@ -164,14 +206,25 @@ def live_tokens(lane: dict[str, Any]) -> int:
     return sum(max(len(t["tokens"]), t["usage"] or 0) for t in lane["turns"].values())
 
 
-def projection(race: dict[str, Any], lane: dict[str, Any], now: float) -> float | None:
-    """When a running lane reaches max_tokens at its output speed."""
-    fig = figures(lane)
-    if lane["status"] in ENDED or not race["max_tokens"] or not lane["turns"] or not fig["output_tps"]:
+def projection(race: dict[str, Any], lanes: dict[str, dict[str, Any]], lane: dict[str, Any],
+               now: float) -> tuple[float, int, str] | None:
+    """When a running lane reaches its expected length at its rate at now: the first of (the finished
+    lanes' median N, the task's expected tokens, max_tokens) it has not reached, capped by max_tokens."""
+    fig = figures(lane, now)
+    if lane["status"] in ENDED or not lane["turns"] or not fig["output_tps"] or fig["output_tps"] <= 0:
         return None
-    remaining = max(race["max_tokens"] - live_tokens(lane), 0)
+    done = sorted(n for n in (figures(o)["tokens"] for o in lanes.values() if o["status"] in ("finished", "winner"))
+                  if n > 0)
+    cap = race["max_tokens"]
+    bases = [(min(n, cap) if cap else n, basis) for n, basis in (
+        (round(percentile(done, 50)) if done else 0, "finished"), (race["expected"], "task"), (cap, "max_tokens")) if n]
+    if not bases:
+        return None
+    so_far = live_tokens(lane)
+    ahead = [(n, basis) for n, basis in bases if n > so_far]
+    tokens, basis = ahead[0] if ahead else max(bases)
     last = fig["finish_t"] if fig["finish_t"] is not None else now
-    return max(now, last + remaining / fig["output_tps"])
+    return max(now, last) + max(tokens - so_far, 0) / fig["output_tps"], tokens, basis
 
 
 def order(race: dict[str, Any], lanes: dict[str, dict[str, Any]], now: float) -> list[str]:
@@ -191,8 +244,8 @@ def order(race: dict[str, Any], lanes: dict[str, dict[str, Any]], now: float) ->
         if status in ("finished", "winner") and fig["finish_t"] is not None:
             return (0, fig["finish_t"], i)
         if status not in ENDED:
-            proj = projection(race, lane, now)
-            return (1, math.inf if proj is None else proj, i)
+            proj = projection(race, lanes, lane, now)
+            return (1, math.inf if proj is None else proj[0], i)
         return (2, -fig["tokens"], i)
 
     return [lane["name"] for lane in sorted(lanes.values(), key=key)]
@@ -208,7 +261,7 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
 
     out = []
     for rank, name in enumerate(order(race, lanes, now), 1):
-        lane, fig = lanes[name], figures(lanes[name])
+        lane, fig = lanes[name], figures(lanes[name], now)
         out.append({
             "name": name, "kind": lane["kind"], "model": lane["model"], "status": lane["status"], "rank": rank,
             "ttfb_s": r(fig["ttfb_s"]), "ttft_s": r(fig["ttft_s"]), "ttfa_s": r(fig["ttfa_s"]),
@@ -220,13 +273,17 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "error": (lane["reason"] or None) if lane["status"] == "error" else None,
             "eliminated_by": lane["by"], "finish_reason": fig["finish_reason"],
             "start_skew_ms": r(lane["skew"] * 1000.0, 3),
+            "itl_max_ms": r(fig["itl_max_ms"], 3), "stalls": fig["stalls"], "input_tokens": fig["input_tokens"],
+            "price_input_per_mtok": (lane["price"] or {}).get("input_per_mtok"),
+            "price_output_per_mtok": (lane["price"] or {}).get("output_per_mtok"),
+            "cost": r(fig["cost"], 6), "time_scale": lane["time_scale"],
         })
     return out
 
 
 # -- random races -------------------------------------------------------------------------
 
-gaps = st.one_of(st.sampled_from([0.0, 0.001, 0.1]), st.floats(min_value=0.0, max_value=0.5))
+gaps = st.one_of(st.sampled_from([0.0, 0.001, 0.1, 1.5]), st.floats(min_value=0.0, max_value=0.5))
 
 
 @st.composite
@@ -247,6 +304,7 @@ def lane_events(draw: st.DrawFn, name: str, kind: str) -> list[Event]:
             events.append(TokenDelta(t=t, lane=name, text="w ", channel=channel, turn=turn))
         if draw(st.booleans()):
             events.append(Usage(t=t, lane=name, turn=turn, output_tokens=draw(st.none() | st.integers(0, 30)),
+                                input_tokens=draw(st.none() | st.integers(0, 500)),
                                 source=draw(st.sampled_from(["usage", "server"])),
                                 server_tps=draw(st.none() | st.sampled_from([12.5, 40.0]))))
         if draw(st.booleans()):
@@ -276,8 +334,12 @@ def races(draw: st.DrawFn) -> list[Event]:
     """A race: lanes' event streams interleaved at random (each lane stays in its own order)."""
     kind = draw(st.sampled_from(["long", "thunderdome"]))
     names = ["a", "b", "c", "d"][: draw(st.integers(1, 4))]
-    info = tuple({"name": n, "kind": "sim", "model": f"m-{n}"} for n in names)
-    events: list[Event] = [RaceStarted(t=0.0, task="t", kind=kind, lanes=info, max_tokens=draw(st.sampled_from([0, 8, 40])))]
+    prices = st.none() | st.sampled_from([{"output_per_mtok": 0.5}, {"input_per_mtok": 0.1, "output_per_mtok": 2.0}])
+    info = tuple({"name": n, "kind": draw(st.sampled_from(["sim", "openai"])), "model": f"m-{n}",
+                  **({} if (price := draw(prices)) is None else {"price": price})} for n in names)
+    events: list[Event] = [RaceStarted(t=0.0, task="t", kind=kind, lanes=info, max_tokens=draw(st.sampled_from([0, 8, 40])),
+                                       expected_tokens=draw(st.sampled_from([0, 5, 20])),
+                                       time_scale=draw(st.sampled_from([1.0, 0.05])))]
     streams = [draw(lane_events(n, kind)) for n in names]
     picks = draw(st.permutations([i for i, stream in enumerate(streams) for _ in stream]))
     for i in picks:
@@ -306,12 +368,15 @@ def test_incremental_reads_equal_a_recomputation_at_every_read(events, data):
         assert [s.name for s in ranked] == order(race, lanes, now)
         for s in ranked:
             lane, ref = standings.lanes[s.name], lanes[s.name]
-            assert {f: getattr(s, f) for f in FIGURES} == figures(ref)
+            assert {f: getattr(s, f) for f in FIGURES} == figures(ref, now)
             assert lane.live_tokens == live_tokens(ref) and lane.tokens == figures(ref)["tokens"]
-            assert s.projected_t == projection(race, ref, now) == standings.projected_finish(lane, now)
+            expected = projection(race, lanes, ref, now)
+            assert (s.projected_t, s.projected_tokens, s.projection_basis) == (expected or (None, None, None))
+            assert s.projected_t == standings.projected_finish(lane, now)
             earlier.append((s, figures(ref)))
     for s, ref in earlier:  # read after more events arrived: still the figures of their moment
-        assert (s.itl_p50_ms, s.itl_p90_ms, s.itl_p99_ms) == (ref["itl_p50_ms"], ref["itl_p90_ms"], ref["itl_p99_ms"])
+        assert (s.itl_p50_ms, s.itl_p90_ms, s.itl_p99_ms, s.itl_max_ms, s.stalls) == tuple(
+            ref[f] for f in ("itl_p50_ms", "itl_p90_ms", "itl_p99_ms", "itl_max_ms", "stalls"))
     assert {f: getattr(lane_stats(standings.lanes[n]), f) for n in lanes for f in FIGURES} == {
         f: figures(lanes[n])[f] for n in lanes for f in FIGURES
     }

@@ -103,6 +103,8 @@ def test_defaults_for_a_minimal_long_task(tmp_path: Path) -> None:
     task = load_task_file(write(tmp_path, "name: essay\nkind: long\nuser: Write.\n"))
     assert (task.title, task.max_turns, task.max_tokens, task.timeout, task.exec_timeout) == ("essay", 1, 1024, 120.0, 10.0)
     assert task.win_rule == "" and task.checks == () and task.reference == ""
+    assert task.expected_tokens == 0  # not said: projections fall back to max_tokens
+    assert load_task("long-essay").expected_tokens == 878  # the public race's length
 
 
 def test_unknown_builtin_name_lists_the_known_ones() -> None:
@@ -157,6 +159,10 @@ BAD = {
     "long with checks": (_replace(GOOD, "kind: thunderdome\nwin_rule: first_correct\n", "kind: long\n"), 6, "'setup_files' is only for thunderdome tasks"),
     "last_standing with checks": (_replace(GOOD, "win_rule: first_correct", "win_rule: last_standing"), 10, "does not apply to last_standing"),
     "duplicate key": (_replace(GOOD, "max_turns: 3", "max_turns: 3\nmax_turns: 4"), 17, "duplicate key"),
+    "expected_tokens over the cap": (
+        _replace(GOOD, "max_tokens: 100", "max_tokens: 100\nexpected_tokens: 101"), 18, "'expected_tokens' must be between 1 and 100"),
+    "expected_tokens as text": (
+        _replace(GOOD, "max_tokens: 100", "max_tokens: 100\nexpected_tokens: lots"), 18, "'expected_tokens' must be a whole number"),
 }
 
 

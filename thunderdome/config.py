@@ -9,13 +9,14 @@ into a spec: only the variable's name is kept.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from thunderdome.sim.options import SIM_OPTIONS, OptionError, parse_options
 from thunderdome.sim.profiles import PROFILES
-from thunderdome.specs import BACKEND_KINDS, BackendSpec, Timeouts
+from thunderdome.specs import BACKEND_KINDS, PRICE_KEYS, BackendSpec, Timeouts
 from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, read_yaml
 
 SIM_PROFILES_DEMO = ("cloud", "dgx-spark", "rtx4090-offload")
@@ -147,11 +148,7 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
                 f"{source}:{entry.line_of('api_key_env')}: environment variable {api_key_env} is not set "
                 f"(backend {name!r})"
             )
-    price = entry.get("price")
-    if price is not None:
-        if not isinstance(price, dict) or not all(isinstance(v, (int, float)) for v in price.values()):
-            raise ConfigError(f"{source}:{entry.line_of('price')}: price must map names to numbers")
-        price = {str(k): float(v) for k, v in price.items()}
+    price = _price(entry, source)
     timeouts = Timeouts()
     raw_timeouts = entry.get("timeouts")
     if raw_timeouts is not None:
@@ -181,6 +178,21 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
         timeouts=timeouts,
         options=dict(options),
     )
+
+
+def _price(entry: LineDict, source: str) -> dict[str, float] | None:
+    """``price``: a mapping of ``PRICE_KEYS`` to dollars per million tokens (>= 0)."""
+    price = entry.get("price")
+    if price is None:
+        return None
+    if not isinstance(price, dict) or not price:
+        raise ConfigError(f"{source}:{entry.line_of('price')}: price must map {' and/or '.join(PRICE_KEYS)} to dollars")
+    for key, value in price.items():
+        if key not in PRICE_KEYS:
+            raise ConfigError(f"{source}:{line_of(price, key)}: unknown price {key!r} (known: {', '.join(PRICE_KEYS)})")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ConfigError(f"{source}:{line_of(price, key)}: price {key} must be a number of dollars >= 0")
+    return {str(k): float(v) for k, v in price.items()}
 
 
 def _check_sim_options(options: dict[str, Any], kind: str, source: str) -> None:

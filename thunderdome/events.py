@@ -53,7 +53,11 @@ class RaceStarted(Event):
     """The start barrier opened. ``lanes``: one dict per lane with name, kind,
     model, url (never a key). ``started_at``: wall-clock ISO time (for humans);
     ``isolation``: the sandbox level in force (``bwrap``/``unshare``/``rlimits``
-    or ``none`` for long races). ``max_tokens``: the cap sent to every lane."""
+    or ``none`` for long races). ``max_tokens``: the cap sent to every lane;
+    ``expected_tokens``: the task's expected reply length (0: not given);
+    ``time_scale``: what sim lanes' delays were multiplied by (1.0: real
+    time; a lanes entry's own ``time_scale`` overrides it for that lane).
+    A lanes entry may carry the backend's ``price``."""
 
     type: ClassVar[str] = "race_started"
     task: str = ""
@@ -64,6 +68,8 @@ class RaceStarted(Event):
     isolation: str = "none"
     win_rule: str = ""
     max_tokens: int = 0
+    expected_tokens: int = 0
+    time_scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

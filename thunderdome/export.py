@@ -46,6 +46,8 @@ CSV_COLUMNS = (
     "itl_p50_ms",
     "itl_p90_ms",
     "itl_p99_ms",
+    "itl_max_ms",
+    "stalls",
     "completion_s",
     "turns",
     "start_skew_ms",
@@ -53,6 +55,9 @@ CSV_COLUMNS = (
     "eliminated_by",
     "verdict",
     "error",
+    "input_tokens",
+    "cost",
+    "time_scale",
 )
 
 FOOTNOTES = (
@@ -61,9 +66,11 @@ FOOTNOTES = (
     "e2e: time from request sent to the last token.",
     "tok/s: output speed, (tokens − 1) / (e2e − TTFT): generation rate, TTFT excluded.",
     "server tok/s: the server's own figure, when it reports one.",
-    "ITL: inter-token latency, the gaps between consecutive streamed chunks (p50 / p99).",
+    "ITL: inter-token latency, the gaps between consecutive streamed chunks (p50 / p99; max: the longest).",
+    "stalls: gaps longer than max(1 s, 10 × the lane's median gap).",
     "tokens: output tokens as reported by the server (usage, or Ollama eval_count).",
 )
+COST_NOTE = "cost $: input and output tokens × the backend's price per million (— : unpriced, or a priced count unknown)."
 COMPLETION_NOTE = "completion: time from race start until the lane's command passed the checker."
 ESTIMATE_NOTE = "\\* estimated: the server reported no token count, so streamed chunks were counted."
 
@@ -151,7 +158,7 @@ Column = tuple[str, bool, Callable[[dict[str, Any]], str]]
 """(header, right-aligned, cell function)."""
 
 
-def _columns(kind: str) -> list[Column]:
+def _columns(kind: str, priced: bool = False) -> list[Column]:
     cols: list[Column] = [
         ("#", True, lambda l: _num(l.get("rank"), 0)),
         ("lane", False, lambda l: md_cell(l.get("name"), 60)),
@@ -165,7 +172,11 @@ def _columns(kind: str) -> list[Column]:
         ("server tok/s", True, lambda l: _num(l.get("server_tps"), 1)),
         ("ITL p50 ms", True, lambda l: _num(l.get("itl_p50_ms"), 1)),
         ("ITL p99 ms", True, lambda l: _num(l.get("itl_p99_ms"), 1)),
+        ("ITL max ms", True, lambda l: _num(l.get("itl_max_ms"), 1)),
+        ("stalls", True, lambda l: _num(l.get("stalls"), 0)),
     ]
+    if priced:
+        cols.append(("cost $", True, lambda l: _num(l.get("cost"), 6)))
     if kind == "thunderdome":
         cols.append(("completion s", True, lambda l: _num(l.get("completion_s"), 3)))
     cols.append(("verdict / error", False, lambda l: md_cell(_outcome(l))))
@@ -224,12 +235,16 @@ def to_markdown(results: dict[str, Any]) -> str:
         facts.append(f"max_tokens {race['max_tokens']}")
     if race.get("duration_s") is not None:
         facts.append(f"duration {_num(race['duration_s'], 2)} s")
+    if race.get("time_scale", 1.0) != 1.0:
+        facts.append(f"**sim time ×{race['time_scale']:g}: sim lanes' times are not real**")
     out += [" · ".join(facts), ""]
-    out += _table(_columns(kind), lanes)
+    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes)), lanes)
     out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
     notes = list(FOOTNOTES)
     if kind == "thunderdome":
         notes.append(COMPLETION_NOTE)
+    if any(l.get("cost") is not None for l in lanes):
+        notes.append(COST_NOTE)
     if any(l.get("tokens_source") == "estimate" for l in lanes):
         notes.append(ESTIMATE_NOTE)
     notes.append(f"{DASH}: not measured (the lane never got that far).")

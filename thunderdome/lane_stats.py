@@ -12,10 +12,19 @@ live turn on each read; its inter-token gaps are kept in arrival order and
 sorted only when an ITL percentile is read (``Gaps``), the sort cached until
 new gaps arrive. Those caches are the only state a read changes, and they
 never change a figure.
+
+Figures read at a moment ``now`` (``lane_stats(..., now=...)``, what
+``Standings.ranked(now)`` passes) are anchored at *now*, not at the last
+token: while a turn is streaming, the output speed counts the silence since
+the last delta ((N - 1) / (now - TTFT), pooled with the closed turns), and a
+lane silent for longer than ``stall_threshold`` of its own median gap is
+*stalled* (``LaneStats.stalled_s``). At the last token the rate at now is
+the output speed, so a lane's figure never jumps when it finishes.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +32,35 @@ from typing import Any
 
 _ENDED = frozenset({"finished", "winner", "eliminated", "error"})
 """Lane statuses after its end."""
+
+STALL_MIN_S = 1.0
+"""No silence shorter than this is a stall, however quick the lane's pace."""
+STALL_FACTOR = 10.0
+"""A silence beyond this many of the lane's own median gaps is a stall: an
+order of magnitude past its pace, so jitter, batching and a slow but steady
+lane never trip it (the 8.7 tok/s 4090 profile: 115 ms gaps, 1.15 s)."""
+
+
+def stall_threshold(median_gap: float | None) -> float:
+    """Seconds of silence after which a lane with this median gap is stalled:
+    max(``STALL_MIN_S``, ``STALL_FACTOR`` x median gap)."""
+    return max(STALL_MIN_S, STALL_FACTOR * (median_gap or 0.0))
+
+
+def cost_of(
+    price: dict[str, float] | None, input_tokens: int | None, output_tokens: int, *, input_known: bool = True
+) -> float | None:
+    """Dollars: input and output tokens x the per-million prices of ``price``
+    (``input_per_mtok`` / ``output_per_mtok``; a price not given costs
+    nothing; a turn that produced no output is not billed). None without a
+    price, or when input is priced but a turn with output did not report its
+    input count (``input_known`` False: a partial sum would understate the bill)."""
+    if not price:
+        return None
+    per_in, per_out = price.get("input_per_mtok", 0.0), price.get("output_per_mtok", 0.0)
+    if per_in and not input_known:
+        return None
+    return ((input_tokens or 0) * per_in + output_tokens * per_out) / 1e6
 
 
 def percentile(values: list[float], q: float, *, presorted: bool = False) -> float | None:
@@ -86,14 +124,30 @@ class Gaps:
         self.arrived: list[float] = []
         self._sorted: list[float] = []
 
-    def percentile(self, q: float, count: int) -> float | None:
-        """``percentile`` of the first ``count`` gaps that arrived."""
+    def _ordered(self, count: int) -> list[float]:
+        """The first ``count`` gaps that arrived, in ascending order."""
         done = self._sorted
         if count > len(done):  # sort the new gaps in (a sorted run plus a tail: cheap for timsort)
             done.extend(self.arrived[len(done):count])
             done.sort()
-        ordered = done if count == len(done) else sorted(self.arrived[:count])  # figures older than the cache
-        return percentile(ordered, q, presorted=True)
+        return done if count == len(done) else sorted(self.arrived[:count])  # figures older than the cache
+
+    def percentile(self, q: float, count: int) -> float | None:
+        """``percentile`` of the first ``count`` gaps that arrived."""
+        return percentile(self._ordered(count), q, presorted=True)
+
+    def longest(self, count: int) -> float | None:
+        """The longest of the first ``count`` gaps (ITL max); None if none."""
+        ordered = self._ordered(count)
+        return ordered[-1] if ordered else None
+
+    def stalls(self, count: int) -> int:
+        """How many of the first ``count`` gaps were stalls: longer than
+        ``stall_threshold`` of their median."""
+        ordered = self._ordered(count)
+        if not ordered:
+            return 0
+        return len(ordered) - bisect.bisect_right(ordered, stall_threshold(percentile(ordered, 50, presorted=True)))
 
 
 @dataclass(slots=True)
@@ -113,6 +167,11 @@ class TurnTotals:
     """``tokens_source`` of the turns that produced output."""
     server_tps: float | None = None
     """From the last turn that reported one."""
+    input_tokens: int | None = None
+    """Server-reported input (prompt) tokens, summed over the turns that
+    reported them; None if none did."""
+    input_known: bool = True
+    """Every turn that produced output reported its input tokens."""
 
     def add(self, turn: TurnState) -> None:
         """Fold in the next turn."""
@@ -134,10 +193,14 @@ class TurnTotals:
                 self.sources = self.sources | {source}
         if turn.server_tps is not None:
             self.server_tps = turn.server_tps
+        if turn.input_tokens is not None:
+            self.input_tokens = (self.input_tokens or 0) + turn.input_tokens
+        elif tokens or turn.deltas:
+            self.input_known = False
 
     def copy(self) -> TurnTotals:
         return TurnTotals(self.tokens, self.live_tokens, self.gen_tokens, self.gen_time, self.last_token_t,
-                          self.first_answer_t, self.sources, self.server_tps)
+                          self.first_answer_t, self.sources, self.server_tps, self.input_tokens, self.input_known)
 
     @property
     def output_tps(self) -> float | None:
@@ -168,6 +231,11 @@ class LaneState:
     last_exit: int | None = None
     pid: int | None = None
     """``last_standing``: the lane's fighter PID as the arena's commands see it."""
+    price: dict[str, float] | None = None
+    """The backend's ``input_per_mtok`` / ``output_per_mtok`` (dollars), if given."""
+    time_scale: float = 1.0
+    """What the lane's delays were multiplied by (sim lanes under
+    ``--time-scale``); 1.0 is real time."""
     gaps: Gaps = field(default_factory=Gaps, repr=False, compare=False)
     """Inter-token gaps in arrival order (the reducer appends them)."""
     _closed: TurnTotals = field(default_factory=TurnTotals, init=False, repr=False, compare=False)
@@ -212,11 +280,62 @@ class LaneState:
     def tokens(self) -> int:
         return self.closed().tokens + (self.turns[-1].tokens if self.turns else 0)
 
+    def streaming_turn(self) -> TurnState | None:
+        """The live turn while it streams (a first delta came, its stream has
+        not ended, the lane is running): the one whose silence counts."""
+        turn = self.turns[-1] if self.turns else None
+        if turn is None or turn.first_token_t is None or turn.ended or self.status in _ENDED:
+            return None
+        return turn
+
+    def rate_at(self, now: float, totals: TurnTotals) -> float | None:
+        """Output speed at ``now`` (tok/s): while a turn streams, its
+        (N - 1) / (now - TTFT) pooled with the closed turns' generation, so
+        silence since the last delta slows it; otherwise ``totals.output_tps``.
+        ``totals``: ``self.totals()``."""
+        turn = self.streaming_turn()
+        if turn is None or turn.tokens < 2:
+            return totals.output_tps
+        closed = self.closed()
+        spent = closed.gen_time + max(now, turn.last_token_t or now) - turn.first_token_t  # type: ignore[operator]
+        return (closed.gen_tokens + turn.tokens - 1) / spent if spent > 0 else totals.output_tps
+
+    def stalled_for(self, now: float) -> float | None:
+        """Seconds of silence at ``now`` if the lane is stalled (its streaming
+        turn silent beyond ``stall_threshold`` of its median gap), else None."""
+        turn = self.streaming_turn()
+        if turn is None or turn.last_token_t is None:
+            return None
+        silence = now - turn.last_token_t
+        if silence <= STALL_MIN_S:  # the common case: no percentile read
+            return None
+        gaps = self.gaps
+        count = len(gaps.arrived)
+        if count:  # the gaps of a turn add up to its span, and a median is at most twice the mean (Markov):
+            span = sum(t.last_token_t - t.first_token_t for t in self.turns if t.first_token_t is not None)  # type: ignore[operator]
+            if silence > stall_threshold(2.0 * max(span, 0.0) / count) * (1 + 1e-9):
+                return silence  # far past any threshold: no sort of new gaps needed to say so
+        return silence if silence > stall_threshold(gaps.percentile(50, count)) else None
+
     @property
     def live_tokens(self) -> int:
         """Deltas seen so far (usage arrives at the end of a turn)."""
         last = self.turns[-1] if self.turns else None
         return self.closed().live_tokens + (max(last.deltas, last.usage_tokens or 0) if last else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """When a running lane is expected to finish (``Standings.projection``)."""
+
+    t: float
+    """Race-clock seconds: when it reaches ``tokens`` at its rate at now."""
+    tokens: int
+    """The reply length it is projected to: ``basis``'s, capped by max_tokens."""
+    basis: str
+    """Where ``tokens`` comes from: ``finished`` (median of the lanes that
+    finished this race), ``task`` (the task's ``expected_tokens``) or
+    ``max_tokens`` (the cap: nothing better known, or the lane passed the others)."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +353,8 @@ class LaneStats:
     tokens: int
     tokens_source: str
     output_tps: float | None
+    """(N - 1) / (e2e - TTFT); read at a moment ``now``, the rate at now
+    (``LaneState.rate_at``): what the lane sustains, stalls included."""
     server_tps: float | None
     completion_s: float | None
     finish_t: float | None
@@ -251,8 +372,33 @@ class LaneStats:
     rank: int = 0
     """1-based leaderboard place, set by ``Standings.ranked``."""
     projected_t: float | None = None
-    """Long race, running lane: when it reaches ``max_tokens`` at its current
-    speed (race clock, ``Standings.projected_finish``), set by ``Standings.ranked``."""
+    """Long race, running lane: when it reaches its expected length at its
+    rate at now (race clock, ``Standings.projection``), set by ``Standings.ranked``."""
+    projected_tokens: int | None = None
+    """The expected length ``projected_t`` is for (see ``Projection.tokens``)."""
+    projection_basis: str | None = None
+    """What ``projected_tokens`` is based on (see ``Projection.basis``)."""
+    stalled_s: float | None = None
+    """Seconds the lane has been silent at the moment read, if that is a stall
+    (``LaneState.stalled_for``); None while it keeps its pace, or has ended."""
+    input_tokens: int | None = None
+    """Server-reported input tokens, summed over turns (None: never reported)."""
+    price: dict[str, float] | None = None
+    """The backend's price (``input_per_mtok`` / ``output_per_mtok``, dollars)."""
+    cost: float | None = None
+    """Dollars (``cost_of``): None without a price or with an unknown priced count."""
+    time_scale: float = 1.0
+    """The lane's delays were multiplied by this (1.0: real time)."""
+
+    @property
+    def itl_max_ms(self) -> float | None:
+        """The longest gap between deltas (ms)."""
+        return _ms(self.gaps.longest(self.gap_count))
+
+    @property
+    def stalls(self) -> int:
+        """Gaps longer than ``stall_threshold`` of the lane's median gap."""
+        return self.gaps.stalls(self.gap_count)
 
     @property
     def itl_p50_ms(self) -> float | None:
@@ -283,6 +429,8 @@ class LaneStats:
             "itl_p50_ms": _r(self.itl_p50_ms, 3),
             "itl_p90_ms": _r(self.itl_p90_ms, 3),
             "itl_p99_ms": _r(self.itl_p99_ms, 3),
+            "itl_max_ms": _r(self.itl_max_ms, 3),
+            "stalls": self.stalls,
             "server_tps": _r(self.server_tps, 2),
             "completion_s": _r(self.completion_s),
             "turns": self.turns,
@@ -291,6 +439,11 @@ class LaneStats:
             "eliminated_by": self.eliminated_by,
             "finish_reason": self.finish_reason,
             "start_skew_ms": _r(self.start_skew_ms, 3),
+            "input_tokens": self.input_tokens,
+            "price_input_per_mtok": (self.price or {}).get("input_per_mtok"),
+            "price_output_per_mtok": (self.price or {}).get("output_per_mtok"),
+            "cost": _r(self.cost, 6),
+            "time_scale": self.time_scale,
         }
 
 
@@ -299,11 +452,18 @@ def _r(value: float | None, digits: int = 4) -> float | None:
 
 
 def lane_stats(
-    lane: LaneState, totals: TurnTotals | None = None, *, rank: int = 0, projected_t: float | None = None
+    lane: LaneState,
+    totals: TurnTotals | None = None,
+    *,
+    rank: int = 0,
+    now: float | None = None,
+    projection: Projection | None = None,
 ) -> LaneStats:
     """Compute a lane's figures from its state (pure; O(1): the ITL
     percentiles are computed when read). ``totals``: ``lane.totals()`` if the
-    caller has it already; ``rank`` and ``projected_t``: see ``LaneStats``."""
+    caller has it already; ``now``: read the output speed and the stall at
+    that moment (None: as of the last token); ``rank`` and ``projection``:
+    see ``LaneStats``."""
     turns = lane.turns
     first = turns[0] if turns else None
     totals = lane.totals() if totals is None else totals
@@ -334,7 +494,7 @@ def lane_stats(
         e2e_s=e2e,
         tokens=totals.tokens,
         tokens_source=tokens_source,
-        output_tps=totals.output_tps,
+        output_tps=totals.output_tps if now is None else lane.rate_at(now, totals),
         server_tps=totals.server_tps,
         completion_s=lane.completion_t,
         finish_t=totals.last_token_t,
@@ -347,7 +507,14 @@ def lane_stats(
         gaps=lane.gaps,
         gap_count=len(lane.gaps.arrived),
         rank=rank,
-        projected_t=projected_t,
+        projected_t=None if projection is None else projection.t,
+        projected_tokens=None if projection is None else projection.tokens,
+        projection_basis=None if projection is None else projection.basis,
+        stalled_s=None if now is None else lane.stalled_for(now),
+        input_tokens=totals.input_tokens,
+        price=lane.price,
+        cost=cost_of(lane.price, totals.input_tokens, totals.tokens, input_known=totals.input_known),
+        time_scale=lane.time_scale,
     )
 
 

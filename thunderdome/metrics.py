@@ -15,7 +15,18 @@ thread that folds it. Definitions follow the metric table of DESIGN.md:
 - N: server-reported tokens when present (``usage`` / ``server``), else the
   count of deltas (``estimate``);
 - output speed: (N - 1) / (e2e - TTFT);
-- ITL: gaps between consecutive deltas of one turn.
+- ITL: gaps between consecutive deltas of one turn; ITL max is the longest,
+  and a *stall* is a gap beyond ``stall_threshold`` (max(1 s, 10 x the
+  lane's median gap)); a lane silent that long right now is stalled;
+- cost: input and output tokens x the backend's per-million price.
+
+Reads at a moment ``now`` (``ranked(now)``) are anchored at now, not at the
+last token: the output speed of a streaming lane counts its silence so far,
+and the projected finish is when the lane reaches its expected reply length
+at that rate. The expected length: the median token count of the lanes that
+already finished this race, else the task's ``expected_tokens``, else
+``max_tokens``: the first of these the lane has not passed yet, capped by
+``max_tokens``; ``Projection.basis`` says which.
 
 A lane may run several turns (the Thunderdome agent loop). Lane figures:
 TTFB/TTFT/TTFA come from turn 1; e2e runs from turn 1's request to the last
@@ -33,12 +44,14 @@ from thunderdome.lane_stats import (  # re-exported: the metrics API
     _ENDED,
     LaneState,
     LaneStats,
+    Projection,
     TurnState,
     TurnTotals,
     _r,
     lane_stats,
     percentile,
 )
+from thunderdome.specs import PRICE_KEYS
 from thunderdome.events import (
     CommandExtracted,
     Event,
@@ -70,6 +83,8 @@ class Standings:
         self.started_at = ""
         self.isolation = "none"
         self.max_tokens = 0
+        self.expected_tokens = 0
+        self.time_scale = 1.0
         self.lanes: dict[str, LaneState] = {}
         self.winner: str | None = None
         self.finished = False
@@ -115,10 +130,16 @@ class Standings:
             self.task, self.kind, self.title = event.task, event.kind, event.title
             self.win_rule, self.started_at = event.win_rule, event.started_at
             self.isolation, self.max_tokens = event.isolation, event.max_tokens
+            self.expected_tokens, self.time_scale = event.expected_tokens, event.time_scale
             for info in event.lanes:
                 lane = self._lane(str(info.get("name", "")))
                 lane.kind = str(info.get("kind", ""))
                 lane.model = str(info.get("model", ""))
+                lane.price = _price(info.get("price"))
+                scale = info.get("time_scale")
+                lane.time_scale = (
+                    float(scale) if _finite(scale) else event.time_scale if lane.kind == "sim" else 1.0
+                )
         elif isinstance(event, LaneStarted):
             lane = self._lane(event.lane)
             lane.started_t, lane.skew = event.t, event.skew
@@ -183,21 +204,41 @@ class Standings:
 
     # -- reading -------------------------------------------------------------------
 
-    def projected_finish(self, lane: LaneState, now: float, totals: TurnTotals | None = None) -> float | None:
-        """Long race: when a running lane will reach max_tokens at its current
-        speed (race-clock seconds); None until it has a speed. ``totals``:
-        ``lane.totals()`` if the caller has it already. The one projection
-        formula: ``ranked(now)`` puts it in each lane's ``projected_t``, which
-        the leaderboard and the headless table show."""
-        if lane.ended or not self.max_tokens or not lane.turns:
+    def finished_length(self) -> int | None:
+        """The median token count of the lanes that finished this race
+        cleanly (a projection's first basis); None while none has."""
+        counts = sorted(lane.tokens for lane in self.lanes.values() if lane.status in ("finished", "winner"))
+        counts = [n for n in counts if n > 0]
+        return None if not counts else round(percentile(counts, 50, presorted=True))  # type: ignore[arg-type]
+
+    def projection(self, lane: LaneState, now: float) -> Projection | None:
+        """When a running lane will reach its expected reply length at its
+        rate at ``now`` (see the module docstring), or None (ended, no rate
+        yet, no length known). The one projection formula: ``ranked(now)``
+        puts it in each lane's ``projected_t`` / ``projection_basis``."""
+        return self._projection(lane, now, lane.totals(), self.finished_length())
+
+    def _projection(self, lane: LaneState, now: float, totals: TurnTotals, finished: int | None) -> Projection | None:
+        if lane.ended or not lane.turns:
             return None
-        totals = lane.totals() if totals is None else totals
-        tps = totals.output_tps
+        tps = lane.rate_at(now, totals)
         if not tps or tps <= 0:
             return None
-        remaining = max(self.max_tokens - totals.live_tokens, 0)
+        cap = self.max_tokens
+        bases = [(n if not cap else min(n, cap), basis) for n, basis in (
+            (finished, "finished"), (self.expected_tokens, "task"), (cap, "max_tokens")) if n]
+        if not bases:
+            return None
+        done = totals.live_tokens
+        tokens, basis = next(((n, b) for n, b in bases if n > done), max(bases))
         last = totals.last_token_t if totals.last_token_t is not None else now
-        return max(now, last + remaining / tps)
+        return Projection(max(now, last) + max(tokens - done, 0) / tps, tokens, basis)
+
+    def projected_finish(self, lane: LaneState, now: float) -> float | None:
+        """``projection(lane, now).t``: the ``projected_t`` the leaderboard
+        and the headless table show."""
+        projection = self.projection(lane, now)
+        return None if projection is None else projection.t
 
     def _rank_key(self, lane: LaneState, totals: TurnTotals, projected: float | None) -> tuple:
         """A lane's place in ``ranked``: smaller first; ``lane.index`` breaks ties."""
@@ -225,15 +266,17 @@ class Standings:
         projected finish at ``now`` (default: the last event's time). O(1)
         per lane: call it as often as the figures are shown."""
         now = self.last_t if now is None else now
+        finished = self.finished_length()
         rows = []
         for lane in self.lanes.values():
             totals = lane.totals()
-            projected = self.projected_finish(lane, now, totals)
-            rows.append((self._rank_key(lane, totals, projected), lane, totals, projected))
+            projection = self._projection(lane, now, totals, finished)
+            key = self._rank_key(lane, totals, None if projection is None else projection.t)
+            rows.append((key, lane, totals, projection))
         rows.sort(key=lambda row: row[0])  # keys are unique (lane.index)
         return [
-            lane_stats(lane, totals, rank=i + 1, projected_t=projected)
-            for i, (_, lane, totals, projected) in enumerate(rows)
+            lane_stats(lane, totals, rank=i + 1, now=now, projection=projection)
+            for i, (_, lane, totals, projection) in enumerate(rows)
         ]
 
     def results(self) -> dict[str, Any]:
@@ -247,11 +290,26 @@ class Standings:
                 "started_at": self.started_at,
                 "isolation": self.isolation,
                 "max_tokens": self.max_tokens,
+                "expected_tokens": self.expected_tokens or None,
+                "time_scale": self.time_scale,
                 "duration_s": _r(self.finished_t),
             },
             "lanes": [s.to_dict() for s in self.ranked(self.finished_t)],
             "winner": self.winner,
         }
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _price(value: Any) -> dict[str, float] | None:
+    """A lane's ``price`` from a race_started lanes entry (recordings are
+    untrusted: only the known keys with finite numbers are kept)."""
+    if not isinstance(value, dict):
+        return None
+    price = {key: float(value[key]) for key in PRICE_KEYS if _finite(value.get(key))}
+    return price or None
 
 
 def compute_results(events: Iterable[Event]) -> dict[str, Any]:
@@ -275,6 +333,7 @@ def long_race_winner(standings: Standings) -> str | None:
 __all__ = [
     "LaneState",
     "LaneStats",
+    "Projection",
     "Standings",
     "TurnState",
     "compute_results",

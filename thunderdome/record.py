@@ -167,6 +167,7 @@ def header_for(race: dict[str, Any]) -> dict[str, Any]:
         "title": race.get("title", ""),
         "backends": list(race.get("lanes", [])),
         "isolation": race.get("isolation", ""),
+        "time_scale": race.get("time_scale", 1.0),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -62,6 +62,8 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
     title = f"{standings.task} · {standings.kind}"
     if standings.win_rule:
         title += f" · {standings.win_rule}"
+    if standings.time_scale != 1.0:
+        title += f" · sim time ×{standings.time_scale:g}"
     ranked = standings.ranked(now)
     show_model = not compact and any(s.model and s.model != s.name for s in ranked)
     thunderdome = standings.kind == "thunderdome"
@@ -118,6 +120,8 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
             command = (redact(lane.last_command).splitlines() or [""])[0]  # redact, then cut
             return f"$ {command[:40]}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
         return s.verdict
+    if s.stalled_s is not None:
+        return f"stalled {s.stalled_s:.1f} s"
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
         return f"ETA {s.projected_t:.1f} s"
     if s.finish_reason and s.finish_reason != "stop":

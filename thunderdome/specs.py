@@ -16,6 +16,8 @@ from typing import Any
 from thunderdome.redact import remember_backend, scrub_urls
 
 BACKEND_KINDS = ("openai", "ollama", "anthropic", "sim")
+PRICE_KEYS = ("input_per_mtok", "output_per_mtok")
+"""What a backend's ``price`` may name: dollars per million tokens."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class BackendSpec:
     protocol: str = "openai"
     """``sim`` only: which wire protocol to speak to the emulator."""
     price: dict[str, float] | None = None
-    """Optional ``input_per_mtok`` / ``output_per_mtok`` in dollars."""
+    """Optional ``input_per_mtok`` / ``output_per_mtok`` (``PRICE_KEYS``), dollars
+    per million tokens; a lane's cost is its input and output tokens x these."""
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: dict[str, Any] = field(default_factory=dict)
     """Extra request options (temperature, ...); for ``sim``, those named in
@@ -85,6 +88,8 @@ class BackendSpec:
         if self.kind == "sim":
             data["profile"] = self.profile
             data["protocol"] = self.protocol
+            if "time_scale" in self.options:  # this lane's own, over the race's --time-scale
+                data["time_scale"] = float(self.options["time_scale"])
         if self.api_key_env:
             data["api_key_env"] = self.api_key_env  # the variable's name only
         if self.price:
@@ -119,6 +124,9 @@ class TaskSpec:
     """``first_correct`` | ``last_standing`` (thunderdome only)."""
     max_turns: int = 1
     max_tokens: int = 1024
+    expected_tokens: int = 0
+    """How long a reply is expected to be (0: not said): what a running lane's
+    finish is projected from until a lane of the race has finished."""
     timeout: float = 120.0
     """Seconds for the whole race."""
     exec_timeout: float = 10.0

@@ -91,6 +91,7 @@ class Race:
         *,
         max_tokens: int | None = None,
         standings: Standings | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         self.task = task
         self.mode = mode
@@ -99,6 +100,8 @@ class Race:
         self.standings = standings if standings is not None else Standings()
         self.sinks.insert(0, self.standings.apply)
         self.max_tokens = max_tokens or task.max_tokens
+        self.time_scale = time_scale
+        """What sim lanes' delays are multiplied by (reported in RaceStarted)."""
         self.t0: float | None = None
         self.finished = False
         self.winner: str | None = None
@@ -202,6 +205,8 @@ class Race:
                 isolation=self.mode.isolation,
                 win_rule=self.task.win_rule,
                 max_tokens=self.max_tokens,
+                expected_tokens=min(self.task.expected_tokens, self.max_tokens),
+                time_scale=self.time_scale,
             )
         )
 

@@ -82,7 +82,8 @@ async def run_race(
                 raise RaceSetupError(f"backend {spec.name!r} ({spec.url or spec.kind}): {exc}") from None
             lanes.append((spec, backend))
         await warm_up(backend for _, backend in lanes)
-        race = Race(task, lanes, mode_for(task, isolation=isolation, seed=seed), sinks, max_tokens=max_tokens, standings=standings)
+        mode = mode_for(task, isolation=isolation, seed=seed)
+        race = Race(task, lanes, mode, sinks, max_tokens=max_tokens, standings=standings, time_scale=time_scale)
         return await race.run()
     finally:
         if handle is not None:

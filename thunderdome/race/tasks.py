@@ -73,6 +73,9 @@ Fields:
   the model is told what happened (exit code, output tail, failed check) and
   answers again, until it passes or runs out of turns (then: eliminated).
 - ``max_tokens`` (int >= 1, default 1024): output cap sent with every request.
+- ``expected_tokens`` (int, 1 to ``max_tokens``, optional): how long a reply
+  is expected to be. A running lane's finish is projected from it until some
+  lane has finished the race (then from their median length).
 - ``timeout`` (seconds > 0, default 120): the whole race; a lane still
   working then is eliminated (out of time).
 - ``exec_timeout`` (seconds > 0, default 10): one command in the sandbox.
@@ -108,7 +111,7 @@ CHECK_KINDS: dict[str, tuple[str, ...]] = {
 
 _FIELDS = {
     "name", "title", "kind", "win_rule", "system", "user", "setup_files", "checks", "max_turns",
-    "max_tokens", "timeout", "exec_timeout", "reference", "wrong_answer",
+    "max_tokens", "expected_tokens", "timeout", "exec_timeout", "reference", "wrong_answer",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PROMPT_FIELDS = ("lane", "task", "workdir", "pid", "opponents", "opponent_count")
@@ -292,6 +295,7 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
                     raise _err(source, data.line_of(key), f"'{key}' does not apply to last_standing tasks (the arena decides)")
         if not reference.strip():
             raise _err(source, data.line_of("reference"), "thunderdome task is missing 'reference' (the reference answer)")
+    max_tokens = _int(data, "max_tokens", source, 1024, 1, 1_000_000)
     return TaskSpec(
         name=name,
         title=_text(data, "title", source, default=name).strip() or name,
@@ -300,7 +304,8 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
         system=system,
         win_rule=win_rule,
         max_turns=_int(data, "max_turns", source, 1, 1, 50),
-        max_tokens=_int(data, "max_tokens", source, 1024, 1, 1_000_000),
+        max_tokens=max_tokens,
+        expected_tokens=_int(data, "expected_tokens", source, 0, 1, max_tokens),
         timeout=timeout,
         exec_timeout=exec_timeout,
         setup_files=setup_files,

@@ -185,6 +185,8 @@ class RecordingNote(Widget):
         text.append(f"{numbers.seconds(duration).strip()}", Style(bold=True))
         if standings.max_tokens:
             text.append(f" · max {standings.max_tokens} tokens", DIM)
+        if standings.time_scale != 1.0:
+            text.append(f" · sim time ×{standings.time_scale:g}", Style(color="#ffcf33", bold=True))
         if standings.started_at:
             text.append("\nstarted    ", LABEL)
             text.append(standings.started_at[:19].replace("T", " ") + " UTC", DIM)

@@ -50,6 +50,8 @@ def race_status(
         status.append(f"  {alive}/{len(standings.lanes)} lanes running", DIM)
         if standings.max_tokens:
             status.append(f" · max {standings.max_tokens} tokens", DIM)
+    if standings.time_scale != 1.0:
+        status.append(f"   sim time ×{standings.time_scale:g}", Style(color="#ffcf33", bold=True))
     if replay_speed is not None:
         state = "⏸ PAUSED" if paused else "▶ REPLAY"
         status.append(f"   {state} {replay_speed:g}×", Style(color="#2ec4f0", bold=True))

@@ -62,13 +62,15 @@ def leaderboard_table(
     if not compact:
         table.add_column("tok/s", justify="right", width=6, no_wrap=True)
         table.add_column("tokens", justify="right", width=6, no_wrap=True)
+        if priced(standings):
+            table.add_column("$", justify="right", width=COST_W, no_wrap=True)
     label = "done" if standings.kind == "thunderdome" else "finish"
     table.add_column(label, justify="right", width=7, no_wrap=True)
     for i, s in enumerate(standings.ranked(now) if ranked is None else ranked):
         if i and leading:
             for _ in range(leading):
                 table.add_row()
-        table.add_row(*_cells(standings, s, now, colors, compact))
+        table.add_row(*_cells(standings, s, now, colors, compact, priced(standings)))
     return table
 
 
@@ -102,8 +104,9 @@ def leaderboard_rows(
     measuring a rich Table, which matters at 20 frames a second. Widths too
     small for the lane column fall back to the table."""
     fixed = [(2, "right"), (0, "left"), (1, "left"), (7, "right")]
+    cost = not compact and priced(standings)
     if not compact:
-        fixed += [(6, "right"), (6, "right")]
+        fixed += [(6, "right"), (6, "right")] + ([(COST_W, "right")] if cost else [])
     fixed.append((7, "right"))
     lane_w = width - sum(w for w, _ in fixed) - (len(fixed) - 1)
     if lane_w < 8:
@@ -121,19 +124,29 @@ def leaderboard_rows(
         return out
 
     label = "done" if standings.kind == "thunderdome" else "finish"
-    heads = ["#", "lane", "", "TTFT"] + ([] if compact else ["tok/s", "tokens"]) + [label]
+    heads = ["#", "lane", "", "TTFT"] + ([] if compact else ["tok/s", "tokens"] + ["$"] * cost) + [label]
     rows = [row([Text(h, HEADER) for h in heads])]
     for i, s in enumerate(standings.ranked(now) if ranked is None else ranked):
         if i and leading:
             rows.extend(Text(" " * width, no_wrap=True, end="") for _ in range(leading))
-        rows.append(row(_cells(standings, s, now, colors, compact)))
+        rows.append(row(_cells(standings, s, now, colors, compact, cost)))
     return rows
 
 
 HEADER = Style(bold=True, color="#9a9a9a")
 
 
-def _cells(standings: Standings, s: LaneStats, now: float, colors: dict[str, str], compact: bool) -> list[Text]:
+def priced(standings: Standings) -> bool:
+    """Some lane has a price: the board shows a cost column."""
+    return any(lane.price for lane in standings.lanes.values())
+
+
+COST_W = 7
+
+
+def _cells(
+    standings: Standings, s: LaneStats, now: float, colors: dict[str, str], compact: bool, cost: bool = False
+) -> list[Text]:
     lane = standings.lanes[s.name]
     color = colors.get(s.name, "")
     status_color = STATUS_COLOR.get(s.status, "")
@@ -152,6 +165,8 @@ def _cells(standings: Standings, s: LaneStats, now: float, colors: dict[str, str
         tokens = lane.live_tokens if not lane.ended else s.tokens
         mark = "*" if lane.ended and s.tokens_source == "estimate" else ""
         row.append(Text(f"{tokens}{mark}"))
+        if cost:
+            row.append(Text("—" if s.cost is None else f"{s.cost:.4f}"))
     row.append(_when(standings, s, now))
     return row
 
