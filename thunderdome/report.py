@@ -155,7 +155,10 @@ def summary(standings: Standings, recording: str | None = None, width: int = 200
 
 
 class LiveReporter:
-    """Shows the standings live on ``console`` while the race runs."""
+    """Shows the race live on ``console`` while it runs: on a terminal a table
+    redrawn at ``LIVE_HZ``; in a pipe or a file, a plain line per lane moment
+    that matters (first token, finish, elimination, error), so a log shows
+    the race as it happens."""
 
     def __init__(self, standings: Standings, console: Console, clock) -> None:
         self.standings = standings
@@ -163,21 +166,48 @@ class LiveReporter:
         self.clock = clock
         self._task: asyncio.Task | None = None
         self._live: Live | None = None
+        self._told: dict[str, set[str]] = {}
+        """Per lane, the moments already printed (pipe mode)."""
 
     def _render(self) -> Table:
         return standings_table(self.standings, self.clock(), width=self.console.width)
 
     async def _loop(self) -> None:
-        assert self._live is not None
         while True:
             await asyncio.sleep(1.0 / LIVE_HZ)
-            self._live.update(self._render())
+            if self._live is not None:
+                self._live.update(self._render(), refresh=True)
+            else:
+                self._print_moments()
+
+    def _print_moments(self) -> None:
+        for name, lane in self.standings.lanes.items():
+            told = self._told.setdefault(name, set())
+            first = next((t.first_token_t for t in lane.turns if t.first_token_t is not None), None)
+            if first is not None and "first" not in told:
+                told.add("first")
+                request = lane.turns[0].request_t if lane.turns else None
+                ttft = f" (TTFT {first - request:.3f} s)" if request is not None else ""
+                self._say(first, name, f"first token{ttft}")
+            if lane.ended and "end" not in told:
+                told.add("end")
+                what = {"error": "error", "eliminated": "eliminated"}.get(lane.status, "finished")
+                end_t = lane.end_t if lane.end_t is not None else self.clock()
+                usual = lane.status not in ("error", "eliminated") and lane.reason in ("stop", "end_turn", "")
+                detail = "" if usual else f": {lane.reason}"
+                self._say(end_t, name, f"{what}{detail} ({lane.tokens} tokens)")
+
+    def _say(self, t: float, lane: str, what: str) -> None:
+        line = Text(f"{t:8.3f} s  ")
+        line.append_text(cell(lane, "bold"))
+        line.append("  ")
+        line.append_text(cell(what, limit=300))
+        self.console.print(line, soft_wrap=True)
 
     def start(self) -> None:
-        if not self.console.is_terminal:
-            return
-        self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=True)
-        self._live.start()
+        if self.console.is_terminal:
+            self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=True)
+            self._live.start()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -189,6 +219,8 @@ class LiveReporter:
                 pass
         if self._live is not None:
             self._live.stop()
+        else:
+            self._print_moments()  # the last moments, before the summary
 
 
 class RaceClock:
