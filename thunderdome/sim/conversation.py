@@ -30,19 +30,29 @@ class Conversation:
     shell_tool: ShellTool | None
 
 
+def _texts(parts: list[Any]) -> str:
+    return "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+
+
 def text_of(content: Any) -> str:
-    """Text of a message content: a string, or parts with ``text`` (or, for
-    Anthropic ``tool_result`` blocks, nested ``content``)."""
+    """Text of a message content: a string, or parts with ``text``; an
+    Anthropic ``tool_result`` part adds its own content (one level deep)."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        parts = []
-        for p in content:
-            if isinstance(p, dict):
-                text = p.get("text")
-                parts.append(text if isinstance(text, str) else text_of(p.get("content")))
-        return "".join(parts)
-    return ""
+    if not isinstance(content, list):
+        return ""
+    out = []
+    for p in content:
+        if not isinstance(p, dict):
+            continue
+        inner = p.get("content") if p.get("type") == "tool_result" else None
+        if isinstance(inner, str):
+            out.append(inner)
+        elif isinstance(inner, list):
+            out.append(_texts(inner))
+        elif isinstance(p.get("text"), str):
+            out.append(p["text"])
+    return "".join(out)
 
 
 def _is_tool_result(protocol: str, message: Mapping[str, Any]) -> bool:
