@@ -6,6 +6,7 @@ view is in ``test_sim_official_clients.py``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -43,7 +44,8 @@ def body(sim: dict | None = None, **extra) -> dict:
 
 
 def events(raw: bytes) -> list[tuple[str, dict]]:
-    """(event name, data) per SSE frame; asserts each frame's name equals its data's type."""
+    """(event name, data) per SSE frame; asserts each frame's name equals its data's type
+    and its data is compact JSON exactly as ``json.dumps`` writes it (templates cut no corner)."""
     out = []
     for block in raw.decode("utf-8").split("\n\n"):
         if not block or block.startswith(":"):
@@ -52,6 +54,7 @@ def events(raw: bytes) -> list[tuple[str, dict]]:
         assert lines[0].startswith("event: ") and lines[1].startswith("data: ") and len(lines) == 2, block
         name, data = lines[0][7:], json.loads(lines[1][6:])
         assert data["type"] == name
+        assert json.dumps(data, ensure_ascii=False, separators=(",", ":")) == lines[1][6:]
         out.append((name, data))
     return out
 
@@ -96,6 +99,17 @@ async def test_a_stream_opens_at_once_numbers_every_event_and_ends_with_complete
     assert usage["output_tokens_details"]["reasoning_tokens"] == len(tokenize(THINK))
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     assert evs[0][1]["response"]["usage"] is None and evs[0][1]["response"]["output"] == []
+
+
+async def test_created_and_in_progress_leave_before_the_first_token_is_due(client):
+    """With token 0 held back for a minute (a stall at slot 0), both opening events still arrive."""
+    request = body({"fault": "stall_after", "fault_at": 0, "stall_s": 60.0, "time_scale": 1.0})
+    seen = b""
+    async with client.stream("POST", PATH, json=request) as resp:
+        pieces = resp.aiter_raw()
+        while seen.count(b"\n\n") < 2:
+            seen += await asyncio.wait_for(pieces.__anext__(), 10)
+    assert [n for n, _ in events(seen)] == ["response.created", "response.in_progress"]
 
 
 async def test_instructions_and_input_items_count_as_input_tokens(client):

@@ -7,12 +7,13 @@ functions (``sim.tools``, ``sim.conversation``) on hand-made request bodies.
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
 from thunderdome.race.extract import extract_command
-from thunderdome.sim import EmulatorServer, tokenize
+from thunderdome.sim import EmulatorServer, get_profile, tokenize
 from thunderdome.sim import conversation
 from thunderdome.sim.tools import CLOSING_TEXT, ShellTool, ToolCallReply, call_for, choose_answer, find_shell_tool
 
@@ -96,11 +97,14 @@ async def post_chunks(client: httpx.AsyncClient, path: str, body: dict) -> tuple
 
 
 def sse_data(chunks: list[bytes]) -> list[dict]:
-    """The JSON of each ``data:`` line (``[DONE]`` left out)."""
+    """The JSON of each ``data:`` line (``[DONE]`` left out); each is compact,
+    exactly as ``json.dumps`` writes it (the per-token templates cut no corner)."""
     out = []
     for line in b"".join(chunks).decode().split("\n"):
         if line.startswith("data: ") and line != "data: [DONE]":
-            out.append(json.loads(line[6:]))
+            obj = json.loads(line[6:])
+            assert json.dumps(obj, ensure_ascii=False, separators=(",", ":")) == line[6:]
+            out.append(obj)
     return out
 
 
@@ -320,3 +324,34 @@ async def test_max_tokens_inside_the_arguments_ends_with_length_and_a_partial_ca
         d["tool_calls"][0]["function"]["arguments"] for f in frames if "tool_calls" in (d := f["choices"][0]["delta"])
     )
     assert args == "".join(tokenize(ARGS)[:6]) and frames[-1]["choices"][0]["finish_reason"] == "length"
+
+
+ARG_FRAME = {
+    "openai": b'"arguments":',
+    "ollama": b'"tool_calls":',
+    "anthropic": b'"input_json_delta"',
+    "responses": b'"response.function_call_arguments.delta"',
+}
+"""A marker found only in the frames that carry argument text."""
+
+
+@pytest.mark.parametrize("protocol", PATHS)
+async def test_argument_tokens_are_never_sent_before_the_profile_says(emu, client, protocol):
+    """Token k of the arguments leaves no earlier than arrival + scale * due(k): the
+    profile's TTFT, then its rate (Ollama: the whole call, at the last token's time)."""
+    body = body_for(protocol, tools=offered(protocol))
+    body["thunderdome_sim"] = {"reply": REFERENCE, "reasoning": "", "seed": 7}
+    stamped: list[float] = []
+    async with client.stream("POST", PATHS[protocol], json=body) as resp:
+        buffer = b""
+        async for piece in resp.aiter_raw():
+            now = time.monotonic()
+            buffer += piece
+            *frames, buffer = buffer.split(b"\n" if protocol == "ollama" else b"\n\n")
+            stamped += [now for f in frames if ARG_FRAME[protocol] in f and b'"arguments":""' not in f]
+    record, due = emu.log[-1], get_profile("fast-local").schedule(7).due
+    n = len(tokenize(ARGS))
+    wanted = [n - 1] if protocol == "ollama" else list(range(n))
+    assert len(stamped) == len(wanted) and record["tokens"] == n
+    for t, k in zip(stamped, wanted):
+        assert t >= record["t_arrival"] + SCALE * due(k)

@@ -1,4 +1,5 @@
-"""Frame encoders for OpenAI and Ollama (Anthropic: ``wire_anthropic.py``).
+"""Frame encoders for OpenAI chat and Ollama (Anthropic: ``wire_anthropic.py``;
+Responses: ``wire_responses.py``), text, reasoning and tool calls.
 
 Invariant: an encoder only turns facts into bytes; it never sleeps, and the
 only clock it reads is the wall clock for labels (``created``,
@@ -233,7 +234,8 @@ class OpenAIEncoder(Encoder):
         call = self.tool_call
         assert call is not None
         self.call_started = True
-        opened = {"index": 0, "id": "call_" + call.id_hex, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        fn = {"name": call.name, "arguments": ""}
+        opened = {"index": 0, "id": "call_" + call.id_hex, "type": "function", "function": fn}
         return self._chunk({"tool_calls": [opened]}, None)
 
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
@@ -346,14 +348,18 @@ class OllamaEncoder(Encoder):
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
         if channel != "tool":
             return self._delta_frame_ch(text, channel)
-        if finish != FINISH_TOOL:  # Ollama sends a call whole, once its arguments are complete
+        # Ollama generates a call's arguments on the schedule like any tokens
+        # (they count in eval_count), but sends the call whole, once complete.
+        if finish != FINISH_TOOL:
             return b""
-        return self._line({"model": self.model, "created_at": ollama_time(), "message": self._call_message(), "done": False})
+        line = {"model": self.model, "created_at": ollama_time(), "message": self._call_message(), "done": False}
+        return self._line(line)
 
     def _call_message(self) -> dict[str, Any]:
         call = self.tool_call
         assert call is not None
-        return {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": call.name, "arguments": call.input}}]}
+        calls = [{"function": {"name": call.name, "arguments": call.input}}]
+        return {"role": "assistant", "content": "", "tool_calls": calls}
 
     def _delta_line(self, created_at: str, text: str, channel: str) -> bytes:
         return self._line(
@@ -428,4 +434,14 @@ class OllamaEncoder(Encoder):
         return {"model": obj.pop("model"), "created_at": obj.pop("created_at"), "message": message, **obj}
 
 
-__all__ = ["FINISH_TOOL", "Encoder", "OllamaEncoder", "OpenAIEncoder", "Stats", "dumps", "dumps_str", "ollama_time", "template"]
+__all__ = [
+    "FINISH_TOOL",
+    "Encoder",
+    "OllamaEncoder",
+    "OpenAIEncoder",
+    "Stats",
+    "dumps",
+    "dumps_str",
+    "ollama_time",
+    "template",
+]

@@ -2,7 +2,9 @@
 
 Invariant: as in ``wire.py``, an encoder only turns facts into bytes. The
 content blocks follow the real API's order: a ``thinking`` block (closed by
-a ``signature_delta``) before the ``text`` block, one ``ping`` after the first
+a ``signature_delta``) before the ``text`` block or the ``tool_use`` block
+(its input streamed as ``input_json_delta``, ending with ``stop_reason:
+tool_use``), one ``ping`` after the first
 ``content_block_start``, and ``message_delta`` carrying the *cumulative*
 ``usage.output_tokens``.
 """
