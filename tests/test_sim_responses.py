@@ -266,3 +266,19 @@ async def test_keepalive_comments_do_not_disturb_the_events(client):
     assert b": keep-alive\n\n" in raw
     evs = events(raw)
     assert evs[-1][0] == "response.completed" and deltas(evs, "response.output_text.delta") == REPLY
+
+
+@pytest.mark.parametrize("argv", [["sim", "serve", "--help"], ["--help"]])
+def test_sim_serve_help_lists_the_responses_endpoint(capsys, argv):
+    """Both ways in: ``thunderdome sim serve`` and the emulator's own command."""
+    from thunderdome.cli import main
+    from thunderdome.sim import serve_main
+
+    run = main if argv[0] == "sim" else serve_main
+    try:
+        code = run(argv)
+    except SystemExit as exc:
+        code = exc.code
+    assert code in (0, None)
+    listed = capsys.readouterr().out
+    assert all(path in listed for path in ("/v1/responses", "/v1/chat/completions", "/api/chat", "/v1/messages"))
