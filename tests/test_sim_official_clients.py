@@ -1,4 +1,5 @@
-"""The official openai, anthropic and ollama packages stream from the emulator unchanged."""
+"""The official openai, anthropic and ollama packages stream from the emulator unchanged:
+text, reasoning, native tool calls and their closing turn, and the OpenAI Responses API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import openai
 import pytest
 
 from thunderdome.sim import EmulatorServer, start_emulator_thread, tokenize
+from thunderdome.sim.tools import CLOSING_TEXT
 
 SCALE = 0.02
 REPLY = "Sure — run `kill -9 4242` and the fight is over. ✅"
@@ -154,3 +156,125 @@ def test_ollama_sync_stream_list_and_errors(emu_thread):
     with pytest.raises(ollama.ResponseError) as info:
         client.chat(model="llama-nope", messages=MSGS)
     assert info.value.status_code == 404
+
+
+# --- tool calls and the Responses API ---------------------------------------------------------
+
+COMMAND = "kill -9 4242"
+REFERENCE = f"```bash\n{COMMAND}\n```"
+TOOL_SIM = {"thunderdome_sim": {"reply": REFERENCE}}
+BASH_SCHEMA = {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}
+CHAT_TOOLS = [{"type": "function", "function": {"name": "bash", "description": "Run a command", "parameters": BASH_SCHEMA}}]
+
+
+async def test_openai_chat_stream_with_tools_then_the_closing_turn(emu):
+    client = openai.AsyncOpenAI(base_url=f"{emu.url}/v1", api_key="x", max_retries=0)
+    stream = await client.chat.completions.create(
+        model="thinker",
+        messages=MSGS,
+        tools=CHAT_TOOLS,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body=TOOL_SIM,
+    )
+    calls: dict[int, dict] = {}
+    finish, usage = None, None
+    async for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for tc in choice.delta.tool_calls or []:
+                slot = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+                slot["id"] = tc.id or slot["id"]
+                slot["name"] += (tc.function.name or "") if tc.function else ""
+                slot["arguments"] += (tc.function.arguments or "") if tc.function else ""
+    assert finish == "tool_calls" and list(calls) == [0]
+    call = calls[0]
+    assert call["name"] == "bash" and json.loads(call["arguments"]) == {"command": COMMAND}
+    assert usage.completion_tokens == 40 + len(tokenize(call["arguments"]))
+    followup = MSGS + [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": call["id"], "type": "function", "function": {"name": "bash", "arguments": call["arguments"]}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "killed"},
+    ]
+    done = await client.chat.completions.create(model="instant", messages=followup, tools=CHAT_TOOLS, extra_body=TOOL_SIM)
+    await client.close()
+    assert done.choices[0].finish_reason == "stop" and done.choices[0].message.content == CLOSING_TEXT
+    assert not done.choices[0].message.tool_calls
+
+
+async def test_openai_responses_stream_with_a_function_tool_then_its_output(emu):
+    client = openai.AsyncOpenAI(base_url=f"{emu.url}/v1", api_key="x", max_retries=0)
+    tools = [{"type": "function", "name": "shell", "parameters": BASH_SCHEMA, "strict": False}]
+    async with client.responses.stream(
+        model="thinker", input="Finish the fight", tools=tools, instructions="Be terse.", extra_body=TOOL_SIM
+    ) as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_response()
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert "response.function_call_arguments.delta" in kinds and "response.reasoning_text.delta" in kinds
+    call = final.output[-1]
+    assert call.type == "function_call" and call.name == "shell"
+    assert json.loads(call.arguments) == {"command": COMMAND}
+    assert final.usage.output_tokens == 40 + len(tokenize(call.arguments))
+    assert final.usage.output_tokens_details.reasoning_tokens == 40
+    history = [
+        {"role": "user", "content": [{"type": "input_text", "text": "Finish the fight"}]},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "killed"},
+    ]
+    async with client.responses.stream(model="instant", input=history, tools=tools, extra_body=TOOL_SIM) as stream:
+        text = "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
+        closing = await stream.get_final_response()
+    assert text == CLOSING_TEXT == closing.output_text and closing.status == "completed"
+    with pytest.raises(openai.RateLimitError):
+        await client.responses.create(model="cloud", input="x", extra_body={"thunderdome_sim": {"fault": "http_429"}})
+    await client.close()
+
+
+def test_openai_responses_text_with_max_output_tokens(emu_thread):
+    client = openai.OpenAI(base_url=f"{emu_thread.url}/v1", api_key="x", max_retries=0)
+    with client.responses.stream(model="fast-local", input="hi", max_output_tokens=4, extra_body=SIM) as stream:
+        events = list(stream)
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "".join(tokenize(REPLY)[:4])
+    assert events[-1].type == "response.incomplete" and events[-1].response.status == "incomplete"
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+    whole = client.responses.create(model="fast-local", input="hi", extra_body=SIM)
+    assert whole.output_text == REPLY and whole.usage.output_tokens == len(tokenize(REPLY))
+
+
+async def test_anthropic_stream_with_tools_then_the_tool_result(emu):
+    client = anthropic.AsyncAnthropic(base_url=emu.url, api_key="x", max_retries=0)
+    tools = [{"name": "bash", "description": "Run a command", "input_schema": BASH_SCHEMA}]
+    async with client.messages.stream(model="thinker", max_tokens=1000, messages=MSGS, tools=tools, extra_body=TOOL_SIM) as stream:
+        final = await stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "tool_use"] and final.stop_reason == "tool_use"
+    use = final.content[1]
+    assert use.name == "bash" and use.input == {"command": COMMAND}
+    assert final.usage.output_tokens == 40 + len(tokenize(json.dumps(use.input)))
+    followup = MSGS + [
+        {"role": "assistant", "content": [b.model_dump() for b in final.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "killed"}]},
+    ]
+    async with client.messages.stream(model="instant", max_tokens=1000, messages=followup, tools=tools, extra_body=TOOL_SIM) as stream:
+        text = "".join([t async for t in stream.text_stream])
+        closing = await stream.get_final_message()
+    await client.close()
+    assert text == CLOSING_TEXT == closing.content[-1].text and closing.stop_reason == "end_turn"
+
+
+async def test_ollama_chat_with_tools_then_the_tool_message(emu):
+    client = ollama.AsyncClient(host=emu.url)
+    opts = {"thunderdome_sim": {"reply": REFERENCE}}
+    parts = [p async for p in await client.chat(model="instant", messages=MSGS, tools=CHAT_TOOLS, stream=True, options=opts)]
+    calls = [c for p in parts for c in (p.message.tool_calls or [])]
+    assert len(calls) == 1 and calls[0].function.name == "bash"
+    assert dict(calls[0].function.arguments) == {"command": COMMAND}
+    assert parts[-1].done and parts[-1].done_reason == "stop"
+    followup = MSGS + [
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "bash", "arguments": {"command": COMMAND}}}]},
+        {"role": "tool", "content": "killed"},
+    ]
+    closing = await client.chat(model="instant", messages=followup, tools=CHAT_TOOLS, options=opts)
+    assert closing.message.content == CLOSING_TEXT and not closing.message.tool_calls
+    assert closing.done_reason == "stop"

@@ -96,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("sim", help="the built-in backend emulator")
     sim_sub = sim.add_subparsers(dest="sim_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    serve = sim_sub.add_parser("serve", help="serve the emulator (OpenAI, Ollama and Anthropic protocols)")
+    serve = sim_sub.add_parser(
+        "serve",
+        help="serve the emulator (OpenAI chat and Responses, Ollama and Anthropic protocols)",
+        description="Serve the emulator: POST /v1/chat/completions, /v1/responses, /api/chat and "
+        "/v1/messages (tool calls included); GET /v1/models, /api/tags, /api/version.",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
     serve.add_argument("--time-scale", type=_positive_float, default=1.0, metavar="X")

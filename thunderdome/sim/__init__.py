@@ -1,16 +1,20 @@
 """The built-in LLM backend emulator: a real HTTP server for races and tests.
 
-Invariant: the emulator speaks the OpenAI chat-completions SSE, Ollama NDJSON
-and Anthropic Messages SSE protocols well enough for the official clients to
-stream from it unchanged, with each token paced on a profile's schedule from
-the request's arrival time. Clients steer it per request with the
+Invariant: the emulator speaks the OpenAI chat-completions SSE, OpenAI
+Responses SSE, Ollama NDJSON and Anthropic Messages SSE protocols, native
+tool calls included, well enough for the official clients to stream from it
+unchanged, with each token paced on a profile's schedule from the request's
+arrival time. Clients steer it per request with the
 ``thunderdome_sim`` object (see ``directives.py``; faults in ``faults.py``).
 
 Module map: ``profiles`` (timing), ``replies`` (tokenizer, text), ``directives``
-(per-request steering), ``faults`` (catalogue), ``wire`` (frame encoders),
-``http`` (HTTP/1.1, arrival stamps), ``stream`` (the paced runner), ``server``
-(routing, log), ``precise_loop`` (timers on time), ``launch`` (thread /
-process / command), ``options`` (the one list of sim lane options).
+(per-request steering), ``faults`` (catalogue), ``conversation`` (what a
+request says), ``tools`` (the shell tool and the call a sim lane makes),
+``wire`` / ``wire_anthropic`` / ``wire_responses`` (frame encoders),
+``protocols`` (routes), ``http`` (HTTP/1.1, arrival stamps), ``stream``
+(the paced runner), ``server`` (routing, log), ``precise_loop`` (timers on
+time), ``launch`` (thread / process / command), ``options`` (the one list of
+sim lane options).
 
 Importing this package loads none of them: each name below loads its module
 on first use, so a backends file with sim lanes (which needs only

@@ -209,7 +209,11 @@ def spawn_emulator_process(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thunderdome sim serve", description="Serve the LLM backend emulator.")
+    p = argparse.ArgumentParser(
+        prog="thunderdome sim serve",
+        description="Serve the LLM backend emulator: POST /v1/chat/completions, /v1/responses, "
+        "/api/chat and /v1/messages (tool calls included); GET /v1/models, /api/tags, /api/version.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every delay (default 1.0)")

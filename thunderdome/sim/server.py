@@ -1,10 +1,13 @@
-"""The emulator: one asyncio HTTP/1.1 server speaking OpenAI, Ollama, Anthropic.
+"""The emulator: one asyncio HTTP/1.1 server speaking OpenAI (chat completions and
+Responses), Ollama and Anthropic, with native tool calls in all of them.
 
 Invariant: every chat request is answered from (profile, directives, reply
 table) alone and paced from its own arrival time (``Request.t_arrival``, the
 moment the whole request had reached the server), so concurrent streams never slow
 each other down beyond the event loop's latency; nothing proportional to the
-reply's length runs before its first token. Every chat request leaves exactly
+reply's length runs before its first token. What is said comes from
+``tools.choose_answer``: a call of the offered shell tool, the closing text
+after a tool result, or the reply itself. Every chat request leaves exactly
 one record in ``log`` (kept for the last 10 000), updated as its tokens go out.
 """
 
@@ -18,6 +21,7 @@ from collections import deque
 from typing import Any, Mapping
 from urllib.parse import parse_qs
 
+from thunderdome.sim import conversation
 from thunderdome.sim import directives as directives_mod
 from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS, REPLY_FAULTS
 from thunderdome.sim.http import (
@@ -30,8 +34,9 @@ from thunderdome.sim.http import (
     start_http_server,
 )
 from thunderdome.sim.profiles import PROFILES, Profile
-from thunderdome.sim.replies import choose_reply, match_table, tokenize
+from thunderdome.sim.replies import match_table
 from thunderdome.sim.stream import StreamRun
+from thunderdome.sim.tools import ToolCallReply, choose_answer
 from thunderdome.sim.protocols import CHAT_ROUTES, ENCODERS
 from thunderdome.sim.wire import Encoder, Stats
 
@@ -39,33 +44,6 @@ log = logging.getLogger(__name__)
 
 LOG_SIZE = 10_000
 OLLAMA_VERSION = "0.11.0"
-
-
-def _text_of(content: Any) -> str:
-    """Text of an OpenAI/Anthropic/Ollama message content (string or parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p.get("text") for p in content if isinstance(p, dict)]
-        return "".join(t for t in parts if isinstance(t, str))
-    return ""
-
-
-def _prompt(body: Mapping[str, Any]) -> tuple[int, str]:
-    """(prompt token count, last user message text)."""
-    messages = body.get("messages")
-    messages = messages if isinstance(messages, list) else []
-    texts = [_text_of(body.get("system"))]
-    last_user = ""
-    for m in messages:
-        if not isinstance(m, dict):
-            continue
-        text = _text_of(m.get("content"))
-        texts.append(text)
-        if m.get("role") == "user":
-            last_user = text
-    count = sum(len(tokenize(t)) for t in texts) + 3 * len(messages)
-    return max(1, count), last_user
 
 
 def _max_tokens(protocol: str, body: Mapping[str, Any]) -> int | None:
@@ -76,12 +54,15 @@ def _max_tokens(protocol: str, body: Mapping[str, Any]) -> int | None:
             return None
     elif protocol == "openai":
         value = body.get("max_completion_tokens", body.get("max_tokens"))
+    elif protocol == "responses":
+        value = body.get("max_output_tokens")
     else:
         value = body.get("max_tokens")
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError("max_tokens must be a non-negative integer")
+        name = "max_output_tokens" if protocol == "responses" else "max_tokens"
+        raise ValueError(f"{name} must be a non-negative integer")
     return value
 
 
@@ -246,16 +227,16 @@ class EmulatorServer:
         try:
             d = directives_mod.parse(body, req.headers)
             max_tokens = _max_tokens(protocol, body)
+            conv = conversation.read(protocol, body)
         except ValueError as exc:
             await out.send_json(400, enc_cls(str(model)).error_body(400, str(exc)))
             return
         profile = self._profile(model)
         if profile is None:
             msg = {
-                "openai": f"The model `{model}` does not exist (known: {', '.join(self.profiles)})",
                 "ollama": f'model "{model}" not found, try pulling it first',
                 "anthropic": f"model: {model}",
-            }[protocol]
+            }.get(protocol, f"The model `{model}` does not exist (known: {', '.join(self.profiles)})")
             await out.send_json(404, enc_cls(str(model)).error_body(404, msg))
             return
         tag = req.headers.get("x-thunderdome-tag") or f"req-{next(self._ids)}"
@@ -276,10 +257,11 @@ class EmulatorServer:
             "finish_reason": None,
             "t_end": None,
             "client_gone": False,
+            "tool": None,
         }
         self._log.append(record)
         try:
-            await self._answer(req, out, protocol, body, d, profile, max_tokens, record)
+            await self._answer(req, out, protocol, body, d, conv, profile, max_tokens, record)
         except ClientGone:
             record["client_gone"] = True
             raise
@@ -293,6 +275,7 @@ class EmulatorServer:
         protocol: str,
         body: dict[str, Any],
         d: directives_mod.Directives,
+        conv: conversation.Conversation,
         profile: Profile,
         max_tokens: int | None,
         record: dict[str, Any],
@@ -310,8 +293,10 @@ class EmulatorServer:
         if d.fault == "html_200":
             await out.send_full(200, HTML_PAGE, "text/html; charset=utf-8")
             return
-        prompt_tokens, last_user = _prompt(body)
-        reply = choose_reply(
+        reply = choose_answer(
+            shell_tool=conv.shell_tool,
+            after_tool_result=conv.after_tool_result,
+            table_reply=match_table(self.replies, conv.last_user),
             reply=d.reply,
             tokens=d.tokens,
             reasoning=d.reasoning,
@@ -320,10 +305,11 @@ class EmulatorServer:
             seed=d.seed,
             profile_reply_tokens=profile.reply_tokens,
             profile_reasoning_tokens=profile.reasoning_tokens,
-            table_reply=match_table(self.replies, last_user),
             max_tokens=max_tokens,
             flood_at=d.fault_at if d.fault in REPLY_FAULTS else None,
         )
+        call = reply.call if isinstance(reply, ToolCallReply) else None
+        record["tool"] = call.name if call else None
         stream = body.get("stream", protocol == "ollama") is True
         opts = body.get("stream_options")
         enc: Encoder = ENCODERS[protocol](
@@ -332,8 +318,10 @@ class EmulatorServer:
             include_usage=isinstance(opts, dict) and opts.get("include_usage") is True,
             timings=d.timings,
             quirks=d.quirks,
+            tool_call=call,
+            request=body,
         )
-        stats = Stats(prompt_tokens=prompt_tokens, t_arrival=req.t_arrival, t_received=req.t_received)
+        stats = Stats(prompt_tokens=conv.prompt_tokens, t_arrival=req.t_arrival, t_received=req.t_received)
         scale = d.time_scale if d.time_scale is not None else self.time_scale
         record["stream"] = stream
         record["wrong"] = reply.wrong

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thunderdome.sim.directives import Directives
 from thunderdome.sim.faults import MID_STREAM
@@ -23,6 +23,9 @@ from thunderdome.sim.http import ClientGone, Responder
 from thunderdome.sim.profiles import Schedule
 from thunderdome.sim.replies import Reply
 from thunderdome.sim.wire import Encoder, Stats
+
+if TYPE_CHECKING:
+    from thunderdome.sim.tools import ToolCallReply
 
 POLL_S = 0.25
 """Longest single sleep, so a gone client is noticed during long waits."""
@@ -44,7 +47,7 @@ class StreamRun:
         self,
         out: Responder,
         enc: Encoder,
-        reply: Reply,
+        reply: Reply | ToolCallReply,
         schedule: Schedule,
         directives: Directives,
         stats: Stats,
@@ -193,11 +196,11 @@ class StreamRun:
         await out.end()
 
     async def _collect(self) -> tuple[list[str], list[str]]:
-        """All (reasoning, answer) tokens, gathered in slices between yields."""
+        """All (reasoning, answer or tool) tokens, gathered in slices between yields."""
         reasoning: list[str] = []
         answer: list[str] = []
         for k, (text, channel, _last) in enumerate(self.reply.tokens(), 1):
-            (answer if channel == "answer" else reasoning).append(text)
+            (reasoning if channel == "reasoning" else answer).append(text)
             if k % COLLECT_SLICE == 0:
                 if self.out.client_gone():
                     raise ClientGone()

@@ -1,4 +1,5 @@
-"""Frame encoders for OpenAI and Ollama (Anthropic: ``wire_anthropic.py``).
+"""Frame encoders for OpenAI chat and Ollama (Anthropic: ``wire_anthropic.py``;
+Responses: ``wire_responses.py``), text, reasoning and tool calls.
 
 Invariant: an encoder only turns facts into bytes; it never sleeps, and the
 only clock it reads is the wall clock for labels (``created``,
@@ -20,7 +21,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from json.encoder import encode_basestring
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from thunderdome.sim.tools import ToolCall
 
 
 @dataclass
@@ -50,6 +54,9 @@ def dumps_str(text: str) -> bytes:
     """``dumps(text)`` for a string, without the encoder set-up."""
     return encode_basestring(text).encode("utf-8")
 
+
+FINISH_TOOL = "tool_calls"
+"""The finish reason of a reply that ends with a complete tool call (OpenAI's name)."""
 
 _BAD_UTF8 = b"\xff\xfe\xc3"
 _MARK = "\x00\x01MARK\x01\x00"
@@ -88,12 +95,18 @@ class Encoder:
         include_usage: bool = False,
         timings: bool = False,
         quirks: frozenset[str] = frozenset(),
+        tool_call: ToolCall | None = None,
+        request: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.reasoning_field = reasoning_field
         self.include_usage = include_usage
         self.timings = timings
         self.quirks = quirks
+        self.tool_call = tool_call
+        """The call whose argument text arrives as channel ``tool`` tokens."""
+        self.request: Mapping[str, Any] = request or {}
+        """The request body (the Responses encoder echoes parts of it)."""
 
     def head(self, stats: Stats) -> bytes:
         """Frames sent at request receipt, before the first token."""
@@ -104,6 +117,8 @@ class Encoder:
         token is due) so the first token's write costs what later ones do."""
 
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
+        """One token's frames; ``channel`` is ``reasoning``, ``answer`` or
+        ``tool`` (a piece of ``tool_call.arguments``); ``finish`` on the last."""
         raise NotImplementedError
 
     def finish(self, finish_reason: str, stats: Stats) -> bytes:
@@ -140,7 +155,8 @@ class Encoder:
         raise NotImplementedError
 
     def whole(self, reasoning: str, answer: str, finish: str, stats: Stats) -> dict[str, Any]:
-        """The non-streaming response object."""
+        """The non-streaming response object (with a tool call, ``answer`` is
+        its argument text, possibly cut short)."""
         raise NotImplementedError
 
 
@@ -162,6 +178,7 @@ class OpenAIEncoder(Encoder):
         self.id = "chatcmpl-" + secrets.token_hex(12)
         self.created = int(time.time())
         self.finish_sent = False
+        self.call_started = False
         self._templates: dict[str, list[bytes]] = {}
 
     def _chunk(self, delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None) -> bytes:
@@ -195,26 +212,40 @@ class OpenAIEncoder(Encoder):
             "predicted_per_second": n / (predicted_ms / 1e3) if predicted_ms else 0.0,
         }
 
-    def _template(self, key: str) -> list[bytes]:
-        parts = self._templates.get(key)
+    def _delta(self, channel: str, text: str) -> dict[str, Any]:
+        if channel == "tool":
+            return {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+        return {"content" if channel == "answer" else self.reasoning_field: text}
+
+    def _template(self, channel: str) -> list[bytes]:
+        parts = self._templates.get(channel)
         if parts is None:
-            parts = self._templates[key] = template(lambda m: self._chunk({key: m}, None))
+            parts = self._templates[channel] = template(lambda m: self._chunk(self._delta(channel, m), None))
         return parts
 
     def warm(self) -> None:
-        self._template("content")
-        self._template(self.reasoning_field)
+        self._template("answer")
+        self._template("reasoning")
+        if self.tool_call is not None:
+            self._template("tool")
+
+    def _call_head(self) -> bytes:
+        """The tool call's first chunk: id, type and name, no arguments yet."""
+        call = self.tool_call
+        assert call is not None
+        self.call_started = True
+        fn = {"name": call.name, "arguments": ""}
+        opened = {"index": 0, "id": "call_" + call.id_hex, "type": "function", "function": fn}
+        return self._chunk({"tool_calls": [opened]}, None)
 
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
-        key = "content" if channel == "answer" else self.reasoning_field
+        head = self._call_head() if channel == "tool" and not self.call_started else b""
         if finish is None:
-            parts = self._template(key)
-            return parts[0] + dumps_str(text) + parts[1]
-        extra = None
-        if finish is not None:
-            self.finish_sent = True
-            extra = {"timings": self._timings(stats)} if self.timings else None
-        return self._chunk({key: text}, finish, extra)
+            parts = self._template(channel)
+            return head + parts[0] + dumps_str(text) + parts[1]
+        self.finish_sent = True
+        extra = {"timings": self._timings(stats)} if self.timings else None
+        return head + self._chunk(self._delta(channel, text), finish, extra)
 
     def _delta_frame(self, text: str) -> bytes:
         return self._chunk({"content": text}, None)
@@ -266,6 +297,10 @@ class OpenAIEncoder(Encoder):
 
     def whole(self, reasoning: str, answer: str, finish: str, stats: Stats) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer}
+        if self.tool_call is not None:
+            fn = {"name": self.tool_call.name, "arguments": answer}
+            message = {"role": "assistant", "content": None}
+            message["tool_calls"] = [{"id": "call_" + self.tool_call.id_hex, "type": "function", "function": fn}]
         if reasoning:
             message[self.reasoning_field] = reasoning
         usage: dict[str, Any] = {
@@ -311,7 +346,20 @@ class OllamaEncoder(Encoder):
         return {"role": "assistant", "content": "", "thinking": text}
 
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
-        return self._delta_frame_ch(text, channel)
+        if channel != "tool":
+            return self._delta_frame_ch(text, channel)
+        # Ollama generates a call's arguments on the schedule like any tokens
+        # (they count in eval_count), but sends the call whole, once complete.
+        if finish != FINISH_TOOL:
+            return b""
+        line = {"model": self.model, "created_at": ollama_time(), "message": self._call_message(), "done": False}
+        return self._line(line)
+
+    def _call_message(self) -> dict[str, Any]:
+        call = self.tool_call
+        assert call is not None
+        calls = [{"function": {"name": call.name, "arguments": call.input}}]
+        return {"role": "assistant", "content": "", "tool_calls": calls}
 
     def _delta_line(self, created_at: str, text: str, channel: str) -> bytes:
         return self._line(
@@ -336,7 +384,8 @@ class OllamaEncoder(Encoder):
         return self._delta_frame_ch(text, "answer")
 
     def _final(self, finish: str, stats: Stats) -> dict[str, Any]:
-        obj: dict[str, Any] = {"model": self.model, "created_at": ollama_time(), "done": True, "done_reason": finish}
+        reason = "stop" if finish == FINISH_TOOL else finish
+        obj: dict[str, Any] = {"model": self.model, "created_at": ollama_time(), "done": True, "done_reason": reason}
         if "no_usage" not in self.quirks:
             obj.update(
                 total_duration=stats.ns(stats.t_arrival, stats.t_end),
@@ -377,10 +426,22 @@ class OllamaEncoder(Encoder):
 
     def whole(self, reasoning: str, answer: str, finish: str, stats: Stats) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer}
+        if self.tool_call is not None:
+            message = self._call_message() if finish == FINISH_TOOL else {"role": "assistant", "content": ""}
         if reasoning:
             message["thinking"] = reasoning
         obj = self._final(finish, stats)
         return {"model": obj.pop("model"), "created_at": obj.pop("created_at"), "message": message, **obj}
 
 
-__all__ = ["Encoder", "OllamaEncoder", "OpenAIEncoder", "Stats", "dumps", "dumps_str", "ollama_time", "template"]
+__all__ = [
+    "FINISH_TOOL",
+    "Encoder",
+    "OllamaEncoder",
+    "OpenAIEncoder",
+    "Stats",
+    "dumps",
+    "dumps_str",
+    "ollama_time",
+    "template",
+]

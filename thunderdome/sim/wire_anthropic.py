@@ -2,7 +2,9 @@
 
 Invariant: as in ``wire.py``, an encoder only turns facts into bytes. The
 content blocks follow the real API's order: a ``thinking`` block (closed by
-a ``signature_delta``) before the ``text`` block, one ``ping`` after the first
+a ``signature_delta``) before the ``text`` block or the ``tool_use`` block
+(its input streamed as ``input_json_delta``, ending with ``stop_reason:
+tool_use``), one ``ping`` after the first
 ``content_block_start``, and ``message_delta`` carrying the *cumulative*
 ``usage.output_tokens``.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from thunderdome.sim.wire import Encoder, Stats, dumps, dumps_str, template
+from thunderdome.sim.wire import FINISH_TOOL, Encoder, Stats, dumps, dumps_str, template
 
 
 class AnthropicEncoder(Encoder):
@@ -30,13 +32,15 @@ class AnthropicEncoder(Encoder):
         503: "overloaded_error",
         529: "overloaded_error",
     }
-    _STOP = {"stop": "end_turn", "length": "max_tokens"}
+    _STOP = {"stop": "end_turn", "length": "max_tokens", FINISH_TOOL: "tool_use"}
+    _KINDS = {"answer": "text", "reasoning": "thinking", "tool": "tool_use"}
+    """Stream channel -> content block type."""
 
     def __init__(self, model: str, **kw: Any) -> None:
         super().__init__(model, **kw)
         self.id = "msg_" + secrets.token_hex(12)
         self.index = -1
-        self.block: str | None = None  # "thinking" | "text" while a block is open
+        self.block: str | None = None  # "thinking" | "text" | "tool_use" while a block is open
         self._templates: dict[tuple[int, str], list[bytes]] = {}
 
     @staticmethod
@@ -74,14 +78,21 @@ class AnthropicEncoder(Encoder):
         block: dict[str, Any] = {"type": "text", "text": ""}
         if kind == "thinking":
             block = {"type": "thinking", "thinking": "", "signature": ""}
+        elif kind == "tool_use":
+            block = self._tool_block({})
         frame = {"type": "content_block_start", "index": self.index, "content_block": block}
         out += self._event("content_block_start", frame)
         if self.index == 0:
             out += self._event("ping", {"type": "ping"})
         return out
 
+    def _tool_block(self, tool_input: dict[str, Any]) -> dict[str, Any]:
+        call = self.tool_call
+        assert call is not None
+        return {"type": "tool_use", "id": "toolu_" + call.id_hex, "name": call.name, "input": tool_input}
+
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
-        kind = "text" if channel == "answer" else "thinking"
+        kind = self._KINDS[channel]
         out = self._open_block(kind) if self.block != kind else b""
         return out + self._delta(text, kind)
 
@@ -94,6 +105,9 @@ class AnthropicEncoder(Encoder):
     def warm(self) -> None:
         self._template(0, "text")
         self._template(0, "thinking")
+        if self.tool_call is not None:
+            self._template(0, "tool_use")
+            self._template(1, "tool_use")
 
     def _delta(self, text: str, kind: str) -> bytes:
         parts = self._template(max(0, self.index), kind)
@@ -102,6 +116,8 @@ class AnthropicEncoder(Encoder):
     def _delta_dict(self, text: str, kind: str, index: int) -> bytes:
         if kind == "text":
             delta = {"type": "text_delta", "text": text}
+        elif kind == "tool_use":
+            delta = {"type": "input_json_delta", "partial_json": text}
         else:
             delta = {"type": "thinking_delta", "thinking": text}
         frame = {"type": "content_block_delta", "index": index, "delta": delta}
@@ -136,7 +152,10 @@ class AnthropicEncoder(Encoder):
         content: list[dict[str, Any]] = []
         if reasoning:
             content.append({"type": "thinking", "thinking": reasoning, "signature": self.SIGNATURE})
-        content.append({"type": "text", "text": answer})
+        if self.tool_call is None:
+            content.append({"type": "text", "text": answer})
+        else:
+            content.append(self._tool_block(self.tool_call.input if finish == FINISH_TOOL else {}))
         return {
             "id": self.id,
             "type": "message",
