@@ -58,3 +58,20 @@ def test_on_a_terminal_the_live_table_draws_while_racing(tmp_path):
         assert "winner" not in screen  # still racing: the table drew before the end
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_a_natural_finish_carries_no_note_in_any_protocol(tmp_path):
+    backends = tmp_path / "b.yaml"
+    backends.write_text(
+        "backends:\n" + "".join(f"  - {{name: on-{p}, kind: sim, profile: instant, protocol: {p}}}\n"
+                                for p in ("openai", "ollama", "anthropic")),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "thunderdome", "race", "--backends", str(backends), "--task", "hello-file",
+         "--headless", "--no-record"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "160"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "end_turn" not in result.stderr and "finish:" not in result.stderr
+    assert all(f"on-{p}" in result.stderr for p in ("openai", "ollama", "anthropic"))

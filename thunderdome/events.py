@@ -23,6 +23,11 @@ from thunderdome.errors import ThunderdomeError
 
 Channel = Literal["answer", "reasoning"]
 
+NATURAL_ENDS = frozenset({"stop", "end_turn", "stop_sequence", "tool_calls", "tool_use", "function_call"})
+"""``StreamEnded.finish_reason`` values meaning the model stopped by itself
+(each protocol's words); anything else (``length``, ``max_tokens``, …) is
+worth a note."""
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

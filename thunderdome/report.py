@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from thunderdome.events import NATURAL_ENDS
 from thunderdome.metrics import LaneStats, Standings
 from thunderdome.redact import redact
 from thunderdome.visible import visible_line
@@ -124,7 +125,7 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
         return f"stalled {s.stalled_s:.1f} s"
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
         return f"ETA {s.projected_t:.1f} s"
-    if s.finish_reason and s.finish_reason != "stop":
+    if s.finish_reason and s.finish_reason not in NATURAL_ENDS:
         return f"finish: {s.finish_reason}"
     return ""
 

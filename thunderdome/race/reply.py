@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from thunderdome.backends.base import BackendError, ChatRequest
-from thunderdome.events import StreamEnded, TokenDelta
+from thunderdome.events import NATURAL_ENDS, StreamEnded, TokenDelta
 
 if TYPE_CHECKING:
     from thunderdome.race.engine import Lane, Race
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 REPLY_LIMIT = 1_000_000
 """Characters of one reply (answer and reasoning) read at most: 1 MB of text."""
 REPLY_OVER_LIMIT = "reply over 1 MB: cut"
-NATURAL_ENDS = frozenset({"stop", "end_turn", "stop_sequence", "tool_calls", "tool_use", "function_call"})
 """Finish reasons that mean the model ended its reply itself (OpenAI, Ollama, Anthropic)."""
 
 

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Digits, Footer, Static
 
+from thunderdome.events import NATURAL_ENDS
 from thunderdome.metrics import LaneStats, Standings
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, badge
@@ -87,7 +88,7 @@ def lane_note(standings: Standings, s: LaneStats) -> str:
         return s.error or lane.reason or "error"
     if s.verdict:
         return s.verdict
-    if s.finish_reason not in (None, "stop", "end_turn") and s.status == "finished":
+    if s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished":
         return f"finish reason: {s.finish_reason}"
     return ""
 
