@@ -95,7 +95,7 @@ def run(*, quick: bool = True, lanes: int = 8, tokens: int = 100_000, record: bo
     value = (f"peak RSS {peak_mb:.0f} MB (before the race {base_mb:.0f} MB; "
              f"{m['tokens'] / m['elapsed_s']:.0f} tok/s moved)")
     data = dict(m, peak_mb=peak_mb, base_mb=base_mb, per_token_bytes=(m["maxrss_kb"] - m["rss_before_kb"]) * 1024 / want)
-    name = f"{lanes} lanes x {tokens // 1000}k tokens" + (" (recording)" if record else "")
+    name = f"{lanes} lanes x {f'{tokens // 1000}k' if tokens >= 1000 else tokens} tokens" + (" (recording)" if record else "")
     return [Figure(BENCH, name, value, f"< {GOAL_MB:g} MB", peak_mb < GOAL_MB, command("memory", args), data)]
 
 
