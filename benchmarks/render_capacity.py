@@ -8,7 +8,9 @@ each, paced from its start time after a 0.5 s TTFT (a token due at ``t`` is
 emitted on the first 1 ms tick after ``t``, stamped ``t``; text pieces are
 the emulator's own tokens). The source records every event it emits to a
 temporary JSONL file through the ``Recorder`` on its own loop, as a live
-race does (``--no-record`` to compare). Each token's *display lag* is
+race on a thread does (``--no-record`` to compare): the recorder's work
+shares the UI's process and GIL, the worse case (``thunderdome race``
+records in its race's child process). Each token's *display lag* is
 measured from its due time to the end of the first screen update written
 after the frame that folded it (a probe around ``App._display``; since the
 headless driver skips turning the update into terminal bytes, the probe does

@@ -19,6 +19,11 @@ Variants, interleaved trial by trial so machine noise hits them alike:
   (``ProcessSource``, the app's default for live races): events come over a
   pipe, so the UI shares neither a loop nor a GIL with the race.
 
+Every race records to a temporary JSONL file through the ``Recorder`` on the
+race's own loop (in the child process for ``tui-process``, where
+``thunderdome race`` records too), as live races do; ``--no-record`` to
+compare.
+
 Also reported for ``tui``: the frame cost (time in ``RaceScreen._frame``),
 the share of wall time the UI thread spent in frames, and the display delay
 (first token stamped -> folded into the UI, i.e. at most one frame).
