@@ -5,9 +5,10 @@ threads, imports and garbage never disturb another's timings) by calling
 its module's ``run()`` there; its figures come back as JSON and are printed
 in one final table — benchmark | figure | measured | goal | met? — followed
 by the command that reproduces each figure. A benchmark that fails becomes a
-failed row with its one-line reason; the others still run. The quick set
-stays under five minutes on a 2-core machine; ``--long`` runs every module's
-long variant.
+failed row with its one-line reason; the others still run. Every race a
+benchmark runs records to a temporary file, as real races do (each module's
+``--no-record`` compares). The quick set stays under ten minutes on a 2-core
+machine; ``--long`` runs every module's long variant.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ ORDER = (
     "ranking_cost",
     "recorder_cost",
     "sse_framing",
+    "flood_isolation",
 )
 CHILD_TIMEOUT_S = 900
 

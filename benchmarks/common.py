@@ -81,16 +81,19 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def figures_table(figures: Sequence[Figure], *, commands: bool = False) -> str:
+    """The figures as a table; ``commands``: each row names, in a last column
+    ``cmd``, the numbered command below the table that reproduces it."""
     headers = ["benchmark", "figure", "measured", "goal", "met?"]
     rows = [[f.benchmark, f.name, f.value, f.goal, met_text(f.met)] for f in figures]
-    text = table(headers, rows)
-    if commands:
-        seen: list[str] = []
-        for f in figures:
-            if f.command not in seen:
-                seen.append(f.command)
-        text += "\n\nreproduce:\n" + "\n".join(f"  {c}" for c in seen)
-    return text
+    if not commands:
+        return table(headers, rows)
+    seen: list[str] = []
+    for f, row in zip(figures, rows):
+        if f.command not in seen:
+            seen.append(f.command)
+        row.append(f"[{seen.index(f.command) + 1}]")
+    text = table(headers + ["cmd"], rows)
+    return text + "\n\nreproduce:\n" + "\n".join(f"  [{k}] {c}" for k, c in enumerate(seen, 1))
 
 
 def machine() -> dict[str, Any]:

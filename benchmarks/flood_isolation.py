@@ -3,8 +3,9 @@
 Invariant: every figure compares the same healthy lane (same profile, same
 reply, same seeded jitter) racing alone and racing beside a lane that
 streams 10 MiB of text with no newline (the emulator's ``flood_line``
-fault), trial by trial, in the race users run (``run_race``, a
-``first_correct`` Thunderdome race, the emulator in its own process). Goal:
+fault), trial by trial, in the race users run (``record_race``, a
+``first_correct`` Thunderdome race recorded to a temp file, the emulator in
+its own process; ``--no-record`` to compare). Goal:
 the healthy lane's TTFT and ITL p99 beside the flood stay within 1 ms of
 racing alone. The flooding lane is cut at 1 MB by the reply size limit and
 must end with that reason.
@@ -19,6 +20,7 @@ import statistics
 from typing import Any
 
 from benchmarks.common import Figure, add_common_args, command, fmt_ms, log, report
+from benchmarks.recording import RECORD_HELP, check_recording, temp_recording_path
 
 BENCH = "flood_isolation"
 GOAL_MS = 1.0
@@ -51,9 +53,9 @@ def _specs(flood: bool) -> list[Any]:
     return specs
 
 
-async def _trial(url: str, task: Any, flood: bool) -> dict[str, Any]:
+async def _trial(url: str, task: Any, flood: bool, record: bool) -> dict[str, Any]:
     from thunderdome.events import LaneFailed
-    from thunderdome.race.runner import run_race
+    from thunderdome.sources.recorded_race import record_race
 
     failed: dict[str, str] = {}
 
@@ -61,7 +63,10 @@ async def _trial(url: str, task: Any, flood: bool) -> dict[str, Any]:
         if isinstance(event, LaneFailed):
             failed[event.lane] = event.reason
 
-    standings = await run_race(task, _specs(flood), [sink], sim_url=url)
+    with temp_recording_path(record, prefix="bench-flood-") as path:
+        standings, status = await record_race(task, _specs(flood), [sink], record_path=path, sim_url=url)
+    if status is not None:
+        check_recording(status.error, status.events)
     rows = {row["name"]: row for row in standings.results()["lanes"]}
     healthy = rows["healthy"]
     if healthy["status"] != "winner":
@@ -75,7 +80,7 @@ async def _trial(url: str, task: Any, flood: bool) -> dict[str, Any]:
     return out
 
 
-async def _measure(trials: int, tokens: int) -> dict[str, list[dict[str, Any]]]:
+async def _measure(trials: int, tokens: int, record: bool) -> dict[str, list[dict[str, Any]]]:
     from thunderdome.sim.launch import spawn_emulator_process
 
     task = _task(tokens)
@@ -84,18 +89,22 @@ async def _measure(trials: int, tokens: int) -> dict[str, list[dict[str, Any]]]:
         results: dict[str, list[dict[str, Any]]] = {"alone": [], "beside": []}
         for trial in range(trials):
             for variant in ("alone", "beside"):  # paired, alternating: drift hits both alike
-                results[variant].append(await _trial(handle.url, task, flood=variant == "beside"))
+                results[variant].append(await _trial(handle.url, task, variant == "beside", record))
             log(f"[{BENCH}] trial {trial + 1}/{trials}: alone {results['alone'][-1]}, beside {results['beside'][-1]}")
         return results
     finally:
         await asyncio.to_thread(handle.stop)
 
 
-def run(*, quick: bool = True, trials: int | None = None, tokens: int = HEALTHY_TOKENS) -> list[Figure]:
+def run(*, quick: bool = True, trials: int | None = None, tokens: int = HEALTHY_TOKENS,
+        record: bool = True) -> list[Figure]:
+    """``record``: every race records to a temp file, as real races do."""
     trials = trials or (3 if quick else 10)
-    log(f"[{BENCH}] {trials} trials: a {HEALTHY_PROFILE} lane alone, then beside a flood_line lane")
-    results = asyncio.run(_measure(trials, tokens))
-    args = ["--trials", str(trials)]
+    log(f"[{BENCH}] {trials} trials: a {HEALTHY_PROFILE} lane alone, then beside a flood_line lane "
+        f"(recording {'on' if record else 'off'})")
+    results = asyncio.run(_measure(trials, tokens, record))
+    args = ["--trials", str(trials)] + ([] if tokens == HEALTHY_TOKENS else ["--tokens", str(tokens)])
+    args += [] if record else ["--no-record"]
     figures = []
     for key, label in (("ttft_ms", "TTFT"), ("itl_p99_ms", "ITL p99")):
         alone = statistics.median(r[key] for r in results["alone"])
@@ -117,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.flood_isolation", description=__doc__.split("\n")[0])
     p.add_argument("--trials", type=int, default=3, help="paired trials (alone, then beside the flood)")
     p.add_argument("--tokens", type=int, default=HEALTHY_TOKENS, help="prose tokens of the healthy lane's reply")
+    p.add_argument("--no-record", dest="record", action="store_false", help=RECORD_HELP)
     add_common_args(p)
     args = p.parse_args(argv)
-    report(run(trials=args.trials, tokens=args.tokens), args.json)
+    report(run(trials=args.trials, tokens=args.tokens, record=args.record), args.json)
     return 0
 
 

@@ -1,9 +1,10 @@
 """Memory: peak RSS of the process running a race of 8 lanes x 100k tokens.
 
 Invariant: the race runs in a fresh child process (``--child``) so the peak
-is the race's own: ``run_race`` with the emulator in its own process (its
-memory is not counted), the engine's ``Standings`` and, by default, the
-``Recorder`` writing the JSONL file (a real race records by default). The
+is the race's own: ``record_race`` (what ``thunderdome race`` runs) with the
+emulator in its own process (its memory is not counted), the engine's
+``Standings`` and, by default, the ``Recorder`` writing the JSONL file to a
+temporary folder (a real race records by default; ``--no-record`` to compare). The
 child reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the race,
 and its RSS just before it (imports done) for scale. Lanes use the
 ``instant`` profile with directive ``tokens`` and a tiny time scale, so the
@@ -19,12 +20,12 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO_ROOT, Figure, add_common_args, command, log, report
+from benchmarks.recording import RECORD_HELP, check_recording, temp_recording_path
 
 BENCH = "memory"
 GOAL_MB = 300.0
@@ -38,36 +39,22 @@ def _rss_kb() -> int:
 
 
 async def _child_race(lanes: int, tokens: int, record: bool, scale: float) -> dict[str, Any]:
-    from thunderdome.race.runner import run_race
+    from thunderdome.sources.recorded_race import record_race
     from thunderdome.specs import BackendSpec, TaskSpec
 
     task = TaskSpec(name="memory", title="memory", kind="long", user="Write a very long essay.",
                     max_tokens=tokens, timeout=1800.0)
     specs = [BackendSpec(name=f"lane{i}", kind="sim", profile="instant", model="instant", protocol="openai",
                          options={"tokens": tokens, "seed": i}) for i in range(lanes)]
-    sinks: list[Any] = []
-    recorder = None
-    path = None
-    if record:
-        from thunderdome.record import Recorder
-
-        fd, path = tempfile.mkstemp(prefix="bench-memory-", suffix=".jsonl")
-        os.close(fd)
-        recorder = Recorder(path)
-        await recorder.start()
-        sinks.append(recorder)
-    before = _rss_kb()
-    start = time.monotonic()
-    try:
-        standings = await run_race(task, specs, sinks, time_scale=scale)
-    finally:
-        if recorder is not None:
-            await recorder.close()
-    elapsed = time.monotonic() - start
+    with temp_recording_path(record, prefix="bench-memory-") as path:
+        before = _rss_kb()
+        start = time.monotonic()
+        standings, status = await record_race(task, specs, record_path=path, time_scale=scale)
+        elapsed = time.monotonic() - start
+        if status is not None:
+            check_recording(status.error, status.events)
+        size = os.path.getsize(path) if path else 0
     got = sum(lane.tokens for lane in standings.lanes.values())
-    size = os.path.getsize(path) if path else 0
-    if path:
-        os.unlink(path)
     statuses = sorted({lane.status for lane in standings.lanes.values()})
     return {"rss_before_kb": before, "elapsed_s": elapsed, "tokens": got, "recording_bytes": size,
             "statuses": statuses}
@@ -76,6 +63,7 @@ async def _child_race(lanes: int, tokens: int, record: bool, scale: float) -> di
 def child_main(lanes: int, tokens: int, record: bool, scale: float) -> int:
     import thunderdome.backends.openai  # noqa: F401  (imports counted in the baseline, not the race)
     import thunderdome.race.runner  # noqa: F401
+    import thunderdome.sources.recorded_race  # noqa: F401
 
     out = asyncio.run(_child_race(lanes, tokens, record, scale))
     out["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -107,7 +95,7 @@ def run(*, quick: bool = True, lanes: int = 8, tokens: int = 100_000, record: bo
     value = (f"peak RSS {peak_mb:.0f} MB (before the race {base_mb:.0f} MB; "
              f"{m['tokens'] / m['elapsed_s']:.0f} tok/s moved)")
     data = dict(m, peak_mb=peak_mb, base_mb=base_mb, per_token_bytes=(m["maxrss_kb"] - m["rss_before_kb"]) * 1024 / want)
-    name = f"{lanes} lanes x {tokens // 1000}k tokens" + (" (recording)" if record else "")
+    name = f"{lanes} lanes x {f'{tokens // 1000}k' if tokens >= 1000 else tokens} tokens" + (" (recording)" if record else "")
     return [Figure(BENCH, name, value, f"< {GOAL_MB:g} MB", peak_mb < GOAL_MB, command("memory", args), data)]
 
 
@@ -115,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.split("\n")[0])
     p.add_argument("--lanes", type=int, default=8)
     p.add_argument("--tokens", type=int, default=100_000, help="tokens per lane")
-    p.add_argument("--no-record", action="store_true", help="no Recorder sink")
+    p.add_argument("--no-record", action="store_true", help=RECORD_HELP)
     p.add_argument("--time-scale", type=float, default=0.0001, help="emulator delay multiplier")
     p.add_argument("--child", action="store_true", help="(internal) run the race here and print JSON")
     add_common_args(p)

@@ -6,7 +6,11 @@ its own thread (a ``ThreadedSource``, like a live race) that emits
 ``TokenDelta`` events for ``--lanes`` lanes at exactly ``--tps`` tokens/s
 each, paced from its start time after a 0.5 s TTFT (a token due at ``t`` is
 emitted on the first 1 ms tick after ``t``, stamped ``t``; text pieces are
-the emulator's own tokens). Each token's *display lag* is
+the emulator's own tokens). The source records every event it emits to a
+temporary JSONL file through the ``Recorder`` on its own loop, as a live
+race on a thread does (``--no-record`` to compare): the recorder's work
+shares the UI's process and GIL, the worse case (``thunderdome race``
+records in its race's child process). Each token's *display lag* is
 measured from its due time to the end of the first screen update written
 after the frame that folded it (a probe around ``App._display``; since the
 headless driver skips turning the update into terminal bytes, the probe does
@@ -33,6 +37,7 @@ import time
 from typing import Any
 
 from benchmarks.common import Figure, add_common_args, command, log, pct, report
+from benchmarks.recording import RECORD_HELP, temp_recorder
 
 BENCH = "render_capacity"
 MAX_LAG_MS = 100.0
@@ -50,9 +55,9 @@ def _paced_source_class() -> Any:
     class PacedSource(ThreadedSource):
         """Emits a long race of ``lanes`` x ``tps`` tokens/s for ``duration`` s."""
 
-        def __init__(self, lanes: int, tps: float, duration: float) -> None:
+        def __init__(self, lanes: int, tps: float, duration: float, record: bool) -> None:
             super().__init__()
-            self.lanes, self.tps, self.duration = lanes, tps, duration
+            self.lanes, self.tps, self.duration, self.record = lanes, tps, duration, record
             self.n = max(2, int(tps * duration))
             self.texts = [tokenize(generate_text(self.n, seed=i)) for i in range(lanes)]
             self.t0 = 0.0
@@ -66,6 +71,10 @@ def _paced_source_class() -> Any:
             self.cpu[f"{key}_source"] = time.thread_time()
 
         async def _main(self, on_event: Any) -> None:
+            async with temp_recorder(self.record, prefix="bench-render-") as recorder:
+                await self._emit(on_event if recorder is None else _both(recorder, on_event))
+
+        async def _emit(self, on_event: Any) -> None:
             names = [f"lane{i:02d}" for i in range(self.lanes)]
             self._mark("start")
             self.t0 = t0 = time.monotonic()
@@ -104,7 +113,17 @@ def _paced_source_class() -> Any:
     return PacedSource
 
 
-async def _one(lanes: int, tps: float, duration: float, gc_freeze: bool = False) -> dict[str, Any]:
+def _both(first: Any, then: Any) -> Any:
+    """One sink feeding two: the recorder first, as ``record_race`` orders them."""
+
+    def sink(event: Any) -> None:
+        first(event)
+        then(event)
+
+    return sink
+
+
+async def _one(lanes: int, tps: float, duration: float, gc_freeze: bool = False, record: bool = True) -> dict[str, Any]:
     from textual._compositor import CompositorUpdate
 
     from thunderdome.events import TokenDelta
@@ -113,7 +132,7 @@ async def _one(lanes: int, tps: float, duration: float, gc_freeze: bool = False)
     from thunderdome.tui.screens.race import RaceScreen
     from thunderdome.tui.screens.results import ResultsScreen
 
-    source = _paced_source_class()(lanes, tps, duration)
+    source = _paced_source_class()(lanes, tps, duration, record)
     task = TaskSpec(name="render-capacity", title="render capacity", kind="long", user="-", max_tokens=source.n)
     specs = [BackendSpec(name=f"lane{i:02d}", kind="sim", profile="instant") for i in range(lanes)]
     app = make_app(mode="race", task=task, specs=specs, source_factory=lambda t, s: source,
@@ -222,8 +241,8 @@ async def _one(lanes: int, tps: float, duration: float, gc_freeze: bool = False)
     }
 
 
-def measure(lanes: int, tps: float, duration: float, gc_freeze: bool = False) -> dict[str, Any]:
-    return asyncio.run(_one(lanes, tps, duration, gc_freeze))
+def measure(lanes: int, tps: float, duration: float, gc_freeze: bool = False, record: bool = True) -> dict[str, Any]:
+    return asyncio.run(_one(lanes, tps, duration, gc_freeze, record))
 
 
 def _kept_up(m: dict[str, Any], max_lag_ms: float) -> bool:
@@ -239,17 +258,21 @@ def _describe(m: dict[str, Any]) -> str:
 
 
 def run(*, quick: bool = True, lanes: int = 16, rates: tuple[float, ...] | None = None, duration: float | None = None,
-        max_lag_ms: float = MAX_LAG_MS, gc_freeze: bool = False) -> list[Figure]:
+        max_lag_ms: float = MAX_LAG_MS, gc_freeze: bool = False, record: bool = True) -> list[Figure]:
+    """``record``: the source records every event to a temp file on its own
+    loop, as a live race does."""
     rates = rates or (QUICK_RATES if quick else QUICK_RATES + (4000.0,))
     duration = duration or (3.0 if quick else 10.0)
     args = ["--lanes", str(lanes), "--rates", ",".join(f"{r:g}" for r in rates), "--duration", f"{duration:g}"]
     args += ["--gc-freeze"] if gc_freeze else []
+    args += [] if record else ["--no-record"]
     cmd = command(BENCH, args)
     figures: list[Figure] = []
     results = []
     for rate in sorted(rates):
-        log(f"[render_capacity] {lanes} lanes x {rate:g} tok/s for {duration:g} s, app {SIZE[0]}x{SIZE[1]}")
-        m = measure(lanes, rate, duration, gc_freeze)
+        log(f"[render_capacity] {lanes} lanes x {rate:g} tok/s for {duration:g} s, app {SIZE[0]}x{SIZE[1]}, "
+            f"recording {'on' if record else 'off'}")
+        m = measure(lanes, rate, duration, gc_freeze, record)
         results.append(m)
         ok = _kept_up(m, max_lag_ms)
         goal = f"p99 lag <= {max_lag_ms:g} ms"
@@ -279,12 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-lag-ms", type=float, default=MAX_LAG_MS)
     p.add_argument("--gc-freeze", action="store_true",
                    help="gc.freeze() once the race screen is up (a design probe; the app now freezes by itself)")
+    p.add_argument("--no-record", dest="record", action="store_false", help=RECORD_HELP)
     p.add_argument("--long", action="store_true")
     add_common_args(p)
     args = p.parse_args(argv)
     rates = tuple(float(r) for r in args.rates.split(",")) if args.rates else None
     report(run(quick=not args.long, lanes=args.lanes, rates=rates, duration=args.duration,
-               max_lag_ms=args.max_lag_ms, gc_freeze=args.gc_freeze), args.json)
+               max_lag_ms=args.max_lag_ms, gc_freeze=args.gc_freeze, record=args.record), args.json)
     return 0
 
 

@@ -5,8 +5,9 @@ process is spawned (the parent's ``time.monotonic()``) to the moment that
 matters, on the same system-wide monotonic clock:
 
 - ``--help``: the child exits (``subprocess.run`` returns); median of N.
-- first frame: ``thunderdome demo --task long-essay --no-record`` (the real
-  CLI path: argparse, config, task, app factory, live race source) runs in a
+- first frame: ``thunderdome demo --task long-essay --record <temp file>``
+  (the real CLI path: argparse, config, task, app factory, live race source
+  and its recording; ``--no-record`` to compare) runs in a
   pseudo-terminal with Textual's real Linux driver; a probe wrapped around
   ``App._display`` stamps the moment the first frame of the race screen has
   been written to the terminal, writes the stamp to a file and quits the
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import REPO_ROOT, Figure, add_common_args, command, log, pct, report
+from benchmarks.recording import RECORD_HELP, temp_recording_path
 
 BENCH = "startup"
 HELP_GOAL_S = 0.3
@@ -59,7 +61,8 @@ def _display(self, screen, renderable):
 
 tui_app.ThunderdomeApp._display = _display
 from thunderdome.cli import main
-code = main(["demo", "--task", "long-essay", "--no-record"])
+record = os.environ["BENCH_STARTUP_RECORD"]
+code = main(["demo", "--task", "long-essay"] + (["--record", record] if record else ["--no-record"]))
 marks["t_exit"] = time.monotonic()
 """
 
@@ -83,14 +86,20 @@ def time_command(argv: list[str], runs: int) -> list[float]:
     return out
 
 
-def first_frame(timeout: float = 60.0, size: tuple[int, int] = (200, 50)) -> dict[str, float]:
+def first_frame(record: bool, timeout: float = 60.0, size: tuple[int, int] = (200, 50)) -> dict[str, float]:
     """One run of the demo in a pty; seconds from spawn to its marks."""
+    with temp_recording_path(record, prefix="bench-startup-") as recording:
+        return _first_frame(str(recording or ""), timeout, size)
+
+
+def _first_frame(recording: str, timeout: float, size: tuple[int, int]) -> dict[str, float]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     fd, out_path = tempfile.mkstemp(prefix="bench-startup-", suffix=".json")
     os.close(fd)
     env = _env()
-    env.update(BENCH_STARTUP_OUT=out_path, TERM="xterm-256color", COLUMNS=str(size[0]), LINES=str(size[1]))
+    env.update(BENCH_STARTUP_OUT=out_path, BENCH_STARTUP_RECORD=recording, TERM="xterm-256color",
+               COLUMNS=str(size[0]), LINES=str(size[1]))
     drained = threading.Event()
 
     def drain() -> None:  # keep the terminal's buffer empty, as a terminal would
@@ -132,16 +141,17 @@ def first_frame(timeout: float = 60.0, size: tuple[int, int] = (200, 50)) -> dic
         os.unlink(out_path)
 
 
-def run(*, quick: bool = True, runs: int | None = None, frames: int | None = None) -> list[Figure]:
+def run(*, quick: bool = True, runs: int | None = None, frames: int | None = None, record: bool = True) -> list[Figure]:
+    """``record``: the demo records its race to a temp file, as it does by default."""
     runs = runs or (10 if quick else 30)
     frames = frames or (3 if quick else 10)
     python = sys.executable
     log(f"[startup] thunderdome --help x{runs}, python -c pass x{runs}, TUI first frame x{frames}")
     floor = time_command([python, "-c", "pass"], runs)
     helps = time_command([python, "-m", "thunderdome", "--help"], runs)
-    ff = [first_frame() for _ in range(frames)]
+    ff = [first_frame(record) for _ in range(frames)]
     help_med = pct(helps, 50)
-    cmd = command("startup", ["--runs", str(runs), "--frames", str(frames)])
+    cmd = command("startup", ["--runs", str(runs), "--frames", str(frames)] + ([] if record else ["--no-record"]))
     figures = [
         Figure(BENCH, "thunderdome --help (median)", f"{help_med:.3f} s (python -c pass: {pct(floor, 50):.3f} s)",
                f"< {HELP_GOAL_S:g} s", help_med < HELP_GOAL_S, cmd,
@@ -162,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, help="--help runs (default 10)")
     p.add_argument("--frames", type=int, help="TUI first-frame runs (default 3)")
     p.add_argument("--long", action="store_true", help="30 and 10 runs")
+    p.add_argument("--no-record", dest="record", action="store_false", help=RECORD_HELP)
     add_common_args(p)
     args = p.parse_args(argv)
-    report(run(quick=not args.long, runs=args.runs, frames=args.frames), args.json)
+    report(run(quick=not args.long, runs=args.runs, frames=args.frames, record=args.record), args.json)
     return 0
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import tempfile
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from benchmarks.recording import temp_recorder
 from thunderdome.sim.profiles import PROFILES
 
 PROFILE = "instant"
@@ -124,22 +124,12 @@ async def run_tagged_race(url: str, plan: StreamPlan, variant: str, trial: int,
     before the start barrier, and (``plan.record``) a ``Recorder`` as the
     first sink, started before and closed after."""
     from thunderdome.race.runner import _warm_imports, warm_up
-    from thunderdome.record import Recorder
 
     _warm_imports()
-    with tempfile.TemporaryDirectory(prefix="ttft-record-") as folder:
-        recorder = Recorder(f"{folder}/race.jsonl") if plan.record else None
-        if recorder is not None:
-            await recorder.start()
+    async with temp_recorder(plan.record, prefix="ttft-record-") as recorder:
         race, tags = build_race(url, plan, variant, trial, [recorder, *sinks] if recorder else sinks)
         await warm_up(lane.backend for lane in race.lanes)
-        try:
-            await race.run()
-        finally:
-            if recorder is not None:
-                await recorder.close()
-        if recorder is not None and (recorder.error or not recorder.lines_written):
-            raise RuntimeError(f"the recording failed: {recorder.error or 'nothing written'}")
+        await race.run()
     return race, tags
 
 

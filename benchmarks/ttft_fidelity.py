@@ -58,6 +58,7 @@ import time
 from typing import Any, Callable
 
 from benchmarks.common import Figure, add_common_args, command, fmt_ms, log, report, summary_ms
+from benchmarks.recording import RECORD_HELP
 from benchmarks.ttft_clients import (
     BARE_LIBRARIES,
     Samples,
@@ -236,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-ms", type=float, default=50.0, help="thread-busy: frame period (ms)")
     p.add_argument("--stagger-ms", type=float, default=23.0, help="gap between lanes' first tokens (ms)")
     p.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the run (s; default 0.005)")
-    p.add_argument("--no-record", dest="record", action="store_false",
-                   help="races do not record (default: they record to a temp file, as real races do)")
+    p.add_argument("--no-record", dest="record", action="store_false", help=RECORD_HELP)
     add_common_args(p)
     args = p.parse_args(argv)
     if bool(args.lanes) != bool(args.tps):

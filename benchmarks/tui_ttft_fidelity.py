@@ -19,6 +19,11 @@ Variants, interleaved trial by trial so machine noise hits them alike:
   (``ProcessSource``, the app's default for live races): events come over a
   pipe, so the UI shares neither a loop nor a GIL with the race.
 
+Every race records to a temporary JSONL file through the ``Recorder`` on the
+race's own loop (in the child process for ``tui-process``, where
+``thunderdome race`` records too), as live races do; ``--no-record`` to
+compare.
+
 Also reported for ``tui``: the frame cost (time in ``RaceScreen._frame``),
 the share of wall time the UI thread spent in frames, and the display delay
 (first token stamped -> folded into the UI, i.e. at most one frame).
@@ -35,6 +40,7 @@ import time
 from typing import Any
 
 from benchmarks.common import Figure, add_common_args, command, fmt_ms, log, report, summary_ms
+from benchmarks.recording import RECORD_HELP
 from benchmarks.ttft_clients import StreamPlan, _engine_stamps, _thread_source_class
 
 BENCH = "tui_ttft_fidelity"
@@ -255,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tps", type=float, default=200.0, help="tokens/s per lane")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--size", default="160x48", help="app size WxH (headless driver)")
-    p.add_argument("--no-record", dest="record", action="store_false",
-                   help="races do not record (default: they record to a temp file, as real races do)")
+    p.add_argument("--no-record", dest="record", action="store_false", help=RECORD_HELP)
     add_common_args(p)
     args = p.parse_args(argv)
     width, height = (int(x) for x in args.size.lower().split("x"))
