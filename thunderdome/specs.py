@@ -15,7 +15,7 @@ from typing import Any
 
 from thunderdome.redact import remember_backend, scrub_urls
 
-BACKEND_KINDS = ("openai", "ollama", "anthropic", "sim")
+BACKEND_KINDS = ("openai", "ollama", "anthropic", "responses", "sim")
 
 
 @dataclass(frozen=True)
