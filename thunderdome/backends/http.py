@@ -113,7 +113,11 @@ class StreamParser:
     ``take(frames, t, out)`` is the one way in: it appends the events of a
     chunk's frames (as the decoder's ``split`` returns them) to ``out`` and
     stops at the end marker. It raises BackendError for an error frame and
-    FrameError for junk, after appending the events of the frames before it."""
+    FrameError for junk, after appending the events of the frames before it.
+    Tool calls go through ``call_start`` / ``call_delta`` / ``call_done``:
+    a call's ``ToolCallStarted`` comes once, when its name is known; its
+    argument deltas count in ``tokens`` like text; its ``ToolCallDone``
+    comes once, only for a started call, and never from a cut stream."""
 
     end_name = "its end marker"
 
