@@ -245,3 +245,35 @@ async def test_no_tools_no_tools_field(kind: str) -> None:
         backend = make_backend(raw_spec(kind, server.url))
         await collect(backend, ChatRequest(messages=HISTORY[:2], max_tokens=8, lane="lane"))
     assert "tools" not in json.loads(server.seen[0].body)
+
+
+# --- the events on record, and the model/tool split -------------------------------------------
+
+
+async def test_tool_events_round_trip_through_json() -> None:
+    from thunderdome.events import event_from_dict
+
+    out, _ = await run("openai", openai_body(), "/v1")
+    tool_events = [e for e in out.events if isinstance(e, (ToolCallStarted, ToolCallDelta, ToolCallDone))]
+    assert len(tool_events) == 2 + len(ARGS) + len(ARGS_2) + 2
+    assert [event_from_dict(json.loads(json.dumps(e.to_dict()))) for e in tool_events] == tool_events
+
+
+@pytest.mark.parametrize("exec_s", [None, 0.25])
+async def test_completion_splits_into_model_time_and_tool_time(exec_s: float | None) -> None:
+    from thunderdome.events import ExecFinished, StreamEnded
+
+    out, _ = await run("openai", openai_body(), "/v1")
+    events = list(out.events)
+    last_done = [e for e in events if isinstance(e, ToolCallDone)][-1]
+    ended = next(e for e in events if isinstance(e, StreamEnded))
+    if exec_s is not None:
+        events.append(ExecFinished(t=ended.t + 0.3, lane="lane", turn=2, exit_code=0, duration=exec_s))
+    events.append(RequestSent(t=ended.t + 0.5, lane="lane", turn=3))
+    lane = folded(type(out)(events, None))
+    sent = events[0].t
+    turn = lane["per_turn"][0]
+    assert turn["model_s"] == round(ended.t - sent, 4) == lane["model_s"]
+    expected_tool = exec_s if exec_s is not None else ended.t + 0.5 - last_done.t
+    assert turn["tool_s"] == round(expected_tool, 4) == lane["tool_s"]
+    assert lane["per_turn"][1] == {"turn": 3, "ttft_s": None, "ttftc_s": None, "tta_s": None, "model_s": None, "tool_s": None}
