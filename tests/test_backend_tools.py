@@ -58,8 +58,10 @@ def calls(out: Any) -> tuple[list[ToolCallStarted], dict[int, str], list[ToolCal
     return started, args, [e for e in out.events if isinstance(e, ToolCallDone)]
 
 
-async def run(kind: str, body: bytes, path: str = "", content_type: str = "text/event-stream") -> tuple[Any, Any]:
-    async with RawServer(lambda seen: chunked(pieces(body), content_type)) as server:
+async def run(
+    kind: str, body: bytes, path: str = "", content_type: str = "text/event-stream", size: int = 7
+) -> tuple[Any, Any]:
+    async with RawServer(lambda seen: chunked(pieces(body, size), content_type)) as server:
         out = await collect(make_backend(raw_spec(kind, server.url + path)), tool_request())
     return out, json.loads(server.seen[0].body)
 
@@ -277,3 +279,14 @@ async def test_completion_splits_into_model_time_and_tool_time(exec_s: float | N
     expected_tool = exec_s if exec_s is not None else ended.t + 0.5 - last_done.t
     assert turn["tool_s"] == round(expected_tool, 4) == lane["tool_s"]
     assert lane["per_turn"][1] == {"turn": 3, "ttft_s": None, "ttftc_s": None, "tta_s": None, "model_s": None, "tool_s": None}
+
+
+async def test_endless_arguments_end_the_lane() -> None:
+    from thunderdome.backends.http import MAX_ARGUMENTS
+
+    piece = "x" * 100_000
+    frames = [openai_call(0, "", id="call_a", name="shell")]
+    frames += [openai_call(0, piece) for _ in range(MAX_ARGUMENTS // len(piece) + 1)]
+    out, _ = await run("openai", sse(*frames) + b"data: [DONE]\n\n", "/v1", size=64 * 1024)
+    assert out.error is not None and out.error.reason == "tool call 'shell': arguments over 1 MB: cut"
+    assert not any(isinstance(e, ToolCallDone) for e in out.events)

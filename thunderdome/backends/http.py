@@ -62,6 +62,9 @@ between; 16 KiB is Linux's smallest default TCP send buffer). Its
 write), which on a loop busy with other lanes' streams is milliseconds late.
 So small bodies are stamped at ``.started``, larger ones at ``.complete``."""
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MAX_ARGUMENTS = 1_000_000
+"""Characters of one tool call's arguments kept at most (a reply's text
+limit, ``race.reply.REPLY_LIMIT``, does not see them): beyond, the lane fails."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -170,6 +173,9 @@ class StreamParser:
             if call is None:
                 call = self.calls[key] = _Call(len(self.calls))
             call.parts.append(text)
+            call.size += len(text)
+            if call.size > MAX_ARGUMENTS:
+                raise BackendError(f"tool call {call.name or '?'!r}: arguments over 1 MB: cut")
             out.append(ToolCallDelta(t, self.lane, self.turn, call.index, text))  # type: ignore[arg-type]  # fields in order
             self.tokens += 1
 
@@ -208,13 +214,14 @@ class StreamParser:
 class _Call:
     """One tool call as it forms."""
 
-    __slots__ = ("index", "call_id", "name", "parts", "started", "done")
+    __slots__ = ("index", "call_id", "name", "parts", "size", "started", "done")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.call_id = ""
         self.name = ""
         self.parts: list[str] = []
+        self.size = 0
         self.started = False
         self.done = False
 
@@ -469,4 +476,4 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-__all__ = ["DRAIN_S", "SENT_TRACES", "SYNC_WRITE_LIMIT", "StreamParser", "StreamingBackend", "TurnTimer", "expect_object", "make_client", "tls_context"]
+__all__ = ["DRAIN_S", "MAX_ARGUMENTS", "SENT_TRACES", "SYNC_WRITE_LIMIT", "StreamParser", "StreamingBackend", "TurnTimer", "expect_object", "make_client", "tls_context"]
