@@ -131,8 +131,20 @@ async def test_cut_mid_arguments_is_a_cut_stream() -> None:
     assert out.error.reason.startswith("stream ended without response.completed") and "tool call 'shell'" in out.error.reason
 
 
-def test_config_knows_the_kind(tmp_path: Any) -> None:
+async def test_config_knows_the_kind(tmp_path: Any) -> None:
     path = tmp_path / "backends.yaml"
     path.write_text("backends:\n  - {name: r, kind: responses, url: 'https://api.example.com/v1', model: m}\n")
     (spec,) = load_backends(path)
-    assert spec.kind == "responses" and type(make_backend(spec)).__name__ == "ResponsesBackend"
+    backend = make_backend(spec)
+    assert spec.kind == "responses" and type(backend).__name__ == "ResponsesBackend"
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(("url", "off"), [("https://api.openai.com/v1", True), ("http://127.0.0.1:8000/v1", False)])
+async def test_chat_completions_turn_obfuscation_off_only_where_accepted(url: str, off: bool) -> None:
+    from thunderdome.backends.base import ChatRequest
+
+    backend = make_backend(raw_spec("openai", url))
+    body = backend.body(ChatRequest(messages=[], max_tokens=4, lane="lane"))
+    await backend.aclose()
+    assert body["stream_options"] == ({"include_usage": True, "include_obfuscation": False} if off else {"include_usage": True})

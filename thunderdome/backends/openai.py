@@ -15,12 +15,18 @@ at a cut.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
 from thunderdome.backends.messages import function_tools, openai_messages
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
+
+OBFUSCATING_HOSTS = frozenset({"api.openai.com"})
+"""Servers that pad every delta with obfuscation unless asked not to (and
+accept ``stream_options.include_obfuscation``; other chat-completions servers
+may reject the field, so it goes only here)."""
 
 
 def _number(value: Any) -> float | None:
@@ -142,6 +148,8 @@ class OpenAIBackend(StreamingBackend):
             "max_tokens": request.max_tokens,
             "stream_options": {"include_usage": True},
         }
+        if urlsplit(self.base_url).hostname in OBFUSCATING_HOSTS:
+            body["stream_options"]["include_obfuscation"] = False
         if request.tools:
             body["tools"] = function_tools(request.tools)
         body.update(self.options)
