@@ -128,7 +128,7 @@ class StreamParser:
         self.lane = lane
         self.turn = turn
         self.tokens = 0
-        """Non-empty deltas so far (both channels)."""
+        """Non-empty deltas so far (both channels and tool-call arguments)."""
         self.ended = False
         self.finish_reason: str | None = None
         self.calls: dict[Any, _Call] = {}
