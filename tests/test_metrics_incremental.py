@@ -32,6 +32,7 @@ from thunderdome.events import (
     RequestSent,
     StreamEnded,
     TokenDelta,
+    ToolCallDelta,
     Usage,
     Verdict,
 )
@@ -39,7 +40,7 @@ from thunderdome.metrics import Standings, compute_results, lane_stats
 
 # -- the reference: every figure from scratch, by the definitions -------------------------
 
-TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, Usage, StreamEnded)
+TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, ToolCallDelta, Usage, StreamEnded)
 LANE_EVENTS = TURN_EVENTS + (LaneStarted, CommandExtracted, Verdict, LaneFinished, LaneEliminated, LaneFailed)
 ENDED = ("finished", "winner", "eliminated", "error")
 
@@ -78,12 +79,16 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
         if isinstance(e, TURN_EVENTS):
             turn = lane["turns"].setdefault(e.turn, {"request": e.t, "byte": None, "tokens": [], "answers": [],
                                                      "usage": None, "source": None, "server_tps": None,
-                                                     "input": None, "finish": None, "ended": False})
+                                                     "input": None, "finish": None, "ended": None})
         if isinstance(e, RequestSent):
             turn["request"] = e.t
             lane["status"] = "waiting" if running else lane["status"]
         elif isinstance(e, FirstByte) and turn["byte"] is None:
             turn["byte"] = e.t
+        elif isinstance(e, ToolCallDelta):  # tool arguments: output, not answer text
+            turn["tokens"].append(e.t)
+            if running:
+                lane["status"] = "streaming"
         elif isinstance(e, TokenDelta):
             turn["tokens"].append(e.t)
             if e.channel == "answer":
@@ -98,7 +103,7 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
             if e.input_tokens is not None:
                 turn["input"] = e.input_tokens
         elif isinstance(e, StreamEnded):
-            turn["finish"], turn["ended"] = e.finish_reason, True
+            turn["finish"], turn["ended"] = e.finish_reason, e.t
         elif isinstance(e, LaneStarted):
             lane["skew"] = e.skew
         elif isinstance(e, CommandExtracted) and running:
@@ -139,7 +144,7 @@ def generation(turns: list[dict[str, Any]]) -> tuple[int, float]:
 def streaming(lane: dict[str, Any]) -> dict[str, Any] | None:
     """The last opened turn while it streams: a delta came, no end of stream, lane running."""
     last = list(lane["turns"].values())[-1] if lane["turns"] else None
-    if last is None or not last["tokens"] or last["ended"] or lane["status"] in ENDED:
+    if last is None or not last["tokens"] or last["ended"] is not None or lane["status"] in ENDED:
         return None
     return last
 
@@ -166,6 +171,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
               else "estimate" if "estimate" in sources else "usage")
     gaps = sorted(b - a for t in turns for a, b in zip(t["tokens"], t["tokens"][1:]))
     server = [t["server_tps"] for t in turns if t["server_tps"] is not None]
+    model_times = [m for m in map(model_time, turns) if m is not None]
 
     def ms(q: float) -> float | None:
         value = percentile(gaps, q)
@@ -196,7 +202,14 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         "server_tps": server[-1] if server else None, "finish_t": finish, "turns": len(turns),
         "finish_reason": turns[-1]["finish"] if turns else None,
         "input_tokens": input_tokens, "cost": cost, "time_scale": lane["time_scale"],
+        "model_s": sum(model_times) if model_times else None, "ttftc_s": None, "tta_s": None, "tool_s": None,
     }
+
+
+def model_time(turn: dict[str, Any]) -> float | None:
+    """A turn's request to its stream's end, else to its last delta."""
+    end = turn["ended"] if turn["ended"] is not None else (turn["tokens"][-1] if turn["tokens"] else None)
+    return None if end is None else end - turn["request"]
 
 
 FIGURES = tuple(figures(new_lane("x", 0)))
@@ -277,6 +290,12 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "price_input_per_mtok": (lane["price"] or {}).get("input_per_mtok"),
             "price_output_per_mtok": (lane["price"] or {}).get("output_per_mtok"),
             "cost": r(fig["cost"], 6), "time_scale": lane["time_scale"],
+            "ttftc_s": None, "tta_s": None, "model_s": r(fig["model_s"]), "tool_s": None,
+            "per_turn": [
+                {"turn": n, "ttft_s": r(t["tokens"][0] - t["request"] if t["tokens"] else None), "ttftc_s": None,
+                 "tta_s": None, "model_s": r(model_time(t)), "tool_s": None}
+                for n, t in lane["turns"].items()
+            ],
         })
     return out
 
@@ -300,8 +319,11 @@ def lane_events(draw: st.DrawFn, name: str, kind: str) -> list[Event]:
             events.append(FirstByte(t=t, lane=name, turn=turn))
         for _ in range(draw(st.integers(0, 12))):
             t += draw(gaps)
-            channel = draw(st.sampled_from(["answer", "answer", "reasoning"]))
-            events.append(TokenDelta(t=t, lane=name, text="w ", channel=channel, turn=turn))
+            channel = draw(st.sampled_from(["answer", "answer", "reasoning", "tool"]))
+            if channel == "tool":
+                events.append(ToolCallDelta(t=t, lane=name, turn=turn, index=0, text='{"a'))
+            else:
+                events.append(TokenDelta(t=t, lane=name, text="w ", channel=channel, turn=turn))
         if draw(st.booleans()):
             events.append(Usage(t=t, lane=name, turn=turn, output_tokens=draw(st.none() | st.integers(0, 30)),
                                 input_tokens=draw(st.none() | st.integers(0, 500)),

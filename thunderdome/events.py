@@ -153,6 +153,48 @@ class StreamEnded(LaneEvent):
     finish_reason: str | None = None
 
 
+# --- tool calls (streamed, every protocol) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted(LaneEvent):
+    """A tool call of ``turn`` has its name: ``index`` is its 0-based place
+    among the turn's calls, ``call_id`` the server's id (a stand-in for
+    servers that send none, e.g. Ollama)."""
+
+    type: ClassVar[str] = "tool_call_started"
+    turn: int = 1
+    call_id: str = ""
+    name: str = ""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta(LaneEvent):
+    """A non-empty fragment of call ``index``'s JSON arguments. Output like a
+    ``TokenDelta`` (it counts for TTFT, the delta count and ITL); built
+    positionally on the hot path, so the field order is fixed."""
+
+    type: ClassVar[str] = "tool_call_delta"
+    turn: int = 1
+    index: int = 0
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDone(LaneEvent):
+    """Call ``index`` is complete: ``arguments`` is its whole JSON text, the
+    moment the command could run (time to action). A call cut mid-arguments
+    never gets one."""
+
+    type: ClassVar[str] = "tool_call_done"
+    turn: int = 1
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+    index: int = 0
+
+
 # --- Thunderdome agent loop -------------------------------------------------------
 
 
@@ -250,6 +292,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TokenDelta,
         Usage,
         StreamEnded,
+        ToolCallStarted,
+        ToolCallDelta,
+        ToolCallDone,
         CommandExtracted,
         ExecFinished,
         Verdict,
@@ -351,6 +396,9 @@ __all__ = [
     "TokenDelta",
     "Usage",
     "StreamEnded",
+    "ToolCallStarted",
+    "ToolCallDelta",
+    "ToolCallDone",
     "CommandExtracted",
     "ExecFinished",
     "Verdict",

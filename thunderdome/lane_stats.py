@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -95,6 +95,48 @@ class TurnState:
     server_tps: float | None = None
     ended: bool = False
     finish_reason: str | None = None
+
+    # tool calls and the split of a turn into model time and tool time
+    ended_t: float | None = None
+    """When the turn's stream ended cleanly (``StreamEnded``)."""
+    first_call_t: float | None = None
+    """The turn's first ``ToolCallStarted`` (the call's name has arrived)."""
+    first_action_t: float | None = None
+    """The turn's first ``ToolCallDone`` (a call's arguments are complete)."""
+    last_action_t: float | None = None
+    exec_s: float | None = None
+    """Sum of the turn's ``ExecFinished.duration`` (commands run by Thunderdome)."""
+    next_request_t: float | None = None
+    """The next turn's ``RequestSent``, once there is one."""
+
+    def since_request(self, t: float | None) -> float | None:
+        return None if t is None else t - self.request_t
+
+    def model_s(self) -> float | None:
+        """Model time: the turn's request to its stream's end (else its last delta)."""
+        return self.since_request(self.ended_t if self.ended_t is not None else self.last_token_t)
+
+    def tool_s(self) -> float | None:
+        """Tool time: the turn's ``ExecFinished`` durations when commands ran
+        in the sandbox; else, for a turn that called tools, its last
+        ``ToolCallDone`` to the next turn's ``RequestSent`` (running the tools
+        and sending their results); None for a turn with neither."""
+        if self.exec_s is not None:
+            return self.exec_s
+        if self.last_action_t is not None and self.next_request_t is not None:
+            return max(self.next_request_t - self.last_action_t, 0.0)
+        return None
+
+    def figures(self) -> dict[str, Any]:
+        """The turn's own figures (``--json`` ``per_turn``), from its request."""
+        return {
+            "turn": self.turn,
+            "ttft_s": _r(self.ttft()),
+            "ttftc_s": _r(self.since_request(self.first_call_t)),
+            "tta_s": _r(self.since_request(self.first_action_t)),
+            "model_s": _r(self.model_s()),
+            "tool_s": _r(self.tool_s()),
+        }
 
     @property
     def tokens(self) -> int:
@@ -172,6 +214,12 @@ class TurnTotals:
     reported them; None if none did."""
     input_known: bool = True
     """Every turn that produced output reported its input tokens."""
+    first_call_t: float | None = None
+    first_action_t: float | None = None
+    """The first tool call started / complete, of the first turn that has one."""
+    model_s: float | None = None
+    tool_s: float | None = None
+    """Sums of the turns' model and tool times (None: no turn has one)."""
 
     def add(self, turn: TurnState) -> None:
         """Fold in the next turn."""
@@ -198,9 +246,18 @@ class TurnTotals:
         elif tokens or turn.deltas:
             self.input_known = False
 
+        if self.first_call_t is None:
+            self.first_call_t = turn.first_call_t
+        if self.first_action_t is None:
+            self.first_action_t = turn.first_action_t
+        model, tool = turn.model_s(), turn.tool_s()
+        if model is not None:
+            self.model_s = (self.model_s or 0.0) + model
+        if tool is not None:
+            self.tool_s = (self.tool_s or 0.0) + tool
+
     def copy(self) -> TurnTotals:
-        return TurnTotals(self.tokens, self.live_tokens, self.gen_tokens, self.gen_time, self.last_token_t,
-                          self.first_answer_t, self.sources, self.server_tps, self.input_tokens, self.input_known)
+        return replace(self)
 
     @property
     def output_tps(self) -> float | None:
@@ -389,6 +446,15 @@ class LaneStats:
     """Dollars (``cost_of``): None without a price or with an unknown priced count."""
     time_scale: float = 1.0
     """The lane's delays were multiplied by this (1.0: real time)."""
+    ttftc_s: float | None = None
+    """Time to first tool call: turn 1's request to the lane's first call's name."""
+    tta_s: float | None = None
+    """Time to action: turn 1's request to the lane's first complete call."""
+    model_s: float | None = None
+    tool_s: float | None = None
+    """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
+    turn_log: list[TurnState] = field(default_factory=list, repr=False, compare=False)
+    """The lane's turns: ``per_turn`` figures are read from the first ``turns``."""
 
     @property
     def itl_max_ms(self) -> float | None:
@@ -444,6 +510,11 @@ class LaneStats:
             "price_output_per_mtok": (self.price or {}).get("output_per_mtok"),
             "cost": _r(self.cost, 6),
             "time_scale": self.time_scale,
+            "ttftc_s": _r(self.ttftc_s),
+            "tta_s": _r(self.tta_s),
+            "model_s": _r(self.model_s),
+            "tool_s": _r(self.tool_s),
+            "per_turn": [turn.figures() for turn in self.turn_log[: self.turns]],
         }
 
 
@@ -515,6 +586,11 @@ def lane_stats(
         price=lane.price,
         cost=cost_of(lane.price, totals.input_tokens, totals.tokens, input_known=totals.input_known),
         time_scale=lane.time_scale,
+        ttftc_s=first.since_request(totals.first_call_t) if first is not None else None,
+        tta_s=first.since_request(totals.first_action_t) if first is not None else None,
+        model_s=totals.model_s,
+        tool_s=totals.tool_s,
+        turn_log=turns,
     )
 
 

@@ -10,7 +10,14 @@ as often as it shows. Reads fill those caches: read a ``Standings`` on the
 thread that folds it. Definitions follow the metric table of DESIGN.md:
 
 - times are measured from the turn's ``RequestSent``;
-- TTFT: first non-empty delta of any channel; TTFA: first answer delta;
+- TTFT: first non-empty delta of any channel (tool-call argument deltas
+  count); TTFA: first answer delta;
+- time to first tool call (TTFTC): the first ``ToolCallStarted`` (its name
+  has arrived); time to action (TTA): the first ``ToolCallDone`` (its
+  arguments are complete: the command can run);
+- model time of a turn: its request to its ``StreamEnded`` (else its last
+  delta); tool time: its ``ExecFinished`` durations, else (a turn that
+  called tools) its last ``ToolCallDone`` to the next ``RequestSent``;
 - e2e: last delta (usage frames and end markers don't count);
 - N: server-reported tokens when present (``usage`` / ``server``), else the
   count of deltas (``estimate``);
@@ -29,7 +36,8 @@ already finished this race, else the task's ``expected_tokens``, else
 ``max_tokens``; ``Projection.basis`` says which.
 
 A lane may run several turns (the Thunderdome agent loop). Lane figures:
-TTFB/TTFT/TTFA come from turn 1; e2e runs from turn 1's request to the last
+TTFB/TTFT/TTFA come from turn 1 (TTFTC/TTA: the lane's first call, from
+turn 1's request); model and tool time are summed over turns; e2e runs from turn 1's request to the last
 delta of the last turn; N is summed over turns; output speed is
 sum(N_i - 1) / sum(e2e_i - TTFT_i) over the turns that produced two or more
 tokens; ITL gaps are pooled over turns (never across a turn boundary).
@@ -67,9 +75,15 @@ from thunderdome.events import (
     FirstByte,
     StreamEnded,
     TokenDelta,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
     Usage,
     Verdict,
 )
+
+_DELTAS = (TokenDelta, ToolCallDelta)
+"""Output deltas: both count for TTFT, e2e, the delta count and ITL."""
 
 
 class Standings:
@@ -106,7 +120,7 @@ class Standings:
         t = event.t
         if t > self.last_t:
             self.last_t = t
-        if isinstance(event, TokenDelta):  # the hot path first: lookups inlined
+        if isinstance(event, _DELTAS):  # the hot path first: lookups inlined
             lane = self.lanes.get(event.lane) or self._lane(event.lane)
             turns = lane.turns
             turn = turns[-1] if turns and turns[-1].turn == event.turn else lane.turn(event.turn, t)
@@ -117,7 +131,10 @@ class Standings:
                 lane.gaps.arrived.append(t - last)
             turn.last_token_t = t
             turn.deltas += 1
-            if event.channel == "answer":
+            if type(event) is ToolCallDelta:  # tool arguments: output, not answer text
+                if lane.status not in _ENDED:
+                    lane.status = "streaming"
+            elif event.channel == "answer":
                 turn.answer_chars += len(event.text)
                 if turn.first_answer_t is None:
                     turn.first_answer_t = t
@@ -145,6 +162,8 @@ class Standings:
             lane.started_t, lane.skew = event.t, event.skew
         elif isinstance(event, RequestSent):
             lane = self._lane(event.lane)
+            if lane.turns and lane.turns[-1].turn != event.turn and lane.turns[-1].next_request_t is None:
+                lane.turns[-1].next_request_t = event.t  # ends the previous turn's tool time
             lane.turn(event.turn, event.t).request_t = event.t
             if not lane.ended:
                 lane.status = "waiting"
@@ -167,13 +186,27 @@ class Standings:
             lane = self._lane(event.lane)
             turn = lane.turn(event.turn, event.t)
             turn.ended, turn.finish_reason = True, event.finish_reason
+            turn.ended_t = event.t
+        elif isinstance(event, ToolCallStarted):
+            turn = self._lane(event.lane).turn(event.turn, event.t)
+            if turn.first_call_t is None:
+                turn.first_call_t = event.t
+        elif isinstance(event, ToolCallDone):
+            turn = self._lane(event.lane).turn(event.turn, event.t)
+            if turn.first_action_t is None:
+                turn.first_action_t = event.t
+            turn.last_action_t = event.t
         elif isinstance(event, CommandExtracted):
             lane = self._lane(event.lane)
             lane.last_command = event.command
             if not lane.ended:
                 lane.status = "executing"
         elif isinstance(event, ExecFinished):
-            self._lane(event.lane).last_exit = event.exit_code
+            lane = self._lane(event.lane)
+            lane.last_exit = event.exit_code
+            if any(turn.turn == event.turn for turn in lane.turns):  # never opens a turn
+                turn = lane.turn(event.turn, event.t)
+                turn.exec_s = (turn.exec_s or 0.0) + event.duration
         elif isinstance(event, FighterSpawned):
             self._lane(event.lane).pid = event.pid
         elif isinstance(event, Verdict):

@@ -15,7 +15,7 @@ from typing import Any
 
 from thunderdome.redact import remember_backend, scrub_urls
 
-BACKEND_KINDS = ("openai", "ollama", "anthropic", "sim")
+BACKEND_KINDS = ("openai", "ollama", "anthropic", "responses", "sim")
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok")
 """What a backend's ``price`` may name: dollars per million tokens."""
 

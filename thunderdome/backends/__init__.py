@@ -20,6 +20,7 @@ _CLASSES = {
     "openai": ("thunderdome.backends.openai", "OpenAIBackend"),
     "ollama": ("thunderdome.backends.ollama", "OllamaBackend"),
     "anthropic": ("thunderdome.backends.anthropic", "AnthropicBackend"),
+    "responses": ("thunderdome.backends.responses", "ResponsesBackend"),
 }
 
 
@@ -29,7 +30,7 @@ def _client_class(kind: str) -> Any:
     try:
         module, name = _CLASSES[kind]
     except KeyError:
-        raise ValueError(f"no client for protocol {kind!r} (use openai, ollama or anthropic)") from None
+        raise ValueError(f"no client for protocol {kind!r} (use openai, ollama, anthropic or responses)") from None
     return getattr(importlib.import_module(module), name)
 
 
@@ -49,7 +50,7 @@ def make_backend(
     if not base:
         raise ValueError(f"sim backend {spec.name!r} needs the emulator's url")
     protocol = spec.wire_kind
-    if protocol == "openai" and not base.endswith("/v1"):
+    if protocol in ("openai", "responses") and not base.endswith("/v1"):
         base += "/v1"
     directive = {k: v for k, v in spec.options.items() if k in SIM_OPTIONS}
     directive.update(sim_directive or {})
@@ -81,4 +82,5 @@ __all__ = [
     "OpenAIBackend",
     "OllamaBackend",
     "AnthropicBackend",
+    "ResponsesBackend",
 ]

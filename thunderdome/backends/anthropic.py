@@ -3,16 +3,20 @@
 Invariant: ``message_stop`` is the only clean end; ``usage.output_tokens`` in
 ``message_start`` / ``message_delta`` is cumulative, so each ``Usage`` event
 carries the latest total (assigned, never added). ``thinking_delta`` is the
-reasoning channel; ``ping`` events are keep-alives; an ``error`` event
+reasoning channel (its ``signature_delta`` is no output); a ``tool_use``
+block is a tool call, its ``input_json_delta`` pieces the arguments, its
+``content_block_stop`` the call complete; ``ping`` events are keep-alives; an ``error`` event
 (``overloaded_error``) ends the lane.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.messages import anthropic_messages, anthropic_tools
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -41,6 +45,8 @@ class AnthropicParser(StreamParser):
                     self.token(out, t, delta.get("text"), "answer")
                 elif delta.get("type") == "thinking_delta":
                     self.token(out, t, delta.get("thinking"), "reasoning")
+                elif delta.get("type") == "input_json_delta":
+                    self.call_delta(out, t, obj.get("index"), delta.get("partial_json"))
         elif kind == "message_start":
             message = obj.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
@@ -56,6 +62,12 @@ class AnthropicParser(StreamParser):
                     self.token(out, t, block.get("text"), "answer")
                 elif block.get("type") == "thinking":
                     self.token(out, t, block.get("thinking"), "reasoning")
+                elif block.get("type") == "tool_use":
+                    self.call_start(out, t, obj.get("index"), block.get("id"), block.get("name"))
+                    if block.get("input"):  # a whole input up front (no deltas follow)
+                        self.call_delta(out, t, obj.get("index"), json.dumps(block["input"]))
+        elif kind == "content_block_stop":
+            self.call_done(out, t, obj.get("index"))
         elif kind == "message_delta":
             delta = obj.get("delta")
             if isinstance(delta, dict) and delta.get("stop_reason"):
@@ -95,16 +107,12 @@ class AnthropicBackend(StreamingBackend):
         return headers
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
-        system = "\n\n".join(m["content"] for m in request.messages if m.get("role") == "system")
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [
-                {"role": m["role"], "content": m["content"]} for m in request.messages if m.get("role") != "system"
-            ],
-            "max_tokens": request.max_tokens,
-        }
+        system, messages = anthropic_messages(request.messages)
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": request.max_tokens}
         if system:
             body["system"] = system
+        if request.tools:
+            body["tools"] = anthropic_tools(request.tools)
         body.update(self.options)
         body["stream"] = True
         return self.sim_field(body, request)

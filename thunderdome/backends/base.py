@@ -9,7 +9,7 @@ before a drop are kept).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Protocol
 
 from thunderdome.errors import ThunderdomeError
@@ -21,10 +21,25 @@ Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
-class ChatRequest:
-    """One turn's request: messages in OpenAI shape (role/content dicts)."""
+class ToolSpec:
+    """A tool the model may call, in no protocol's shape: each client encodes
+    it (``parameters`` is the JSON schema of its arguments object)."""
 
-    messages: list[dict[str, str]]
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One turn's request. ``messages``: role/content dicts (roles
+    ``system``, ``user``, ``assistant``, ``tool``). An assistant message may
+    carry ``tool_calls``: ``[{"id", "name", "arguments"}]`` (arguments: the
+    JSON text, as ``ToolCallDone`` has it); a ``tool`` message answers one
+    call: ``{"role": "tool", "tool_call_id", "name", "content"}``. Each client
+    encodes these for its protocol (``backends/tools.py``)."""
+
+    messages: list[dict[str, Any]]
     max_tokens: int
     lane: str
     turn: int = 1
@@ -32,6 +47,8 @@ class ChatRequest:
     """Sim lanes only: per-request emulator directive (e.g. the reply rendered
     with this lane's PIDs), merged over the backend's own directive into the
     body's ``thunderdome_sim`` field. Real backends ignore it."""
+    tools: tuple[ToolSpec, ...] = ()
+    """The tools offered this turn (none: the request has no tools field)."""
 
 
 class BackendError(ThunderdomeError):
@@ -46,8 +63,9 @@ class Backend(Protocol):
     spec: BackendSpec
 
     def stream(self, request: ChatRequest, clock: Clock) -> AsyncIterator[Event]:
-        """Yield RequestSent, FirstByte, TokenDelta, Usage, StreamEnded events
-        (with ``lane``/``turn`` from the request). Raise BackendError on failure."""
+        """Yield RequestSent, FirstByte, TokenDelta, ToolCallStarted /
+        ToolCallDelta / ToolCallDone, Usage, StreamEnded events (with
+        ``lane``/``turn`` from the request). Raise BackendError on failure."""
         ...
 
     async def aclose(self) -> None: ...

@@ -37,7 +37,16 @@ from thunderdome.backends.errors import (
 )
 from thunderdome.backends.sse import FrameError, SSEDecoder
 from thunderdome.backends.watchdog import TurnTimer
-from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
+from thunderdome.events import (
+    Event,
+    FirstByte,
+    RequestSent,
+    StreamEnded,
+    TokenDelta,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
+)
 from thunderdome.specs import BackendSpec, Timeouts
 
 DRAIN_S = 0.5
@@ -53,6 +62,9 @@ between; 16 KiB is Linux's smallest default TCP send buffer). Its
 write), which on a loop busy with other lanes' streams is milliseconds late.
 So small bodies are stamped at ``.started``, larger ones at ``.complete``."""
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MAX_ARGUMENTS = 1_000_000
+"""Characters of one tool call's arguments kept at most (a reply's text
+limit, ``race.reply.REPLY_LIMIT``, does not see them): beyond, the lane fails."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -104,7 +116,11 @@ class StreamParser:
     ``take(frames, t, out)`` is the one way in: it appends the events of a
     chunk's frames (as the decoder's ``split`` returns them) to ``out`` and
     stops at the end marker. It raises BackendError for an error frame and
-    FrameError for junk, after appending the events of the frames before it."""
+    FrameError for junk, after appending the events of the frames before it.
+    Tool calls go through ``call_start`` / ``call_delta`` / ``call_done``:
+    a call's ``ToolCallStarted`` comes once, when its name is known; its
+    argument deltas count in ``tokens`` like text; its ``ToolCallDone``
+    comes once, only for a started call, and never from a cut stream."""
 
     end_name = "its end marker"
 
@@ -112,9 +128,11 @@ class StreamParser:
         self.lane = lane
         self.turn = turn
         self.tokens = 0
-        """Non-empty deltas so far (both channels)."""
+        """Non-empty deltas so far (both channels and tool-call arguments)."""
         self.ended = False
         self.finish_reason: str | None = None
+        self.calls: dict[Any, _Call] = {}
+        """This turn's tool calls by the protocol's key for them, in order."""
 
     def one(self, frame: Any, t: float, out: list[Event]) -> None:
         """Append the events of one frame (a decoder ``split`` item) to ``out``."""
@@ -132,6 +150,54 @@ class StreamParser:
             out.append(TokenDelta(t, self.lane, text, channel, self.turn))  # type: ignore[arg-type]  # fields in order
             self.tokens += 1
 
+    # tool calls: ``key`` is however the protocol tells its calls apart
+    # (an index, a block index, an item id); ``index`` is the call's place.
+    def call_start(self, out: list[Event], t: float, key: Any, call_id: Any, name: Any) -> None:
+        """Call ``key`` has (at least) its name: ``ToolCallStarted``, once."""
+        call = self.calls.get(key)
+        if call is None:
+            call = self.calls[key] = _Call(len(self.calls))
+        if call_id and isinstance(call_id, str) and not call.call_id:
+            call.call_id = call_id
+        if call.started or not (name and isinstance(name, str)):
+            return
+        call.name, call.started = name, True
+        if not call.call_id:
+            call.call_id = f"call_{self.turn}_{call.index}"
+        out.append(ToolCallStarted(t=t, lane=self.lane, turn=self.turn, call_id=call.call_id, name=name, index=call.index))
+
+    def call_delta(self, out: list[Event], t: float, key: Any, text: Any) -> None:
+        """A fragment of call ``key``'s arguments: output, like ``token``."""
+        if text and isinstance(text, str):
+            call = self.calls.get(key)
+            if call is None:
+                call = self.calls[key] = _Call(len(self.calls))
+            call.parts.append(text)
+            call.size += len(text)
+            if call.size > MAX_ARGUMENTS:
+                raise BackendError(f"tool call {call.name or '?'!r}: arguments over 1 MB: cut")
+            out.append(ToolCallDelta(t, self.lane, self.turn, call.index, text))  # type: ignore[arg-type]  # fields in order
+            self.tokens += 1
+
+    def call_done(self, out: list[Event], t: float, key: Any, arguments: Any = None) -> None:
+        """Call ``key`` is complete (``arguments``: the server's whole text,
+        if it sends one; else the fragments). Once per started call."""
+        call = self.calls.get(key)
+        if call is None or call.done or not call.started:
+            return
+        call.done = True
+        text = arguments if isinstance(arguments, str) and arguments else "".join(call.parts) or "{}"
+        out.append(
+            ToolCallDone(
+                t=t, lane=self.lane, turn=self.turn, call_id=call.call_id, name=call.name, arguments=text, index=call.index
+            )
+        )
+
+    def calls_done(self, out: list[Event], t: float) -> None:
+        """Every started call that is not complete yet is, now."""
+        for key in list(self.calls):
+            self.call_done(out, t, key)
+
     def end(self, out: list[Event], t: float) -> None:
         self.ended = True
         out.append(StreamEnded(t=t, lane=self.lane, turn=self.turn, finish_reason=self.finish_reason))
@@ -140,7 +206,24 @@ class StreamParser:
         return BackendError(f"server error mid-stream: {error_message(obj, with_type=True)}")
 
     def cut_reason(self) -> str:
-        return f"stream ended without {self.end_name} after {self.tokens} tokens (likely cut)"
+        open_call = next((c for c in self.calls.values() if c.started and not c.done), None)
+        during = f" in the middle of tool call {open_call.name!r}" if open_call is not None else ""
+        return f"stream ended without {self.end_name} after {self.tokens} tokens{during} (likely cut)"
+
+
+class _Call:
+    """One tool call as it forms."""
+
+    __slots__ = ("index", "call_id", "name", "parts", "size", "started", "done")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.call_id = ""
+        self.name = ""
+        self.parts: list[str] = []
+        self.size = 0
+        self.started = False
+        self.done = False
 
 
 def expect_object(obj: Any, text: str) -> dict[str, Any]:
@@ -393,4 +476,4 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-__all__ = ["DRAIN_S", "SENT_TRACES", "SYNC_WRITE_LIMIT", "StreamParser", "StreamingBackend", "TurnTimer", "expect_object", "make_client", "tls_context"]
+__all__ = ["DRAIN_S", "MAX_ARGUMENTS", "SENT_TRACES", "SYNC_WRITE_LIMIT", "StreamParser", "StreamingBackend", "TurnTimer", "expect_object", "make_client", "tls_context"]

@@ -4,15 +4,19 @@ Invariant: the line with ``done: true`` is the only clean end; its
 ``eval_count`` is the output token count (source ``server``) and
 ``eval_count / eval_duration`` (nanoseconds) the server's tokens/s. A body that
 closes before it is a cut stream (BackendError). ``message.thinking`` is the
-reasoning channel. ``{"error": ...}`` lines (sent with HTTP 200) end the lane.
+reasoning channel; ``message.tool_calls`` carry whole calls (arguments an
+object), each started, its arguments and complete in the line that has it
+(an id is made up when the server sends none). ``{"error": ...}`` lines (sent with HTTP 200) end the lane.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.messages import function_tools, ollama_messages
 from thunderdome.backends.sse import NDJSONDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -37,6 +41,9 @@ class OllamaParser(StreamParser):
             content = message.get("content")
             if content:
                 self.token(out, t, content, "answer")
+            calls = message.get("tool_calls")
+            if calls and isinstance(calls, list):
+                self._tool_calls(calls, t, out)
         if obj.get("done") is True:
             count = as_int(obj.get("eval_count"))
             if count is not None:
@@ -61,6 +68,19 @@ class OllamaParser(StreamParser):
                 self.finish_reason = str(obj["done_reason"])
             self.end(out, t)
 
+    def _tool_calls(self, calls: list[Any], t: float, out: list[Event]) -> None:
+        """Each call arrives whole: started, its arguments, complete, at once."""
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                continue
+            key = len(self.calls)
+            arguments = function.get("arguments")
+            text = arguments if isinstance(arguments, str) else json.dumps(arguments if arguments is not None else {})
+            self.call_start(out, t, key, call.get("id"), function.get("name"))  # type: ignore[union-attr]
+            self.call_delta(out, t, key, text)
+            self.call_done(out, t, key, text)
+
 
 class OllamaBackend(StreamingBackend):
     """POST ``{url}/api/chat`` with ``stream: true``."""
@@ -84,7 +104,9 @@ class OllamaBackend(StreamingBackend):
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         options: dict[str, Any] = {"num_predict": request.max_tokens}
-        body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in request.messages]}
+        body: dict[str, Any] = {"model": self.model, "messages": ollama_messages(request.messages)}
+        if request.tools:
+            body["tools"] = function_tools(request.tools)
         for key, value in self.options.items():
             if key == "options" and isinstance(value, dict):
                 options.update(value)

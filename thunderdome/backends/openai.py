@@ -6,16 +6,27 @@ it is a cut stream (BackendError), and a stream that ends with ``[DONE]`` but
 never named a ``finish_reason`` ends with ``StreamEnded(finish_reason=None)``.
 Reasoning arrives as ``delta.reasoning_content`` or ``delta.reasoning``; usage
 (``completion_tokens``) and llama.cpp ``timings`` become ``Usage`` events.
+Tool calls arrive as ``delta.tool_calls[i]`` fragments (id and name first,
+then ``function.arguments`` pieces); a call is complete when a later call
+starts, at the ``finish_reason`` (``tool_calls``) or at ``[DONE]``, never
+at a cut.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.messages import function_tools, openai_messages
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
+
+OBFUSCATING_HOSTS = frozenset({"api.openai.com"})
+"""Servers that pad every delta with obfuscation unless asked not to (and
+accept ``stream_options.include_obfuscation``; other chat-completions servers
+may reject the field, so it goes only here)."""
 
 
 def _number(value: Any) -> float | None:
@@ -32,6 +43,7 @@ class OpenAIParser(StreamParser):
     def one(self, frame: tuple[str, str], t: float, out: list[Event]) -> None:
         event, data = frame
         if "[DONE]" in data and data.strip() == "[DONE]":
+            self.calls_done(out, t)
             self.end(out, t)
             return
         obj = parse_json_frame(data)
@@ -53,10 +65,33 @@ class OpenAIParser(StreamParser):
                     content = delta.get("content")
                     if content:
                         self.token(out, t, content, "answer")
+                    calls = delta.get("tool_calls")
+                    if calls and isinstance(calls, list):
+                        self._tool_calls(calls, t, out)
                 if choice.get("finish_reason"):
                     self.finish_reason = str(choice["finish_reason"])
-        timings = obj.get("timings")  # type: ignore[union-attr]
-        usage = obj.get("usage")  # type: ignore[union-attr]
+                    self.calls_done(out, t)
+        if "usage" in obj or "timings" in obj:  # type: ignore[operator]
+            self._usage(obj, t, out)  # type: ignore[arg-type]
+
+    def _tool_calls(self, calls: list[Any], t: float, out: list[Event]) -> None:
+        """``delta.tool_calls``: fragments keyed by ``index``; the first of a
+        call has its id and name. Calls stream one after another, so a call
+        is complete when a later one starts (or at the finish reason)."""
+        for call in calls:
+            if not isinstance(call, dict):
+                continue
+            key = call.get("index", 0)
+            function = call.get("function")
+            function = function if isinstance(function, dict) else {}
+            if key not in self.calls:
+                self.calls_done(out, t)
+            self.call_start(out, t, key, call.get("id"), function.get("name"))
+            self.call_delta(out, t, key, function.get("arguments"))
+
+    def _usage(self, obj: dict[str, Any], t: float, out: list[Event]) -> None:
+        timings = obj.get("timings")
+        usage = obj.get("usage")
         if timings is None and usage is None:
             return
         if isinstance(timings, dict):
@@ -109,10 +144,14 @@ class OpenAIBackend(StreamingBackend):
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [dict(m) for m in request.messages],
+            "messages": openai_messages(request.messages),
             "max_tokens": request.max_tokens,
             "stream_options": {"include_usage": True},
         }
+        if urlsplit(self.base_url).hostname in OBFUSCATING_HOSTS:
+            body["stream_options"]["include_obfuscation"] = False
+        if request.tools:
+            body["tools"] = function_tools(request.tools)
         body.update(self.options)
         body["stream"] = True
         return self.sim_field(body, request)

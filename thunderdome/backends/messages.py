@@ -1,0 +1,154 @@
+"""A request's neutral messages and tools, in each protocol's shape.
+
+Invariant: pure functions of ``ChatRequest.messages`` / ``ChatRequest.tools``
+(see ``backends.base.ChatRequest`` for the neutral shape); the input is never
+changed. Plain messages come out as they did before tools existed (OpenAI
+and Ollama: as they went in; Anthropic and Responses: role and content, the
+system messages where the protocol wants them). Arguments travel as JSON text in the neutral shape;
+protocols that want an object (Anthropic, Ollama) get it parsed, and
+arguments that are not a JSON object are a ``BackendError`` before anything
+is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from thunderdome.backends.base import BackendError, ToolSpec
+
+
+def arguments_object(call: dict[str, Any]) -> dict[str, Any]:
+    """A neutral tool call's arguments as an object (empty text: ``{}``)."""
+    text = call.get("arguments") or ""
+    if isinstance(text, dict):
+        return dict(text)
+    try:
+        value = json.loads(text) if str(text).strip() else {}
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise BackendError(f"tool call {call.get('name')!r}: its arguments are not a JSON object")
+    return value
+
+
+def _calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    calls = message.get("tool_calls")
+    return [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+
+
+def _plain(message: dict[str, Any]) -> dict[str, Any]:
+    return {"role": message.get("role", "user"), "content": message.get("content") or ""}
+
+
+def function_tools(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    """OpenAI Chat Completions and Ollama: ``{"type": "function", "function": {...}}``."""
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in tools
+    ]
+
+
+def openai_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "tool":
+            out.append({"role": "tool", "tool_call_id": m.get("tool_call_id", ""), "content": m.get("content") or ""})
+            continue
+        message = dict(m)
+        calls = _calls(m)
+        if calls:
+            message["content"] = m.get("content") or None
+            message["tool_calls"] = [
+                {
+                    "id": c.get("id", ""),
+                    "type": "function",
+                    "function": {"name": c.get("name", ""), "arguments": c.get("arguments") or "{}"},
+                }
+                for c in calls
+            ]
+        out.append(message)
+    return out
+
+
+def ollama_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "tool":
+            out.append({"role": "tool", "tool_name": m.get("name", ""), "content": m.get("content") or ""})
+            continue
+        message = dict(m)
+        calls = _calls(m)
+        if calls:
+            message["tool_calls"] = [
+                {"function": {"name": c.get("name", ""), "arguments": arguments_object(c)}} for c in calls
+            ]
+        out.append(message)
+    return out
+
+
+def anthropic_tools(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    return [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
+
+
+def anthropic_messages(messages: Iterable[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """``(system, messages)``: system messages joined into ``system``; tool
+    results become ``tool_result`` blocks of one user message (consecutive
+    results share it, as the API wants)."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "system":
+            system.append(m.get("content") or "")
+        elif role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.get("tool_call_id", ""), "content": m.get("content") or ""}
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "user" and isinstance(last["content"], list):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif _calls(m):
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+            blocks += [
+                {"type": "tool_use", "id": c.get("id", ""), "name": c.get("name", ""), "input": arguments_object(c)}
+                for c in _calls(m)
+            ]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append(_plain(m))
+    return "\n\n".join(system), out
+
+
+def responses_tools(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    return [{"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
+
+
+def responses_input(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Responses API's ``input`` items: messages, then an assistant's
+    calls as ``function_call`` items, results as ``function_call_output``."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "tool":
+            out.append({"type": "function_call_output", "call_id": m.get("tool_call_id", ""), "output": m.get("content") or ""})
+            continue
+        calls = _calls(m)
+        if m.get("content") or not calls:
+            out.append(_plain(m))
+        out += [
+            {"type": "function_call", "call_id": c.get("id", ""), "name": c.get("name", ""), "arguments": c.get("arguments") or "{}"}
+            for c in calls
+        ]
+    return out
+
+
+__all__ = [
+    "anthropic_messages",
+    "anthropic_tools",
+    "arguments_object",
+    "function_tools",
+    "ollama_messages",
+    "openai_messages",
+    "responses_input",
+    "responses_tools",
+]
