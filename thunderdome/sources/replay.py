@@ -29,9 +29,9 @@ from thunderdome.sources.threaded import ThreadedSource
 from thunderdome.visible import visible_line
 
 
-def _check_speed(speed: float, *, allow_inf: bool = False) -> float:
+def _check_speed(speed: float) -> float:
     speed = float(speed)
-    if not speed > 0 or math.isnan(speed) or (math.isinf(speed) and not allow_inf):
+    if not speed > 0 or math.isnan(speed) or math.isinf(speed):
         raise ValueError(f"replay speed must be a positive number, not {speed!r}")
     return speed
 
@@ -77,20 +77,6 @@ class PlayClock:
         speed = _check_speed(speed)
         self.jump(self.time())
         self.speed = speed
-
-
-async def replay_events(events: Sequence[Event], emit: Callable[[Event], None], speed: float = 1.0) -> None:
-    """Emit ``events`` with their recorded timing at ``speed`` (``math.inf``:
-    as fast as possible). Each event is due at start + t / speed."""
-    speed = _check_speed(speed, allow_inf=True)
-    start = time.monotonic()
-    for i, event in enumerate(events):
-        delay = 0.0 if math.isinf(speed) else start + event.t / speed - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif i % 256 == 255:
-            await asyncio.sleep(0)  # let the loop breathe during a burst
-        emit(event)
 
 
 class ReadAhead:
@@ -415,4 +401,4 @@ def replay_source(path: str | Path, speed: float = 1.0) -> ReplaySource:
     return source
 
 
-__all__ = ["PlayClock", "ReadAhead", "ReplaySource", "replay_events", "replay_source"]
+__all__ = ["PlayClock", "ReadAhead", "ReplaySource", "replay_source"]
