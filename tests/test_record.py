@@ -38,7 +38,7 @@ from thunderdome.record import (
 )
 from thunderdome.redact import SECRET_SUFFIXES
 from thunderdome.replay import load_recording
-from thunderdome.sources.replay import replay_events
+from thunderdome.sources.replay import ReplaySource
 from thunderdome.specs import BackendSpec, TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,7 +263,9 @@ def test_a_race_killed_with_sigkill_leaves_a_replayable_file(tmp_path, no_secret
     assert not any(isinstance(e, RaceFinished) for e in events)
     assert sum(isinstance(e, TokenDelta) and e.lane == "stuck" for e in events) == 8
     replayed: list = []
-    asyncio.run(replay_events(events, replayed.append, speed=float("inf")))
+    source = ReplaySource(events, speed=1e9, linger=False)
+    source.start(replayed.append)
+    assert source.done.wait(30) and source.error is None
     assert replayed == events
     results = {lane["name"]: lane for lane in compute_results(replayed)["lanes"]}
     assert results["done"]["status"] == "finished" and results["done"]["tokens"] == 20

@@ -146,10 +146,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.json:
             write_json(standings.results(), args.json)
         return EXIT_OK
-    from thunderdome.replay import load_recording
+    from thunderdome.replay import RecordingStream
     from thunderdome.tui.app import run_tui
 
-    _print_notices(load_recording(args.file).notices)
+    RecordingStream(args.file)  # only the header: a file that is no recording is refused before the TUI
     return run_tui(mode="replay", replay_path=args.file, speed=args.speed)
 
 

@@ -27,6 +27,7 @@ from textual import on
 from textual.app import App
 from textual.binding import Binding
 from textual.theme import Theme
+from textual.timer import Timer
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.metrics import Standings
@@ -111,6 +112,7 @@ class ThunderdomeApp(App[int]):
         """The race on screen's standings (live while it runs); what ``e`` exports."""
         self.last_export: list[str] = []
         self.last_screenshot: str | None = None
+        self._reading_timer: Timer | None = None
 
     # -- flow ---------------------------------------------------------------------------
 
@@ -173,6 +175,16 @@ class ThunderdomeApp(App[int]):
             results_delay=self.config.results_delay,
         )
         self._show(screen, source)
+        if self._reading_timer is None:
+            self._reading_timer = self.set_interval(1.0, self._say_reading, name="reading")
+
+    def _say_reading(self) -> None:
+        """A replay held up reading its file says how far it has read (one short toast a second)."""
+        source = self.race_source
+        controls = source.controls if source is not None else None
+        progress = controls.read_progress() if controls is not None else None
+        if progress is not None and isinstance(self.screen, RaceScreen):
+            self.notify(f"reading the recording: {progress:.0%}", timeout=0.9)
 
     def rerun(self) -> None:
         """Run the current race again (a replay restarts from its start)."""
