@@ -391,3 +391,17 @@ async def test_an_unreadable_recording_is_a_message_not_a_crash(tmp_path):
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, what="quit")
     assert app.return_code == 0
+
+
+@pytest.mark.parametrize("key", ["0", "r"])
+async def test_restarting_a_replay_is_not_reported_as_cut_short(key):
+    app = make_app(mode="replay", replay_path=FIXTURES / "thunderdome-sim.jsonl", speed=1.0, results_delay=0.2)
+    async with app.run_test(size=(120, 36)) as pilot:
+        first = app.screen
+        await wait_for(pilot, lambda: first.feed.started is not None, what="replay start")
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(app.screen, RaceScreen) and app.screen is not first, what="restart")
+        await wait_for(pilot, lambda: first.source.done.is_set(), what="old replay stopped")
+        await pilot.pause(0.3)
+        assert first.failed is None
+        assert not [n for n in app._notifications if "cut short" in n.message]

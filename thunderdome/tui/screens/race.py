@@ -142,6 +142,8 @@ class RaceScreen(Screen):
         self._chart_wall = -1.0
         self._frames = 0
         self._gc_held = False
+        self._leaving = False
+        """A rerun was asked for: the source is stopped on purpose, not cut short."""
         self.frame_times: deque[float] = deque(maxlen=10_000)
         """Seconds spent in each of the recent frames (benchmarks read it)."""
 
@@ -247,7 +249,7 @@ class RaceScreen(Screen):
         if frame.finished is not None and not self.over:
             self.over = True
             self.set_timer(max(self.results_delay, 0.001), self._show_results)
-        elif not self.over and not self.failed and self._source_ended() and feed.pending == 0:
+        elif not self.over and not self.failed and not self._leaving and self._source_ended() and feed.pending == 0:
             if self.replay:
                 self.failed = "the recording ends here: the race was cut short (no finish recorded)"
             else:
@@ -393,11 +395,12 @@ class RaceScreen(Screen):
         self.notify("reasoning shown" if show else "reasoning hidden", timeout=2)
 
     def action_rerun(self) -> None:
+        self._leaving = True
         self.post_message(self.RerunRequested(self))
 
     def action_restart(self) -> None:
         if self.replay:
-            self.post_message(self.RerunRequested(self))
+            self.action_rerun()
 
     def action_pause(self) -> None:
         controls = self.source.controls
