@@ -64,6 +64,10 @@ process by default (benchmarks/tui_ttft_fidelity.py: the UI adds nothing to
 its first-token stamps)."""
 
 RESTYLES_PER_FRAME = 4
+EVENTS_PER_FRAME = 20_000
+"""Events folded in one frame at most (25x the 16 lanes x 1000 tok/s the TUI
+is built for): a source pushing faster (a replay at full speed) is shown a
+frame at a time instead of freezing the app in one endless frame."""
 """Lanes restyled per frame with nothing else to show (a status class change
 costs ~3 ms a lane); a frame that brought events restyles one at most."""
 
@@ -224,7 +228,7 @@ class RaceScreen(Screen):
 
     def _frame_body(self) -> None:
         feed = self.feed
-        frame = feed.drain()
+        frame = feed.drain(EVENTS_PER_FRAME)
         if frame.started is not None:
             names = [str(info.get("name", "")) for info in frame.started.lanes]
             for name in [n for n in self.lanes if n not in names]:  # the race is the truth
