@@ -35,9 +35,10 @@ _BACKEND_FIELDS = {
 
 def demo_backends(protocols: tuple[str, ...] = ("openai", "ollama", "openai")) -> list[BackendSpec]:
     """The public experiment's three sim lanes. Different wire protocols per
-    lane so the demo exercises more than one client."""
+    lane so the demo exercises more than one client. Text mode: the public
+    sigkill race was a command in a code block, and its figure is calibrated so."""
     return [
-        BackendSpec(name=profile, kind="sim", profile=profile, model=profile, protocol=proto)
+        BackendSpec(name=profile, kind="sim", profile=profile, model=profile, protocol=proto, agent="text")
         for profile, proto in zip(SIM_PROFILES_DEMO, protocols)
     ]
 
