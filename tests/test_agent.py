@@ -35,7 +35,7 @@ SCALE = 0.05
 
 
 def sim(name: str, profile: str, protocol: str = "openai", **options) -> BackendSpec:
-    return BackendSpec(name=name, kind="sim", profile=profile, model=profile, protocol=protocol, options=options)
+    return BackendSpec(name=name, kind="sim", profile=profile, model=profile, protocol=protocol, agent="text", options=options)
 
 
 def of_lane(events: list[Event], name: str) -> list[LaneEvent]:
@@ -119,7 +119,7 @@ async def test_feedback_reaches_the_model_and_a_second_turn_can_win() -> None:
     })
     await server.start()
     try:
-        spec = BackendSpec(name="scripted", kind="openai", url=f"{server.url}/v1", model="instant")
+        spec = BackendSpec(name="scripted", kind="openai", url=f"{server.url}/v1", model="instant", agent="text")
         events: list[Event] = []
         standings = await run_race(task, [spec], sinks=[events.append])
     finally:

@@ -39,7 +39,7 @@ def _arena_is_safe_here():
 
 
 def sim(name: str, profile: str, **options) -> BackendSpec:
-    return BackendSpec(name=name, kind="sim", profile=profile, model=profile, options=options)
+    return BackendSpec(name=name, kind="sim", profile=profile, model=profile, agent="text", options=options)
 
 
 def of_lane(events: list[Event], name: str) -> list[LaneEvent]:

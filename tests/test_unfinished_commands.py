@@ -49,7 +49,7 @@ def emulator() -> Iterator[Any]:
 
 
 def sim(name: str, **options: Any) -> BackendSpec:
-    return BackendSpec(name=name, kind="sim", profile="instant", model="instant", options=options)
+    return BackendSpec(name=name, kind="sim", profile="instant", model="instant", agent="text", options=options)
 
 
 def tokens_through(text: str, end: str) -> int:

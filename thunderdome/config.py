@@ -16,25 +16,29 @@ from typing import Any
 
 from thunderdome.sim.options import SIM_OPTIONS, OptionError, parse_options
 from thunderdome.sim.profiles import PROFILES
-from thunderdome.specs import BACKEND_KINDS, PRICE_KEYS, BackendSpec, Timeouts
+from thunderdome.specs import AGENT_MODES, BACKEND_KINDS, PRICE_KEYS, BackendSpec, Timeouts
 from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, read_yaml
 
 SIM_PROFILES_DEMO = ("cloud", "dgx-spark", "rtx4090-offload")
 """The three lanes of the public experiment."""
 
+SIM_PROTOCOLS = ("openai", "ollama", "anthropic", "responses")
+"""The wire protocols a sim lane may speak (the emulator serves all four)."""
+
 BACKENDS_FILENAMES = ("thunderdome.yaml", "backends.yaml")
 
 _BACKEND_FIELDS = {
-    "name", "kind", "url", "model", "api_key_env", "profile", "protocol",
+    "name", "kind", "url", "model", "api_key_env", "profile", "protocol", "agent",
     "price", "timeouts", "options",
 }
 
 
 def demo_backends(protocols: tuple[str, ...] = ("openai", "ollama", "openai")) -> list[BackendSpec]:
     """The public experiment's three sim lanes. Different wire protocols per
-    lane so the demo exercises more than one client."""
+    lane so the demo exercises more than one client. Text mode: the public
+    sigkill race was a command in a code block, and its figure is calibrated so."""
     return [
-        BackendSpec(name=profile, kind="sim", profile=profile, model=profile, protocol=proto)
+        BackendSpec(name=profile, kind="sim", profile=profile, model=profile, protocol=proto, agent="text")
         for profile, proto in zip(SIM_PROFILES_DEMO, protocols)
     ]
 
@@ -122,8 +126,8 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
                 f"{source}:{entry.line_of('profile')}: unknown sim profile {profile!r} "
                 f"(known: {', '.join(PROFILES)})"
             )
-        if protocol not in ("openai", "ollama", "anthropic"):
-            raise ConfigError(f"{source}:{entry.line_of('protocol')}: protocol must be openai, ollama or anthropic")
+        if protocol not in SIM_PROTOCOLS:
+            raise ConfigError(f"{source}:{entry.line_of('protocol')}: protocol must be {', '.join(SIM_PROTOCOLS)}")
         model = model or profile
     else:
         if not url:
@@ -135,6 +139,9 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
             raise ConfigError(f"{source}:{entry.line_of('url')}: bad url {url!r}: {problem}")
         if not model:
             raise ConfigError(f"{source}:{entry.line}: backend {name!r} is missing 'model'")
+    agent = _str_field(entry, "agent", source) or "tools"
+    if agent not in AGENT_MODES:
+        raise ConfigError(f"{source}:{entry.line_of('agent')}: agent must be {' or '.join(AGENT_MODES)}, not {agent!r}")
     if "api_key" in entry:  # pragma: no cover - caught as unknown field above
         raise ConfigError(f"{source}:{entry.line_of('api_key')}: put keys in the environment (api_key_env)")
     api_key_env = _str_field(entry, "api_key_env", source) or None
@@ -174,6 +181,7 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
         api_key_env=api_key_env,
         profile=profile,
         protocol=protocol,
+        agent=agent,
         price=price,
         timeouts=timeouts,
         options=dict(options),

@@ -16,6 +16,8 @@ from typing import Any
 from thunderdome.redact import remember_backend, scrub_urls
 
 BACKEND_KINDS = ("openai", "ollama", "anthropic", "responses", "sim")
+AGENT_MODES = ("tools", "text")
+"""A backend's ``agent`` option: how its model acts in a Thunderdome task."""
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok")
 """What a backend's ``price`` may name: dollars per million tokens."""
 
@@ -49,6 +51,9 @@ class BackendSpec:
     """``sim`` only: the timing profile (``cloud``, ``dgx-spark``, ...)."""
     protocol: str = "openai"
     """``sim`` only: which wire protocol to speak to the emulator."""
+    agent: str = "tools"
+    """How the lane acts in a Thunderdome task (``AGENT_MODES``): ``tools`` (a
+    native ``bash`` tool call) or ``text`` (a command in a shell code block)."""
     price: dict[str, float] | None = None
     """Optional ``input_per_mtok`` / ``output_per_mtok`` (``PRICE_KEYS``), dollars
     per million tokens; a lane's cost is its input and output tokens x these."""

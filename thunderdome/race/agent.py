@@ -35,7 +35,7 @@ from typing import Any
 from thunderdome.events import Notice
 from thunderdome.race.checks import run_checks
 from thunderdome.race.engine import Lane, Race
-from thunderdome.race.text_mode import TextMode
+from thunderdome.race.tools_mode import mode_for
 from thunderdome.race.turns import Judgement, exec_event, run_turns, within_time
 
 
@@ -47,7 +47,6 @@ class FirstCorrectRace:
         self.isolation = "none"
         self.force = isolation
         self.seed = seed
-        self.lane_mode = TextMode()
         self.sandboxes: dict[str, Any] = {}
         self.warning: str | None = None
         self._announced = False
@@ -73,7 +72,7 @@ class FirstCorrectRace:
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
         self._announce(race)
-        await within_time(race, lane, run_turns(race, lane, self._act, self.lane_mode, self.seed))
+        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec), self.seed))
 
     async def _act(self, race: Race, lane: Lane, turn: int, command: str) -> Judgement:
         """Run the command in the lane's sandbox, then the task's checks."""

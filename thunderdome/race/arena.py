@@ -39,7 +39,7 @@ from typing import Any
 
 from thunderdome.events import FighterSpawned, LaneFinished, Notice, Verdict
 from thunderdome.race.engine import Lane, Race
-from thunderdome.race.text_mode import TextMode
+from thunderdome.race.tools_mode import mode_for
 from thunderdome.race.turns import Judgement, eliminate, exec_event, run_turns, within_time
 
 SETTLE_S = 0.1
@@ -57,7 +57,6 @@ class LastStandingRace:
         self.isolation = "none"
         self.force = isolation
         self.seed = seed
-        self.lane_mode = TextMode()
         self.arena: Any = None
         self.warning: str | None = None
         self._winner: str | None = None
@@ -164,7 +163,7 @@ class LastStandingRace:
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
         self._start(race)
-        await within_time(race, lane, run_turns(race, lane, self._act, self.lane_mode, self.seed))
+        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec), self.seed))
 
     async def _fire(self, race: Race, lane: Lane, turn: int, command: str) -> Any:
         """Run the lane's command in the arena, emit ExecFinished, then give

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from thunderdome.backends.base import BackendError, ChatRequest
-from thunderdome.events import NATURAL_ENDS, StreamEnded, TokenDelta
+from thunderdome.events import NATURAL_ENDS, StreamEnded, TokenDelta, ToolCallDone, ToolCallStarted
 
 if TYPE_CHECKING:
     from thunderdome.race.engine import Lane, Race
@@ -42,6 +42,10 @@ class Reply:
     """The stream's end event; None when it closed without one or the lane stopped reading."""
     early: bool
     """``on_answer`` asked to stop reading before the reply ended."""
+    calls: tuple[ToolCallDone, ...] = ()
+    """The tool calls that completed, in the order they did."""
+    started: int = 0
+    """Tool calls begun (more than ``calls``: one was cut mid-arguments)."""
 
     @property
     def natural(self) -> bool:
@@ -61,6 +65,8 @@ async def read_reply(
     size = 0
     ended: StreamEnded | None = None
     early = False
+    calls: list[ToolCallDone] = []
+    started = 0
     stream = lane.backend.stream(request, race.clock)
     try:
         async for event in stream:
@@ -78,6 +84,10 @@ async def read_reply(
                         break
             elif isinstance(event, StreamEnded):
                 ended = event
+            elif isinstance(event, ToolCallDone):
+                calls.append(event)
+            elif isinstance(event, ToolCallStarted):
+                started += 1
     finally:
         closer = getattr(stream, "aclose", None)
         if closer is not None:
@@ -85,7 +95,7 @@ async def read_reply(
                 await closer()
             except Exception:  # closing a stream we stopped reading is not news
                 pass
-    return Reply("".join(parts), ended, early)
+    return Reply("".join(parts), ended, early, tuple(calls), started)
 
 
 def end_reason_for_cut(ended: StreamEnded | None, tokens: int) -> str | None:

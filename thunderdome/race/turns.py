@@ -50,6 +50,8 @@ class Attempt:
     text: str
     command: str | None
     miss: str = ""
+    stopped: bool = False
+    """The model stopped acting (answered without a tool call): the lane ends."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ async def run_turns(race: Race, lane: Lane, act: Act, mode: LaneMode, seed: int 
             race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=reason))
             return
         detail = judged.detail
+        if attempt.stopped:
+            eliminate(race, lane, detail)
+            return
         if turn < task.max_turns:
             messages = mode.follow_up(messages, attempt, judged, task.max_turns - turn)
     turns = f"{task.max_turns} {'turn' if task.max_turns == 1 else 'turns'}"
