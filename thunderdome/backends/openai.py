@@ -125,21 +125,27 @@ class OpenAIParser(StreamParser):
             )
 
 
-class OpenAIBackend(StreamingBackend):
-    """POST ``{url}/chat/completions`` (``url`` ends in ``/v1``)."""
+class OpenAIStyleBackend(StreamingBackend):
+    """What OpenAI's APIs share: SSE, a bearer key, ``url`` ending in ``/v1``
+    (warmed with ``GET /v1/models``). Subclasses name the endpoint and body."""
 
     decoder_class = SSEDecoder
-    parser_class = OpenAIParser
 
     def warm_url(self) -> str | None:
         return f"{self.base_url}/models"
 
-    def endpoint(self) -> str:
-        return f"{self.base_url}/chat/completions"
-
     def protocol_headers(self) -> dict[str, str]:
         key = self.spec.api_key()
         return {"authorization": f"Bearer {key}"} if key else {}
+
+
+class OpenAIBackend(OpenAIStyleBackend):
+    """POST ``{url}/chat/completions`` (``url`` ends in ``/v1``)."""
+
+    parser_class = OpenAIParser
+
+    def endpoint(self) -> str:
+        return f"{self.base_url}/chat/completions"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.http import StreamParser, as_int, expect_object
+from thunderdome.backends.openai import OpenAIStyleBackend
 from thunderdome.backends.messages import responses_input, responses_tools
-from thunderdome.backends.sse import SSEDecoder, parse_json_frame
+from thunderdome.backends.sse import parse_json_frame
 from thunderdome.events import Event, Usage
 
 _ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -91,21 +92,13 @@ class ResponsesParser(StreamParser):
         self.end(out, t)
 
 
-class ResponsesBackend(StreamingBackend):
+class ResponsesBackend(OpenAIStyleBackend):
     """POST ``{url}/responses`` (``url`` ends in ``/v1``, as for the openai kind)."""
 
-    decoder_class = SSEDecoder
     parser_class = ResponsesParser
-
-    def warm_url(self) -> str | None:
-        return f"{self.base_url}/models"
 
     def endpoint(self) -> str:
         return f"{self.base_url}/responses"
-
-    def protocol_headers(self) -> dict[str, str]:
-        key = self.spec.api_key()
-        return {"authorization": f"Bearer {key}"} if key else {}
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
