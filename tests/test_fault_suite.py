@@ -150,6 +150,7 @@ def lane_entry(name: str, protocol: str, what: str, port: int) -> dict[str, Any]
 
 def spec_of(entry: dict[str, Any]) -> BackendSpec:
     kw = dict(entry)
+    kw.setdefault("agent", "text")  # the fault points (FAULT_AT, CUT_MID_COMMAND) are counted in code-block replies
     if "timeouts" in kw:
         kw["timeouts"] = Timeouts(**kw["timeouts"])
     return BackendSpec(**kw)
