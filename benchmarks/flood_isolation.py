@@ -46,10 +46,10 @@ def _task(tokens: int) -> Any:
 def _specs(flood: bool) -> list[Any]:
     from thunderdome.specs import BackendSpec
 
-    specs = [BackendSpec(name="healthy", kind="sim", profile=HEALTHY_PROFILE, model=HEALTHY_PROFILE)]
+    specs = [BackendSpec(name="healthy", kind="sim", profile=HEALTHY_PROFILE, model=HEALTHY_PROFILE, agent="text")]
     if flood:
         options = {"fault": "flood_line", "fault_at": 0, "time_scale": FLOOD_TIME_SCALE}
-        specs.append(BackendSpec(name="flood", kind="sim", profile=FLOOD_PROFILE, model=FLOOD_PROFILE, options=options))
+        specs.append(BackendSpec(name="flood", kind="sim", profile=FLOOD_PROFILE, model=FLOOD_PROFILE, options=options, agent="text"))
     return specs
 
 
