@@ -118,3 +118,17 @@ async def test_tui_replay_of_the_hostile_race_paints_no_control_character(hostil
         assert_inert(blob, where)
         text = blob.decode().replace("&#160;", " ")
         assert "[/x]" in text and "␛]0;pwned-title␇" in text  # the names and the reply, shown literally
+
+
+def test_json_output_holds_no_raw_control_byte(tmp_path):
+    """``--json`` text round-trips the name while every C0/C1 control is a ``\\u`` escape."""
+    import json as _json
+
+    from thunderdome.headless import write_json
+
+    out = tmp_path / "r.json"
+    name = "lane\x9b2J\x1b]0;t\x07"
+    write_json({"lanes": [{"name": name}]}, str(out))
+    data = out.read_bytes()
+    assert not any(b < 0x20 and b != 0x0A for b in data) and "\x9b" not in data.decode("utf-8")
+    assert _json.loads(data)["lanes"][0]["name"] == name

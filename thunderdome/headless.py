@@ -85,7 +85,10 @@ async def run_one(
 
 
 def write_json(payload: dict[str, Any], out: str) -> None:
-    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    """``payload`` as JSON to ``out`` (``-``: stdout), with no raw control byte."""
+    from thunderdome.visible import json_safe
+
+    text = json_safe(json.dumps(payload, indent=2, ensure_ascii=False)) + "\n"
     if out == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
