@@ -19,8 +19,10 @@ from typing import Any, Iterator, Mapping
 
 from thunderdome.race.extract import extract_command
 from thunderdome.sim.replies import Reply, choose_reply
-from thunderdome.sim.wire import FINISH_TOOL
 
+FINISH_TOOL = "tool_calls"
+"""The finish reason of a reply that ends in a tool call (each encoder maps it
+to its protocol's word)."""
 SHELL_NAMES = ("bash", "shell", "Bash", "execute_command", "exec_command")
 """Tool names agents give their shell tool (Codex, Claude Code, OpenCode, Cline, ...)."""
 CLOSING_TEXT = "Done: the command ran. That should settle it."

@@ -21,10 +21,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from json.encoder import encode_basestring
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-if TYPE_CHECKING:
-    from thunderdome.sim.tools import ToolCall
+from thunderdome.sim.tools import FINISH_TOOL, ToolCall
 
 
 @dataclass
@@ -54,9 +53,6 @@ def dumps_str(text: str) -> bytes:
     """``dumps(text)`` for a string, without the encoder set-up."""
     return encode_basestring(text).encode("utf-8")
 
-
-FINISH_TOOL = "tool_calls"
-"""The finish reason of a reply that ends with a complete tool call (OpenAI's name)."""
 
 _BAD_UTF8 = b"\xff\xfe\xc3"
 _MARK = "\x00\x01MARK\x01\x00"
