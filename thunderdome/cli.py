@@ -14,9 +14,8 @@ import argparse
 import sys
 from typing import Sequence
 
+from thunderdome.commands import DEMO_TASKS  # cheap: commands imports nothing heavy at the top
 from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
-
-DEMO_TASKS = ("sigkill", "long-essay")
 
 
 class _Parser(argparse.ArgumentParser):
