@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from _pilot import wait_for  # type: ignore[import-not-found]
 
 from benchmarks.big_recording import write_recording
 from thunderdome.cli import main
@@ -47,11 +48,6 @@ class Sink:
             return list(self.events)
 
 
-async def wait_for(pilot, condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.02)
 
 
 async def test_the_replay_screen_shows_events_before_the_file_is_read_whole(long_file):

@@ -10,13 +10,13 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-
+from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
 from hostile_server import HostileServer, key_pieces
+
 from thunderdome.config import load_backends
 from thunderdome.race.tasks import load_task
 from thunderdome.redact import REDACTED
@@ -113,16 +113,10 @@ def test_a_key_pasted_as_the_variable_name_is_never_printed(tmp_path, server):
     assert_no_piece(listing, "backends")
 
 
-async def wait_for(pilot, condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
 async def test_tui_race_screen_screenshots_and_exports_never_show_a_key(tmp_path, server, keys):
     from thunderdome.tui.app import make_app
-    from thunderdome.tui.screens.results import ResultsScreen
 
     specs = load_backends(backends_file(tmp_path, server.url))
     task = dataclasses.replace(load_task("long-essay"), max_tokens=40, timeout=60)
@@ -135,7 +129,7 @@ async def test_tui_race_screen_screenshots_and_exports_never_show_a_key(tmp_path
         await pilot.pause(0.3)
         race_svg = app.export_screenshot()
         lanes = {name: view.stream.plain for name, view in screen.lanes.items()}
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), "results")
+        await wait_for(pilot, lambda: results_shown(app), "results")
         await pilot.pause(0.3)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.last_screenshot is not None, "screenshot")

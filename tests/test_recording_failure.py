@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
 
 from thunderdome import events as ev
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
@@ -26,7 +27,6 @@ from thunderdome.sources.recorded_race import record_race
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
-from thunderdome.tui.screens.results import ResultsScreen
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS = 60
@@ -148,11 +148,6 @@ def test_headless_race_on_a_full_tmpfs_says_where_the_recording_stops(tmp_path):
 # -- the TUI ---------------------------------------------------------------------------------
 
 
-async def wait_for(pilot, condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
 @needs_dev_full
@@ -163,7 +158,7 @@ async def test_tui_race_recorded_to_dev_full_shows_the_recording_failed(race_pro
     async with app.run_test(size=(120, 40)) as pilot:
         race = app.screen
         assert isinstance(race, RaceScreen)
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), "the results")
+        await wait_for(pilot, lambda: results_shown(app), "the results")
         assert any(w.startswith("recording incomplete") and "No space left on device" in w for w in race.warnings)
         note = " ".join(app.screen.query_one("#recording-note").render().plain.split())
         assert "recording /dev/full" in note

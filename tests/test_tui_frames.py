@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from typing import Any, Callable
+
+from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
 
 from thunderdome import events as ev
 from thunderdome.sources.base import RecordingStatus, ReplayControls
@@ -16,7 +17,6 @@ from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
-from thunderdome.tui.screens.results import ResultsScreen
 
 TASK = TaskSpec(name="frames", title="frames", kind="long", user="-", max_tokens=5000)
 NAMES = [f"lane{i}" for i in range(8)]
@@ -44,11 +44,6 @@ def make(source: HandSource):
     return make_app(mode="race", task=TASK, specs=specs, source_factory=lambda t, s: source, results_delay=0.05)
 
 
-async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.02)
 
 
 def start_race(push: Callable[[ev.Event], None]) -> None:
@@ -139,7 +134,7 @@ async def test_no_full_gc_pass_while_racing_and_all_given_back_after():
         for name in NAMES:
             source.push(ev.LaneFinished(t=1.0, lane=name, reason="stop"))
         source.push(ev.RaceFinished(t=1.0, winner=NAMES[0]))
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and bool(app.screen.query("#recording-note")),
+        await wait_for(pilot, lambda: results_shown(app),
                        "the results")
         await wait_for(pilot, lambda: not gc_policy.racing(), "the collector given back after the results")
         assert gc.get_freeze_count() == 0

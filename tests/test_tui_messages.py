@@ -11,22 +11,21 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 from textual.message import Message
 
 from thunderdome.metrics import Standings
+from thunderdome.sources.base import RecordingStatus
+from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.screens.setup import SetupScreen
-from thunderdome.sources.base import RecordingStatus
-from thunderdome.sources.fixed import ListSource
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
 from tui_scripted import long_race, sigkill_race  # noqa: E402
 
 TUI = Path(__file__).resolve().parent.parent / "thunderdome" / "tui"
@@ -62,15 +61,8 @@ class Heard:
         return next(m for m in reversed(self.messages) if isinstance(m, kind))
 
 
-async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
-def results_up(app) -> bool:
-    return isinstance(app.screen, ResultsScreen) and bool(app.screen.query("#recording-note"))
 
 
 async def test_setup_race_results_rerun_and_back(tmp_path, monkeypatch):
@@ -90,7 +82,7 @@ async def test_setup_race_results_rerun_and_back(tmp_path, monkeypatch):
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), "setup")
         setup = app.screen
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: results_up(app), "first results")
+        await wait_for(pilot, lambda: results_shown(app), "first results")
         first_results = app.screen
         assert heard.names() == ["SetupScreen.RaceRequested", "RaceScreen.RaceShown", "RaceScreen.RaceEnded"]
         requested = heard.messages[0]
@@ -109,7 +101,7 @@ async def test_setup_race_results_rerun_and_back(tmp_path, monkeypatch):
         assert Path(app.last_export[1]) == tmp_path / "rec" / "race-1.json"
 
         await pilot.press("r")
-        await wait_for(pilot, lambda: results_up(app) and app.screen is not first_results, "rerun results")
+        await wait_for(pilot, lambda: results_shown(app) and app.screen is not first_results, "rerun results")
         assert heard.names()[3:] == ["ResultsScreen.RerunRequested", "RaceScreen.RaceShown", "RaceScreen.RaceEnded"]
         assert heard.messages[3].screen is first_results
         assert heard.messages[4].screen is not shown.screen and len(made) == 2
@@ -144,7 +136,7 @@ async def test_race_rerun_mid_race_then_next_race():
         await wait_for(pilot, lambda: heard.names() == ["RaceScreen.RaceShown"], "race shown")
         await wait_for(pilot, lambda: first.feed.standings.events_seen > 0, "first events")
         await pilot.press("r")
-        await wait_for(pilot, lambda: results_up(app), "results of the rerun")
+        await wait_for(pilot, lambda: results_shown(app), "results of the rerun")
         assert heard.names() == [
             "RaceScreen.RaceShown", "RaceScreen.RerunRequested", "RaceScreen.RaceShown", "RaceScreen.RaceEnded",
         ]
@@ -153,7 +145,7 @@ async def test_race_rerun_mid_race_then_next_race():
         await wait_for(pilot, lambda: app.standings is not None and app.standings.task == "sigkill", "standings")
 
         await pilot.press("n")
-        await wait_for(pilot, lambda: results_up(app) and app.standings.task == "long-essay", "next race results")
+        await wait_for(pilot, lambda: results_shown(app) and app.standings.task == "long-essay", "next race results")
         assert heard.names()[4:] == ["ResultsScreen.NextRaceRequested", "RaceScreen.RaceShown", "RaceScreen.RaceEnded"]
         ended = heard.last(RaceScreen.RaceEnded)
         assert ended.feed.standings.task == "long-essay" and app.standings is ended.feed.standings
@@ -170,10 +162,10 @@ async def test_a_request_from_a_screen_no_longer_on_top_is_ignored():
 
     app = make_app(mode="race", task=SIGKILL, specs=SPECS, source_factory=factory, results_delay=0.01)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: results_up(app), "results")
+        await wait_for(pilot, lambda: results_shown(app), "results")
         old = app.screen
         await pilot.press("r")
-        await wait_for(pilot, lambda: results_up(app) and app.screen is not old, "rerun results")
+        await wait_for(pilot, lambda: results_shown(app) and app.screen is not old, "rerun results")
         assert len(made) == 2
         # a second r caught by the old results screen before it left: no third race
         app.post_message(ResultsScreen.RerunRequested(old))

@@ -7,9 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -22,28 +20,19 @@ from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
-from thunderdome.tui.screens.results import ResultsScreen, WinnerCard
+from thunderdome.tui.screens.results import WinnerCard
 from thunderdome.tui.widgets.lane import LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
 from tui_scripted import long_race, sigkill_race  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
-def results_up(app) -> bool:
-    """The results screen is current and composed (``app.screen`` switches
-    before the new screen's widgets are mounted)."""
-    return isinstance(app.screen, ResultsScreen) and bool(app.screen.query("#recording-note"))
 
 
 def sim(name: str, profile: str, **options) -> BackendSpec:
@@ -78,7 +67,7 @@ async def test_live_race_lanes_marker_leaderboard_results_and_keys(tmp_path):
         # what the race screen shows at the end, before the results replace it
         shown = {v.lane_name: header_text(v) for v in screen.query(LaneView)}
         order = screen.query_one(Leaderboard).order()
-        await wait_for(pilot, lambda: results_up(app), what="results")
+        await wait_for(pilot, lambda: results_shown(app), what="results")
 
         # an independent reducer over the recording gives the same figures
         rec = load_recording(recording)
@@ -109,7 +98,7 @@ async def test_live_race_lanes_marker_leaderboard_results_and_keys(tmp_path):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: results_up(app), what="help closed")
+        await wait_for(pilot, lambda: results_shown(app), what="help closed")
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, what="quit")
     assert app.return_code == 0
@@ -130,7 +119,7 @@ async def test_erroring_lane_shows_its_reason_while_others_finish(tmp_path):
         assert screen.lanes["good"].has_class("-finished") or screen.lanes["good"].has_class("-winner")
         standings = screen.feed.standings
         assert standings.lanes["also-good"].status in ("finished", "winner")
-        await wait_for(pilot, lambda: results_up(app), what="results")
+        await wait_for(pilot, lambda: results_shown(app), what="results")
         note = app.screen.query_one("#recording-note").render().plain
         assert "broken" in note and "500" in note
 
@@ -219,7 +208,7 @@ async def test_80x24_stacks_without_overlap(which):
         await pilot.pause()
         assert lanes[-1].region.height > 0  # the last lane can be scrolled into view
         await pilot.press("r")  # the full race: on to the results at 80x24
-        await wait_for(pilot, lambda: results_up(app), what="results")
+        await wait_for(pilot, lambda: results_shown(app), what="results")
         await pilot.pause()
         assert app.screen.query_one(WinnerCard).region.height > 0
 
@@ -251,14 +240,14 @@ async def test_demo_runs_the_next_task_after_the_results(auto):
         source_factory=lambda t, s: ListSource(scripts[t.name]), results_delay=0.01, next_delay=1.0 if auto else None,
     )
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: results_up(app), what="first results")
+        await wait_for(pilot, lambda: results_shown(app), what="first results")
         assert app.screen.standings.task == "sigkill"
         note = app.screen.query_one("#next-race").render()
         assert "long-essay" in str(note) and (("starts in" in str(note)) == auto)
         if not auto:
             await pilot.press("n")
         await wait_for(
-            pilot, lambda: results_up(app) and app.screen.standings.task == "long-essay",
+            pilot, lambda: results_shown(app) and app.screen.standings.task == "long-essay",
             what="second results",
         )
         assert app.screen.next_task is None
@@ -289,7 +278,7 @@ async def test_setup_starts_the_chosen_race_and_comes_back(tmp_path, monkeypatch
         task, specs = started[0]
         assert task.name == "sigkill" and task.max_tokens == 99
         assert [s.name for s in specs] == ["cloud", "dgx-spark", "rtx4090-offload"]
-        await wait_for(pilot, lambda: results_up(app), what="results")
+        await wait_for(pilot, lambda: results_shown(app), what="results")
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), what="back to setup")
 
@@ -311,7 +300,7 @@ async def test_replay_plays_a_recording_with_controls():
         assert screen.speed == 4.0 and screen.source.speed == 4.0
         await pilot.press("space")
         assert not screen.source.paused
-        await wait_for(pilot, lambda: results_up(app), what="results")
+        await wait_for(pilot, lambda: results_shown(app), what="results")
         assert app.screen.standings.winner == truth.winner
         assert [s.name for s in app.screen.standings.ranked(truth.finished_t)] == [
             s.name for s in truth.ranked(truth.finished_t)

@@ -13,13 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
-from thunderdome.tui.screens.results import ResultsScreen
-from thunderdome.sources.fixed import ListSource
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _pilot import results_shown  # type: ignore[import-not-found]
 from tui_scripted import long_race, sigkill_race  # noqa: E402
 
 SPECS = [BackendSpec(name="cloud", kind="sim", profile="cloud", model="cloud")]
@@ -58,8 +58,6 @@ def race_ready(lanes: int):
     ) == lanes and app.screen.feed.pending == 0
 
 
-def on_results(app) -> bool:
-    return isinstance(app.screen, ResultsScreen) and bool(app.screen.query("#recording-note"))
 
 
 class TestLongRace:
@@ -73,7 +71,7 @@ class TestLongRace:
 
     def test_results(self, snap_compare):
         app = scripted_app(long_race(), live=False)
-        assert snap_compare(app, terminal_size=(120, 36), run_before=until(on_results))
+        assert snap_compare(app, terminal_size=(120, 36), run_before=until(results_shown))
 
 
 class TestThunderdome:
@@ -83,7 +81,7 @@ class TestThunderdome:
 
     def test_results(self, snap_compare):
         app = scripted_app(sigkill_race(), live=False, task="sigkill")
-        assert snap_compare(app, terminal_size=(120, 36), run_before=until(on_results))
+        assert snap_compare(app, terminal_size=(120, 36), run_before=until(results_shown))
 
 
 class TestErrors:
