@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 
-_ENDED = frozenset({"finished", "winner", "eliminated", "error"})
+_ENDED = frozenset({"finished", "winner", "eliminated", "error", "stopped"})
 """Lane statuses after its end."""
 
 STALL_MIN_S = 1.0
@@ -278,7 +278,7 @@ class LaneState:
     turns: list[TurnState] = field(default_factory=list)
     status: str = "waiting"
     """waiting | thinking | streaming | executing | finished | winner |
-    eliminated | error."""
+    eliminated | error | stopped (the race was won while it worked)."""
     end_t: float | None = None
     reason: str = ""
     eliminated_by: str | None = None
