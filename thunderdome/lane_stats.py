@@ -453,6 +453,8 @@ class LaneStats:
     model_s: float | None = None
     tool_s: float | None = None
     """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
+    end_t: float | None = None
+    """When the lane ended (its ending event's ``t``, race clock); None while it runs."""
     turn_log: list[TurnState] = field(default_factory=list, repr=False, compare=False)
     """The lane's turns: ``per_turn`` figures are read from the first ``turns``."""
 
@@ -489,6 +491,7 @@ class LaneStats:
             "ttft_s": _r(self.ttft_s),
             "ttfa_s": _r(self.ttfa_s),
             "e2e_s": _r(self.e2e_s),
+            "finish_s": _r(self.finish_t),
             "tokens": self.tokens,
             "tokens_source": self.tokens_source,
             "output_tps": _r(self.output_tps, 2),
@@ -590,6 +593,7 @@ def lane_stats(
         tta_s=first.since_request(totals.first_action_t) if first is not None else None,
         model_s=totals.model_s,
         tool_s=totals.tool_s,
+        end_t=lane.end_t,
         turn_log=turns,
     )
 
