@@ -36,6 +36,7 @@ from thunderdome.sources.factory import live_source_factory
 from thunderdome.sources.fixed import BrokenSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
+from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
@@ -291,12 +292,12 @@ class ThunderdomeApp(App[int]):
             folder.mkdir(parents=True, exist_ok=True)
             path = self.save_screenshot(path=str(folder))
         except OSError as exc:
-            self.notify(f"screenshot failed: {exc}", severity="error", markup=False)
+            self.notify(one_line(f"screenshot failed: {exc}"), severity="error", markup=False)
             return
         self.last_screenshot = path
         if isinstance(self.screen, ResultsScreen):
             self.screen.note_screenshot(path)
-        self.notify(path, title="screenshot saved", timeout=6, markup=False)
+        self.notify(one_line(path), title="screenshot saved", timeout=6, markup=False)
 
     def action_export(self) -> None:
         standings = self.standings
@@ -306,12 +307,12 @@ class ThunderdomeApp(App[int]):
         try:
             paths = export_files(standings.results(), self.output_dir(), self._export_stem())
         except OSError as exc:
-            self.notify(f"export failed: {exc}", severity="error", markup=False)
+            self.notify(one_line(f"export failed: {exc}"), severity="error", markup=False)
             return
         self.last_export = paths
         if isinstance(self.screen, ResultsScreen):
             self.screen.note_export(paths)
-        self.notify("\n".join(paths), title="results exported", timeout=8, markup=False)
+        self.notify("\n".join(map(one_line, paths)), title="results exported", timeout=8, markup=False)
 
     def _export_stem(self) -> str:
         recording = self.recording()
