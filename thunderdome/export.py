@@ -41,6 +41,7 @@ CSV_COLUMNS = (
     "e2e_s",
     "tokens",
     "tokens_source",
+    "count_check",
     "output_tps",
     "server_tps",
     "itl_p50_ms",
@@ -72,7 +73,10 @@ FOOTNOTES = (
 )
 COST_NOTE = "cost $: input and output tokens × the backend's price per million (— : unpriced, or a priced count unknown)."
 COMPLETION_NOTE = "completion: time from race start until the lane's command passed the checker."
-ESTIMATE_NOTE = "\\* estimated: the server reported no token count, so streamed chunks were counted."
+ESTIMATE_NOTE = (
+    "\\* estimated: streamed chunks were counted, as the server reported no token count "
+    "or one its stream contradicts (the lane's note says which)."
+)
 
 
 def export_results(results: dict[str, Any], fmt: str) -> str:
@@ -136,7 +140,7 @@ def _tokens(lane: dict[str, Any]) -> str:
 
 
 def _outcome(lane: dict[str, Any]) -> str:
-    parts = [str(p) for p in (lane.get("error"), lane.get("verdict")) if p]
+    parts = [str(p) for p in (lane.get("error"), lane.get("verdict"), lane.get("count_check")) if p]
     if lane.get("eliminated_by"):
         parts.append(f"eliminated by {lane['eliminated_by']}")
     return "; ".join(parts)
