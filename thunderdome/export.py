@@ -66,7 +66,7 @@ FOOTNOTES = (
     "TTFA: time from request sent to the first answer token (later than TTFT for reasoning models).",
     "e2e: time from request sent to the last token.",
     "tok/s: output speed, (tokens − 1) / (e2e − TTFT): generation rate, TTFT excluded.",
-    "server tok/s: the server's own figure, when it reports one.",
+    "server tok/s: the server's own figure on its own definition (N / decode time, first token included), when it reports one.",
     "ITL: inter-token latency, the gaps between consecutive streamed chunks (p50 / p99; max: the longest).",
     "stalls: gaps longer than max(1 s, 10 × the lane's median gap).",
     "tokens: output tokens as reported by the server (usage, or Ollama eval_count).",
