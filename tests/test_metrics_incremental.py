@@ -78,7 +78,7 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
         running = lane["status"] not in ENDED
         if isinstance(e, TURN_EVENTS):
             turn = lane["turns"].setdefault(e.turn, {"request": e.t, "byte": None, "tokens": [], "answers": [],
-                                                     "usage": None, "source": None, "server_tps": None,
+                                                     "usage": None, "source": None, "server_tps": None, "chars": 0,
                                                      "input": None, "finish": None, "ended": None})
         if isinstance(e, RequestSent):
             turn["request"] = e.t
@@ -87,10 +87,12 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
             turn["byte"] = e.t
         elif isinstance(e, ToolCallDelta):  # tool arguments: output, not answer text
             turn["tokens"].append(e.t)
+            turn["chars"] += len(e.text)
             if running:
                 lane["status"] = "streaming"
         elif isinstance(e, TokenDelta):
             turn["tokens"].append(e.t)
+            turn["chars"] += len(e.text)
             if e.channel == "answer":
                 turn["answers"].append(e.t)
             if running:
@@ -129,11 +131,30 @@ def percentile(ordered: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def believed(t: dict[str, Any]) -> bool:
+    """The server's count stands unless the stream contradicts it: below one
+    token per delta, or above four per character (+2 end-of-turn tokens)."""
+    return t["usage"] is not None and len(t["tokens"]) <= t["usage"] <= 4 * t["chars"] + 2
+
+
+def turn_tokens(t: dict[str, Any]) -> int:
+    return t["usage"] if believed(t) else len(t["tokens"])
+
+
+def count_check(turns: list[dict[str, Any]]) -> str:
+    for number, t in enumerate(turns, 1):
+        if t["usage"] is not None and not believed(t):
+            n, what = (len(t["tokens"]), "non-empty deltas") if t["usage"] < len(t["tokens"]) else (t["chars"], "characters streamed")
+            check = f"server counted {t['usage']} tokens for {n} {what}"
+            return check if number == 1 else f"turn {number}: {check}"
+    return ""
+
+
 def generation(turns: list[dict[str, Any]]) -> tuple[int, float]:
     """Output speed's numerator and denominator over whole turns (two or more tokens)."""
     gen_tokens, gen_time = 0, 0.0
     for t in turns:
-        count = t["usage"] if t["usage"] is not None else len(t["tokens"])
+        count = turn_tokens(t)
         if count >= 2 and t["tokens"]:
             t_ttft, t_e2e = t["tokens"][0] - t["request"], t["tokens"][-1] - t["request"]
             if t_e2e > t_ttft:
@@ -153,7 +174,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A lane's figures by the metric table: N per turn is usage if reported, else deltas.
     ``now``: the rate and the stall read at that moment."""
     turns = list(lane["turns"].values())  # in the order they were opened
-    n = [t["usage"] if t["usage"] is not None else len(t["tokens"]) for t in turns]
+    n = [turn_tokens(t) for t in turns]
     first = turns[0] if turns else None
     ttfb = ttft = ttfa = e2e = None
     finish = max((t["tokens"][-1] for t in turns if t["tokens"]), default=None)
@@ -165,7 +186,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         e2e = None if finish is None else finish - first["request"]
     gen_tokens, gen_time = generation(turns)
     tps = gen_tokens / gen_time if gen_time > 0 else None
-    sources = {t["source"] if t["usage"] is not None else "estimate" for t, count in zip(turns, n)
+    sources = {t["source"] if believed(t) else "estimate" for t, count in zip(turns, n)
                if count or t["tokens"]}
     source = ("estimate" if not sources else next(iter(sources)) if len(sources) == 1
               else "estimate" if "estimate" in sources else "usage")
@@ -179,7 +200,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
     live, stalled = streaming(lane), None
     if now is not None and live is not None:
-        count = live["usage"] if live["usage"] is not None else len(live["tokens"])
+        count = turn_tokens(live)
         if count >= 2:  # the rate at now: the silence since the last delta counts
             closed_tokens, closed_time = generation(turns[:-1])
             spent = closed_time + max(now, live["tokens"][-1]) - live["tokens"][0]
@@ -195,7 +216,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
             t["input"] is None for t, count in zip(turns, n) if count or t["tokens"])):
         cost = ((input_tokens or 0) * price.get("input_per_mtok", 0.0) + sum(n) * price.get("output_per_mtok", 0.0)) / 1e6
     return {
-        "ttfb_s": ttfb, "ttft_s": ttft, "ttfa_s": ttfa, "e2e_s": e2e, "tokens": sum(n), "tokens_source": source,
+        "ttfb_s": ttfb, "ttft_s": ttft, "ttfa_s": ttfa, "e2e_s": e2e, "tokens": sum(n), "tokens_source": source, "count_check": count_check(turns),
         "output_tps": tps,
         "itl_p50_ms": ms(50), "itl_p90_ms": ms(90), "itl_p99_ms": ms(99), "itl_max_ms": ms(100),
         "stalls": sum(1 for g in gaps if g > max(1.0, 10 * median)), "stalled_s": stalled,
@@ -216,7 +237,7 @@ FIGURES = tuple(figures(new_lane("x", 0)))
 
 
 def live_tokens(lane: dict[str, Any]) -> int:
-    return sum(max(len(t["tokens"]), t["usage"] or 0) for t in lane["turns"].values())
+    return sum(map(turn_tokens, lane["turns"].values()))
 
 
 def projection(race: dict[str, Any], lanes: dict[str, dict[str, Any]], lane: dict[str, Any],
@@ -279,7 +300,7 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "name": name, "kind": lane["kind"], "model": lane["model"], "status": lane["status"], "rank": rank,
             "ttfb_s": r(fig["ttfb_s"]), "ttft_s": r(fig["ttft_s"]), "ttfa_s": r(fig["ttfa_s"]),
             "e2e_s": r(fig["e2e_s"]), "tokens": fig["tokens"], "tokens_source": fig["tokens_source"],
-            "output_tps": r(fig["output_tps"], 2), "itl_p50_ms": r(fig["itl_p50_ms"], 3),
+            "count_check": fig["count_check"] or None, "output_tps": r(fig["output_tps"], 2), "itl_p50_ms": r(fig["itl_p50_ms"], 3),
             "itl_p90_ms": r(fig["itl_p90_ms"], 3), "itl_p99_ms": r(fig["itl_p99_ms"], 3),
             "server_tps": r(fig["server_tps"], 2), "completion_s": r(lane["completion"]),
             "turns": fig["turns"], "verdict": lane["verdict"],

@@ -44,6 +44,7 @@ CSV_COLUMNS = (
     "finish_s",
     "tokens",
     "tokens_source",
+    "count_check",
     "output_tps",
     "server_tps",
     "itl_p50_ms",
@@ -68,7 +69,7 @@ FOOTNOTES = (
     "TTFA: time from request sent to the first answer token (later than TTFT for reasoning models).",
     "e2e: time from request sent to the last token.",
     "tok/s: output speed, (tokens − 1) / (e2e − TTFT): generation rate, TTFT excluded.",
-    "server tok/s: the server's own figure, when it reports one.",
+    "server tok/s: the server's own figure on its own definition (N / decode time, first token included), when it reports one.",
     "ITL: inter-token latency, the gaps between consecutive streamed chunks (p50 / p99; max: the longest).",
     "stalls: gaps longer than max(1 s, 10 × the lane's median gap).",
     "tokens: output tokens as reported by the server (usage, or Ollama eval_count).",
@@ -76,7 +77,10 @@ FOOTNOTES = (
 COST_NOTE = "cost $: input and output tokens × the backend's price per million (— : unpriced, or a priced count unknown)."
 COMPLETION_NOTE = "completion: time from race start until the lane's command passed the checker."
 FINISH_NOTE = "finish: time from race start until the lane's last token (lanes that finished cleanly); the first wins."
-ESTIMATE_NOTE = "\\* estimated: the server reported no token count, so streamed chunks were counted."
+ESTIMATE_NOTE = (
+    "\\* estimated: streamed chunks were counted, as the server reported no token count "
+    "or one its stream contradicts (the lane's note says which)."
+)
 
 
 def export_results(results: dict[str, Any], fmt: str) -> str:
@@ -154,7 +158,7 @@ def _tokens(lane: dict[str, Any]) -> str:
 
 
 def _outcome(lane: dict[str, Any]) -> str:
-    parts = [str(p) for p in (lane.get("error"), lane.get("verdict")) if p]
+    parts = [str(p) for p in (lane.get("error"), lane.get("verdict"), lane.get("count_check")) if p]
     if lane.get("eliminated_by"):
         parts.append(f"eliminated by {lane['eliminated_by']}")
     return "; ".join(parts)

@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from thunderdome.token_count import Count, defended_count
+
 
 _ENDED = frozenset({"finished", "winner", "eliminated", "error", "stopped"})
 """Lane statuses after its end."""
@@ -88,6 +90,8 @@ class TurnState:
     first_answer_t: float | None = None
     last_token_t: float | None = None
     deltas: int = 0
+    chars: int = 0
+    """Characters of every output delta (answer, reasoning, tool arguments)."""
     answer_chars: int = 0
     usage_tokens: int | None = None
     usage_source: str | None = None
@@ -138,13 +142,17 @@ class TurnState:
             "tool_s": _r(self.tool_s()),
         }
 
+    def count(self) -> Count:
+        """The turn's output-token count, cross-checked against its stream."""
+        return defended_count(self.usage_tokens, self.usage_source, self.deltas, self.chars)
+
     @property
     def tokens(self) -> int:
-        return self.usage_tokens if self.usage_tokens is not None else self.deltas
+        return self.count().tokens
 
     @property
     def tokens_source(self) -> str:
-        return self.usage_source if self.usage_tokens is not None else "estimate"
+        return self.count().source
 
     def ttft(self) -> float | None:
         return None if self.first_token_t is None else self.first_token_t - self.request_t
@@ -207,6 +215,9 @@ class TurnTotals:
     """The first answer delta of the first turn that has one."""
     sources: frozenset[str] = frozenset()
     """``tokens_source`` of the turns that produced output."""
+    count_check: str = ""
+    """The first turn's ``Count.check`` that is not empty: why a server's
+    count was not used."""
     server_tps: float | None = None
     """From the last turn that reported one."""
     input_tokens: int | None = None
@@ -223,9 +234,12 @@ class TurnTotals:
 
     def add(self, turn: TurnState) -> None:
         """Fold in the next turn."""
-        tokens = turn.tokens
+        count = turn.count()
+        tokens = count.tokens
         self.tokens += tokens
-        self.live_tokens += max(turn.deltas, turn.usage_tokens or 0)
+        if count.check and not self.count_check:
+            self.count_check = count.check if turn.turn == 1 else f"turn {turn.turn}: {count.check}"
+        self.live_tokens += tokens
         ttft, e2e = turn.ttft(), turn.e2e()
         if tokens >= 2 and ttft is not None and e2e is not None and e2e > ttft:
             self.gen_tokens += tokens - 1
@@ -236,7 +250,7 @@ class TurnTotals:
         if self.first_answer_t is None:
             self.first_answer_t = turn.first_answer_t
         if tokens or turn.deltas:
-            source = turn.tokens_source
+            source = count.source
             if source not in self.sources:
                 self.sources = self.sources | {source}
         if turn.server_tps is not None:
@@ -378,7 +392,7 @@ class LaneState:
     def live_tokens(self) -> int:
         """Deltas seen so far (usage arrives at the end of a turn)."""
         last = self.turns[-1] if self.turns else None
-        return self.closed().live_tokens + (max(last.deltas, last.usage_tokens or 0) if last else 0)
+        return self.closed().live_tokens + (last.tokens if last else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +469,8 @@ class LaneStats:
     """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
     end_t: float | None = None
     """When the lane ended (its ending event's ``t``, race clock); None while it runs."""
+    count_check: str = ""
+    """Why the server's token count was not used (``token_count``); '' if it was."""
     turn_log: list[TurnState] = field(default_factory=list, repr=False, compare=False)
     """The lane's turns: ``per_turn`` figures are read from the first ``turns``."""
 
@@ -494,6 +510,7 @@ class LaneStats:
             "finish_s": _r(self.finish_t),
             "tokens": self.tokens,
             "tokens_source": self.tokens_source,
+            "count_check": self.count_check or None,
             "output_tps": _r(self.output_tps, 2),
             "itl_p50_ms": _r(self.itl_p50_ms, 3),
             "itl_p90_ms": _r(self.itl_p90_ms, 3),
@@ -594,6 +611,7 @@ def lane_stats(
         model_s=totals.model_s,
         tool_s=totals.tool_s,
         end_t=lane.end_t,
+        count_check=totals.count_check,
         turn_log=turns,
     )
 

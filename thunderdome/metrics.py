@@ -133,6 +133,7 @@ class Standings:
                 lane.gaps.arrived.append(t - last)
             turn.last_token_t = t
             turn.deltas += 1
+            turn.chars += len(event.text)
             if type(event) is ToolCallDelta:  # tool arguments: output, not answer text
                 if lane.status not in _ENDED:
                     lane.status = "streaming"

@@ -123,9 +123,8 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
         return f"stalled {s.stalled_s:.1f} s"
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
         return f"ETA {s.projected_t:.1f} s"
-    if s.finish_reason and s.finish_reason not in NATURAL_ENDS:
-        return f"finish: {s.finish_reason}"
-    return ""
+    unusual = f"finish: {s.finish_reason}" if s.finish_reason and s.finish_reason not in NATURAL_ENDS else ""
+    return " · ".join(part for part in (unusual, s.count_check) if part)
 
 
 def summary(standings: Standings, recording: str | None = None, width: int = 200) -> Group:
@@ -142,7 +141,7 @@ def summary(standings: Standings, recording: str | None = None, width: int = 200
     if standings.isolation not in ("bwrap", "none"):
         parts.append(cell(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", "bold yellow"))
     if any(s.tokens_source == "estimate" and s.tokens for s in standings.ranked()):
-        parts.append(Text("* tokens estimated from delta count (server sent no usage)", style="dim"))
+        parts.append(Text("* tokens estimated from delta count (server sent no usage, or a count its stream contradicts)", style="dim"))
     if recording:
         parts.append(cell(f"recording: {recording}", "dim"))
     return Group(*parts)

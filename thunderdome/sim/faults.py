@@ -52,6 +52,8 @@ QUIRKS: dict[str, str] = {
     "no_usage": "OpenAI: no usage chunk even when include_usage is asked; Ollama: no counts or "
     "durations on the done line; Anthropic: no effect",
     "choices_null": "OpenAI: the usage chunk carries \"choices\": null (sent even without include_usage)",
+    "undercount": "the reported output-token count (usage, eval_count) is a third of the tokens streamed, "
+    "rounded down: a count the stream contradicts",
 }
 
 MID_STREAM = ("drop_mid", "stall_after", "bad_json", "bad_utf8", "huge_line", "error_frame", "no_end", "cut")

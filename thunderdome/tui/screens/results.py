@@ -91,9 +91,8 @@ def lane_note(standings: Standings, s: LaneStats) -> str:
         return lane.reason or "stopped"
     if s.verdict:
         return s.verdict
-    if s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished":
-        return f"finish reason: {s.finish_reason}"
-    return ""
+    unusual = s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished"
+    return " · ".join(part for part in (f"finish reason: {s.finish_reason}" if unusual else "", s.count_check) if part)
 
 
 def results_rows(standings: Standings) -> list[list[Text]]:
