@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from thunderdome.events import (
+    LANE_END_TYPES,
     Event,
     LaneEvent,
     LaneFinished,
@@ -48,7 +49,7 @@ def of_lane(events: list[Event], name: str) -> list[LaneEvent]:
     return [e for e in events if isinstance(e, LaneEvent) and e.lane == name]
 
 
-def index_of(events: list[Event], kind: type, lane: str | None = None) -> int:
+def index_of(events: list[Event], kind: type | tuple[type, ...], lane: str | None = None) -> int:
     return next(i for i, e in enumerate(events) if isinstance(e, kind) and (lane is None or getattr(e, "lane", None) == lane))
 
 
@@ -108,6 +109,17 @@ async def test_a_long_race_calls_the_first_finisher_and_races_on_for_places() ->
     assert index_of(events, LaneFinished, "quick") < called < index_of(events, LaneFinished, "steady")
     assert not any(isinstance(e, LaneStopped) for e in events)  # throughput is the point: nobody is stopped
     assert standings.lanes["steady"].status == "finished" and standings.lanes["steady"].tokens == 40
+
+
+async def test_last_standing_calls_the_win_once_one_fighter_stands() -> None:
+    specs = [sim("a", "instant"), sim("b", "slow-start"), sim("c", "slow-start")]
+    events: list[Event] = []
+    standings = await run_race(load_task("sigkill"), specs, sinks=[events.append], time_scale=0.05, emulator="thread")
+    called = index_of(events, WinnerDecided)
+    assert events[called].winner == "a" == standings.winner == events[-1].winner
+    ends = {name: index_of(events, LANE_END_TYPES, name) for name in ("a", "b", "c")}
+    assert ends["b"] < ends["a"] < called and ends["c"] < ends["a"]  # the others were out when it stood alone
+    assert not any(isinstance(e, LaneStopped) for e in events)  # nobody left to stop
 
 
 async def test_the_called_win_records_and_replays(tmp_path: Path) -> None:

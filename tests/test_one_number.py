@@ -23,7 +23,7 @@ from thunderdome import events as ev
 from thunderdome import figures
 from thunderdome.export import export_results
 from thunderdome.metrics import LaneStats, Standings
-from thunderdome.report import standings_table, summary
+from thunderdome.report import summary
 from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import numbers
