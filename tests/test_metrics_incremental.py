@@ -208,6 +208,9 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         silence = now - live["tokens"][-1]
         stalled = silence if silence > max(1.0, 10 * (percentile(gaps, 50) or 0.0)) else None
     median = percentile(gaps, 50) or 0.0
+    deltas = sum(len(t["tokens"]) for t in turns)  # deltas of one read share its stamp: a gap of 0
+    reads = sum(1 + sum(b - a > 0 for a, b in zip(t["tokens"], t["tokens"][1:])) for t in turns if t["tokens"])
+    per_read = deltas / reads if reads else None
     inputs = [t["input"] for t in turns if t["input"] is not None]
     input_tokens = sum(inputs) if inputs else None
     price = lane["price"] or {}
@@ -220,6 +223,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         "output_tps": tps,
         "itl_p50_ms": ms(50), "itl_p90_ms": ms(90), "itl_p99_ms": ms(99), "itl_max_ms": ms(100),
         "stalls": sum(1 for g in gaps if g > max(1.0, 10 * median)), "stalled_s": stalled,
+        "deltas_per_read": per_read, "itl_limited": per_read is not None and per_read >= 1.5,
         "server_tps": server[-1] if server else None, "finish_t": finish, "turns": len(turns),
         "finish_reason": turns[-1]["finish"] if turns else None,
         "input_tokens": input_tokens, "cost": cost, "time_scale": lane["time_scale"],
@@ -308,6 +312,7 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "eliminated_by": lane["by"], "finish_reason": fig["finish_reason"],
             "start_skew_ms": r(lane["skew"] * 1000.0, 3),
             "itl_max_ms": r(fig["itl_max_ms"], 3), "stalls": fig["stalls"], "input_tokens": fig["input_tokens"],
+            "deltas_per_read": r(fig["deltas_per_read"], 3), "itl_limited": fig["itl_limited"],
             "price_input_per_mtok": (lane["price"] or {}).get("input_per_mtok"),
             "price_output_per_mtok": (lane["price"] or {}).get("output_per_mtok"),
             "cost": r(fig["cost"], 6), "time_scale": lane["time_scale"],

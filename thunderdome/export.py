@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE, itl_limited_note
 from thunderdome.redact import known, map_strings
 from thunderdome.visible import json_safe, visible
 
@@ -49,6 +50,8 @@ CSV_COLUMNS = (
     "itl_p99_ms",
     "itl_max_ms",
     "stalls",
+    "deltas_per_read",
+    "itl_limited",
     "completion_s",
     "turns",
     "start_skew_ms",
@@ -141,6 +144,9 @@ def _tokens(lane: dict[str, Any]) -> str:
 
 def _outcome(lane: dict[str, Any]) -> str:
     parts = [str(p) for p in (lane.get("error"), lane.get("verdict"), lane.get("count_check")) if p]
+    if lane.get("itl_limited") is True:
+        per_read = lane.get("deltas_per_read")
+        parts.append(itl_limited_note(per_read if isinstance(per_read, (int, float)) else None))
     if lane.get("eliminated_by"):
         parts.append(f"eliminated by {lane['eliminated_by']}")
     return "; ".join(parts)
@@ -242,6 +248,8 @@ def to_markdown(results: dict[str, Any]) -> str:
     if race.get("time_scale", 1.0) != 1.0:
         facts.append(f"**sim time ×{race['time_scale']:g}: sim lanes' times are not real**")
     out += [" · ".join(facts), ""]
+    if race.get("client_limited") is True:
+        out += [f"**⚠ {CLIENT_LIMITED_NOTE}**", ""]
     out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes)), lanes)
     out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
     notes = list(FOOTNOTES)

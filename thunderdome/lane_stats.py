@@ -43,6 +43,20 @@ order of magnitude past its pace, so jitter, batching and a slow but steady
 lane never trip it (the 8.7 tok/s 4090 profile: 115 ms gaps, 1.15 s)."""
 
 
+ITL_LIMITED_AT = 1.5
+"""Mean deltas per read from which a lane's ITL figures are marked as limited
+by the client (it read several deltas at once: busy, or a saturated machine)."""
+
+
+def itl_limited_note(deltas_per_read: float | None) -> str:
+    return f"ITL limited by the client ({deltas_per_read or 0:.1f} deltas per read)"
+
+
+CLIENT_LIMITED_NOTE = (
+    "most lanes read several deltas at once: this machine, not the servers, set the ITL figures"
+)
+
+
 def stall_threshold(median_gap: float | None) -> float:
     """Seconds of silence after which a lane with this median gap is stalled:
     max(``STALL_MIN_S``, ``STALL_FACTOR`` x median gap)."""
@@ -190,6 +204,11 @@ class Gaps:
         """The longest of the first ``count`` gaps (ITL max); None if none."""
         ordered = self._ordered(count)
         return ordered[-1] if ordered else None
+
+    def shared(self, count: int) -> int:
+        """How many of the first ``count`` gaps are zero: deltas that came in
+        the same read (every chunk read is stamped once)."""
+        return bisect.bisect_right(self._ordered(count), 0.0)
 
     def stalls(self, count: int) -> int:
         """How many of the first ``count`` gaps were stalls: longer than
@@ -494,6 +513,30 @@ class LaneStats:
     def itl_p99_ms(self) -> float | None:
         return _ms(self.gaps.percentile(99, self.gap_count))
 
+    @property
+    def deltas_per_read(self) -> float | None:
+        """Mean deltas per stamped read (1.0: each delta had its own read);
+        None without deltas. Deltas read together share one stamp, so their
+        gaps are 0 whatever the server's pace."""
+        opened = sum(1 for turn in self.turn_log[: self.turns] if turn.deltas)
+        reads = self.gap_count - self.gaps.shared(self.gap_count) + opened
+        return (self.gap_count + opened) / reads if reads else None
+
+    @property
+    def itl_limited(self) -> bool:
+        """The ITL figures say more about the client than the server: on
+        average ``ITL_LIMITED_AT`` deltas or more shared a read."""
+        per_read = self.deltas_per_read
+        return per_read is not None and per_read >= ITL_LIMITED_AT
+
+    def figure_notes(self) -> list[str]:
+        """What a person must know to read this lane's figures right (the
+        token count not believed, ITL limited by the client); [] if nothing."""
+        notes = [self.count_check] if self.count_check else []
+        if self.itl_limited:
+            notes.append(itl_limited_note(self.deltas_per_read))
+        return notes
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -514,6 +557,8 @@ class LaneStats:
             "itl_p99_ms": _r(self.itl_p99_ms, 3),
             "itl_max_ms": _r(self.itl_max_ms, 3),
             "stalls": self.stalls,
+            "deltas_per_read": _r(self.deltas_per_read, 3),
+            "itl_limited": self.itl_limited,
             "server_tps": _r(self.server_tps, 2),
             "completion_s": _r(self.completion_s),
             "turns": self.turns,

@@ -315,6 +315,8 @@ class Standings:
 
     def results(self) -> dict[str, Any]:
         """The ``--json`` contract of DESIGN.md."""
+        ranked = self.ranked(self.finished_t)
+        lanes = [s.to_dict() for s in ranked]
         return {
             "race": {
                 "task": self.task,
@@ -327,8 +329,9 @@ class Standings:
                 "expected_tokens": self.expected_tokens or None,
                 "time_scale": self.time_scale,
                 "duration_s": _r(self.finished_t),
+                "client_limited": client_limited(ranked),
             },
-            "lanes": [s.to_dict() for s in self.ranked(self.finished_t)],
+            "lanes": lanes,
             "winner": self.winner,
         }
 
@@ -344,6 +347,13 @@ def _price(value: Any) -> dict[str, float] | None:
         return None
     price = {key: float(value[key]) for key in PRICE_KEYS if _finite(value.get(key))}
     return price or None
+
+
+def client_limited(lanes: list[LaneStats]) -> bool:
+    """Most lanes with output read several deltas at once: the machine, not
+    the servers, set the ITL figures (``LaneStats.itl_limited``)."""
+    read = [s for s in lanes if s.deltas_per_read is not None]
+    return bool(read) and 2 * sum(s.itl_limited for s in read) > len(read)
 
 
 def compute_results(events: Iterable[Event]) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from thunderdome.events import NATURAL_ENDS
-from thunderdome.metrics import LaneStats, Standings
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
+from thunderdome.metrics import LaneStats, Standings, client_limited
 from thunderdome.redact import redact
 from thunderdome.visible import visible_line
 
@@ -126,7 +127,7 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
         return f"ETA {s.projected_t:.1f} s"
     unusual = f"finish: {s.finish_reason}" if s.finish_reason and s.finish_reason not in NATURAL_ENDS else ""
-    return " · ".join(part for part in (unusual, s.count_check) if part)
+    return " · ".join(part for part in (unusual, *s.figure_notes()) if part)
 
 
 def summary(standings: Standings, recording: str | None = None, width: int = 200) -> Group:
@@ -145,6 +146,8 @@ def summary(standings: Standings, recording: str | None = None, width: int = 200
         parts.append(Text(f"race unfinished: the events stop at {standings.last_t:.2f} s", style="bold yellow"))
     else:
         parts.append(Text("no winner", style="bold yellow"))
+    if client_limited(standings.ranked(standings.finished_t)):
+        parts.append(Text(f"⚠ {CLIENT_LIMITED_NOTE}", style="bold yellow"))
     if standings.isolation not in ("bwrap", "none"):
         parts.append(cell(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", "bold yellow"))
     if any(s.tokens_source == "estimate" and s.tokens for s in standings.ranked()):

@@ -23,7 +23,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Digits, Footer, Static
 
 from thunderdome.events import NATURAL_ENDS
-from thunderdome.metrics import LaneStats, Standings
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
+from thunderdome.metrics import LaneStats, Standings, client_limited
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, badge
 from thunderdome.tui.safe_text import one_line
@@ -89,7 +90,7 @@ def lane_note(standings: Standings, s: LaneStats) -> str:
     if s.verdict:
         return s.verdict
     unusual = s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished"
-    return " · ".join(part for part in (f"finish reason: {s.finish_reason}" if unusual else "", s.count_check) if part)
+    return " · ".join(part for part in (f"finish reason: {s.finish_reason}" if unusual else "", *s.figure_notes()) if part)
 
 
 def results_rows(standings: Standings) -> list[list[Text]]:
@@ -187,6 +188,8 @@ class RecordingNote(Widget):
             text.append(f" · max {standings.max_tokens} tokens", DIM)
         if standings.time_scale != 1.0:
             text.append(f" · sim time ×{standings.time_scale:g}", Style(color="#ffcf33", bold=True))
+        if client_limited(standings.ranked(standings.finished_t)):
+            text.append(f"\n           ⚠ {CLIENT_LIMITED_NOTE}", Style(color="#ffcf33", bold=True))
         if standings.started_at:
             text.append("\nstarted    ", LABEL)
             text.append(standings.started_at[:19].replace("T", " ") + " UTC", DIM)
