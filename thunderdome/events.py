@@ -143,6 +143,25 @@ class Usage(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTimings(LaneEvent):
+    """What the server says ``turn``'s time to first token went to (seconds;
+    None: not said). ``queue_s``: waiting for a slot; ``load_s``: loading the
+    model (Ollama ``load_duration``); ``prefill_s``: processing the prompt
+    (llama.cpp ``timings.prompt_ms``, Ollama ``prompt_eval_duration``);
+    ``cached_tokens``: prompt tokens served from the server's cache (llama.cpp
+    ``cache_n``, OpenAI ``cached_tokens``, Anthropic ``cache_read_input_tokens``)
+    of the prompt's ``prompt_tokens``."""
+
+    type: ClassVar[str] = "server_timings"
+    turn: int = 1
+    queue_s: float | None = None
+    load_s: float | None = None
+    prefill_s: float | None = None
+    cached_tokens: int | None = None
+    prompt_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEnded(LaneEvent):
     """The response stream for ``turn`` ended cleanly. ``finish_reason`` is the
     server's (``stop``, ``length``, ...); None means the stream closed without
@@ -291,6 +310,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FirstByte,
         TokenDelta,
         Usage,
+        ServerTimings,
         StreamEnded,
         ToolCallStarted,
         ToolCallDelta,
@@ -395,6 +415,7 @@ __all__ = [
     "FirstByte",
     "TokenDelta",
     "Usage",
+    "ServerTimings",
     "StreamEnded",
     "ToolCallStarted",
     "ToolCallDelta",

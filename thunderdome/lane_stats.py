@@ -31,7 +31,6 @@ from typing import Any
 
 from thunderdome.token_count import Count, defended_count
 
-
 _ENDED = frozenset({"finished", "winner", "eliminated", "error"})
 """Lane statuses after its end."""
 
@@ -42,6 +41,9 @@ STALL_FACTOR = 10.0
 order of magnitude past its pace, so jitter, batching and a slow but steady
 lane never trip it (the 8.7 tok/s 4090 profile: 115 ms gaps, 1.15 s)."""
 
+
+SPLIT_PARTS = ("queue_s", "load_s", "prefill_s")
+"""The parts of a TTFT a server may report (``ServerTimings``), in order."""
 
 ITL_LIMITED_AT = 1.5
 """Mean deltas per read from which a lane's ITL figures are marked as limited
@@ -113,6 +115,9 @@ class TurnState:
     server_tps: float | None = None
     ended: bool = False
     finish_reason: str | None = None
+    server: dict[str, Any] = field(default_factory=dict)
+    """What the server said the turn's TTFT went to (``ServerTimings`` fields
+    that were not None, the latest of each)."""
 
     # tool calls and the split of a turn into model time and tool time
     ended_t: float | None = None
@@ -488,6 +493,9 @@ class LaneStats:
     """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
     count_check: str = ""
     """Why the server's token count was not used (``token_count``); '' if it was."""
+    server_split: dict[str, Any] = field(default_factory=dict)
+    """Turn 1's ``ServerTimings`` fields (``queue_s``, ``load_s``, ``prefill_s``,
+    ``cached_tokens``, ``prompt_tokens``): what the server said its TTFT went to."""
     turn_log: list[TurnState] = field(default_factory=list, repr=False, compare=False)
     """The lane's turns: ``per_turn`` figures are read from the first ``turns``."""
 
@@ -529,10 +537,44 @@ class LaneStats:
         per_read = self.deltas_per_read
         return per_read is not None and per_read >= ITL_LIMITED_AT
 
+    @property
+    def ttft_split(self) -> dict[str, float] | None:
+        """Turn 1's TTFT split by what the server said: ``queue_s``,
+        ``load_s``, ``prefill_s`` where said, and ``rest_s``: the remainder
+        (network, client, decoding the first token; 0 if the server's parts
+        add up to more than the client saw). None if the server said nothing
+        about its time or there is no TTFT."""
+        parts = {k: self.server_split[k] for k in SPLIT_PARTS if k in self.server_split}
+        if not parts or self.ttft_s is None:
+            return None
+        return {**parts, "rest_s": max(self.ttft_s - sum(parts.values()), 0.0)}
+
+    @property
+    def prompt_cached(self) -> bool:
+        """Turn 1's prompt was served (partly) from the server's cache: its
+        TTFT is a warm start, not comparable with a cold one."""
+        return bool(self.server_split.get("cached_tokens"))
+
+    @staticmethod
+    def ttft_split_worth_a_note(split: dict[str, float], ttft: float) -> bool:
+        """A split is news when a quarter or more of a TTFT of 50 ms or more
+        went to something other than prefill: loading, a queue, or time the
+        server does not account for (waiting before it started, the network)."""
+        return ttft >= 0.05 and any(split.get(k, 0.0) >= 0.25 * ttft for k in ("queue_s", "load_s", "rest_s"))
+
     def figure_notes(self) -> list[str]:
         """What a person must know to read this lane's figures right (the
-        token count not believed, ITL limited by the client); [] if nothing."""
+        token count not believed, ITL limited by the client, where TTFT went,
+        a warm prompt); [] if nothing."""
         notes = [self.count_check] if self.count_check else []
+        split = self.ttft_split
+        if split is not None and self.ttft_s is not None and self.ttft_split_worth_a_note(split, self.ttft_s):
+            said = " + ".join(f"{name[:-2]} {split[name]:.3f}" for name in (*SPLIT_PARTS, "rest_s") if name in split)
+            notes.append(f"TTFT {self.ttft_s:.3f} s = {said}")
+        if self.prompt_cached:
+            cached, prompt = self.server_split["cached_tokens"], self.server_split.get("prompt_tokens")
+            of = f" of {prompt}" if prompt else ""
+            notes.append(f"prompt from cache ({cached}{of} tokens): a warm start, not comparable with a cold one")
         if self.itl_limited:
             notes.append(itl_limited_note(self.deltas_per_read))
         return notes
@@ -559,6 +601,9 @@ class LaneStats:
             "stalls": self.stalls,
             "deltas_per_read": _r(self.deltas_per_read, 3),
             "itl_limited": self.itl_limited,
+            "ttft_split": None if (split := self.ttft_split) is None else {k: _r(v) for k, v in split.items()},
+            "cached_tokens": self.server_split.get("cached_tokens"),
+            "prompt_cached": self.prompt_cached,
             "server_tps": _r(self.server_tps, 2),
             "completion_s": _r(self.completion_s),
             "turns": self.turns,
@@ -653,6 +698,7 @@ def lane_stats(
         model_s=totals.model_s,
         tool_s=totals.tool_s,
         count_check=totals.count_check,
+        server_split=first.server if first is not None else {},
         turn_log=turns,
     )
 
