@@ -27,6 +27,7 @@ from thunderdome.events import (
     LaneFailed,
     LaneFinished,
     LaneStarted,
+    LaneStopped,
     RaceFinished,
     RaceStarted,
     RequestSent,
@@ -36,14 +37,15 @@ from thunderdome.events import (
     ToolCallDelta,
     Usage,
     Verdict,
+    WinnerDecided,
 )
 from thunderdome.metrics import Standings, compute_results, lane_stats
 
 # -- the reference: every figure from scratch, by the definitions -------------------------
 
 TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, ToolCallDelta, Usage, ServerTimings, StreamEnded)
-LANE_EVENTS = TURN_EVENTS + (LaneStarted, CommandExtracted, Verdict, LaneFinished, LaneEliminated, LaneFailed)
-ENDED = ("finished", "winner", "eliminated", "error")
+LANE_EVENTS = TURN_EVENTS + (LaneStarted, CommandExtracted, Verdict, LaneFinished, LaneEliminated, LaneFailed, LaneStopped)
+ENDED = ("finished", "winner", "eliminated", "error", "stopped")
 
 
 def new_lane(name: str, index: int) -> dict[str, Any]:
@@ -69,8 +71,10 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
                 lane = lane_of(info["name"])
                 lane["kind"], lane["model"], lane["price"] = info["kind"], info["model"], info.get("price")
                 lane["time_scale"] = info.get("time_scale", e.time_scale if info["kind"] == "sim" else 1.0)
-        elif isinstance(e, RaceFinished):
-            race["finished_t"], race["winner"] = e.t, e.winner
+        elif isinstance(e, (RaceFinished, WinnerDecided)):
+            if isinstance(e, RaceFinished):
+                race["finished_t"] = e.t
+            race["winner"] = e.winner
             if e.winner in lanes:
                 lanes[e.winner]["status"] = "winner"
         if not isinstance(e, LANE_EVENTS):
@@ -118,8 +122,9 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
             lane["verdict"] = e.detail or ("pass" if e.passed else "fail")
             if e.passed and lane["completion"] is None:
                 lane["completion"] = e.t
-        elif isinstance(e, (LaneFinished, LaneEliminated, LaneFailed)):
-            lane["status"] = {LaneFinished: "finished", LaneEliminated: "eliminated", LaneFailed: "error"}[type(e)]
+        elif isinstance(e, (LaneFinished, LaneEliminated, LaneFailed, LaneStopped)):
+            lane["status"] = {LaneFinished: "finished", LaneEliminated: "eliminated", LaneFailed: "error",
+                              LaneStopped: "stopped"}[type(e)]
             lane["end_t"], lane["reason"] = e.t, e.reason
             if isinstance(e, LaneEliminated):
                 lane["by"] = e.by
@@ -282,7 +287,7 @@ def order(race: dict[str, Any], lanes: dict[str, dict[str, Any]], now: float) ->
                 return (1, lane["completion"], i)
             if status not in ENDED:
                 return (2, 0.0, i)
-            return (3, -(lane["end_t"] or 0.0), i) if status in ("eliminated", "finished") else (4, 0.0, i)
+            return (3, -(lane["end_t"] or 0.0), i) if status in ("eliminated", "finished", "stopped") else (4, 0.0, i)
         if status in ("finished", "winner") and fig["finish_t"] is not None:
             return (0, fig["finish_t"], i)
         if status not in ENDED:
@@ -321,7 +326,7 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
         out.append({
             "name": name, "kind": lane["kind"], "model": lane["model"], "status": lane["status"], "rank": rank,
             "ttfb_s": r(fig["ttfb_s"]), "ttft_s": r(fig["ttft_s"]), "ttfa_s": r(fig["ttfa_s"]),
-            "e2e_s": r(fig["e2e_s"]), "tokens": fig["tokens"], "tokens_source": fig["tokens_source"],
+            "e2e_s": r(fig["e2e_s"]), "finish_s": r(fig["finish_t"]), "tokens": fig["tokens"], "tokens_source": fig["tokens_source"],
             "count_check": fig["count_check"] or None, "output_tps": r(fig["output_tps"], 2), "itl_p50_ms": r(fig["itl_p50_ms"], 3),
             "itl_p90_ms": r(fig["itl_p90_ms"], 3), "itl_p99_ms": r(fig["itl_p99_ms"], 3),
             "server_tps": r(fig["server_tps"], 2), "completion_s": r(lane["completion"]),
@@ -394,7 +399,7 @@ def lane_events(draw: st.DrawFn, name: str, kind: str) -> list[Event]:
             Usage(t=t, lane=name, turn=late, output_tokens=7, source="usage", server_tps=99.0),
             StreamEnded(t=t, lane=name, turn=late, finish_reason="stop"),
         ])))
-    end = draw(st.sampled_from([None, LaneFinished, LaneEliminated, LaneFailed]))
+    end = draw(st.sampled_from([None, LaneFinished, LaneEliminated, LaneFailed, LaneStopped]))
     if end is not None:
         t += draw(gaps)
         events.append(end(t=t, lane=name, reason=draw(st.sampled_from(["", "HTTP 500"]))))
@@ -416,6 +421,9 @@ def races(draw: st.DrawFn) -> list[Event]:
     picks = draw(st.permutations([i for i, stream in enumerate(streams) for _ in stream]))
     for i in picks:
         events.append(streams[i].pop(0))
+    if draw(st.booleans()):  # the win called before the end, at any moment
+        at = draw(st.integers(1, len(events)))
+        events.insert(at, WinnerDecided(t=events[at - 1].t, winner=draw(st.sampled_from(names))))
     if draw(st.booleans()):
         events.append(RaceFinished(t=max(e.t for e in events) + 0.01, winner=draw(st.sampled_from([None, *names]))))
     return events

@@ -78,6 +78,20 @@ class RaceStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class WinnerDecided(Event):
+    """The race has its winner, ``winner``, called the moment it is certain (a
+    Thunderdome lane's command passed first, or its fighter stands alone; a
+    long race's first lane to finish, once no lane still running can have
+    finished before it), while other lanes may still run. At most one per
+    race, before ``RaceFinished``, whose ``winner`` names the same lane.
+    Recordings made before this event existed (format 2 too) have none: there
+    ``RaceFinished`` names the winner."""
+
+    type: ClassVar[str] = "winner_decided"
+    winner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RaceFinished(Event):
     """Every lane has ended. ``winner`` is the winning lane's name, or None."""
 
@@ -281,6 +295,16 @@ class LaneFailed(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class LaneStopped(LaneEvent):
+    """The race was won while this lane still worked, and the task does not
+    race on for places: the lane was stopped, keeping what it had done
+    (``reason``: e.g. ``race won by cloud``)."""
+
+    type: ClassVar[str] = "lane_stopped"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FighterSpawned(LaneEvent):
     """A ``last_standing`` lane's fighter process is up: ``pid`` is its PID as
     the arena's commands see it (what the lane's prompt names)."""
@@ -304,6 +328,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         RaceStarted,
+        WinnerDecided,
         RaceFinished,
         LaneStarted,
         RequestSent,
@@ -321,12 +346,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LaneFinished,
         LaneEliminated,
         LaneFailed,
+        LaneStopped,
         FighterSpawned,
         Notice,
     )
 }
 
-LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed)
+LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed, LaneStopped)
 
 
 class EventFormatError(ThunderdomeError, ValueError):
@@ -409,6 +435,7 @@ __all__ = [
     "Event",
     "LaneEvent",
     "RaceStarted",
+    "WinnerDecided",
     "RaceFinished",
     "LaneStarted",
     "RequestSent",
@@ -426,6 +453,7 @@ __all__ = [
     "LaneFinished",
     "LaneEliminated",
     "LaneFailed",
+    "LaneStopped",
     "FighterSpawned",
     "Notice",
     "EVENT_TYPES",

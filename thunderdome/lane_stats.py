@@ -31,7 +31,8 @@ from typing import Any
 
 from thunderdome.token_count import Count, defended_count
 
-_ENDED = frozenset({"finished", "winner", "eliminated", "error"})
+
+_ENDED = frozenset({"finished", "winner", "eliminated", "error", "stopped"})
 """Lane statuses after its end."""
 
 STALL_MIN_S = 1.0
@@ -316,7 +317,7 @@ class LaneState:
     turns: list[TurnState] = field(default_factory=list)
     status: str = "waiting"
     """waiting | thinking | streaming | executing | finished | winner |
-    eliminated | error."""
+    eliminated | error | stopped (the race was won while it worked)."""
     end_t: float | None = None
     reason: str = ""
     eliminated_by: str | None = None
@@ -491,6 +492,8 @@ class LaneStats:
     model_s: float | None = None
     tool_s: float | None = None
     """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
+    end_t: float | None = None
+    """When the lane ended (its ending event's ``t``, race clock); None while it runs."""
     count_check: str = ""
     """Why the server's token count was not used (``token_count``); '' if it was."""
     server_split: dict[str, Any] = field(default_factory=dict)
@@ -590,6 +593,7 @@ class LaneStats:
             "ttft_s": _r(self.ttft_s),
             "ttfa_s": _r(self.ttfa_s),
             "e2e_s": _r(self.e2e_s),
+            "finish_s": _r(self.finish_t),
             "tokens": self.tokens,
             "tokens_source": self.tokens_source,
             "count_check": self.count_check or None,
@@ -697,6 +701,7 @@ def lane_stats(
         tta_s=first.since_request(totals.first_action_t) if first is not None else None,
         model_s=totals.model_s,
         tool_s=totals.tool_s,
+        end_t=lane.end_t,
         count_check=totals.count_check,
         server_split=first.server if first is not None else {},
         turn_log=turns,

@@ -61,6 +61,7 @@ from thunderdome.events import (
     LaneFailed,
     LaneFinished,
     LaneStarted,
+    LaneStopped,
     RaceFinished,
     RaceStarted,
     RequestSent,
@@ -72,6 +73,7 @@ from thunderdome.events import (
     ToolCallStarted,
     Usage,
     Verdict,
+    WinnerDecided,
 )
 from thunderdome.lane_stats import (  # re-exported: the metrics API
     _ENDED,
@@ -237,11 +239,21 @@ class Standings:
         elif isinstance(event, LaneFailed):
             lane = self._lane(event.lane)
             lane.status, lane.end_t, lane.reason = "error", event.t, event.reason
+        elif isinstance(event, LaneStopped):
+            lane = self._lane(event.lane)
+            lane.status, lane.end_t, lane.reason = "stopped", event.t, event.reason
+        elif isinstance(event, WinnerDecided):
+            self._crown(event.winner)
         elif isinstance(event, RaceFinished):
             self.finished, self.finished_t = True, event.t
-            self.winner = event.winner
-            if event.winner and event.winner in self.lanes:
-                self.lanes[event.winner].status = "winner"
+            self._crown(event.winner)
+
+    def _crown(self, winner: str | None) -> None:
+        """``winner`` won: said the moment it was called (``WinnerDecided``),
+        and again by ``RaceFinished`` (the only word in older recordings)."""
+        self.winner = winner
+        if winner and winner in self.lanes:
+            self.lanes[winner].status = "winner"
 
     def apply_all(self, events: Iterable[Event]) -> "Standings":
         for event in events:
@@ -295,9 +307,7 @@ class Standings:
                 return (1, lane.completion_t, lane.index)
             if not lane.ended:
                 return (2, 0.0, lane.index)
-            if lane.status == "eliminated":  # later elimination ranks higher
-                return (3, -(lane.end_t or 0.0), lane.index)
-            if lane.status == "finished":
+            if lane.status in ("eliminated", "stopped", "finished"):  # later end ranks higher
                 return (3, -(lane.end_t or 0.0), lane.index)
             return (4, 0.0, lane.index)
         # long race: finished by finish time, running by projection, errors last
