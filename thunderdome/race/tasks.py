@@ -24,6 +24,7 @@ Task file format (one task per file; the built-in ones live in ``tasks/``)::
       - kind: stdout_equals         # the command's stdout, stripped, equals value
         value: "1"
     max_turns: 3                    # model replies per lane (agent loop), >= 1
+    agent: text                     # how lanes act: tools | text (default: tools)
     max_tokens: 256                 # output-token cap per reply
     timeout: 120                    # seconds for the whole race
     exec_timeout: 10                # seconds for one command in the sandbox
@@ -72,6 +73,11 @@ Fields:
 - ``max_turns`` (int >= 1, default 1): replies per lane. After a failed check
   the model is told what happened (exit code, output tail, failed check) and
   answers again, until it passes or runs out of turns (then: eliminated).
+- ``agent`` (thunderdome only): how the lanes act, ``tools`` (the model is
+  offered one native ``bash`` tool and calls it) or ``text`` (it writes the
+  command in a shell code block). A backend's own ``agent`` option wins over
+  the task's (it knows whether its model can call tools); lanes whose
+  backend says nothing act as the task says, and without either: ``tools``.
 - ``max_tokens`` (int >= 1, default 1024): output cap sent with every request.
 - ``expected_tokens`` (int, 1 to ``max_tokens``, optional): how long a reply
   is expected to be. A running lane's finish is projected from it until some
@@ -95,7 +101,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from thunderdome.specs import Check, TaskSpec
+from thunderdome.specs import AGENT_MODES, Check, TaskSpec
 from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, parse_yaml, read_yaml
 
 TASK_KINDS = ("thunderdome", "long")
@@ -111,7 +117,7 @@ CHECK_KINDS: dict[str, tuple[str, ...]] = {
 
 _FIELDS = {
     "name", "title", "kind", "win_rule", "system", "user", "setup_files", "checks", "max_turns",
-    "max_tokens", "expected_tokens", "timeout", "exec_timeout", "reference", "wrong_answer",
+    "max_tokens", "expected_tokens", "timeout", "exec_timeout", "reference", "wrong_answer", "agent",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PROMPT_FIELDS = ("lane", "task", "workdir", "pid", "opponents", "opponent_count")
@@ -278,8 +284,11 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
     setup_files = _setup_files(data, source)
     checks = _checks(data, source)
     reference = _text(data, "reference", source)
+    agent = _text(data, "agent", source)
+    if agent and agent not in AGENT_MODES:
+        raise _err(source, data.line_of("agent"), f"unknown agent {agent!r} (use one of: {', '.join(AGENT_MODES)})")
     if kind == "long":
-        for key in ("win_rule", "setup_files", "checks"):
+        for key in ("win_rule", "setup_files", "checks", "agent"):
             if data.get(key):
                 raise _err(source, data.line_of(key), f"'{key}' is only for thunderdome tasks (this task is kind: long)")
     else:
@@ -312,6 +321,7 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
         checks=checks,
         reference=reference,
         wrong_answer=_text(data, "wrong_answer", source),
+        agent=agent,
         source=source,
     )
 

@@ -22,7 +22,7 @@ from thunderdome.race.engine import Lane, Race
 from thunderdome.race.reply import cut_reason, read_reply
 from thunderdome.race.text_mode import TextMode, cut_detail, describe_exit, tail
 from thunderdome.race.turns import Attempt, Judgement, LaneMode, Messages
-from thunderdome.specs import BackendSpec
+from thunderdome.specs import BackendSpec, TaskSpec
 
 BASH_TOOL = ToolSpec(
     name="bash",
@@ -120,9 +120,10 @@ def tool_result(judged: Judgement, more: str) -> str:
 MODES: dict[str, LaneMode] = {"tools": ToolsMode(), "text": TextMode()}
 
 
-def mode_for(spec: BackendSpec) -> LaneMode:
-    """The lane mode a backend chose (``agent``; tools by default)."""
-    return MODES[spec.agent]
+def mode_for(spec: BackendSpec, task: TaskSpec | None = None) -> LaneMode:
+    """The lane's mode: its backend's ``agent`` if it says one, else the
+    task's ``agent``, else ``tools``."""
+    return MODES[spec.agent or (task.agent if task is not None else "") or "tools"]
 
 
 __all__ = ["BASH_TOOL", "CUT_MID_ARGUMENTS", "MODES", "STOPPED", "ToolAttempt", "ToolsMode", "mode_for", "parse_command"]
