@@ -46,9 +46,7 @@ async def run_one(
     """Run one race headless; return (results, the recording's status or None).
     A recording that fails is said under the live table as soon as it is seen
     and again, with where it stops, under the summary; the race goes on."""
-    from rich.text import Text
-
-    from thunderdome.report import LiveReporter, RaceClock, summary
+    from thunderdome.report import LiveReporter, RaceClock, cell, summary
     from thunderdome.sources.recorded_race import record_race
 
     standings = Standings()
@@ -56,7 +54,7 @@ async def run_one(
 
     def recording_changed(status: RecordingStatus) -> None:
         if not status.complete and not status.final:
-            console.print(Text(status.describe(), style="bold red"))
+            console.print(cell(status.describe(), "bold red"))
         if on_recording is not None:
             on_recording(status)
 
@@ -80,7 +78,7 @@ async def run_one(
             await reporter.stop()
     console.print(summary(standings, status.path if status else None, width=console.width))
     if status is not None and not status.complete:
-        console.print(Text(status.describe(), style="bold red"))
+        console.print(cell(status.describe(), "bold red"))
     return standings.results(), status
 
 
@@ -114,6 +112,7 @@ async def run_many(
     starts and replaced as it changes. Exit code: ``EXIT_FAILED`` if a
     recording is incomplete, else ``EXIT_OK``."""
     from thunderdome.record import default_recording_path
+    from thunderdome.report import cell
 
     console = human_console()
     results: list[dict[str, Any]] = []
@@ -135,7 +134,7 @@ async def run_many(
                 slot = len(recordings) - 1
                 on_recording = functools.partial(recordings.__setitem__, slot)
             if trials > 1:
-                console.rule(f"{task.name} — trial {trial + 1}/{trials}")
+                console.rule(cell(f"{task.name} — trial {trial + 1}/{trials}"))
             result, status = await run_one(
                 task,
                 specs,
@@ -162,6 +161,14 @@ async def run_many(
     if json_out:
         write_json(payload, json_out)
     return EXIT_FAILED if incomplete else EXIT_OK
+
+
+def say(message: str) -> None:
+    """``thunderdome: MESSAGE`` on stderr, as one redacted, visible line."""
+    from thunderdome.redact import redact
+    from thunderdome.visible import visible_line
+
+    print(f"thunderdome: {visible_line(redact(message))}", file=sys.stderr)
 
 
 def run_headless(**kwargs: Any) -> int:
@@ -202,7 +209,7 @@ def run_headless(**kwargs: Any) -> int:
     try:
         code = asyncio.run(main())
     except RaceSetupError as exc:
-        print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
+        say(f"race could not run: {exc}")
         return exit_code(exc)
     except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
@@ -211,6 +218,6 @@ def run_headless(**kwargs: Any) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving anyway: a late Ctrl-C must not interrupt that
         last = recordings[-1] if recordings else None
         kept = "" if last is None else f"; the race so far is recorded in {last.path}" if last.complete else f"; {last.describe()}"
-        print(f"thunderdome: interrupted{kept}", file=sys.stderr)
+        say(f"interrupted{kept}")
         return EXIT_INTERRUPTED
     return code

@@ -47,6 +47,7 @@ from thunderdome.events import (
     ToolCallDone,
     ToolCallStarted,
 )
+from thunderdome.redact import redact
 from thunderdome.specs import BackendSpec, Timeouts
 
 DRAIN_S = 0.5
@@ -296,12 +297,6 @@ class StreamingBackend:
         headers.update(self.extra_headers)
         return headers
 
-    def _redact(self, reason: str) -> str:
-        key = self.spec.api_key()
-        if key and len(key) >= 4:
-            reason = reason.replace(key, "***")
-        return reason
-
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -417,9 +412,9 @@ class StreamingBackend:
                 await chunks.aclose()
                 await response.aclose()
         except FrameError as exc:
-            raise BackendError(self._redact(exc.reason)) from None
+            raise BackendError(redact(exc.reason)) from None
         except BackendError as exc:
-            raise BackendError(self._redact(exc.reason)) from None
+            raise BackendError(redact(exc.reason)) from None
         finally:
             timer.close()
 

@@ -30,7 +30,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -44,6 +43,7 @@ from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color
+from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
 from thunderdome.tui.widgets.chart import Line, TokenChart
 from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid_shape
@@ -184,7 +184,7 @@ class RaceScreen(Screen):
             self.source.start(self.feed.push)
         except Exception as exc:  # e.g. a replay file vanished
             self.failed = str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}"
-            self.notify(self.failed, title="race could not start", severity="error", timeout=10, markup=False)
+            self.notify(one_line(self.failed), title="race could not start", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
             self._release_gc()
         self._frame()
@@ -259,7 +259,7 @@ class RaceScreen(Screen):
             else:
                 self.failed = self.source.error or "the race ended without a result"
             feed.time.stop(feed.standings.last_t)
-            self.notify(self.failed, title="no result", severity="error", timeout=10, markup=False)
+            self.notify(one_line(self.failed), title="no result", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
             self._release_gc()
 
@@ -281,7 +281,7 @@ class RaceScreen(Screen):
             return
         self._recording_failed = True
         self.warnings.append(status.describe())
-        self.notify(status.describe(), title="recording failed", severity="error", timeout=10, markup=False)
+        self.notify(one_line(status.describe()), title="recording failed", severity="error", timeout=10, markup=False)
 
     def now(self) -> float:
         """The race time on screen: the replay's own play time, else the feed's clock."""
@@ -296,7 +296,7 @@ class RaceScreen(Screen):
         if notice.level in ("warning", "error"):
             self.warnings.append(notice.message)
         severity = {"warning": "warning", "error": "error"}.get(notice.level, "information")
-        self.notify(Text(notice.message).plain, severity=severity, timeout=8, markup=False)
+        self.notify(one_line(notice.message), severity=severity, timeout=8, markup=False)
 
     def _update_widgets(
         self,
