@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from thunderdome.redact import known, map_strings
+from thunderdome.tool_figures import has_tool_figures
 from thunderdome.visible import json_safe, visible
 
 FORMATS = ("json", "csv", "md")
@@ -58,10 +59,14 @@ CSV_COLUMNS = (
     "input_tokens",
     "cost",
     "time_scale",
+    "ttftc_s",
+    "tta_s",
+    "model_s",
+    "tool_s",
 )
 
 FOOTNOTES = (
-    "TTFT: time from request sent to the first non-empty token (answer or reasoning).",
+    "TTFT: time from request sent to the first non-empty token (answer, reasoning or tool-call arguments).",
     "TTFA: time from request sent to the first answer token (later than TTFT for reasoning models).",
     "e2e: time from request sent to the last token.",
     "tok/s: output speed, (tokens − 1) / (e2e − TTFT): generation rate, TTFT excluded.",
@@ -72,6 +77,10 @@ FOOTNOTES = (
 )
 COST_NOTE = "cost $: input and output tokens × the backend's price per million (— : unpriced, or a priced count unknown)."
 COMPLETION_NOTE = "completion: time from race start until the lane's command passed the checker."
+TOOL_NOTE = (
+    "1st call: time from request sent to the first tool call's name; action: to its arguments complete "
+    "(the command could run); model / tool: time spent streaming replies / running the calls, summed over turns."
+)
 ESTIMATE_NOTE = "\\* estimated: the server reported no token count, so streamed chunks were counted."
 
 
@@ -158,7 +167,7 @@ Column = tuple[str, bool, Callable[[dict[str, Any]], str]]
 """(header, right-aligned, cell function)."""
 
 
-def _columns(kind: str, priced: bool = False) -> list[Column]:
+def _columns(kind: str, priced: bool = False, tools: bool = False) -> list[Column]:
     cols: list[Column] = [
         ("#", True, lambda l: _num(l.get("rank"), 0)),
         ("lane", False, lambda l: md_cell(l.get("name"), 60)),
@@ -179,6 +188,14 @@ def _columns(kind: str, priced: bool = False) -> list[Column]:
         cols.append(("cost $", True, lambda l: _num(l.get("cost"), 6)))
     if kind == "thunderdome":
         cols.append(("completion s", True, lambda l: _num(l.get("completion_s"), 3)))
+    if tools:
+        cols += [
+            ("1st call s", True, lambda l: _num(l.get("ttftc_s"), 3)),
+            ("action s", True, lambda l: _num(l.get("tta_s"), 3)),
+            ("turns", True, lambda l: _num(l.get("turns"), 0)),
+            ("model s", True, lambda l: _num(l.get("model_s"), 3)),
+            ("tool s", True, lambda l: _num(l.get("tool_s"), 3)),
+        ]
     cols.append(("verdict / error", False, lambda l: md_cell(_outcome(l))))
     return cols
 
@@ -238,13 +255,16 @@ def to_markdown(results: dict[str, Any]) -> str:
     if race.get("time_scale", 1.0) != 1.0:
         facts.append(f"**sim time ×{race['time_scale']:g}: sim lanes' times are not real**")
     out += [" · ".join(facts), ""]
-    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes)), lanes)
+    tools = any(has_tool_figures(l) for l in lanes)
+    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes), tools), lanes)
     out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
     notes = list(FOOTNOTES)
     if kind == "thunderdome":
         notes.append(COMPLETION_NOTE)
     if any(l.get("cost") is not None for l in lanes):
         notes.append(COST_NOTE)
+    if tools:
+        notes.append(TOOL_NOTE)
     if any(l.get("tokens_source") == "estimate" for l in lanes):
         notes.append(ESTIMATE_NOTE)
     notes.append(f"{DASH}: not measured (the lane never got that far).")
