@@ -26,6 +26,7 @@ from thunderdome import figures
 from thunderdome.events import NATURAL_ENDS
 from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
 from thunderdome.metrics import LaneStats, Standings, client_limited
+from thunderdome.tool_figures import has_tool_figures, tool_line
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, badge
 from thunderdome.tui.safe_text import one_line
@@ -146,6 +147,8 @@ class WinnerCard(Horizontal):
             text.append(f"  {figures.winner_line(winner, standings.kind)}", Style(bold=True))
             if winner.ttft_s is not None:
                 text.append(f" · TTFT {figures.seconds(winner.ttft_s)}", LABEL)
+            if winner.tta_s is not None:
+                text.append(f" · action {figures.seconds(winner.tta_s)}", LABEL)
             if winner.output_tps:
                 text.append(f" · {figures.rate(winner.output_tps)}", LABEL)
             text.append("\n  ")
@@ -184,6 +187,13 @@ class RecordingNote(Widget):
             text.append(mark, Style(color=color, bold=True))
             text.append(one_line(s.name, 30), Style(color=self.lane_colors.get(s.name, ""), bold=True))
             text.append("  " + one_line(note, 300) + "\n", Style(color="#d0d0d0"))
+        tool_lanes = [s for s in standings.ranked(standings.finished_t) if has_tool_figures(s)]
+        if tool_lanes:
+            text.append("tool calls\n", LABEL)
+        for s in tool_lanes:
+            text.append("⚒ ", Style(color="#ffcf33", bold=True))
+            text.append(one_line(s.name, 30), Style(color=self.lane_colors.get(s.name, ""), bold=True))
+            text.append("  " + tool_line(s) + "\n", Style(color="#d0d0d0"))
         if text.plain:
             text.append("\n")
         duration = standings.finished_t
@@ -222,6 +232,8 @@ class RecordingNote(Widget):
             text.append(one_line(self.screenshot, 300), Style(bold=True))
         text.append("\n\n◆ first token · ✖ out or failed · slope = tok/s\n", DIM)
         text.append("tokens: usage/server = the server's own count,\n        estimate = streamed chunks counted", DIM)
+        if tool_lanes:
+            text.append("\nfirst call: its name arrived · action: its arguments\ncomplete · model/tool: time streaming vs running", DIM)
         return text
 
 

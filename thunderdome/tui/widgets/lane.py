@@ -169,6 +169,12 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
         if snap.max_turns > 1:
             row.append("turn ", LABEL)
             row.append(f"{snap.turn}/{snap.max_turns}  ", Style(bold=True))
+        stats = snap.stats
+        if stats.ttftc_s is not None:  # tool mode: its first call's name, then its arguments, arrived
+            row.append("call ", LABEL)
+            row.append(numbers.seconds(stats.ttftc_s).strip() + "  ", Style(bold=True))
+            row.append("act ", LABEL)
+            row.append(numbers.seconds(stats.tta_s).strip() + "  ", Style(bold=True))
         if lane.last_command:
             row.append("$ ", Style(color="#7ad151", bold=True))
             row.append(one_line(lane.last_command, 120), Style(color="#e0e0e0", bold=True))
@@ -187,6 +193,9 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
         if verdict is not None and lane.status not in ("eliminated", "error"):
             mark = ("✔ ", "#7ad151") if verdict.passed else ("✖ ", "#ff8c42")
             row.append(mark[0] + one_line(verdict.detail or ("pass" if verdict.passed else "fail"), 80), Style(color=mark[1]))
+        if stats.ttftc_s is not None and stats.tool_s is not None:
+            row.append("  model ", LABEL)
+            row.append(f"{numbers.seconds(stats.model_s).strip()} / tool {numbers.seconds(stats.tool_s).strip()}", DIM)
         if row.plain.strip():
             rows.append(row)
     if lane.status == "eliminated":
