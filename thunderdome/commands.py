@@ -132,13 +132,31 @@ def _progress(stream):
         yield lambda: bar.update(task, completed=stream.progress)
 
 
+def _played_in_time(path: str, speed: float):
+    """A recording replayed headless in time × ``speed``, shown live on stderr."""
+    import asyncio
+
+    from thunderdome.headless import chatter_console, play_in_time
+    from thunderdome.replay import RecordingStream
+
+    stream = RecordingStream(path)
+    standings = asyncio.run(play_in_time(stream, speed, chatter_console()))
+    _print_notices(stream.notices)
+    return standings
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    """``--headless`` / ``--json``: the results at once; with ``--speed X`` too,
+    played in time × X first (live table or moment lines on stderr)."""
     if args.headless or args.json:
         _check_json_target(args.json)
         from thunderdome.headless import chatter_console, results_console, write_json
         from thunderdome.report import summary, warnings
 
-        standings = _replayed_standings(args.file)
+        if args.speed is None:
+            standings = _replayed_standings(args.file)
+        else:
+            standings = _played_in_time(args.file, args.speed)
         out = results_console(args.json)
         out.print(summary(standings, args.file, width=out.width))
         for warning in warnings(standings):
@@ -150,7 +168,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from thunderdome.tui.app import run_tui
 
     RecordingStream(args.file)  # only the header: a file that is no recording is refused before the TUI
-    return run_tui(mode="replay", replay_path=args.file, speed=args.speed)
+    return run_tui(mode="replay", replay_path=args.file, speed=1.0 if args.speed is None else args.speed)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

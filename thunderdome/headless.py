@@ -22,6 +22,7 @@ import functools
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,28 @@ async def run_one(
     if status is not None and not status.complete:
         console.print(Text(status.describe(), style="bold red"))
     return standings.results(), status
+
+
+async def play_in_time(stream, speed: float, console) -> Standings:
+    """Replay ``stream`` (a ``RecordingStream``) headless in race time ×
+    ``speed``: the live table (or the moment lines, in a pipe) shows it on
+    ``console`` as it happens; returns the folded standings."""
+    from thunderdome.report import LiveReporter
+    from thunderdome.sources.replay import PlayClock
+
+    standings = Standings()
+    clock = PlayClock(speed)
+    reporter = LiveReporter(standings, console, clock.time)
+    reporter.start()
+    try:
+        for n, event in enumerate(stream.events()):
+            delay = clock.due(event.t) - time.monotonic()
+            if delay > 0 or n % 512 == 0:  # behind time, the live table still gets its turn
+                await asyncio.sleep(max(delay, 0.0))
+            standings.apply(event)
+    finally:
+        await reporter.stop()
+    return standings
 
 
 def write_json(payload: dict[str, Any], out: str) -> None:
