@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve the emulator (OpenAI chat and Responses, Ollama and Anthropic protocols)",
         description="Serve the emulator: POST /v1/chat/completions, /v1/responses, /api/chat and "
-        "/v1/messages (tool calls included); GET /v1/models, /api/tags, /api/version.",
+        "/v1/messages (tool calls included); GET /v1/models, /api/tags, /api/version. The model name "
+        "picks the timing profile (cloud, dgx-spark, rtx4090-offload, ...); a built-in task's prompt is "
+        "answered with the task's reference, so lanes of any kind can race Thunderdome tasks on it.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")

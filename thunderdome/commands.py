@@ -227,10 +227,15 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_serve(args: argparse.Namespace) -> int:
+    """The emulator, answering every built-in task's prompt with the task's
+    reference (so lanes of any kind play Thunderdome tasks against it)."""
+    from thunderdome.race.tasks import builtin_tasks
     from thunderdome.sim.launch import serve_main
+    from thunderdome.sim.task_replies import TaskReplies
 
     argv = ["--host", args.host, "--port", str(args.port), "--time-scale", str(args.time_scale)]
-    return serve_main(argv)
+    tasks = TaskReplies((task.user, task.reference) for task in builtin_tasks() if task.reference)
+    return serve_main(argv, task_replies=tasks)
 
 
 def cmd_sandbox(rest: list[str]) -> int:
