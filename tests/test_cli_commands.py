@@ -239,7 +239,7 @@ def test_replay_headless_with_speed_plays_in_time_then_prints_the_results():
     assert took >= last_t / speed  # a lower bound only: it cannot have played faster than asked
     moments = [line for line in timed.stderr.splitlines() if " first token (TTFT " in line]
     assert len(moments) >= 2, timed.stderr
-    assert "winner: fast" in timed.stdout and "winner" not in timed.stderr
+    assert "🏆 winner: fast" in timed.stdout and "🏆" not in timed.stderr
     at_once = run_cli("replay", str(recording), "--headless")
     assert at_once.returncode == 0 and " first token (TTFT " not in at_once.stderr, at_once.stderr
     assert "winner: fast" in at_once.stdout

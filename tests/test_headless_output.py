@@ -37,7 +37,7 @@ def test_a_piped_headless_race_prints_each_lane_moment(tmp_path):
     done = next(i for i, line in enumerate(lines) if "quick  finished: length (30 tokens)" in line)
     failed = next(i for i, line in enumerate(lines) if "broken  error: HTTP 500" in line)
     assert first < done
-    assert "winner: quick" in result.stdout and "winner" not in result.stderr and failed >= 0
+    assert "🏆 winner: quick" in result.stdout and "🏆" not in result.stderr and failed >= 0
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -106,7 +106,7 @@ def test_demo_results_go_to_the_file_and_only_chatter_to_stderr(tmp_path):
     assert chatter, "the moments of the race are shown while it runs"
     stray = [line for line in chatter if not (MOMENT.match(line) or line.startswith("⚠ sandbox isolation"))]
     assert stray == [], stray
-    assert "winner:" not in result.stderr
+    assert "🏆" not in result.stderr  # the summary's winner line is a result; "★ winner" is a moment
 
 
 def test_json_on_stdout_stays_whole_and_the_summary_moves_to_stderr(tmp_path):
@@ -119,4 +119,4 @@ def test_json_on_stdout_stays_whole_and_the_summary_moves_to_stderr(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["winner"] == "quick"
-    assert "winner: quick" in result.stderr
+    assert "🏆 winner: quick" in result.stderr

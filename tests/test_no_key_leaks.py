@@ -113,6 +113,29 @@ def test_a_key_pasted_as_the_variable_name_is_never_printed(tmp_path, server):
     assert_no_piece(listing, "backends")
 
 
+@pytest.mark.parametrize("start", [20, 50, 70])
+async def test_check_output_is_redacted_before_it_is_cut(keys, start):
+    """A check's output is cut to 80 characters, a file's or stdout's to 60:
+    a key starting anywhere before the cut leaves no piece of itself."""
+    from thunderdome.race.checks import run_checks
+    from thunderdome.sandbox import Sandbox, SandboxLimits, detect_isolation
+    from thunderdome.specs import Check
+
+    said = "x" * start + KEY + " and more"
+    checks = [Check(kind="stdout_equals", value="42"), Check(kind="command", command=f"printf '{said}' >&2; exit 1")]
+    async with Sandbox(limits=SandboxLimits(timeout=10), isolation=detect_isolation()) as box:
+        res = await box.run(f"printf '{said}'")
+
+        async def run(command: str):
+            return await box.run(command)
+
+        stdout_check = await run_checks(checks[:1], workdir=box.workdir, result=res, run=run)
+        command_check = await run_checks(checks[1:], workdir=box.workdir, result=res, run=run)
+    assert res.stdout == said and "got 'xxxx" in stdout_check.detail, stdout_check.detail
+    assert "(exit 1): xxxx" in command_check.detail, command_check.detail
+    for outcome in (stdout_check, command_check):
+        assert_no_piece(outcome.detail, f"check detail with the key at {start}")
+
 
 
 async def test_tui_race_screen_screenshots_and_exports_never_show_a_key(tmp_path, server, keys):

@@ -64,9 +64,7 @@ async def run_one(
     (default: ``console``). A recording that fails is said on ``console`` as
     soon as it is seen and again, with where it stops, after the summary;
     the race goes on."""
-    from rich.text import Text
-
-    from thunderdome.report import LiveReporter, RaceClock, summary, warnings
+    from thunderdome.report import LiveReporter, RaceClock, cell, summary, warnings
     from thunderdome.sources.recorded_race import record_race
 
     standings = Standings()
@@ -74,7 +72,7 @@ async def run_one(
 
     def recording_changed(status: RecordingStatus) -> None:
         if not status.complete and not status.final:
-            console.print(Text(status.describe(), style="bold red"))
+            console.print(cell(status.describe(), "bold red"))
         if on_recording is not None:
             on_recording(status)
 
@@ -101,7 +99,7 @@ async def run_one(
     for warning in warnings(standings):
         console.print(warning)
     if status is not None and not status.complete:
-        console.print(Text(status.describe(), style="bold red"))
+        console.print(cell(status.describe(), "bold red"))
     return standings.results(), status
 
 
@@ -157,6 +155,7 @@ async def run_many(
     starts and replaced as it changes. Exit code: ``EXIT_FAILED`` if a
     recording is incomplete, else ``EXIT_OK``."""
     from thunderdome.record import default_recording_path
+    from thunderdome.report import cell
 
     console = chatter_console()
     out = results_console(json_out)
@@ -179,7 +178,7 @@ async def run_many(
                 slot = len(recordings) - 1
                 on_recording = functools.partial(recordings.__setitem__, slot)
             if trials > 1:
-                out.rule(f"{task.name} — trial {trial + 1}/{trials}")
+                out.rule(cell(f"{task.name} — trial {trial + 1}/{trials}"))
             result, status = await run_one(
                 task,
                 specs,
@@ -207,6 +206,14 @@ async def run_many(
     if json_out:
         write_json(payload, json_out)
     return EXIT_FAILED if incomplete else EXIT_OK
+
+
+def say(message: str) -> None:
+    """``thunderdome: MESSAGE`` on stderr, as one redacted, visible line."""
+    from thunderdome.redact import redact
+    from thunderdome.visible import visible_line
+
+    print(f"thunderdome: {visible_line(redact(message))}", file=sys.stderr)
 
 
 def run_headless(**kwargs: Any) -> int:
@@ -247,7 +254,7 @@ def run_headless(**kwargs: Any) -> int:
     try:
         code = asyncio.run(main())
     except RaceSetupError as exc:
-        print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
+        say(f"race could not run: {exc}")
         return exit_code(exc)
     except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
@@ -256,6 +263,6 @@ def run_headless(**kwargs: Any) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving anyway: a late Ctrl-C must not interrupt that
         last = recordings[-1] if recordings else None
         kept = "" if last is None else f"; the race so far is recorded in {last.path}" if last.complete else f"; {last.describe()}"
-        print(f"thunderdome: interrupted{kept}", file=sys.stderr)
+        say(f"interrupted{kept}")
         return EXIT_INTERRUPTED
     return code

@@ -11,7 +11,8 @@ A frame's cost must not grow with the token rate, and in a steady race it
 asks Textual for no layout (a full layout is ~20-50 ms at 200x60): token
 text goes to fixed-size stream windows every frame; lane headers, the
 leaderboard and the chart redraw on alternate frames (10 Hz) unless a lane's
-state changed; the ranking is read from the reducer every frame
+state changed, and the lane headers always with the leaderboard, from the
+same ``ranked(now)`` reading (one figure, one number on screen); the ranking is read from the reducer every frame
 (``Standings.ranked``, O(1) per lane); a lane's restyle after a status
 change waits for a quiet frame; and no full GC pass runs while racing
 (``gc_policy``). Measured by
@@ -30,7 +31,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -44,6 +44,7 @@ from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color
+from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
 from thunderdome.tui.widgets.chart import Line, TokenChart
 from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid_shape
@@ -184,7 +185,7 @@ class RaceScreen(Screen):
             self.source.start(self.feed.push)
         except Exception as exc:  # e.g. a replay file vanished
             self.failed = str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}"
-            self.notify(self.failed, title="race could not start", severity="error", timeout=10, markup=False)
+            self.notify(one_line(self.failed), title="race could not start", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
             self._release_gc()
         self._frame()
@@ -246,9 +247,9 @@ class RaceScreen(Screen):
         idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
         if not idle:
             self._frames += 1
-            even = self._frames % 2 == 0  # the leaderboard and the chart take turns, and so do lane halves
-            heads = frame.states | {name for i, name in enumerate(self.lanes) if i % 2 == self._frames % 2}
-            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=heads)
+            even = self._frames % 2 == 0  # the figures (board and lane headers) and the chart take turns
+            board = even or frame.changed
+            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=None if board else set())
         self._restyle_lanes(RESTYLES_PER_FRAME if frame.events == 0 else 1)
         if frame.finished is not None and not self.over:
             self.over = True
@@ -259,7 +260,7 @@ class RaceScreen(Screen):
             else:
                 self.failed = self.source.error or "the race ended without a result"
             feed.time.stop(feed.standings.last_t)
-            self.notify(self.failed, title="no result", severity="error", timeout=10, markup=False)
+            self.notify(one_line(self.failed), title="no result", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
             self._release_gc()
 
@@ -281,7 +282,7 @@ class RaceScreen(Screen):
             return
         self._recording_failed = True
         self.warnings.append(status.describe())
-        self.notify(status.describe(), title="recording failed", severity="error", timeout=10, markup=False)
+        self.notify(one_line(status.describe()), title="recording failed", severity="error", timeout=10, markup=False)
 
     def now(self) -> float:
         """The race time on screen: the replay's own play time, else the feed's clock."""
@@ -296,7 +297,7 @@ class RaceScreen(Screen):
         if notice.level in ("warning", "error"):
             self.warnings.append(notice.message)
         severity = {"warning": "warning", "error": "error"}.get(notice.level, "information")
-        self.notify(Text(notice.message).plain, severity=severity, timeout=8, markup=False)
+        self.notify(one_line(notice.message), severity=severity, timeout=8, markup=False)
 
     def _update_widgets(
         self,
@@ -311,8 +312,9 @@ class RaceScreen(Screen):
         ``changed`` (more than token text arrived: redraw the board now), whether the
         leaderboard / the chart may redraw in it (they take turns, so each
         redraws at most at half the frame rate unless a lane changed), and
-        ``heads``: the lanes whose header may redraw (None: all). A lane's
-        text never waits: it was appended before this call."""
+        ``heads``: the lanes whose header may redraw (None: all; the race
+        screen redraws them all with the board, so the two show one reading).
+        A lane's text never waits: it was appended before this call."""
         feed = self.feed
         standings = feed.standings
         ranked = standings.ranked(now)

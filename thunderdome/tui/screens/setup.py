@@ -124,7 +124,7 @@ class SetupScreen(Screen):
             self.tasks = builtin_tasks()
         except Exception as exc:  # a broken built-in task must not kill the screen
             self.tasks = []
-            self.notify(f"built-in tasks: {exc}", severity="error", markup=False)
+            self.notify(one_line(f"built-in tasks: {exc}"), severity="error", markup=False)
         options = self.query_one("#task-list", OptionList)
         options.add_options([Option(task_label(t), id=t.name) for t in self.tasks])
         if self.tasks:
@@ -240,7 +240,7 @@ class SetupScreen(Screen):
         names = [spec.name for spec in picked]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            self.notify(f"two backends are named {dupes[0]!r}: untick one", severity="error", markup=False)
+            self.notify(one_line(f"two backends are named {dupes[0]!r}: untick one"), severity="error", markup=False)
             return None
         return picked
 
