@@ -23,7 +23,7 @@ LAYERS = {
     "engine": ("backends", "sim", "sandbox", "race", "config"),
     "recordings": ("record", "replay"),
     "sources": ("sources",),
-    "consumers": ("tui", "report", "export", "headless"),
+    "consumers": ("tui", "report", "export", "headless", "fitted_table"),
     "command line": ("cli", "commands", "__main__"),
 }
 """Each layer by the first name under ``thunderdome`` ("" is the package's
