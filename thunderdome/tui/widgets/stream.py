@@ -1,4 +1,5 @@
-"""A lane's live token stream: answer text plain, reasoning dim and italic.
+"""A lane's live token stream: answer text plain, reasoning dim and italic,
+an agent's turns apart.
 
 Invariant: appending text costs O(new text + one screen row), never O(whole
 text): the rows of a paragraph are final once a later row exists (greedy word
@@ -15,7 +16,15 @@ No known secret is ever painted: the lane's pieces (both channels) pass
 through one ``redact.HeldText``, so a key split across deltas or across the
 reasoning and answer channels shows as ``[redacted]``; the end of a piece
 that may begin a key waits for the next piece, or for ``release_held()``
-when the lane ends.
+when the lane ends, or for a mark.
+
+Marks (``feed.FEEDBACK``, ``feed.TURN``) end the text before them: what was
+held is released, redacted, first; their own text comes redacted from the
+feed. A turn after the first starts under a dim rule (``── turn 2 ──``), the
+feedback sent to the model shows dim above it, and where a turn's answer
+follows its reasoning a dim ``── answer ──`` rule marks the boundary, once
+per turn. Every secondary style (reasoning, feedback, rules) is resolved to
+a concrete colour blended on the background, dimmer than the answer's.
 """
 
 from __future__ import annotations
@@ -35,8 +44,18 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from thunderdome.redact import HeldText, known
+from thunderdome.tui.feed import FEEDBACK, TURN
 
 ANSWER, REASONING = "answer", "reasoning"
+MARKS = (FEEDBACK, TURN)
+"""Channels that are marks: never merged with the piece before them."""
+STYLE_CLASSES = {
+    REASONING: "token-stream--reasoning",
+    FEEDBACK: "token-stream--feedback",
+    TURN: "token-stream--rule",
+}
+FALLBACK_STYLE = Style(color="#8a8a8a", italic=True)
+"""A secondary style before the widget's styles exist (repainted on layout)."""
 WHEEL_ROWS = 3
 """Rows moved per mouse-wheel step."""
 
@@ -47,7 +66,7 @@ def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     run: list[str] = []
     run_channel = ""
     for channel, text in pieces:
-        if channel != run_channel and run:
+        if (channel != run_channel or channel in MARKS) and run:
             runs.append((run_channel, "".join(run)))
             run = []
         run_channel = channel
@@ -60,7 +79,8 @@ def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
 class TokenStream(Widget, can_focus=False):
     """Line-API widget holding one lane's streamed text, showing its tail."""
 
-    COMPONENT_CLASSES = {"token-stream--reasoning", "token-stream--placeholder"}
+    COMPONENT_CLASSES = {"token-stream--reasoning", "token-stream--placeholder", "token-stream--feedback",
+                         "token-stream--rule"}
 
     DEFAULT_CSS = """
     TokenStream {
@@ -68,6 +88,8 @@ class TokenStream(Widget, can_focus=False):
         overflow: hidden hidden;
         & > .token-stream--reasoning { color: $text-muted; text-style: italic; }
         & > .token-stream--placeholder { color: $text-muted; text-style: italic; }
+        & > .token-stream--feedback { color: $text-muted; }
+        & > .token-stream--rule { color: $text-disabled; }
     }
     """
 
@@ -96,6 +118,10 @@ class TokenStream(Widget, can_focus=False):
         self.reasoning_chars = 0
         self.answer_chars = 0
         self._held: HeldText[str] = HeldText(known(), divisible=True)
+        self._turn_reasoned = False
+        """Reasoning of the current turn is shown and its answer has not begun."""
+        self._turn_answered = False
+        """The current turn's answer has begun (its marker is drawn, if any)."""
 
     # -- public -------------------------------------------------------------------------
 
@@ -110,7 +136,11 @@ class TokenStream(Widget, can_focus=False):
         held.secrets = known()  # a key may become known mid-race
         safe: list[tuple[str, str]] = []
         for channel, text in _runs(pieces):  # redaction per run of a channel, not per token
-            safe.extend(held.push(channel, text))
+            if channel in MARKS:
+                safe.extend(held.release())  # the text before a mark has ended
+                safe.append((channel, text))
+            else:
+                safe.extend(held.push(channel, text))
         self._show(safe)
 
     def release_held(self) -> None:
@@ -130,13 +160,13 @@ class TokenStream(Widget, can_focus=False):
         """Store a piece; True if visible rows changed."""
         if not text:
             return False
-        if self._fragments and self._fragments[-1][0] == channel:
+        if self._fragments and self._fragments[-1][0] == channel and channel not in MARKS:
             self._fragments[-1][1].append(text)
         else:
             self._fragments.append((channel, [text]))
         if channel == REASONING:
             self.reasoning_chars += len(text)
-        else:
+        elif channel == ANSWER:
             self.answer_chars += len(text)
         if channel == REASONING and not self.show_reasoning:
             self._cache.pop(0, None)  # the placeholder's count
@@ -185,15 +215,24 @@ class TokenStream(Widget, can_focus=False):
         style = self._styles.get(channel)
         if style is not None:
             return style
-        if channel == REASONING:
-            try:
-                style = self.get_component_rich_style("token-stream--reasoning", partial=True)
-            except KeyError:  # text before the widget's styles exist: repainted on layout
-                return Style(dim=True, italic=True)
-        else:
+        name = STYLE_CLASSES.get(channel)
+        if name is None:
             style = Style()
+        else:
+            style = self._resolved(name)
+            if style is FALLBACK_STYLE:  # text before the widget's styles exist: repainted on layout
+                return style
         self._styles[channel] = style
         return style
+
+    def _resolved(self, name: str) -> Style:
+        """Component ``name``'s style with its colour blended on the background
+        (a partial style leaves ``$text-muted`` at full white)."""
+        try:
+            full = self.get_component_rich_style(name)
+        except KeyError:
+            return FALLBACK_STYLE
+        return Style(color=full.color, italic=full.italic, bold=full.bold)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -213,6 +252,19 @@ class TokenStream(Widget, can_focus=False):
         return max(width - 1, 8)  # a column for the scrollbar
 
     def _add(self, channel: str, text: str, *, wrap: bool = True) -> None:
+        if channel == TURN:
+            self._rule(f"turn {text}")
+            self._turn_reasoned = self._turn_answered = False
+            return
+        if channel == REASONING:
+            self._turn_reasoned = not self._turn_answered
+        elif channel == ANSWER and not self._turn_answered:
+            if self._turn_reasoned:
+                text = text.lstrip("\n")  # the rule stands for the blank lines after the reasoning
+                if not text:
+                    return
+                self._rule("answer")
+            self._turn_reasoned, self._turn_answered = False, True
         if self._tail_channel is not None and channel != self._tail_channel and self._tail.plain.strip():
             self._finish_paragraph()  # reasoning and answer never share a row
         self._tail_channel = channel
@@ -239,6 +291,18 @@ class TokenStream(Widget, can_focus=False):
             self._rows.append(row)
         self._tail = rows[-1]
         self._tail_rows = [self._tail]
+
+    def _rule(self, label: str) -> None:
+        """A row of its own: ``── label ───…`` across the text's width, dim."""
+        if self._tail.plain.strip():
+            self._finish_paragraph()
+        else:
+            self._tail, self._tail_rows, self._tail_channel = Text(), [], None
+        head = f"── {label} "
+        width = self._width or self._wrap_width()
+        rule = Text(end="")
+        rule.append(head + "─" * max(width - len(head), 2), self._style(TURN))  # a span: render() drops a base style
+        self._rows.append(rule)
 
     def _finish_paragraph(self) -> None:
         self._wrap_tail()
@@ -290,6 +354,7 @@ class TokenStream(Widget, can_focus=False):
 
     def _rebuild(self) -> None:
         self._rows, self._tail, self._tail_rows, self._tail_channel = [], Text(), [], None
+        self._turn_reasoned = self._turn_answered = False
         self._cache.clear()
         self._width = self._wrap_width()
         for channel, pieces in self._fragments:
@@ -383,10 +448,7 @@ class TokenStream(Widget, can_focus=False):
         if self._placeholder():
             if index == 0:
                 label = f"▸ reasoning hidden ({self.reasoning_chars:,} chars) — press t to show"
-                try:
-                    style = self.get_component_rich_style("token-stream--placeholder", partial=True)
-                except KeyError:
-                    style = Style(dim=True, italic=True)
+                style = self._resolved("token-stream--placeholder")
                 return Strip(Text(label, style=style).render(self.app.console))
             index -= 1
         if index < len(self._rows):
