@@ -23,8 +23,10 @@ held is released, redacted, first; their own text comes redacted from the
 feed. A turn after the first starts under a dim rule (``── turn 2 ──``), the
 feedback sent to the model shows dim above it, and where a turn's answer
 follows its reasoning a dim ``── answer ──`` rule marks the boundary, once
-per turn. Every secondary style (reasoning, feedback, rules) is resolved to
-a concrete colour blended on the background, dimmer than the answer's.
+per turn. Secondary text (reasoning, feedback, rules, the placeholder) is
+painted in a concrete colour: the answer's own colour blended toward the
+background (``SECONDARY``), so it is dimmer than the answer in every lane
+state; when a restyle changes it, the rows are rebuilt once.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.color import Color as TextualColor
 from textual.geometry import Region
 from textual.reactive import reactive
 from textual.scrollbar import ScrollBarRender
@@ -49,11 +52,15 @@ from thunderdome.tui.feed import FEEDBACK, TURN
 ANSWER, REASONING = "answer", "reasoning"
 MARKS = (FEEDBACK, TURN)
 """Channels that are marks: never merged with the piece before them."""
-STYLE_CLASSES = {
-    REASONING: "token-stream--reasoning",
-    FEEDBACK: "token-stream--feedback",
-    TURN: "token-stream--rule",
+PLACEHOLDER = "placeholder"
+SECONDARY: dict[str, tuple[str, float]] = {
+    REASONING: ("token-stream--reasoning", 0.6),
+    FEEDBACK: ("token-stream--feedback", 0.6),
+    TURN: ("token-stream--rule", 0.42),
+    PLACEHOLDER: ("token-stream--placeholder", 0.6),
 }
+"""Secondary text: its component class (text style) and how much of the
+answer colour's distance from the background it keeps."""
 FALLBACK_STYLE = Style(color="#8a8a8a", italic=True)
 """A secondary style before the widget's styles exist (repainted on layout)."""
 WHEEL_ROWS = 3
@@ -86,10 +93,10 @@ class TokenStream(Widget, can_focus=False):
     TokenStream {
         height: 1fr;
         overflow: hidden hidden;
-        & > .token-stream--reasoning { color: $text-muted; text-style: italic; }
-        & > .token-stream--placeholder { color: $text-muted; text-style: italic; }
-        & > .token-stream--feedback { color: $text-muted; }
-        & > .token-stream--rule { color: $text-disabled; }
+        & > .token-stream--reasoning { text-style: italic; }
+        & > .token-stream--placeholder { text-style: italic; }
+        & > .token-stream--feedback { text-style: none; }
+        & > .token-stream--rule { text-style: none; }
     }
     """
 
@@ -215,31 +222,40 @@ class TokenStream(Widget, can_focus=False):
         style = self._styles.get(channel)
         if style is not None:
             return style
-        name = STYLE_CLASSES.get(channel)
-        if name is None:
+        if channel not in SECONDARY:
             style = Style()
         else:
-            style = self._resolved(name)
+            style = self._secondary(channel)
             if style is FALLBACK_STYLE:  # text before the widget's styles exist: repainted on layout
                 return style
         self._styles[channel] = style
         return style
 
-    def _resolved(self, name: str) -> Style:
-        """Component ``name``'s style with its colour blended on the background
-        (a partial style leaves ``$text-muted`` at full white)."""
+    def _secondary(self, channel: str) -> Style:
+        """``channel``'s concrete style: the answer's colour blended toward the
+        background (a partial component style would leave ``$text-muted`` at
+        full white), with the component's text style."""
+        name, keep = SECONDARY[channel]
+        base = self._base_style()
         try:
-            full = self.get_component_rich_style(name)
+            component = self.get_component_rich_style(name, partial=True)
         except KeyError:
             return FALLBACK_STYLE
-        return Style(color=full.color, italic=full.italic, bold=full.bold)
+        if base.color is None or base.bgcolor is None:
+            return FALLBACK_STYLE
+        back = TextualColor.from_rich_color(base.bgcolor)
+        color = back.blend(TextualColor.from_rich_color(base.color), keep)
+        return Style(color=color.rich_color, italic=component.italic, bold=component.bold)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        baked = {channel: style for channel, style in self._styles.items() if channel in SECONDARY}
         self._styles.clear()
         self._cache.clear()
         self._bar, self._gutter, self._base, self._bar_colors = ((0, 0, 0), []), None, None, None
         self._cells.clear()
+        if self._fragments and any(self._style(channel) != style for channel, style in baked.items()):
+            self._rebuild()  # rows keep the style they were built with: a status restyle, once
 
     def _base_style(self) -> Style:
         """``rich_style`` (it walks every ancestor's styles), kept until the styles change."""
@@ -448,7 +464,7 @@ class TokenStream(Widget, can_focus=False):
         if self._placeholder():
             if index == 0:
                 label = f"▸ reasoning hidden ({self.reasoning_chars:,} chars) — press t to show"
-                style = self._resolved("token-stream--placeholder")
+                style = self._style(PLACEHOLDER)
                 return Strip(Text(label, style=style).render(self.app.console))
             index -= 1
         if index < len(self._rows):
