@@ -14,6 +14,7 @@ import pytest
 from rich.color import Color
 from rich.segment import Segment
 
+from thunderdome import events as ev
 from thunderdome.race.tasks import load_task
 from thunderdome.replay import load_recording
 from thunderdome.sources.fixed import ListSource
@@ -138,3 +139,56 @@ async def test_reasoning_is_dimmer_than_the_answer_and_the_answer_start_is_marke
         await pilot.press("t")  # hidden reasoning: nothing to mark off
         await wait_for(pilot, lambda: not stream.show_reasoning, what="collapse")
         assert not any(row.startswith(ANSWER_RULE) for row in rows(stream))
+
+
+def agent_race() -> list[ev.Event]:
+    """A scripted first_correct lane that reasons, answers, is told it was
+    wrong and starts turn 2 (cut there: the race is still running)."""
+    lanes = ({"name": "thinker", "kind": "sim", "model": "cloud", "url": ""},)
+    out: list[ev.Event] = [
+        ev.RaceStarted(t=0.0, task="hello-file", kind="thunderdome", title="Create a file with exact content",
+                       lanes=lanes, started_at="2025-01-01T12:00:00.000+00:00", isolation="bwrap",
+                       win_rule="first_correct", max_tokens=256),
+        ev.LaneStarted(t=0.001, lane="thinker"),
+    ]
+    t = 0.01
+    for turn, (thought, command) in enumerate(
+        [("The file must hold one line; echo adds the newline.", 'echo "Hello, Thunderdome" > greeting.txt'),
+         ("The check wants the exclamation mark as well.", "echo 'Hello, Thunderdome!' > greeting.txt")], start=1):
+        out.append(ev.RequestSent(t=t, lane="thinker", turn=turn))
+        words = [(w, "reasoning") for w in thought.split(" ")] + [("\n\n```bash\n" + command + "\n```", "answer")]
+        for k, (word, channel) in enumerate(words):
+            t += 0.02
+            text = word if k == 0 or channel == "answer" else " " + word
+            out.append(ev.TokenDelta(t=t, lane="thinker", text=text, channel=channel, turn=turn))
+        if turn == 2:
+            break
+        out += [
+            ev.StreamEnded(t=t + 0.001, lane="thinker", turn=turn, finish_reason="stop"),
+            ev.CommandExtracted(t=t + 0.002, lane="thinker", turn=turn, command=command),
+            ev.ExecFinished(t=t + 0.05, lane="thinker", turn=turn, exit_code=0, duration=0.04),
+            ev.Verdict(t=t + 0.06, lane="thinker", turn=turn, detail="greeting.txt: got 'Hello, Thunderdome'"),
+            ev.FeedbackSent(t=t + 0.06, lane="thinker", turn=turn, text=(
+                "Your command ran:\n```bash\n" + command + "\n```\n\nIt exited with code 0 after 0.04 s.\n\n"
+                "That did not solve the task: greeting.txt: got 'Hello, Thunderdome'.\n\n"
+                "You have 2 more turns. Reply with a corrected command in one ```bash code block.")),
+        ]
+        t += 0.07
+    return out
+
+
+class TestTurnsPicture:
+    def test_reasoning_answer_feedback_and_turns(self, snap_compare):
+        events = agent_race()
+        task = dataclasses.replace(load_task("hello-file"), max_turns=3)
+        spec = BackendSpec(name="thinker", kind="sim", profile="cloud", model="cloud")
+        app = make_app(mode="race", task=task, specs=[spec], source_factory=lambda t, s: ListSource(events, live=True),
+                       clock=lambda: 1000.0, results_delay=0.01)
+
+        async def run_before(pilot) -> None:
+            await wait_for(pilot, lambda: "thinker" in getattr(pilot.app.screen, "lanes", {})
+                           and pilot.app.screen.feed.standings.events_seen == len(events)
+                           and pilot.app.screen.feed.pending == 0, what="the scripted race")
+            await pilot.pause()
+
+        assert snap_compare(app, terminal_size=(100, 46), run_before=run_before)
