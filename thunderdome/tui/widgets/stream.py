@@ -16,7 +16,8 @@ No known secret is ever painted: the lane's pieces (both channels) pass
 through one ``redact.HeldText``, so a key split across deltas or across the
 reasoning and answer channels shows as ``[redacted]``; the end of a piece
 that may begin a key waits for the next piece, or for ``release_held()``
-when the lane ends, or for a mark.
+when the lane ends, or for a mark (then a held key beginning of 6+
+characters is a key cut short, and redacted).
 
 Marks (``feed.FEEDBACK``, ``feed.TURN``) end the text before them: what was
 held is released, redacted, first; their own text comes redacted from the
@@ -144,7 +145,7 @@ class TokenStream(Widget, can_focus=False):
         safe: list[tuple[str, str]] = []
         for channel, text in _runs(pieces):  # redaction per run of a channel, not per token
             if channel in MARKS:
-                safe.extend(held.release())  # the text before a mark has ended
+                safe.extend(held.release_cut())  # the text before a mark has ended
                 safe.append((channel, text))
             else:
                 safe.extend(held.push(channel, text))
@@ -153,7 +154,7 @@ class TokenStream(Widget, can_focus=False):
     def release_held(self) -> None:
         """The lane's text has ended: show what was held back, redacted."""
         if self._held:
-            self._show(self._held.release())
+            self._show(self._held.release_cut())
 
     def _show(self, pieces: list[tuple[str, str]]) -> None:
         before = self._row_count()
