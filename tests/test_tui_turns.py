@@ -139,6 +139,9 @@ async def test_reasoning_is_dimmer_than_the_answer_and_the_answer_start_is_marke
         await pilot.press("t")  # hidden reasoning: nothing to mark off
         await wait_for(pilot, lambda: not stream.show_reasoning, what="collapse")
         assert not any(row.startswith(ANSWER_RULE) for row in rows(stream))
+        await pilot.pause()
+        assert "reasoning hidden" in stream.render_line(0).text  # the placeholder: dim and italic too
+        assert row_luminance(stream, 0) < answer * 0.6 and all(seg.style.italic for seg in painted(stream, 0))
 
 
 def agent_race() -> list[ev.Event]:

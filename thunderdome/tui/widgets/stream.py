@@ -27,7 +27,8 @@ follows its reasoning a dim ``── answer ──`` rule marks the boundary, on
 per turn. Secondary text (reasoning, feedback, rules, the placeholder) is
 painted in a concrete colour: the answer's own colour blended toward the
 background (``SECONDARY``), so it is dimmer than the answer in every lane
-state; when a restyle changes it, the rows are rebuilt once.
+state. Rows hold a key style per channel (``KEY_STYLES``), swapped for the
+concrete one as a row is painted: a restyle repaints, it never re-wraps.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ SECONDARY: dict[str, tuple[str, float]] = {
 }
 """Secondary text: its component class (text style) and how much of the
 answer colour's distance from the background it keeps."""
+KEY_STYLES = {channel: Style(meta={"token-stream": channel}) for channel in SECONDARY}
+"""The styles rows are built with for secondary text (never painted as such)."""
+PLAIN = Style()
 FALLBACK_STYLE = Style(color="#8a8a8a", italic=True)
 """A secondary style before the widget's styles exist (repainted on layout)."""
 WHEEL_ROWS = 3
@@ -114,7 +118,8 @@ class TokenStream(Widget, can_focus=False):
         self._tail_channel: str | None = None
         self._cache: dict[int, Strip] = {}
         self._base: Style | None = None
-        self._styles: dict[str, Style] = {}
+        self._paint: dict[Style, Style] | None = None
+        """Key style -> the concrete style it is painted in, until the styles change."""
         self._width = 0
         self._top: int | None = None
         """First row shown when wheeled back; None: follow the newest rows."""
@@ -220,17 +225,22 @@ class TokenStream(Widget, can_focus=False):
     # -- building rows ----------------------------------------------------------------
 
     def _style(self, channel: str) -> Style:
-        style = self._styles.get(channel)
-        if style is not None:
-            return style
-        if channel not in SECONDARY:
-            style = Style()
-        else:
-            style = self._secondary(channel)
-            if style is FALLBACK_STYLE:  # text before the widget's styles exist: repainted on layout
-                return style
-        self._styles[channel] = style
-        return style
+        """The style ``channel``'s text is built with (a key, for secondary text)."""
+        return KEY_STYLES.get(channel, PLAIN)
+
+    def _paint_map(self) -> dict[Style, Style]:
+        paint = self._paint
+        if paint is None:
+            paint = {KEY_STYLES[channel]: self._secondary(channel) for channel in SECONDARY}
+            if FALLBACK_STYLE not in paint.values():  # before the widget's styles exist: asked again
+                self._paint = paint
+        return paint
+
+    def _painted(self, strip: Strip) -> Strip:
+        """``strip`` with its key styles swapped for the concrete ones."""
+        paint = self._paint_map()
+        return Strip([Segment(seg.text, paint[seg.style]) if seg.style in paint else seg for seg in strip],
+                     strip.cell_length)
 
     def _secondary(self, channel: str) -> Style:
         """``channel``'s concrete style: the answer's colour blended toward the
@@ -250,13 +260,10 @@ class TokenStream(Widget, can_focus=False):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        baked = {channel: style for channel, style in self._styles.items() if channel in SECONDARY}
-        self._styles.clear()
+        self._paint = None
         self._cache.clear()
         self._bar, self._gutter, self._base, self._bar_colors = ((0, 0, 0), []), None, None, None
         self._cells.clear()
-        if self._fragments and any(self._style(channel) != style for channel, style in baked.items()):
-            self._rebuild()  # rows keep the style they were built with: a status restyle, once
 
     def _base_style(self) -> Style:
         """``rich_style`` (it walks every ancestor's styles), kept until the styles change."""
@@ -318,7 +325,7 @@ class TokenStream(Widget, can_focus=False):
         head = f"── {label} "
         width = self._width or self._wrap_width()
         rule = Text(end="")
-        rule.append(head + "─" * max(width - len(head), 2), self._style(TURN))  # a span: render() drops a base style
+        rule.append(head + "─" * max(width - len(head), 2), self._style(TURN))
         self._rows.append(rule)
 
     def _finish_paragraph(self) -> None:
@@ -465,8 +472,7 @@ class TokenStream(Widget, can_focus=False):
         if self._placeholder():
             if index == 0:
                 label = f"▸ reasoning hidden ({self.reasoning_chars:,} chars) — press t to show"
-                style = self._style(PLACEHOLDER)
-                return Strip(Text(label, style=style).render(self.app.console))
+                return self._painted(Strip(Text().append(label, self._style(PLACEHOLDER)).render(self.app.console)))
             index -= 1
         if index < len(self._rows):
             row = self._rows[index]
@@ -474,4 +480,4 @@ class TokenStream(Widget, can_focus=False):
             row = self._tail_rows[index - len(self._rows)]
         else:
             return Strip.blank(0)
-        return Strip(row.render(self.app.console))
+        return self._painted(Strip(row.render(self.app.console)))
