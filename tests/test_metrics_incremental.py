@@ -31,6 +31,7 @@ from thunderdome.events import (
     RaceFinished,
     RaceStarted,
     RequestSent,
+    ServerTimings,
     StreamEnded,
     TokenDelta,
     ToolCallDelta,
@@ -42,7 +43,7 @@ from thunderdome.metrics import Standings, compute_results, lane_stats
 
 # -- the reference: every figure from scratch, by the definitions -------------------------
 
-TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, ToolCallDelta, Usage, StreamEnded)
+TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, ToolCallDelta, Usage, ServerTimings, StreamEnded)
 LANE_EVENTS = TURN_EVENTS + (LaneStarted, CommandExtracted, Verdict, LaneFinished, LaneEliminated, LaneFailed, LaneStopped)
 ENDED = ("finished", "winner", "eliminated", "error", "stopped")
 
@@ -82,7 +83,7 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
         running = lane["status"] not in ENDED
         if isinstance(e, TURN_EVENTS):
             turn = lane["turns"].setdefault(e.turn, {"request": e.t, "byte": None, "tokens": [], "answers": [],
-                                                     "usage": None, "source": None, "server_tps": None, "chars": 0,
+                                                     "usage": None, "source": None, "server_tps": None, "chars": 0, "server": {},
                                                      "input": None, "finish": None, "ended": None})
         if isinstance(e, RequestSent):
             turn["request"] = e.t
@@ -110,6 +111,9 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
                 turn["input"] = e.input_tokens
         elif isinstance(e, StreamEnded):
             turn["finish"], turn["ended"] = e.finish_reason, e.t
+        elif isinstance(e, ServerTimings):
+            turn["server"].update({k: v for k, v in (("prefill_s", e.prefill_s), ("load_s", e.load_s),
+                                                     ("cached_tokens", e.cached_tokens)) if v is not None})
         elif isinstance(e, LaneStarted):
             lane["skew"] = e.skew
         elif isinstance(e, CommandExtracted) and running:
@@ -213,6 +217,9 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         silence = now - live["tokens"][-1]
         stalled = silence if silence > max(1.0, 10 * (percentile(gaps, 50) or 0.0)) else None
     median = percentile(gaps, 50) or 0.0
+    deltas = sum(len(t["tokens"]) for t in turns)  # deltas of one read share its stamp: a gap of 0
+    reads = sum(1 + sum(b - a > 0 for a, b in zip(t["tokens"], t["tokens"][1:])) for t in turns if t["tokens"])
+    per_read = deltas / reads if reads else None
     inputs = [t["input"] for t in turns if t["input"] is not None]
     input_tokens = sum(inputs) if inputs else None
     price = lane["price"] or {}
@@ -225,6 +232,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         "output_tps": tps,
         "itl_p50_ms": ms(50), "itl_p90_ms": ms(90), "itl_p99_ms": ms(99), "itl_max_ms": ms(100),
         "stalls": sum(1 for g in gaps if g > max(1.0, 10 * median)), "stalled_s": stalled,
+        "deltas_per_read": per_read, "itl_limited": per_read is not None and per_read >= 1.5,
         "server_tps": server[-1] if server else None, "finish_t": finish, "turns": len(turns),
         "finish_reason": turns[-1]["finish"] if turns else None,
         "input_tokens": input_tokens, "cost": cost, "time_scale": lane["time_scale"],
@@ -290,6 +298,20 @@ def order(race: dict[str, Any], lanes: dict[str, dict[str, Any]], now: float) ->
     return [lane["name"] for lane in sorted(lanes.values(), key=key)]
 
 
+def server_of(lane: dict[str, Any]) -> dict[str, Any]:
+    turns = list(lane["turns"].values())
+    return turns[0]["server"] if turns else {}
+
+
+def split_of(lane: dict[str, Any], fig: dict[str, Any]) -> dict[str, float] | None:
+    """Turn 1's TTFT: the server's load and prefill, the rest (never below 0), rounded as --json is."""
+    said = {k: v for k, v in server_of(lane).items() if k in ("load_s", "prefill_s")}
+    if not said or fig["ttft_s"] is None:
+        return None
+    said["rest_s"] = max(fig["ttft_s"] - sum(said.values()), 0.0)
+    return {k: round(v, 4) for k, v in said.items()}
+
+
 def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
     """The ``lanes`` of the results, rounded as the ``--json`` contract rounds."""
     race, lanes = replay(events)
@@ -313,6 +335,9 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "eliminated_by": lane["by"], "finish_reason": fig["finish_reason"],
             "start_skew_ms": r(lane["skew"] * 1000.0, 3),
             "itl_max_ms": r(fig["itl_max_ms"], 3), "stalls": fig["stalls"], "input_tokens": fig["input_tokens"],
+            "deltas_per_read": r(fig["deltas_per_read"], 3), "itl_limited": fig["itl_limited"],
+            "ttft_split": split_of(lane, fig), "cached_tokens": server_of(lane).get("cached_tokens"),
+            "prompt_cached": bool(server_of(lane).get("cached_tokens")),
             "price_input_per_mtok": (lane["price"] or {}).get("input_per_mtok"),
             "price_output_per_mtok": (lane["price"] or {}).get("output_per_mtok"),
             "cost": r(fig["cost"], 6), "time_scale": lane["time_scale"],
@@ -355,6 +380,10 @@ def lane_events(draw: st.DrawFn, name: str, kind: str) -> list[Event]:
                                 input_tokens=draw(st.none() | st.integers(0, 500)),
                                 source=draw(st.sampled_from(["usage", "server"])),
                                 server_tps=draw(st.none() | st.sampled_from([12.5, 40.0]))))
+        if draw(st.booleans()):
+            events.append(ServerTimings(t=t, lane=name, turn=turn, prefill_s=draw(st.none() | st.sampled_from([0.0, 0.2, 9.0])),
+                                        load_s=draw(st.none() | st.just(0.05)),
+                                        cached_tokens=draw(st.none() | st.sampled_from([0, 12]))))
         if draw(st.booleans()):
             events.append(StreamEnded(t=t, lane=name, turn=turn, finish_reason=draw(st.sampled_from(["stop", "length", None]))))
         if draw(st.booleans()):

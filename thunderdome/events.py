@@ -157,6 +157,25 @@ class Usage(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTimings(LaneEvent):
+    """What the server says ``turn``'s time to first token went to (seconds;
+    None: not said). ``queue_s``: waiting for a slot; ``load_s``: loading the
+    model (Ollama ``load_duration``); ``prefill_s``: processing the prompt
+    (llama.cpp ``timings.prompt_ms``, Ollama ``prompt_eval_duration``);
+    ``cached_tokens``: prompt tokens served from the server's cache (llama.cpp
+    ``cache_n``, OpenAI ``cached_tokens``, Anthropic ``cache_read_input_tokens``)
+    of the prompt's ``prompt_tokens``."""
+
+    type: ClassVar[str] = "server_timings"
+    turn: int = 1
+    queue_s: float | None = None
+    load_s: float | None = None
+    prefill_s: float | None = None
+    cached_tokens: int | None = None
+    prompt_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEnded(LaneEvent):
     """The response stream for ``turn`` ended cleanly. ``finish_reason`` is the
     server's (``stop``, ``length``, ...); None means the stream closed without
@@ -209,6 +228,21 @@ class ToolCallDone(LaneEvent):
     index: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReasoningSigned(LaneEvent):
+    """A reasoning block of ``turn`` closed with the server's signature over
+    it (Anthropic's ``signature_delta``; for a ``redacted_thinking`` block,
+    ``redacted`` and its opaque ``data`` as ``signature``). Not output: it
+    counts for no figure. The block's text is the reasoning deltas since the
+    turn's previous ``ReasoningSigned``; the next turn sends block and
+    signature back as they came (Anthropic requires it for tool use with thinking)."""
+
+    type: ClassVar[str] = "reasoning_signed"
+    turn: int = 1
+    signature: str = ""
+    redacted: bool = False
+
+
 # --- Thunderdome agent loop -------------------------------------------------------
 
 
@@ -243,6 +277,21 @@ class Verdict(LaneEvent):
     turn: int = 1
     passed: bool = False
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackSent(LaneEvent):
+    """After a failed ``turn``, what the model is told before its next one
+    (turn + 1, whose ``RequestSent`` follows): ``text`` is the message as
+    sent (command output, exit code, what was wrong; its tail when longer
+    than the race keeps), ``role`` its chat role: ``user`` (text mode) or
+    ``tool`` (a tool result). Outside text: redacted when recorded, made
+    visible and redacted when shown."""
+
+    type: ClassVar[str] = "feedback_sent"
+    turn: int = 1
+    text: str = ""
+    role: str = "user"
 
 
 # --- lane endings (exactly one per lane) -------------------------------------------
@@ -316,13 +365,16 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FirstByte,
         TokenDelta,
         Usage,
+        ServerTimings,
         StreamEnded,
         ToolCallStarted,
         ToolCallDelta,
         ToolCallDone,
+        ReasoningSigned,
         CommandExtracted,
         ExecFinished,
         Verdict,
+        FeedbackSent,
         LaneFinished,
         LaneEliminated,
         LaneFailed,
@@ -422,13 +474,16 @@ __all__ = [
     "FirstByte",
     "TokenDelta",
     "Usage",
+    "ServerTimings",
     "StreamEnded",
     "ToolCallStarted",
     "ToolCallDelta",
     "ToolCallDone",
+    "ReasoningSigned",
     "CommandExtracted",
     "ExecFinished",
     "Verdict",
+    "FeedbackSent",
     "LaneFinished",
     "LaneEliminated",
     "LaneFailed",
