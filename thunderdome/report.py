@@ -240,8 +240,9 @@ class RaceClock:
 
 def trials_table(summary: dict[str, Any], task: str) -> Table:
     """Median (min–max) per lane over several trials."""
+    clarity = summary.get("clarity")
     table = Table(title=cell(f"{task} · {summary['trials']} trials · median (min–max)"), title_style="bold",
-                  header_style="bold", box=box.SIMPLE_HEAD)
+                  header_style="bold", box=box.SIMPLE_HEAD, caption=cell(clarity["text"]) if clarity else None)
     table.add_column("lane", no_wrap=True)
     table.add_column("wins", justify="right")
     for head in ("TTFT s", "tok/s", "e2e s", "done s"):

@@ -29,6 +29,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("t", "show / hide reasoning text"),
             ("r", "run the race again"),
+            ("b", "presenter mode: big figures, high contrast"),
         ),
     ),
     (
@@ -47,6 +48,10 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("n", "next race (demo)"),
             ("b", "back to setup"),
         ),
+    ),
+    (
+        "trials",
+        (("r", "run the trials again"),),
     ),
 )
 

@@ -20,7 +20,10 @@ lag ~80 ms, ~45% of a core).
 
 The screen tells the app what happened through its messages: ``RaceShown``
 (on mount, with the live standings), ``RaceEnded`` (a results delay after
-the race finished) and ``RerunRequested``.
+the race finished), ``RerunRequested`` and ``PresenterToggled``. In presenter
+mode (``b``, class ``-presenter``) the leaderboard, chart and lanes give way
+to ``PresenterView``, fed the same lane snapshots, and those hidden widgets
+are not redrawn until the mode is left.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warning
 from thunderdome.tui.widgets.chart import Line, TokenChart
 from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid_shape
 from thunderdome.tui.widgets.leaderboard import Leaderboard
+from thunderdome.tui.widgets.presenter import PresenterView
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import Source
@@ -104,6 +108,13 @@ class RaceScreen(Screen):
 
         screen: RaceScreen
 
+    @dataclass
+    class PresenterToggled(Message):
+        """The user turned presenter mode on or off (``b``)."""
+
+        screen: RaceScreen
+        on: bool
+
     BINDINGS = [
         Binding("t", "toggle_reasoning", "reasoning"),
         Binding("r", "rerun", "rerun"),
@@ -112,6 +123,7 @@ class RaceScreen(Screen):
         Binding("minus", "speed(-1)", "slower"),
         Binding("full_stop,n", "step", "step"),
         Binding("0", "restart", "restart"),
+        Binding("b", "presenter", "big"),
     ]
 
     def __init__(
@@ -124,8 +136,14 @@ class RaceScreen(Screen):
         speed: float = 1.0,
         clock: Any = None,
         results_delay: float = 1.5,
+        presenter: bool = False,
+        trial: str = "",
     ) -> None:
+        """``presenter``: start in presenter mode; ``trial``: which trial this
+        race is (``2/3``), said in the banner."""
         super().__init__()
+        self.presenter = presenter
+        self.trial = trial
         self.source = source
         self.race_task = task
         self.specs = list(specs or [])
@@ -164,9 +182,11 @@ class RaceScreen(Screen):
                     box.border_title = "tokens over time"
                     yield TokenChart(id="chart")
             yield Grid(id="lanes")
+        yield PresenterView(id="presenter")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_class(self.presenter, "-presenter")
         gc_policy.race_started()
         self._gc_held = True
         self.post_message(self.RaceShown(self, self.feed.standings))
@@ -248,7 +268,11 @@ class RaceScreen(Screen):
             self._frames += 1
             even = self._frames % 2 == 0  # the leaderboard and the chart take turns, and so do lane halves
             heads = frame.states | {name for i, name in enumerate(self.lanes) if i % 2 == self._frames % 2}
-            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=heads)
+            now = self.now()
+            self._update_widgets(now, changed=frame.changed, board=even, chart=not even, heads=heads)
+            if self.presenter and frame.first_tokens:
+                landed = {name: feed.series_for(name).first_token_t for name in frame.first_tokens}
+                self.query_one(PresenterView).first_tokens(landed, now)
         self._restyle_lanes(RESTYLES_PER_FRAME if frame.events == 0 else 1)
         if frame.finished is not None and not self.over:
             self.over = True
@@ -319,11 +343,14 @@ class RaceScreen(Screen):
         stats = {s.name: s for s in ranked}
         cap = standings.max_tokens or (self.race_task.max_tokens if self.race_task else 0)
         max_turns = self.race_task.max_turns if self.race_task else 1
+        presenter = self.query_one(PresenterView) if self.presenter else None
+        if presenter is not None:
+            presenter.sync(self.lane_colors)
         for name, view in self.lanes.items():
             state = standings.lanes.get(name)
             if state is None or name not in stats or (heads is not None and name not in heads):
                 continue
-            view.show(
+            (view if presenter is None else presenter).show(
                 LaneSnapshot(
                     state=state,
                     stats=stats[name],
@@ -340,6 +367,9 @@ class RaceScreen(Screen):
                     first_token_t=feed.series_for(name).first_token_t,
                 )
             )
+        if presenter is not None:
+            self._show_banner(now)
+            return
         if board or changed:
             self.query_one(Leaderboard).set_data(standings, now, self.lane_colors, ranked)
         wall = time.perf_counter()
@@ -355,7 +385,7 @@ class RaceScreen(Screen):
         standings = self.feed.standings
         task = self.race_task
         self.query_one(RaceBanner).show(
-            task=standings.task or (task.name if task else ""),
+            task=(standings.task or (task.name if task else "")) + (f" · trial {self.trial}" if self.trial else ""),
             kind=standings.kind if self.feed.started else (task.kind if task else ""),
             win_rule=standings.win_rule or (task.win_rule if task else ""),
             title=standings.title or (task.title if task else ""),
@@ -397,6 +427,13 @@ class RaceScreen(Screen):
         for view in views:
             view.stream.show_reasoning = show
         self.notify("reasoning shown" if show else "reasoning hidden", timeout=2)
+
+    def action_presenter(self) -> None:
+        """Presenter mode on / off; everything on screen is redrawn for it at once."""
+        self.presenter = not self.presenter
+        self.set_class(self.presenter, "-presenter")
+        self._update_widgets(self.now())
+        self.post_message(self.PresenterToggled(self, self.presenter))
 
     def action_rerun(self) -> None:
         self._leaving = True

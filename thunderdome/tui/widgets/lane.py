@@ -137,7 +137,7 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
         row2.append(("wait " + numbers.seconds(waited).strip()).ljust(11), DIM)
     row2.append("  ")
     row2.append(numbers.tps(stats.output_tps, 11), Style(bold=stats.output_tps is not None))
-    elapsed = _elapsed(lane, snap.now)
+    elapsed = lane_elapsed(lane, snap.now)
     tail = Text(no_wrap=True)
     tail.append("  ")
     tail.append(numbers.seconds(elapsed, 7), Style(color=STATUS_COLOR.get(status, "")))
@@ -157,7 +157,8 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
     return [row1, row2]
 
 
-def _elapsed(lane: LaneState, now: float) -> float:
+def lane_elapsed(lane: LaneState, now: float) -> float:
+    """Seconds since the lane started, to its end once it has ended."""
     start = lane.started_t or 0.0
     end = lane.end_t if lane.end_t is not None else now
     return max(0.0, end - start)
