@@ -6,6 +6,7 @@ trials' recordings, and the statement whether the winner is clear.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -101,7 +102,7 @@ async def test_real_sim_trials_back_to_back_then_the_summary_equals_the_headless
         await pilot.press("q")
 
 
-async def test_a_clear_winner_and_r_runs_the_trials_again_with_each_trials_seed():
+async def test_a_clear_winner_e_exports_the_trials_and_r_runs_them_again_with_each_trials_seed(tmp_path):
     calls: list[int] = []
 
     def factory(task, specs, *, seed_offset: int = 0):
@@ -109,7 +110,8 @@ async def test_a_clear_winner_and_r_runs_the_trials_again_with_each_trials_seed(
         return ListSource(scripted_trial(seed_offset))
 
     screens = Screens()
-    app = make_app(mode="race", task=LONG, specs=SIM_SPECS, trials=3, source_factory=factory, results_delay=0.01)
+    app = make_app(mode="race", task=LONG, specs=SIM_SPECS, trials=3, source_factory=factory, results_delay=0.01,
+                   output_dir=str(tmp_path))
     async with app.run_test(size=(100, 30), message_hook=screens) as pilot:
         await wait_for(pilot, lambda: trials_shown(app), "the trials summary")
         await pilot.pause()
@@ -121,6 +123,12 @@ async def test_a_clear_winner_and_r_runs_the_trials_again_with_each_trials_seed(
         assert clarity["text"].startswith("clear: quick's worst trial")
         assert_summary_on_screen(app, summary, "long")
         assert calls == [0, 1, 2]
+        await pilot.press("e")
+        await wait_for(pilot, lambda: bool(app.last_export), "the export")
+        (exported,) = app.last_export
+        data = json.loads(Path(exported).read_text(encoding="utf-8"))
+        assert exported.endswith("-trials.json") and data["summary"] == summary  # as --trials --json writes it
+        assert [race["winner"] for race in data["races"]] == ["quick"] * 3
         first_summary = app.screen
         await pilot.press("r")
         await wait_for(pilot, lambda: trials_shown(app) and app.screen is not first_summary, "the second run of trials")

@@ -116,6 +116,8 @@ class ThunderdomeApp(App[int]):
         """Presenter mode: every race screen starts in it, and the theme is high-contrast."""
         self.trial_results: list[dict[str, Any]] = []
         """The finished trials' results (``Standings.results()``), in order."""
+        self.trials_summary: dict[str, Any] | None = None
+        """``summarise_trials`` of the last complete set of trials (what ``e`` exports on its screen)."""
 
     # -- flow ---------------------------------------------------------------------------
 
@@ -259,14 +261,14 @@ class ThunderdomeApp(App[int]):
         if len(self.trial_results) < self.config.trials:
             self.start_race(task, self.current_specs)
             return
-        summary = summarise_trials(self.trial_results)
+        summary = self.trials_summary = summarise_trials(self.trial_results)
         kind = message.feed.standings.kind or task.kind
         self.switch_screen(TrialsScreen(summary, message.lane_colors, task=task.name, kind=kind))
 
     @on(TrialsScreen.RerunRequested)
     def _trials_again(self, message: TrialsScreen.RerunRequested) -> None:
         if message.screen is self.screen and self.current_task is not None:
-            self.trial_results = []
+            self.trial_results, self.trials_summary = [], None
             self.start_race(self.current_task, self.current_specs)
 
     @on(RaceScreen.PresenterToggled)
@@ -352,7 +354,11 @@ class ThunderdomeApp(App[int]):
             self.notify("nothing to export yet", severity="warning")
             return
         try:
-            paths = export_files(standings.results(), self.output_dir(), self._export_stem())
+            if isinstance(self.screen, TrialsScreen) and self.trials_summary is not None:
+                trials = {"races": self.trial_results, "summary": self.trials_summary}  # as ``--trials --json`` writes
+                paths = [export_json(trials, self.output_dir(), f"{self._export_stem()}-trials")]
+            else:
+                paths = export_files(standings.results(), self.output_dir(), self._export_stem())
         except OSError as exc:
             self.notify(one_line(f"export failed: {exc}"), severity="error", markup=False)
             return
@@ -367,6 +373,16 @@ class ThunderdomeApp(App[int]):
             return Path(recording).stem
         task = self.current_task.name if self.current_task else "race"
         return f"thunderdome-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def export_json(payload: dict[str, Any], folder: Path, stem: str) -> str:
+    """Write ``payload`` as ``stem.json`` into ``folder`` (no raw control byte); return its path."""
+    from thunderdome.visible import json_safe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}.json"
+    path.write_text(json_safe(json.dumps(payload, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
+    return str(path)
 
 
 def export_files(results: dict[str, Any], folder: Path, stem: str) -> list[str]:
