@@ -321,7 +321,8 @@ class EmulatorServer:
             tool_call=call,
             request=body,
         )
-        stats = Stats(prompt_tokens=conv.prompt_tokens, t_arrival=req.t_arrival, t_received=req.t_received)
+        stats = Stats(prompt_tokens=conv.prompt_tokens, t_arrival=req.t_arrival, t_received=req.t_received,
+                      cached_tokens=min(d.cached_tokens, conv.prompt_tokens))
         scale = d.time_scale if d.time_scale is not None else self.time_scale
         record["stream"] = stream
         record["wrong"] = reply.wrong

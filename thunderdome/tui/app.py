@@ -37,6 +37,7 @@ from textual.timer import Timer
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.metrics import Standings
+from thunderdome.redact import redact
 from thunderdome.sources.base import RecordingStatus, Source, SourceFactory
 from thunderdome.sources.factory import live_source_factory
 from thunderdome.sources.fixed import BrokenSource
@@ -49,6 +50,7 @@ from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.screens.setup import SetupScreen
 from thunderdome.tui.screens.trials import TrialsScreen
 from thunderdome.tui.themes import PRESENTER_THEME, THEME
+from thunderdome.visible import visible_line
 
 MODES = ("setup", "race", "replay")
 
@@ -465,8 +467,9 @@ def run_tui(**kwargs: Any) -> int:
         if status is None:
             continue
         if not status.complete:
-            print(f"thunderdome: {status.describe()}", file=sys.stderr)
+            print(f"thunderdome: {visible_line(redact(status.describe()))}", file=sys.stderr)
             code = code or EXIT_FAILED
         elif Path(status.path).exists():
-            print(f"thunderdome: recorded {status.path}  (replay: thunderdome replay {status.path})", file=sys.stderr)
+            path = visible_line(str(status.path))
+            print(f"thunderdome: recorded {path}  (replay: thunderdome replay {path})", file=sys.stderr)
     return code

@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from thunderdome.trials import DECIDING
+from thunderdome.trials import DONE_LABEL
 from thunderdome.tui import numbers
 from thunderdome.tui.safe_text import one_line
 
@@ -36,8 +36,8 @@ CELL = 11
 def figure_rows(kind: str) -> tuple[tuple[str, str, Any], ...]:
     """The figures a lane's rows show: (summary field, label, formatter); the
     race kind's deciding figure last."""
-    field, label = DECIDING.get(kind, DECIDING["long"])
-    return (("ttft_s", "TTFT", numbers.seconds), ("output_tps", "tok/s", numbers.tps), (field, label, numbers.seconds))
+    label = DONE_LABEL.get(kind, DONE_LABEL["long"])
+    return (("ttft_s", "TTFT", numbers.seconds), ("output_tps", "tok/s", numbers.tps), ("done_s", label, numbers.seconds))
 
 
 def spread_table(summary: dict[str, Any], colors: dict[str, str], kind: str) -> Table:

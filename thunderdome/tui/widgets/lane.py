@@ -24,6 +24,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 
 from thunderdome import events as ev
+from thunderdome import figures
 from thunderdome.metrics import LaneState, LaneStats
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, badge
@@ -137,10 +138,9 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
         row2.append(("wait " + numbers.seconds(waited).strip()).ljust(11), DIM)
     row2.append("  ")
     row2.append(numbers.tps(stats.output_tps, 11), Style(bold=stats.output_tps is not None))
-    elapsed = lane_elapsed(lane, snap.now)
     tail = Text(no_wrap=True)
     tail.append("  ")
-    tail.append(numbers.seconds(elapsed, 7), Style(color=STATUS_COLOR.get(status, "")))
+    tail.append(numbers.seconds(figures.clock_s(stats, snap.kind, snap.now), 7), Style(color=STATUS_COLOR.get(status, "")))
     tokens = lane.live_tokens if not lane.ended else stats.tokens
     count = Text("  " + numbers.tokens(tokens, snap.cap or None) + " ", no_wrap=True)
     bar_w = width - row2.cell_len - count.cell_len - tail.cell_len
@@ -155,13 +155,6 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
     if landed is not None and 0.0 <= snap.now - landed < FLASH_S:
         row2.stylize(FLASH_STYLE, 0, 2 + 5 + 6)  # the ◆ TTFT figure, lit up
     return [row1, row2]
-
-
-def lane_elapsed(lane: LaneState, now: float) -> float:
-    """Seconds since the lane started, to its end once it has ended."""
-    start = lane.started_t or 0.0
-    end = lane.end_t if lane.end_t is not None else now
-    return max(0.0, end - start)
 
 
 def info_rows(snap: LaneSnapshot) -> list[Text]:
@@ -205,8 +198,10 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
     elif lane.status == "error":
         rows.append(Text("✖ " + one_line(lane.reason or "error", 200), Style(color="#ff5555", bold=True), no_wrap=True, overflow="ellipsis"))
     elif lane.status == "winner":
-        when = snap.stats.completion_s if snap.stats.completion_s is not None else snap.stats.e2e_s
-        rows.append(Text(f"★ WINNER {numbers.seconds(when).strip()}", Style(color="#ffcf33", bold=True), no_wrap=True))
+        when = figures.seconds(figures.done_s(snap.stats, snap.kind))
+        rows.append(Text(f"★ WINNER {when}", Style(color="#ffcf33", bold=True), no_wrap=True))
+    elif lane.status == "stopped":
+        rows.append(Text("■ " + one_line(lane.reason or "stopped", 160), STATUS_COLOR["stopped"], no_wrap=True, overflow="ellipsis"))
     for note in snap.notes[-1:]:
         rows.append(Text("ⓘ " + one_line(note, 160), DIM, no_wrap=True, overflow="ellipsis"))
     return rows

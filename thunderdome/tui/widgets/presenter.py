@@ -2,9 +2,9 @@
 
 Invariant: a presenter lane shows only what ``PresenterLane.show()`` hands it,
 the same ``LaneSnapshot`` the normal lane header gets in that frame, and each
-figure is formatted by ``thunderdome.tui.numbers`` exactly as the header
-formats it (``digits_value`` only drops the unit, which the figure's label
-carries), so the big digits and the normal view never disagree. Colours come
+figure's value and digits come from ``thunderdome.figures`` as the header's
+do (the unit is in the figure's label), so the big digits and the normal
+view never disagree. Colours come
 from the stylesheet (the presenter theme) except the lane's name, painted in
 its lane colour; while ``flashing`` (its first token has just landed: the
 feed's ``Frame.first_tokens``) the whole panel inverts, black on the accent.
@@ -20,20 +20,14 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Digits, Static
 
+from thunderdome import figures
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import STATUS_BADGE, STATUS_COLOR, STATUS_ICON
 from thunderdome.tui.safe_text import one_line
-from thunderdome.tui.widgets.lane import FLASH_S, LaneSnapshot, lane_elapsed, progress_bar
+from thunderdome.tui.widgets.lane import FLASH_S, LaneSnapshot, progress_bar
 
-FIGURES = (("ttft", "TTFT", "s"), ("tps", "tok/s", "tok/s"), ("elapsed", "elapsed", "s"))
+FIGURES = (("ttft", "TTFT", figures.SECONDS), ("tps", figures.RATE, figures.RATE), ("elapsed", "elapsed", figures.SECONDS))
 """The big figures of a lane: (id, label, unit)."""
-
-
-def digits_value(formatted: str, unit: str) -> str:
-    """A figure formatted by ``numbers`` without its unit, for ``Digits``; the
-    unknown-value dash becomes the one the digit font draws."""
-    text = formatted.strip().removesuffix(unit).strip()
-    return "-" if text in ("", "—") else text
 
 
 class Figure(Vertical):
@@ -52,13 +46,14 @@ class Figure(Vertical):
         yield self.label
         yield self.digits
 
-    def show(self, formatted: str, marker: str = "") -> None:
-        """``formatted``: the figure as ``numbers`` formats it, unit included."""
+    def show(self, digits: str, marker: str = "") -> None:
+        """``digits``: the figure's digits as ``thunderdome.figures`` writes them
+        (its unknown-value dash becomes the one the digit font draws)."""
         label = f"{marker}{self.label_text}" + ("" if self.label_text == self.unit else f" {self.unit}")
         if label != self._label:
             self._label = label
             self.label.update(label)
-        value = digits_value(formatted, self.unit)
+        value = "-" if digits == figures.NONE else digits
         if value != self.digits.value:
             self.digits.update(value)
 
@@ -117,9 +112,9 @@ class PresenterLane(Vertical):
         lane, stats = snap.state, snap.stats
         self.ident.update(self._ident(snap))
         marker = "◆ " if stats.ttft_s is not None else "◇ "
-        self.figures["ttft"].show(numbers.seconds(stats.ttft_s), marker)
-        self.figures["tps"].show(numbers.tps(stats.output_tps))
-        self.figures["elapsed"].show(numbers.seconds(lane_elapsed(lane, snap.now)))
+        self.figures["ttft"].show(figures.seconds_digits(stats.ttft_s), marker)
+        self.figures["tps"].show(figures.rate_digits(stats.output_tps))
+        self.figures["elapsed"].show(figures.seconds_digits(figures.clock_s(stats, snap.kind, snap.now)))
         tokens = lane.live_tokens if not lane.ended else stats.tokens
         fraction = tokens / snap.cap if snap.cap else (1.0 if lane.ended else 0.0)
         self.track.show(fraction, numbers.tokens(tokens, snap.cap or None) + " tokens", self._color(snap.color))
@@ -135,7 +130,7 @@ class PresenterLane(Vertical):
         text.append(f"{stats.rank} " if stats.rank else "  ", Style(bold=True))
         text.append(one_line(lane.name, 40) + "\n", Style(color=self._color(snap.color), bold=True))
         if stats.stalled_s is not None:
-            label = "STALLED " + numbers.seconds(stats.stalled_s).strip()
+            label = "STALLED " + figures.seconds(stats.stalled_s)
         else:
             label = STATUS_ICON.get(status, "") + " " + STATUS_BADGE.get(status, (status.upper(), ""))[0]
         text.append(label + "\n", Style(color=self._color(STATUS_COLOR.get(status, "")), bold=True))
