@@ -4,10 +4,10 @@ Invariant: a presenter lane shows only what ``PresenterLane.show()`` hands it,
 the same ``LaneSnapshot`` the normal lane header gets in that frame, and each
 figure's value and digits come from ``thunderdome.figures`` as the header's
 do (the unit is in the figure's label), so the big digits and the normal
-view never disagree. Colours come
-from the stylesheet (the presenter theme) except the lane's name, painted in
-its lane colour; while ``flashing`` (its first token has just landed: the
-feed's ``Frame.first_tokens``) the whole panel inverts, black on the accent.
+view never disagree. Colours come from the stylesheet (the presenter theme)
+except the lane's name and status, painted in their palette colours; while
+``flashing`` (its first token has just landed: the feed's
+``Frame.first_tokens``) the whole panel inverts, black on the accent.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Figure(Vertical):
     def __init__(self, label: str, unit: str, *, id: str) -> None:
         super().__init__(id=id, classes="figure")
         self.label_text, self.unit = label, unit
-        self.label = Static(classes="figure-label")
+        self.label = Static(classes="figure-label", markup=False)
         self.digits = Digits("-", classes="figure-digits")
         self._label = ""
 
@@ -92,6 +92,7 @@ class PresenterLane(Vertical):
         self.figures = {key: Figure(label, unit, id=f"figure-{key}") for key, label, unit in FIGURES}
         self.track = Track()
         self.snapshot: LaneSnapshot | None = None
+        self._ident_shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="presenter-row"):
@@ -110,7 +111,10 @@ class PresenterLane(Vertical):
     def show(self, snap: LaneSnapshot) -> None:
         self.snapshot = snap
         lane, stats = snap.state, snap.stats
-        self.ident.update(self._ident(snap))
+        ident = self._ident(snap)
+        if ident != self._ident_shown:  # a Static's update asks for a layout: only when it changed
+            self._ident_shown = ident
+            self.ident.update(ident)
         marker = "◆ " if stats.ttft_s is not None else "◇ "
         self.figures["ttft"].show(figures.seconds_digits(stats.ttft_s), marker)
         self.figures["tps"].show(figures.rate_digits(stats.output_tps))
