@@ -46,10 +46,10 @@ def test_trials_through_the_cli(tmp_path):
     assert data["summary"]["trials"] == 3
     assert {entry["name"] for entry in data["summary"]["lanes"]} == {"q", "s"}
     assert len(list(tmp_path.glob("rec-long-essay-*.jsonl"))) == 3  # one recording per trial
-    assert "3 trials" in result.stderr
+    assert "3 trials" in result.stdout and "3 trials" not in result.stderr  # results on stdout
     clarity = data["summary"]["clarity"]["text"]
     assert clarity.startswith(("clear: ", "not clear: "))
-    assert clarity in " ".join(result.stderr.split())  # said under the trials table
+    assert clarity in " ".join(result.stdout.split())  # said under the trials table
 
 
 def race(winner, kind="long", **lanes):

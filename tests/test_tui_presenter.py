@@ -131,6 +131,8 @@ async def test_presenter_mode_in_a_replay(tmp_path):
         await wait_for(pilot, lambda: in_presenter_mode(app) and presenting(app), "presenter mode")
         figures = {name: lane.figures["tps"].digits.value for name, lane in presenter_lanes(app).items()}
         assert figures == {"cloud": "208.0", "dgx-spark": "42.9", "rtx4090": "8.7"}
+        await pilot.press("b")  # not in a replay's full footer, but bound
+        await wait_for(pilot, lambda: not app.screen.has_class("-presenter") and app.theme == THEME.name, "normal mode")
 
 
 # -- the same figures as the normal view ----------------------------------------------

@@ -228,6 +228,21 @@ class ToolCallDone(LaneEvent):
     index: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReasoningSigned(LaneEvent):
+    """A reasoning block of ``turn`` closed with the server's signature over
+    it (Anthropic's ``signature_delta``; for a ``redacted_thinking`` block,
+    ``redacted`` and its opaque ``data`` as ``signature``). Not output: it
+    counts for no figure. The block's text is the reasoning deltas since the
+    turn's previous ``ReasoningSigned``; the next turn sends block and
+    signature back as they came (Anthropic requires it for tool use with thinking)."""
+
+    type: ClassVar[str] = "reasoning_signed"
+    turn: int = 1
+    signature: str = ""
+    redacted: bool = False
+
+
 # --- Thunderdome agent loop -------------------------------------------------------
 
 
@@ -262,6 +277,21 @@ class Verdict(LaneEvent):
     turn: int = 1
     passed: bool = False
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackSent(LaneEvent):
+    """After a failed ``turn``, what the model is told before its next one
+    (turn + 1, whose ``RequestSent`` follows): ``text`` is the message as
+    sent (command output, exit code, what was wrong; its tail when longer
+    than the race keeps), ``role`` its chat role: ``user`` (text mode) or
+    ``tool`` (a tool result). Outside text: redacted when recorded, made
+    visible and redacted when shown."""
+
+    type: ClassVar[str] = "feedback_sent"
+    turn: int = 1
+    text: str = ""
+    role: str = "user"
 
 
 # --- lane endings (exactly one per lane) -------------------------------------------
@@ -340,9 +370,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolCallStarted,
         ToolCallDelta,
         ToolCallDone,
+        ReasoningSigned,
         CommandExtracted,
         ExecFinished,
         Verdict,
+        FeedbackSent,
         LaneFinished,
         LaneEliminated,
         LaneFailed,
@@ -447,9 +479,11 @@ __all__ = [
     "ToolCallStarted",
     "ToolCallDelta",
     "ToolCallDone",
+    "ReasoningSigned",
     "CommandExtracted",
     "ExecFinished",
     "Verdict",
+    "FeedbackSent",
     "LaneFinished",
     "LaneEliminated",
     "LaneFailed",

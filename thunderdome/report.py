@@ -15,7 +15,6 @@ import asyncio
 import time
 from typing import Any
 
-from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -23,9 +22,11 @@ from rich.text import Text
 
 from thunderdome import figures
 from thunderdome.events import NATURAL_ENDS
+from thunderdome.fitted_table import Column, fitted_table
 from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
 from thunderdome.metrics import LaneStats, Standings, client_limited, lane_stats
 from thunderdome.redact import redact
+from thunderdome.tool_figures import has_tool_figures, tool_line
 from thunderdome.visible import visible_line
 
 STATUS_STYLE = {
@@ -40,6 +41,8 @@ STATUS_STYLE = {
     "stopped": "dim",
 }
 
+COMMAND_SHOWN = 60
+"""Characters of a lane's last command in the note (cut with ``…``; the recording has it whole)."""
 LIVE_HZ = 8.0
 """Headless refresh rate: smooth enough to watch, cheap enough not to matter."""
 
@@ -53,42 +56,36 @@ def _num(value: float | None, fmt: str, unit: str = "") -> str:
     return "—" if value is None else format(value, fmt) + unit
 
 
-COMPACT_BELOW = 118
-"""Console widths below this get the compact table (the JSON and exports
-always carry every metric)."""
+NOTE_ROOM = 24
+"""The note's least width: a reason wraps over lines of at least this many characters."""
+JSON_HINT = " (a wider terminal, or --json, has them)"
+"""Follows the list of columns a narrow console left out: where the figures are."""
 
 
 def standings_table(standings: Standings, now: float | None, *, final: bool = False, width: int = 200) -> Table:
-    """The leaderboard as a rich table (live or final). Units live in the
-    headers so cells stay narrow; below ``COMPACT_BELOW`` columns the model,
-    TTFA, e2e, server speed and ITL columns are left out so it fits 80
-    columns. Every figure is ``thunderdome.figures``' text (as on every
-    screen); ``done s`` is the one the winner line says."""
-    compact = width < COMPACT_BELOW
+    """The leaderboard as a rich table (live or final) that fits ``width``
+    (``fitted_table``): units live in the headers so cells stay narrow; the
+    note wraps, never cut; on a narrow console the model, ITL, server speed
+    and TTFA columns are left out first, and the caption says which. Every
+    figure is ``thunderdome.figures``' text (as on every screen); ``done s``
+    is the one the winner line says."""
     title = f"{standings.task} · {standings.kind}"
     if standings.win_rule:
         title += f" · {standings.win_rule}"
     if standings.time_scale != 1.0:
         title += f" · sim time ×{standings.time_scale:g}"
     ranked = standings.ranked(now)
-    show_model = not compact and any(s.model and s.model != s.name for s in ranked)
-    table = Table(title=cell(title), title_style="bold", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
-    table.add_column("#", justify="right", no_wrap=True, min_width=1)
-    table.add_column("lane", no_wrap=True, min_width=min(16, max((len(x.name) for x in ranked), default=4)))
+    show_model = any(s.model and s.model != s.name for s in ranked)
+    thunderdome = standings.kind == "thunderdome"
+    columns = [Column("#", "right"), Column("lane")]
     if show_model:
-        table.add_column("model", no_wrap=True, max_width=20)
-    table.add_column("status", no_wrap=True, min_width=10)
-    table.add_column("TTFT s", justify="right", no_wrap=True, min_width=6)
-    if not compact:
-        table.add_column("TTFA s", justify="right", no_wrap=True, min_width=6)
-        table.add_column("e2e s", justify="right", no_wrap=True, min_width=5)
-    table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
-    table.add_column("tok/s", justify="right", no_wrap=True, min_width=6)
-    if not compact:
-        table.add_column("srv tok/s", justify="right", no_wrap=True, min_width=9)
-        table.add_column("ITL p50/p99 ms", justify="right", no_wrap=True, min_width=14)
-    table.add_column("done s", justify="right", no_wrap=True, min_width=6)
-    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=max(12, width - (62 if compact else 122)))
+        columns.append(Column("model", keep=10))
+    columns += [Column("status"), Column("TTFT s", "right", keep=90), Column("TTFA s", "right", keep=40),
+                Column("e2e s", "right", keep=50 if thunderdome else 80), Column("tokens", "right", keep=70),
+                Column("tok/s", "right", keep=85), Column("srv tok/s", "right", keep=30),
+                Column("ITL p50/p99 ms", "right", keep=20), Column("done s", "right", keep=95),
+                Column("note", wrap=True, room=NOTE_ROOM)]
+    rows = []
     for s in ranked:
         lane = standings.lanes[s.name]
         tokens = lane.live_tokens if not final else s.tokens
@@ -96,16 +93,14 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
         row: list[Any] = [str(s.rank), cell(s.name, "bold")]
         if show_model:
             row.append(cell(s.model))
-        row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), figures.seconds_digits(s.ttft_s)]
-        if not compact:
-            row += [figures.seconds_digits(s.ttfa_s), figures.seconds_digits(s.e2e_s)]
-        row += [token_text, figures.rate_digits(s.output_tps)]
-        if not compact:
-            row += [figures.rate_digits(s.server_tps), f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')}"]
-        row.append(figures.seconds_digits(figures.done_s(s, standings.kind)))
-        row.append(cell(" ".join(_note(s, standings, now, final).split())))
-        table.add_row(*row)
-    return table
+        row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), figures.seconds_digits(s.ttft_s),
+                figures.seconds_digits(s.ttfa_s), figures.seconds_digits(s.e2e_s), token_text,
+                figures.rate_digits(s.output_tps), figures.rate_digits(s.server_tps),
+                f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')}",
+                figures.seconds_digits(figures.done_s(s, standings.kind)),
+                cell(" ".join(_note(s, standings, now, final).split()))]
+        rows.append(row)
+    return fitted_table(columns, rows, width, title=cell(title), hint=JSON_HINT, pad_edge=False)
 
 
 def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) -> str:
@@ -117,14 +112,17 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
     if standings.kind == "thunderdome":
         lane = standings.lanes[s.name]
         if lane.last_command:
-            command = (redact(lane.last_command).splitlines() or [""])[0]  # redact, then cut
-            return f"$ {command[:40]}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
+            lines = redact(lane.last_command).splitlines() or [""]  # redact, then cut (marked)
+            command = visible_line(lines[0] + (" ⏎ …" if len(lines) > 1 else ""), COMMAND_SHOWN)
+            return f"$ {command}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
         return s.verdict
     if s.stalled_s is not None:
         return f"stalled {s.stalled_s:.1f} s"
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
         return f"ETA {s.projected_t:.1f} s"
     unusual = f"finish: {s.finish_reason}" if s.finish_reason and s.finish_reason not in NATURAL_ENDS else ""
+    if s.finish_reason is None and s.status in ("finished", "winner"):
+        unusual = standings.lanes[s.name].reason  # a clean end that named no reason says so
     return " · ".join(part for part in (unusual, *s.figure_notes()) if part)
 
 
@@ -141,13 +139,21 @@ def summary(standings: Standings, recording: str | None = None, width: int = 200
         parts.append(Text("no winner", style="bold yellow"))
     if client_limited(standings.ranked(standings.finished_t)):
         parts.append(Text(f"⚠ {CLIENT_LIMITED_NOTE}", style="bold yellow"))
-    if standings.isolation not in ("bwrap", "none"):
-        parts.append(cell(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", "bold yellow"))
+    for lane in standings.ranked(standings.finished_t):
+        if has_tool_figures(lane):
+            parts.append(cell(f"⚒ {lane.name}: {tool_line(lane)}", limit=300))
     if any(s.tokens_source == "estimate" and s.tokens for s in standings.ranked()):
         parts.append(Text("* tokens estimated from delta count (server sent no usage, or a count its stream contradicts)", style="dim"))
     if recording:
         parts.append(cell(f"recording: {recording}", "dim"))
     return Group(*parts)
+
+
+def warnings(standings: Standings) -> list[Text]:
+    """What qualifies the results and belongs on stderr beside them (the sandbox's weaker isolation)."""
+    if standings.isolation not in ("bwrap", "none"):
+        return [cell(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", "bold yellow")]
+    return []
 
 
 class LiveReporter:
@@ -238,28 +244,28 @@ class RaceClock:
         return 0.0 if self.t0 is None else time.monotonic() - self.t0
 
 
-def trials_table(summary: dict[str, Any], task: str) -> Table:
-    """Median (min–max) per lane over several trials."""
-    clarity = summary.get("clarity")
-    table = Table(title=cell(f"{task} · {summary['trials']} trials · median (min–max)"), title_style="bold",
-                  header_style="bold", box=box.SIMPLE_HEAD, caption=cell(clarity["text"]) if clarity else None)
-    table.add_column("lane", no_wrap=True)
-    table.add_column("wins", justify="right")
-    for head in ("TTFT s", "tok/s", "e2e s", "done s"):
-        table.add_column(head, justify="right", no_wrap=True)
+def trials_table(summary: dict[str, Any], task: str, width: int = 200) -> Table:
+    """Median (min–max) per lane over several trials, fitted to ``width``
+    (the completion, then the e2e and speed columns are left out first, and
+    the caption says so)."""
+    columns = [Column("lane"), Column("wins", "right"), Column("TTFT s", "right"),
+               Column("tok/s", "right", keep=60), Column("e2e s", "right", keep=50),
+               Column("done s", "right", keep=40)]
 
     def spread(values: dict[str, float] | None, fmt: str) -> str:
         if not values:
             return "—"
         return f"{values['median']:{fmt}} ({values['min']:{fmt}}–{values['max']:{fmt}})"
 
-    for lane in summary["lanes"]:
-        table.add_row(
-            cell(lane["name"], "bold"),
-            str(lane["wins"]),
-            spread(lane["ttft_s"], ".3f"),
-            spread(lane["output_tps"], ".1f"),
-            spread(lane["e2e_s"], ".2f"),
-            spread(lane["completion_s"], ".3f"),
-        )
+    rows = [
+        [cell(lane["name"], "bold"), str(lane["wins"]), spread(lane["ttft_s"], ".3f"),
+         spread(lane["output_tps"], ".1f"), spread(lane["e2e_s"], ".2f"), spread(lane["completion_s"], ".3f")]
+        for lane in summary["lanes"]
+    ]
+    title = cell(f"{task} · {summary['trials']} trials · median (min–max)")
+    table = fitted_table(columns, rows, width, title=title, hint=JSON_HINT)
+    clarity = summary.get("clarity")
+    if clarity:  # whether the winner is clear (``trials.winner_clarity``), as the TUI says it
+        said = cell(clarity["text"], "bold")
+        table.caption = said if table.caption is None else Text.assemble(said, "\n", table.caption)
     return table

@@ -48,7 +48,7 @@ from thunderdome.events import (
     WinnerDecided,
 )
 from thunderdome.metrics import Standings, long_race_winner
-from thunderdome.race.reply import cut_reason, read_reply
+from thunderdome.race.reply import cut_reason, finish_note, read_reply
 from thunderdome.specs import BackendSpec, TaskSpec
 
 Sink = Callable[[Event], None]
@@ -309,7 +309,7 @@ class LongRace:
             race.end_lane(lane, LaneFailed(t=race.clock(), lane=lane.name, reason=cut))
             return
         assert reply.ended is not None
-        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=reply.ended.finish_reason or ""))
+        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=finish_note(reply.ended)))
 
     def winner(self, race: Race) -> str | None:
         """The first lane to finish cleanly (by its last token), once every

@@ -22,11 +22,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from thunderdome.trials import DONE_LABEL
 from thunderdome.tui import numbers
 from thunderdome.tui.safe_text import one_line
+from thunderdome.tui.widgets.footer import key_footer
 
 SPREAD = ("median", "min", "max")
 CELL = 11
@@ -69,7 +70,7 @@ class TrialsScreen(Screen):
 
         screen: TrialsScreen
 
-    BINDINGS = [Binding("r", "rerun", "run the trials again")]
+    BINDINGS = [Binding("r", "rerun", "run again")]
 
     def __init__(self, summary: dict[str, Any], colors: dict[str, str], *, task: str, kind: str) -> None:
         super().__init__()
@@ -88,7 +89,7 @@ class TrialsScreen(Screen):
             yield Static(Text(one_line(clarity["text"], 300), Style(bold=True)), id="trials-verdict",
                          classes="-clear" if clarity["clear"] else "-unclear")
             yield Static(spread_table(self.summary, self.lane_colors, self.kind), id="trials-table")
-        yield Footer()
+        yield key_footer()
 
     def action_rerun(self) -> None:
         self.post_message(self.RerunRequested(self))
