@@ -163,15 +163,16 @@ class RaceScreen(Screen):
                 with Vertical(id="chart-box", classes="panel") as box:
                     box.border_title = "tokens over time"
                     yield TokenChart(id="chart")
-            yield Grid(id="lanes")
+            with Grid(id="lanes"):  # the known lanes are in the first layout, not mounted after it
+                for spec in self.specs:
+                    yield self._new_lane(spec.name)
         yield Footer()
 
     def on_mount(self) -> None:
         gc_policy.race_started()
         self._gc_held = True
         self.post_message(self.RaceShown(self, self.feed.standings))
-        for spec in self.specs:
-            self._lane_view(spec.name)
+        self._layout_lanes()
         self._update_widgets(self.now())
         self.set_interval(FRAME_INTERVAL, self._frame, name="frame")
         self.call_after_refresh(self._start_source)
@@ -207,12 +208,15 @@ class RaceScreen(Screen):
     def _lane_view(self, name: str) -> LaneView:
         view = self.lanes.get(name)
         if view is None:
-            color = lane_color(len(self.lanes))
-            self.lane_colors[name] = color
-            view = LaneView(name, color)
-            self.lanes[name] = view
+            view = self._new_lane(name)
             self.query_one("#lanes", Grid).mount(view)
             self._layout_lanes()
+        return view
+
+    def _new_lane(self, name: str) -> LaneView:
+        color = lane_color(len(self.lanes))
+        self.lane_colors[name] = color
+        view = self.lanes[name] = LaneView(name, color)
         return view
 
     # -- the frame ----------------------------------------------------------------------

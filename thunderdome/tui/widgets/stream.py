@@ -57,6 +57,18 @@ def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return runs
 
 
+class _Row:
+    """A row's strip, and the line last painted from it (for ``key``: width,
+    scrollbar cell, base style)."""
+
+    __slots__ = ("strip", "key", "line")
+
+    def __init__(self, strip: Strip) -> None:
+        self.strip = strip
+        self.key: tuple[int, Strip | None, Style] | None = None
+        self.line = strip
+
+
 class TokenStream(Widget, can_focus=False):
     """Line-API widget holding one lane's streamed text, showing its tail."""
 
@@ -82,7 +94,9 @@ class TokenStream(Widget, can_focus=False):
         self._tail = Text()  # the unfinished last row(s) of the current paragraph
         self._tail_rows: list[Text] = []
         self._tail_channel: str | None = None
-        self._cache: dict[int, Strip] = {}
+        self._cache: dict[int, _Row] = {}
+        self._pass: tuple[int, int, int, int] | None = None
+        """The window's geometry while Textual paints it (``render_lines``)."""
         self._base: Style | None = None
         self._styles: dict[str, Style] = {}
         self._width = 0
@@ -323,23 +337,43 @@ class TokenStream(Widget, can_focus=False):
         if self.scroll_rows(WHEEL_ROWS):
             event.stop()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Textual's paint of the widget: the window's geometry is read once
+        for all its lines, not per line."""
+        self._pass = self._geometry()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
+    def _geometry(self) -> tuple[int, int, int, int]:
+        """(width, height, top, total rows) of the window as it is now."""
+        region = self.content_region
+        width = region.width or self.size.width
+        height = region.height or self.size.height
+        total = self._row_count()
+        last = max(0, total - height)
+        top = last if self._top is None else min(self._top, last)
+        return width, height, top, total
+
     def render_line(self, y: int) -> Strip:
-        width = self.content_region.width or self.size.width
-        height = self._height()
-        top = self._window_top()
+        width, height, top, total = self._pass or self._geometry()
         if y == 0:
             self._shown_top = top
         index = top + y
-        base = self._base_style()
-        strip = self._cache.get(index)
-        if strip is None:
-            strip = self._render_row(index)
-            self._cache[index] = strip
-        text = strip.crop_extend(0, width - 1, base).apply_style(base)
-        total = self._row_count()
         if total <= height or width < 2:
-            return Strip.join([text, Strip.blank(1, self._gutter_style())]) if width >= 1 else text
-        return Strip.join([text, self._scrollbar_cell(y, height, total, top)])
+            cell = self._gutter_cell() if width >= 1 else None
+        else:
+            cell = self._scrollbar_cell(y, height, total, top)
+        base = self._base_style()
+        row = self._cache.get(index)
+        if row is None:
+            row = self._cache[index] = _Row(self._render_row(index))
+        key = (width, cell, base)
+        if row.key != key:  # the same row in the same window costs a lookup, not a new strip
+            text = row.strip.crop_extend(0, width - 1, base).apply_style(base)
+            row.key, row.line = key, text if cell is None else Strip.join([text, cell])
+        return row.line
 
     def _scrollbar_cell(self, y: int, height: int, total: int, top: int) -> Strip:
         """Row ``y`` of a vertical scrollbar drawn as Textual's own."""
@@ -378,6 +412,14 @@ class TokenStream(Widget, can_focus=False):
         if self._gutter is None:
             self._gutter = Style(bgcolor=self.background_colors[1].rich_color)
         return self._gutter
+
+    def _gutter_cell(self) -> Strip:
+        """The blank column where the scrollbar would be (one strip, reused)."""
+        key = self._gutter_style()
+        cell = self._cells.get(("", key))
+        if cell is None:
+            cell = self._cells[("", key)] = Strip.blank(1, key)
+        return cell
 
     def _render_row(self, index: int) -> Strip:
         if self._placeholder():
