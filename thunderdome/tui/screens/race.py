@@ -164,8 +164,8 @@ class RaceScreen(Screen):
                     box.border_title = "tokens over time"
                     yield TokenChart(id="chart")
             with Grid(id="lanes"):  # the known lanes are in the first layout, not mounted after it
-                for spec in self.specs:
-                    yield self._new_lane(spec.name)
+                for name in dict.fromkeys(spec.name for spec in self.specs):
+                    yield self._new_lane(name)
         yield Footer()
 
     def on_mount(self) -> None:
