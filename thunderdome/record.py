@@ -80,6 +80,9 @@ def default_recording_path(task: str) -> Path:
 # --- the event scrubber ------------------------------------------------------------------
 
 
+_NUMBERS = (int, float, bool, type(None))
+
+
 class Redactor:
     """Replaces secret values with ``[redacted]`` in event dicts.
 
@@ -114,6 +117,15 @@ class Redactor:
                 self._small[text] = clean
         return clean
 
+    def _scrub_field(self, value: Any) -> Any:
+        """A field name or value of a delta, redacted: short strings through
+        their cache, numbers as they are (no secret in them), others walked."""
+        kind = type(value)
+        if kind is str:
+            clean = self._small.get(value)
+            return self._scrub_small(value) if clean is None else clean
+        return value if kind in _NUMBERS else self.scrub_obj(value)
+
     def scrub_obj(self, obj: Any) -> Any:
         """A copy of ``obj`` (JSON-like) with every string redacted."""
         return redact_obj(obj, self.secrets)
@@ -124,11 +136,7 @@ class Redactor:
             return [data]
         if data.get("type") == "token_delta":
             text = data.get("text", "")
-            small = self._scrub_small
-            clean: dict[str, Any] = {}
-            for k, v in data.items():
-                if k != "text":
-                    clean[small(k) if isinstance(k, str) else k] = small(v) if isinstance(v, str) else self.scrub_obj(v)
+            clean = {self._scrub_field(k): self._scrub_field(v) for k, v in data.items() if k != "text"}
             key = (str(clean.get("lane", "")), int(clean.get("turn", 1) or 1))
             held = self._held.get(key)
             if held is None:
