@@ -2,8 +2,10 @@
 
 Invariant: the race's event loop and its timestamps live in another process,
 so nothing the UI does (rendering, layout, the GIL) can delay a token's stamp;
-the child's loop only appends to a deque (a writer thread pickles and sends
-batches), so a slow reader can never block the race either. The parent side
+the child's loop only appends to a ``BatchQueue`` (a writer thread pickles
+the events by their fields and sends them in bursts of a few ms), so a slow
+reader can never block the race either, and the sending takes the loop's GIL
+once per burst. The parent side
 is a ``Source`` like the others: events reach ``on_event`` from a reader
 thread, and the recording's status travels over the same pipe, in order with
 the events, into ``recording``.

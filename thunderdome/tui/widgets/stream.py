@@ -5,7 +5,8 @@ text): the rows of a paragraph are final once a later row exists (greedy word
 wrap only ever moves the *last* word), so only the paragraph's unfinished last
 row is wrapped again. The widget's size never depends on its text: it is a
 fixed window onto the newest rows (a terminal-like tail), painted through the
-Line API from cached strips, so a growing text never asks Textual for a new
+Line API from cached strips (a row's painted line is reused while the width,
+the scrollbar cell and the style stay), so a growing text never asks Textual for a new
 layout or a scroll reflow (a full-screen layout costs ~50 ms at 200x60, see
 benchmarks/render_capacity.py). The viewer can still wheel back through the
 text; the window then stays put until wheeled down to the end. A one-cell
@@ -305,8 +306,17 @@ class TokenStream(Widget, can_focus=False):
         return max(0, self._row_count() - self._height())
 
     def _window_top(self) -> int:
-        last = self._last_top()
-        return last if self._top is None else min(self._top, last)
+        return self._geometry()[2]
+
+    def _geometry(self) -> tuple[int, int, int, int]:
+        """(width, height, top, total rows) of the window as it is now."""
+        region = self.content_region
+        width = region.width or self.size.width
+        height = region.height or self.size.height
+        total = self._row_count()
+        last = max(0, total - height)
+        top = last if self._top is None else min(self._top, last)
+        return width, height, top, total
 
     def _visible_row(self, index: int) -> bool:
         top = self._window_top()
@@ -374,16 +384,6 @@ class TokenStream(Widget, can_focus=False):
             return super().render_lines(crop)
         finally:
             self._pass = None
-
-    def _geometry(self) -> tuple[int, int, int, int]:
-        """(width, height, top, total rows) of the window as it is now."""
-        region = self.content_region
-        width = region.width or self.size.width
-        height = region.height or self.size.height
-        total = self._row_count()
-        last = max(0, total - height)
-        top = last if self._top is None else min(self._top, last)
-        return width, height, top, total
 
     def render_line(self, y: int) -> Strip:
         width, height, top, total = self._pass or self._geometry()
