@@ -33,6 +33,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("t", "show / hide reasoning text"),
             ("r", "run the race again"),
+            ("b", "presenter mode: big figures, high contrast"),
         ),
     ),
     (
@@ -51,6 +52,10 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("n", "next race (demo)"),
             ("b", "back to setup"),
         ),
+    ),
+    (
+        "trials",
+        (("r", "run the trials again"),),
     ),
 )
 
