@@ -28,7 +28,7 @@ from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner
-from thunderdome.tui.widgets.chart import Line, TokenChart
+from thunderdome.tui.widgets.chart import TITLE as CHART_TITLE, Line, TokenChart
 from thunderdome.tui.widgets.footer import key_footer
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ class RecordingNote(Widget):
         if self.screenshot:
             text.append("\nscreenshot ", LABEL)
             text.append(one_line(self.screenshot, 300), Style(bold=True))
-        text.append("\n\n◆ first token · ✖ out or failed · slope = tok/s\n", DIM)
+        text.append("\n\n◆ first token · ✖ out or failed · time axis: log\n", DIM)
         text.append("tokens: usage/server = the server's own count,\n        estimate (*) = streamed chunks counted", DIM)
         return text
 
@@ -323,7 +323,7 @@ class ResultsScreen(Screen):
             yield table
             with Horizontal(id="results-bottom"):
                 with Vertical(id="results-chart-box", classes="panel") as box:
-                    box.border_title = "tokens over time"
+                    box.border_title = CHART_TITLE
                     yield TokenChart(id="results-chart")
                 with Vertical(id="results-info", classes="panel") as box:
                     box.border_title = "race"
