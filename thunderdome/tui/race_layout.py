@@ -79,7 +79,7 @@ def race_layout(width: int, height: int, lanes: int) -> RaceLayout:
         if body - board - NARROW_CHART_ROWS >= rows * MODE_ROWS["full"]:
             return RaceLayout(cols, rows, "full", None, rows * MODE_ROWS["full"], None, False, lanes + 1)
         return _squeezed(cols, rows, body - board, None, chart_below=True, board_room=lanes + 1)
-    board = max(lanes + 4, min(2 * lanes + 3, 14), 12 if height >= 34 else 9)
+    board = max(lanes + 4, min(2 * lanes + 3, 14), 12 if height >= 34 else 9, body // 3)  # a third: the chart reads
     if body - board >= rows * MODE_ROWS["full"]:
         return RaceLayout(cols, rows, "full", None, max(16, rows * MODE_ROWS["full"]), board, False, board - PANEL_BORDER)
     board = max(leaderboard_rows(lanes), NARROW_CHART_ROWS)
