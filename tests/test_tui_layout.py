@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from textual.geometry import Region
+from textual.widgets import DataTable
 from textual.widgets._footer import FooterKey
 
 from thunderdome.race.tasks import load_task
@@ -178,12 +179,21 @@ async def test_every_footer_key_fits_80_columns_live_and_in_a_replay():
         assert {"q", "s", "e", "question_mark", "space", "plus", "minus", "full_stop", "r"} <= keys
 
 
-async def test_every_footer_key_fits_80_columns_on_the_results():
-    app = scripted_app(long_race(), live=False, tasks_after=[task()], next_delay=None)
+@pytest.mark.parametrize("n", [3, 8])
+async def test_the_results_at_80x24_show_every_column_and_every_key(n):
+    app = scripted_app(long_race(lanes=lanes(n)), live=False, tasks_after=[task()], next_delay=None)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: results_shown(app), what="results")
         await pilot.pause()
         assert {"q", "s", "e", "question_mark", "r", "n"} <= set(footer_keys_fit(app))
+        table = app.screen.query_one(DataTable)
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # nothing behind a scrollbar
+        header = "".join(seg.text for seg in table.render_line(0))
+        for column in ("TTFT", "TTFA", "e2e", "tok", "tok/s", "srv/s", "ITL", "done"):
+            assert column in header, header
+        shown = ["".join(seg.text for seg in table.render_line(1 + i)) for i in range(n)]
+        assert all("s" in row and "/" in row for row in shown)  # times with units, ITL p50/p99
+        assert inside(app.screen.region, table.region)
 
 
 async def test_setup_at_80x24_shows_its_keys_several_tasks_and_the_kind_of_each(monkeypatch, tmp_path):

@@ -346,13 +346,15 @@ class ResultsScreen(Screen):
         longest = max((len(one_line(name, 40)) for name in standings.lanes), default=4)
         columns = COMPACT_COLUMNS if compact else COLUMNS
         others = sum(width for label, width in columns if label != "lane")
+        lane_w = 0
         for i, (label, width) in enumerate(columns):
             if label == "lane":
-                room = self.size.width - others - 6 if compact else 24
-                width = min(max(width, longest + compact), max(room, width))
+                room = self.size.width - others - 4 if compact else 24  # the border and the body's scrollbar
+                width = lane_w = min(max(width, longest + compact), max(room, width))
             header = _right(Text(label), width) if compact and i > 2 else label  # figures sit right
             table.add_column(header, width=width, key=label)
         for row in compact_rows(standings) if compact else results_rows(standings):
+            row[1].truncate(lane_w - compact, overflow="ellipsis")  # a cut name says so
             table.add_row(*row)
 
     def on_resize(self) -> None:
