@@ -208,10 +208,13 @@ async def test_setup_at_80x24_shows_its_keys_several_tasks_and_the_kind_of_each(
         assert {"q", "s", "e", "question_mark", "ctrl+s", "d"} <= set(footer_keys_fit(app))
         options = app.screen.query_one("#task-list")
         assert options.region.height >= 6  # several tasks at once, not one
-        await pilot.press("down")  # the highlighted row still names the task's kind
+        await pilot.press("down")  # the highlighted row's task kind stays readable on the highlight
         await pilot.pause()
-        line = options.render_line(options.highlighted - options.scroll_offset.y).text
-        assert "first correct" in line or "last standing" in line, line
+        strip = options.render_line(options.highlighted - options.scroll_offset.y)
+        kind = [seg for seg in strip if "first correct" in seg.text or "last standing" in seg.text]
+        assert kind, strip.text
+        fg, bg = kind[0].style.color.get_truecolor(), kind[0].style.bgcolor.get_truecolor()
+        assert sum(abs(a - b) for a, b in zip(fg, bg)) > 200, (fg, bg)  # not orange on orange
         await pilot.press("ctrl+s")  # on to the race and its results: back to setup is a key too
         await wait_for(pilot, lambda: results_shown(app), what="results")
         await pilot.pause()

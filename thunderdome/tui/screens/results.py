@@ -349,7 +349,7 @@ class ResultsScreen(Screen):
         lane_w = 0
         for i, (label, width) in enumerate(columns):
             if label == "lane":
-                room = self.size.width - others - 4 if compact else 24  # the border and the body's scrollbar
+                room = self.size.width - others - 5 if compact else 24  # the border, the scrollbar, a gap
                 width = lane_w = min(max(width, longest + compact), max(room, width))
             header = _right(Text(label), width) if compact and i > 2 else label  # figures sit right
             table.add_column(header, width=width, key=label)
