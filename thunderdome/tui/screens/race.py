@@ -11,7 +11,8 @@ A frame's cost must not grow with the token rate, and in a steady race it
 asks Textual for no layout (a full layout is ~20-50 ms at 200x60): token
 text goes to fixed-size stream windows every frame; lane headers, the
 leaderboard and the chart redraw on alternate frames (10 Hz) unless a lane's
-state changed; the ranking is read from the reducer every frame
+state changed, and the lane headers always with the leaderboard, from the
+same ``ranked(now)`` reading (one figure, one number on screen); the ranking is read from the reducer every frame
 (``Standings.ranked``, O(1) per lane); a lane's restyle after a status
 change waits for a quiet frame; and no full GC pass runs while racing
 (``gc_policy``). Measured by
@@ -270,9 +271,9 @@ class RaceScreen(Screen):
         idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
         if not idle:
             self._frames += 1
-            even = self._frames % 2 == 0  # the leaderboard and the chart take turns, and so do lane halves
-            heads = frame.states | {name for i, name in enumerate(self.lanes) if i % 2 == self._frames % 2}
-            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=heads)
+            even = self._frames % 2 == 0  # the figures (board and lane headers) and the chart take turns
+            board = even or frame.changed
+            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=None if board else set())
         self._restyle_lanes(RESTYLES_PER_FRAME if frame.events == 0 else 1)
         if frame.finished is not None and not self.over:
             self.over = True
@@ -335,8 +336,9 @@ class RaceScreen(Screen):
         ``changed`` (more than token text arrived: redraw the board now), whether the
         leaderboard / the chart may redraw in it (they take turns, so each
         redraws at most at half the frame rate unless a lane changed), and
-        ``heads``: the lanes whose header may redraw (None: all). A lane's
-        text never waits: it was appended before this call."""
+        ``heads``: the lanes whose header may redraw (None: all; the race
+        screen redraws them all with the board, so the two show one reading).
+        A lane's text never waits: it was appended before this call."""
         feed = self.feed
         standings = feed.standings
         ranked = standings.ranked(now)

@@ -22,8 +22,11 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Digits, Static
 
+from thunderdome import figures
 from thunderdome.events import NATURAL_ENDS
-from thunderdome.metrics import LaneStats, Standings
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
+from thunderdome.metrics import LaneStats, Standings, client_limited
+from thunderdome.tool_figures import has_tool_figures, tool_line
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line
@@ -96,11 +99,12 @@ def lane_note(standings: Standings, s: LaneStats) -> str:
         return who + (f" · {lane.reason}" if lane.reason and lane.reason != who else "")
     if s.status == "error":
         return s.error or lane.reason or "error"
+    if s.status == "stopped":
+        return lane.reason or "stopped"
     if s.verdict:
         return s.verdict
-    if s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished":
-        return f"finish reason: {s.finish_reason}"
-    return ""
+    unusual = s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished"
+    return " · ".join(part for part in (f"finish reason: {s.finish_reason}" if unusual else "", *s.figure_notes()) if part)
 
 
 def results_rows(standings: Standings) -> list[list[Text]]:
@@ -108,7 +112,7 @@ def results_rows(standings: Standings) -> list[list[Text]]:
     rows: list[list[Text]] = []
     for s in standings.ranked(standings.finished_t):
         color = STATUS_COLOR.get(s.status, "")
-        done = s.completion_s if standings.kind == "thunderdome" else s.finish_t
+        done = figures.done_s(s, standings.kind)
         rows.append(
             [
                 Text(str(s.rank), Style(bold=True)),
@@ -118,8 +122,8 @@ def results_rows(standings: Standings) -> list[list[Text]]:
                 Text(numbers.seconds(s.ttfa_s)),
                 Text(numbers.seconds(s.e2e_s)),
                 Text(f"{s.tokens} {s.tokens_source}".rjust(12)),
-                Text("—".rjust(6) if s.output_tps is None else f"{s.output_tps:6.1f}"),
-                Text("—".rjust(6) if s.server_tps is None else f"{s.server_tps:6.1f}"),
+                Text(figures.rate_digits(s.output_tps).rjust(6)),
+                Text(figures.rate_digits(s.server_tps).rjust(6)),
                 Text(_itl(s.itl_p50_ms, s.itl_p99_ms)),
                 Text(numbers.seconds(done), Style(color=color, bold=True)),
             ]
@@ -183,18 +187,18 @@ class WinnerCard(Horizontal):
             text.append("  ★ WINNER  ", Style(color="#000000", bgcolor="#ffcf33", bold=True))
             text.append("  " + one_line(winner.name, 40), Style(color=self.lane_colors.get(winner.name, "#ffffff"), bold=True))
             text.append("  " + one_line(" · ".join(p for p in (winner.kind, winner.model) if p), 60) + "\n", DIM)
-            seconds = winner.completion_s if standings.kind == "thunderdome" else winner.finish_t
-            seconds = seconds or 0.0
-            label = "completed the task in" if standings.kind == "thunderdome" else "finished first in"
-            text.append(f"  {label} {numbers.seconds(seconds).strip()}", Style(bold=True))
+            seconds = figures.done_s(winner, standings.kind) or 0.0
+            text.append(f"  {figures.winner_line(winner, standings.kind)}", Style(bold=True))
             if winner.ttft_s is not None:
-                text.append(f" · TTFT {numbers.seconds(winner.ttft_s).strip()}", LABEL)
+                text.append(f" · TTFT {figures.seconds(winner.ttft_s)}", LABEL)
+            if winner.tta_s is not None:
+                text.append(f" · action {figures.seconds(winner.tta_s)}", LABEL)
             if winner.output_tps:
-                text.append(f" · {winner.output_tps:.1f} tok/s", LABEL)
+                text.append(f" · {figures.rate(winner.output_tps)}", LABEL)
             text.append("\n  ")
             text.append_text(why_line(standings, ranked))
         yield Static(text, id="winner-text")
-        yield Digits(numbers.clock(seconds), id="winner-time")
+        yield Digits(figures.seconds_digits(seconds) if winner is not None else numbers.clock(seconds), id="winner-time")
 
 
 class RecordingNote(Widget):
@@ -219,10 +223,21 @@ class RecordingNote(Widget):
             note = lane_note(standings, s)
             if not note:
                 continue
-            mark, color = ("✖ ", "#ff6b6b") if s.status in ("error", "eliminated") else ("✔ ", "#7ad151")
+            mark, color = (
+                ("✖ ", "#ff6b6b") if s.status in ("error", "eliminated")
+                else ("■ ", STATUS_COLOR["stopped"]) if s.status == "stopped"
+                else ("✔ ", "#7ad151")
+            )
             text.append(mark, Style(color=color, bold=True))
             text.append(one_line(s.name, 30), Style(color=self.lane_colors.get(s.name, ""), bold=True))
             text.append("  " + one_line(note, 300) + "\n", Style(color="#d0d0d0"))
+        tool_lanes = [s for s in standings.ranked(standings.finished_t) if has_tool_figures(s)]
+        if tool_lanes:
+            text.append("tool calls\n", LABEL)
+        for s in tool_lanes:
+            text.append("⚒ ", Style(color="#ffcf33", bold=True))
+            text.append(one_line(s.name, 30), Style(color=self.lane_colors.get(s.name, ""), bold=True))
+            text.append("  " + tool_line(s) + "\n", Style(color="#d0d0d0"))
         if text.plain:
             text.append("\n")
         duration = standings.finished_t
@@ -232,6 +247,8 @@ class RecordingNote(Widget):
             text.append(f" · max {standings.max_tokens} tokens", DIM)
         if standings.time_scale != 1.0:
             text.append(f" · sim time ×{standings.time_scale:g}", Style(color="#ffcf33", bold=True))
+        if client_limited(standings.ranked(standings.finished_t)):
+            text.append(f"\n           ⚠ {CLIENT_LIMITED_NOTE}", Style(color="#ffcf33", bold=True))
         if standings.started_at:
             text.append("\nstarted    ", LABEL)
             text.append(standings.started_at[:19].replace("T", " ") + " UTC", DIM)
@@ -259,6 +276,8 @@ class RecordingNote(Widget):
             text.append(one_line(self.screenshot, 300), Style(bold=True))
         text.append("\n\n◆ first token · ✖ out or failed · time axis: log\n", DIM)
         text.append("tokens: usage/server = the server's own count,\n        estimate (*) = streamed chunks counted", DIM)
+        if tool_lanes:
+            text.append("\nfirst call: its name arrived · action: its arguments\ncomplete · model/tool: time streaming vs running", DIM)
         return text
 
 

@@ -22,6 +22,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 
 from thunderdome import events as ev
+from thunderdome import figures
 from thunderdome.metrics import LaneState, LaneStats
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, STATUS_ICON, badge
@@ -125,10 +126,9 @@ def track_row(snap: LaneSnapshot, width: int) -> Text:
         row2.append(("wait " + numbers.seconds(waited).strip()).ljust(11), DIM)
     row2.append("  ")
     row2.append(numbers.tps(stats.output_tps, 11), Style(bold=stats.output_tps is not None))
-    elapsed = _elapsed(lane, snap.now)
     tail = Text(no_wrap=True)
     tail.append("  ")
-    tail.append(numbers.seconds(elapsed, 7), Style(color=STATUS_COLOR.get(status, "")))
+    tail.append(numbers.seconds(figures.clock_s(stats, snap.kind, snap.now), 7), Style(color=STATUS_COLOR.get(status, "")))
     tokens = lane.live_tokens if not lane.ended else stats.tokens
     count = Text("  " + numbers.tokens(tokens, snap.cap or None) + " ", no_wrap=True)
     bar_w = width - row2.cell_len - count.cell_len - tail.cell_len
@@ -145,12 +145,6 @@ def track_row(snap: LaneSnapshot, width: int) -> Text:
     return row2
 
 
-def _elapsed(lane: LaneState, now: float) -> float:
-    start = lane.started_t or 0.0
-    end = lane.end_t if lane.end_t is not None else now
-    return max(0.0, end - start)
-
-
 def info_rows(snap: LaneSnapshot) -> list[Text]:
     """Agent details (Thunderdome races), and why a lane ended badly."""
     lane = snap.state
@@ -163,6 +157,12 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
         if snap.max_turns > 1:
             row.append("turn ", LABEL)
             row.append(f"{snap.turn}/{snap.max_turns}  ", Style(bold=True))
+        stats = snap.stats
+        if stats.ttftc_s is not None:  # tool mode: its first call's name, then its arguments, arrived
+            row.append("call ", LABEL)
+            row.append(numbers.seconds(stats.ttftc_s).strip() + "  ", Style(bold=True))
+            row.append("act ", LABEL)
+            row.append(numbers.seconds(stats.tta_s).strip() + "  ", Style(bold=True))
         if lane.last_command:
             row.append("$ ", Style(color="#7ad151", bold=True))
             row.append(one_line(lane.last_command, 120), Style(color="#e0e0e0", bold=True))
@@ -181,6 +181,9 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
         if verdict is not None and lane.status not in ("eliminated", "error"):
             mark = ("✔ ", "#7ad151") if verdict.passed else ("✖ ", "#ff8c42")
             row.append(mark[0] + one_line(verdict.detail or ("pass" if verdict.passed else "fail"), 80), Style(color=mark[1]))
+        if stats.ttftc_s is not None and stats.tool_s is not None:
+            row.append("  model ", LABEL)
+            row.append(f"{numbers.seconds(stats.model_s).strip()} / tool {numbers.seconds(stats.tool_s).strip()}", DIM)
         if row.plain.strip():
             rows.append(row)
     if lane.status == "eliminated":
@@ -192,8 +195,10 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
     elif lane.status == "error":
         rows.append(Text("✖ " + one_line(lane.reason or "error", 200), Style(color="#ff5555", bold=True), no_wrap=True, overflow="ellipsis"))
     elif lane.status == "winner":
-        when = snap.stats.completion_s if snap.stats.completion_s is not None else snap.stats.e2e_s
-        rows.append(Text(f"★ WINNER {numbers.seconds(when).strip()}", Style(color="#ffcf33", bold=True), no_wrap=True))
+        when = figures.seconds(figures.done_s(snap.stats, snap.kind))
+        rows.append(Text(f"★ WINNER {when}", Style(color="#ffcf33", bold=True), no_wrap=True))
+    elif lane.status == "stopped":
+        rows.append(Text("■ " + one_line(lane.reason or "stopped", 160), STATUS_COLOR["stopped"], no_wrap=True, overflow="ellipsis"))
     for note in snap.notes[-1:]:
         rows.append(Text("ⓘ " + one_line(note, 160), DIM, no_wrap=True, overflow="ellipsis"))
     return rows

@@ -13,6 +13,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from thunderdome import figures
 from thunderdome.metrics import LaneStats, Standings
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, STATUS_COLOR, STATUS_ICON
@@ -21,17 +22,16 @@ from thunderdome.tui.widgets.rows import RowsWidget
 
 
 def _when(standings: Standings, s: LaneStats, now: float) -> Text:
-    """Finish time for lanes that are done, projected finish for the others."""
+    """Done time (``figures.done_s``) for lanes over the line; a Thunderdome
+    lane's race clock otherwise (``figures.clock_s``, as its header shows it);
+    a long-race lane's projected finish."""
     lane = standings.lanes[s.name]
     color = STATUS_COLOR.get(s.status, "")
+    done = figures.done_s(s, standings.kind)
+    if done is not None:
+        return Text(numbers.seconds(done), Style(color=color, bold=True))
     if standings.kind == "thunderdome":
-        if s.completion_s is not None:
-            return Text(numbers.seconds(s.completion_s), Style(color=color, bold=True))
-        if lane.ended:
-            return Text(numbers.seconds(lane.end_t), Style(color=color))
-        return Text(numbers.seconds(now - (lane.started_t or 0.0)), DIM)
-    if s.status in ("finished", "winner") and s.finish_t is not None:
-        return Text(numbers.seconds(s.finish_t), Style(color=color, bold=True))
+        return Text(numbers.seconds(figures.clock_s(s, standings.kind, now)), Style(color=color) if lane.ended else DIM)
     if lane.ended:
         return Text("—".rjust(7), DIM)
     eta = s.projected_t
@@ -159,8 +159,7 @@ def _cells(
         Text(numbers.seconds(s.ttft_s)),
     ]
     if not compact:
-        tps = s.output_tps
-        row.append(Text("—" if tps is None else f"{tps:.1f}"))
+        row.append(Text(figures.rate_digits(s.output_tps)))
         tokens = lane.live_tokens if not lane.ended else s.tokens
         mark = "*" if lane.ended and s.tokens_source == "estimate" else ""
         row.append(Text(f"{tokens}{mark}"))
