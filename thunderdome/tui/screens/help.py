@@ -61,8 +61,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 READING = (
     "◆ marks each lane's first token; TTFT is measured from the request.\n"
-    "The chart's x axis is time since the start barrier, drawn as a square root\n"
-    "(the first seconds get room): a late start is a line that begins late."
+    "The chart's x axis is time since the start barrier, logarithmic after the\n"
+    "first half second (the first seconds get room): a late start begins late."
 )
 
 

@@ -48,7 +48,7 @@ from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
-from thunderdome.tui.widgets.chart import Line, TokenChart
+from thunderdome.tui.widgets.chart import TITLE as CHART_TITLE, Line, TokenChart
 from thunderdome.tui.race_layout import LANE_MODES, RaceLayout, race_layout
 from thunderdome.tui.widgets.lane import LaneSnapshot, LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
@@ -195,7 +195,7 @@ class RaceScreen(Screen):
         """A chart panel: one beside (or above) the lanes, one below them for
         short terminals; the layout shows one of the two."""
         box = Vertical(TokenChart(id=chart_id), id=box_id, classes="panel")
-        box.border_title = "tokens over time"
+        box.border_title = CHART_TITLE
         return box
 
     def chart(self) -> TokenChart:
