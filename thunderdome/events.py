@@ -228,6 +228,21 @@ class ToolCallDone(LaneEvent):
     index: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReasoningSigned(LaneEvent):
+    """A reasoning block of ``turn`` closed with the server's signature over
+    it (Anthropic's ``signature_delta``; for a ``redacted_thinking`` block,
+    ``redacted`` and its opaque ``data`` as ``signature``). Not output: it
+    counts for no figure. The block's text is the reasoning deltas since the
+    turn's previous ``ReasoningSigned``; the next turn sends block and
+    signature back as they came (Anthropic requires it for tool use with thinking)."""
+
+    type: ClassVar[str] = "reasoning_signed"
+    turn: int = 1
+    signature: str = ""
+    redacted: bool = False
+
+
 # --- Thunderdome agent loop -------------------------------------------------------
 
 
@@ -340,6 +355,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolCallStarted,
         ToolCallDelta,
         ToolCallDone,
+        ReasoningSigned,
         CommandExtracted,
         ExecFinished,
         Verdict,
@@ -447,6 +463,7 @@ __all__ = [
     "ToolCallStarted",
     "ToolCallDelta",
     "ToolCallDone",
+    "ReasoningSigned",
     "CommandExtracted",
     "ExecFinished",
     "Verdict",

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from thunderdome import figures
 from thunderdome.lane_stats import CLIENT_LIMITED_NOTE, itl_limited_note
 from thunderdome.redact import known, map_strings
+from thunderdome.tool_figures import has_tool_figures
 from thunderdome.visible import json_safe, visible
 
 FORMATS = ("json", "csv", "md")
@@ -65,10 +66,14 @@ CSV_COLUMNS = (
     "input_tokens",
     "cost",
     "time_scale",
+    "ttftc_s",
+    "tta_s",
+    "model_s",
+    "tool_s",
 )
 
 FOOTNOTES = (
-    "TTFT: time from request sent to the first non-empty token (answer or reasoning).",
+    "TTFT: time from request sent to the first non-empty token (answer, reasoning or tool-call arguments).",
     "TTFA: time from request sent to the first answer token (later than TTFT for reasoning models).",
     "e2e: time from request sent to the last token.",
     "tok/s: output speed, (tokens − 1) / (e2e − TTFT): generation rate, TTFT excluded.",
@@ -83,6 +88,10 @@ FINISH_NOTE = "finish: time from race start until the lane's last token (lanes t
 ESTIMATE_NOTE = (
     "\\* estimated: streamed chunks were counted, as the server reported no token count "
     "or one its stream contradicts (the lane's note says which)."
+)
+TOOL_NOTE = (
+    "1st call: time from request sent to the first tool call's name; action: to its arguments complete "
+    "(the command could run); model / tool: time spent streaming replies / running the calls, summed over turns."
 )
 
 
@@ -186,7 +195,7 @@ Column = tuple[str, bool, Callable[[dict[str, Any]], str]]
 """(header, right-aligned, cell function)."""
 
 
-def _columns(kind: str, priced: bool = False) -> list[Column]:
+def _columns(kind: str, priced: bool = False, tools: bool = False) -> list[Column]:
     cols: list[Column] = [
         ("#", True, lambda l: _num(l.get("rank"), 0)),
         ("lane", False, lambda l: md_cell(l.get("name"), 60)),
@@ -207,6 +216,14 @@ def _columns(kind: str, priced: bool = False) -> list[Column]:
         cols.append(("cost $", True, lambda l: _num(l.get("cost"), 6)))
     done = "completion s" if kind == "thunderdome" else "finish s"
     cols.append((done, True, lambda l: _seconds(figures.done_of(l, kind))))
+    if tools:
+        cols += [
+            ("1st call s", True, lambda l: _num(l.get("ttftc_s"), 3)),
+            ("action s", True, lambda l: _num(l.get("tta_s"), 3)),
+            ("turns", True, lambda l: _num(l.get("turns"), 0)),
+            ("model s", True, lambda l: _num(l.get("model_s"), 3)),
+            ("tool s", True, lambda l: _num(l.get("tool_s"), 3)),
+        ]
     cols.append(("verdict / error", False, lambda l: md_cell(_outcome(l))))
     return cols
 
@@ -265,14 +282,17 @@ def to_markdown(results: dict[str, Any]) -> str:
     if race.get("time_scale", 1.0) != 1.0:
         facts.append(f"**sim time ×{race['time_scale']:g}: sim lanes' times are not real**")
     out += [" · ".join(facts), ""]
+    tools = any(has_tool_figures(l) for l in lanes)
     if race.get("client_limited") is True:
         out += [f"**⚠ {CLIENT_LIMITED_NOTE}**", ""]
-    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes)), lanes)
+    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes), tools), lanes)
     out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
     notes = list(FOOTNOTES)
     notes.append(COMPLETION_NOTE if kind == "thunderdome" else FINISH_NOTE)
     if any(l.get("cost") is not None for l in lanes):
         notes.append(COST_NOTE)
+    if tools:
+        notes.append(TOOL_NOTE)
     if any(l.get("tokens_source") == "estimate" for l in lanes):
         notes.append(ESTIMATE_NOTE)
     notes.append(f"{DASH}: not measured (the lane never got that far).")

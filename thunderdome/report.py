@@ -26,6 +26,7 @@ from thunderdome.fitted_table import Column, fitted_table
 from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
 from thunderdome.metrics import LaneStats, Standings, client_limited, lane_stats
 from thunderdome.redact import redact
+from thunderdome.tool_figures import has_tool_figures, tool_line
 from thunderdome.visible import visible_line
 
 STATUS_STYLE = {
@@ -138,6 +139,9 @@ def summary(standings: Standings, recording: str | None = None, width: int = 200
         parts.append(Text("no winner", style="bold yellow"))
     if client_limited(standings.ranked(standings.finished_t)):
         parts.append(Text(f"⚠ {CLIENT_LIMITED_NOTE}", style="bold yellow"))
+    for lane in standings.ranked(standings.finished_t):
+        if has_tool_figures(lane):
+            parts.append(cell(f"⚒ {lane.name}: {tool_line(lane)}", limit=300))
     if any(s.tokens_source == "estimate" and s.tokens for s in standings.ranked()):
         parts.append(Text("* tokens estimated from delta count (server sent no usage, or a count its stream contradicts)", style="dim"))
     if recording:

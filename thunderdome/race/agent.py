@@ -75,7 +75,7 @@ class FirstCorrectRace:
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
         self._announce(race)
-        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec), self.seed))
+        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec, race.task), self.seed))
 
     async def _act(self, race: Race, lane: Lane, turn: int, command: str) -> Judgement:
         """Run the command in the lane's sandbox, then the task's checks."""

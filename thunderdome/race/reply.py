@@ -21,10 +21,10 @@ no command that was still open.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from thunderdome.backends.base import BackendError, ChatRequest
-from thunderdome.events import NATURAL_ENDS, StreamEnded, TokenDelta, ToolCallDone, ToolCallStarted
+from thunderdome.events import NATURAL_ENDS, ReasoningSigned, StreamEnded, TokenDelta, ToolCallDone, ToolCallStarted
 
 if TYPE_CHECKING:
     from thunderdome.race.engine import Lane, Race
@@ -50,6 +50,10 @@ class Reply:
     """The tool calls that completed, in the order they did."""
     started: int = 0
     """Tool calls begun (more than ``calls``: one was cut mid-arguments)."""
+    signed_reasoning: tuple[dict[str, Any], ...] = ()
+    """The reply's signed reasoning blocks, in order, as the next turn sends
+    them back (``ChatRequest``'s ``signed_reasoning``): ``{"text", "signature",
+    "redacted"}``, the text exactly as it streamed."""
 
     @property
     def natural(self) -> bool:
@@ -71,6 +75,9 @@ async def read_reply(
     early = False
     calls: list[ToolCallDone] = []
     started = 0
+    reasoning: list[str] = []
+    """The reasoning deltas since the last signed block."""
+    signed: list[dict[str, Any]] = []
     stream = lane.backend.stream(request, race.clock)
     try:
         async for event in stream:
@@ -86,12 +93,17 @@ async def read_reply(
                     if on_answer is not None and on_answer(event.text) is not None:
                         early = True
                         break
+                else:
+                    reasoning.append(event.text)
             elif isinstance(event, StreamEnded):
                 ended = event
             elif isinstance(event, ToolCallDone):
                 calls.append(event)
             elif isinstance(event, ToolCallStarted):
                 started += 1
+            elif isinstance(event, ReasoningSigned):
+                signed.append({"text": "".join(reasoning), "signature": event.signature, "redacted": event.redacted})
+                reasoning = []
     finally:
         closer = getattr(stream, "aclose", None)
         if closer is not None:
@@ -99,7 +111,7 @@ async def read_reply(
                 await closer()
             except Exception:  # closing a stream we stopped reading is not news
                 pass
-    return Reply("".join(parts), ended, early, tuple(calls), started)
+    return Reply("".join(parts), ended, early, tuple(calls), started, tuple(signed))
 
 
 def end_reason_for_cut(ended: StreamEnded | None, tokens: int) -> str | None:

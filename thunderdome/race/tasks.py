@@ -25,6 +25,7 @@ Task file format (one task per file; the built-in ones live in ``tasks/``)::
         value: "1"
     max_turns: 3                    # model replies per lane (agent loop), >= 1
     race_on: false                  # first_correct only: race on for places after the win
+    agent: text                     # how lanes act: tools | text (default: tools)
     max_tokens: 256                 # output-token cap per reply
     timeout: 120                    # seconds for the whole race
     exec_timeout: 10                # seconds for one command in the sandbox
@@ -78,6 +79,11 @@ Fields:
   ("race won by X", keeping their figures), unless ``race_on: true``: they
   race on for places until each passes, runs out of turns or of time.
   (last_standing ends when one fighter stands; long races always race on.)
+- ``agent`` (thunderdome only): how the lanes act, ``tools`` (the model is
+  offered one native ``bash`` tool and calls it) or ``text`` (it writes the
+  command in a shell code block). A backend's own ``agent`` option wins over
+  the task's (it knows whether its model can call tools); lanes whose
+  backend says nothing act as the task says, and without either: ``tools``.
 - ``max_tokens`` (int >= 1, default 1024): output cap sent with every request.
 - ``expected_tokens`` (int, 1 to ``max_tokens``, optional): how long a reply
   is expected to be. A running lane's finish is projected from it until some
@@ -101,7 +107,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from thunderdome.specs import Check, TaskSpec
+from thunderdome.specs import AGENT_MODES, Check, TaskSpec
 from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, parse_yaml, read_yaml
 
 TASK_KINDS = ("thunderdome", "long")
@@ -117,7 +123,7 @@ CHECK_KINDS: dict[str, tuple[str, ...]] = {
 
 _FIELDS = {
     "name", "title", "kind", "win_rule", "system", "user", "setup_files", "checks", "max_turns",
-    "max_tokens", "expected_tokens", "timeout", "exec_timeout", "reference", "wrong_answer", "race_on",
+    "max_tokens", "expected_tokens", "timeout", "exec_timeout", "reference", "wrong_answer", "race_on", "agent",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PROMPT_FIELDS = ("lane", "task", "workdir", "pid", "opponents", "opponent_count")
@@ -292,10 +298,13 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
     checks = _checks(data, source)
     reference = _text(data, "reference", source)
     race_on = _bool(data, "race_on", source)
+    agent = _text(data, "agent", source)
+    if agent and agent not in AGENT_MODES:
+        raise _err(source, data.line_of("agent"), f"unknown agent {agent!r} (use one of: {', '.join(AGENT_MODES)})")
     if kind == "long":
         if "race_on" in data:
             raise _err(source, data.line_of("race_on"), "'race_on' is only for first_correct tasks (long races always race on for places)")
-        for key in ("win_rule", "setup_files", "checks"):
+        for key in ("win_rule", "setup_files", "checks", "agent"):
             if data.get(key):
                 raise _err(source, data.line_of(key), f"'{key}' is only for thunderdome tasks (this task is kind: long)")
     else:
@@ -331,6 +340,7 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
         checks=checks,
         reference=reference,
         wrong_answer=_text(data, "wrong_answer", source),
+        agent=agent,
         source=source,
     )
 

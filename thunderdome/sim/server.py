@@ -22,7 +22,7 @@ from collections import deque
 from typing import Any, Mapping
 from urllib.parse import parse_qs
 
-from thunderdome.sim import conversation
+from thunderdome.sim import conversation, thinking
 from thunderdome.sim import directives as directives_mod
 from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS, REPLY_FAULTS
 from thunderdome.sim.http import (
@@ -270,6 +270,7 @@ class EmulatorServer:
             "t_end": None,
             "client_gone": False,
             "tool": None,
+            "signed_thinking": 0,
         }
         self._log.append(record)
         try:
@@ -302,6 +303,13 @@ class EmulatorServer:
             message = f"thunderdome-sim fault {d.fault}"
             await out.send_json(status, ENCODERS[protocol](model).error_body(status, message), headers)
             return
+        if protocol == "anthropic":  # thinking sent back must be ours, and present where the API insists
+            thinks = bool(profile.reasoning_tokens or d.reasoning)  # this model streams thinking
+            problem, record["signed_thinking"] = thinking.check(body, thinks)
+            if problem:
+                record["status"] = 400
+                await out.send_json(400, ENCODERS[protocol](model).error_body(400, problem))
+                return
         if d.fault == "html_200":
             await out.send_full(200, HTML_PAGE, "text/html; charset=utf-8")
             return

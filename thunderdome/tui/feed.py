@@ -25,13 +25,20 @@ from thunderdome.events import (
     RaceFinished,
     RaceStarted,
     TokenDelta,
+    ToolCallDelta,
+    ToolCallDone,
     Usage,
     Verdict,
 )
+from thunderdome.command_text import CommandText
 from thunderdome.metrics import Standings
 from thunderdome.tui.safe_text import clean
 
 Clock = Callable[[], float]
+TOOL = "tool"
+"""The stream channel of tool calls (their commands as they form)."""
+TOOL_ARGS_SHOWN = 2000
+"""Characters of a call's arguments shown when they hold no command string."""
 
 
 class RaceTime:
@@ -182,6 +189,8 @@ class EventFeed:
         self.exec_results: dict[str, ExecFinished] = {}
         self.turn: dict[str, int] = {}
         self.verdicts: dict[str, Verdict] = {}
+        self.commands: dict[tuple[str, int, int], CommandText] = {}
+        """(lane, turn, call index) -> its command as it forms (``tool_text``)."""
         self.started: RaceStarted | None = None
         self.finished: RaceFinished | None = None
 
@@ -219,19 +228,35 @@ class EventFeed:
             series = self.series[lane] = Series()
         return series
 
+    def tool_text(self, event: ToolCallDelta | ToolCallDone) -> str:
+        """What a tool call adds to its lane's stream, cleaned: its command as
+        it forms (``CommandText``), after a ``$ ``; at its end, if no command
+        string showed (another tool, an argv list), its name and arguments."""
+        key = (event.lane, event.turn, event.index)
+        decoder = self.commands.setdefault(key, CommandText())
+        if isinstance(event, ToolCallDelta):
+            first = not decoder.shown
+            text = decoder.feed(event.text)
+            return clean("$ " + text if text and first else text)
+        del self.commands[key]
+        return "\n" if decoder.shown else clean(f"{event.name} {event.arguments[:TOOL_ARGS_SHOWN]}") + "\n"
+
     def _fold(self, event: Event, at: float, frame: Frame) -> None:
         self.standings.apply(event)
         self.time.fix(event.t, at)
-        if isinstance(event, TokenDelta):
+        if isinstance(event, (TokenDelta, ToolCallDelta)):  # both are output
             series = self.series_for(event.lane)
             if series.first_token_t is None:
                 frame.first_tokens.append(event.lane)
                 frame.states.add(event.lane)
                 frame.changed = True
             series.add_delta(event.t, event.turn)
-            text = clean(event.text)
+            if isinstance(event, TokenDelta):
+                text, channel = clean(event.text), event.channel
+            else:
+                text, channel = self.tool_text(event), TOOL
             if text:
-                frame.text.setdefault(event.lane, []).append((event.channel, text))
+                frame.text.setdefault(event.lane, []).append((channel, text))
             frame.touched.add(event.lane)
             return
         frame.changed = True
@@ -248,6 +273,10 @@ class EventFeed:
                 self.verdicts[event.lane] = event
             elif isinstance(event, CommandExtracted):
                 self.exec_results.pop(event.lane, None)
+            elif isinstance(event, ToolCallDone):
+                text = self.tool_text(event)
+                if text:
+                    frame.text.setdefault(event.lane, []).append((TOOL, text))
             if lane is not None and lane.ended:
                 series = self.series_for(event.lane)
                 if series.end_t is None:

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from textual.widget import Widget
 
 from thunderdome import figures
 from thunderdome.metrics import LaneStats, Standings
@@ -181,18 +180,23 @@ class Leaderboard(RowsWidget):
         self._now = 0.0
         self._colors: dict[str, str] = {}
         self._ranked: list[LaneStats] = []
+        self._room = 0
 
     def set_data(self, standings: Standings, now: float, colors: dict[str, str], ranked: list[LaneStats]) -> None:
         """Show ``ranked`` (``standings.ranked(now)``) at race time ``now``."""
         self._standings, self._now, self._colors, self._ranked = standings, now, colors, ranked
         self.update_rows()  # a new layout only when the row count changes
 
-    def _room(self) -> int:
-        parent = self.parent
-        return parent.content_region.height if isinstance(parent, Widget) else self.content_region.height
+    def set_room(self, rows: int) -> None:
+        """The rows the board has for the leaderboard (the race screen's layout):
+        rows are spaced out when they fit twice. A new room rebuilds the rows
+        and, if their count changes, the widget's height follows."""
+        if rows != self._room:
+            self._room = rows
+            self.update_rows()
 
     def rows_key(self, width: int) -> tuple[int, int]:
-        return width, self._room()
+        return width, self._room
 
     def build_rows(self, width: int) -> list[Text]:
         if self._standings is None or not self._standings.lanes:
@@ -200,7 +204,7 @@ class Leaderboard(RowsWidget):
         if width <= 0:
             return []
         lanes = len(self._standings.lanes)
-        leading = 1 if lanes > 1 and 2 * lanes <= self._room() - 1 else 0
+        leading = 1 if lanes > 1 and 2 * lanes <= self._room - 1 else 0
         return leaderboard_rows(
             self._standings, self._now, self._colors, width, compact=width < 44, leading=leading, ranked=self._ranked
         )
