@@ -5,8 +5,9 @@ a ``deque.append`` plus one clock read, so it can never delay the race. Every
 other method runs on the UI thread, once per frame: ``drain()`` folds the
 queued events into the UI's own ``Standings`` and returns one ``Frame`` that
 says what changed, so widgets update once per frame, never once per token.
-A lane's text pieces keep the events' order; besides the two token channels
-they hold the marks of an agent's turns: the feedback sent to the model
+A lane's text pieces keep the events' order; besides the token channels
+(answer, reasoning) and tool calls (``TOOL``) they hold the marks of an
+agent's turns: the feedback sent to the model
 (``FEEDBACK``, redacted, then cut to a few visible lines) and the start of
 each turn after the first (``TURN``, from its ``RequestSent``).
 
@@ -31,15 +32,22 @@ from thunderdome.events import (
     RaceStarted,
     RequestSent,
     TokenDelta,
+    ToolCallDelta,
+    ToolCallDone,
     Usage,
     Verdict,
 )
+from thunderdome.command_text import CommandText
 from thunderdome.metrics import Standings
 from thunderdome.redact import redact
 from thunderdome.tui.safe_text import clean
 from thunderdome.visible import visible_line
 
 Clock = Callable[[], float]
+TOOL = "tool"
+"""The stream channel of tool calls (their commands as they form)."""
+TOOL_ARGS_SHOWN = 2000
+"""Characters of a call's arguments shown when they hold no command string."""
 
 FEEDBACK, TURN = "feedback", "turn"
 """The mark channels of a lane's text: feedback shown to the viewer, and a
@@ -211,6 +219,8 @@ class EventFeed:
         self.exec_results: dict[str, ExecFinished] = {}
         self.turn: dict[str, int] = {}
         self.verdicts: dict[str, Verdict] = {}
+        self.commands: dict[tuple[str, int, int], CommandText] = {}
+        """(lane, turn, call index) -> its command as it forms (``tool_text``)."""
         self.started: RaceStarted | None = None
         self.finished: RaceFinished | None = None
 
@@ -248,19 +258,35 @@ class EventFeed:
             series = self.series[lane] = Series()
         return series
 
+    def tool_text(self, event: ToolCallDelta | ToolCallDone) -> str:
+        """What a tool call adds to its lane's stream, cleaned: its command as
+        it forms (``CommandText``), after a ``$ ``; at its end, if no command
+        string showed (another tool, an argv list), its name and arguments."""
+        key = (event.lane, event.turn, event.index)
+        decoder = self.commands.setdefault(key, CommandText())
+        if isinstance(event, ToolCallDelta):
+            first = not decoder.shown
+            text = decoder.feed(event.text)
+            return clean("$ " + text if text and first else text)
+        del self.commands[key]
+        return "\n" if decoder.shown else clean(f"{event.name} {event.arguments[:TOOL_ARGS_SHOWN]}") + "\n"
+
     def _fold(self, event: Event, at: float, frame: Frame) -> None:
         self.standings.apply(event)
         self.time.fix(event.t, at)
-        if isinstance(event, TokenDelta):
+        if isinstance(event, (TokenDelta, ToolCallDelta)):  # both are output
             series = self.series_for(event.lane)
             if series.first_token_t is None:
                 frame.first_tokens.append(event.lane)
                 frame.states.add(event.lane)
                 frame.changed = True
             series.add_delta(event.t, event.turn)
-            text = clean(event.text)
+            if isinstance(event, TokenDelta):
+                text, channel = clean(event.text), event.channel
+            else:
+                text, channel = self.tool_text(event), TOOL
             if text:
-                frame.text.setdefault(event.lane, []).append((event.channel, text))
+                frame.text.setdefault(event.lane, []).append((channel, text))
             frame.touched.add(event.lane)
             return
         frame.changed = True
@@ -277,6 +303,10 @@ class EventFeed:
                 self.verdicts[event.lane] = event
             elif isinstance(event, CommandExtracted):
                 self.exec_results.pop(event.lane, None)
+            elif isinstance(event, ToolCallDone):
+                text = self.tool_text(event)
+                if text:
+                    frame.text.setdefault(event.lane, []).append((TOOL, text))
             elif isinstance(event, FeedbackSent):
                 frame.text.setdefault(event.lane, []).append((FEEDBACK, feedback_text(event)))
             elif isinstance(event, RequestSent) and event.turn > 1:
