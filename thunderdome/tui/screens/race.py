@@ -165,7 +165,9 @@ class RaceScreen(Screen):
                     box.border_title = "leaderboard"
                     yield Leaderboard(id="leaderboard")
                 yield self._chart_box("chart-box", "chart")
-            yield Grid(id="lanes", classes="-full")
+            with Grid(id="lanes", classes="-full"):  # the known lanes are in the first layout, not mounted after it
+                for name in dict.fromkeys(spec.name for spec in self.specs):
+                    yield self._new_lane(name)
             yield self._chart_box("chart-below", "chart-low")
         yield key_footer()
 
@@ -185,8 +187,7 @@ class RaceScreen(Screen):
         gc_policy.race_started()
         self._gc_held = True
         self.post_message(self.RaceShown(self, self.feed.standings))
-        for spec in self.specs:
-            self._lane_view(spec.name)
+        self._layout_lanes()
         self._update_widgets(self.now())
         self.set_interval(FRAME_INTERVAL, self._frame, name="frame")
         self.call_after_refresh(self._start_source)
@@ -232,12 +233,15 @@ class RaceScreen(Screen):
     def _lane_view(self, name: str) -> LaneView:
         view = self.lanes.get(name)
         if view is None:
-            color = lane_color(len(self.lanes))
-            self.lane_colors[name] = color
-            view = LaneView(name, color)
-            self.lanes[name] = view
+            view = self._new_lane(name)
             self.query_one("#lanes", Grid).mount(view)
             self._layout_lanes()
+        return view
+
+    def _new_lane(self, name: str) -> LaneView:
+        color = lane_color(len(self.lanes))
+        self.lane_colors[name] = color
+        view = self.lanes[name] = LaneView(name, color)
         return view
 
     # -- the frame ----------------------------------------------------------------------

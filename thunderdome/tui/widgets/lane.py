@@ -232,11 +232,17 @@ class LaneHeader(RowsWidget):
 
 
 class LaneInfo(Widget):
-    """Agent line and end reason; hidden when it has nothing to say."""
+    """Agent line and end reason; hidden when it has nothing to say (from
+    the start: showing it later is one layout, hiding it on mount would be
+    one per lane while the race starts)."""
 
     DEFAULT_CSS = "LaneInfo { height: auto; }"
 
     rows: list[Text] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.display = False
 
     def render(self) -> Text:
         return join_rows(self.rows)
@@ -271,15 +277,12 @@ class LaneView(Vertical):
         self._status = "waiting"
         self.restyle_due = False
         """The status class changed in a way the stylesheet cares about."""
+        self.styles.border_left = ("outer", color)  # set before mount: no layout of its own
 
     def compose(self) -> ComposeResult:
         yield self.header
         yield self.info
         yield self.stream
-
-    def on_mount(self) -> None:
-        self.styles.border_left = ("outer", self.color)
-        self.info.display = bool(self.info.rows)
 
     def show(self, snap: LaneSnapshot) -> None:
         self.header.show(snap)
