@@ -25,11 +25,12 @@ held is released, redacted, first; their own text comes redacted from the
 feed. A turn after the first starts under a dim rule (``── turn 2 ──``), the
 feedback sent to the model shows dim above it, and where a turn's answer
 follows its reasoning a dim ``── answer ──`` rule marks the boundary (a
-tool call is an answer too), once per turn. Secondary text (reasoning, feedback, rules, the placeholder) is
-painted in a concrete colour: the answer's own colour blended toward the
-background (``SECONDARY``), so it is dimmer than the answer in every lane
-state. Rows hold a key style per channel (``KEY_STYLES``), swapped for the
-concrete one as a row is painted: a restyle repaints, it never re-wraps.
+tool call is an answer too), once per turn. Secondary text (reasoning,
+feedback, rules, the placeholder) is painted in a concrete colour: the
+answer's own colour blended toward the background (``SECONDARY``), so it is
+dimmer than the answer in every lane state. Rows hold a key style per
+channel (``KEY_STYLES``), swapped for the concrete one as a row is painted:
+a restyle repaints, it never re-wraps.
 """
 
 from __future__ import annotations
