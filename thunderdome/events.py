@@ -78,6 +78,20 @@ class RaceStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class WinnerDecided(Event):
+    """The race has its winner, ``winner``, called the moment it is certain (a
+    Thunderdome lane's command passed first, or its fighter stands alone; a
+    long race's first lane to finish, once no lane still running can have
+    finished before it), while other lanes may still run. At most one per
+    race, before ``RaceFinished``, whose ``winner`` names the same lane.
+    Recordings made before this event existed (format 2 too) have none: there
+    ``RaceFinished`` names the winner."""
+
+    type: ClassVar[str] = "winner_decided"
+    winner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RaceFinished(Event):
     """Every lane has ended. ``winner`` is the winning lane's name, or None."""
 
@@ -140,6 +154,25 @@ class Usage(LaneEvent):
     input_tokens: int | None = None
     source: str = "usage"
     server_tps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTimings(LaneEvent):
+    """What the server says ``turn``'s time to first token went to (seconds;
+    None: not said). ``queue_s``: waiting for a slot; ``load_s``: loading the
+    model (Ollama ``load_duration``); ``prefill_s``: processing the prompt
+    (llama.cpp ``timings.prompt_ms``, Ollama ``prompt_eval_duration``);
+    ``cached_tokens``: prompt tokens served from the server's cache (llama.cpp
+    ``cache_n``, OpenAI ``cached_tokens``, Anthropic ``cache_read_input_tokens``)
+    of the prompt's ``prompt_tokens``."""
+
+    type: ClassVar[str] = "server_timings"
+    turn: int = 1
+    queue_s: float | None = None
+    load_s: float | None = None
+    prefill_s: float | None = None
+    cached_tokens: int | None = None
+    prompt_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +310,16 @@ class LaneFailed(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class LaneStopped(LaneEvent):
+    """The race was won while this lane still worked, and the task does not
+    race on for places: the lane was stopped, keeping what it had done
+    (``reason``: e.g. ``race won by cloud``)."""
+
+    type: ClassVar[str] = "lane_stopped"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FighterSpawned(LaneEvent):
     """A ``last_standing`` lane's fighter process is up: ``pid`` is its PID as
     the arena's commands see it (what the lane's prompt names)."""
@@ -300,12 +343,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         RaceStarted,
+        WinnerDecided,
         RaceFinished,
         LaneStarted,
         RequestSent,
         FirstByte,
         TokenDelta,
         Usage,
+        ServerTimings,
         StreamEnded,
         ToolCallStarted,
         ToolCallDelta,
@@ -317,12 +362,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LaneFinished,
         LaneEliminated,
         LaneFailed,
+        LaneStopped,
         FighterSpawned,
         Notice,
     )
 }
 
-LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed)
+LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed, LaneStopped)
 
 
 class EventFormatError(ThunderdomeError, ValueError):
@@ -405,12 +451,14 @@ __all__ = [
     "Event",
     "LaneEvent",
     "RaceStarted",
+    "WinnerDecided",
     "RaceFinished",
     "LaneStarted",
     "RequestSent",
     "FirstByte",
     "TokenDelta",
     "Usage",
+    "ServerTimings",
     "StreamEnded",
     "ToolCallStarted",
     "ToolCallDelta",
@@ -422,6 +470,7 @@ __all__ = [
     "LaneFinished",
     "LaneEliminated",
     "LaneFailed",
+    "LaneStopped",
     "FighterSpawned",
     "Notice",
     "EVENT_TYPES",

@@ -138,6 +138,10 @@ class TaskSpec:
     """Seconds for the whole race."""
     exec_timeout: float = 10.0
     """Seconds for one command in the sandbox."""
+    race_on: bool = False
+    """Thunderdome: once the winner is called, the other lanes race on for
+    places (each until it passes, runs out of turns or of time) instead of
+    being stopped. Long races always race on."""
     setup_files: dict[str, str] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
     reference: str = ""

@@ -18,6 +18,7 @@ from typing import Any
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
 from thunderdome.backends.messages import anthropic_messages, anthropic_tools
+from thunderdome.backends.server_timings import from_anthropic_usage
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, ReasoningSigned, Usage
 
@@ -88,6 +89,7 @@ class AnthropicParser(StreamParser):
     def _usage(self, out: list[Event], t: float, usage: Any) -> None:
         if not isinstance(usage, dict):
             return
+        self.server_timings(out, t, from_anthropic_usage(usage))
         if as_int(usage.get("input_tokens")) is not None:
             self._input = usage["input_tokens"]
         output = as_int(usage.get("output_tokens"))

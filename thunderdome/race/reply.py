@@ -10,9 +10,12 @@ before ``read_reply`` returns or raises.
 
 A reply *ended naturally* when the server named a finish reason in
 ``NATURAL_ENDS`` (the model stopped by itself); ``length`` / ``max_tokens``
-(cut by the token limit), ``content_filter`` and the like did not, and a
-stream that closed without any finish reason was most likely cut
-(``end_reason_for_cut``: an error, DESIGN.md).
+(cut by the token limit), ``content_filter`` and the like did not. A stream
+is *cut* (``end_reason_for_cut``: a lane error) when it closed without its
+end marker, or with the marker and no token at all (llama-cpp-python's cut:
+role chunk, then ``[DONE]``); a marker after tokens with no finish reason is
+a clean end with a note (``NO_FINISH_REASON``), not a natural one: it runs
+no command that was still open.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
 REPLY_LIMIT = 1_000_000
 """Characters of one reply (answer and reasoning) read at most: 1 MB of text."""
 REPLY_OVER_LIMIT = "reply over 1 MB: cut"
-"""Finish reasons that mean the model ended its reply itself (OpenAI, Ollama, Anthropic)."""
+NO_FINISH_REASON = "no finish reason (the stream ended with its end marker)"
+"""The note of a lane whose stream ended cleanly after tokens without naming why."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,18 @@ async def read_reply(
 
 
 def end_reason_for_cut(ended: StreamEnded | None, tokens: int) -> str | None:
-    """A stream that closed without a finish reason was most likely cut."""
+    """Why a stream counts as cut: no end marker, or the marker (with no
+    finish reason) before any token. None: it ended cleanly."""
     if ended is None:
         return f"stream ended without its end marker after {tokens} tokens"
-    if ended.finish_reason is None:
+    if ended.finish_reason is None and tokens == 0:
         return f"stream cut: ended without a finish reason after {tokens} tokens"
     return None
+
+
+def finish_note(ended: StreamEnded) -> str:
+    """A clean end's reason as a lane records it: the finish reason, or ``NO_FINISH_REASON``."""
+    return ended.finish_reason or NO_FINISH_REASON
 
 
 def cut_reason(race: "Race", lane: "Lane", reply: Reply) -> str | None:
@@ -125,4 +135,4 @@ def cut_reason(race: "Race", lane: "Lane", reply: Reply) -> str | None:
     return end_reason_for_cut(reply.ended, stats.live_tokens if stats is not None else 0)
 
 
-__all__ = ["NATURAL_ENDS", "REPLY_LIMIT", "REPLY_OVER_LIMIT", "Reply", "cut_reason", "end_reason_for_cut", "read_reply"]
+__all__ = ["NATURAL_ENDS", "NO_FINISH_REASON", "REPLY_LIMIT", "REPLY_OVER_LIMIT", "Reply", "cut_reason", "end_reason_for_cut", "finish_note", "read_reply"]

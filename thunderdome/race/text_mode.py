@@ -62,7 +62,8 @@ def cut_detail(ended: StreamEnded | None, max_tokens: int) -> str:
     why = ended.finish_reason if ended is not None else None
     if why in TOKEN_LIMIT_ENDS:
         return f"{CUT_MID_COMMAND} (at max_tokens={max_tokens}): nothing ran"
-    return f"{CUT_MID_COMMAND} (finish reason {why!r}): nothing ran"
+    said = "no finish reason" if why is None else f"finish reason {why!r}"
+    return f"{CUT_MID_COMMAND} ({said}): nothing ran"
 
 
 def tail(text: str, limit: int = FEEDBACK_OUTPUT_LIMIT) -> str:

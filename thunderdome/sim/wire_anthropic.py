@@ -49,6 +49,14 @@ class AnthropicEncoder(Encoder):
     def _event(name: str, obj: dict[str, Any]) -> bytes:
         return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
 
+    @staticmethod
+    def _input_usage(stats: Stats) -> dict[str, int]:
+        """Input counts: a cached part is ``cache_read_input_tokens``, not ``input_tokens``."""
+        usage = {"input_tokens": stats.prompt_tokens - stats.cached_tokens}
+        if stats.cached_tokens:
+            usage["cache_read_input_tokens"] = stats.cached_tokens
+        return usage
+
     def head(self, stats: Stats) -> bytes:
         message = {
             "id": self.id,
@@ -58,7 +66,7 @@ class AnthropicEncoder(Encoder):
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": stats.prompt_tokens, "output_tokens": 1},
+            "usage": self._input_usage(stats) | {"output_tokens": 1},
         }
         return self._event("message_start", {"type": "message_start", "message": message})
 
@@ -169,7 +177,7 @@ class AnthropicEncoder(Encoder):
             "content": content,
             "stop_reason": self._STOP.get(finish, finish),
             "stop_sequence": None,
-            "usage": {"input_tokens": stats.prompt_tokens, "output_tokens": stats.completion_tokens},
+            "usage": self._input_usage(stats) | {"output_tokens": stats.completion_tokens},
         }
 
 
