@@ -212,6 +212,9 @@ PREFILL = "<tool_call>\n"
 required`` is a grammar that still allows any text before the call, and
 SmolLM2 left to itself writes prose until ``max_tokens``."""
 TOOL_TOKENS = 96
+CACHED = {"cache_prompt": True}
+"""Over the server's --no-cache-prompt: these tests time nothing, and a shared
+prompt prefix then costs its prefill once (~8 s of the tier's time on a busy machine)."""
 
 
 def _stream(server: Server, path: str, body: dict, headers: dict | None = None) -> bytes:
@@ -241,7 +244,7 @@ def _commands(events: list) -> list[str]:
 
 
 def test_chat_completions_streams_tool_call_fragments(llama_tool_server: Server) -> None:
-    body = {"model": "smollm2", "stream": True, "stream_options": {"include_usage": True}, "max_tokens": TOOL_TOKENS,
+    body = {**CACHED, "model": "smollm2", "stream": True, "stream_options": {"include_usage": True}, "max_tokens": TOOL_TOKENS,
             "temperature": 0, "tools": function_tools([BASH_TOOL]), "tool_choice": "required",
             "messages": [{"role": "user", "content": ASK}, {"role": "assistant", "content": PREFILL}]}
     raw = _stream(llama_tool_server, "/v1/chat/completions", body)
@@ -267,7 +270,7 @@ def test_chat_completions_streams_tool_call_fragments(llama_tool_server: Server)
 
 
 def test_responses_streams_function_call_items(llama_tool_server: Server) -> None:
-    body = {"model": "smollm2", "stream": True, "max_output_tokens": TOOL_TOKENS, "temperature": 0,
+    body = {**CACHED, "model": "smollm2", "stream": True, "max_output_tokens": TOOL_TOKENS, "temperature": 0,
             "tools": responses_tools([BASH_TOOL]), "tool_choice": "required",
             "input": [{"role": "user", "content": ASK},
                       {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": PREFILL}]}]}
@@ -290,7 +293,7 @@ def test_responses_streams_function_call_items(llama_tool_server: Server) -> Non
 
 
 def test_messages_streams_tool_use_blocks(llama_tool_server: Server) -> None:
-    body = {"model": "smollm2", "stream": True, "max_tokens": TOOL_TOKENS, "temperature": 0,
+    body = {**CACHED, "model": "smollm2", "stream": True, "max_tokens": TOOL_TOKENS, "temperature": 0,
             "tools": anthropic_tools([BASH_TOOL]), "tool_choice": {"type": "any"},
             "messages": [{"role": "user", "content": ASK}, {"role": "assistant", "content": PREFILL}]}
     raw = _stream(llama_tool_server, "/v1/messages", body, {"anthropic-version": "2023-06-01"})
