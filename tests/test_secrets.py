@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,3 +256,17 @@ def test_for_display_only_a_possible_key_start_waits(before, cuts):
     assert shown == final[: -len(KEY[:7])]  # all that waits is the unfinished key beginning
     shown += "".join(t for _, t in held.release())
     assert shown == final
+
+
+@pytest.mark.parametrize("start", [2, 5, 6, 12])
+def test_a_key_beginning_left_where_a_text_ends_is_a_cut_key(start):
+    """``release_cut`` (a lane's turn or text ended there): a held key
+    beginning of 6+ characters leaves redacted, a shorter one as it is."""
+    from thunderdome.redact import MIN_FRAGMENT, HeldText, Secrets
+
+    held: HeldText[str] = HeldText(Secrets([KEY]), divisible=True)
+    first = held.push("reasoning", "said " + KEY[: start // 2])
+    second = held.push("answer", KEY[start // 2 : start])
+    shown = "".join(t for _, t in [*first, *second, *held.release_cut()])
+    assert shown == ("said " + (REDACTED if start >= MIN_FRAGMENT else KEY[:start]))
+    assert not held

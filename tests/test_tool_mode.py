@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.events import StreamEnded, ToolCallDone, ToolCallStarted
+from thunderdome.events import FeedbackSent, StreamEnded, ToolCallDone, ToolCallStarted
 from thunderdome.race.agent import FirstCorrectRace
 from thunderdome.race.engine import Race
 from thunderdome.race.tasks import builtin_tasks
@@ -91,6 +91,8 @@ def test_malformed_arguments_run_nothing_and_go_back_as_a_tool_error(tmp_path: P
     assert not marker.exists()
     tool = backend.requests[1].messages[-1]
     assert tool["role"] == "tool" and "malformed arguments" in tool["content"]
+    sent = [e for e in events if isinstance(e, FeedbackSent)]
+    assert [(e.turn, e.role, e.text) for e in sent] == [(1, "tool", tool["content"])]  # the tool result, as sent
     verdicts = [e for e in events if getattr(e, "type", "") == "verdict"]
     assert "malformed" in verdicts[0].detail and "stopped" in verdicts[1].detail
 

@@ -279,6 +279,21 @@ class Verdict(LaneEvent):
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class FeedbackSent(LaneEvent):
+    """After a failed ``turn``, what the model is told before its next one
+    (turn + 1, whose ``RequestSent`` follows): ``text`` is the message as
+    sent (command output, exit code, what was wrong; its tail when longer
+    than the race keeps), ``role`` its chat role: ``user`` (text mode) or
+    ``tool`` (a tool result). Outside text: redacted when recorded, made
+    visible and redacted when shown."""
+
+    type: ClassVar[str] = "feedback_sent"
+    turn: int = 1
+    text: str = ""
+    role: str = "user"
+
+
 # --- lane endings (exactly one per lane) -------------------------------------------
 
 
@@ -359,6 +374,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CommandExtracted,
         ExecFinished,
         Verdict,
+        FeedbackSent,
         LaneFinished,
         LaneEliminated,
         LaneFailed,
@@ -467,6 +483,7 @@ __all__ = [
     "CommandExtracted",
     "ExecFinished",
     "Verdict",
+    "FeedbackSent",
     "LaneFinished",
     "LaneEliminated",
     "LaneFailed",

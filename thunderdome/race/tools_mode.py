@@ -20,8 +20,8 @@ from thunderdome.backends.base import BackendError, ChatRequest, ToolSpec
 from thunderdome.events import ToolCallDone
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.reply import cut_reason, read_reply
-from thunderdome.race.text_mode import TextMode, cut_detail, describe_exit, tail
-from thunderdome.race.turns import Attempt, Judgement, LaneMode, Messages
+from thunderdome.race.text_mode import FEEDBACK_OUTPUT_LIMIT, TextMode, cut_detail, describe_exit
+from thunderdome.race.turns import Attempt, Judgement, LaneMode, Messages, tail
 from thunderdome.specs import BackendSpec, TaskSpec
 
 BASH_TOOL = ToolSpec(
@@ -114,7 +114,7 @@ def tool_result(judged: Judgement, more: str) -> str:
     if res is not None:
         parts.append(f"exit code: {res.exit_code}. {describe_exit(res)}")
         for name, text in (("stdout", res.stdout), ("stderr", res.stderr)):
-            parts.append(f"{name}:\n{tail(text).rstrip()}" if text.strip() else f"{name}: (empty)")
+            parts.append(f"{name}:\n{tail(text, FEEDBACK_OUTPUT_LIMIT).rstrip()}" if text.strip() else f"{name}: (empty)")
         parts.append(f"That did not solve the task: {judged.detail}.")
     else:
         parts.append(f"error: {judged.detail}; nothing ran.")
