@@ -21,14 +21,13 @@ from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
-from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.themes import PRESENTER_THEME, THEME
 from thunderdome.tui.widgets.lane import LaneView
 from thunderdome.tui.widgets.presenter import PresenterLane, PresenterView
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _cells import cells, contrast_ratio, text_colors  # type: ignore[import-not-found]  # noqa: E402
-from _pilot import results_shown, wait_for  # type: ignore[import-not-found]  # noqa: E402
+from _pilot import wait_for  # type: ignore[import-not-found]  # noqa: E402
 from tui_scripted import long_race, sigkill_race  # noqa: E402
 
 SPECS = [BackendSpec(name="cloud", kind="sim", profile="cloud", model="cloud")]

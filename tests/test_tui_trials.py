@@ -16,7 +16,6 @@ from thunderdome.replay import load_recording
 from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.trials import summarise_trials
-from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.trials import TrialsScreen, figure_rows
