@@ -66,8 +66,8 @@ def test_an_undercounting_server_is_flagged_and_the_rate_is_the_deltas(race, pro
     assert deltas > 10 and lane["tokens"] == deltas
     assert lane["tokens_source"] == "estimate"
     assert lane["count_check"] == f"server counted {deltas // 3} tokens for {deltas} non-empty deltas"
-    rate = (deltas - 1) / (lane["e2e_s"] - lane["ttft_s"])
-    assert lane["output_tps"] == pytest.approx(rate, rel=0.01)  # the --json times are rounded to 0.1 ms
+    span = lane["e2e_s"] - lane["ttft_s"]  # each rounded to 0.1 ms in --json
+    assert (deltas - 1) / (span + 1e-4) - 0.01 <= lane["output_tps"] <= (deltas - 1) / max(span - 1e-4, 1e-9) + 0.01
 
 
 def test_the_healthy_lane_keeps_the_servers_count(race):

@@ -90,7 +90,8 @@ class Redactor:
     text (``redact.HeldText``): a delta whose text ends with the beginning of
     a secret is held back (whole, its ``t`` untouched) until the next delta of
     that turn or the lane's next other event shows whether the secret
-    completes. Every delta is still written, so counts and timings (the
+    completes (a race-wide event such as ``winner_decided`` ends no lane's
+    text: what waits is written after it). Every delta is still written, so counts and timings (the
     metrics) are unchanged; only the text of deltas that carried part of a
     secret changes."""
 
@@ -144,8 +145,9 @@ class Redactor:
             return self._with_texts(held.push(clean, text if isinstance(text, str) else ""))
         lane = data.get("lane")
         out: list[dict[str, Any]] = []
-        for key in list(self._held):
-            if not lane or key[0] == lane:
+        ends_all = not lane and data.get("type") == "race_finished"
+        for key in list(self._held):  # a race-wide event mid-race (a winner called) ends no lane's text
+            if key[0] == lane or ends_all:
                 out.extend(self._with_texts(self._held.pop(key).release()))
         out.append(self.scrub_obj(data))
         return out

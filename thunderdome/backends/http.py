@@ -41,6 +41,7 @@ from thunderdome.events import (
     Event,
     FirstByte,
     RequestSent,
+    ServerTimings,
     StreamEnded,
     TokenDelta,
     ToolCallDelta,
@@ -145,6 +146,13 @@ class StreamParser:
             one(frame, t, out)
             if self.ended:
                 return
+
+    def server_timings(self, out: list[Event], t: float, fields: dict[str, Any]) -> None:
+        """A ``ServerTimings`` from what a frame said (``server_timings``
+        module), if it said anything (the reducer keeps each field's latest)."""
+        known = {k: v for k, v in fields.items() if v is not None}
+        if known:
+            out.append(ServerTimings(t=t, lane=self.lane, turn=self.turn, **known))
 
     def token(self, out: list[Event], t: float, text: Any, channel: str) -> None:
         if text and isinstance(text, str):

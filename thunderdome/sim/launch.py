@@ -30,6 +30,7 @@ from typing import Any, Mapping
 from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from thunderdome.sim.precise_loop import new_precise_loop, tighten_timer_slack
 from thunderdome.sim.server import EmulatorServer
+from thunderdome.sim.task_replies import TaskReplies
 from thunderdome.visible import visible_line
 
 STARTUP_TIMEOUT_S = 20.0
@@ -223,8 +224,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _serve(args: argparse.Namespace, replies: dict[str, str]) -> None:
-    server = EmulatorServer(args.host, args.port, args.time_scale, replies)
+async def _serve(args: argparse.Namespace, replies: dict[str, str], task_replies: TaskReplies | None) -> None:
+    server = EmulatorServer(args.host, args.port, args.time_scale, replies, task_replies)
     await server.start()
     # Start-up objects live as long as the process: keep them out of the
     # collector's full passes (~4 ms each here), which would stall every stream.
@@ -256,8 +257,9 @@ def _say(message: str) -> None:
     print(f"thunderdome sim serve: {visible_line(message)}", file=sys.stderr)
 
 
-def serve_main(argv: list[str] | None = None) -> int:
-    """``thunderdome sim serve``: serve until SIGTERM / Ctrl-C. Exit 2 on bad usage."""
+def serve_main(argv: list[str] | None = None, task_replies: TaskReplies | None = None) -> int:
+    """``thunderdome sim serve``: serve until SIGTERM / Ctrl-C. Exit 2 on bad
+    usage. ``task_replies``: task prompts answered with the task's reference."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
@@ -277,7 +279,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     tighten_timer_slack()
     try:
         with asyncio.Runner(loop_factory=new_precise_loop) as runner:
-            runner.run(_serve(args, replies))
+            runner.run(_serve(args, replies, task_replies))
     except OSError as exc:
         _say(f"cannot listen on {args.host}:{args.port}: {exc}")
         return EXIT_FAILED

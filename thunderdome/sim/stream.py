@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from thunderdome.sim.directives import Directives
-from thunderdome.sim.faults import MID_STREAM
+from thunderdome.sim.faults import BURST, MID_STREAM
 from thunderdome.sim.http import ClientGone, Responder
 from thunderdome.sim.profiles import Schedule
 from thunderdome.sim.replies import Reply
@@ -182,17 +182,27 @@ class StreamRun:
         await out.flush()
         enc.warm()
         mid_fault = d.fault if d.fault in MID_STREAM else None
+        burst, held = "burst" in d.quirks, b""
         i = 0
         for text, channel, last in reply.tokens():
-            if mid_fault and i == d.fault_at and await self._fault_at_slot(i):
-                return
+            if mid_fault and i == d.fault_at:
+                if held:  # what a burst holds leaves before the fault
+                    await self.emit(held)
+                    held = b""
+                if await self._fault_at_slot(i):
+                    return
             if keepalive:
                 prev = self.due(i - 1) if i else 0.0
                 await self._sleep_until(self.base + self.scale * (prev + self.due(i)) / 2)
                 await self.emit(enc.keepalive())
             await self.wait_slot(i)
             self._stamp(i, channel)
-            await self.emit(enc.token(text, channel, reply.finish_reason if last else None, self.stats))
+            frame = enc.token(text, channel, reply.finish_reason if last else None, self.stats)
+            if burst and not last and i % BURST != BURST - 1:
+                held += frame
+            else:
+                await self.emit(held + frame)
+                held = b""
             i += 1
         assert reply.finish_reason is not None
         self.record["generated"] = reply.made
