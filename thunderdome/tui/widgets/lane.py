@@ -81,7 +81,7 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
     if stats.stalled_s is None:
         badge_text = badge(lane.status)
     else:  # no token for far longer than its own pace: say so, not STREAMING
-        badge_text = Text(f" STALLED {stats.stalled_s:.1f} s ".center(12), style="bold #1a1a1a on #ffcf33")
+        badge_text = Text(f" STALLED {figures.silence_digits(stats.stalled_s)} s ".center(12), style="bold #1a1a1a on #ffcf33")
     ident = Text(no_wrap=True, overflow="ellipsis")
     ident.append(one_line(lane.name, 40), Style(color=snap.color, bold=True))
     if lane.kind or lane.model:
