@@ -101,7 +101,7 @@ def row_cells(text: str, lane: str) -> list[str]:
 
 
 def md_cells(md: str, lane: str) -> list[str]:
-    line = next(line for line in md.splitlines() if line.startswith(f"| ") and f" {lane} " in line)
+    line = next(line for line in md.splitlines() if line.startswith("| ") and f" {lane} " in line)
     return [c.strip() for c in line.strip("|").split("|")]
 
 

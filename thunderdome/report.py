@@ -263,4 +263,9 @@ def trials_table(summary: dict[str, Any], task: str, width: int = 200) -> Table:
         for lane in summary["lanes"]
     ]
     title = cell(f"{task} · {summary['trials']} trials · median (min–max)")
-    return fitted_table(columns, rows, width, title=title, hint=JSON_HINT)
+    table = fitted_table(columns, rows, width, title=title, hint=JSON_HINT)
+    clarity = summary.get("clarity")
+    if clarity:  # whether the winner is clear (``trials.winner_clarity``), as the TUI says it
+        said = cell(clarity["text"], "bold")
+        table.caption = said if table.caption is None else Text.assemble(said, "\n", table.caption)
+    return table

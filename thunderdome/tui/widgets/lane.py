@@ -92,11 +92,12 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
 
 
 def header_line(snap: LaneSnapshot, width: int) -> Text:
-    """The header in one row, for a lane with one row on screen: the name
-    (cut to a fifth of the row at most), its status icon, then the track."""
+    """The header in one row, for a lane with one row on screen: the name in a
+    fifth of the row (cut or padded, so the lanes' tracks line up), its status
+    icon, then the track."""
     lane = snap.state
     name = Text(one_line(lane.name, 40), Style(color=snap.color, bold=True), no_wrap=True)
-    name.truncate(min(name.cell_len, max(8, width // 5)), overflow="ellipsis")
+    name.truncate(max(8, width // 5), overflow="ellipsis", pad=True)
     if snap.stats.stalled_s is not None:
         icon = Text("⏸", Style(color="#ffcf33", bold=True))
     else:
@@ -232,11 +233,17 @@ class LaneHeader(RowsWidget):
 
 
 class LaneInfo(Widget):
-    """Agent line and end reason; hidden when it has nothing to say."""
+    """Agent line and end reason; hidden when it has nothing to say (from
+    the start: showing it later is one layout, hiding it on mount would be
+    one per lane while the race starts)."""
 
     DEFAULT_CSS = "LaneInfo { height: auto; }"
 
     rows: list[Text] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.display = False
 
     def render(self) -> Text:
         return join_rows(self.rows)
@@ -271,15 +278,12 @@ class LaneView(Vertical):
         self._status = "waiting"
         self.restyle_due = False
         """The status class changed in a way the stylesheet cares about."""
+        self.styles.border_left = ("outer", color)  # set before mount: no layout of its own
 
     def compose(self) -> ComposeResult:
         yield self.header
         yield self.info
         yield self.stream
-
-    def on_mount(self) -> None:
-        self.styles.border_left = ("outer", self.color)
-        self.info.display = bool(self.info.rows)
 
     def show(self, snap: LaneSnapshot) -> None:
         self.header.show(snap)

@@ -6,7 +6,8 @@ text): the rows of a paragraph are final once a later row exists (greedy word
 wrap only ever moves the *last* word), so only the paragraph's unfinished last
 row is wrapped again. The widget's size never depends on its text: it is a
 fixed window onto the newest rows (a terminal-like tail), painted through the
-Line API from cached strips, so a growing text never asks Textual for a new
+Line API from cached strips (a row's painted line is reused while the width,
+the scrollbar cell and the style stay), so a growing text never asks Textual for a new
 layout or a scroll reflow (a full-screen layout costs ~50 ms at 200x60, see
 benchmarks/render_capacity.py). The viewer can still wheel back through the
 text; the window then stays put until wheeled down to the end. A one-cell
@@ -23,16 +24,18 @@ Marks (``feed.FEEDBACK``, ``feed.TURN``) end the text before them: what was
 held is released, redacted, first; their own text comes redacted from the
 feed. A turn after the first starts under a dim rule (``── turn 2 ──``), the
 feedback sent to the model shows dim above it, and where a turn's answer
-follows its reasoning a dim ``── answer ──`` rule marks the boundary, once
-per turn. Secondary text (reasoning, feedback, rules, the placeholder) is
-painted in a concrete colour: the answer's own colour blended toward the
-background (``SECONDARY``), so it is dimmer than the answer in every lane
-state. Rows hold a key style per channel (``KEY_STYLES``), swapped for the
-concrete one as a row is painted: a restyle repaints, it never re-wraps.
+follows its reasoning a dim ``── answer ──`` rule marks the boundary (a
+tool call is an answer too), once per turn. Secondary text (reasoning,
+feedback, rules, the placeholder) is painted in a concrete colour: the
+answer's own colour blended toward the background (``SECONDARY``), so it is
+dimmer than the answer in every lane state. Rows hold a key style per
+channel (``KEY_STYLES``), swapped for the concrete one as a row is painted:
+a restyle repaints, it never re-wraps.
 """
 
 from __future__ import annotations
 
+import re
 from math import ceil
 
 from rich._wrap import divide_line
@@ -49,9 +52,11 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from thunderdome.redact import HeldText, known
-from thunderdome.tui.feed import FEEDBACK, TURN
+from thunderdome.tui.feed import FEEDBACK, TOOL, TURN
 
 ANSWER, REASONING = "answer", "reasoning"
+OUTPUT = (ANSWER, TOOL)
+"""What a model gives after its reasoning: answer text, or a tool call."""
 MARKS = (FEEDBACK, TURN)
 """Channels that are marks: never merged with the piece before them."""
 PLACEHOLDER = "placeholder"
@@ -72,6 +77,34 @@ WHEEL_ROWS = 3
 """Rows moved per mouse-wheel step."""
 
 
+_WORD = re.compile(r"\s*\S+\s*")
+"""A word and the blanks around it, as rich's word wrap reads them."""
+
+
+def _breaks(text: str, width: int) -> list[int]:
+    """Where the rows of a paragraph start: ``rich._wrap.divide_line(text,
+    width, fold=True)``, the same offsets. Printable ASCII (one cell a
+    character, the common case) is measured with ``len`` instead of rich's
+    per-word cell count, about half the cost of appending text."""
+    if not (text.isascii() and text.isprintable()):
+        return divide_line(text, width, fold=True)
+    breaks: list[int] = []
+    offset = 0
+    for match in _WORD.finditer(text):
+        start, end = match.span()
+        length = len(match.group().rstrip())
+        if width - offset >= length:
+            offset += end - start
+        elif length > width:  # a word wider than a row: cut every `width` characters
+            cuts = range(start, end, width)
+            breaks.extend(cut for cut in cuts if cut)
+            offset = end - cuts[-1]
+        elif offset and start:
+            breaks.append(start)
+            offset = end - start
+    return breaks
+
+
 def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Consecutive pieces of one channel joined: ``[(channel, text), ...]``."""
     runs: list[tuple[str, str]] = []
@@ -86,6 +119,18 @@ def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     if run:
         runs.append((run_channel, "".join(run)))
     return runs
+
+
+class _Row:
+    """A row's strip, and the line last painted from it (for ``key``: width,
+    scrollbar cell, base style)."""
+
+    __slots__ = ("strip", "key", "line")
+
+    def __init__(self, strip: Strip) -> None:
+        self.strip = strip
+        self.key: tuple[int, Strip | None, Style] | None = None
+        self.line = strip
 
 
 class TokenStream(Widget, can_focus=False):
@@ -116,7 +161,9 @@ class TokenStream(Widget, can_focus=False):
         self._tail = Text()  # the unfinished last row(s) of the current paragraph
         self._tail_rows: list[Text] = []
         self._tail_channel: str | None = None
-        self._cache: dict[int, Strip] = {}
+        self._cache: dict[int, _Row] = {}
+        self._pass: tuple[int, int, int, int] | None = None
+        """The window's geometry while Textual paints it (``render_lines``)."""
         self._base: Style | None = None
         self._paint: dict[Style, Style] | None = None
         """Key style -> the concrete style it is painted in, until the styles change."""
@@ -134,7 +181,7 @@ class TokenStream(Widget, can_focus=False):
         self._turn_reasoned = False
         """Reasoning of the current turn is shown and its answer has not begun."""
         self._turn_answered = False
-        """The current turn's answer has begun (its marker is drawn, if any)."""
+        """The current turn's answer or tool call has begun (its marker is drawn, if any)."""
 
     # -- public -------------------------------------------------------------------------
 
@@ -179,7 +226,7 @@ class TokenStream(Widget, can_focus=False):
             self._fragments.append((channel, [text]))
         if channel == REASONING:
             self.reasoning_chars += len(text)
-        elif channel == ANSWER:
+        elif channel not in MARKS:
             self.answer_chars += len(text)
         if channel == REASONING and not self.show_reasoning:
             self._cache.pop(0, None)  # the placeholder's count
@@ -282,7 +329,7 @@ class TokenStream(Widget, can_focus=False):
             return
         if channel == REASONING:
             self._turn_reasoned = not self._turn_answered
-        elif channel == ANSWER and not self._turn_answered:
+        elif channel in OUTPUT and not self._turn_answered:
             if self._turn_reasoned:
                 text = text.lstrip("\n")  # the rule stands for the blank lines after the reasoning
                 if not text:
@@ -305,7 +352,7 @@ class TokenStream(Widget, can_focus=False):
 
     def _wrap_tail(self) -> None:
         tail = self._tail
-        offsets = divide_line(tail.plain, self._width or self._wrap_width(), fold=True)
+        offsets = _breaks(tail.plain, self._width or self._wrap_width())
         if not offsets:
             self._tail_rows = [tail] if tail.plain else []
             return
@@ -350,8 +397,17 @@ class TokenStream(Widget, can_focus=False):
         return max(0, self._row_count() - self._height())
 
     def _window_top(self) -> int:
-        last = self._last_top()
-        return last if self._top is None else min(self._top, last)
+        return self._geometry()[2]
+
+    def _geometry(self) -> tuple[int, int, int, int]:
+        """(width, height, top, total rows) of the window as it is now."""
+        region = self.content_region
+        width = region.width or self.size.width
+        height = region.height or self.size.height
+        total = self._row_count()
+        last = max(0, total - height)
+        top = last if self._top is None else min(self._top, last)
+        return width, height, top, total
 
     def _visible_row(self, index: int) -> bool:
         top = self._window_top()
@@ -412,23 +468,33 @@ class TokenStream(Widget, can_focus=False):
         if self.scroll_rows(WHEEL_ROWS):
             event.stop()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Textual's paint of the widget: the window's geometry is read once
+        for all its lines, not per line."""
+        self._pass = self._geometry()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.content_region.width or self.size.width
-        height = self._height()
-        top = self._window_top()
+        width, height, top, total = self._pass or self._geometry()
         if y == 0:
             self._shown_top = top
         index = top + y
-        base = self._base_style()
-        strip = self._cache.get(index)
-        if strip is None:
-            strip = self._render_row(index)
-            self._cache[index] = strip
-        text = strip.crop_extend(0, width - 1, base).apply_style(base)
-        total = self._row_count()
         if total <= height or width < 2:
-            return Strip.join([text, Strip.blank(1, self._gutter_style())]) if width >= 1 else text
-        return Strip.join([text, self._scrollbar_cell(y, height, total, top)])
+            cell = self._gutter_cell() if width >= 1 else None
+        else:
+            cell = self._scrollbar_cell(y, height, total, top)
+        base = self._base_style()
+        row = self._cache.get(index)
+        if row is None:
+            row = self._cache[index] = _Row(self._render_row(index))
+        key = (width, cell, base)
+        if row.key != key:  # the same row in the same window costs a lookup, not a new strip
+            text = row.strip.crop_extend(0, width - 1, base).apply_style(base)
+            row.key, row.line = key, text if cell is None else Strip.join([text, cell])
+        return row.line
 
     def _scrollbar_cell(self, y: int, height: int, total: int, top: int) -> Strip:
         """Row ``y`` of a vertical scrollbar drawn as Textual's own."""
@@ -467,6 +533,14 @@ class TokenStream(Widget, can_focus=False):
         if self._gutter is None:
             self._gutter = Style(bgcolor=self.background_colors[1].rich_color)
         return self._gutter
+
+    def _gutter_cell(self) -> Strip:
+        """The blank column where the scrollbar would be (one strip, reused)."""
+        key = self._gutter_style()
+        cell = self._cells.get(("", key))
+        if cell is None:
+            cell = self._cells[("", key)] = Strip.blank(1, key)
+        return cell
 
     def _render_row(self, index: int) -> Strip:
         if self._placeholder():
