@@ -26,7 +26,7 @@ from _pilot import wait_for  # type: ignore[import-not-found]  # noqa: E402
 
 THINK = " ".join(["think"] * 600)
 SPECS = [
-    BackendSpec(name="quick", kind="sim", profile="instant", model="instant", agent="text"),
+    BackendSpec(name="quick", kind="sim", profile="fast-local", model="fast-local", agent="text"),  # slow's first token comes as soon
     BackendSpec(name="slow", kind="sim", profile="fast-local", model="fast-local", agent="text", options={"reasoning": THINK}),
 ]
 
