@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,9 +33,14 @@ def test_200_lanes_race_a_sandboxed_task(tmp_path):
         "backends:\n" + "".join(f"  - {{name: lane{i:03d}, kind: sim, profile: instant}}\n" for i in range(LANES)),
         encoding="utf-8",
     )
+    from thunderdome.race.tasks import load_task
+
+    task = tmp_path / "hello-all.yaml"  # every lane races on after the win: 200 sandboxes run their commands
+    task.write_text(Path(load_task("hello-file").source).read_text().replace("name: hello-file", "name: hello-all")
+                    + "race_on: true\n", encoding="utf-8")
     out = tmp_path / "out.json"
     result = subprocess.run(
-        [sys.executable, "-m", "thunderdome", "race", "--backends", str(backends), "--task", "hello-file",
+        [sys.executable, "-m", "thunderdome", "race", "--backends", str(backends), "--task", str(task),
          "--headless", "--json", str(out), "--no-record"],
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "100"},
     )

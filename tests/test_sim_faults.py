@@ -18,12 +18,8 @@ PATHS = {"openai": "/v1/chat/completions", "ollama": "/api/chat", "anthropic": "
 
 @pytest.fixture
 async def emu():
-    server = EmulatorServer(time_scale=SCALE)
-    await server.start()
-    try:
+    async with EmulatorServer(time_scale=SCALE) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 class Raw:

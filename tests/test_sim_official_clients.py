@@ -21,12 +21,8 @@ SIM = {"thunderdome_sim": {"reply": REPLY}}
 
 @pytest.fixture
 async def emu():
-    server = EmulatorServer(time_scale=SCALE)
-    await server.start()
-    try:
+    async with EmulatorServer(time_scale=SCALE) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,8 @@ END_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
 
 @pytest.fixture
 async def emu():
-    server = EmulatorServer(time_scale=SCALE)
-    await server.start()
-    try:
+    async with EmulatorServer(time_scale=SCALE) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -35,12 +35,8 @@ MSGS = [{"role": "user", "content": "Say hello"}]
 
 @pytest.fixture
 async def emu():
-    server = EmulatorServer(time_scale=SCALE, replies={"magic word": "table reply text"})
-    await server.start()
-    try:
+    async with EmulatorServer(time_scale=SCALE, replies={"magic word": "table reply text"}) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

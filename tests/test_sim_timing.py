@@ -146,12 +146,8 @@ async def test_the_server_never_precomputes_the_schedule(monkeypatch):
 
 @pytest.fixture
 async def emu():
-    server = EmulatorServer(time_scale=1.0)
-    await server.start()
-    try:
+    async with EmulatorServer(time_scale=1.0) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def _post(port: int, body: dict, tag: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

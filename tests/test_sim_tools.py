@@ -79,12 +79,8 @@ def body_for(protocol: str, *, tools: list | None, after_tool: bool = False, **e
 
 @pytest.fixture
 async def emu():
-    server = EmulatorServer(time_scale=SCALE)
-    await server.start()
-    try:
+    async with EmulatorServer(time_scale=SCALE) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -30,12 +30,8 @@ SIM = {"thunderdome_sim": {"reply": "```bash\necho hi > greeting.txt\n```"}}
 
 @pytest.fixture
 async def emu():
-    server = EmulatorServer(time_scale=SCALE)
-    await server.start()
-    try:
+    async with EmulatorServer(time_scale=SCALE) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def test_turn_two_of_a_tool_race_carries_turn_ones_signed_thinking(emu) -> None:

@@ -107,6 +107,13 @@ class EmulatorServer:
         self.port = self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return self.port
 
+    async def __aenter__(self) -> EmulatorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         """Stop listening and drop every open connection."""
         if self._server is not None:
