@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "thunderdome"
 
 LAYERS = {
     "core": ("events", "metrics", "lane_stats", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "trials", "discover", ""),
-    "engine": ("backends", "sim", "sandbox", "race", "config"),
+    "engine": ("backends", "sim", "sandbox", "race", "config", "gateway", "agents"),
     "recordings": ("record", "replay"),
     "sources": ("sources",),
     "consumers": ("tui", "report", "export", "headless"),
