@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 import os
 import shlex
 import shutil
@@ -27,11 +28,12 @@ from typing import Any
 
 from thunderdome.agents.presets import PRESETS, Launch, Preset
 from thunderdome.agents.binaries import find_agent, mounts_for
-from thunderdome.events import CommandExtracted, Event, LaneFailed, LaneFinished, ToolCallDone, Verdict
-from thunderdome.gateway import Gateway, Upstream
+from thunderdome.events import CommandExtracted, Event, LaneFailed, LaneFinished, Notice, ToolCallDone, Verdict
+from thunderdome.gateway import Gateway, Relayed, Upstream
 from thunderdome.race.checks import run_checks
 from thunderdome.race.engine import Lane, Race, RaceMode, build_messages
 from thunderdome.race.turns import clip, eliminate, sim_directive, time_budget
+from thunderdome.sim.tools import COMMAND_FIELDS
 from thunderdome.sandbox import Sandbox, SandboxLimits, detect_isolation
 from thunderdome.sandbox.isolation import SAFE_PATH, SANDBOX_HOME, SANDBOX_WORK, Bind
 from thunderdome.sandbox.limits import MIB, chown_tree
@@ -46,15 +48,23 @@ _RELAY_SOURCE = Path(__file__).with_name("relay.py")
 
 
 def shell_command(call: ToolCallDone) -> str | None:
-    """The shell command a tool call asks for (its ``command`` argument), if any."""
+    """The shell command a tool call asks for (its ``command`` or ``cmd`` argument), if any."""
     try:
         args = json.loads(call.arguments)
     except ValueError:
         return None
-    command = args.get("command") if isinstance(args, dict) else None
+    fields = [args.get(name) for name in COMMAND_FIELDS] if isinstance(args, dict) else []
+    command = next((value for value in fields if value), None)
     if isinstance(command, list) and all(isinstance(part, str) for part in command):
         return shlex.join(command)
     return command if isinstance(command, str) and command else None
+
+
+def relayed_summary(relayed: list[Relayed]) -> str:
+    """What an agent sent, e.g. ``2 x POST /v1/messages (streamed), 1 x GET /v1/models``."""
+    counts = Counter((r.method, r.path, r.turn is not None) for r in relayed)
+    parts = [f"{n} x {method} {path}" + (" (streamed)" if turn else "") for (method, path, turn), n in counts.items()]
+    return ", ".join(parts) or "nothing"
 
 
 def last_line(text: str, limit: int = 160) -> str:
@@ -146,6 +156,8 @@ class AgentRun:
         async def run_check(check_command: str) -> Any:
             return await self.box.run(check_command, timeout=race.task.exec_timeout)
 
+        race.emit(Notice(t=race.clock(), message=f"gateway relayed: {relayed_summary(self.gateway.relayed)}",
+                         lane=lane.name))
         outcome = await run_checks(race.task.checks, workdir=self.box.workdir, result=res, run=run_check)
         turn = max(lane.turn, 1)
         race.emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=outcome.passed, detail=outcome.detail))

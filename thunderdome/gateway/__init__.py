@@ -8,6 +8,6 @@ time is measured from the upstream bytes as they arrive (``server.py``).
 from __future__ import annotations
 
 from thunderdome.gateway.routes import CHAT_PATHS, chat_route
-from thunderdome.gateway.server import Gateway, Relayed, Upstream
+from thunderdome.gateway.server import AGENT_KEYS, Gateway, Relayed, Upstream
 
-__all__ = ["CHAT_PATHS", "Gateway", "Relayed", "Upstream", "chat_route"]
+__all__ = ["AGENT_KEYS", "CHAT_PATHS", "Gateway", "Relayed", "Upstream", "chat_route"]
