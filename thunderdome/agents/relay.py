@@ -3,7 +3,8 @@
 Invariant: standard library only, run as a script by the sandbox's own
 ``python3`` (``python3 relay.py HOST PORT SOCKET``): it binds ``HOST:PORT``
 first and only then detaches (the parent exits 0), so the agent started
-after it never finds the port closed. Each accepted connection is spliced
+after it never finds the port closed (``--foreground``: it does not detach,
+and says ``listening`` on stdout once bound). Each accepted connection is spliced
 byte for byte to a new connection on ``SOCKET``; nothing is read, kept or
 changed. It lives only as long as the sandbox's PID namespace.
 """
@@ -53,14 +54,20 @@ async def _serve(listener: socket.socket, path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    foreground = "--foreground" in argv
+    argv = [arg for arg in argv if arg != "--foreground"]
     if len(argv) != 3:
-        print("usage: relay.py HOST PORT SOCKET", file=sys.stderr)
+        print("usage: relay.py [--foreground] HOST PORT SOCKET", file=sys.stderr)
         return 2
     host, port, path = argv[0], int(argv[1]), argv[2]
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     listener.listen(128)
+    if foreground:
+        print("listening", flush=True)
+        asyncio.run(_serve(listener, path))
+        return 0
     if os.fork():
         return 0  # listening already: the agent may start
     null = os.open(os.devnull, os.O_RDWR)

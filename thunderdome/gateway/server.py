@@ -20,18 +20,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import httpx2
+from urllib.parse import urlsplit
 
-from thunderdome.backends.errors import one_line
-from thunderdome.backends.http import SENT_TRACES, SYNC_WRITE_LIMIT, _raw_chunks, _sent_at, make_client
 from thunderdome.backends.sse import FrameError
 from thunderdome.backends.base import BackendError, Clock
 from thunderdome.events import Event, FirstByte, Notice, RequestSent
 from thunderdome.gateway.routes import Route, chat_route
-from thunderdome.sim.http import ClientGone, HttpError, Request, Responder, read_request
+from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from thunderdome.sim.http import ClientGone, HttpError, Request, Responder, read_request, set_nodelay
 from thunderdome.specs import Timeouts
 
 HOP_BY_HOP = frozenset({
@@ -75,6 +75,11 @@ class Upstream:
             base = base[:-3]  # Ollama's native API lives at the server's root
         return f"{base}{path}" + (f"?{query}" if query else "")
 
+    def target(self, path: str, query: str) -> str:
+        """The request target (path and query) of ``url(path, query)``."""
+        parts = urlsplit(self.url(path, query))
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
 
 @dataclass
 class Relayed:
@@ -87,6 +92,10 @@ class Relayed:
     turn: int | None = None
     """The lane's turn, for a streamed chat request; else None."""
     protocol: str = ""
+    forward_s: float | None = None
+    """Seconds from the agent's request fully read to it leaving for upstream."""
+    relay_s: float | None = None
+    """Seconds from the reply's first chunk off the upstream socket to it written to the agent."""
 
 
 class Gateway:
@@ -113,38 +122,41 @@ class Gateway:
         self.relayed: list[Relayed] = []
         self.turns = 0
         self._chats = 0
-        self._client = make_client(upstream.timeouts, upstream.base_url)
-        self._server: asyncio.AbstractServer | None = None
+        self._pool = UpstreamPool(upstream.base_url, upstream.timeouts.connect)
+        self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[asyncio.Task[Any]] = set()
 
     # -- listening ---------------------------------------------------------------------
 
     async def listen_unix(self, path: str) -> str:
-        """Serve on a Unix socket at ``path`` (made ``0600``); returns the path."""
-        self._server = await asyncio.start_unix_server(self._on_connection, path, limit=256 * 1024)
+        """Serve on a Unix socket at ``path`` (made ``0600``); returns the path.
+        A gateway may listen in several places (each ``listen_*`` adds one)."""
+        self._servers.append(await asyncio.start_unix_server(self._on_connection, path, limit=256 * 1024))
         os.chmod(path, 0o600)
         return path
 
     async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on loopback TCP; returns the base URL ``http://HOST:PORT``."""
-        self._server = await asyncio.start_server(self._on_connection, host, port, limit=256 * 1024)
-        bound = self._server.sockets[0].getsockname()
+        server = await asyncio.start_server(self._on_connection, host, port, limit=256 * 1024)
+        self._servers.append(server)
+        bound = server.sockets[0].getsockname()
         return f"http://{bound[0]}:{bound[1]}"
 
     async def aclose(self) -> None:
         """Stop serving, drop open connections, close the upstream client."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for task in list(self._conns):
             task.cancel()
         if self._conns:
             await asyncio.gather(*self._conns, return_exceptions=True)
-        await self._client.aclose()
+        self._pool.close()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
+        set_nodelay(writer)
         try:
             while True:
                 try:
@@ -204,62 +216,56 @@ class Gateway:
             turn = record.turn = self.turns
             if self.on_turn is not None:
                 self.on_turn(turn)
-        sent: dict[str, float] = {}
-
-        async def trace(name: str, info: Any) -> None:
-            if name in SENT_TRACES:
-                sent[name] = self.clock()
-
-        url = self.upstream.url(req.path, req.query)
-        outgoing = self._client.build_request(req.method, url, content=body, headers=self._headers(req),
-                                              extensions={"trace": trace} if turn else {})
+        target = self.upstream.target(req.path, req.query)
         try:
-            response = await self._client.send(outgoing, stream=True)
-        except httpx2.HTTPError as exc:
-            reason = f"gateway: {req.method} {url} failed: {one_line(str(exc) or type(exc).__name__, 160)}"
+            response = await self._pool.request(req.method, target, self._headers(req), body)
+        except UpstreamError as exc:
+            reason = f"gateway: {req.method} {req.path} to {self._pool.authority} failed: {exc}"
             if turn:
-                self.emit(RequestSent(t=_sent_at(sent, len(body) <= SYNC_WRITE_LIMIT, self.clock), lane=self.lane, turn=turn))
+                self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
             self.emit(Notice(t=self.clock(), message=reason, level="error", lane=self.lane))
             await out.send_json(502, {"error": {"message": reason, "type": "gateway_error"}}, {"Server": SERVER_NAME})
             return
-        record.status = response.status_code
+        record.status = response.status
+        record.forward_s = response.sent - req.t_received
         try:
             if turn:
-                self.emit(RequestSent(t=_sent_at(sent, len(body) <= SYNC_WRITE_LIMIT, self.clock), lane=self.lane, turn=turn))
-            await self._answer(response, out, route if turn and 200 <= response.status_code < 300 else None, turn)
+                self.emit(RequestSent(t=self.clock() - (time.monotonic() - response.sent), lane=self.lane, turn=turn))
+            await self._answer(response, out, route if turn and 200 <= response.status < 300 else None, turn, record)
         finally:
-            await response.aclose()
+            response.release()
 
-    async def _answer(self, response: httpx2.Response, out: Responder, route: Route | None, turn: int) -> None:
+    async def _answer(self, response: UpstreamResponse, out: Responder, route: Route | None, turn: int,
+                      record: Relayed) -> None:
         """Relay ``response`` to the agent as it arrives; parse it (``route``) into the turn's events."""
-        headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "server"}
-        headers["Server"] = response.headers.get("server", SERVER_NAME)
-        length = response.headers.get("content-length")
+        headers = {k: v for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() != "server"}
+        headers["Server"] = response.header("server") or SERVER_NAME
+        length = response.header("content-length")
         chunked = length is None
         if not chunked:
-            headers["Content-Length"] = length
-        await out.start(response.status_code, headers, chunked=chunked, hold=True)
+            headers["Content-Length"] = str(length)
+        await out.start(response.status, headers, chunked=chunked, hold=True)
         reader = _TurnReader(self, route, turn) if route is not None else None
-        chunks = _raw_chunks(response)
         first = True
         try:
-            async for chunk in chunks:
+            async for chunk in response.body():
                 t = self.clock()
-                if not chunk:
-                    continue
-                await out.send(chunk)
-                if turn and first:
+                if first:
+                    arrived = time.monotonic()
+                    await out.send(chunk)
+                    record.relay_s = time.monotonic() - arrived
                     first = False
-                    self.emit(FirstByte(t=t, lane=self.lane, turn=turn, status=response.status_code))
+                    if turn:
+                        self.emit(FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
+                else:
+                    await out.send(chunk)
                 if reader is not None:
                     reader.feed(chunk, t)
-        except httpx2.HTTPError:
-            self.emit(Notice(t=self.clock(), message="gateway: upstream dropped the connection mid-reply",
-                             level="error", lane=self.lane))
+        except UpstreamError as exc:
+            self.emit(Notice(t=self.clock(), message=f"gateway: upstream broke the reply: {exc}", level="error",
+                             lane=self.lane))
             out.abort()  # the agent sees the cut as it happened
             return
-        finally:
-            await chunks.aclose()
         await out.flush()
         await out.end()
         if reader is not None:
