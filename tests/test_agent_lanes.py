@@ -17,7 +17,16 @@ import pytest
 
 from test_gateway import REAL, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 from thunderdome.agents.presets import AGENT_KEY, PRESETS
-from thunderdome.events import CommandExtracted, Event, LaneFailed, LaneFinished, Notice, RequestSent, Verdict
+from thunderdome.events import (
+    CommandExtracted,
+    Event,
+    LaneFailed,
+    LaneFinished,
+    Notice,
+    RequestSent,
+    StreamEnded,
+    Verdict,
+)
 from thunderdome.race.runner import RaceSetupError, run_race
 from thunderdome.race.tasks import load_task
 from thunderdome.sandbox import detect_isolation
@@ -147,12 +156,17 @@ async def test_a_scripted_agent_on_a_sim_lane_runs_the_command_the_emulator_call
     events: list[Event] = []
     await run_race(task, [spec], [events.append], emulator="thread")
     finished = [e for e in events if isinstance(e, LaneFinished)]
-    assert finished and finished[0].reason == "solved: command exited 0 after 2 turns"
+    # the checks read files only: they ran when it asked again after its tool call, and passed then
+    assert finished and finished[0].reason == "solved after the tools of turn 1; command exited 0 after 2 turns"
     commands = [e for e in events if isinstance(e, CommandExtracted)]
     assert [(c.turn, c.command) for c in commands] == [(1, "echo 'Hello, Thunderdome!' > greeting.txt")]
     assert [e.turn for e in events if isinstance(e, RequestSent)] == [1, 2]
-    verdict = next(e for e in events if isinstance(e, Verdict))
-    assert verdict.passed and verdict.turn == 2
+    verdicts = [e for e in events if isinstance(e, Verdict)]
+    times = [e.t for e in events if getattr(e, "lane", "") == "script"]
+    assert times == sorted(times)  # a lane's clock never goes backwards: the recording replays whole
+    first_end = next(e for e in events if isinstance(e, StreamEnded) and e.turn == 1)
+    assert len(verdicts) == 1 and verdicts[0].passed and verdicts[0].turn == 1
+    assert first_end.t < verdicts[0].t < finished[0].t  # judged as the agent asked again, before it stopped
 
 
 async def test_agent_lanes_race_first_correct_tasks_only():

@@ -7,16 +7,21 @@ through one door: a relay on the sandbox's ``127.0.0.1:RELAY_PORT`` to its
 gateway's Unix socket, bound into the sandbox read-only. It holds only the
 throwaway key. Every chat request it sends is a turn of its lane (the
 gateway's events); each shell command it asks for is a ``CommandExtracted``
-as the gateway sees it. When the program stops, the task's checks run on the
-work dir and decide the lane: exactly one ``Verdict``, then ``LaneFinished``
-(passed) or ``LaneEliminated`` (failed, or out of time); a program that
-cannot start (not installed, no bwrap) is a one-line ``LaneFailed``.
+as the gateway sees it. The task's checks decide the lane, with exactly one
+``Verdict``: when the checks only read files, they run each time the agent
+asks again after a tool call (its tools have run: the gateway sees it), and
+the first pass is the lane's verdict and completion time; the agent then
+works on until it stops, and ends ``LaneFinished``. Otherwise they run on
+the work dir when the program stops: ``LaneFinished`` (passed) or
+``LaneEliminated`` (failed, or out of time). A program that cannot start
+(not installed, no bwrap) is a one-line ``LaneFailed``.
 Lanes without a program run in the wrapped race mode, unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections import Counter
 import os
@@ -34,7 +39,7 @@ from thunderdome.race.checks import run_checks
 from thunderdome.race.engine import Lane, Race, RaceMode, build_messages
 from thunderdome.race.turns import clip, eliminate, sim_directive, time_budget
 from thunderdome.sim.tools import COMMAND_FIELDS
-from thunderdome.sandbox import Sandbox, SandboxLimits, detect_isolation
+from thunderdome.sandbox import ExecResult, Sandbox, SandboxLimits, detect_isolation
 from thunderdome.sandbox.isolation import SAFE_PATH, SANDBOX_HOME, SANDBOX_WORK, Bind
 from thunderdome.sandbox.limits import MIB, chown_tree
 
@@ -45,6 +50,10 @@ DOOR = "/opt/thunderdome"
 AGENT_LIMITS = SandboxLimits(max_procs=512, max_memory=16 * 1024 * MIB, max_file_size=256 * MIB)
 """An agent is a big program (a JS runtime with many threads), not one command."""
 _RELAY_SOURCE = Path(__file__).with_name("relay.py")
+FILE_CHECKS = ("file_equals", "file_contains")
+"""Checks that only read the work dir: they may run while the agent works."""
+_NO_OUTPUT = ExecResult(None, "", "", False, 0.0, "", False, None, 0.0, 0.0)
+"""What a check sees as output before the agent has stopped (file checks read none)."""
 
 
 def shell_command(call: ToolCallDone) -> str | None:
@@ -84,6 +93,14 @@ class AgentRun:
         self.door = Path(tempfile.mkdtemp(prefix="thunderdome-door-"))
         self.home = Path(tempfile.mkdtemp(prefix="thunderdome-home-"))
         self.box = Sandbox(limits=AGENT_LIMITS, setup_files=dict(race.task.setup_files))
+        self._tool_turns: set[int] = set()
+        """Turns whose reply called a tool (the agent runs it before its next request)."""
+        self._checks_on_disk = bool(race.task.checks) and all(c.kind in FILE_CHECKS for c in race.task.checks)
+        """Every check reads the work dir only, so it can run while the agent does."""
+        self._pending: set[asyncio.Task[None]] = set()
+        self._last_t = 0.0
+        self.passed_after: int | None = None
+        """The turn after whose tools the work dir first passed (its Verdict is out)."""
         self.gateway = Gateway(
             lane.name, Upstream.of(lane.backend), self._emit, race.clock,
             directive_for=lambda n: sim_directive(race.task, lane, n, seed), on_turn=self._on_turn,
@@ -101,12 +118,36 @@ class AgentRun:
 
     def _on_turn(self, turn: int) -> None:
         self.lane.turn = turn
+        if turn - 1 in self._tool_turns and self._checks_on_disk and self.passed_after is None:
+            self._pending.add(asyncio.get_running_loop().create_task(self._check_after_tools(turn - 1)))
+
+    async def _check_after_tools(self, turn: int) -> None:
+        """The agent's tools of ``turn`` have run (it asks again): if the work
+        dir passes now, this is the lane's passing verdict and completion time;
+        the agent works on until it stops, as it would."""
+        race, lane = self.race, self.lane
+        outcome = await run_checks(race.task.checks, workdir=self.box.workdir, result=_NO_OUTPUT)
+        if outcome.passed and self.passed_after is None and not lane.ended:
+            self.passed_after = turn
+            self._emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=True, detail=outcome.detail))
+
+    def _emit_relayed(self) -> None:
+        self._emit(Notice(t=self.race.clock(), message=f"gateway relayed: {relayed_summary(self.gateway.relayed)}",
+                              lane=self.lane.name))
 
     def _emit(self, event: Event) -> None:
+        """Every event of this lane goes out here, its ``t`` never below the
+        lane's last one: a chunk stamped just before the agent's socket made
+        the gateway wait must not go out after a later event of the lane (a
+        parallel request's, a verdict's) with an earlier time."""
         if self.lane.ended:
             return
+        if event.t < self._last_t:
+            event = dataclasses.replace(event, t=self._last_t)
+        self._last_t = event.t
         self.race.emit(event)
         if isinstance(event, ToolCallDone):
+            self._tool_turns.add(event.turn)
             command = shell_command(event)
             if command is not None:
                 self.race.emit(CommandExtracted(t=event.t, lane=event.lane, turn=event.turn, command=command))
@@ -149,6 +190,13 @@ class AgentRun:
         res = await self.box.run(self.command_line(binary), timeout=time_budget(race), binds=binds)
         if lane.ended:
             return
+        self._emit_relayed()
+        exited = f"{preset.name} exited {res.exit_code if res.exit_code is not None else res.reason}"
+        turns = f"{self.gateway.turns} {'turn' if self.gateway.turns == 1 else 'turns'}"
+        if self.passed_after is not None:
+            reason = f"solved after the tools of turn {self.passed_after}; {exited} after {turns}"
+            race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=reason))
+            return
         if res.timed_out:
             eliminate(race, lane, f"out of time: {preset.name} not done within {race.task.timeout:g} s")
             return
@@ -156,13 +204,11 @@ class AgentRun:
         async def run_check(check_command: str) -> Any:
             return await self.box.run(check_command, timeout=race.task.exec_timeout)
 
-        race.emit(Notice(t=race.clock(), message=f"gateway relayed: {relayed_summary(self.gateway.relayed)}",
-                         lane=lane.name))
         outcome = await run_checks(race.task.checks, workdir=self.box.workdir, result=res, run=run_check)
-        turn = max(lane.turn, 1)
-        race.emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=outcome.passed, detail=outcome.detail))
-        exited = f"{preset.name} exited {res.exit_code if res.exit_code is not None else res.reason}"
-        turns = f"{self.gateway.turns} {'turn' if self.gateway.turns == 1 else 'turns'}"
+        if lane.ended:
+            return
+        self._emit(Verdict(t=race.clock(), lane=lane.name, turn=max(lane.turn, 1), passed=outcome.passed,
+                           detail=outcome.detail))
         if outcome.passed:
             race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=f"solved: {exited} after {turns}"))
             return
@@ -170,6 +216,9 @@ class AgentRun:
         eliminate(race, lane, f"{outcome.detail}; {exited} after {turns}" + (f": {tail}" if tail else ""))
 
     async def close(self) -> None:
+        for task in self._pending:
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
         await self.gateway.aclose()
         await self.box.close()
         shutil.rmtree(self.door, ignore_errors=True)

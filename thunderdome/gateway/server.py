@@ -217,20 +217,23 @@ class Gateway:
             if self.on_turn is not None:
                 self.on_turn(turn)
         target = self.upstream.target(req.path, req.query)
+
+        def sent(at: float) -> None:
+            record.forward_s = at - req.t_received
+            if turn:
+                self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
+
         try:
-            response = await self._pool.request(req.method, target, self._headers(req), body)
+            response = await self._pool.request(req.method, target, self._headers(req), body, sent)
         except UpstreamError as exc:
             reason = f"gateway: {req.method} {req.path} to {self._pool.authority} failed: {exc}"
-            if turn:
+            if turn and record.forward_s is None:
                 self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
             self.emit(Notice(t=self.clock(), message=reason, level="error", lane=self.lane))
             await out.send_json(502, {"error": {"message": reason, "type": "gateway_error"}}, {"Server": SERVER_NAME})
             return
         record.status = response.status
-        record.forward_s = response.sent - req.t_received
         try:
-            if turn:
-                self.emit(RequestSent(t=self.clock() - (time.monotonic() - response.sent), lane=self.lane, turn=turn))
             await self._answer(response, out, route if turn and 200 <= response.status < 300 else None, turn, record)
         finally:
             response.release()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -153,8 +154,11 @@ class UpstreamPool:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _Conn(reader, writer)
 
-    async def request(self, method: str, target: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
-        """Send one request (``target``: path and query) and read its head."""
+    async def request(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                      on_sent: Callable[[float], None] | None = None) -> UpstreamResponse:
+        """Send one request (``target``: path and query) and read its head.
+        ``on_sent(monotonic)`` is told once, the moment the request is on the
+        socket, before any wait for the answer."""
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.authority}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         if body or method in ("POST", "PUT", "PATCH"):
@@ -166,6 +170,8 @@ class UpstreamPool:
             if conn.writer.transport.get_write_buffer_size():
                 await conn.writer.drain()
             sent = time.monotonic()
+            if on_sent is not None and attempt == 1:
+                on_sent(sent)
             try:
                 head = await conn.reader.readuntil(b"\r\n\r\n")
             except asyncio.IncompleteReadError as exc:
