@@ -124,7 +124,10 @@ def _opencode_files(launch: Launch) -> dict[str, str]:
 
 
 def _opencode_env(launch: Launch) -> dict[str, str]:
-    return {"OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "XDG_CONFIG_HOME": f"{launch.home}/.config"}
+    # Offline, each of these fetches waits for its timeout before the first request
+    # (models.dev alone: ~8 s); none of them is the agent's own work.
+    offline = ("AUTOUPDATE", "MODELS_FETCH", "DEFAULT_PLUGINS", "SHARE", "LSP_DOWNLOAD", "CLAUDE_CODE", "EXTERNAL_SKILLS")
+    return {"XDG_CONFIG_HOME": f"{launch.home}/.config", **{f"OPENCODE_DISABLE_{name}": "1" for name in offline}}
 
 
 def _command_argv(launch: Launch) -> list[str]:
