@@ -179,6 +179,23 @@ async def test_key_echoed_by_the_server_is_redacted(monkeypatch: pytest.MonkeyPa
     assert server.seen[0].headers["authorization"] == "Bearer sk-live-echoed-999"
 
 
+@pytest.mark.parametrize("frame", [
+    b'data: {"error": {"message": "bad key %s via http://bob:%s@proxy/?key=%s"}}\n\n',
+    b'data: {"bad key %s via http://bob:%s@proxy/?key=%s\n\n',
+])
+async def test_a_key_or_url_credential_echoed_mid_stream_is_redacted(monkeypatch: pytest.MonkeyPatch, frame: bytes) -> None:
+    key, password, query = "lane-cred-0123456789", "pw-userinfo-4242", "qk-param-98765"
+    monkeypatch.setenv("TD_LANE_CRED", key)  # known only as this lane's api_key_env (no _API_KEY suffix)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    body = frame % (key.encode(), password.encode(), query.encode())
+    async with RawServer(lambda seen: [head, body, CLOSE]) as server:
+        out = await collect(make_backend(raw_spec("openai", server.url + "/v1", api_key_env="TD_LANE_CRED")))
+    assert out.error is not None
+    assert out.error.reason.count("[redacted]") >= 2 and "***" not in out.error.reason, out.error.reason
+    for secret in (key, password, query):
+        assert secret[:8] not in out.error.reason and secret[-8:] not in out.error.reason, out.error.reason
+
+
 async def test_raw_drop_and_clean_close_without_end() -> None:
     frame = b'data: {"choices":[{"delta":{"content":"tok"}}]}\n\n'
     async with RawServer(lambda seen: chunked([frame] * 3, end=False) + [CLOSE]) as server:

@@ -70,3 +70,24 @@ def test_a_main_the_child_cannot_load_is_reported():
     with pytest.raises((pickle.PicklingError, AttributeError)):
         source.start(lambda e: None)  # refused before any process is spawned
     assert source._proc is None
+
+
+def _one_of_each_event() -> list[ev.Event]:
+    classes = [c for c in vars(ev).values() if isinstance(c, type) and issubclass(c, ev.Event)]
+    made = []
+    for cls in classes:
+        needed = [f for f in dataclasses.fields(cls)
+                  if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        made.append(cls(**{f.name: (1.25 if f.name == "t" else f"{cls.__name__}.{f.name}") for f in needed}))
+    return made
+
+
+def test_events_cross_the_pipe_by_their_fields_and_load_as_any_pickle():
+    from thunderdome.sources.base import RecordingStatus
+    from thunderdome.sources.child_process import _dumps
+
+    items: list[object] = [*_one_of_each_event(), ev.TokenDelta(t=0.5, lane="a", text="é\x00", channel="reasoning", turn=3),
+                           RecordingStatus("race.jsonl", error="disk full", events=3, last_t=0.5)]
+    data = _dumps(("events", items))
+    assert pickle.loads(data) == ("events", items)
+    assert [type(x) for x in pickle.loads(data)[1]] == [type(x) for x in items]

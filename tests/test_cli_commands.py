@@ -223,3 +223,23 @@ def test_sandbox_runs_a_command_and_prints_json():
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["exit_code"] == 3 and out["stdout"] == "hi\n"
+
+
+def test_replay_headless_with_speed_plays_in_time_then_prints_the_results():
+    """``--speed`` is honoured headless (#14.7): the moments come on stderr as
+    the replay reaches them, no sooner than race time / speed; without
+    ``--speed`` the results come at once, with no moment lines."""
+    recording = Path(__file__).resolve().parent / "fixtures" / "long-sim.jsonl"
+    last_t = json.loads(recording.read_text(encoding="utf-8").splitlines()[-1])["t"]
+    speed = 0.5
+    started = time.monotonic()
+    timed = run_cli("replay", str(recording), "--headless", "--speed", str(speed))
+    took = time.monotonic() - started
+    assert timed.returncode == 0, timed.stderr
+    assert took >= last_t / speed  # a lower bound only: it cannot have played faster than asked
+    moments = [line for line in timed.stderr.splitlines() if " first token (TTFT " in line]
+    assert len(moments) >= 2, timed.stderr
+    assert "🏆 winner: fast" in timed.stdout and "🏆" not in timed.stderr
+    at_once = run_cli("replay", str(recording), "--headless")
+    assert at_once.returncode == 0 and " first token (TTFT " not in at_once.stderr, at_once.stderr
+    assert "winner: fast" in at_once.stdout

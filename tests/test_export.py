@@ -36,8 +36,8 @@ LONG_RESULTS = {
     },
     "lanes": [
         lane(name="cloud", model="gpt-oss-120b", status="winner", rank=1, ttfb_s=0.85, ttft_s=0.9, ttfa_s=0.9,
-             e2e_s=5.1212, tokens=878, output_tps=208.0, itl_p50_ms=4.81, itl_p99_ms=6.2, finish_reason="length"),
-        lane(name="spark", kind="ollama", model="gpt-oss:120b", rank=2, ttft_s=1.39, ttfa_s=3.2, e2e_s=21.83,
+             e2e_s=5.1212, finish_s=5.1412, tokens=878, output_tps=208.0, itl_p50_ms=4.81, itl_p99_ms=6.2, finish_reason="length"),
+        lane(name="spark", kind="ollama", model="gpt-oss:120b", rank=2, ttft_s=1.39, ttfa_s=3.2, e2e_s=21.83, finish_s=21.85,
              tokens=878, tokens_source="server", output_tps=42.9, server_tps=43.26, itl_p50_ms=23.3, itl_p99_ms=31.0),
         lane(name="pipe|lane", kind="openai", model="llama|3", status="error", rank=3, ttft_s=2.05, e2e_s=9.0,
              tokens=57, tokens_source="estimate", output_tps=8.7, itl_p50_ms=115.0, itl_p99_ms=180.5,
@@ -97,18 +97,19 @@ def test_markdown_table_shape_and_numbers():
     head, rule, *body = rows
     assert cells(head) == [
         "#", "lane", "model", "status", "TTFT s", "TTFA s", "e2e s", "tokens", "tok/s",
-        "server tok/s", "ITL p50 ms", "ITL p99 ms", "ITL max ms", "stalls", "verdict / error",
+        "server tok/s", "ITL p50 ms", "ITL p99 ms", "ITL max ms", "stalls", "finish s", "verdict / error",
     ]  # fmt: skip
     assert len(body) == 3
     assert all(len(cells(r)) == len(cells(head)) for r in rows)  # no row breaks
     assert len({len(r) for r in rows}) == 1  # padded: columns line up as plain text
     assert cells(rule)[4].endswith(":") and cells(rule)[1].startswith(":")  # numbers right, text left
     assert cells(body[0]) == [
-        "1", "cloud", "gpt-oss-120b", "winner", "0.900", "0.900", "5.121", "878", "208.0", "—", "4.8", "6.2",
-        "—", "—", "—",
+        "1", "cloud", "gpt-oss-120b", "winner", "0.90", "0.90", "5.12", "878", "208.0", "—", "4.8", "6.2",
+        "—", "—", "5.14", "—",
     ]  # fmt: skip
     assert cells(body[1])[9] == "43.3"
-    assert "0.900 |" in body[0]  # right-aligned: the value ends at the cell border
+    assert cells(body[1])[14] == "21.9" and cells(body[2])[14] == "—"  # finish: the race clock, clean finishes only
+    assert "0.90 |" in body[0]  # right-aligned: the value ends at the cell border
 
 
 def test_markdown_escapes_pipes_newlines_and_html():
@@ -123,7 +124,7 @@ def test_markdown_escapes_pipes_newlines_and_html():
 
 def test_markdown_calls_out_winner_isolation_and_footnotes():
     md = export_results(LONG_RESULTS, "md")
-    assert "**Winner: cloud** (gpt-oss-120b), finished in 5.12 s at 208.0 tok/s." in md
+    assert "**Winner: cloud** (gpt-oss-120b), finished first in 5.14 s at 208.0 tok/s." in md
     assert "Isolation: none" in md
     for name in ("TTFT", "TTFA", "e2e", "tok/s", "ITL", "server tok/s"):
         assert re.search(rf"^- {re.escape(name)}: ", md, re.M), name
@@ -134,9 +135,9 @@ def test_markdown_for_a_thunderdome_race():
     md = export_results(TD_RESULTS, "md")
     head, _, winner, loser = table_rows(md)
     assert "completion s" in cells(head)
-    assert cells(winner)[cells(head).index("completion s")] == "1.040"
+    assert cells(winner)[cells(head).index("completion s")] == "1.04"
     assert cells(loser)[-1] == "fail: file differs; eliminated by cloud"
-    assert "**Winner: cloud** (m), completed the task in 1.040 s." in md
+    assert "**Winner: cloud** (m), completed the task in 1.04 s." in md
     assert "**rlimits**" in md and "weaker" in md  # the sandbox fallback is not hidden
     assert re.search(r"^- completion: ", md, re.M)
     assert "\\* estimated" not in md  # no estimate, no footnote
@@ -182,4 +183,4 @@ async def test_export_file_reads_a_recording(tmp_path):
     assert data["winner"] == "solo" and data["lanes"][0]["tokens"] == 2
     assert data["lanes"][0]["ttft_s"] == pytest.approx(0.1)
     row = cells(table_rows(export_file(path, "md"))[2])
-    assert row[:4] == ["1", "solo", "instant", "winner"] and row[4] == "0.100" and row[7] == "2*"
+    assert row[:4] == ["1", "solo", "instant", "winner"] and row[4] == "0.10" and row[7] == "2*"

@@ -25,7 +25,7 @@ REPLIES = {
     "prompt lines only": (f"{FENCE}bash\n$ echo one\n$ echo two\n{FENCE}", "echo one\necho two"),
     "python block skipped": (f"{FENCE}python\nprint('x')\n{FENCE}\nthen\n{FENCE}bash\necho real\n{FENCE}", "echo real"),
     "crlf line ends": (f"{FENCE}bash\r\necho crlf\r\n{FENCE}\r\n", "echo crlf"),
-    "long fence holds short one": (f"````bash\necho a\n```\necho b\n````", "echo a\n```\necho b"),
+    "long fence holds short one": ("````bash\necho a\n```\necho b\n````", "echo a\n```\necho b"),
     "block inside think skipped": (f"<think>\nMaybe:\n{FENCE}bash\nrm -rf ~\n{FENCE}\nNo.\n</think>\n{FENCE}bash\necho ok\n{FENCE}", "echo ok"),
     "think mid-line": (f"Plan: <think>{FENCE}sh\nkill -9 1\n{FENCE}</think>\n{FENCE}sh\nls\n{FENCE}", "ls"),
     "tag-like text kept": (f"{FENCE}bash\necho '<thin' '</think' > f\n{FENCE}", "echo '<thin' '</think' > f"),

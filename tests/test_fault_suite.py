@@ -93,15 +93,18 @@ def reason_pattern(fault: str, protocol: str) -> str:
         "huge_line": r"frame larger than 1 MiB",
         "error_frame": rf"server error mid-stream: {OVERLOADED[protocol]}.*",
         "no_end": rf"stream ended without {END[protocol]} after {FAULT_AT} tokens \(likely cut\)",
-        "cut": rf"stream cut: ended without a finish reason after {FAULT_AT} tokens",
+        "cut": r"stream cut: ended without a finish reason after 0 tokens",
     }[fault]
 
 
 BEFORE_STREAM = ("refused", "http_401", "http_404", "http_429", "http_500", "http_503", "html_200", "stall_before")
 """Faults that strike before any token: the lane keeps 0 tokens."""
-MID_STREAM = ("drop_mid", "stall_after", "bad_json", "bad_utf8", "huge_line", "error_frame", "no_end", "cut")
+MID_STREAM = ("drop_mid", "stall_after", "bad_json", "bad_utf8", "huge_line", "error_frame", "no_end")
 """Faults that strike after ``FAULT_AT`` tokens: the lane keeps exactly those."""
-FAULTS = BEFORE_STREAM + MID_STREAM
+EMPTY_STREAM = ("cut",)
+"""Faults with a body but no token: role chunk, then the end marker with no finish reason (after
+tokens, that is a clean end: tests/test_clean_end.py)."""
+FAULTS = BEFORE_STREAM + MID_STREAM + EMPTY_STREAM
 STALLS = ("stall_before", "stall_after")
 
 
@@ -356,7 +359,7 @@ async def test_race_fault_ends_only_its_lane(emulator: Any, protocol: str, fault
     healthy = rows["healthy"]
     assert healthy["status"] == "winner" and healthy["tokens"] == MAX_TOKENS and results["winner"] == "healthy"
     # a body byte arrived only where the stream got going before the fault
-    assert any(isinstance(e, FirstByte) and e.lane == "lane" for e in events) == (fault in MID_STREAM)
+    assert any(isinstance(e, FirstByte) and e.lane == "lane" for e in events) == (fault not in BEFORE_STREAM)
     if fault in MID_STREAM:  # the tokens kept are the healthy stream's first ones
         assert lane_text(events, "healthy").startswith(lane_text(events, "lane"))
     assert compute_results(events) == results
@@ -457,8 +460,9 @@ CUT_MID_COMMAND = {
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("task_name", sorted(CUT_MID_COMMAND))
 async def test_race_thunderdome_cut_mid_command_runs_nothing(emulator: Any, protocol: str, task_name: str) -> None:
-    """A reply cut (clean end, no finish reason) in the middle of its shell
-    block: half a command must never run; the lane ends in error."""
+    """A reply that ends (end marker, no finish reason) in the middle of its
+    shell block: half a command must never run; every turn is told so and
+    the lane ends with that verdict, not an error."""
     entry = lane_entry("cut", protocol, "cut", 0)
     entry["options"]["fault_at"] = CUT_MID_COMMAND[task_name]
     entries = [entry, lane_entry("other", protocol, "refused", closed_port())]  # the arena needs opponents
@@ -467,9 +471,10 @@ async def test_race_thunderdome_cut_mid_command_runs_nothing(emulator: Any, prot
                                sim_url=emulator.url, time_scale=TIME_SCALE)
     rows = {lane["name"]: lane for lane in standings.results()["lanes"]}
     assert not [e for e in events if isinstance(e, (CommandExtracted, ExecFinished))]
-    assert rows["cut"]["tokens"] == CUT_MID_COMMAND[task_name]
-    expected = f"stream cut: ended without a finish reason after {CUT_MID_COMMAND[task_name]} tokens"
-    assert rows["cut"]["status"] == "error" and rows["cut"]["error"] == expected, rows["cut"]
+    turns = load_task(task_name).max_turns
+    assert rows["cut"]["turns"] == turns and rows["cut"]["tokens"] == turns * CUT_MID_COMMAND[task_name]
+    assert rows["cut"]["status"] != "error" and rows["cut"]["error"] is None, rows["cut"]
+    assert rows["cut"]["verdict"] == "reply cut mid-command (no finish reason): nothing ran", rows["cut"]
     assert_well_formed(events, ["cut", "other"])
 
 

@@ -223,7 +223,7 @@ def priced_race(price: dict[str, float] | None, *, input_tokens: int | None = 12
     events: list[Event] = [RaceStarted(t=0.0, lanes=(info,), max_tokens=1000)]
     for turn in range(1, turns + 1):
         events += [RequestSent(t=turn, lane="a", turn=turn)]
-        events += [TokenDelta(t=turn + 0.1 * (i + 1), lane="a", text="w", turn=turn) for i in range(5)]
+        events += [TokenDelta(t=turn + 0.1 * (i + 1), lane="a", text="w" * 20, turn=turn) for i in range(5)]
         events += [Usage(t=turn + 0.6, lane="a", turn=turn, output_tokens=400, input_tokens=input_tokens)]
     return events + [LaneFinished(t=turns + 1, lane="a"), RaceFinished(t=turns + 1, winner="a")]
 

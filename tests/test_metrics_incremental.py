@@ -27,22 +27,25 @@ from thunderdome.events import (
     LaneFailed,
     LaneFinished,
     LaneStarted,
+    LaneStopped,
     RaceFinished,
     RaceStarted,
     RequestSent,
+    ServerTimings,
     StreamEnded,
     TokenDelta,
     ToolCallDelta,
     Usage,
     Verdict,
+    WinnerDecided,
 )
 from thunderdome.metrics import Standings, compute_results, lane_stats
 
 # -- the reference: every figure from scratch, by the definitions -------------------------
 
-TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, ToolCallDelta, Usage, StreamEnded)
-LANE_EVENTS = TURN_EVENTS + (LaneStarted, CommandExtracted, Verdict, LaneFinished, LaneEliminated, LaneFailed)
-ENDED = ("finished", "winner", "eliminated", "error")
+TURN_EVENTS = (RequestSent, FirstByte, TokenDelta, ToolCallDelta, Usage, ServerTimings, StreamEnded)
+LANE_EVENTS = TURN_EVENTS + (LaneStarted, CommandExtracted, Verdict, LaneFinished, LaneEliminated, LaneFailed, LaneStopped)
+ENDED = ("finished", "winner", "eliminated", "error", "stopped")
 
 
 def new_lane(name: str, index: int) -> dict[str, Any]:
@@ -68,8 +71,10 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
                 lane = lane_of(info["name"])
                 lane["kind"], lane["model"], lane["price"] = info["kind"], info["model"], info.get("price")
                 lane["time_scale"] = info.get("time_scale", e.time_scale if info["kind"] == "sim" else 1.0)
-        elif isinstance(e, RaceFinished):
-            race["finished_t"], race["winner"] = e.t, e.winner
+        elif isinstance(e, (RaceFinished, WinnerDecided)):
+            if isinstance(e, RaceFinished):
+                race["finished_t"] = e.t
+            race["winner"] = e.winner
             if e.winner in lanes:
                 lanes[e.winner]["status"] = "winner"
         if not isinstance(e, LANE_EVENTS):
@@ -78,7 +83,7 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
         running = lane["status"] not in ENDED
         if isinstance(e, TURN_EVENTS):
             turn = lane["turns"].setdefault(e.turn, {"request": e.t, "byte": None, "tokens": [], "answers": [],
-                                                     "usage": None, "source": None, "server_tps": None,
+                                                     "usage": None, "source": None, "server_tps": None, "chars": 0, "server": {},
                                                      "input": None, "finish": None, "ended": None})
         if isinstance(e, RequestSent):
             turn["request"] = e.t
@@ -87,10 +92,12 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
             turn["byte"] = e.t
         elif isinstance(e, ToolCallDelta):  # tool arguments: output, not answer text
             turn["tokens"].append(e.t)
+            turn["chars"] += len(e.text)
             if running:
                 lane["status"] = "streaming"
         elif isinstance(e, TokenDelta):
             turn["tokens"].append(e.t)
+            turn["chars"] += len(e.text)
             if e.channel == "answer":
                 turn["answers"].append(e.t)
             if running:
@@ -104,6 +111,9 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
                 turn["input"] = e.input_tokens
         elif isinstance(e, StreamEnded):
             turn["finish"], turn["ended"] = e.finish_reason, e.t
+        elif isinstance(e, ServerTimings):
+            turn["server"].update({k: v for k, v in (("prefill_s", e.prefill_s), ("load_s", e.load_s),
+                                                     ("cached_tokens", e.cached_tokens)) if v is not None})
         elif isinstance(e, LaneStarted):
             lane["skew"] = e.skew
         elif isinstance(e, CommandExtracted) and running:
@@ -112,8 +122,9 @@ def replay(events: list[Event]) -> tuple[dict[str, Any], dict[str, dict[str, Any
             lane["verdict"] = e.detail or ("pass" if e.passed else "fail")
             if e.passed and lane["completion"] is None:
                 lane["completion"] = e.t
-        elif isinstance(e, (LaneFinished, LaneEliminated, LaneFailed)):
-            lane["status"] = {LaneFinished: "finished", LaneEliminated: "eliminated", LaneFailed: "error"}[type(e)]
+        elif isinstance(e, (LaneFinished, LaneEliminated, LaneFailed, LaneStopped)):
+            lane["status"] = {LaneFinished: "finished", LaneEliminated: "eliminated", LaneFailed: "error",
+                              LaneStopped: "stopped"}[type(e)]
             lane["end_t"], lane["reason"] = e.t, e.reason
             if isinstance(e, LaneEliminated):
                 lane["by"] = e.by
@@ -129,11 +140,30 @@ def percentile(ordered: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def believed(t: dict[str, Any]) -> bool:
+    """The server's count stands unless the stream contradicts it: below one
+    token per delta, or above four per character (+2 end-of-turn tokens)."""
+    return t["usage"] is not None and len(t["tokens"]) <= t["usage"] <= 4 * t["chars"] + 2
+
+
+def turn_tokens(t: dict[str, Any]) -> int:
+    return t["usage"] if believed(t) else len(t["tokens"])
+
+
+def count_check(turns: list[dict[str, Any]]) -> str:
+    for number, t in enumerate(turns, 1):
+        if t["usage"] is not None and not believed(t):
+            n, what = (len(t["tokens"]), "non-empty deltas") if t["usage"] < len(t["tokens"]) else (t["chars"], "characters streamed")
+            check = f"server counted {t['usage']} tokens for {n} {what}"
+            return check if number == 1 else f"turn {number}: {check}"
+    return ""
+
+
 def generation(turns: list[dict[str, Any]]) -> tuple[int, float]:
     """Output speed's numerator and denominator over whole turns (two or more tokens)."""
     gen_tokens, gen_time = 0, 0.0
     for t in turns:
-        count = t["usage"] if t["usage"] is not None else len(t["tokens"])
+        count = turn_tokens(t)
         if count >= 2 and t["tokens"]:
             t_ttft, t_e2e = t["tokens"][0] - t["request"], t["tokens"][-1] - t["request"]
             if t_e2e > t_ttft:
@@ -153,7 +183,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A lane's figures by the metric table: N per turn is usage if reported, else deltas.
     ``now``: the rate and the stall read at that moment."""
     turns = list(lane["turns"].values())  # in the order they were opened
-    n = [t["usage"] if t["usage"] is not None else len(t["tokens"]) for t in turns]
+    n = [turn_tokens(t) for t in turns]
     first = turns[0] if turns else None
     ttfb = ttft = ttfa = e2e = None
     finish = max((t["tokens"][-1] for t in turns if t["tokens"]), default=None)
@@ -165,7 +195,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         e2e = None if finish is None else finish - first["request"]
     gen_tokens, gen_time = generation(turns)
     tps = gen_tokens / gen_time if gen_time > 0 else None
-    sources = {t["source"] if t["usage"] is not None else "estimate" for t, count in zip(turns, n)
+    sources = {t["source"] if believed(t) else "estimate" for t, count in zip(turns, n)
                if count or t["tokens"]}
     source = ("estimate" if not sources else next(iter(sources)) if len(sources) == 1
               else "estimate" if "estimate" in sources else "usage")
@@ -179,7 +209,7 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
     live, stalled = streaming(lane), None
     if now is not None and live is not None:
-        count = live["usage"] if live["usage"] is not None else len(live["tokens"])
+        count = turn_tokens(live)
         if count >= 2:  # the rate at now: the silence since the last delta counts
             closed_tokens, closed_time = generation(turns[:-1])
             spent = closed_time + max(now, live["tokens"][-1]) - live["tokens"][0]
@@ -187,6 +217,9 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         silence = now - live["tokens"][-1]
         stalled = silence if silence > max(1.0, 10 * (percentile(gaps, 50) or 0.0)) else None
     median = percentile(gaps, 50) or 0.0
+    deltas = sum(len(t["tokens"]) for t in turns)  # deltas of one read share its stamp: a gap of 0
+    reads = sum(1 + sum(b - a > 0 for a, b in zip(t["tokens"], t["tokens"][1:])) for t in turns if t["tokens"])
+    per_read = deltas / reads if reads else None
     inputs = [t["input"] for t in turns if t["input"] is not None]
     input_tokens = sum(inputs) if inputs else None
     price = lane["price"] or {}
@@ -195,10 +228,11 @@ def figures(lane: dict[str, Any], now: float | None = None) -> dict[str, Any]:
             t["input"] is None for t, count in zip(turns, n) if count or t["tokens"])):
         cost = ((input_tokens or 0) * price.get("input_per_mtok", 0.0) + sum(n) * price.get("output_per_mtok", 0.0)) / 1e6
     return {
-        "ttfb_s": ttfb, "ttft_s": ttft, "ttfa_s": ttfa, "e2e_s": e2e, "tokens": sum(n), "tokens_source": source,
+        "ttfb_s": ttfb, "ttft_s": ttft, "ttfa_s": ttfa, "e2e_s": e2e, "tokens": sum(n), "tokens_source": source, "count_check": count_check(turns),
         "output_tps": tps,
         "itl_p50_ms": ms(50), "itl_p90_ms": ms(90), "itl_p99_ms": ms(99), "itl_max_ms": ms(100),
         "stalls": sum(1 for g in gaps if g > max(1.0, 10 * median)), "stalled_s": stalled,
+        "deltas_per_read": per_read, "itl_limited": per_read is not None and per_read >= 1.5,
         "server_tps": server[-1] if server else None, "finish_t": finish, "turns": len(turns),
         "finish_reason": turns[-1]["finish"] if turns else None,
         "input_tokens": input_tokens, "cost": cost, "time_scale": lane["time_scale"],
@@ -216,7 +250,7 @@ FIGURES = tuple(figures(new_lane("x", 0)))
 
 
 def live_tokens(lane: dict[str, Any]) -> int:
-    return sum(max(len(t["tokens"]), t["usage"] or 0) for t in lane["turns"].values())
+    return sum(map(turn_tokens, lane["turns"].values()))
 
 
 def projection(race: dict[str, Any], lanes: dict[str, dict[str, Any]], lane: dict[str, Any],
@@ -253,7 +287,7 @@ def order(race: dict[str, Any], lanes: dict[str, dict[str, Any]], now: float) ->
                 return (1, lane["completion"], i)
             if status not in ENDED:
                 return (2, 0.0, i)
-            return (3, -(lane["end_t"] or 0.0), i) if status in ("eliminated", "finished") else (4, 0.0, i)
+            return (3, -(lane["end_t"] or 0.0), i) if status in ("eliminated", "finished", "stopped") else (4, 0.0, i)
         if status in ("finished", "winner") and fig["finish_t"] is not None:
             return (0, fig["finish_t"], i)
         if status not in ENDED:
@@ -262,6 +296,20 @@ def order(race: dict[str, Any], lanes: dict[str, dict[str, Any]], now: float) ->
         return (2, -fig["tokens"], i)
 
     return [lane["name"] for lane in sorted(lanes.values(), key=key)]
+
+
+def server_of(lane: dict[str, Any]) -> dict[str, Any]:
+    turns = list(lane["turns"].values())
+    return turns[0]["server"] if turns else {}
+
+
+def split_of(lane: dict[str, Any], fig: dict[str, Any]) -> dict[str, float] | None:
+    """Turn 1's TTFT: the server's load and prefill, the rest (never below 0), rounded as --json is."""
+    said = {k: v for k, v in server_of(lane).items() if k in ("load_s", "prefill_s")}
+    if not said or fig["ttft_s"] is None:
+        return None
+    said["rest_s"] = max(fig["ttft_s"] - sum(said.values()), 0.0)
+    return {k: round(v, 4) for k, v in said.items()}
 
 
 def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
@@ -278,8 +326,8 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
         out.append({
             "name": name, "kind": lane["kind"], "model": lane["model"], "status": lane["status"], "rank": rank,
             "ttfb_s": r(fig["ttfb_s"]), "ttft_s": r(fig["ttft_s"]), "ttfa_s": r(fig["ttfa_s"]),
-            "e2e_s": r(fig["e2e_s"]), "tokens": fig["tokens"], "tokens_source": fig["tokens_source"],
-            "output_tps": r(fig["output_tps"], 2), "itl_p50_ms": r(fig["itl_p50_ms"], 3),
+            "e2e_s": r(fig["e2e_s"]), "finish_s": r(fig["finish_t"]), "tokens": fig["tokens"], "tokens_source": fig["tokens_source"],
+            "count_check": fig["count_check"] or None, "output_tps": r(fig["output_tps"], 2), "itl_p50_ms": r(fig["itl_p50_ms"], 3),
             "itl_p90_ms": r(fig["itl_p90_ms"], 3), "itl_p99_ms": r(fig["itl_p99_ms"], 3),
             "server_tps": r(fig["server_tps"], 2), "completion_s": r(lane["completion"]),
             "turns": fig["turns"], "verdict": lane["verdict"],
@@ -287,6 +335,9 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "eliminated_by": lane["by"], "finish_reason": fig["finish_reason"],
             "start_skew_ms": r(lane["skew"] * 1000.0, 3),
             "itl_max_ms": r(fig["itl_max_ms"], 3), "stalls": fig["stalls"], "input_tokens": fig["input_tokens"],
+            "deltas_per_read": r(fig["deltas_per_read"], 3), "itl_limited": fig["itl_limited"],
+            "ttft_split": split_of(lane, fig), "cached_tokens": server_of(lane).get("cached_tokens"),
+            "prompt_cached": bool(server_of(lane).get("cached_tokens")),
             "price_input_per_mtok": (lane["price"] or {}).get("input_per_mtok"),
             "price_output_per_mtok": (lane["price"] or {}).get("output_per_mtok"),
             "cost": r(fig["cost"], 6), "time_scale": lane["time_scale"],
@@ -330,6 +381,10 @@ def lane_events(draw: st.DrawFn, name: str, kind: str) -> list[Event]:
                                 source=draw(st.sampled_from(["usage", "server"])),
                                 server_tps=draw(st.none() | st.sampled_from([12.5, 40.0]))))
         if draw(st.booleans()):
+            events.append(ServerTimings(t=t, lane=name, turn=turn, prefill_s=draw(st.none() | st.sampled_from([0.0, 0.2, 9.0])),
+                                        load_s=draw(st.none() | st.just(0.05)),
+                                        cached_tokens=draw(st.none() | st.sampled_from([0, 12]))))
+        if draw(st.booleans()):
             events.append(StreamEnded(t=t, lane=name, turn=turn, finish_reason=draw(st.sampled_from(["stop", "length", None]))))
         if draw(st.booleans()):
             events.append(CommandExtracted(t=t, lane=name, turn=turn, command="ls"))
@@ -344,7 +399,7 @@ def lane_events(draw: st.DrawFn, name: str, kind: str) -> list[Event]:
             Usage(t=t, lane=name, turn=late, output_tokens=7, source="usage", server_tps=99.0),
             StreamEnded(t=t, lane=name, turn=late, finish_reason="stop"),
         ])))
-    end = draw(st.sampled_from([None, LaneFinished, LaneEliminated, LaneFailed]))
+    end = draw(st.sampled_from([None, LaneFinished, LaneEliminated, LaneFailed, LaneStopped]))
     if end is not None:
         t += draw(gaps)
         events.append(end(t=t, lane=name, reason=draw(st.sampled_from(["", "HTTP 500"]))))
@@ -366,6 +421,9 @@ def races(draw: st.DrawFn) -> list[Event]:
     picks = draw(st.permutations([i for i, stream in enumerate(streams) for _ in stream]))
     for i in picks:
         events.append(streams[i].pop(0))
+    if draw(st.booleans()):  # the win called before the end, at any moment
+        at = draw(st.integers(1, len(events)))
+        events.insert(at, WinnerDecided(t=events[at - 1].t, winner=draw(st.sampled_from(names))))
     if draw(st.booleans()):
         events.append(RaceFinished(t=max(e.t for e in events) + 0.01, winner=draw(st.sampled_from([None, *names]))))
     return events

@@ -113,6 +113,29 @@ def test_a_key_pasted_as_the_variable_name_is_never_printed(tmp_path, server):
     assert_no_piece(listing, "backends")
 
 
+@pytest.mark.parametrize("start", [20, 50, 70])
+async def test_check_output_is_redacted_before_it_is_cut(keys, start):
+    """A check's output is cut to 80 characters, a file's or stdout's to 60:
+    a key starting anywhere before the cut leaves no piece of itself."""
+    from thunderdome.race.checks import run_checks
+    from thunderdome.sandbox import Sandbox, SandboxLimits, detect_isolation
+    from thunderdome.specs import Check
+
+    said = "x" * start + KEY + " and more"
+    checks = [Check(kind="stdout_equals", value="42"), Check(kind="command", command=f"printf '{said}' >&2; exit 1")]
+    async with Sandbox(limits=SandboxLimits(timeout=10), isolation=detect_isolation()) as box:
+        res = await box.run(f"printf '{said}'")
+
+        async def run(command: str):
+            return await box.run(command)
+
+        stdout_check = await run_checks(checks[:1], workdir=box.workdir, result=res, run=run)
+        command_check = await run_checks(checks[1:], workdir=box.workdir, result=res, run=run)
+    assert res.stdout == said and "got 'xxxx" in stdout_check.detail, stdout_check.detail
+    assert "(exit 1): xxxx" in command_check.detail, command_check.detail
+    for outcome in (stdout_check, command_check):
+        assert_no_piece(outcome.detail, f"check detail with the key at {start}")
+
 
 
 async def test_tui_race_screen_screenshots_and_exports_never_show_a_key(tmp_path, server, keys):
@@ -165,3 +188,36 @@ async def test_the_token_widget_holds_a_possible_key_start_until_it_knows(keys):
         stream.release_held()  # the lane ended
         await pilot.pause()
         assert stream.plain.rstrip().endswith("ok, ask")
+
+
+async def test_a_key_cut_by_a_turns_end_or_inside_the_feedback_is_never_painted(keys):
+    """The answer's last piece begins a key and the turn ends there (the
+    feedback follows): what was held is released redacted; a key in the
+    feedback (command output) is redacted before its lines are cut."""
+    from textual.app import App, ComposeResult
+
+    from thunderdome.events import FeedbackSent, RequestSent, TokenDelta
+    from thunderdome.tui.feed import EventFeed
+    from thunderdome.tui.widgets.stream import TokenStream
+
+    class OneStream(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TokenStream()
+
+    feed = EventFeed()
+    frame = feed.feed_all([
+        TokenDelta(t=0.1, lane="a", text="I echo "),
+        TokenDelta(t=0.2, lane="a", text=KEY[:12]),
+        FeedbackSent(t=0.3, lane="a", text=f"stdout:\n{'x' * 230}{KEY}\n{KEY} said", role="tool"),
+        RequestSent(t=0.4, lane="a", turn=2),
+        TokenDelta(t=0.5, lane="a", text="a new reply", turn=2),
+    ])
+    app = OneStream()
+    async with app.run_test(size=(80, 16)) as pilot:
+        stream = app.query_one(TokenStream)
+        stream.extend(frame.text["a"])
+        await pilot.pause()
+        shown = stream.plain
+    assert shown.startswith(f"I echo {REDACTED}\n↳ tool result sent to the model")
+    assert "── turn 2 ─" in shown and f"{REDACTED} said" in shown
+    assert_no_piece(shown, "a lane's turns")

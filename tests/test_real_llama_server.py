@@ -132,6 +132,10 @@ def test_openai_lane_agrees_with_the_servers_timings(llama_server: Server, tmp_p
     lane, truth = _solo(llama_server, tmp_path, "openai")
     assert _near(lane["server_tps"], truth["tps"])  # the usage chunk's `timings`
     assert lane["finish_reason"] == "length"
+    # TTFT decomposed by the same `timings`: prompt_ms is the prefill the server logged;
+    # --no-cache-prompt, so cache_n is 0: a cold start, not marked warm
+    assert _near(lane["ttft_split"]["prefill_s"], truth["prompt_s"]), lane["ttft_split"]
+    assert lane["cached_tokens"] == 0 and lane["prompt_cached"] is False
 
 
 def test_anthropic_lane_agrees_with_the_servers_timings(llama_server: Server, tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ import pytest
 
 import thunderdome
 from thunderdome.events import (
+    FeedbackSent,
+    LaneEliminated,
     LaneFinished,
     LaneStarted,
     Notice,
@@ -26,6 +28,7 @@ from thunderdome.events import (
     StreamEnded,
     TokenDelta,
     Usage,
+    Verdict,
 )
 from thunderdome.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
@@ -92,6 +95,44 @@ async def test_hand_made_events_round_trip(tmp_path, no_secret_env):
     assert [line["type"] for line in raw[1:]] == [e.type for e in events]
     assert "\n" not in path.read_text(encoding="utf-8").split("\n")[4]  # one event per line
     assert load_recording(path).events == events
+
+
+def two_turns(feedback: str) -> list:
+    """A lane that fails turn 1, is told so, and fails turn 2."""
+    lanes = ({"name": "a", "kind": "sim", "model": "instant", "url": ""},)
+    return [
+        RaceStarted(t=0.0, task="hello-file", kind="thunderdome", title="T", lanes=lanes, win_rule="first_correct"),
+        LaneStarted(t=0.001, lane="a"),
+        RequestSent(t=0.002, lane="a", turn=1),
+        TokenDelta(t=0.1, lane="a", text="```bash\nfalse\n```"),
+        Verdict(t=0.2, lane="a", turn=1, detail="wrong"),
+        FeedbackSent(t=0.2, lane="a", turn=1, text=feedback, role="tool"),
+        RequestSent(t=0.21, lane="a", turn=2),
+        TokenDelta(t=0.3, lane="a", text="again", turn=2),
+        Verdict(t=0.4, lane="a", turn=2, detail="wrong"),
+        LaneEliminated(t=0.4, lane="a", reason="out of turns (2 turns): wrong"),
+        RaceFinished(t=0.41),
+    ]
+
+
+async def test_the_feedback_sent_to_a_model_round_trips_and_is_redacted(tmp_path, no_secret_env, monkeypatch):
+    path = tmp_path / "turns.jsonl"
+    events = two_turns('exit code: 1\n"quoted" ␛ é\n\nThat did not solve the task: wrong.')
+    async with Recorder(path) as rec:
+        for event in events:
+            rec(event)
+    assert [line["type"] for line in lines_of(path)[1:]].count("feedback_sent") == 1
+    assert load_recording(path).events == events
+
+    monkeypatch.setenv("TURNS_TEST_API_KEY", "sk-turns-secret-42424242")
+    secret = tmp_path / "secret.jsonl"
+    async with Recorder(secret) as rec:
+        for event in two_turns("stdout:\nsk-turns-secret-42424242\n"):
+            rec(event)
+    raw = secret.read_text(encoding="utf-8")
+    assert "sk-turns" not in raw and "42424242" not in raw
+    [sent] = [e for e in load_recording(secret).events if isinstance(e, FeedbackSent)]
+    assert sent.text == "stdout:\n[redacted]\n" and sent.role == "tool" and sent.turn == 1
 
 
 async def test_events_before_race_started_follow_the_header(tmp_path, no_secret_env):

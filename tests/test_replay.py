@@ -5,6 +5,7 @@ pause / step / speed / restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import threading
@@ -89,7 +90,7 @@ def test_a_timed_replay_emits_the_recorded_events(recorded):
 async def test_thunderdome_race_replays_to_the_same_results(tmp_path):
     from thunderdome.race.tasks import load_task
 
-    task = load_task("hello-file")
+    task = dataclasses.replace(load_task("hello-file"), race_on=True)  # the loser races on to its elimination
     specs = [sim("right", "instant"), sim("wrong", "instant", "ollama", wrong_rate=1.0)]
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thunderdome.events import LaneFailed, Notice, RaceFinished, RaceStarted, TokenDelta, Usage
+from thunderdome.events import LaneFailed, Notice, RaceFinished, RaceStarted, TokenDelta, Usage, WinnerDecided
 from thunderdome.export import FORMATS, export_file, export_results
 from thunderdome.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
@@ -125,8 +126,9 @@ def _feed_all(redactor: Redactor, dicts: list[dict]) -> list[dict]:
     after=st.text(alphabet="ab sk-T", max_size=12),
     cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
     other=st.booleans(),
+    race_wide=st.booleans(),
 )
-def test_a_key_split_anyhow_across_deltas_is_scrubbed(before, after, cuts, other):
+def test_a_key_split_anyhow_across_deltas_is_scrubbed(before, after, cuts, other, race_wide):
     text = before + KEY + after + KEY[:7]  # ends with a key prefix that never completes
     points = sorted({c for c in cuts if 0 < c < len(text)})
     pieces = [text[i:j] for i, j in zip([0, *points], [*points, len(text)])]
@@ -135,10 +137,13 @@ def test_a_key_split_anyhow_across_deltas_is_scrubbed(before, after, cuts, other
         dicts.append(TokenDelta(t=n * 0.01, lane="a", text=piece).to_dict())
         if other:  # another lane's events interleave
             dicts.append(TokenDelta(t=n * 0.01, lane="b", text="x").to_dict())
+        if race_wide:  # a winner called, a race notice: they end no lane's text
+            dicts.append(WinnerDecided(t=n * 0.01, winner="b").to_dict() if n % 2 else Notice(t=n * 0.01).to_dict())
     dicts.append(LaneFailed(t=1.0, lane="a", reason="cut").to_dict())
     out = _feed_all(Redactor([KEY]), dicts)
     mine = [d for d in out if d.get("lane") == "a"]
     assert [d["t"] for d in mine] == [d["t"] for d in dicts if d.get("lane") == "a"]  # every delta, in order
+    assert not race_wide or len([d for d in out if d["type"] in ("winner_decided", "notice")]) == len(pieces)
     assert mine[-1]["type"] == "lane_failed"
     joined = "".join(d.get("text", "") for d in mine)
     assert joined == text.replace(KEY, REDACTED)
@@ -255,3 +260,17 @@ def test_for_display_only_a_possible_key_start_waits(before, cuts):
     assert shown == final[: -len(KEY[:7])]  # all that waits is the unfinished key beginning
     shown += "".join(t for _, t in held.release())
     assert shown == final
+
+
+@pytest.mark.parametrize("start", [2, 5, 6, 12])
+def test_a_key_beginning_left_where_a_text_ends_is_a_cut_key(start):
+    """``release_cut`` (a lane's turn or text ended there): a held key
+    beginning of 6+ characters leaves redacted, a shorter one as it is."""
+    from thunderdome.redact import MIN_FRAGMENT, HeldText, Secrets
+
+    held: HeldText[str] = HeldText(Secrets([KEY]), divisible=True)
+    first = held.push("reasoning", "said " + KEY[: start // 2])
+    second = held.push("answer", KEY[start // 2 : start])
+    shown = "".join(t for _, t in [*first, *second, *held.release_cut()])
+    assert shown == ("said " + (REDACTED if start >= MIN_FRAGMENT else KEY[:start]))
+    assert not held

@@ -472,3 +472,44 @@ async def test_http10_client_gets_an_unframed_stream(emu):
     assert b"Transfer-Encoding" not in head and b"Connection: close" in head
     lines = [json.loads(line) for line in payload.decode().splitlines()]
     assert "".join(p["message"]["content"] for p in lines[:-1]) == "old school" and lines[-1]["done"]
+
+
+# --- task prompts (thunderdome sim serve) --------------------------------------------------
+
+
+def test_task_replies_fill_the_reference_from_the_prompt():
+    from thunderdome.sim.task_replies import TaskReplies
+
+    replies = TaskReplies([("I am {pid}; kill {opponents} ({pid} stays).", "kill -9 {opponents} # {unknown}")])
+    assert replies.answer("I am 7; kill 8 9 (7 stays).\n") == "kill -9 8 9 # {unknown}"
+    assert replies.answer("I am 7; kill 8 9 (6 stays).") is None  # a field used twice must agree
+    assert replies.answer("Say hello") is None
+
+
+async def test_sim_serve_answers_a_task_prompt_with_its_reference_in_every_protocol():
+    """Lanes of any kind play Thunderdome tasks on ``sim serve``: the sigkill
+    prompt, as the race renders it, gets ``kill -9`` of the PIDs it names."""
+    from thunderdome.race.engine import render_prompt
+    from thunderdome.race.tasks import builtin_tasks, load_task
+    from thunderdome.sim.task_replies import TaskReplies
+
+    task = load_task("sigkill")
+    prompt = render_prompt(task.user, {"pid": 4242, "opponents": "4243 4244"})
+    server = EmulatorServer(time_scale=SCALE, task_replies=TaskReplies(
+        (t.user, t.reference) for t in builtin_tasks() if t.reference))
+    await server.start()
+    try:
+        async with httpx2.AsyncClient(base_url=server.url, timeout=30) as c:
+            msgs = [{"role": "user", "content": prompt}]
+            openai = (await c.post("/v1/chat/completions", json={"model": "cloud", "messages": msgs})).json()
+            ollama = (await c.post("/api/chat", json={"model": "dgx-spark", "messages": msgs, "stream": False})).json()
+            anthropic = (await c.post("/v1/messages", json={"model": "cloud", "messages": msgs,
+                                                            "max_tokens": 64})).json()
+            other = (await c.post("/v1/chat/completions", json={"model": "cloud", "messages": MSGS})).json()
+    finally:
+        await server.stop()
+    expected = "```bash\nkill -9 4243 4244\n```"
+    assert openai["choices"][0]["message"]["content"] == expected
+    assert ollama["message"]["content"] == expected
+    assert anthropic["content"][0]["text"] == expected
+    assert "kill -9" not in other["choices"][0]["message"]["content"]  # other prompts: generated text

@@ -16,6 +16,7 @@ from thunderdome.race.extract import extract_command
 from thunderdome.sim import EmulatorServer, get_profile, tokenize
 from thunderdome.sim import conversation
 from thunderdome.sim.tools import CLOSING_TEXT, ShellTool, ToolCallReply, call_for, choose_answer, find_shell_tool
+from thunderdome.sim.thinking import sign
 
 SCALE = 0.02
 COMMAND = "kill -9 4242 4343"
@@ -57,7 +58,10 @@ def body_for(protocol: str, *, tools: list | None, after_tool: bool = False, **e
         msgs: list = [{"role": "user", "content": user}]
         if after_tool:
             msgs += [
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": COMMAND}}]},
+                {"role": "assistant", "content": [  # a thinking model's call goes back with its signed thinking
+                    {"type": "thinking", "thinking": "Think first.", "signature": sign("Think first.")},
+                    {"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": COMMAND}},
+                ]},
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "killed"}]},
             ]
         body.update(messages=msgs, max_tokens=500)

@@ -161,6 +161,10 @@ BAD = {
     "duplicate key": (_replace(GOOD, "max_turns: 3", "max_turns: 3\nmax_turns: 4"), 17, "duplicate key"),
     "expected_tokens over the cap": (
         _replace(GOOD, "max_tokens: 100", "max_tokens: 100\nexpected_tokens: 101"), 18, "'expected_tokens' must be between 1 and 100"),
+    "unknown agent": (_replace(GOOD, "max_turns: 3", "max_turns: 3\nagent: mcp"), 17, "unknown agent 'mcp' (use one of: tools, text)"),
+    "agent not text": (_replace(GOOD, "max_turns: 3", "max_turns: 3\nagent: [tools]"), 17, "'agent' must be text"),
+    "long with agent": (
+        "name: l\nkind: long\nuser: write\nagent: text\n", 4, "'agent' is only for thunderdome tasks"),
     "expected_tokens as text": (
         _replace(GOOD, "max_tokens: 100", "max_tokens: 100\nexpected_tokens: lots"), 18, "'expected_tokens' must be a whole number"),
 }
@@ -182,3 +186,41 @@ def test_bad_task_file_is_one_line_with_file_and_line(tmp_path: Path, case: str)
 def test_good_fixture_is_good(tmp_path: Path) -> None:
     """Guards the table above: every bad case differs from a valid file."""
     assert load_task(str(write(tmp_path, GOOD))).name == "t1"
+
+
+# --- agent: tools | text, and who decides ----------------------------------------------
+
+
+def test_agent_field_loads_and_defaults_to_unsaid(tmp_path: Path) -> None:
+    assert load_task(str(write(tmp_path, GOOD))).agent == ""
+    text = _replace(GOOD, "max_turns: 3", "max_turns: 3\nagent: text")
+    assert load_task(str(write(tmp_path, text, "text.yaml"))).agent == "text"
+
+
+@pytest.mark.parametrize(
+    ("backend", "task", "mode"),
+    [
+        (None, "", "tools"),  # neither says: tools
+        (None, "text", "text"),  # the task decides for a backend that does not say
+        (None, "tools", "tools"),
+        ("text", "tools", "text"),  # the backend's own agent wins
+        ("tools", "text", "tools"),
+        ("text", "", "text"),
+    ],
+)
+def test_a_backends_agent_wins_over_the_tasks(backend: str | None, task: str, mode: str) -> None:
+    from thunderdome.race.tools_mode import mode_for
+    from thunderdome.specs import BackendSpec, TaskSpec
+
+    spec = BackendSpec(name="a", kind="sim", profile="instant", agent=backend)
+    spec_task = TaskSpec(name="t", title="t", kind="thunderdome", win_rule="first_correct", user="u", agent=task)
+    assert mode_for(spec, spec_task).name == mode
+
+
+def test_backends_file_agent_is_unsaid_unless_written(tmp_path: Path) -> None:
+    from thunderdome.config import load_backends
+
+    path = tmp_path / "b.yaml"
+    path.write_text("backends:\n  - {name: a, kind: sim, profile: instant}\n  - {name: b, kind: sim, profile: instant, agent: text}\n")
+    a, b = load_backends(path)
+    assert (a.agent, b.agent) == (None, "text")

@@ -132,3 +132,32 @@ def test_json_output_holds_no_raw_control_byte(tmp_path):
     data = out.read_bytes()
     assert not any(b < 0x20 and b != 0x0A for b in data) and "\x9b" not in data.decode("utf-8")
     assert _json.loads(data)["lanes"][0]["name"] == name
+
+
+async def test_feedback_sent_to_a_model_is_painted_literally(tmp_path):
+    """Command output told to the model (a ``FeedbackSent``) holding an OSC
+    title change, a screen clear and an 8-bit CSI: recorded, replayed in the
+    TUI, shown as text in the lane and never as a raw byte."""
+    from test_record import two_turns
+
+    from thunderdome.record import Recorder
+    from thunderdome.tui.app import make_app
+    from thunderdome.tui.screens.race import RaceScreen
+
+    record = tmp_path / "turns.jsonl"
+    async with Recorder(record) as rec:
+        for event in two_turns("stderr:\n\x1b]0;pwned-title\x07 \x1b[2J wiped \x9b31m red\n\nThat did not solve it."):
+            rec(event)
+    assert_inert(record.read_bytes(), "recording")
+    app = make_app(mode="replay", replay_path=record, speed=16.0, output_dir=str(tmp_path), results_delay=30.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 30
+        while not (isinstance(app.screen, RaceScreen) and app.screen.over):
+            assert time.monotonic() < deadline, "replay did not finish"
+            await pilot.pause(0.05)
+        await pilot.pause()
+        svg = app.export_screenshot().encode()
+        shown = app.screen.lanes["a"].stream.plain
+    assert_inert(svg, "race screen")
+    assert "  ␛]0;pwned-title␇ ␛[2J wiped �31m red" in shown.split("\n")
+    assert "␛]0;pwned-title␇" in svg.decode().replace("&#160;", " ")

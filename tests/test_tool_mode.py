@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.events import StreamEnded, ToolCallDone, ToolCallStarted
+from thunderdome.events import FeedbackSent, StreamEnded, ToolCallDone, ToolCallStarted
 from thunderdome.race.agent import FirstCorrectRace
 from thunderdome.race.engine import Race
 from thunderdome.race.tasks import builtin_tasks
@@ -91,6 +91,8 @@ def test_malformed_arguments_run_nothing_and_go_back_as_a_tool_error(tmp_path: P
     assert not marker.exists()
     tool = backend.requests[1].messages[-1]
     assert tool["role"] == "tool" and "malformed arguments" in tool["content"]
+    sent = [e for e in events if isinstance(e, FeedbackSent)]
+    assert [(e.turn, e.role, e.text) for e in sent] == [(1, "tool", tool["content"])]  # the tool result, as sent
     verdicts = [e for e in events if getattr(e, "type", "") == "verdict"]
     assert "malformed" in verdicts[0].detail and "stopped" in verdicts[1].detail
 
@@ -102,3 +104,27 @@ def test_a_call_cut_mid_arguments_runs_nothing(tmp_path: Path) -> None:
     assert not marker.exists()
     verdicts = [e for e in events if getattr(e, "type", "") == "verdict"]
     assert verdicts and all(CUT_MID_ARGUMENTS in v.detail for v in verdicts)
+
+
+@pytest.mark.parametrize(("task_agent", "backend_agent", "tools"), [("text", None, False), ("text", "tools", True), (None, None, True)])
+def test_the_tasks_agent_applies_to_lanes_whose_backend_does_not_say(
+    tmp_path: Path, task_agent: str | None, backend_agent: str | None, tools: bool
+) -> None:
+    source = Path(next(t.source for t in TASKS if t.name == "hello-file")).read_text()
+    task = tmp_path / "task.yaml"
+    task.write_text(source + (f"agent: {task_agent}\n" if task_agent else ""))
+    backends = tmp_path / "b.yaml"
+    backends.write_text(
+        "backends:\n  - name: a\n    kind: sim\n    profile: instant\n    protocol: anthropic\n"
+        + (f"    agent: {backend_agent}\n" if backend_agent else "")
+    )
+    rec = tmp_path / "race.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "thunderdome", "race", "--backends", str(backends), "--task", str(task),
+         "--headless", "--record", str(rec), "--time-scale", "0.05"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    types = [json.loads(line).get("type") for line in rec.read_text().splitlines() if line.strip()]
+    assert "verdict" in types
+    assert ("tool_call_done" in types) == tools

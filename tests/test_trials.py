@@ -46,4 +46,4 @@ def test_trials_through_the_cli(tmp_path):
     assert data["summary"]["trials"] == 3
     assert {entry["name"] for entry in data["summary"]["lanes"]} == {"q", "s"}
     assert len(list(tmp_path.glob("rec-long-essay-*.jsonl"))) == 3  # one recording per trial
-    assert "3 trials" in result.stderr
+    assert "3 trials" in result.stdout and "3 trials" not in result.stderr  # results on stdout

@@ -12,7 +12,8 @@ import pytest
 from thunderdome import events as ev
 from thunderdome.metrics import Standings
 from thunderdome.tui import numbers
-from thunderdome.tui.feed import EventFeed, RaceTime, Series
+from thunderdome.redact import REDACTED
+from thunderdome.tui.feed import FEEDBACK, FEEDBACK_LINE_LIMIT, FEEDBACK_LINES, TURN, EventFeed, RaceTime, Series
 from thunderdome.tui.safe_text import clean, one_line
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -171,6 +172,49 @@ def test_thunderdome_events_reach_lane_details():
     assert feed.verdicts["cloud"].passed
     assert feed.standings.lanes["dgx-spark"].pid == 4 and "dgx-spark" not in feed.lane_notes
     assert feed.standings.lanes["dgx-spark"].eliminated_by == "cloud"
+
+
+def test_an_agents_turns_reach_the_lane_text_as_marks_in_order():
+    feed = EventFeed(FakeClock())
+    frame = feed.feed_all([
+        ev.RequestSent(t=0.1, lane="a", turn=1),
+        ev.TokenDelta(t=0.2, lane="a", text="```bash\nfalse\n```"),
+        ev.Verdict(t=0.3, lane="a", turn=1, detail="wrong"),
+        ev.FeedbackSent(t=0.3, lane="a", turn=1, text="exit code: 1\n\nThat did not solve the task: wrong.", role="tool"),
+        ev.RequestSent(t=0.4, lane="a", turn=2),
+        ev.TokenDelta(t=0.5, lane="a", text="again", turn=2),
+    ])
+    channels = [channel for channel, _ in frame.text["a"]]
+    assert channels == ["answer", FEEDBACK, TURN, "answer"]
+    feedback, turn = frame.text["a"][1][1], frame.text["a"][2][1]
+    assert turn == "2"
+    assert feedback.splitlines() == [
+        "↳ tool result sent to the model", "  exit code: 1", "  That did not solve the task: wrong."
+    ]
+
+
+def test_feedback_shown_is_a_redacted_visible_bounded_tail(monkeypatch):
+    key = "sk-QZ7w-0123456789abcdef"
+    monkeypatch.setenv("FEEDBACK_TEST_API_KEY", key)
+    straddling = "y" * (FEEDBACK_LINE_LIMIT - 8) + key  # the key crosses the line's cut
+    text = "\n".join(["first line", "```", "\x1b[2J\x1b]52;c;AAAA\x07cleared?", "", straddling, "```", "last"])
+    shown = feedback_text_of(ev.FeedbackSent(t=1.0, lane="a", text=text))
+    lines = shown.splitlines()
+    assert lines[0] == "↳ feedback sent to the model (last 3 of 4 lines)"
+    assert len(lines) == 1 + FEEDBACK_LINES and "first line" not in shown and "```" not in shown
+    assert lines[1] == "  ␛[2J␛]52;c;AAAA␇cleared?"  # escapes shown literally
+    assert all(len(line) <= FEEDBACK_LINE_LIMIT + 2 for line in lines[1:])
+    assert lines[2].startswith("  yyy") and lines[2].endswith("…")
+    assert not any(key[i : i + 6] in shown for i in range(len(key) - 5))  # no piece of the key is left
+    assert REDACTED in feedback_text_of(ev.FeedbackSent(t=1.0, lane="a", text=f"echo {key}"))
+    assert lines[3] == "  last" and shown.endswith("\n")
+
+
+def feedback_text_of(event: ev.FeedbackSent) -> str:
+    frame = EventFeed(FakeClock()).feed_all([event])
+    [(channel, text)] = frame.text["a"]
+    assert channel == FEEDBACK
+    return text
 
 
 # -- ranking ------------------------------------------------------------------------------

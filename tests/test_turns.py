@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 from thunderdome.backends import make_backend
-from thunderdome.events import CommandExtracted, Event, LaneEliminated, LaneFinished, RequestSent, Verdict
+from thunderdome.events import (
+    CommandExtracted,
+    Event,
+    FeedbackSent,
+    LaneEliminated,
+    LaneFinished,
+    RequestSent,
+    Verdict,
+)
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.tasks import load_task
 from thunderdome.race.text_mode import TextMode
-from thunderdome.race.turns import Judgement, run_turns
+from thunderdome.race.turns import EVENT_OUTPUT_LIMIT, Judgement, feedback_event, run_turns
 from thunderdome.sim import EmulatorServer
 from thunderdome.specs import BackendSpec
 
@@ -84,3 +92,35 @@ async def test_out_of_turns_eliminates_with_the_last_judgement() -> None:
     end = [e for e in events if isinstance(e, (LaneFinished, LaneEliminated))]
     assert len(end) == 1 and isinstance(end[0], LaneEliminated)
     assert end[0].reason == "out of turns (2 turns): judged on turn 2"
+
+
+async def test_the_feedback_sent_between_turns_is_an_event_between_verdict_and_next_request() -> None:
+    rule = PassOnTurn(passing=0)
+    events = await _race(3, rule)
+    feedback = [e for e in events if isinstance(e, FeedbackSent)]
+    assert [e.turn for e in feedback] == [1, 2]  # none after the last turn: nothing is sent
+    for sent in feedback:
+        at = events.index(sent)
+        verdict = next(e for e in events if isinstance(e, Verdict) and e.turn == sent.turn)
+        request = next(e for e in events if isinstance(e, RequestSent) and e.turn == sent.turn + 1)
+        assert events.index(verdict) < at < events.index(request)
+        assert sent.role == "user" and sent.lane == "lane"
+        # what the model was told: the emulator answered turn 2 from this very text
+        assert f"judged on turn {sent.turn}" in sent.text and "Your command ran" in sent.text
+    assert rule.acted[1] == (2, "echo second")
+
+
+class _Clocked:
+    """The one thing ``feedback_event`` reads of a race: its clock."""
+
+    def clock(self) -> float:
+        return 1.5
+
+
+def test_a_long_feedback_keeps_its_tail() -> None:
+    lane = type("L", (), {"name": "a"})()
+    message = {"role": "tool", "content": "head " + "x" * (2 * EVENT_OUTPUT_LIMIT) + " the verdict"}
+    event = feedback_event(_Clocked(), lane, 2, message)  # type: ignore[arg-type]
+    assert event.role == "tool" and event.turn == 2 and event.t == 1.5
+    assert event.text.endswith(" the verdict") and "head" not in event.text
+    assert event.text.startswith("…[") and len(event.text) < EVENT_OUTPUT_LIMIT + 64

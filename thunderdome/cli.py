@@ -83,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="play a recorded race again")
     replay.add_argument("file", metavar="FILE")
-    replay.add_argument("--speed", type=_positive_float, default=1.0, metavar="X", help="playback speed")
-    replay.add_argument("--headless", action="store_true", help="no TUI: recompute and print the results")
+    replay.add_argument("--speed", type=_positive_float, default=None, metavar="X",
+                        help="playback speed (default 1); with --headless: play in time × X with the live "
+                        "table, then the results (without --speed, the results at once)")
+    replay.add_argument("--headless", action="store_true", help="no TUI: print the results (at once, or in time with --speed)")
     replay.add_argument("--json", metavar="OUT", help="write results as JSON to OUT ('-' for stdout)")
 
     sub.add_parser("tasks", help="list the built-in tasks")
@@ -99,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve the emulator (OpenAI chat and Responses, Ollama and Anthropic protocols)",
         description="Serve the emulator: POST /v1/chat/completions, /v1/responses, /api/chat and "
-        "/v1/messages (tool calls included); GET /v1/models, /api/tags, /api/version.",
+        "/v1/messages (tool calls included); GET /v1/models, /api/tags, /api/version. The model name "
+        "picks the timing profile (cloud, dgx-spark, rtx4090-offload, ...); a built-in task's prompt is "
+        "answered with the task's reference, so lanes of any kind can race Thunderdome tasks on it.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")

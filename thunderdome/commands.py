@@ -125,26 +125,42 @@ def _progress(stream):
         return
     from rich.progress import Progress
 
-    with Progress(transient=True, console=_stderr_console()) as bar:
+    from thunderdome.headless import chatter_console
+
+    with Progress(transient=True, console=chatter_console()) as bar:
         task = bar.add_task(f"reading {Path(stream.path).name}", total=1.0)
         yield lambda: bar.update(task, completed=stream.progress)
 
 
-def _stderr_console():
-    from rich.console import Console
+def _played_in_time(path: str, speed: float):
+    """A recording replayed headless in time × ``speed``, shown live on stderr."""
+    import asyncio
 
-    return Console(stderr=True, highlight=False)
+    from thunderdome.headless import chatter_console, play_in_time
+    from thunderdome.replay import RecordingStream
+
+    stream = RecordingStream(path)
+    standings = asyncio.run(play_in_time(stream, speed, chatter_console()))
+    _print_notices(stream.notices)
+    return standings
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """``--headless`` / ``--json``: the results at once; with ``--speed X`` too,
+    played in time × X first (live table or moment lines on stderr)."""
     if args.headless or args.json:
         _check_json_target(args.json)
-        from thunderdome.headless import human_console, write_json
-        from thunderdome.report import summary
+        from thunderdome.headless import chatter_console, results_console, write_json
+        from thunderdome.report import summary, warnings
 
-        standings = _replayed_standings(args.file)
-        console = human_console()
-        console.print(summary(standings, args.file, width=console.width))
+        if args.speed is None:
+            standings = _replayed_standings(args.file)
+        else:
+            standings = _played_in_time(args.file, args.speed)
+        out = results_console(args.json)
+        out.print(summary(standings, args.file, width=out.width))
+        for warning in warnings(standings):
+            chatter_console().print(warning)
         if args.json:
             write_json(standings.results(), args.json)
         return EXIT_OK
@@ -152,45 +168,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from thunderdome.tui.app import run_tui
 
     RecordingStream(args.file)  # only the header: a file that is no recording is refused before the TUI
-    return run_tui(mode="replay", replay_path=args.file, speed=args.speed)
+    return run_tui(mode="replay", replay_path=args.file, speed=1.0 if args.speed is None else args.speed)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
+    from thunderdome.fitted_table import Column, fitted_table
     from thunderdome.race.tasks import builtin_tasks
     from thunderdome.report import cell
 
-    from rich import box
-
-    table = Table(title="built-in tasks", header_style="bold", box=box.SIMPLE_HEAD)
-    for col in ("name", "kind", "rule", "max tokens"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("title")
-    for task in builtin_tasks():
-        table.add_row(cell(task.name), cell(task.kind), cell(task.win_rule or "—"), str(task.max_tokens), cell(task.title))
-    Console().print(table)
+    console = Console()
+    columns = [Column("name"), Column("kind", keep=50), Column("rule", keep=40), Column("max tokens", "right", keep=30),
+               Column("title", wrap=True)]
+    rows = [[cell(task.name), cell(task.kind), cell(task.win_rule or "—"), str(task.max_tokens), cell(task.title)]
+            for task in builtin_tasks()]
+    console.print(fitted_table(columns, rows, console.width, title="built-in tasks", hint=" (a wider terminal has them)"))
     return EXIT_OK
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from thunderdome.config import find_backends_file
+    from thunderdome.fitted_table import Column, fitted_table
     from thunderdome.report import cell
     from thunderdome.sim.profiles import PROFILES
 
     console = Console()
     path = args.backends or find_backends_file()
-    from rich import box
-
-    table = Table(title="backends", header_style="bold", box=box.SIMPLE_HEAD)
-    for col in ("name", "kind", "model"):
-        table.add_column(col, no_wrap=True)
-    for col in ("url / profile", "key"):
-        table.add_column(col)
+    rows: list[list] = []
     if path:
         from thunderdome.config import load_backends
 
@@ -198,12 +205,14 @@ def cmd_backends(args: argparse.Namespace) -> int:
         for spec in specs:
             key = _key_column(spec) if spec.api_key_env else "—"
             where = spec.url or f"profile {spec.profile}"
-            table.add_row(cell(spec.name), cell(spec.kind), cell(spec.model), cell(where), cell(key))
+            rows.append([cell(spec.name), cell(spec.kind), cell(spec.model), cell(where), cell(key)])
     for profile in PROFILES.values():
-        table.add_row(f"sim:{profile.name}", "sim", profile.name, "built-in emulator", "—")
-    console.print(table)
+        rows.append([f"sim:{profile.name}", "sim", profile.name, "built-in emulator", "—"])
+    columns = [Column("name"), Column("kind"), Column("model", wrap=True), Column("url / profile", wrap=True),
+               Column("key", wrap=True)]
+    console.print(fitted_table(columns, rows, console.width, title="backends"))
     if not path:
-        console.print("[dim]no backends file found in . or ~/.config/thunderdome/[/]")
+        print("thunderdome: no backends file found in . or ~/.config/thunderdome/", file=sys.stderr)
     if args.discover:
         import asyncio
 
@@ -218,10 +227,15 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_serve(args: argparse.Namespace) -> int:
+    """The emulator, answering every built-in task's prompt with the task's
+    reference (so lanes of any kind play Thunderdome tasks against it)."""
+    from thunderdome.race.tasks import builtin_tasks
     from thunderdome.sim.launch import serve_main
+    from thunderdome.sim.task_replies import TaskReplies
 
     argv = ["--host", args.host, "--port", str(args.port), "--time-scale", str(args.time_scale)]
-    return serve_main(argv)
+    tasks = TaskReplies((task.user, task.reference) for task in builtin_tasks() if task.reference)
+    return serve_main(argv, task_replies=tasks)
 
 
 def cmd_sandbox(rest: list[str]) -> int:

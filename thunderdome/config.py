@@ -141,8 +141,8 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
             raise ConfigError(f"{source}:{entry.line_of('url')}: bad url {url!r}: {problem}")
         if not model:
             raise ConfigError(f"{source}:{entry.line}: backend {name!r} is missing 'model'")
-    agent = _str_field(entry, "agent", source) or "tools"
-    if agent not in AGENT_MODES:
+    agent = _str_field(entry, "agent", source) or None
+    if agent is not None and agent not in AGENT_MODES:
         raise ConfigError(f"{source}:{entry.line_of('agent')}: agent must be {' or '.join(AGENT_MODES)}, not {agent!r}")
     if "api_key" in entry:  # pragma: no cover - caught as unknown field above
         raise ConfigError(f"{source}:{entry.line_of('api_key')}: put keys in the environment (api_key_env)")

@@ -78,6 +78,20 @@ class RaceStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class WinnerDecided(Event):
+    """The race has its winner, ``winner``, called the moment it is certain (a
+    Thunderdome lane's command passed first, or its fighter stands alone; a
+    long race's first lane to finish, once no lane still running can have
+    finished before it), while other lanes may still run. At most one per
+    race, before ``RaceFinished``, whose ``winner`` names the same lane.
+    Recordings made before this event existed (format 2 too) have none: there
+    ``RaceFinished`` names the winner."""
+
+    type: ClassVar[str] = "winner_decided"
+    winner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RaceFinished(Event):
     """Every lane has ended. ``winner`` is the winning lane's name, or None."""
 
@@ -143,6 +157,25 @@ class Usage(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTimings(LaneEvent):
+    """What the server says ``turn``'s time to first token went to (seconds;
+    None: not said). ``queue_s``: waiting for a slot; ``load_s``: loading the
+    model (Ollama ``load_duration``); ``prefill_s``: processing the prompt
+    (llama.cpp ``timings.prompt_ms``, Ollama ``prompt_eval_duration``);
+    ``cached_tokens``: prompt tokens served from the server's cache (llama.cpp
+    ``cache_n``, OpenAI ``cached_tokens``, Anthropic ``cache_read_input_tokens``)
+    of the prompt's ``prompt_tokens``."""
+
+    type: ClassVar[str] = "server_timings"
+    turn: int = 1
+    queue_s: float | None = None
+    load_s: float | None = None
+    prefill_s: float | None = None
+    cached_tokens: int | None = None
+    prompt_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEnded(LaneEvent):
     """The response stream for ``turn`` ended cleanly. ``finish_reason`` is the
     server's (``stop``, ``length``, ...); None means the stream closed without
@@ -195,6 +228,21 @@ class ToolCallDone(LaneEvent):
     index: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReasoningSigned(LaneEvent):
+    """A reasoning block of ``turn`` closed with the server's signature over
+    it (Anthropic's ``signature_delta``; for a ``redacted_thinking`` block,
+    ``redacted`` and its opaque ``data`` as ``signature``). Not output: it
+    counts for no figure. The block's text is the reasoning deltas since the
+    turn's previous ``ReasoningSigned``; the next turn sends block and
+    signature back as they came (Anthropic requires it for tool use with thinking)."""
+
+    type: ClassVar[str] = "reasoning_signed"
+    turn: int = 1
+    signature: str = ""
+    redacted: bool = False
+
+
 # --- Thunderdome agent loop -------------------------------------------------------
 
 
@@ -231,6 +279,21 @@ class Verdict(LaneEvent):
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class FeedbackSent(LaneEvent):
+    """After a failed ``turn``, what the model is told before its next one
+    (turn + 1, whose ``RequestSent`` follows): ``text`` is the message as
+    sent (command output, exit code, what was wrong; its tail when longer
+    than the race keeps), ``role`` its chat role: ``user`` (text mode) or
+    ``tool`` (a tool result). Outside text: redacted when recorded, made
+    visible and redacted when shown."""
+
+    type: ClassVar[str] = "feedback_sent"
+    turn: int = 1
+    text: str = ""
+    role: str = "user"
+
+
 # --- lane endings (exactly one per lane) -------------------------------------------
 
 
@@ -262,6 +325,16 @@ class LaneFailed(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class LaneStopped(LaneEvent):
+    """The race was won while this lane still worked, and the task does not
+    race on for places: the lane was stopped, keeping what it had done
+    (``reason``: e.g. ``race won by cloud``)."""
+
+    type: ClassVar[str] = "lane_stopped"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FighterSpawned(LaneEvent):
     """A ``last_standing`` lane's fighter process is up: ``pid`` is its PID as
     the arena's commands see it (what the lane's prompt names)."""
@@ -285,28 +358,33 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         RaceStarted,
+        WinnerDecided,
         RaceFinished,
         LaneStarted,
         RequestSent,
         FirstByte,
         TokenDelta,
         Usage,
+        ServerTimings,
         StreamEnded,
         ToolCallStarted,
         ToolCallDelta,
         ToolCallDone,
+        ReasoningSigned,
         CommandExtracted,
         ExecFinished,
         Verdict,
+        FeedbackSent,
         LaneFinished,
         LaneEliminated,
         LaneFailed,
+        LaneStopped,
         FighterSpawned,
         Notice,
     )
 }
 
-LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed)
+LANE_END_TYPES = (LaneFinished, LaneEliminated, LaneFailed, LaneStopped)
 
 
 class EventFormatError(ThunderdomeError, ValueError):
@@ -389,22 +467,27 @@ __all__ = [
     "Event",
     "LaneEvent",
     "RaceStarted",
+    "WinnerDecided",
     "RaceFinished",
     "LaneStarted",
     "RequestSent",
     "FirstByte",
     "TokenDelta",
     "Usage",
+    "ServerTimings",
     "StreamEnded",
     "ToolCallStarted",
     "ToolCallDelta",
     "ToolCallDone",
+    "ReasoningSigned",
     "CommandExtracted",
     "ExecFinished",
     "Verdict",
+    "FeedbackSent",
     "LaneFinished",
     "LaneEliminated",
     "LaneFailed",
+    "LaneStopped",
     "FighterSpawned",
     "Notice",
     "EVENT_TYPES",

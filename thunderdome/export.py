@@ -2,7 +2,8 @@
 
 Invariant: an export is a pure function of a results dict (the ``--json``
 contract of ``metrics.Standings.results()``); it adds no figure of its own,
-only formatting. Cell text (model output, error messages) is escaped so the
+only formatting, each figure's as every screen formats it
+(``thunderdome.figures``). Cell text (model output, error messages) is escaped so the
 Markdown table never breaks; every string is redacted of known secrets
 (``thunderdome.redact``) and made visible (``thunderdome.visible``: no
 control character from a model, a server or a recording reaches a terminal
@@ -19,7 +20,10 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from thunderdome import figures
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE, itl_limited_note
 from thunderdome.redact import known, map_strings
+from thunderdome.tool_figures import has_tool_figures
 from thunderdome.visible import json_safe, visible
 
 FORMATS = ("json", "csv", "md")
@@ -39,8 +43,10 @@ CSV_COLUMNS = (
     "ttft_s",
     "ttfa_s",
     "e2e_s",
+    "finish_s",
     "tokens",
     "tokens_source",
+    "count_check",
     "output_tps",
     "server_tps",
     "itl_p50_ms",
@@ -48,6 +54,8 @@ CSV_COLUMNS = (
     "itl_p99_ms",
     "itl_max_ms",
     "stalls",
+    "deltas_per_read",
+    "itl_limited",
     "completion_s",
     "turns",
     "start_skew_ms",
@@ -58,21 +66,33 @@ CSV_COLUMNS = (
     "input_tokens",
     "cost",
     "time_scale",
+    "ttftc_s",
+    "tta_s",
+    "model_s",
+    "tool_s",
 )
 
 FOOTNOTES = (
-    "TTFT: time from request sent to the first non-empty token (answer or reasoning).",
+    "TTFT: time from request sent to the first non-empty token (answer, reasoning or tool-call arguments).",
     "TTFA: time from request sent to the first answer token (later than TTFT for reasoning models).",
     "e2e: time from request sent to the last token.",
     "tok/s: output speed, (tokens − 1) / (e2e − TTFT): generation rate, TTFT excluded.",
-    "server tok/s: the server's own figure, when it reports one.",
+    "server tok/s: the server's own figure on its own definition (N / decode time, first token included), when it reports one.",
     "ITL: inter-token latency, the gaps between consecutive streamed chunks (p50 / p99; max: the longest).",
     "stalls: gaps longer than max(1 s, 10 × the lane's median gap).",
     "tokens: output tokens as reported by the server (usage, or Ollama eval_count).",
 )
 COST_NOTE = "cost $: input and output tokens × the backend's price per million (— : unpriced, or a priced count unknown)."
 COMPLETION_NOTE = "completion: time from race start until the lane's command passed the checker."
-ESTIMATE_NOTE = "\\* estimated: the server reported no token count, so streamed chunks were counted."
+FINISH_NOTE = "finish: time from race start until the lane's last token (lanes that finished cleanly); the first wins."
+ESTIMATE_NOTE = (
+    "\\* estimated: streamed chunks were counted, as the server reported no token count "
+    "or one its stream contradicts (the lane's note says which)."
+)
+TOOL_NOTE = (
+    "1st call: time from request sent to the first tool call's name; action: to its arguments complete "
+    "(the command could run); model / tool: time spent streaming replies / running the calls, summed over turns."
+)
 
 
 def export_results(results: dict[str, Any], fmt: str) -> str:
@@ -122,10 +142,24 @@ def md_cell(text: Any, limit: int = CELL_MAX) -> str:
     return s or DASH
 
 
+def _number(value: Any) -> float | None:
+    """A figure from a results dict (untrusted: anything but a number is unknown)."""
+    return None if isinstance(value, bool) or not isinstance(value, (int, float)) else value
+
+
 def _num(value: Any, decimals: int) -> str:
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return DASH
-    return f"{value:.{decimals}f}"
+    number = _number(value)
+    return DASH if number is None else f"{number:.{decimals}f}"
+
+
+def _seconds(value: Any) -> str:
+    """A time as every screen shows it (``figures.seconds_digits``)."""
+    return figures.seconds_digits(_number(value))
+
+
+def _rate(value: Any) -> str:
+    """A tok/s figure as every screen shows it (``figures.rate_digits``)."""
+    return figures.rate_digits(_number(value))
 
 
 def _tokens(lane: dict[str, Any]) -> str:
@@ -136,7 +170,10 @@ def _tokens(lane: dict[str, Any]) -> str:
 
 
 def _outcome(lane: dict[str, Any]) -> str:
-    parts = [str(p) for p in (lane.get("error"), lane.get("verdict")) if p]
+    parts = [str(p) for p in (lane.get("error"), lane.get("verdict"), lane.get("count_check")) if p]
+    if lane.get("itl_limited") is True:
+        per_read = lane.get("deltas_per_read")
+        parts.append(itl_limited_note(per_read if isinstance(per_read, (int, float)) else None))
     if lane.get("eliminated_by"):
         parts.append(f"eliminated by {lane['eliminated_by']}")
     return "; ".join(parts)
@@ -158,18 +195,18 @@ Column = tuple[str, bool, Callable[[dict[str, Any]], str]]
 """(header, right-aligned, cell function)."""
 
 
-def _columns(kind: str, priced: bool = False) -> list[Column]:
+def _columns(kind: str, priced: bool = False, tools: bool = False) -> list[Column]:
     cols: list[Column] = [
         ("#", True, lambda l: _num(l.get("rank"), 0)),
         ("lane", False, lambda l: md_cell(l.get("name"), 60)),
         ("model", False, lambda l: md_cell(l.get("model"), 60)),
         ("status", False, lambda l: md_cell(l.get("status"), 30)),
-        ("TTFT s", True, lambda l: _num(l.get("ttft_s"), 3)),
-        ("TTFA s", True, lambda l: _num(l.get("ttfa_s"), 3)),
-        ("e2e s", True, lambda l: _num(l.get("e2e_s"), 3)),
+        ("TTFT s", True, lambda l: _seconds(l.get("ttft_s"))),
+        ("TTFA s", True, lambda l: _seconds(l.get("ttfa_s"))),
+        ("e2e s", True, lambda l: _seconds(l.get("e2e_s"))),
         ("tokens", True, _tokens),
-        ("tok/s", True, lambda l: _num(l.get("output_tps"), 1)),
-        ("server tok/s", True, lambda l: _num(l.get("server_tps"), 1)),
+        ("tok/s", True, lambda l: _rate(l.get("output_tps"))),
+        ("server tok/s", True, lambda l: _rate(l.get("server_tps"))),
         ("ITL p50 ms", True, lambda l: _num(l.get("itl_p50_ms"), 1)),
         ("ITL p99 ms", True, lambda l: _num(l.get("itl_p99_ms"), 1)),
         ("ITL max ms", True, lambda l: _num(l.get("itl_max_ms"), 1)),
@@ -177,8 +214,16 @@ def _columns(kind: str, priced: bool = False) -> list[Column]:
     ]
     if priced:
         cols.append(("cost $", True, lambda l: _num(l.get("cost"), 6)))
-    if kind == "thunderdome":
-        cols.append(("completion s", True, lambda l: _num(l.get("completion_s"), 3)))
+    done = "completion s" if kind == "thunderdome" else "finish s"
+    cols.append((done, True, lambda l: _seconds(figures.done_of(l, kind))))
+    if tools:
+        cols += [
+            ("1st call s", True, lambda l: _num(l.get("ttftc_s"), 3)),
+            ("action s", True, lambda l: _num(l.get("tta_s"), 3)),
+            ("turns", True, lambda l: _num(l.get("turns"), 0)),
+            ("model s", True, lambda l: _num(l.get("model_s"), 3)),
+            ("tool s", True, lambda l: _num(l.get("tool_s"), 3)),
+        ]
     cols.append(("verdict / error", False, lambda l: md_cell(_outcome(l))))
     return cols
 
@@ -204,10 +249,9 @@ def _winner_line(results: dict[str, Any], kind: str) -> str:
             return "**No winner**: every lane failed."
         return "**No winner.**"
     model = f" ({md_cell(lane.get('model'), 60)})" if lane.get("model") else ""
-    if kind == "thunderdome":
-        how = f"completed the task in {_num(lane.get('completion_s'), 3)} s"
-    else:
-        how = f"finished in {_num(lane.get('e2e_s'), 2)} s at {_num(lane.get('output_tps'), 1)} tok/s"
+    how = figures.winner_words(kind, _number(figures.done_of(lane, kind)))
+    if kind != "thunderdome":
+        how += f" at {figures.rate(_number(lane.get('output_tps')))}"
     return f"**Winner: {md_cell(winner, 60)}**{model}, {how}."
 
 
@@ -238,13 +282,17 @@ def to_markdown(results: dict[str, Any]) -> str:
     if race.get("time_scale", 1.0) != 1.0:
         facts.append(f"**sim time ×{race['time_scale']:g}: sim lanes' times are not real**")
     out += [" · ".join(facts), ""]
-    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes)), lanes)
+    tools = any(has_tool_figures(l) for l in lanes)
+    if race.get("client_limited") is True:
+        out += [f"**⚠ {CLIENT_LIMITED_NOTE}**", ""]
+    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes), tools), lanes)
     out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
     notes = list(FOOTNOTES)
-    if kind == "thunderdome":
-        notes.append(COMPLETION_NOTE)
+    notes.append(COMPLETION_NOTE if kind == "thunderdome" else FINISH_NOTE)
     if any(l.get("cost") is not None for l in lanes):
         notes.append(COST_NOTE)
+    if tools:
+        notes.append(TOOL_NOTE)
     if any(l.get("tokens_source") == "estimate" for l in lanes):
         notes.append(ESTIMATE_NOTE)
     notes.append(f"{DASH}: not measured (the lane never got that far).")

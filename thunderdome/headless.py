@@ -6,6 +6,13 @@ live table; the JSON it writes is ``Standings.results()``. Races are run and
 recorded by ``sources.record_race``, as in the TUI: a recording that fails
 leaves the race running, is said under the summary, and makes the exit code
 ``EXIT_FAILED``.
+
+Results and chatter never share a stream: the summaries, the trials table
+and ``--json -`` go to stdout (``results_console``; when ``--json -`` holds
+stdout, the summaries move to stderr so the JSON stays whole); the live
+table (on a terminal), the moment lines (in a pipe), notices and warnings go
+to stderr (``chatter_console``). ``thunderdome demo --headless > out.txt``
+leaves the results in ``out.txt``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import functools
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +32,15 @@ from thunderdome.sources.base import OnRecording, RecordingStatus
 from thunderdome.specs import BackendSpec, TaskSpec
 
 
-def human_console():
-    """Where human-readable output goes: stdout, unless JSON goes there."""
+def results_console(json_out: str | None = None):
+    """Where summaries and tables go: stdout, unless ``--json -`` goes there (then stderr)."""
+    from rich.console import Console
+
+    return Console(stderr=json_out == "-", highlight=False)
+
+
+def chatter_console():
+    """Where the live table, progress, notices and warnings go: stderr."""
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
@@ -37,6 +52,7 @@ async def run_one(
     *,
     record: str | Path | None,
     console,
+    out=None,
     time_scale: float = 1.0,
     max_tokens: int | None = None,
     seed: int | None = None,
@@ -44,11 +60,11 @@ async def run_one(
     on_recording: OnRecording | None = None,
 ) -> tuple[dict[str, Any], RecordingStatus | None]:
     """Run one race headless; return (results, the recording's status or None).
-    A recording that fails is said under the live table as soon as it is seen
-    and again, with where it stops, under the summary; the race goes on."""
-    from rich.text import Text
-
-    from thunderdome.report import LiveReporter, RaceClock, summary
+    ``console``: the chatter (live table, warnings); ``out``: the summary
+    (default: ``console``). A recording that fails is said on ``console`` as
+    soon as it is seen and again, with where it stops, after the summary;
+    the race goes on."""
+    from thunderdome.report import LiveReporter, RaceClock, cell, summary, warnings
     from thunderdome.sources.recorded_race import record_race
 
     standings = Standings()
@@ -56,7 +72,7 @@ async def run_one(
 
     def recording_changed(status: RecordingStatus) -> None:
         if not status.complete and not status.final:
-            console.print(Text(status.describe(), style="bold red"))
+            console.print(cell(status.describe(), "bold red"))
         if on_recording is not None:
             on_recording(status)
 
@@ -78,10 +94,35 @@ async def run_one(
     finally:
         if reporter is not None:
             await reporter.stop()
-    console.print(summary(standings, status.path if status else None, width=console.width))
+    out = console if out is None else out
+    out.print(summary(standings, status.path if status else None, width=out.width))
+    for warning in warnings(standings):
+        console.print(warning)
     if status is not None and not status.complete:
-        console.print(Text(status.describe(), style="bold red"))
+        console.print(cell(status.describe(), "bold red"))
     return standings.results(), status
+
+
+async def play_in_time(stream, speed: float, console) -> Standings:
+    """Replay ``stream`` (a ``RecordingStream``) headless in race time ×
+    ``speed``: the live table (or the moment lines, in a pipe) shows it on
+    ``console`` as it happens; returns the folded standings."""
+    from thunderdome.report import LiveReporter
+    from thunderdome.sources.replay import PlayClock
+
+    standings = Standings()
+    clock = PlayClock(speed)
+    reporter = LiveReporter(standings, console, clock.time)
+    reporter.start()
+    try:
+        for n, event in enumerate(stream.events()):
+            delay = clock.due(event.t) - time.monotonic()
+            if delay > 0 or n % 512 == 0:  # behind time, the live table still gets its turn
+                await asyncio.sleep(max(delay, 0.0))
+            standings.apply(event)
+    finally:
+        await reporter.stop()
+    return standings
 
 
 def write_json(payload: dict[str, Any], out: str) -> None:
@@ -114,8 +155,10 @@ async def run_many(
     starts and replaced as it changes. Exit code: ``EXIT_FAILED`` if a
     recording is incomplete, else ``EXIT_OK``."""
     from thunderdome.record import default_recording_path
+    from thunderdome.report import cell
 
-    console = human_console()
+    console = chatter_console()
+    out = results_console(json_out)
     results: list[dict[str, Any]] = []
     incomplete: list[RecordingStatus] = []
     for task in tasks:
@@ -135,12 +178,13 @@ async def run_many(
                 slot = len(recordings) - 1
                 on_recording = functools.partial(recordings.__setitem__, slot)
             if trials > 1:
-                console.rule(f"{task.name} — trial {trial + 1}/{trials}")
+                out.rule(cell(f"{task.name} — trial {trial + 1}/{trials}"))
             result, status = await run_one(
                 task,
                 specs,
                 record=path,
                 console=console,
+                out=out,
                 time_scale=time_scale,
                 max_tokens=max_tokens,
                 seed=None if seed is None else seed + trial,
@@ -158,10 +202,18 @@ async def run_many(
         from thunderdome.trials import summarise_trials
 
         payload["summary"] = summarise_trials(results)
-        console.print(trials_table(payload["summary"], tasks[0].name))
+        out.print(trials_table(payload["summary"], tasks[0].name, width=out.width))
     if json_out:
         write_json(payload, json_out)
     return EXIT_FAILED if incomplete else EXIT_OK
+
+
+def say(message: str) -> None:
+    """``thunderdome: MESSAGE`` on stderr, as one redacted, visible line."""
+    from thunderdome.redact import redact
+    from thunderdome.visible import visible_line
+
+    print(f"thunderdome: {visible_line(redact(message))}", file=sys.stderr)
 
 
 def run_headless(**kwargs: Any) -> int:
@@ -202,7 +254,7 @@ def run_headless(**kwargs: Any) -> int:
     try:
         code = asyncio.run(main())
     except RaceSetupError as exc:
-        print(f"thunderdome: race could not run: {exc}", file=sys.stderr)
+        say(f"race could not run: {exc}")
         return exit_code(exc)
     except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
@@ -211,6 +263,6 @@ def run_headless(**kwargs: Any) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving anyway: a late Ctrl-C must not interrupt that
         last = recordings[-1] if recordings else None
         kept = "" if last is None else f"; the race so far is recorded in {last.path}" if last.complete else f"; {last.describe()}"
-        print(f"thunderdome: interrupted{kept}", file=sys.stderr)
+        say(f"interrupted{kept}")
         return EXIT_INTERRUPTED
     return code

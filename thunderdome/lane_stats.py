@@ -29,8 +29,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from thunderdome.token_count import Count, defended_count
 
-_ENDED = frozenset({"finished", "winner", "eliminated", "error"})
+
+_ENDED = frozenset({"finished", "winner", "eliminated", "error", "stopped"})
 """Lane statuses after its end."""
 
 STALL_MIN_S = 1.0
@@ -39,6 +41,23 @@ STALL_FACTOR = 10.0
 """A silence beyond this many of the lane's own median gaps is a stall: an
 order of magnitude past its pace, so jitter, batching and a slow but steady
 lane never trip it (the 8.7 tok/s 4090 profile: 115 ms gaps, 1.15 s)."""
+
+
+SPLIT_PARTS = ("queue_s", "load_s", "prefill_s")
+"""The parts of a TTFT a server may report (``ServerTimings``), in order."""
+
+ITL_LIMITED_AT = 1.5
+"""Mean deltas per read from which a lane's ITL figures are marked as limited
+by the client (it read several deltas at once: busy, or a saturated machine)."""
+
+
+def itl_limited_note(deltas_per_read: float | None) -> str:
+    return f"ITL limited by the client ({deltas_per_read or 0:.1f} deltas per read)"
+
+
+CLIENT_LIMITED_NOTE = (
+    "most lanes read several deltas at once: this machine, not the servers, set the ITL figures"
+)
 
 
 def stall_threshold(median_gap: float | None) -> float:
@@ -88,6 +107,8 @@ class TurnState:
     first_answer_t: float | None = None
     last_token_t: float | None = None
     deltas: int = 0
+    chars: int = 0
+    """Characters of every output delta (answer, reasoning, tool arguments)."""
     answer_chars: int = 0
     usage_tokens: int | None = None
     usage_source: str | None = None
@@ -95,6 +116,9 @@ class TurnState:
     server_tps: float | None = None
     ended: bool = False
     finish_reason: str | None = None
+    server: dict[str, Any] = field(default_factory=dict)
+    """What the server said the turn's TTFT went to (``ServerTimings`` fields
+    that were not None, the latest of each)."""
 
     # tool calls and the split of a turn into model time and tool time
     ended_t: float | None = None
@@ -138,13 +162,17 @@ class TurnState:
             "tool_s": _r(self.tool_s()),
         }
 
+    def count(self) -> Count:
+        """The turn's output-token count, cross-checked against its stream."""
+        return defended_count(self.usage_tokens, self.usage_source, self.deltas, self.chars)
+
     @property
     def tokens(self) -> int:
-        return self.usage_tokens if self.usage_tokens is not None else self.deltas
+        return self.count().tokens
 
     @property
     def tokens_source(self) -> str:
-        return self.usage_source if self.usage_tokens is not None else "estimate"
+        return self.count().source
 
     def ttft(self) -> float | None:
         return None if self.first_token_t is None else self.first_token_t - self.request_t
@@ -183,6 +211,11 @@ class Gaps:
         ordered = self._ordered(count)
         return ordered[-1] if ordered else None
 
+    def shared(self, count: int) -> int:
+        """How many of the first ``count`` gaps are zero: deltas that came in
+        the same read (every chunk read is stamped once)."""
+        return bisect.bisect_right(self._ordered(count), 0.0)
+
     def stalls(self, count: int) -> int:
         """How many of the first ``count`` gaps were stalls: longer than
         ``stall_threshold`` of their median."""
@@ -207,6 +240,9 @@ class TurnTotals:
     """The first answer delta of the first turn that has one."""
     sources: frozenset[str] = frozenset()
     """``tokens_source`` of the turns that produced output."""
+    count_check: str = ""
+    """The first turn's ``Count.check`` that is not empty: why a server's
+    count was not used."""
     server_tps: float | None = None
     """From the last turn that reported one."""
     input_tokens: int | None = None
@@ -223,9 +259,12 @@ class TurnTotals:
 
     def add(self, turn: TurnState) -> None:
         """Fold in the next turn."""
-        tokens = turn.tokens
+        count = turn.count()
+        tokens = count.tokens
         self.tokens += tokens
-        self.live_tokens += max(turn.deltas, turn.usage_tokens or 0)
+        if count.check and not self.count_check:
+            self.count_check = count.check if turn.turn == 1 else f"turn {turn.turn}: {count.check}"
+        self.live_tokens += tokens
         ttft, e2e = turn.ttft(), turn.e2e()
         if tokens >= 2 and ttft is not None and e2e is not None and e2e > ttft:
             self.gen_tokens += tokens - 1
@@ -236,7 +275,7 @@ class TurnTotals:
         if self.first_answer_t is None:
             self.first_answer_t = turn.first_answer_t
         if tokens or turn.deltas:
-            source = turn.tokens_source
+            source = count.source
             if source not in self.sources:
                 self.sources = self.sources | {source}
         if turn.server_tps is not None:
@@ -278,7 +317,7 @@ class LaneState:
     turns: list[TurnState] = field(default_factory=list)
     status: str = "waiting"
     """waiting | thinking | streaming | executing | finished | winner |
-    eliminated | error."""
+    eliminated | error | stopped (the race was won while it worked)."""
     end_t: float | None = None
     reason: str = ""
     eliminated_by: str | None = None
@@ -378,7 +417,7 @@ class LaneState:
     def live_tokens(self) -> int:
         """Deltas seen so far (usage arrives at the end of a turn)."""
         last = self.turns[-1] if self.turns else None
-        return self.closed().live_tokens + (max(last.deltas, last.usage_tokens or 0) if last else 0)
+        return self.closed().live_tokens + (last.tokens if last else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +492,13 @@ class LaneStats:
     model_s: float | None = None
     tool_s: float | None = None
     """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
+    end_t: float | None = None
+    """When the lane ended (its ending event's ``t``, race clock); None while it runs."""
+    count_check: str = ""
+    """Why the server's token count was not used (``token_count``); '' if it was."""
+    server_split: dict[str, Any] = field(default_factory=dict)
+    """Turn 1's ``ServerTimings`` fields (``queue_s``, ``load_s``, ``prefill_s``,
+    ``cached_tokens``, ``prompt_tokens``): what the server said its TTFT went to."""
     turn_log: list[TurnState] = field(default_factory=list, repr=False, compare=False)
     """The lane's turns: ``per_turn`` figures are read from the first ``turns``."""
 
@@ -478,6 +524,64 @@ class LaneStats:
     def itl_p99_ms(self) -> float | None:
         return _ms(self.gaps.percentile(99, self.gap_count))
 
+    @property
+    def deltas_per_read(self) -> float | None:
+        """Mean deltas per stamped read (1.0: each delta had its own read);
+        None without deltas. Deltas read together share one stamp, so their
+        gaps are 0 whatever the server's pace."""
+        opened = sum(1 for turn in self.turn_log[: self.turns] if turn.deltas)
+        reads = self.gap_count - self.gaps.shared(self.gap_count) + opened
+        return (self.gap_count + opened) / reads if reads else None
+
+    @property
+    def itl_limited(self) -> bool:
+        """The ITL figures say more about the client than the server: on
+        average ``ITL_LIMITED_AT`` deltas or more shared a read."""
+        per_read = self.deltas_per_read
+        return per_read is not None and per_read >= ITL_LIMITED_AT
+
+    @property
+    def ttft_split(self) -> dict[str, float] | None:
+        """Turn 1's TTFT split by what the server said: ``queue_s``,
+        ``load_s``, ``prefill_s`` where said, and ``rest_s``: the remainder
+        (network, client, decoding the first token; 0 if the server's parts
+        add up to more than the client saw). None if the server said nothing
+        about its time or there is no TTFT."""
+        parts = {k: self.server_split[k] for k in SPLIT_PARTS if k in self.server_split}
+        if not parts or self.ttft_s is None:
+            return None
+        return {**parts, "rest_s": max(self.ttft_s - sum(parts.values()), 0.0)}
+
+    @property
+    def prompt_cached(self) -> bool:
+        """Turn 1's prompt was served (partly) from the server's cache: its
+        TTFT is a warm start, not comparable with a cold one."""
+        return bool(self.server_split.get("cached_tokens"))
+
+    @staticmethod
+    def ttft_split_worth_a_note(split: dict[str, float], ttft: float) -> bool:
+        """A split is news when a quarter or more of a TTFT of 50 ms or more
+        went to something other than prefill: loading, a queue, or time the
+        server does not account for (waiting before it started, the network)."""
+        return ttft >= 0.05 and any(split.get(k, 0.0) >= 0.25 * ttft for k in ("queue_s", "load_s", "rest_s"))
+
+    def figure_notes(self) -> list[str]:
+        """What a person must know to read this lane's figures right (the
+        token count not believed, ITL limited by the client, where TTFT went,
+        a warm prompt); [] if nothing."""
+        notes = [self.count_check] if self.count_check else []
+        split = self.ttft_split
+        if split is not None and self.ttft_s is not None and self.ttft_split_worth_a_note(split, self.ttft_s):
+            said = " + ".join(f"{name[:-2]} {split[name]:.3f}" for name in (*SPLIT_PARTS, "rest_s") if name in split)
+            notes.append(f"TTFT {self.ttft_s:.3f} s = {said}")
+        if self.prompt_cached:
+            cached, prompt = self.server_split["cached_tokens"], self.server_split.get("prompt_tokens")
+            of = f" of {prompt}" if prompt else ""
+            notes.append(f"prompt from cache ({cached}{of} tokens): a warm start, not comparable with a cold one")
+        if self.itl_limited:
+            notes.append(itl_limited_note(self.deltas_per_read))
+        return notes
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -489,14 +593,21 @@ class LaneStats:
             "ttft_s": _r(self.ttft_s),
             "ttfa_s": _r(self.ttfa_s),
             "e2e_s": _r(self.e2e_s),
+            "finish_s": _r(self.finish_t),
             "tokens": self.tokens,
             "tokens_source": self.tokens_source,
+            "count_check": self.count_check or None,
             "output_tps": _r(self.output_tps, 2),
             "itl_p50_ms": _r(self.itl_p50_ms, 3),
             "itl_p90_ms": _r(self.itl_p90_ms, 3),
             "itl_p99_ms": _r(self.itl_p99_ms, 3),
             "itl_max_ms": _r(self.itl_max_ms, 3),
             "stalls": self.stalls,
+            "deltas_per_read": _r(self.deltas_per_read, 3),
+            "itl_limited": self.itl_limited,
+            "ttft_split": None if (split := self.ttft_split) is None else {k: _r(v) for k, v in split.items()},
+            "cached_tokens": self.server_split.get("cached_tokens"),
+            "prompt_cached": self.prompt_cached,
             "server_tps": _r(self.server_tps, 2),
             "completion_s": _r(self.completion_s),
             "turns": self.turns,
@@ -590,6 +701,9 @@ def lane_stats(
         tta_s=first.since_request(totals.first_action_t) if first is not None else None,
         model_s=totals.model_s,
         tool_s=totals.tool_s,
+        end_t=lane.end_t,
+        count_check=totals.count_check,
+        server_split=first.server if first is not None else {},
         turn_log=turns,
     )
 

@@ -25,7 +25,10 @@ thread that folds it. Definitions follow the metric table of DESIGN.md:
 - ITL: gaps between consecutive deltas of one turn; ITL max is the longest,
   and a *stall* is a gap beyond ``stall_threshold`` (max(1 s, 10 x the
   lane's median gap)); a lane silent that long right now is stalled;
-- cost: input and output tokens x the backend's per-million price.
+- cost: input and output tokens x the backend's per-million price;
+- TTFT split (turn 1): the queue / load / prefill seconds the server reported
+  (``ServerTimings``), and the rest of the client's TTFT; a prompt served
+  from the server's cache (``cached_tokens``) marks the lane a warm start.
 
 Reads at a moment ``now`` (``ranked(now)``) are anchored at now, not at the
 last token: the output speed of a streaming lane counts its silence so far,
@@ -48,6 +51,30 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from thunderdome.events import (
+    CommandExtracted,
+    Event,
+    ExecFinished,
+    FighterSpawned,
+    FirstByte,
+    LaneEliminated,
+    LaneFailed,
+    LaneFinished,
+    LaneStarted,
+    LaneStopped,
+    RaceFinished,
+    RaceStarted,
+    RequestSent,
+    ServerTimings,
+    StreamEnded,
+    TokenDelta,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
+    Usage,
+    Verdict,
+    WinnerDecided,
+)
 from thunderdome.lane_stats import (  # re-exported: the metrics API
     _ENDED,
     LaneState,
@@ -60,27 +87,9 @@ from thunderdome.lane_stats import (  # re-exported: the metrics API
     percentile,
 )
 from thunderdome.specs import PRICE_KEYS
-from thunderdome.events import (
-    CommandExtracted,
-    Event,
-    ExecFinished,
-    FighterSpawned,
-    LaneEliminated,
-    LaneFailed,
-    LaneFinished,
-    LaneStarted,
-    RaceFinished,
-    RaceStarted,
-    RequestSent,
-    FirstByte,
-    StreamEnded,
-    TokenDelta,
-    ToolCallDelta,
-    ToolCallDone,
-    ToolCallStarted,
-    Usage,
-    Verdict,
-)
+
+SERVER_FIELDS = ("queue_s", "load_s", "prefill_s", "cached_tokens", "prompt_tokens")
+"""The ``ServerTimings`` fields a turn keeps (``TurnState.server``)."""
 
 _DELTAS = (TokenDelta, ToolCallDelta)
 """Output deltas: both count for TTFT, e2e, the delta count and ITL."""
@@ -131,6 +140,7 @@ class Standings:
                 lane.gaps.arrived.append(t - last)
             turn.last_token_t = t
             turn.deltas += 1
+            turn.chars += len(event.text)
             if type(event) is ToolCallDelta:  # tool arguments: output, not answer text
                 if lane.status not in _ENDED:
                     lane.status = "streaming"
@@ -182,6 +192,11 @@ class Standings:
                 turn.input_tokens = event.input_tokens
             if event.server_tps is not None:
                 turn.server_tps = event.server_tps
+        elif isinstance(event, ServerTimings):
+            turn = self._lane(event.lane).turn(event.turn, event.t)
+            turn.server.update(
+                (name, value) for name in SERVER_FIELDS if (value := getattr(event, name)) is not None
+            )
         elif isinstance(event, StreamEnded):
             lane = self._lane(event.lane)
             turn = lane.turn(event.turn, event.t)
@@ -224,11 +239,21 @@ class Standings:
         elif isinstance(event, LaneFailed):
             lane = self._lane(event.lane)
             lane.status, lane.end_t, lane.reason = "error", event.t, event.reason
+        elif isinstance(event, LaneStopped):
+            lane = self._lane(event.lane)
+            lane.status, lane.end_t, lane.reason = "stopped", event.t, event.reason
+        elif isinstance(event, WinnerDecided):
+            self._crown(event.winner)
         elif isinstance(event, RaceFinished):
             self.finished, self.finished_t = True, event.t
-            self.winner = event.winner
-            if event.winner and event.winner in self.lanes:
-                self.lanes[event.winner].status = "winner"
+            self._crown(event.winner)
+
+    def _crown(self, winner: str | None) -> None:
+        """``winner`` won: said the moment it was called (``WinnerDecided``),
+        and again by ``RaceFinished`` (the only word in older recordings)."""
+        self.winner = winner
+        if winner and winner in self.lanes:
+            self.lanes[winner].status = "winner"
 
     def apply_all(self, events: Iterable[Event]) -> "Standings":
         for event in events:
@@ -282,9 +307,7 @@ class Standings:
                 return (1, lane.completion_t, lane.index)
             if not lane.ended:
                 return (2, 0.0, lane.index)
-            if lane.status == "eliminated":  # later elimination ranks higher
-                return (3, -(lane.end_t or 0.0), lane.index)
-            if lane.status == "finished":
+            if lane.status in ("eliminated", "stopped", "finished"):  # later end ranks higher
                 return (3, -(lane.end_t or 0.0), lane.index)
             return (4, 0.0, lane.index)
         # long race: finished by finish time, running by projection, errors last
@@ -314,6 +337,8 @@ class Standings:
 
     def results(self) -> dict[str, Any]:
         """The ``--json`` contract of DESIGN.md."""
+        ranked = self.ranked(self.finished_t)
+        lanes = [s.to_dict() for s in ranked]
         return {
             "race": {
                 "task": self.task,
@@ -326,8 +351,9 @@ class Standings:
                 "expected_tokens": self.expected_tokens or None,
                 "time_scale": self.time_scale,
                 "duration_s": _r(self.finished_t),
+                "client_limited": client_limited(ranked),
             },
-            "lanes": [s.to_dict() for s in self.ranked(self.finished_t)],
+            "lanes": lanes,
             "winner": self.winner,
         }
 
@@ -343,6 +369,13 @@ def _price(value: Any) -> dict[str, float] | None:
         return None
     price = {key: float(value[key]) for key in PRICE_KEYS if _finite(value.get(key))}
     return price or None
+
+
+def client_limited(lanes: list[LaneStats]) -> bool:
+    """Most lanes with output read several deltas at once: the machine, not
+    the servers, set the ITL figures (``LaneStats.itl_limited``)."""
+    read = [s for s in lanes if s.deltas_per_read is not None]
+    return bool(read) and 2 * sum(s.itl_limited for s in read) > len(read)
 
 
 def compute_results(events: Iterable[Event]) -> dict[str, Any]:

@@ -22,16 +22,18 @@ import asyncio
 import dataclasses
 import datetime as _dt
 import json
+import operator
 import os
 import platform
 import re
 import sys
 import threading
-from collections import deque
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import thunderdome
+from thunderdome.batch_queue import BatchQueue
 from thunderdome.events import Event, RaceStarted
 from thunderdome.redact import HeldText, Secrets, known, redact_obj, remember_backend
 from thunderdome.visible import json_safe
@@ -78,6 +80,9 @@ def default_recording_path(task: str) -> Path:
 # --- the event scrubber ------------------------------------------------------------------
 
 
+_NUMBERS = (int, float, bool, type(None))
+
+
 class Redactor:
     """Replaces secret values with ``[redacted]`` in event dicts.
 
@@ -85,7 +90,8 @@ class Redactor:
     text (``redact.HeldText``): a delta whose text ends with the beginning of
     a secret is held back (whole, its ``t`` untouched) until the next delta of
     that turn or the lane's next other event shows whether the secret
-    completes. Every delta is still written, so counts and timings (the
+    completes (a race-wide event such as ``winner_decided`` ends no lane's
+    text: what waits is written after it). Every delta is still written, so counts and timings (the
     metrics) are unchanged; only the text of deltas that carried part of a
     secret changes."""
 
@@ -112,6 +118,15 @@ class Redactor:
                 self._small[text] = clean
         return clean
 
+    def _scrub_field(self, value: Any) -> Any:
+        """A field name or value of a delta, redacted: short strings through
+        their cache, numbers as they are (no secret in them), others walked."""
+        kind = type(value)
+        if kind is str:
+            clean = self._small.get(value)
+            return self._scrub_small(value) if clean is None else clean
+        return value if kind in _NUMBERS else self.scrub_obj(value)
+
     def scrub_obj(self, obj: Any) -> Any:
         """A copy of ``obj`` (JSON-like) with every string redacted."""
         return redact_obj(obj, self.secrets)
@@ -122,11 +137,7 @@ class Redactor:
             return [data]
         if data.get("type") == "token_delta":
             text = data.get("text", "")
-            small = self._scrub_small
-            clean: dict[str, Any] = {}
-            for k, v in data.items():
-                if k != "text":
-                    clean[small(k) if isinstance(k, str) else k] = small(v) if isinstance(v, str) else self.scrub_obj(v)
+            clean = {self._scrub_field(k): self._scrub_field(v) for k, v in data.items() if k != "text"}
             key = (str(clean.get("lane", "")), int(clean.get("turn", 1) or 1))
             held = self._held.get(key)
             if held is None:
@@ -134,8 +145,9 @@ class Redactor:
             return self._with_texts(held.push(clean, text if isinstance(text, str) else ""))
         lane = data.get("lane")
         out: list[dict[str, Any]] = []
-        for key in list(self._held):
-            if not lane or key[0] == lane:
+        ends_all = not lane and data.get("type") == "race_finished"
+        for key in list(self._held):  # a race-wide event mid-race (a winner called) ends no lane's text
+            if key[0] == lane or ends_all:
                 out.extend(self._with_texts(self._held.pop(key).release()))
         out.append(self.scrub_obj(data))
         return out
@@ -175,15 +187,28 @@ def header_for(race: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_raw_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` as one
+    C encoder built once (``JSONEncoder.encode`` builds one per call, about
+    half its cost for an event), else the plain encoder."""
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    if c_make_encoder is None:
+        return plain.encode
+    chunks = c_make_encoder(None, plain.default, encode_basestring, None, ":", ",", False, False, True)
+    return lambda data: "".join(chunks(data, 0))
+
+
+_raw_encode = _compact_encoder()
 
 
 def _encode(data: dict[str, Any]) -> str:
-    """``json.dumps(data, separators=(",", ":"), ensure_ascii=False)`` without
-    building an encoder per call, and without a raw DEL or C1 byte (a recording
+    """The compact JSON of ``data`` without a raw DEL or C1 byte (a recording
     stays safe to ``cat``)."""
     return json_safe(_raw_encode(data))
+
+
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_VALUES: dict[type, Callable[[Any], Any]] = {}
 
 
 def _line(data: dict[str, Any]) -> str:
@@ -191,16 +216,18 @@ def _line(data: dict[str, Any]) -> str:
 
 
 def _as_dict(event: Event) -> dict[str, Any]:
-    """``event.to_dict()``, with the field names looked up once per class."""
+    """``event.to_dict()``, with the field names looked up once per class and
+    the values read in one ``attrgetter`` call."""
     cls = type(event)
     names = _FIELD_NAMES.get(cls)
     if names is None:
         if cls.to_dict is not Event.to_dict:  # a class with its own form keeps it
             return event.to_dict()
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        _FIELD_VALUES[cls] = operator.attrgetter(*names)
+    values = _FIELD_VALUES[cls](event)
     data: dict[str, Any] = {"type": cls.type}
-    for name in names:
-        data[name] = getattr(event, name)
+    data.update(zip(names, values) if len(names) > 1 else [(names[0], values)])
     return data
 
 
@@ -222,10 +249,7 @@ class Recorder:
         self.lines_written = 0
         """Event lines written so far (the benchmarks check a recording really was made)."""
         self.error: str | None = None
-        self._queue: deque[Event] = deque()
-        self._wake = threading.Event()
-        self._idle = False
-        self._closing = False
+        self._events: BatchQueue[Event] = BatchQueue(FLUSH_INTERVAL)
         self._thread: threading.Thread | None = None
         self._file: TextIO | None = None
         self._header_written = False
@@ -246,20 +270,15 @@ class Recorder:
 
     def __call__(self, event: Event) -> None:
         """The sink: append, and wake the writer if it sleeps. Never raises."""
-        if self._closing:
-            return
-        self._queue.append(event)
-        if self._idle:
-            self._idle = False
-            self._wake.set()
+        if not self._events.closed:
+            self._events.put(event)
 
     async def close(self) -> None:
         """Write everything queued, flush and close the file."""
         thread = self._thread
         if thread is None:
             return
-        self._closing = True
-        self._wake.set()
+        self._events.close()
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
     async def __aenter__(self) -> "Recorder":
@@ -271,22 +290,8 @@ class Recorder:
 
     def _write_loop(self) -> None:
         """The writer thread: wait for events, let a burst gather, write it."""
-        queue, wake = self._queue, self._wake
         try:
-            while True:
-                if not queue:
-                    if self._closing:
-                        break
-                    self._idle = True
-                    if queue or self._closing:  # arrived while announcing: no wake-up will come
-                        self._idle = False
-                        continue
-                    wake.wait()
-                    wake.clear()
-                    continue
-                if not self._closing:
-                    wake.wait(FLUSH_INTERVAL)  # let a burst of tokens gather into one write
-                batch = [queue.popleft() for _ in range(len(queue))]
+            for batch in self._events.batches():
                 self._write(self._render(batch))
             tail = [_line(d) for d in self._redactor.flush()]
             if not self._header_written:

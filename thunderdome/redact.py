@@ -199,6 +199,15 @@ class HeldText(Generic[T]):
         """Everything held, redacted (the text has ended)."""
         return self._release(final=True) if self._held else []
 
+    def release_cut(self) -> list[tuple[T, str]]:
+        """Everything held, the text having ended there: what waits is a
+        secret's beginning, so from ``MIN_FRAGMENT`` characters on it is a
+        key cut short and leaves as ``[redacted]`` (``redact``'s rule)."""
+        pairs = self.release()
+        if sum(len(text) for _, text in pairs) >= MIN_FRAGMENT:
+            return [(pairs[0][0], REDACTED)]
+        return pairs
+
     def _release(self, *, final: bool) -> list[tuple[T, str]]:
         texts, count, tail = self.secrets.split([text for _, text in self._held], final=final)
         pairs = [(item, text) for (item, _), text in zip(self._held, texts)]

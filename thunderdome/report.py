@@ -15,15 +15,18 @@ import asyncio
 import time
 from typing import Any
 
-from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from thunderdome import figures
 from thunderdome.events import NATURAL_ENDS
-from thunderdome.metrics import LaneStats, Standings
+from thunderdome.fitted_table import Column, fitted_table
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
+from thunderdome.metrics import LaneStats, Standings, client_limited, lane_stats
 from thunderdome.redact import redact
+from thunderdome.tool_figures import has_tool_figures, tool_line
 from thunderdome.visible import visible_line
 
 STATUS_STYLE = {
@@ -35,8 +38,11 @@ STATUS_STYLE = {
     "waiting": "dim",
     "eliminated": "red",
     "error": "bold red",
+    "stopped": "dim",
 }
 
+COMMAND_SHOWN = 60
+"""Characters of a lane's last command in the note (cut with ``…``; the recording has it whole)."""
 LIVE_HZ = 8.0
 """Headless refresh rate: smooth enough to watch, cheap enough not to matter."""
 
@@ -50,43 +56,36 @@ def _num(value: float | None, fmt: str, unit: str = "") -> str:
     return "—" if value is None else format(value, fmt) + unit
 
 
-COMPACT_BELOW = 118
-"""Console widths below this get the compact table (the JSON and exports
-always carry every metric)."""
+NOTE_ROOM = 24
+"""The note's least width: a reason wraps over lines of at least this many characters."""
+JSON_HINT = " (a wider terminal, or --json, has them)"
+"""Follows the list of columns a narrow console left out: where the figures are."""
 
 
 def standings_table(standings: Standings, now: float | None, *, final: bool = False, width: int = 200) -> Table:
-    """The leaderboard as a rich table (live or final). Units live in the
-    headers so cells stay narrow; below ``COMPACT_BELOW`` columns the model,
-    TTFA, server speed and ITL columns are left out so it fits 80 columns."""
-    compact = width < COMPACT_BELOW
+    """The leaderboard as a rich table (live or final) that fits ``width``
+    (``fitted_table``): units live in the headers so cells stay narrow; the
+    note wraps, never cut; on a narrow console the model, ITL, server speed
+    and TTFA columns are left out first, and the caption says which. Every
+    figure is ``thunderdome.figures``' text (as on every screen); ``done s``
+    is the one the winner line says."""
     title = f"{standings.task} · {standings.kind}"
     if standings.win_rule:
         title += f" · {standings.win_rule}"
     if standings.time_scale != 1.0:
         title += f" · sim time ×{standings.time_scale:g}"
     ranked = standings.ranked(now)
-    show_model = not compact and any(s.model and s.model != s.name for s in ranked)
+    show_model = any(s.model and s.model != s.name for s in ranked)
     thunderdome = standings.kind == "thunderdome"
-    table = Table(title=cell(title), title_style="bold", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
-    table.add_column("#", justify="right", no_wrap=True, min_width=1)
-    table.add_column("lane", no_wrap=True, min_width=min(16, max((len(x.name) for x in ranked), default=4)))
+    columns = [Column("#", "right"), Column("lane")]
     if show_model:
-        table.add_column("model", no_wrap=True, max_width=20)
-    table.add_column("status", no_wrap=True, min_width=10)
-    table.add_column("TTFT s", justify="right", no_wrap=True, min_width=6)
-    if not compact:
-        table.add_column("TTFA s", justify="right", no_wrap=True, min_width=6)
-    if not (compact and thunderdome):
-        table.add_column("e2e s", justify="right", no_wrap=True, min_width=5)
-    table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
-    table.add_column("tok/s", justify="right", no_wrap=True, min_width=6)
-    if not compact:
-        table.add_column("srv tok/s", justify="right", no_wrap=True, min_width=9)
-        table.add_column("ITL p50/p99 ms", justify="right", no_wrap=True, min_width=14)
-    if thunderdome:
-        table.add_column("done s", justify="right", no_wrap=True, min_width=6)
-    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=max(12, width - (62 if compact else 122)))
+        columns.append(Column("model", keep=10))
+    columns += [Column("status"), Column("TTFT s", "right", keep=90), Column("TTFA s", "right", keep=40),
+                Column("e2e s", "right", keep=50 if thunderdome else 80), Column("tokens", "right", keep=70),
+                Column("tok/s", "right", keep=85), Column("srv tok/s", "right", keep=30),
+                Column("ITL p50/p99 ms", "right", keep=20), Column("done s", "right", keep=95),
+                Column("note", wrap=True, room=NOTE_ROOM)]
+    rows = []
     for s in ranked:
         lane = standings.lanes[s.name]
         tokens = lane.live_tokens if not final else s.tokens
@@ -94,65 +93,67 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
         row: list[Any] = [str(s.rank), cell(s.name, "bold")]
         if show_model:
             row.append(cell(s.model))
-        row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), _num(s.ttft_s, ".3f")]
-        if not compact:
-            row.append(_num(s.ttfa_s, ".3f"))
-        if not (compact and thunderdome):
-            row.append(_num(s.e2e_s, ".2f"))
-        row += [token_text, _num(s.output_tps, ".1f")]
-        if not compact:
-            row += [_num(s.server_tps, ".1f"), f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')}"]
-        if thunderdome:
-            row.append(_num(s.completion_s, ".3f"))
-        row.append(cell(" ".join(_note(s, standings, now, final).split())))
-        table.add_row(*row)
-    return table
+        row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), figures.seconds_digits(s.ttft_s),
+                figures.seconds_digits(s.ttfa_s), figures.seconds_digits(s.e2e_s), token_text,
+                figures.rate_digits(s.output_tps), figures.rate_digits(s.server_tps),
+                f"{_num(s.itl_p50_ms, '.1f')}/{_num(s.itl_p99_ms, '.1f')}",
+                figures.seconds_digits(figures.done_s(s, standings.kind)),
+                cell(" ".join(_note(s, standings, now, final).split()))]
+        rows.append(row)
+    return fitted_table(columns, rows, width, title=cell(title), hint=JSON_HINT, pad_edge=False)
 
 
 def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) -> str:
     if s.error:
         return s.error
-    if s.status == "eliminated":
+    if s.status in ("eliminated", "stopped"):
         lane = standings.lanes[s.name]
-        return lane.reason or (f"killed by {s.eliminated_by}" if s.eliminated_by else "eliminated")
+        return lane.reason or (f"killed by {s.eliminated_by}" if s.eliminated_by else s.status)
     if standings.kind == "thunderdome":
         lane = standings.lanes[s.name]
         if lane.last_command:
-            command = (redact(lane.last_command).splitlines() or [""])[0]  # redact, then cut
-            return f"$ {command[:40]}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
+            lines = redact(lane.last_command).splitlines() or [""]  # redact, then cut (marked)
+            command = visible_line(lines[0] + (" ⏎ …" if len(lines) > 1 else ""), COMMAND_SHOWN)
+            return f"$ {command}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
         return s.verdict
     if s.stalled_s is not None:
         return f"stalled {s.stalled_s:.1f} s"
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
         return f"ETA {s.projected_t:.1f} s"
-    if s.finish_reason and s.finish_reason not in NATURAL_ENDS:
-        return f"finish: {s.finish_reason}"
-    return ""
+    unusual = f"finish: {s.finish_reason}" if s.finish_reason and s.finish_reason not in NATURAL_ENDS else ""
+    if s.finish_reason is None and s.status in ("finished", "winner"):
+        unusual = standings.lanes[s.name].reason  # a clean end that named no reason says so
+    return " · ".join(part for part in (unusual, *s.figure_notes()) if part)
 
 
 def summary(standings: Standings, recording: str | None = None, width: int = 200) -> Group:
     """Final table plus the winner line."""
     parts: list[Any] = [standings_table(standings, standings.finished_t, final=True, width=width)]
     if standings.winner:
-        s = next((x for x in standings.ranked() if x.name == standings.winner), None)
-        detail = ""
-        if s is not None:
-            if standings.kind == "thunderdome" and s.completion_s is not None:
-                detail = f" — completed in {s.completion_s:.3f} s"
-            elif s.e2e_s is not None:
-                detail = f" — finished in {s.e2e_s:.2f} s"
+        s = next((x for x in standings.ranked(standings.finished_t) if x.name == standings.winner), None)
+        detail = "" if s is None else f" — {figures.winner_line(s, standings.kind)}"
         parts.append(cell(f"🏆 winner: {standings.winner}{detail}", "bold green"))
     elif not standings.finished:
         parts.append(Text(f"race unfinished: the events stop at {standings.last_t:.2f} s", style="bold yellow"))
     else:
         parts.append(Text("no winner", style="bold yellow"))
-    if standings.isolation not in ("bwrap", "none"):
-        parts.append(cell(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", "bold yellow"))
+    if client_limited(standings.ranked(standings.finished_t)):
+        parts.append(Text(f"⚠ {CLIENT_LIMITED_NOTE}", style="bold yellow"))
+    for lane in standings.ranked(standings.finished_t):
+        if has_tool_figures(lane):
+            parts.append(cell(f"⚒ {lane.name}: {tool_line(lane)}", limit=300))
     if any(s.tokens_source == "estimate" and s.tokens for s in standings.ranked()):
-        parts.append(Text("* tokens estimated from delta count (server sent no usage)", style="dim"))
+        parts.append(Text("* tokens estimated from delta count (server sent no usage, or a count its stream contradicts)", style="dim"))
     if recording:
         parts.append(cell(f"recording: {recording}", "dim"))
     return Group(*parts)
+
+
+def warnings(standings: Standings) -> list[Text]:
+    """What qualifies the results and belongs on stderr beside them (the sandbox's weaker isolation)."""
+    if standings.isolation not in ("bwrap", "none"):
+        return [cell(f"⚠ sandbox isolation: {standings.isolation} (bubblewrap unavailable)", "bold yellow")]
+    return []
 
 
 class LiveReporter:
@@ -188,15 +189,20 @@ class LiveReporter:
             if first is not None and "first" not in told:
                 told.add("first")
                 request = lane.turns[0].request_t if lane.turns else None
-                ttft = f" (TTFT {first - request:.3f} s)" if request is not None else ""
+                ttft = f" (TTFT {figures.seconds(first - request)})" if request is not None else ""
                 self._say(first, name, f"first token{ttft}")
             if lane.ended and "end" not in told:
                 told.add("end")
-                what = {"error": "error", "eliminated": "eliminated"}.get(lane.status, "finished")
+                what = {"error": "error", "eliminated": "eliminated", "stopped": "stopped"}.get(lane.status, "finished")
                 end_t = lane.end_t if lane.end_t is not None else self.clock()
-                usual = lane.status not in ("error", "eliminated") and lane.reason in ("stop", "end_turn", "")
+                usual = lane.status not in ("error", "eliminated", "stopped") and lane.reason in ("stop", "end_turn", "")
                 detail = "" if usual else f": {lane.reason}"
                 self._say(end_t, name, f"{what}{detail} ({lane.tokens} tokens)")
+            if name == self.standings.winner and "winner" not in told:
+                told.add("winner")  # called the moment it happened, before the others end
+                s = lane_stats(lane)
+                done = figures.done_s(s, self.standings.kind)
+                self._say(done if done is not None else self.clock(), name, f"★ winner: {figures.winner_line(s, self.standings.kind)}")
 
     def _say(self, t: float, lane: str, what: str) -> None:
         line = Text(f"{t:8.3f} s  ")
@@ -238,27 +244,23 @@ class RaceClock:
         return 0.0 if self.t0 is None else time.monotonic() - self.t0
 
 
-def trials_table(summary: dict[str, Any], task: str) -> Table:
-    """Median (min–max) per lane over several trials."""
-    table = Table(title=cell(f"{task} · {summary['trials']} trials · median (min–max)"), title_style="bold",
-                  header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("lane", no_wrap=True)
-    table.add_column("wins", justify="right")
-    for head in ("TTFT s", "tok/s", "e2e s", "done s"):
-        table.add_column(head, justify="right", no_wrap=True)
+def trials_table(summary: dict[str, Any], task: str, width: int = 200) -> Table:
+    """Median (min–max) per lane over several trials, fitted to ``width``
+    (the completion, then the e2e and speed columns are left out first, and
+    the caption says so)."""
+    columns = [Column("lane"), Column("wins", "right"), Column("TTFT s", "right"),
+               Column("tok/s", "right", keep=60), Column("e2e s", "right", keep=50),
+               Column("done s", "right", keep=40)]
 
     def spread(values: dict[str, float] | None, fmt: str) -> str:
         if not values:
             return "—"
         return f"{values['median']:{fmt}} ({values['min']:{fmt}}–{values['max']:{fmt}})"
 
-    for lane in summary["lanes"]:
-        table.add_row(
-            cell(lane["name"], "bold"),
-            str(lane["wins"]),
-            spread(lane["ttft_s"], ".3f"),
-            spread(lane["output_tps"], ".1f"),
-            spread(lane["e2e_s"], ".2f"),
-            spread(lane["completion_s"], ".3f"),
-        )
-    return table
+    rows = [
+        [cell(lane["name"], "bold"), str(lane["wins"]), spread(lane["ttft_s"], ".3f"),
+         spread(lane["output_tps"], ".1f"), spread(lane["e2e_s"], ".2f"), spread(lane["completion_s"], ".3f")]
+        for lane in summary["lanes"]
+    ]
+    title = cell(f"{task} · {summary['trials']} trials · median (min–max)")
+    return fitted_table(columns, rows, width, title=title, hint=JSON_HINT)

@@ -17,7 +17,8 @@ from thunderdome.redact import remember_backend, scrub_urls
 
 BACKEND_KINDS = ("openai", "ollama", "anthropic", "responses", "sim")
 AGENT_MODES = ("tools", "text")
-"""A backend's ``agent`` option: how its model acts in a Thunderdome task."""
+"""How a lane's model acts in a Thunderdome task: a backend's ``agent``
+option or a task's ``agent`` field (``race.tools_mode.mode_for`` decides)."""
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok")
 """What a backend's ``price`` may name: dollars per million tokens."""
 
@@ -51,9 +52,10 @@ class BackendSpec:
     """``sim`` only: the timing profile (``cloud``, ``dgx-spark``, ...)."""
     protocol: str = "openai"
     """``sim`` only: which wire protocol to speak to the emulator."""
-    agent: str = "tools"
+    agent: str | None = None
     """How the lane acts in a Thunderdome task (``AGENT_MODES``): ``tools`` (a
-    native ``bash`` tool call) or ``text`` (a command in a shell code block)."""
+    native ``bash`` tool call) or ``text`` (a command in a shell code block);
+    None: not said, the task's ``agent`` decides (else ``tools``)."""
     program: str | None = None
     """A real agent program runs this lane (``agents.presets.PRESETS``:
     ``claude-code``, ``codex``, ``opencode``, or ``command`` with ``command``),
@@ -146,6 +148,10 @@ class TaskSpec:
     """Seconds for the whole race."""
     exec_timeout: float = 10.0
     """Seconds for one command in the sandbox."""
+    race_on: bool = False
+    """Thunderdome: once the winner is called, the other lanes race on for
+    places (each until it passes, runs out of turns or of time) instead of
+    being stopped. Long races always race on."""
     setup_files: dict[str, str] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
     reference: str = ""
@@ -153,5 +159,7 @@ class TaskSpec:
     reply with it; a test proves it solves the task."""
     wrong_answer: str = ""
     """A plausible wrong answer, used by sim lanes that are set to fail."""
+    agent: str = ""
+    """How lanes act (``AGENT_MODES``) when their backend does not say; "": tools."""
     source: str = ""
     """File the task came from (for error messages)."""

@@ -46,6 +46,8 @@ def visible_line(text: str, limit: int | None = None) -> str:
 def json_safe(text: str) -> str:
     """JSON text (from ``json.dumps(..., ensure_ascii=False)``) with DEL and C1
     controls written as ``\\u`` escapes: the same JSON, no raw control byte."""
+    if text.isascii() and "\x7f" not in text:  # the common case, checked at C speed
+        return text
     return text.translate(_JSON)
 
 

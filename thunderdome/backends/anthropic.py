@@ -3,7 +3,8 @@
 Invariant: ``message_stop`` is the only clean end; ``usage.output_tokens`` in
 ``message_start`` / ``message_delta`` is cumulative, so each ``Usage`` event
 carries the latest total (assigned, never added). ``thinking_delta`` is the
-reasoning channel (its ``signature_delta`` is no output); a ``tool_use``
+reasoning channel (its ``signature_delta`` is no output: a
+``ReasoningSigned``, as is a ``redacted_thinking`` block); a ``tool_use``
 block is a tool call, its ``input_json_delta`` pieces the arguments, its
 ``content_block_stop`` the call complete; ``ping`` events are keep-alives; an ``error`` event
 (``overloaded_error``) ends the lane.
@@ -17,8 +18,9 @@ from typing import Any
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
 from thunderdome.backends.messages import anthropic_messages, anthropic_tools
+from thunderdome.backends.server_timings import from_anthropic_usage
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
-from thunderdome.events import Event, Usage
+from thunderdome.events import Event, ReasoningSigned, Usage
 
 API_VERSION = "2023-06-01"
 
@@ -47,6 +49,8 @@ class AnthropicParser(StreamParser):
                     self.token(out, t, delta.get("thinking"), "reasoning")
                 elif delta.get("type") == "input_json_delta":
                     self.call_delta(out, t, obj.get("index"), delta.get("partial_json"))
+                elif delta.get("type") == "signature_delta":
+                    self._signed(out, t, delta.get("signature"), redacted=False)
         elif kind == "message_start":
             message = obj.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
@@ -62,6 +66,8 @@ class AnthropicParser(StreamParser):
                     self.token(out, t, block.get("text"), "answer")
                 elif block.get("type") == "thinking":
                     self.token(out, t, block.get("thinking"), "reasoning")
+                elif block.get("type") == "redacted_thinking":
+                    self._signed(out, t, block.get("data"), redacted=True)
                 elif block.get("type") == "tool_use":
                     self.call_start(out, t, obj.get("index"), block.get("id"), block.get("name"))
                     if block.get("input"):  # a whole input up front (no deltas follow)
@@ -76,9 +82,14 @@ class AnthropicParser(StreamParser):
         elif kind == "message_stop":
             self.end(out, t)
 
+    def _signed(self, out: list[Event], t: float, signature: Any, *, redacted: bool) -> None:
+        if signature and isinstance(signature, str):
+            out.append(ReasoningSigned(t=t, lane=self.lane, turn=self.turn, signature=signature, redacted=redacted))
+
     def _usage(self, out: list[Event], t: float, usage: Any) -> None:
         if not isinstance(usage, dict):
             return
+        self.server_timings(out, t, from_anthropic_usage(usage))
         if as_int(usage.get("input_tokens")) is not None:
             self._input = usage["input_tokens"]
         output = as_int(usage.get("output_tokens"))

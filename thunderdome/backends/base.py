@@ -35,9 +35,11 @@ class ChatRequest:
     """One turn's request. ``messages``: role/content dicts (roles
     ``system``, ``user``, ``assistant``, ``tool``). An assistant message may
     carry ``tool_calls``: ``[{"id", "name", "arguments"}]`` (arguments: the
-    JSON text, as ``ToolCallDone`` has it); a ``tool`` message answers one
+    JSON text, as ``ToolCallDone`` has it) and ``signed_reasoning``:
+    ``[{"text", "signature", "redacted"}]`` (the reply's ``ReasoningSigned``
+    blocks, for protocols that want them back); a ``tool`` message answers one
     call: ``{"role": "tool", "tool_call_id", "name", "content"}``. Each client
-    encodes these for its protocol (``backends/tools.py``)."""
+    encodes these for its protocol (``backends/messages.py``)."""
 
     messages: list[dict[str, Any]]
     max_tokens: int

@@ -41,12 +41,14 @@ from thunderdome.events import (
     Event,
     FirstByte,
     RequestSent,
+    ServerTimings,
     StreamEnded,
     TokenDelta,
     ToolCallDelta,
     ToolCallDone,
     ToolCallStarted,
 )
+from thunderdome.redact import redact
 from thunderdome.specs import BackendSpec, Timeouts
 
 DRAIN_S = 0.5
@@ -144,6 +146,13 @@ class StreamParser:
             one(frame, t, out)
             if self.ended:
                 return
+
+    def server_timings(self, out: list[Event], t: float, fields: dict[str, Any]) -> None:
+        """A ``ServerTimings`` from what a frame said (``server_timings``
+        module), if it said anything (the reducer keeps each field's latest)."""
+        known = {k: v for k, v in fields.items() if v is not None}
+        if known:
+            out.append(ServerTimings(t=t, lane=self.lane, turn=self.turn, **known))
 
     def token(self, out: list[Event], t: float, text: Any, channel: str) -> None:
         if text and isinstance(text, str):
@@ -296,12 +305,6 @@ class StreamingBackend:
         headers.update(self.extra_headers)
         return headers
 
-    def _redact(self, reason: str) -> str:
-        key = self.spec.api_key()
-        if key and len(key) >= 4:
-            reason = reason.replace(key, "***")
-        return reason
-
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -417,9 +420,9 @@ class StreamingBackend:
                 await chunks.aclose()
                 await response.aclose()
         except FrameError as exc:
-            raise BackendError(self._redact(exc.reason)) from None
+            raise BackendError(redact(exc.reason)) from None
         except BackendError as exc:
-            raise BackendError(self._redact(exc.reason)) from None
+            raise BackendError(redact(exc.reason)) from None
         finally:
             timer.close()
 

@@ -7,7 +7,9 @@ and Ollama: as they went in; Anthropic and Responses: role and content, the
 system messages where the protocol wants them). Arguments travel as JSON text in the neutral shape;
 protocols that want an object (Anthropic, Ollama) get it parsed, and
 arguments that are not a JSON object are a ``BackendError`` before anything
-is sent.
+is sent. An assistant message's ``signed_reasoning`` goes back only where the
+protocol signs reasoning (Anthropic: ``thinking`` / ``redacted_thinking``
+blocks, first, text and signature exactly as they came); the others drop it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ def _calls(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
 
 
+def _without_signed(message: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``message`` for a protocol that signs no reasoning."""
+    out = dict(message)
+    out.pop("signed_reasoning", None)
+    return out
+
+
+def _signed_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Anthropic ``thinking`` / ``redacted_thinking`` blocks of a neutral assistant message."""
+    blocks = message.get("signed_reasoning")
+    out: list[dict[str, Any]] = []
+    for b in blocks if isinstance(blocks, list) else []:
+        if isinstance(b, dict) and b.get("redacted"):
+            out.append({"type": "redacted_thinking", "data": b.get("signature", "")})
+        elif isinstance(b, dict):
+            out.append({"type": "thinking", "thinking": b.get("text", ""), "signature": b.get("signature", "")})
+    return out
+
+
 def _plain(message: dict[str, Any]) -> dict[str, Any]:
     return {"role": message.get("role", "user"), "content": message.get("content") or ""}
 
@@ -55,7 +76,7 @@ def openai_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if m.get("role") == "tool":
             out.append({"role": "tool", "tool_call_id": m.get("tool_call_id", ""), "content": m.get("content") or ""})
             continue
-        message = dict(m)
+        message = _without_signed(m)
         calls = _calls(m)
         if calls:
             message["content"] = m.get("content") or None
@@ -77,7 +98,7 @@ def ollama_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if m.get("role") == "tool":
             out.append({"role": "tool", "tool_name": m.get("name", ""), "content": m.get("content") or ""})
             continue
-        message = dict(m)
+        message = _without_signed(m)
         calls = _calls(m)
         if calls:
             message["tool_calls"] = [
@@ -108,8 +129,9 @@ def anthropic_messages(messages: Iterable[dict[str, Any]]) -> tuple[str, list[di
                 last["content"].append(block)
             else:
                 out.append({"role": "user", "content": [block]})
-        elif _calls(m):
-            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+        elif _calls(m) or _signed_blocks(m):
+            blocks = _signed_blocks(m)  # first: thinking precedes the text and the tool_use it led to
+            blocks += [{"type": "text", "text": m["content"]}] if m.get("content") else []
             blocks += [
                 {"type": "tool_use", "id": c.get("id", ""), "name": c.get("name", ""), "input": arguments_object(c)}
                 for c in _calls(m)

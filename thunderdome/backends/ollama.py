@@ -17,6 +17,7 @@ from typing import Any
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
 from thunderdome.backends.messages import function_tools, ollama_messages
+from thunderdome.backends.server_timings import from_ollama_done
 from thunderdome.backends.sse import NDJSONDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -45,6 +46,7 @@ class OllamaParser(StreamParser):
             if calls and isinstance(calls, list):
                 self._tool_calls(calls, t, out)
         if obj.get("done") is True:
+            self.server_timings(out, t, from_ollama_done(obj))  # type: ignore[arg-type]
             count = as_int(obj.get("eval_count"))
             if count is not None:
                 duration = obj.get("eval_duration")

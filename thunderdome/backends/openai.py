@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
 from thunderdome.backends.messages import function_tools, openai_messages
+from thunderdome.backends.server_timings import from_llama_timings, from_openai_usage, merged
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -94,6 +95,7 @@ class OpenAIParser(StreamParser):
         usage = obj.get("usage")
         if timings is None and usage is None:
             return
+        self.server_timings(out, t, merged(from_llama_timings(timings), from_openai_usage(usage)))
         if isinstance(timings, dict):
             tps = _number(timings.get("predicted_per_second"))
             if tps is not None:

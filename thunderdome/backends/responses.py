@@ -24,6 +24,7 @@ from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, as_int, expect_object
 from thunderdome.backends.openai import OpenAIStyleBackend
 from thunderdome.backends.messages import responses_input, responses_tools
+from thunderdome.backends.server_timings import from_responses_usage
 from thunderdome.backends.sse import parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -73,6 +74,7 @@ class ResponsesParser(StreamParser):
             raise self.server_error(response if response.get("error") else obj)
         self.calls_done(out, t)
         usage = response.get("usage")
+        self.server_timings(out, t, from_responses_usage(usage))
         if isinstance(usage, dict) and as_int(usage.get("output_tokens")) is not None:
             out.append(
                 Usage(

@@ -18,9 +18,12 @@ Choices (documented for the README):
 - **Never run what the model did not finish.** A reply cut by ``max_tokens``
   runs nothing: the verdict "reply cut mid-command", then a feedback turn
   (``race/text_mode.py``).
-- **The race goes on after a winner.** Other lanes keep working until they
-  pass, run out of turns or out of time, so every lane ends with a
-  completion time or a verdict; the leaderboard ranks passes by time.
+- **The win is called at the first pass.** The engine calls it at once
+  (``WinnerDecided``) and stops the other lanes (``LaneStopped``, "race won
+  by X": their commands are killed, their figures kept). A task with
+  ``race_on: true`` races on for places instead: the others keep working
+  until they pass, run out of turns or out of time, and the leaderboard
+  ranks passes by time.
 - **Out of time** (the task's ``timeout``, a little before the engine's own
   backstop) eliminates a lane: ``LaneEliminated("out of time ...")``.
 - **No command found** is a failed ``Verdict`` ("no command found"), then a
@@ -72,7 +75,7 @@ class FirstCorrectRace:
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
         self._announce(race)
-        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec), self.seed))
+        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec, race.task), self.seed))
 
     async def _act(self, race: Race, lane: Lane, turn: int, command: str) -> Judgement:
         """Run the command in the lane's sandbox, then the task's checks."""
@@ -88,7 +91,8 @@ class FirstCorrectRace:
         return Judgement(outcome.passed, outcome.detail, res)
 
     def winner(self, race: Race) -> str | None:
-        """The lane whose passing Verdict came first (by ``t``)."""
+        """The lane whose passing Verdict came first (by ``t``): certain the
+        moment it passes, as verdicts are stamped in the order they are emitted."""
         passed = [(s.completion_t, s.index, s.name) for s in race.standings.lanes.values() if s.completion_t is not None]
         return min(passed)[2] if passed else None
 

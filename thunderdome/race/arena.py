@@ -163,7 +163,7 @@ class LastStandingRace:
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
         self._start(race)
-        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec), self.seed))
+        await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec, race.task), self.seed))
 
     async def _fire(self, race: Race, lane: Lane, turn: int, command: str) -> Any:
         """Run the lane's command in the arena, emit ExecFinished, then give

@@ -3,7 +3,9 @@
 Invariant: checking never raises for anything the model's command did (a
 missing file, a symlink out of the work dir, binary junk, a check command
 that hangs); every outcome is a ``CheckOutcome`` whose ``detail`` is one line
-a person can read ("answer.txt: expected '3', got '4'"). Checks run in order
+a person can read ("answer.txt: expected '3', got '4'"), redacted
+(``thunderdome.redact``) before it is cut, so no beginning of a key survives
+the cut. Checks run in order
 and stop at the first failure; all must pass. Files are read on the host but
 only inside the work dir: a path that resolves outside it fails the check.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol, Sequence
 
+from thunderdome.redact import redact
 from thunderdome.specs import Check
 
 READ_LIMIT = 1_000_000
@@ -41,7 +44,8 @@ class CheckOutcome:
 
 
 def short(text: str, limit: int = 60) -> str:
-    """``repr`` of ``text`` cut to ``limit`` characters, on one line."""
+    """``repr`` of ``text`` redacted, then cut to ``limit`` characters, on one line."""
+    text = redact(text)
     if len(text) > limit:
         return repr(text[: limit - 1]) + "…"
     return repr(text)
@@ -107,7 +111,8 @@ async def run_check(check: Check, *, workdir: Path, result: ExecLike, run: RunCh
 
 
 def _one_line(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
+    """``text`` redacted, then on one line, then cut (redacting after a cut could miss a key's beginning)."""
+    text = " ".join(redact(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

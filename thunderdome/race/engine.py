@@ -9,6 +9,14 @@ Lanes start behind a barrier: backends are built and connected first, then
 ``t = 0`` is taken and every lane is released at once; each lane's start skew
 (the gap between the barrier opening and the lane running) is recorded.
 
+The win is called when it happens: after every lane end the mode is asked
+for a winner it is certain of, and the first answer is emitted at once as
+``WinnerDecided``; then, in a Thunderdome race (unless its task sets
+``race_on``), every lane still working is stopped with ``LaneStopped``
+("race won by X"), keeping its figures. Long races race on for places
+(their throughput is the point). ``RaceFinished`` still comes when every
+lane has ended, and names the same winner.
+
 How a lane runs depends on the task: a ``RaceMode`` (long generation here;
 the Thunderdome win rules live in ``race/agent.py`` and ``race/arena.py``,
 both on the one turn loop of ``race/turns.py``) decides what each lane does
@@ -33,12 +41,14 @@ from thunderdome.events import (
     LaneFinished,
     LaneStarted,
     LANE_END_TYPES,
+    LaneStopped,
     Notice,
     RaceFinished,
     RaceStarted,
+    WinnerDecided,
 )
 from thunderdome.metrics import Standings, long_race_winner
-from thunderdome.race.reply import cut_reason, read_reply
+from thunderdome.race.reply import cut_reason, finish_note, read_reply
 from thunderdome.specs import BackendSpec, TaskSpec
 
 Sink = Callable[[Event], None]
@@ -74,7 +84,9 @@ class RaceMode(Protocol):
     async def run_lane(self, race: "Race", lane: Lane) -> None:
         """Run one lane to its end; must end it with ``race.end_lane``."""
 
-    def winner(self, race: "Race") -> str | None: ...
+    def winner(self, race: "Race") -> str | None:
+        """The winner, once it is certain (no lane still running can beat
+        it); None until then. Asked after every lane end, and at the finish."""
 
     async def close(self, race: "Race") -> None: ...
 
@@ -105,6 +117,12 @@ class Race:
         self.t0: float | None = None
         self.finished = False
         self.winner: str | None = None
+        """Called the moment the mode is certain of it (``WinnerDecided``)."""
+        self.stop_on_win = task.kind == "thunderdome" and not task.race_on
+        """Stop the other lanes once the winner is called (Thunderdome, unless
+        the task races on for places; long races always race on)."""
+        self._call_due = False
+        """A lane finished and no winner is called yet: ask again after each event."""
         self._all_ended = asyncio.Event()
 
     # -- clock and events ------------------------------------------------------------
@@ -117,6 +135,8 @@ class Race:
     def emit(self, event: Event) -> None:
         for sink in self.sinks:
             sink(event)
+        if self._call_due:  # e.g. a long race's first finisher waits on a lane's next token
+            self._call_winner()
 
     def lane(self, name: str) -> Lane:
         for lane in self.lanes:
@@ -133,9 +153,26 @@ class Race:
             return
         assert isinstance(event, LANE_END_TYPES)
         lane.ended = True
+        self._call_due = self._call_due or (isinstance(event, LaneFinished) and self.winner is None)
         self.emit(event)
         if not self.alive():
             self._all_ended.set()
+
+    def _call_winner(self) -> None:
+        """Emit ``WinnerDecided`` once the mode is certain of the winner; then
+        stop the lanes still working unless the race goes on for places."""
+        if self.winner is not None or self.finished:
+            self._call_due = False
+            return
+        name = self.mode.winner(self)
+        if name is None:
+            return
+        self.winner, self._call_due = name, False
+        self.emit(WinnerDecided(t=self.clock(), winner=name))
+        if self.stop_on_win:
+            for lane in self.alive():
+                self.end_lane(lane, LaneStopped(t=self.clock(), lane=lane.name, reason=f"race won by {name}"))
+                self.cancel_lane(lane)
 
     def cancel_lane(self, lane: Lane) -> None:
         """Stop a lane's work (its ending event must already be emitted)."""
@@ -237,8 +274,9 @@ class Race:
     def _finish(self, reason: str) -> None:
         if self.finished:
             return
-        self.finished = True
-        self.winner = None if reason else self.mode.winner(self)
+        if self.winner is None and not reason:
+            self.winner = self.mode.winner(self)
+        self.finished = True  # a winner called before an interrupt stays the winner
         self.emit(RaceFinished(t=self.clock(), winner=self.winner, reason=reason))
 
     async def _close(self) -> None:
@@ -253,7 +291,8 @@ class Race:
 
 
 class LongRace:
-    """Long generation: every lane writes one long answer; first to finish wins."""
+    """Long generation: every lane writes one long answer; first to finish
+    wins, and the others race on for places."""
 
     isolation = "none"
 
@@ -270,10 +309,22 @@ class LongRace:
             race.end_lane(lane, LaneFailed(t=race.clock(), lane=lane.name, reason=cut))
             return
         assert reply.ended is not None
-        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=reply.ended.finish_reason or ""))
+        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=finish_note(reply.ended)))
 
     def winner(self, race: Race) -> str | None:
-        return long_race_winner(race.standings)
+        """The first lane to finish cleanly (by its last token), once every
+        lane still running has a token after that one (or none yet): none of
+        them can have finished earlier."""
+        name = long_race_winner(race.standings)
+        if name is None:
+            return None
+        lanes = race.standings.lanes
+        finish = lanes[name].totals().last_token_t
+        for lane in race.alive():
+            last = lanes[lane.name].totals().last_token_t if lane.name in lanes else None
+            if last is not None and finish is not None and last <= finish:
+                return None
+        return name
 
     async def close(self, race: Race) -> None:
         return None

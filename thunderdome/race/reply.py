@@ -10,18 +10,21 @@ before ``read_reply`` returns or raises.
 
 A reply *ended naturally* when the server named a finish reason in
 ``NATURAL_ENDS`` (the model stopped by itself); ``length`` / ``max_tokens``
-(cut by the token limit), ``content_filter`` and the like did not, and a
-stream that closed without any finish reason was most likely cut
-(``end_reason_for_cut``: an error, DESIGN.md).
+(cut by the token limit), ``content_filter`` and the like did not. A stream
+is *cut* (``end_reason_for_cut``: a lane error) when it closed without its
+end marker, or with the marker and no token at all (llama-cpp-python's cut:
+role chunk, then ``[DONE]``); a marker after tokens with no finish reason is
+a clean end with a note (``NO_FINISH_REASON``), not a natural one: it runs
+no command that was still open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from thunderdome.backends.base import BackendError, ChatRequest
-from thunderdome.events import NATURAL_ENDS, StreamEnded, TokenDelta, ToolCallDone, ToolCallStarted
+from thunderdome.events import NATURAL_ENDS, ReasoningSigned, StreamEnded, TokenDelta, ToolCallDone, ToolCallStarted
 
 if TYPE_CHECKING:
     from thunderdome.race.engine import Lane, Race
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
 REPLY_LIMIT = 1_000_000
 """Characters of one reply (answer and reasoning) read at most: 1 MB of text."""
 REPLY_OVER_LIMIT = "reply over 1 MB: cut"
-"""Finish reasons that mean the model ended its reply itself (OpenAI, Ollama, Anthropic)."""
+NO_FINISH_REASON = "no finish reason (the stream ended with its end marker)"
+"""The note of a lane whose stream ended cleanly after tokens without naming why."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class Reply:
     """The tool calls that completed, in the order they did."""
     started: int = 0
     """Tool calls begun (more than ``calls``: one was cut mid-arguments)."""
+    signed_reasoning: tuple[dict[str, Any], ...] = ()
+    """The reply's signed reasoning blocks, in order, as the next turn sends
+    them back (``ChatRequest``'s ``signed_reasoning``): ``{"text", "signature",
+    "redacted"}``, the text exactly as it streamed."""
 
     @property
     def natural(self) -> bool:
@@ -67,6 +75,9 @@ async def read_reply(
     early = False
     calls: list[ToolCallDone] = []
     started = 0
+    reasoning: list[str] = []
+    """The reasoning deltas since the last signed block."""
+    signed: list[dict[str, Any]] = []
     stream = lane.backend.stream(request, race.clock)
     try:
         async for event in stream:
@@ -82,12 +93,17 @@ async def read_reply(
                     if on_answer is not None and on_answer(event.text) is not None:
                         early = True
                         break
+                else:
+                    reasoning.append(event.text)
             elif isinstance(event, StreamEnded):
                 ended = event
             elif isinstance(event, ToolCallDone):
                 calls.append(event)
             elif isinstance(event, ToolCallStarted):
                 started += 1
+            elif isinstance(event, ReasoningSigned):
+                signed.append({"text": "".join(reasoning), "signature": event.signature, "redacted": event.redacted})
+                reasoning = []
     finally:
         closer = getattr(stream, "aclose", None)
         if closer is not None:
@@ -95,16 +111,22 @@ async def read_reply(
                 await closer()
             except Exception:  # closing a stream we stopped reading is not news
                 pass
-    return Reply("".join(parts), ended, early, tuple(calls), started)
+    return Reply("".join(parts), ended, early, tuple(calls), started, tuple(signed))
 
 
 def end_reason_for_cut(ended: StreamEnded | None, tokens: int) -> str | None:
-    """A stream that closed without a finish reason was most likely cut."""
+    """Why a stream counts as cut: no end marker, or the marker (with no
+    finish reason) before any token. None: it ended cleanly."""
     if ended is None:
         return f"stream ended without its end marker after {tokens} tokens"
-    if ended.finish_reason is None:
+    if ended.finish_reason is None and tokens == 0:
         return f"stream cut: ended without a finish reason after {tokens} tokens"
     return None
+
+
+def finish_note(ended: StreamEnded) -> str:
+    """A clean end's reason as a lane records it: the finish reason, or ``NO_FINISH_REASON``."""
+    return ended.finish_reason or NO_FINISH_REASON
 
 
 def cut_reason(race: "Race", lane: "Lane", reply: Reply) -> str | None:
@@ -113,4 +135,4 @@ def cut_reason(race: "Race", lane: "Lane", reply: Reply) -> str | None:
     return end_reason_for_cut(reply.ended, stats.live_tokens if stats is not None else 0)
 
 
-__all__ = ["NATURAL_ENDS", "REPLY_LIMIT", "REPLY_OVER_LIMIT", "Reply", "cut_reason", "end_reason_for_cut", "read_reply"]
+__all__ = ["NATURAL_ENDS", "NO_FINISH_REASON", "REPLY_LIMIT", "REPLY_OVER_LIMIT", "Reply", "cut_reason", "end_reason_for_cut", "finish_note", "read_reply"]

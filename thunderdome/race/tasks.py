@@ -24,6 +24,8 @@ Task file format (one task per file; the built-in ones live in ``tasks/``)::
       - kind: stdout_equals         # the command's stdout, stripped, equals value
         value: "1"
     max_turns: 3                    # model replies per lane (agent loop), >= 1
+    race_on: false                  # first_correct only: race on for places after the win
+    agent: text                     # how lanes act: tools | text (default: tools)
     max_tokens: 256                 # output-token cap per reply
     timeout: 120                    # seconds for the whole race
     exec_timeout: 10                # seconds for one command in the sandbox
@@ -72,6 +74,16 @@ Fields:
 - ``max_turns`` (int >= 1, default 1): replies per lane. After a failed check
   the model is told what happened (exit code, output tail, failed check) and
   answers again, until it passes or runs out of turns (then: eliminated).
+- ``race_on`` (true/false, default false; first_correct only): the winner is
+  called the moment its command passes; then the other lanes are stopped
+  ("race won by X", keeping their figures), unless ``race_on: true``: they
+  race on for places until each passes, runs out of turns or of time.
+  (last_standing ends when one fighter stands; long races always race on.)
+- ``agent`` (thunderdome only): how the lanes act, ``tools`` (the model is
+  offered one native ``bash`` tool and calls it) or ``text`` (it writes the
+  command in a shell code block). A backend's own ``agent`` option wins over
+  the task's (it knows whether its model can call tools); lanes whose
+  backend says nothing act as the task says, and without either: ``tools``.
 - ``max_tokens`` (int >= 1, default 1024): output cap sent with every request.
 - ``expected_tokens`` (int, 1 to ``max_tokens``, optional): how long a reply
   is expected to be. A running lane's finish is projected from it until some
@@ -95,7 +107,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from thunderdome.specs import Check, TaskSpec
+from thunderdome.specs import AGENT_MODES, Check, TaskSpec
 from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, parse_yaml, read_yaml
 
 TASK_KINDS = ("thunderdome", "long")
@@ -111,7 +123,7 @@ CHECK_KINDS: dict[str, tuple[str, ...]] = {
 
 _FIELDS = {
     "name", "title", "kind", "win_rule", "system", "user", "setup_files", "checks", "max_turns",
-    "max_tokens", "expected_tokens", "timeout", "exec_timeout", "reference", "wrong_answer",
+    "max_tokens", "expected_tokens", "timeout", "exec_timeout", "reference", "wrong_answer", "race_on", "agent",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PROMPT_FIELDS = ("lane", "task", "workdir", "pid", "opponents", "opponent_count")
@@ -158,6 +170,13 @@ def _int(data: LineDict, key: str, source: str, default: int, lo: int, hi: int) 
         raise _err(source, data.line_of(key), f"'{key}' must be a whole number")
     if not lo <= value <= hi:
         raise _err(source, data.line_of(key), f"'{key}' must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(data: LineDict, key: str, source: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise _err(source, data.line_of(key), f"'{key}' must be true or false, not {_type_name(value)}")
     return value
 
 
@@ -278,8 +297,14 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
     setup_files = _setup_files(data, source)
     checks = _checks(data, source)
     reference = _text(data, "reference", source)
+    race_on = _bool(data, "race_on", source)
+    agent = _text(data, "agent", source)
+    if agent and agent not in AGENT_MODES:
+        raise _err(source, data.line_of("agent"), f"unknown agent {agent!r} (use one of: {', '.join(AGENT_MODES)})")
     if kind == "long":
-        for key in ("win_rule", "setup_files", "checks"):
+        if "race_on" in data:
+            raise _err(source, data.line_of("race_on"), "'race_on' is only for first_correct tasks (long races always race on for places)")
+        for key in ("win_rule", "setup_files", "checks", "agent"):
             if data.get(key):
                 raise _err(source, data.line_of(key), f"'{key}' is only for thunderdome tasks (this task is kind: long)")
     else:
@@ -289,6 +314,8 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
             raise _err(source, data.line_of("win_rule"), f"unknown win_rule {win_rule!r} (use one of: {', '.join(WIN_RULES)})")
         if win_rule == "first_correct" and not checks:
             raise _err(source, data.line_of("checks"), "a first_correct task needs at least one check under 'checks'")
+        if win_rule == "last_standing" and "race_on" in data:
+            raise _err(source, data.line_of("race_on"), "'race_on' does not apply to last_standing tasks (the race ends when one fighter stands)")
         if win_rule == "last_standing":
             for key in ("checks", "setup_files"):
                 if data.get(key):
@@ -308,10 +335,12 @@ def parse_task(data: Any, source: str, *, default_name: str = "") -> TaskSpec:
         expected_tokens=_int(data, "expected_tokens", source, 0, 1, max_tokens),
         timeout=timeout,
         exec_timeout=exec_timeout,
+        race_on=race_on,
         setup_files=setup_files,
         checks=checks,
         reference=reference,
         wrong_answer=_text(data, "wrong_answer", source),
+        agent=agent,
         source=source,
     )
 

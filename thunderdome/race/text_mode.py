@@ -22,7 +22,7 @@ from thunderdome.events import StreamEnded
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.extract import CommandExtractor
 from thunderdome.race.reply import cut_reason, read_reply
-from thunderdome.race.turns import Attempt, Judgement, Messages
+from thunderdome.race.turns import Attempt, Judgement, Messages, tail
 
 FEEDBACK_OUTPUT_LIMIT = 1500
 """Characters of stdout / stderr (the tail) shown to the model after a failure."""
@@ -62,13 +62,8 @@ def cut_detail(ended: StreamEnded | None, max_tokens: int) -> str:
     why = ended.finish_reason if ended is not None else None
     if why in TOKEN_LIMIT_ENDS:
         return f"{CUT_MID_COMMAND} (at max_tokens={max_tokens}): nothing ran"
-    return f"{CUT_MID_COMMAND} (finish reason {why!r}): nothing ran"
-
-
-def tail(text: str, limit: int = FEEDBACK_OUTPUT_LIMIT) -> str:
-    if len(text) <= limit:
-        return text
-    return f"…[{len(text) - limit} earlier characters]\n" + text[-limit:]
+    said = "no finish reason" if why is None else f"finish reason {why!r}"
+    return f"{CUT_MID_COMMAND} ({said}): nothing ran"
 
 
 def describe_exit(res: Any) -> str:
@@ -100,7 +95,7 @@ def feedback_message(command: str | None, res: Any, detail: str, turns_left: int
         parts.append(describe_exit(res))
         for name, text in (("stdout", res.stdout), ("stderr", res.stderr)):
             if text.strip():
-                parts.append(f"{name}:\n```\n{tail(text).rstrip()}\n```")
+                parts.append(f"{name}:\n```\n{tail(text, FEEDBACK_OUTPUT_LIMIT).rstrip()}\n```")
     parts.append(f"That did not solve the task: {detail}.")
     parts.append(f"{more} Reply with a corrected command in one ```bash code block.")
     return "\n\n".join(parts)

@@ -20,9 +20,9 @@ from thunderdome.backends.base import BackendError, ChatRequest, ToolSpec
 from thunderdome.events import ToolCallDone
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.reply import cut_reason, read_reply
-from thunderdome.race.text_mode import TextMode, cut_detail, describe_exit, tail
-from thunderdome.race.turns import Attempt, Judgement, LaneMode, Messages
-from thunderdome.specs import BackendSpec
+from thunderdome.race.text_mode import FEEDBACK_OUTPUT_LIMIT, TextMode, cut_detail, describe_exit
+from thunderdome.race.turns import Attempt, Judgement, LaneMode, Messages, tail
+from thunderdome.specs import BackendSpec, TaskSpec
 
 BASH_TOOL = ToolSpec(
     name="bash",
@@ -42,6 +42,8 @@ class ToolAttempt(Attempt):
     """An attempt with the tool call it came from (None: no complete call)."""
 
     call: ToolCallDone | None = None
+    signed_reasoning: tuple[dict[str, Any], ...] = ()
+    """The reply's signed reasoning blocks (``Reply.signed_reasoning``), sent back with the call."""
 
 
 def parse_command(call: ToolCallDone) -> tuple[str | None, str]:
@@ -82,7 +84,7 @@ class ToolsMode:
             return ToolAttempt(reply.text, None, STOPPED, stopped=True)
         call = reply.calls[0]
         command, error = parse_command(call)
-        return ToolAttempt(reply.text, command, error, call=call)
+        return ToolAttempt(reply.text, command, error, call=call, signed_reasoning=reply.signed_reasoning)
 
     def follow_up(self, messages: Messages, attempt: Attempt, judged: Judgement, turns_left: int) -> Messages:
         more = f"You have {turns_left} more {'turn' if turns_left == 1 else 'turns'}."
@@ -91,12 +93,15 @@ class ToolsMode:
             note = f"Your reply was cut before it ended ({judged.detail}). Call the bash tool with just the command. {more}"
             return messages + [{"role": "assistant", "content": attempt.text}, {"role": "user", "content": note}]
         arguments = call.arguments if attempt.command is not None else "{}"  # a protocol may need an object
+        assistant: dict[str, Any] = {
+            "role": "assistant",
+            "content": attempt.text,
+            "tool_calls": [{"id": call.call_id, "name": call.name, "arguments": arguments}],
+        }
+        if isinstance(attempt, ToolAttempt) and attempt.signed_reasoning:
+            assistant["signed_reasoning"] = [dict(block) for block in attempt.signed_reasoning]
         return messages + [
-            {
-                "role": "assistant",
-                "content": attempt.text,
-                "tool_calls": [{"id": call.call_id, "name": call.name, "arguments": arguments}],
-            },
+            assistant,
             {"role": "tool", "tool_call_id": call.call_id, "name": call.name, "content": tool_result(judged, more)},
         ]
 
@@ -109,7 +114,7 @@ def tool_result(judged: Judgement, more: str) -> str:
     if res is not None:
         parts.append(f"exit code: {res.exit_code}. {describe_exit(res)}")
         for name, text in (("stdout", res.stdout), ("stderr", res.stderr)):
-            parts.append(f"{name}:\n{tail(text).rstrip()}" if text.strip() else f"{name}: (empty)")
+            parts.append(f"{name}:\n{tail(text, FEEDBACK_OUTPUT_LIMIT).rstrip()}" if text.strip() else f"{name}: (empty)")
         parts.append(f"That did not solve the task: {judged.detail}.")
     else:
         parts.append(f"error: {judged.detail}; nothing ran.")
@@ -120,9 +125,10 @@ def tool_result(judged: Judgement, more: str) -> str:
 MODES: dict[str, LaneMode] = {"tools": ToolsMode(), "text": TextMode()}
 
 
-def mode_for(spec: BackendSpec) -> LaneMode:
-    """The lane mode a backend chose (``agent``; tools by default)."""
-    return MODES[spec.agent]
+def mode_for(spec: BackendSpec, task: TaskSpec | None = None) -> LaneMode:
+    """The lane's mode: its backend's ``agent`` if it says one, else the
+    task's ``agent``, else ``tools``."""
+    return MODES[spec.agent or (task.agent if task is not None else "") or "tools"]
 
 
 __all__ = ["BASH_TOOL", "CUT_MID_ARGUMENTS", "MODES", "STOPPED", "ToolAttempt", "ToolsMode", "mode_for", "parse_command"]

@@ -5,7 +5,9 @@ its request and tokens, then (when the lane mode found a command the model
 finished and meant) ``CommandExtracted`` and whatever the act emits
 (``ExecFinished``), then exactly one ``Verdict``. A passing verdict ends the
 lane with ``LaneFinished``; the last failing one with ``LaneEliminated`` (out
-of turns). Nothing runs that the lane mode did not hand over as a command.
+of turns); any other failing one with ``FeedbackSent`` (what the next turn's
+request tells the model). Nothing runs that the lane mode did not hand over
+as a command.
 
 Two strategies plug in, so the loop is written once:
 
@@ -29,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Protocol
 
-from thunderdome.events import CommandExtracted, ExecFinished, LaneEliminated, LaneFinished, Verdict
+from thunderdome.events import CommandExtracted, ExecFinished, FeedbackSent, LaneEliminated, LaneFinished, Verdict
 from thunderdome.race.engine import Lane, Race, build_messages, render_prompt
 from thunderdome.specs import TaskSpec
 
@@ -115,6 +117,7 @@ async def run_turns(race: Race, lane: Lane, act: Act, mode: LaneMode, seed: int 
             return
         if turn < task.max_turns:
             messages = mode.follow_up(messages, attempt, judged, task.max_turns - turn)
+            race.emit(feedback_event(race, lane, turn, messages[-1]))
     turns = f"{task.max_turns} {'turn' if task.max_turns == 1 else 'turns'}"
     eliminate(race, lane, f"out of turns ({turns}): {detail}")
 
@@ -149,6 +152,20 @@ def clip(text: str, limit: int = EVENT_OUTPUT_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n…[{len(text) - limit} more characters]"
+
+
+def tail(text: str, limit: int = EVENT_OUTPUT_LIMIT) -> str:
+    """The end of ``text``, with a marker when something was cut."""
+    if len(text) <= limit:
+        return text
+    return f"…[{len(text) - limit} earlier characters]\n" + text[-limit:]
+
+
+def feedback_event(race: Race, lane: Lane, turn: int, message: dict[str, Any]) -> FeedbackSent:
+    """The ``FeedbackSent`` of a follow-up ``message`` (its tail when long)."""
+    content = message.get("content")
+    text = content if isinstance(content, str) else str(content)
+    return FeedbackSent(t=race.clock(), lane=lane.name, turn=turn, text=tail(text), role=str(message.get("role", "user")))
 
 
 def exec_event(race: Race, lane: Lane, turn: int, res: Any) -> ExecFinished:
@@ -199,7 +216,9 @@ __all__ = [
     "derive_seed",
     "eliminate",
     "exec_event",
+    "feedback_event",
     "run_turns",
     "sim_directive",
+    "tail",
     "within_time",
 ]

@@ -20,6 +20,7 @@ from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError
 from thunderdome.sandbox.isolation import LEVELS, detect_isolation
 from thunderdome.sandbox.limits import SandboxLimits
 from thunderdome.sandbox.runner import Sandbox
+from thunderdome.visible import json_safe, visible_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,20 +71,25 @@ def sandbox_main(argv: list[str]) -> int:
             raise UsageError("--timeout must be a positive number of seconds")
         isolation = detect_isolation(args.isolation)
     except ValueError as exc:  # an unknown level in $THUNDERDOME_ISOLATION
-        print(f"thunderdome sandbox: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_USAGE
     except ThunderdomeError as exc:  # UsageError, IsolationUnavailable
-        print(f"thunderdome sandbox: {exc}", file=sys.stderr)
+        _say(str(exc))
         return exit_code(exc)
     if isolation.warning:
-        print(isolation.warning, file=sys.stderr)
+        print(visible_line(isolation.warning), file=sys.stderr)
     limits = SandboxLimits() if args.timeout is None else replace(SandboxLimits(), timeout=args.timeout)
     result = asyncio.run(_run(command_from(words), limits, isolation))
     out = {key: result[key] for key in ("exit_code", "stdout", "stderr", "timed_out", "isolation", "duration",
                                         "truncated", "limits_enforced", "killed_by_signal", "reason")}
     out["warning"] = isolation.warning
-    print(json.dumps(out, indent=2))
+    print(json_safe(json.dumps(out, indent=2, ensure_ascii=False)))
     return EXIT_OK
+
+
+def _say(message: str) -> None:
+    """``thunderdome sandbox: MESSAGE`` on stderr, on one visible line (it can echo what was typed)."""
+    print(f"thunderdome sandbox: {visible_line(message)}", file=sys.stderr)
 
 
 async def _run(command: str, limits: SandboxLimits, isolation) -> dict:  # type: ignore[no-untyped-def]

@@ -45,6 +45,10 @@ class Directives:
     """OpenAI delta key for reasoning: ``reasoning_content`` or ``reasoning``."""
     timings: bool = False
     """Add llama.cpp ``timings`` to the OpenAI finish chunk."""
+    cached_tokens: int = 0
+    """Prompt tokens reported as served from the server's cache (llama.cpp
+    ``cache_n``, OpenAI/Responses ``cached_tokens``, Anthropic
+    ``cache_read_input_tokens``); the schedule is unchanged."""
 
     @property
     def fault_label(self) -> str | None:

@@ -43,6 +43,9 @@ FAULTS: dict[str, str] = {
     "without message_delta",
 }
 
+BURST = 4
+"""Token frames per write under the ``burst`` quirk."""
+
 QUIRKS: dict[str, str] = {
     "split_utf8": "every frame holding a multi-byte character is written as two chunks split inside "
     "that character, 2 ms apart",
@@ -52,6 +55,10 @@ QUIRKS: dict[str, str] = {
     "no_usage": "OpenAI: no usage chunk even when include_usage is asked; Ollama: no counts or "
     "durations on the done line; Anthropic: no effect",
     "choices_null": "OpenAI: the usage chunk carries \"choices\": null (sent even without include_usage)",
+    "burst": f"token frames leave {BURST} per write (each group at its last token's due time): "
+    "a client reads them together, as a busy client would",
+    "undercount": "the reported output-token count (usage, eval_count) is a third of the tokens streamed, "
+    "rounded down: a count the stream contradicts",
 }
 
 MID_STREAM = ("drop_mid", "stall_after", "bad_json", "bad_utf8", "huge_line", "error_frame", "no_end", "cut")

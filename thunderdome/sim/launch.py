@@ -30,6 +30,8 @@ from typing import Any, Mapping
 from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from thunderdome.sim.precise_loop import new_precise_loop, tighten_timer_slack
 from thunderdome.sim.server import EmulatorServer
+from thunderdome.sim.task_replies import TaskReplies
+from thunderdome.visible import visible_line
 
 STARTUP_TIMEOUT_S = 20.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -222,14 +224,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _serve(args: argparse.Namespace, replies: dict[str, str]) -> None:
-    server = EmulatorServer(args.host, args.port, args.time_scale, replies)
+async def _serve(args: argparse.Namespace, replies: dict[str, str], task_replies: TaskReplies | None) -> None:
+    server = EmulatorServer(args.host, args.port, args.time_scale, replies, task_replies)
     await server.start()
     # Start-up objects live as long as the process: keep them out of the
     # collector's full passes (~4 ms each here), which would stall every stream.
     gc.collect()
     gc.freeze()
-    print(f"listening on {server.url}", flush=True)
+    print(f"listening on {visible_line(server.url)}", flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, done.set)
@@ -250,8 +252,14 @@ async def _serve(args: argparse.Namespace, replies: dict[str, str]) -> None:
     await server.stop()
 
 
-def serve_main(argv: list[str] | None = None) -> int:
-    """``thunderdome sim serve``: serve until SIGTERM / Ctrl-C. Exit 2 on bad usage."""
+def _say(message: str) -> None:
+    """``thunderdome sim serve: MESSAGE`` on stderr, on one visible line (a host or path can hold escapes)."""
+    print(f"thunderdome sim serve: {visible_line(message)}", file=sys.stderr)
+
+
+def serve_main(argv: list[str] | None = None, task_replies: TaskReplies | None = None) -> int:
+    """``thunderdome sim serve``: serve until SIGTERM / Ctrl-C. Exit 2 on bad
+    usage. ``task_replies``: task prompts answered with the task's reference."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
@@ -263,17 +271,17 @@ def serve_main(argv: list[str] | None = None) -> int:
             if not isinstance(replies, dict) or not all(isinstance(v, str) for v in replies.values()):
                 raise ValueError("expected a JSON object of strings")
         except (OSError, ValueError) as exc:
-            print(f"thunderdome sim serve: bad --replies file: {exc}", file=sys.stderr)
+            _say(f"bad --replies file: {exc}")
             return EXIT_USAGE
     if args.time_scale < 0:
-        print("thunderdome sim serve: --time-scale must be >= 0", file=sys.stderr)
+        _say("--time-scale must be >= 0")
         return EXIT_USAGE
     tighten_timer_slack()
     try:
         with asyncio.Runner(loop_factory=new_precise_loop) as runner:
-            runner.run(_serve(args, replies))
+            runner.run(_serve(args, replies, task_replies))
     except OSError as exc:
-        print(f"thunderdome sim serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        _say(f"cannot listen on {args.host}:{args.port}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         pass

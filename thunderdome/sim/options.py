@@ -92,6 +92,7 @@ SIM_OPTIONS: dict[str, SimOption] = {
         SimOption("stall_s", _number(float, 0.0), "seconds a stall fault lasts"),
         SimOption("reasoning_field", _one_of("reasoning_content", "reasoning"), "OpenAI delta key for reasoning"),
         SimOption("timings", _flag, "add llama.cpp timings to the OpenAI finish chunk"),
+        SimOption("cached_tokens", _number(int, 0), "prompt tokens reported as served from cache (schedule unchanged)"),
     )
 }
 """Every sim option by name. Add one here (and its field in ``Directives``)."""

@@ -7,7 +7,8 @@ moment the whole request had reached the server), so concurrent streams never sl
 each other down beyond the event loop's latency; nothing proportional to the
 reply's length runs before its first token. What is said comes from
 ``tools.choose_answer``: a call of the offered shell tool, the closing text
-after a tool result, or the reply itself. Every chat request leaves exactly
+after a tool result, or the reply itself (the directive's, else the reply
+table's, else a known task's reference: ``task_replies``). Every chat request leaves exactly
 one record in ``log`` (kept for the last 10 000), updated as its tokens go out.
 """
 
@@ -21,7 +22,7 @@ from collections import deque
 from typing import Any, Mapping
 from urllib.parse import parse_qs
 
-from thunderdome.sim import conversation
+from thunderdome.sim import conversation, thinking
 from thunderdome.sim import directives as directives_mod
 from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS, REPLY_FAULTS
 from thunderdome.sim.http import (
@@ -36,6 +37,7 @@ from thunderdome.sim.http import (
 from thunderdome.sim.profiles import PROFILES, Profile
 from thunderdome.sim.replies import match_table
 from thunderdome.sim.stream import StreamRun
+from thunderdome.sim.task_replies import TaskReplies
 from thunderdome.sim.tools import ToolCallReply, choose_answer
 from thunderdome.sim.protocols import CHAT_ROUTES, ENCODERS
 from thunderdome.sim.wire import Encoder, Stats
@@ -76,11 +78,14 @@ class EmulatorServer:
         port: int = 0,
         time_scale: float = 1.0,
         replies: Mapping[str, str] | None = None,
+        task_replies: TaskReplies | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.time_scale = time_scale
         self.replies: dict[str, str] = dict(replies or {})
+        self.task_replies = task_replies
+        """Task prompts it answers with the task's reference (``thunderdome sim serve``)."""
         self.profiles: dict[str, Profile] = dict(PROFILES)
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
         self._ids = itertools.count(1)
@@ -210,6 +215,13 @@ class EmulatorServer:
         base, _, _tag = model.partition(":")
         return self.profiles.get(base)
 
+    def _table_reply(self, prompt: str) -> str | None:
+        """The reply table's answer to ``prompt``, else a known task's reference."""
+        found = match_table(self.replies, prompt)
+        if found is None and self.task_replies is not None:
+            found = self.task_replies.answer(prompt)
+        return found
+
     # -- chat --------------------------------------------------------------------
 
     async def _chat(self, req: Request, out: Responder, protocol: str) -> None:
@@ -258,6 +270,7 @@ class EmulatorServer:
             "t_end": None,
             "client_gone": False,
             "tool": None,
+            "signed_thinking": 0,
         }
         self._log.append(record)
         try:
@@ -290,13 +303,20 @@ class EmulatorServer:
             message = f"thunderdome-sim fault {d.fault}"
             await out.send_json(status, ENCODERS[protocol](model).error_body(status, message), headers)
             return
+        if protocol == "anthropic":  # thinking sent back must be ours, and present where the API insists
+            thinks = bool(profile.reasoning_tokens or d.reasoning)  # this model streams thinking
+            problem, record["signed_thinking"] = thinking.check(body, thinks)
+            if problem:
+                record["status"] = 400
+                await out.send_json(400, ENCODERS[protocol](model).error_body(400, problem))
+                return
         if d.fault == "html_200":
             await out.send_full(200, HTML_PAGE, "text/html; charset=utf-8")
             return
         reply = choose_answer(
             shell_tool=conv.shell_tool,
             after_tool_result=conv.after_tool_result,
-            table_reply=match_table(self.replies, conv.last_user),
+            table_reply=self._table_reply(conv.last_user),
             reply=d.reply,
             tokens=d.tokens,
             reasoning=d.reasoning,
@@ -321,7 +341,8 @@ class EmulatorServer:
             tool_call=call,
             request=body,
         )
-        stats = Stats(prompt_tokens=conv.prompt_tokens, t_arrival=req.t_arrival, t_received=req.t_received)
+        stats = Stats(prompt_tokens=conv.prompt_tokens, t_arrival=req.t_arrival, t_received=req.t_received,
+                      cached_tokens=min(d.cached_tokens, conv.prompt_tokens))
         scale = d.time_scale if d.time_scale is not None else self.time_scale
         record["stream"] = stream
         record["wrong"] = reply.wrong

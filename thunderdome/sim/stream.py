@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from thunderdome.sim.directives import Directives
-from thunderdome.sim.faults import MID_STREAM
+from thunderdome.sim.faults import BURST, MID_STREAM
 from thunderdome.sim.http import ClientGone, Responder
 from thunderdome.sim.profiles import Schedule
 from thunderdome.sim.replies import Reply
@@ -102,6 +103,12 @@ class StreamRun:
                 return
         await self.out.send(data)
 
+    def reported(self) -> Stats:
+        """The stats the final frames report (``undercount``: a third of the tokens)."""
+        if "undercount" not in self.d.quirks:
+            return self.stats
+        return replace(self.stats, completion_tokens=self.stats.completion_tokens // 3)
+
     def _stamp(self, i: int, channel: str) -> None:
         now = time.monotonic()
         st = self.stats
@@ -175,24 +182,34 @@ class StreamRun:
         await out.flush()
         enc.warm()
         mid_fault = d.fault if d.fault in MID_STREAM else None
+        burst, held = "burst" in d.quirks, b""
         i = 0
         for text, channel, last in reply.tokens():
-            if mid_fault and i == d.fault_at and await self._fault_at_slot(i):
-                return
+            if mid_fault and i == d.fault_at:
+                if held:  # what a burst holds leaves before the fault
+                    await self.emit(held)
+                    held = b""
+                if await self._fault_at_slot(i):
+                    return
             if keepalive:
                 prev = self.due(i - 1) if i else 0.0
                 await self._sleep_until(self.base + self.scale * (prev + self.due(i)) / 2)
                 await self.emit(enc.keepalive())
             await self.wait_slot(i)
             self._stamp(i, channel)
-            await self.emit(enc.token(text, channel, reply.finish_reason if last else None, self.stats))
+            frame = enc.token(text, channel, reply.finish_reason if last else None, self.stats)
+            if burst and not last and i % BURST != BURST - 1:
+                held += frame
+            else:
+                await self.emit(held + frame)
+                held = b""
             i += 1
         assert reply.finish_reason is not None
         self.record["generated"] = reply.made
         if mid_fault and d.fault_at >= i and await self._fault_at_slot(i):
             return
         self.stats.t_end = time.monotonic()
-        await self.emit(enc.finish(reply.finish_reason, self.stats))
+        await self.emit(enc.finish(reply.finish_reason, self.reported()))
         await out.end()
 
     async def _collect(self) -> tuple[list[str], list[str]]:
@@ -228,7 +245,7 @@ class StreamRun:
             self.record.update(t_first_token=now, t_last_token=now, tokens=n, generated=reply.made)
         st.t_end = time.monotonic()
         assert reply.finish_reason is not None
-        obj = self.enc.whole("".join(reasoning), "".join(answer), reply.finish_reason, st)
+        obj = self.enc.whole("".join(reasoning), "".join(answer), reply.finish_reason, self.reported())
         body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         if d.fault == "bad_json":
             body = body[: len(body) // 2]

@@ -37,6 +37,8 @@ class Stats:
     """The whole request was read."""
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, reported as served from cache."""
     t_first: float | None = None
     t_last: float | None = None
     t_end: float | None = None
@@ -198,7 +200,8 @@ class OpenAIEncoder(Encoder):
         predicted_ms = stats.ns(stats.t_first, stats.t_last) / 1e6
         n = stats.completion_tokens
         return {
-            "prompt_n": stats.prompt_tokens,
+            "cache_n": stats.cached_tokens,
+            "prompt_n": stats.prompt_tokens - stats.cached_tokens,
             "prompt_ms": prompt_ms,
             "prompt_per_token_ms": prompt_ms / max(1, stats.prompt_tokens),
             "prompt_per_second": stats.prompt_tokens / (prompt_ms / 1e3) if prompt_ms else 0.0,
@@ -261,6 +264,8 @@ class OpenAIEncoder(Encoder):
             }
             if stats.reasoning_tokens:
                 usage["completion_tokens_details"] = {"reasoning_tokens": stats.reasoning_tokens}
+            if stats.cached_tokens:
+                usage["prompt_tokens_details"] = {"cached_tokens": stats.cached_tokens}
             obj = {
                 "id": self.id,
                 "object": "chat.completion.chunk",
@@ -306,6 +311,8 @@ class OpenAIEncoder(Encoder):
         }
         if stats.reasoning_tokens:
             usage["completion_tokens_details"] = {"reasoning_tokens": stats.reasoning_tokens}
+        if stats.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": stats.cached_tokens}
         obj: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion",

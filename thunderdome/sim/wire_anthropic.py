@@ -2,7 +2,7 @@
 
 Invariant: as in ``wire.py``, an encoder only turns facts into bytes. The
 content blocks follow the real API's order: a ``thinking`` block (closed by
-a ``signature_delta``) before the ``text`` block or the ``tool_use`` block
+a ``signature_delta``: ``sim.thinking``'s signature over its text) before the ``text`` block or the ``tool_use`` block
 (its input streamed as ``input_json_delta``, ending with ``stop_reason:
 tool_use``), one ``ping`` after the first
 ``content_block_start``, and ``message_delta`` carrying the *cumulative*
@@ -14,13 +14,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from thunderdome.sim.thinking import Signer, sign
 from thunderdome.sim.wire import FINISH_TOOL, Encoder, Stats, dumps, dumps_str, template
 
 
 class AnthropicEncoder(Encoder):
     protocol = "anthropic"
     content_type = "text/event-stream"
-    SIGNATURE = "thunderdome-sim-signature"
 
     _ERRORS = {
         400: "invalid_request_error",
@@ -42,10 +42,20 @@ class AnthropicEncoder(Encoder):
         self.index = -1
         self.block: str | None = None  # "thinking" | "text" | "tool_use" while a block is open
         self._templates: dict[tuple[int, str], list[bytes]] = {}
+        self._signer = Signer()
+        """Signs the open thinking block's text as it streams."""
 
     @staticmethod
     def _event(name: str, obj: dict[str, Any]) -> bytes:
         return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
+
+    @staticmethod
+    def _input_usage(stats: Stats) -> dict[str, int]:
+        """Input counts: a cached part is ``cache_read_input_tokens``, not ``input_tokens``."""
+        usage = {"input_tokens": stats.prompt_tokens - stats.cached_tokens}
+        if stats.cached_tokens:
+            usage["cache_read_input_tokens"] = stats.cached_tokens
+        return usage
 
     def head(self, stats: Stats) -> bytes:
         message = {
@@ -56,7 +66,7 @@ class AnthropicEncoder(Encoder):
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": stats.prompt_tokens, "output_tokens": 1},
+            "usage": self._input_usage(stats) | {"output_tokens": 1},
         }
         return self._event("message_start", {"type": "message_start", "message": message})
 
@@ -65,7 +75,8 @@ class AnthropicEncoder(Encoder):
             return b""
         out = b""
         if self.block == "thinking":
-            delta = {"type": "signature_delta", "signature": self.SIGNATURE}
+            delta = {"type": "signature_delta", "signature": self._signer.signature()}
+            self._signer = Signer()
             frame = {"type": "content_block_delta", "index": self.index, "delta": delta}
             out += self._event("content_block_delta", frame)
         self.block = None
@@ -94,6 +105,8 @@ class AnthropicEncoder(Encoder):
     def token(self, text: str, channel: str, finish: str | None, stats: Stats) -> bytes:
         kind = self._KINDS[channel]
         out = self._open_block(kind) if self.block != kind else b""
+        if kind == "thinking":
+            self._signer.update(text)
         return out + self._delta(text, kind)
 
     def _template(self, index: int, kind: str) -> list[bytes]:
@@ -151,7 +164,7 @@ class AnthropicEncoder(Encoder):
     def whole(self, reasoning: str, answer: str, finish: str, stats: Stats) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         if reasoning:
-            content.append({"type": "thinking", "thinking": reasoning, "signature": self.SIGNATURE})
+            content.append({"type": "thinking", "thinking": reasoning, "signature": sign(reasoning)})
         if self.tool_call is None:
             content.append({"type": "text", "text": answer})
         else:
@@ -164,7 +177,7 @@ class AnthropicEncoder(Encoder):
             "content": content,
             "stop_reason": self._STOP.get(finish, finish),
             "stop_sequence": None,
-            "usage": {"input_tokens": stats.prompt_tokens, "output_tokens": stats.completion_tokens},
+            "usage": self._input_usage(stats) | {"output_tokens": stats.completion_tokens},
         }
 
 

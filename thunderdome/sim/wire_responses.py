@@ -125,7 +125,7 @@ class ResponsesEncoder(Encoder):
         if stats is not None and "no_usage" not in self.quirks:
             usage = {
                 "input_tokens": stats.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": stats.cached_tokens},
                 "output_tokens": stats.completion_tokens,
                 "output_tokens_details": {"reasoning_tokens": stats.reasoning_tokens},
                 "total_tokens": stats.prompt_tokens + stats.completion_tokens,

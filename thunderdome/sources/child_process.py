@@ -2,8 +2,10 @@
 
 Invariant: the race's event loop and its timestamps live in another process,
 so nothing the UI does (rendering, layout, the GIL) can delay a token's stamp;
-the child's loop only appends to a deque (a writer thread pickles and sends
-batches), so a slow reader can never block the race either. The parent side
+the child's loop only appends to a ``BatchQueue`` (a writer thread pickles
+the events by their fields and sends them in bursts of a few ms), so a slow
+reader can never block the race either, and the sending takes the loop's GIL
+once per burst. The parent side
 is a ``Source`` like the others: events reach ``on_event`` from a reader
 thread, and the recording's status travels over the same pipe, in order with
 the events, into ``recording``.
@@ -19,17 +21,20 @@ Measured by ``benchmarks/tui_ttft_fidelity.py`` (see its figures).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
+import operator
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import threading
-from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from thunderdome.batch_queue import BatchQueue
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.events import Event
 from thunderdome.sources.base import OnEvent, RecordingStatus, ReplayControls
@@ -44,32 +49,52 @@ ChildMain = Callable[..., Awaitable[Any]]
 ``ChildSink``; the return value becomes the parent's ``result``."""
 
 
+SEND_GATHER_S = 0.004
+"""Seconds the child lets events gather before it pickles and sends them: a
+few ms on a 50 ms frame, and the sending thread takes the GIL once per
+burst instead of once per token."""
+
+
+class _EventPickler(pickle.Pickler):
+    """Pickles an event as ``cls(*fields)`` (what ``Connection.recv`` loads
+    as any pickle): the dataclass default, a ``__getstate__`` that walks
+    ``dataclasses.fields`` per object, costs about three times as much, on
+    the GIL the race's loop needs."""
+
+    _fields: dict[type, tuple[int, Callable[[Any], Any]]] = {}
+    """Per class: its number of fields, and one ``attrgetter`` of them all."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if not isinstance(obj, Event):
+            return NotImplemented
+        cls = type(obj)
+        fields = self._fields.get(cls)
+        if fields is None:
+            names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            fields = self._fields[cls] = (len(names), operator.attrgetter(*names))
+        count, get = fields
+        return cls, get(obj) if count > 1 else (get(obj),)
+
+
+def _dumps(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _EventPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
 def _child(main: ChildMain, args: tuple[Any, ...], events: Any, control: Any) -> None:
     """The child process: run ``main`` with a non-blocking sink."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    outbox: deque[Event | RecordingStatus] = deque()
-    wake = threading.Event()
-    closing = threading.Event()
+    outbox: BatchQueue[Event | RecordingStatus] = BatchQueue(SEND_GATHER_S)
 
     def writer() -> None:
-        while True:
-            wake.wait()
-            wake.clear()
-            batch = []
-            while outbox:
-                batch.append(outbox.popleft())
-            if batch:
-                try:
-                    events.send(("events", batch))
-                except (OSError, EOFError):  # the parent is gone
-                    return
-            if closing.is_set() and not outbox:
+        for batch in outbox.batches():
+            try:
+                events.send_bytes(_dumps(("events", batch)))
+            except (OSError, EOFError):  # the parent is gone
                 return
 
-    def sink(item: Event | RecordingStatus) -> None:
-        outbox.append(item)
-        wake.set()
-
+    sink = outbox.put
     send_thread = threading.Thread(target=writer, name="race-events-out", daemon=True)
     send_thread.start()
     result: Any = None
@@ -100,8 +125,7 @@ def _child(main: ChildMain, args: tuple[Any, ...], events: Any, control: Any) ->
     except BaseException as exc:  # reported to the parent as one line
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        closing.set()
-        wake.set()
+        outbox.close()
         send_thread.join(10)
         try:
             if error:

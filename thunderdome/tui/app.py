@@ -31,15 +31,18 @@ from textual.timer import Timer
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.metrics import Standings
+from thunderdome.redact import redact
 from thunderdome.sources.base import RecordingStatus, Source, SourceFactory
 from thunderdome.sources.factory import live_source_factory
 from thunderdome.sources.fixed import BrokenSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
+from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.screens.setup import SetupScreen
+from thunderdome.visible import visible_line
 
 MODES = ("setup", "race", "replay")
 
@@ -291,12 +294,12 @@ class ThunderdomeApp(App[int]):
             folder.mkdir(parents=True, exist_ok=True)
             path = self.save_screenshot(path=str(folder))
         except OSError as exc:
-            self.notify(f"screenshot failed: {exc}", severity="error", markup=False)
+            self.notify(one_line(f"screenshot failed: {exc}"), severity="error", markup=False)
             return
         self.last_screenshot = path
         if isinstance(self.screen, ResultsScreen):
             self.screen.note_screenshot(path)
-        self.notify(path, title="screenshot saved", timeout=6, markup=False)
+        self.notify(one_line(path), title="screenshot saved", timeout=6, markup=False)
 
     def action_export(self) -> None:
         standings = self.standings
@@ -306,12 +309,12 @@ class ThunderdomeApp(App[int]):
         try:
             paths = export_files(standings.results(), self.output_dir(), self._export_stem())
         except OSError as exc:
-            self.notify(f"export failed: {exc}", severity="error", markup=False)
+            self.notify(one_line(f"export failed: {exc}"), severity="error", markup=False)
             return
         self.last_export = paths
         if isinstance(self.screen, ResultsScreen):
             self.screen.note_export(paths)
-        self.notify("\n".join(paths), title="results exported", timeout=8, markup=False)
+        self.notify("\n".join(map(one_line, paths)), title="results exported", timeout=8, markup=False)
 
     def _export_stem(self) -> str:
         recording = self.recording()
@@ -398,8 +401,9 @@ def run_tui(**kwargs: Any) -> int:
         if status is None:
             continue
         if not status.complete:
-            print(f"thunderdome: {status.describe()}", file=sys.stderr)
+            print(f"thunderdome: {visible_line(redact(status.describe()))}", file=sys.stderr)
             code = code or EXIT_FAILED
         elif Path(status.path).exists():
-            print(f"thunderdome: recorded {status.path}  (replay: thunderdome replay {status.path})", file=sys.stderr)
+            path = visible_line(str(status.path))
+            print(f"thunderdome: recorded {path}  (replay: thunderdome replay {path})", file=sys.stderr)
     return code

@@ -5,6 +5,10 @@ a ``deque.append`` plus one clock read, so it can never delay the race. Every
 other method runs on the UI thread, once per frame: ``drain()`` folds the
 queued events into the UI's own ``Standings`` and returns one ``Frame`` that
 says what changed, so widgets update once per frame, never once per token.
+A lane's text pieces keep the events' order; besides the two token channels
+they hold the marks of an agent's turns: the feedback sent to the model
+(``FEEDBACK``, redacted, then cut to a few visible lines) and the start of
+each turn after the first (``TURN``, from its ``RequestSent``).
 
 Nothing here imports textual: the feed is tested on its own.
 """
@@ -20,18 +24,49 @@ from thunderdome.events import (
     CommandExtracted,
     Event,
     ExecFinished,
+    FeedbackSent,
     LaneEvent,
     Notice,
     RaceFinished,
     RaceStarted,
+    RequestSent,
     TokenDelta,
+    ToolCallDelta,
+    ToolCallDone,
     Usage,
     Verdict,
 )
+from thunderdome.command_text import CommandText
 from thunderdome.metrics import Standings
+from thunderdome.redact import redact
 from thunderdome.tui.safe_text import clean
+from thunderdome.visible import visible_line
 
 Clock = Callable[[], float]
+TOOL = "tool"
+"""The stream channel of tool calls (their commands as they form)."""
+TOOL_ARGS_SHOWN = 2000
+"""Characters of a call's arguments shown when they hold no command string."""
+
+FEEDBACK, TURN = "feedback", "turn"
+"""The mark channels of a lane's text: feedback shown to the viewer, and a
+turn's start (its text is the turn's number)."""
+FEEDBACK_LINES = 3
+"""Lines of the feedback (its tail) a lane shows."""
+FEEDBACK_LINE_LIMIT = 240
+"""Characters a feedback line is cut to."""
+FEEDBACK_ROLES = {"tool": "tool result"}
+
+
+def feedback_text(event: FeedbackSent) -> str:
+    """What a lane shows of the feedback: a label, then the last
+    ``FEEDBACK_LINES`` lines that say something (code fences and blank lines
+    left out), redacted before they are cut, each on one visible line."""
+    lines = [line for line in redact(event.text).splitlines() if line.strip() and not line.strip().startswith("```")]
+    shown = lines[-FEEDBACK_LINES:]
+    what = FEEDBACK_ROLES.get(event.role, "feedback")
+    head = f"↳ {what} sent to the model" + (f" (last {len(shown)} of {len(lines)} lines)" if len(lines) > len(shown) else "")
+    return "\n".join([head, *("  " + visible_line(line, FEEDBACK_LINE_LIMIT) for line in shown)]) + "\n"
 
 
 class RaceTime:
@@ -152,7 +187,8 @@ class Frame:
 
     events: int = 0
     text: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    """lane -> [(channel, cleaned text)] in arrival order."""
+    """lane -> [(channel, cleaned text)] in arrival order; channels: answer,
+    reasoning, and the marks ``FEEDBACK`` and ``TURN``."""
     touched: set[str] = field(default_factory=set)
     """Lanes with any new event (their header needs a redraw)."""
     first_tokens: list[str] = field(default_factory=list)
@@ -182,6 +218,8 @@ class EventFeed:
         self.exec_results: dict[str, ExecFinished] = {}
         self.turn: dict[str, int] = {}
         self.verdicts: dict[str, Verdict] = {}
+        self.commands: dict[tuple[str, int, int], CommandText] = {}
+        """(lane, turn, call index) -> its command as it forms (``tool_text``)."""
         self.started: RaceStarted | None = None
         self.finished: RaceFinished | None = None
 
@@ -219,19 +257,35 @@ class EventFeed:
             series = self.series[lane] = Series()
         return series
 
+    def tool_text(self, event: ToolCallDelta | ToolCallDone) -> str:
+        """What a tool call adds to its lane's stream, cleaned: its command as
+        it forms (``CommandText``), after a ``$ ``; at its end, if no command
+        string showed (another tool, an argv list), its name and arguments."""
+        key = (event.lane, event.turn, event.index)
+        decoder = self.commands.setdefault(key, CommandText())
+        if isinstance(event, ToolCallDelta):
+            first = not decoder.shown
+            text = decoder.feed(event.text)
+            return clean("$ " + text if text and first else text)
+        del self.commands[key]
+        return "\n" if decoder.shown else clean(f"{event.name} {event.arguments[:TOOL_ARGS_SHOWN]}") + "\n"
+
     def _fold(self, event: Event, at: float, frame: Frame) -> None:
         self.standings.apply(event)
         self.time.fix(event.t, at)
-        if isinstance(event, TokenDelta):
+        if isinstance(event, (TokenDelta, ToolCallDelta)):  # both are output
             series = self.series_for(event.lane)
             if series.first_token_t is None:
                 frame.first_tokens.append(event.lane)
                 frame.states.add(event.lane)
                 frame.changed = True
             series.add_delta(event.t, event.turn)
-            text = clean(event.text)
+            if isinstance(event, TokenDelta):
+                text, channel = clean(event.text), event.channel
+            else:
+                text, channel = self.tool_text(event), TOOL
             if text:
-                frame.text.setdefault(event.lane, []).append((event.channel, text))
+                frame.text.setdefault(event.lane, []).append((channel, text))
             frame.touched.add(event.lane)
             return
         frame.changed = True
@@ -248,6 +302,14 @@ class EventFeed:
                 self.verdicts[event.lane] = event
             elif isinstance(event, CommandExtracted):
                 self.exec_results.pop(event.lane, None)
+            elif isinstance(event, ToolCallDone):
+                text = self.tool_text(event)
+                if text:
+                    frame.text.setdefault(event.lane, []).append((TOOL, text))
+            elif isinstance(event, FeedbackSent):
+                frame.text.setdefault(event.lane, []).append((FEEDBACK, feedback_text(event)))
+            elif isinstance(event, RequestSent) and event.turn > 1:
+                frame.text.setdefault(event.lane, []).append((TURN, str(event.turn)))
             if lane is not None and lane.ended:
                 series = self.series_for(event.lane)
                 if series.end_t is None:

@@ -2,31 +2,23 @@
 
 Invariant: each formatter returns the same width for every value in its
 range, with the unit included, and an em dash placeholder of that width when
-the value is unknown.
+the value is unknown. The text inside is ``thunderdome.figures``' (one
+format per figure everywhere); this module only pads it.
 """
 
 from __future__ import annotations
 
+from thunderdome import figures
+
 
 def seconds(value: float | None, width: int = 7) -> str:
-    """``  0.90 s`` / `` 21.8 s`` / ``  94 s``: 3 significant places."""
-    if value is None:
-        return "—".rjust(width)
-    if value < 10:
-        text = f"{value:.2f} s"
-    elif value < 100:
-        text = f"{value:.1f} s"
-    else:
-        text = f"{value:.0f} s"
-    return text.rjust(width)
+    """``  0.90 s`` / `` 21.8 s`` / ``  94 s`` (``figures.seconds``)."""
+    return figures.seconds(value).rjust(width)
 
 
 def tps(value: float | None, width: int = 11) -> str:
-    """``190.2 tok/s``."""
-    if value is None:
-        return "— tok/s".rjust(width)
-    text = f"{value:.1f} tok/s" if value < 10000 else f"{value:.0f} tok/s"
-    return text.rjust(width)
+    """``190.2 tok/s`` (``figures.rate``)."""
+    return figures.rate(value).rjust(width)
 
 
 def clock(value: float) -> str:

@@ -37,6 +37,7 @@ STATUS_BADGE: dict[str, tuple[str, str]] = {
     "winner": ("WINNER", "bold #000000 on #ffcf33"),
     "eliminated": ("ELIMINATED", "bold #ffffff on #8b2b2b"),
     "error": ("ERROR", "bold #ffffff on #d12f2f"),
+    "stopped": ("STOPPED", "bold #000000 on #9aa5b1"),
 }
 
 STATUS_COLOR = {
@@ -48,6 +49,7 @@ STATUS_COLOR = {
     "winner": "#ffcf33",
     "eliminated": "#e06c6c",
     "error": "#ff5555",
+    "stopped": "#9aa5b1",
 }
 
 STATUS_ICON = {
@@ -59,6 +61,7 @@ STATUS_ICON = {
     "winner": "★",
     "eliminated": "✖",
     "error": "✖",
+    "stopped": "■",
 }
 
 MARKER_STYLE = Style(color="#ffcf33", bold=True)

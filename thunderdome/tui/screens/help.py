@@ -1,10 +1,13 @@
 """The help overlay: every key, grouped by where it works.
 
-Invariant: the help text is static and names only keys that are bound.
+Invariant: the help text is static and names only keys that are bound; it
+is laid out in two columns of sections so that all of it fits an 80x24
+terminal (tests/test_tui_layout.py).
 """
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -18,10 +21,11 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "everywhere",
         (
-            ("q", "quit (stops a running race cleanly)"),
+            ("q", "quit (stops a race cleanly)"),
             ("s", "save an SVG screenshot"),
-            ("e", "export results (Markdown + JSON)"),
+            ("e", "export (Markdown + JSON)"),
             ("?", "this help"),
+            ("^p", "command palette"),
         ),
     ),
     (
@@ -52,21 +56,32 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 READING = (
     "◆ marks each lane's first token; TTFT is measured from the request.\n"
-    "The chart's x axis is time since the start barrier: a late start shows as a\n"
-    "line that begins late, the slope is the output speed (tokens/s)."
+    "The chart's x axis is time since the start barrier, drawn as a square root\n"
+    "(the first seconds get room): a late start is a line that begins late."
 )
 
 
 def help_table() -> Table:
+    """The sections in two columns, the first half of them on the left."""
+    half = (len(KEYS) + 1) // 2
     table = Table.grid(padding=(0, 2))
-    table.add_column(justify="right", style=Style(color="#ff9f1c", bold=True), no_wrap=True)
     table.add_column()
-    for section, keys in KEYS:
-        table.add_row(Text(section.upper(), Style(color="#8a8a8a", bold=True)), "")
+    table.add_column()
+    table.add_row(_sections(KEYS[:half]), _sections(KEYS[half:]))
+    return table
+
+
+def _sections(sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> Group:
+    parts: list[Text | Table] = []
+    for i, (section, keys) in enumerate(sections):
+        parts.append(Text(("\n" if i else "") + section.upper(), Style(color="#8a8a8a", bold=True)))
+        table = Table.grid(padding=(0, 2))
+        table.add_column(justify="right", style=Style(color="#ff9f1c", bold=True), no_wrap=True, min_width=5)
+        table.add_column()
         for key, what in keys:
             table.add_row(key, what)
-        table.add_row("", "")
-    return table
+        parts.append(table)
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -80,7 +95,9 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text(READING, Style(color="#a0a0a0", italic=True)), id="help-reading")
 
     def on_mount(self) -> None:
-        self.query_one("#help").border_title = "keys"
+        box = self.query_one("#help")
+        box.border_title = "keys"
+        box.border_subtitle = "esc / ? / q close"
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

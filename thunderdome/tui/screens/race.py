@@ -11,7 +11,8 @@ A frame's cost must not grow with the token rate, and in a steady race it
 asks Textual for no layout (a full layout is ~20-50 ms at 200x60): token
 text goes to fixed-size stream windows every frame; lane headers, the
 leaderboard and the chart redraw on alternate frames (10 Hz) unless a lane's
-state changed; the ranking is read from the reducer every frame
+state changed, and the lane headers always with the leaderboard, from the
+same ``ranked(now)`` reading (one figure, one number on screen); the ranking is read from the reducer every frame
 (``Standings.ranked``, O(1) per lane); a lane's restyle after a status
 change waits for a quiet frame; and no full GC pass runs while racing
 (``gc_policy``). Measured by
@@ -30,13 +31,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from thunderdome.events import Notice
 from thunderdome.metrics import Standings
@@ -44,10 +43,13 @@ from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color
+from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
 from thunderdome.tui.widgets.chart import Line, TokenChart
-from thunderdome.tui.widgets.lane import GridShape, LaneSnapshot, LaneView, grid_shape
+from thunderdome.tui.race_layout import LANE_MODES, RaceLayout, race_layout
+from thunderdome.tui.widgets.lane import LaneSnapshot, LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
+from thunderdome.tui.widgets.footer import key_footer
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import Source
@@ -76,6 +78,8 @@ CHART_INTERVAL = 0.1
 time; the chart is the costliest widget to paint)."""
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+SPEED_KEYS = Binding.Group("speed", compact=True)
+"""``+`` and ``-`` share one footer entry (the replay's keys fit 80 columns)."""
 
 
 class RaceScreen(Screen):
@@ -107,11 +111,11 @@ class RaceScreen(Screen):
     BINDINGS = [
         Binding("t", "toggle_reasoning", "reasoning"),
         Binding("r", "rerun", "rerun"),
-        Binding("space", "pause", "pause"),
-        Binding("plus,equals_sign", "speed(1)", "faster"),
-        Binding("minus", "speed(-1)", "slower"),
+        Binding("space", "pause", "pause", key_display="␣"),
+        Binding("plus,equals_sign", "speed(1)", "faster", group=SPEED_KEYS),
+        Binding("minus", "speed(-1)", "slower", group=SPEED_KEYS),
         Binding("full_stop,n", "step", "step"),
-        Binding("0", "restart", "restart"),
+        Binding("0", "restart", "restart", show=False),  # in a replay, r does the same (the footer shows r)
     ]
 
     def __init__(
@@ -141,7 +145,7 @@ class RaceScreen(Screen):
         self.over = False
         self._started_source = False
         self._recording_failed = False
-        self._grid_shape: GridShape | None = None
+        self._layout: RaceLayout | None = None
         self._chart_t = -1.0
         self._chart_wall = -1.0
         self._frames = 0
@@ -160,18 +164,30 @@ class RaceScreen(Screen):
                 with Vertical(id="leaderboard-box", classes="panel") as box:
                     box.border_title = "leaderboard"
                     yield Leaderboard(id="leaderboard")
-                with Vertical(id="chart-box", classes="panel") as box:
-                    box.border_title = "tokens over time"
-                    yield TokenChart(id="chart")
-            yield Grid(id="lanes")
-        yield Footer()
+                yield self._chart_box("chart-box", "chart")
+            with Grid(id="lanes", classes="-full"):  # the known lanes are in the first layout, not mounted after it
+                for name in dict.fromkeys(spec.name for spec in self.specs):
+                    yield self._new_lane(name)
+            yield self._chart_box("chart-below", "chart-low")
+        yield key_footer()
+
+    def _chart_box(self, box_id: str, chart_id: str) -> Vertical:
+        """A chart panel: one beside (or above) the lanes, one below them for
+        short terminals; the layout shows one of the two."""
+        box = Vertical(TokenChart(id=chart_id), id=box_id, classes="panel")
+        box.border_title = "tokens over time"
+        return box
+
+    def chart(self) -> TokenChart:
+        """The chart on screen (the one the layout shows)."""
+        below = self._layout is not None and self._layout.chart_below
+        return self.query_one("#chart-low" if below else "#chart", TokenChart)
 
     def on_mount(self) -> None:
         gc_policy.race_started()
         self._gc_held = True
         self.post_message(self.RaceShown(self, self.feed.standings))
-        for spec in self.specs:
-            self._lane_view(spec.name)
+        self._layout_lanes()
         self._update_widgets(self.now())
         self.set_interval(FRAME_INTERVAL, self._frame, name="frame")
         self.call_after_refresh(self._start_source)
@@ -184,7 +200,7 @@ class RaceScreen(Screen):
             self.source.start(self.feed.push)
         except Exception as exc:  # e.g. a replay file vanished
             self.failed = str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}"
-            self.notify(self.failed, title="race could not start", severity="error", timeout=10, markup=False)
+            self.notify(one_line(self.failed), title="race could not start", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
             self._release_gc()
         self._frame()
@@ -193,26 +209,39 @@ class RaceScreen(Screen):
         self._layout_lanes()
 
     def _layout_lanes(self) -> None:
-        """Size the lane grid and the board; styles are set only when their value
-        changes (each set asks Textual for a full-screen layout)."""
-        shape = grid_shape(self.size.width, self.size.height, len(self.lanes))
-        if shape == self._grid_shape:
+        """Lay the board, the chart and the lane grid out for the terminal's size
+        (``race_layout``); styles are set only when the layout changes (each set
+        asks Textual for a full-screen layout)."""
+        layout = race_layout(self.size.width, self.size.height, len(self.lanes))
+        if layout == self._layout:
             return
-        self._grid_shape = shape
+        moved = self._layout is None or layout.chart_below != self._layout.chart_below
+        self._layout = layout
         grid = self.query_one("#lanes", Grid)
-        grid.styles.grid_size_columns, grid.styles.grid_size_rows = shape.columns, shape.rows
-        grid.styles.min_height = shape.min_height
-        self.query_one("#board").styles.height = shape.board_height
+        grid.styles.grid_size_columns, grid.styles.grid_size_rows = layout.columns, layout.rows
+        grid.styles.height = layout.lanes_height if layout.lanes_height is not None else "1fr"
+        grid.styles.min_height = layout.lanes_min_height
+        for mode in LANE_MODES:
+            grid.set_class(mode == layout.lane_mode, f"-{mode}")
+        self.query_one("#board").styles.height = layout.board_height
+        self.query_one("#chart-box").display = not layout.chart_below
+        self.query_one("#chart-below").display = layout.chart_below
+        self.query_one(Leaderboard).set_room(layout.board_room)
+        if moved:
+            self._draw_chart(self.now())
 
     def _lane_view(self, name: str) -> LaneView:
         view = self.lanes.get(name)
         if view is None:
-            color = lane_color(len(self.lanes))
-            self.lane_colors[name] = color
-            view = LaneView(name, color)
-            self.lanes[name] = view
+            view = self._new_lane(name)
             self.query_one("#lanes", Grid).mount(view)
             self._layout_lanes()
+        return view
+
+    def _new_lane(self, name: str) -> LaneView:
+        color = lane_color(len(self.lanes))
+        self.lane_colors[name] = color
+        view = self.lanes[name] = LaneView(name, color)
         return view
 
     # -- the frame ----------------------------------------------------------------------
@@ -246,9 +275,9 @@ class RaceScreen(Screen):
         idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
         if not idle:
             self._frames += 1
-            even = self._frames % 2 == 0  # the leaderboard and the chart take turns, and so do lane halves
-            heads = frame.states | {name for i, name in enumerate(self.lanes) if i % 2 == self._frames % 2}
-            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=heads)
+            even = self._frames % 2 == 0  # the figures (board and lane headers) and the chart take turns
+            board = even or frame.changed
+            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=None if board else set())
         self._restyle_lanes(RESTYLES_PER_FRAME if frame.events == 0 else 1)
         if frame.finished is not None and not self.over:
             self.over = True
@@ -259,7 +288,7 @@ class RaceScreen(Screen):
             else:
                 self.failed = self.source.error or "the race ended without a result"
             feed.time.stop(feed.standings.last_t)
-            self.notify(self.failed, title="no result", severity="error", timeout=10, markup=False)
+            self.notify(one_line(self.failed), title="no result", severity="error", timeout=10, markup=False)
             self._update_widgets(self.now())
             self._release_gc()
 
@@ -281,7 +310,7 @@ class RaceScreen(Screen):
             return
         self._recording_failed = True
         self.warnings.append(status.describe())
-        self.notify(status.describe(), title="recording failed", severity="error", timeout=10, markup=False)
+        self.notify(one_line(status.describe()), title="recording failed", severity="error", timeout=10, markup=False)
 
     def now(self) -> float:
         """The race time on screen: the replay's own play time, else the feed's clock."""
@@ -296,7 +325,7 @@ class RaceScreen(Screen):
         if notice.level in ("warning", "error"):
             self.warnings.append(notice.message)
         severity = {"warning": "warning", "error": "error"}.get(notice.level, "information")
-        self.notify(Text(notice.message).plain, severity=severity, timeout=8, markup=False)
+        self.notify(one_line(notice.message), severity=severity, timeout=8, markup=False)
 
     def _update_widgets(
         self,
@@ -311,8 +340,9 @@ class RaceScreen(Screen):
         ``changed`` (more than token text arrived: redraw the board now), whether the
         leaderboard / the chart may redraw in it (they take turns, so each
         redraws at most at half the frame rate unless a lane changed), and
-        ``heads``: the lanes whose header may redraw (None: all). A lane's
-        text never waits: it was appended before this call."""
+        ``heads``: the lanes whose header may redraw (None: all; the race
+        screen redraws them all with the board, so the two show one reading).
+        A lane's text never waits: it was appended before this call."""
         feed = self.feed
         standings = feed.standings
         ranked = standings.ranked(now)
@@ -347,9 +377,12 @@ class RaceScreen(Screen):
         due = (now - self._chart_t >= soon or wall - self._chart_wall >= soon) and (chart or changed)
         if due or now < self._chart_t or self.over or self.failed:
             self._chart_t, self._chart_wall = now, wall
-            lines = [Line(name, self.lane_colors[name], feed.series_for(name)) for name in self.lanes]
-            self.query_one(TokenChart).set_data(lines, now)
+            self._draw_chart(now)
         self._show_banner(now)
+
+    def _draw_chart(self, now: float) -> None:
+        lines = [Line(name, self.lane_colors[name], self.feed.series_for(name)) for name in self.lanes]
+        self.chart().set_data(lines, now)
 
     def _show_banner(self, now: float) -> None:
         standings = self.feed.standings

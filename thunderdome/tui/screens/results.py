@@ -20,15 +20,19 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Digits, Footer, Static
+from textual.widgets import DataTable, Digits, Static
 
+from thunderdome import figures
 from thunderdome.events import NATURAL_ENDS
-from thunderdome.metrics import LaneStats, Standings
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
+from thunderdome.metrics import LaneStats, Standings, client_limited
+from thunderdome.tool_figures import has_tool_figures, tool_line
 from thunderdome.tui import numbers
-from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, badge
+from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner
 from thunderdome.tui.widgets.chart import Line, TokenChart
+from thunderdome.tui.widgets.footer import key_footer
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import RecordingStatus
@@ -40,6 +44,15 @@ COLUMNS = (
     ("tokens", 12), ("tok/s", 6), ("server", 6), ("ITL p50/p99 ms", 14), ("done", 7),
 )
 """Fits 120 columns; verdicts and errors are listed in full beside the chart."""
+COMPACT_COLUMNS = (
+    ("#", 2), ("lane", 8), ("", 2), ("TTFT", 6), ("TTFA", 6), ("e2e", 6),
+    ("tok", 6), ("tok/s", 7), ("srv/s", 7), ("ITL ms 50/99", 13), ("done", 7),
+)
+"""The same columns for narrower terminals (80 columns): no cell padding (each
+width holds its one-cell gap), units on the figures (``0.90s``), the status
+as its icon, ``*`` for an estimated token count; the lane column takes the rest."""
+FULL_WIDTH = sum(width + 2 for _, width in COLUMNS) + 4
+"""Terminal columns the full table needs (cell padding, border, scrollbar)."""
 
 
 def _itl(p50: float | None, p99: float | None) -> str:
@@ -86,11 +99,12 @@ def lane_note(standings: Standings, s: LaneStats) -> str:
         return who + (f" · {lane.reason}" if lane.reason and lane.reason != who else "")
     if s.status == "error":
         return s.error or lane.reason or "error"
+    if s.status == "stopped":
+        return lane.reason or "stopped"
     if s.verdict:
         return s.verdict
-    if s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished":
-        return f"finish reason: {s.finish_reason}"
-    return ""
+    unusual = s.finish_reason is not None and s.finish_reason not in NATURAL_ENDS and s.status == "finished"
+    return " · ".join(part for part in (f"finish reason: {s.finish_reason}" if unusual else "", *s.figure_notes()) if part)
 
 
 def results_rows(standings: Standings) -> list[list[Text]]:
@@ -98,7 +112,7 @@ def results_rows(standings: Standings) -> list[list[Text]]:
     rows: list[list[Text]] = []
     for s in standings.ranked(standings.finished_t):
         color = STATUS_COLOR.get(s.status, "")
-        done = s.completion_s if standings.kind == "thunderdome" else s.finish_t
+        done = figures.done_s(s, standings.kind)
         rows.append(
             [
                 Text(str(s.rank), Style(bold=True)),
@@ -108,13 +122,47 @@ def results_rows(standings: Standings) -> list[list[Text]]:
                 Text(numbers.seconds(s.ttfa_s)),
                 Text(numbers.seconds(s.e2e_s)),
                 Text(f"{s.tokens} {s.tokens_source}".rjust(12)),
-                Text("—".rjust(6) if s.output_tps is None else f"{s.output_tps:6.1f}"),
-                Text("—".rjust(6) if s.server_tps is None else f"{s.server_tps:6.1f}"),
+                Text(figures.rate_digits(s.output_tps).rjust(6)),
+                Text(figures.rate_digits(s.server_tps).rjust(6)),
                 Text(_itl(s.itl_p50_ms, s.itl_p99_ms)),
                 Text(numbers.seconds(done), Style(color=color, bold=True)),
             ]
         )
     return rows
+
+
+def compact_rows(standings: Standings) -> list[list[Text]]:
+    """``results_rows`` for ``COMPACT_COLUMNS``: the same figures, shorter."""
+    rows: list[list[Text]] = []
+    for s in standings.ranked(standings.finished_t):
+        color = STATUS_COLOR.get(s.status, "")
+        done = s.completion_s if standings.kind == "thunderdome" else s.finish_t
+        mark = "*" if s.tokens_source == "estimate" else ""
+        rows.append(
+            [
+                Text(str(s.rank), Style(bold=True)),
+                Text(one_line(s.name, 40), Style(bold=True)),
+                Text(" " + STATUS_ICON.get(s.status, " "), Style(color=color, bold=True)),
+                *(Text(_short_seconds(v)) for v in (s.ttft_s, s.ttfa_s, s.e2e_s)),
+                Text(f"{s.tokens}{mark}"),
+                *(Text("—" if v is None else f"{v:.1f}") for v in (s.output_tps, s.server_tps)),
+                Text(_itl(s.itl_p50_ms, s.itl_p99_ms).strip().replace(" / ", "/")),
+                Text(_short_seconds(done), Style(color=color, bold=True)),
+            ]
+        )
+    return [[_right(cell, width) if i > 2 else cell for i, (cell, (_, width)) in enumerate(zip(row, COMPACT_COLUMNS))] for row in rows]
+
+
+def _right(text: Text, width: int) -> Text:
+    """``text`` set right in its ``width``-cell column (the gap on its left)."""
+    text.justify = "right"
+    text.truncate(width)
+    return text
+
+
+def _short_seconds(value: float | None) -> str:
+    """``numbers.seconds`` with the unit closed up: ``0.90s``, the same figure."""
+    return numbers.seconds(value).strip().replace(" s", "s")
 
 
 class WinnerCard(Horizontal):
@@ -139,18 +187,18 @@ class WinnerCard(Horizontal):
             text.append("  ★ WINNER  ", Style(color="#000000", bgcolor="#ffcf33", bold=True))
             text.append("  " + one_line(winner.name, 40), Style(color=self.lane_colors.get(winner.name, "#ffffff"), bold=True))
             text.append("  " + one_line(" · ".join(p for p in (winner.kind, winner.model) if p), 60) + "\n", DIM)
-            seconds = winner.completion_s if standings.kind == "thunderdome" else winner.finish_t
-            seconds = seconds or 0.0
-            label = "completed the task in" if standings.kind == "thunderdome" else "finished first in"
-            text.append(f"  {label} {numbers.seconds(seconds).strip()}", Style(bold=True))
+            seconds = figures.done_s(winner, standings.kind) or 0.0
+            text.append(f"  {figures.winner_line(winner, standings.kind)}", Style(bold=True))
             if winner.ttft_s is not None:
-                text.append(f" · TTFT {numbers.seconds(winner.ttft_s).strip()}", LABEL)
+                text.append(f" · TTFT {figures.seconds(winner.ttft_s)}", LABEL)
+            if winner.tta_s is not None:
+                text.append(f" · action {figures.seconds(winner.tta_s)}", LABEL)
             if winner.output_tps:
-                text.append(f" · {winner.output_tps:.1f} tok/s", LABEL)
+                text.append(f" · {figures.rate(winner.output_tps)}", LABEL)
             text.append("\n  ")
             text.append_text(why_line(standings, ranked))
         yield Static(text, id="winner-text")
-        yield Digits(numbers.clock(seconds), id="winner-time")
+        yield Digits(figures.seconds_digits(seconds) if winner is not None else numbers.clock(seconds), id="winner-time")
 
 
 class RecordingNote(Widget):
@@ -175,10 +223,21 @@ class RecordingNote(Widget):
             note = lane_note(standings, s)
             if not note:
                 continue
-            mark, color = ("✖ ", "#ff6b6b") if s.status in ("error", "eliminated") else ("✔ ", "#7ad151")
+            mark, color = (
+                ("✖ ", "#ff6b6b") if s.status in ("error", "eliminated")
+                else ("■ ", STATUS_COLOR["stopped"]) if s.status == "stopped"
+                else ("✔ ", "#7ad151")
+            )
             text.append(mark, Style(color=color, bold=True))
             text.append(one_line(s.name, 30), Style(color=self.lane_colors.get(s.name, ""), bold=True))
             text.append("  " + one_line(note, 300) + "\n", Style(color="#d0d0d0"))
+        tool_lanes = [s for s in standings.ranked(standings.finished_t) if has_tool_figures(s)]
+        if tool_lanes:
+            text.append("tool calls\n", LABEL)
+        for s in tool_lanes:
+            text.append("⚒ ", Style(color="#ffcf33", bold=True))
+            text.append(one_line(s.name, 30), Style(color=self.lane_colors.get(s.name, ""), bold=True))
+            text.append("  " + tool_line(s) + "\n", Style(color="#d0d0d0"))
         if text.plain:
             text.append("\n")
         duration = standings.finished_t
@@ -188,6 +247,8 @@ class RecordingNote(Widget):
             text.append(f" · max {standings.max_tokens} tokens", DIM)
         if standings.time_scale != 1.0:
             text.append(f" · sim time ×{standings.time_scale:g}", Style(color="#ffcf33", bold=True))
+        if client_limited(standings.ranked(standings.finished_t)):
+            text.append(f"\n           ⚠ {CLIENT_LIMITED_NOTE}", Style(color="#ffcf33", bold=True))
         if standings.started_at:
             text.append("\nstarted    ", LABEL)
             text.append(standings.started_at[:19].replace("T", " ") + " UTC", DIM)
@@ -214,7 +275,9 @@ class RecordingNote(Widget):
             text.append("\nscreenshot ", LABEL)
             text.append(one_line(self.screenshot, 300), Style(bold=True))
         text.append("\n\n◆ first token · ✖ out or failed · slope = tok/s\n", DIM)
-        text.append("tokens: usage/server = the server's own count,\n        estimate = streamed chunks counted", DIM)
+        text.append("tokens: usage/server = the server's own count,\n        estimate (*) = streamed chunks counted", DIM)
+        if tool_lanes:
+            text.append("\nfirst call: its name arrived · action: its arguments\ncomplete · model/tool: time streaming vs running", DIM)
         return text
 
 
@@ -267,6 +330,7 @@ class ResultsScreen(Screen):
         self.recording = recording
         self.next_task = next_task
         self.can_go_back = can_go_back
+        self._compact: bool | None = None
 
     def compose(self) -> ComposeResult:
         standings = self.standings
@@ -285,18 +349,37 @@ class ResultsScreen(Screen):
                     yield RecordingNote(standings, self.recording, self.lane_colors)
                     if self.next_task is not None:
                         yield Static(self._next_text(self.next_delay), id="next-race")
-        yield Footer()
+        yield key_footer()
+
+    def _fill_table(self) -> None:
+        """The results table, full or compact for the terminal's width (again
+        when a resize crosses ``FULL_WIDTH``)."""
+        compact = self.size.width < FULL_WIDTH
+        if compact == self._compact:
+            return
+        self._compact = compact
+        standings = self.standings
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.cell_padding = 0 if compact else 1
+        longest = max((len(one_line(name, 40)) for name in standings.lanes), default=4)
+        columns = COMPACT_COLUMNS if compact else COLUMNS
+        others = sum(width for label, width in columns if label != "lane")
+        for i, (label, width) in enumerate(columns):
+            if label == "lane":
+                room = self.size.width - others - 6 if compact else 24
+                width = min(max(width, longest + compact), max(room, width))
+            header = _right(Text(label), width) if compact and i > 2 else label  # figures sit right
+            table.add_column(header, width=width, key=label)
+        for row in compact_rows(standings) if compact else results_rows(standings):
+            table.add_row(*row)
+
+    def on_resize(self) -> None:
+        self._fill_table()
 
     def on_mount(self) -> None:
         standings = self.standings
-        table = self.query_one(DataTable)
-        longest = max((len(one_line(name, 40)) for name in standings.lanes), default=4)
-        for label, width in COLUMNS:
-            if label == "lane":
-                width = min(max(width, longest), 24)
-            table.add_column(label, width=width, key=label)
-        for row in results_rows(standings):
-            table.add_row(*row)
+        self._fill_table()
         lines = [Line(name, color, self.feed.series_for(name)) for name, color in self.lane_colors.items()]
         end = standings.finished_t or standings.last_t
         self.query_one(TokenChart).set_data(lines, end)

@@ -20,13 +20,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, OptionList, SelectionList, Static
+from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 from textual.widgets.selection_list import Selection
 
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.palette import DIM, LABEL
 from thunderdome.tui.safe_text import one_line
+from thunderdome.tui.widgets.footer import key_footer
 
 DEMO_PROFILES = ("cloud", "dgx-spark", "rtx4090-offload")
 
@@ -98,8 +99,9 @@ class SetupScreen(Screen):
                 box.border_title = "1 · task"
                 yield OptionList(id="task-list")
                 yield Static("", id="task-detail")
-                yield Label("or a task file:", classes="field-label")
-                yield Input(placeholder="path/to/task.yaml", id="task-file")
+                with Horizontal(id="task-file-row"):
+                    yield Label("or a task file:", classes="field-label")
+                    yield Input(placeholder="path/to/task.yaml", id="task-file", compact=True)
             with Vertical(id="setup-backends", classes="panel") as box:
                 box.border_title = "2 · backends"
                 yield SelectionList[int](id="backend-list")
@@ -109,7 +111,7 @@ class SetupScreen(Screen):
             yield Input(placeholder="task default", id="max-tokens", type="integer", max_length=6)
             yield Button("Start race ▶", id="start", variant="primary")
             yield Static("", id="task-preview")
-        yield Footer()
+        yield key_footer()
 
     def _title(self) -> Text:
         text = Text(no_wrap=True)
@@ -124,7 +126,7 @@ class SetupScreen(Screen):
             self.tasks = builtin_tasks()
         except Exception as exc:  # a broken built-in task must not kill the screen
             self.tasks = []
-            self.notify(f"built-in tasks: {exc}", severity="error", markup=False)
+            self.notify(one_line(f"built-in tasks: {exc}"), severity="error", markup=False)
         options = self.query_one("#task-list", OptionList)
         options.add_options([Option(task_label(t), id=t.name) for t in self.tasks])
         if self.tasks:
@@ -240,7 +242,7 @@ class SetupScreen(Screen):
         names = [spec.name for spec in picked]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            self.notify(f"two backends are named {dupes[0]!r}: untick one", severity="error", markup=False)
+            self.notify(one_line(f"two backends are named {dupes[0]!r}: untick one"), severity="error", markup=False)
             return None
         return picked
 

@@ -12,14 +12,16 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 
+from thunderdome import figures
 from thunderdome.events import RaceFinished
-from thunderdome.metrics import Standings
+from thunderdome.metrics import Standings, lane_stats
 from thunderdome.tui.palette import join_rows, DIM
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.clock import RaceClock
 
 TITLE = Style(color="#ff9f1c", bold=True)
 WARN = Style(color="#000000", bgcolor="#ffd23f", bold=True)
+WINNER_BADGE = Style(color="#000000", bgcolor="#ffcf33", bold=True)
 KIND_LABEL = {"thunderdome": "Thunderdome", "long": "long generation"}
 RULE_LABEL = {"last_standing": "last process standing", "first_correct": "first correct answer wins"}
 
@@ -44,6 +46,11 @@ def race_status(
         status.append(f"  winner: {one_line(winner, 40)}" if winner else "  no winner", Style(bold=True))
     elif not started:
         status.append("… getting ready (connecting, starting the emulator)", DIM)
+    elif standings.winner is not None:  # called the moment it happened; the others stop or race on
+        alive = sum(1 for lane in standings.lanes.values() if not lane.ended)
+        status.append_text(winner_called(standings, standings.winner))
+        if alive:
+            status.append(f"  {alive}/{len(standings.lanes)} lanes racing on for places", DIM)
     else:
         alive = sum(1 for lane in standings.lanes.values() if not lane.ended)
         status.append("● RACING", Style(color="#ff5f5f", bold=True))
@@ -56,6 +63,18 @@ def race_status(
         state = "⏸ PAUSED" if paused else "▶ REPLAY"
         status.append(f"   {state} {replay_speed:g}×", Style(color="#2ec4f0", bold=True))
     return status
+
+
+def winner_called(standings: Standings, winner: str) -> Text:
+    """``★ WINNER  cloud  1.02 s``: the winner and its done time, as its lane
+    and the results show it (``figures.done_s``)."""
+    text = Text(no_wrap=True)
+    text.append(" ★ WINNER ", WINNER_BADGE)
+    text.append(f"  {one_line(winner, 40)}", Style(bold=True))
+    lane = standings.lanes.get(winner)
+    if lane is not None:
+        text.append(f"  {figures.seconds(figures.done_s(lane_stats(lane), standings.kind))}", Style(color="#ffcf33", bold=True))
+    return text
 
 
 def race_warnings(standings: Standings, warnings: list[str], *, started: bool) -> list[str]:

@@ -12,10 +12,8 @@ markup.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from rich.style import Style
 from rich.text import Text
@@ -24,9 +22,10 @@ from textual.containers import Vertical
 from textual.widget import Widget
 
 from thunderdome import events as ev
+from thunderdome import figures
 from thunderdome.metrics import LaneState, LaneStats
 from thunderdome.tui import numbers
-from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, badge
+from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.rows import RowsWidget
 from thunderdome.tui.widgets.stream import TokenStream
@@ -55,35 +54,6 @@ def progress_bar(fraction: float, width: int, color: str, *, empty: str = "#3034
     return text
 
 
-def lane_columns(width: int, lanes: int) -> int:
-    """How many lane columns fit: stacked rows on normal terminals and for up to
-    three lanes, a grid on wide screens with many lanes."""
-    if lanes <= 1 or width < 110:
-        return 1
-    if lanes <= 3 and width < 180:
-        return 1
-    return max(1, min(lanes, width // 56, 4))
-
-
-class GridShape(NamedTuple):
-    """How the race screen lays out ``lanes`` lanes in a ``width`` x ``height`` terminal."""
-
-    columns: int
-    rows: int
-    min_height: int | None
-    """Narrow terminals: the grid's height (a 1-row gap + 6 rows a lane)."""
-    board_height: int | None
-    """Wide terminals: the leaderboard/chart row's height."""
-
-
-def grid_shape(width: int, height: int, lanes: int) -> GridShape:
-    cols = lane_columns(width, max(lanes, 1))
-    rows = max(1, math.ceil(lanes / cols))
-    narrow = width < 110
-    board = max(lanes + 4, min(2 * lanes + 3, 14), 12 if height >= 34 else 9)
-    return GridShape(cols, rows, rows * 7 if narrow else None, None if narrow else board)
-
-
 @dataclass
 class LaneSnapshot:
     """Everything a lane shows for one frame."""
@@ -106,13 +76,10 @@ class LaneSnapshot:
 
 
 def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
-    """The two header rows: identity + badge, then the track. For ``FLASH_S``
-    after the first token the track row is highlighted (painted here, not by a
-    CSS class: a class change restyles the lane's whole subtree, ~10 ms)."""
+    """The two header rows: identity + badge, then the track."""
     lane, stats = snap.state, snap.stats
-    status = lane.status
     if stats.stalled_s is None:
-        badge_text = badge(status)
+        badge_text = badge(lane.status)
     else:  # no token for far longer than its own pace: say so, not STREAMING
         badge_text = Text(f" STALLED {stats.stalled_s:.1f} s ".center(12), style="bold #1a1a1a on #ffcf33")
     ident = Text(no_wrap=True, overflow="ellipsis")
@@ -121,8 +88,29 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
         ident.append("  " + one_line(" · ".join(p for p in (lane.kind, lane.model) if p), 60), DIM)
     room = max(width - badge_text.cell_len - 1, 1)
     ident.truncate(room, overflow="ellipsis", pad=True)
-    row1 = Text.assemble(ident, " ", badge_text, no_wrap=True)
+    return [Text.assemble(ident, " ", badge_text, no_wrap=True), track_row(snap, width)]
 
+
+def header_line(snap: LaneSnapshot, width: int) -> Text:
+    """The header in one row, for a lane with one row on screen: the name
+    (cut to a fifth of the row at most), its status icon, then the track."""
+    lane = snap.state
+    name = Text(one_line(lane.name, 40), Style(color=snap.color, bold=True), no_wrap=True)
+    name.truncate(min(name.cell_len, max(8, width // 5)), overflow="ellipsis")
+    if snap.stats.stalled_s is not None:
+        icon = Text("⏸", Style(color="#ffcf33", bold=True))
+    else:
+        icon = Text(STATUS_ICON.get(lane.status, " "), Style(color=STATUS_COLOR.get(lane.status, ""), bold=True))
+    return Text.assemble(name, " ", icon, " ", track_row(snap, width - name.cell_len - 3), no_wrap=True)
+
+
+def track_row(snap: LaneSnapshot, width: int) -> Text:
+    """The track: ◆ TTFT (or the wait so far), tok/s, tokens, a progress bar
+    and the elapsed time. For ``FLASH_S`` after the first token the TTFT
+    figure is highlighted (painted here, not by a CSS class: a class change
+    restyles the lane's whole subtree, ~10 ms)."""
+    lane, stats = snap.state, snap.stats
+    status = lane.status
     row2 = Text(no_wrap=True, overflow="ellipsis")
     if stats.ttft_s is not None:
         row2.append("◆ ", MARKER_STYLE)
@@ -137,10 +125,9 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
         row2.append(("wait " + numbers.seconds(waited).strip()).ljust(11), DIM)
     row2.append("  ")
     row2.append(numbers.tps(stats.output_tps, 11), Style(bold=stats.output_tps is not None))
-    elapsed = _elapsed(lane, snap.now)
     tail = Text(no_wrap=True)
     tail.append("  ")
-    tail.append(numbers.seconds(elapsed, 7), Style(color=STATUS_COLOR.get(status, "")))
+    tail.append(numbers.seconds(figures.clock_s(stats, snap.kind, snap.now), 7), Style(color=STATUS_COLOR.get(status, "")))
     tokens = lane.live_tokens if not lane.ended else stats.tokens
     count = Text("  " + numbers.tokens(tokens, snap.cap or None) + " ", no_wrap=True)
     bar_w = width - row2.cell_len - count.cell_len - tail.cell_len
@@ -154,13 +141,7 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
     landed = snap.first_token_t
     if landed is not None and 0.0 <= snap.now - landed < FLASH_S:
         row2.stylize(FLASH_STYLE, 0, 2 + 5 + 6)  # the ◆ TTFT figure, lit up
-    return [row1, row2]
-
-
-def _elapsed(lane: LaneState, now: float) -> float:
-    start = lane.started_t or 0.0
-    end = lane.end_t if lane.end_t is not None else now
-    return max(0.0, end - start)
+    return row2
 
 
 def info_rows(snap: LaneSnapshot) -> list[Text]:
@@ -175,6 +156,12 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
         if snap.max_turns > 1:
             row.append("turn ", LABEL)
             row.append(f"{snap.turn}/{snap.max_turns}  ", Style(bold=True))
+        stats = snap.stats
+        if stats.ttftc_s is not None:  # tool mode: its first call's name, then its arguments, arrived
+            row.append("call ", LABEL)
+            row.append(numbers.seconds(stats.ttftc_s).strip() + "  ", Style(bold=True))
+            row.append("act ", LABEL)
+            row.append(numbers.seconds(stats.tta_s).strip() + "  ", Style(bold=True))
         if lane.last_command:
             row.append("$ ", Style(color="#7ad151", bold=True))
             row.append(one_line(lane.last_command, 120), Style(color="#e0e0e0", bold=True))
@@ -193,6 +180,9 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
         if verdict is not None and lane.status not in ("eliminated", "error"):
             mark = ("✔ ", "#7ad151") if verdict.passed else ("✖ ", "#ff8c42")
             row.append(mark[0] + one_line(verdict.detail or ("pass" if verdict.passed else "fail"), 80), Style(color=mark[1]))
+        if stats.ttftc_s is not None and stats.tool_s is not None:
+            row.append("  model ", LABEL)
+            row.append(f"{numbers.seconds(stats.model_s).strip()} / tool {numbers.seconds(stats.tool_s).strip()}", DIM)
         if row.plain.strip():
             rows.append(row)
     if lane.status == "eliminated":
@@ -204,8 +194,10 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
     elif lane.status == "error":
         rows.append(Text("✖ " + one_line(lane.reason or "error", 200), Style(color="#ff5555", bold=True), no_wrap=True, overflow="ellipsis"))
     elif lane.status == "winner":
-        when = snap.stats.completion_s if snap.stats.completion_s is not None else snap.stats.e2e_s
-        rows.append(Text(f"★ WINNER {numbers.seconds(when).strip()}", Style(color="#ffcf33", bold=True), no_wrap=True))
+        when = figures.seconds(figures.done_s(snap.stats, snap.kind))
+        rows.append(Text(f"★ WINNER {when}", Style(color="#ffcf33", bold=True), no_wrap=True))
+    elif lane.status == "stopped":
+        rows.append(Text("■ " + one_line(lane.reason or "stopped", 160), STATUS_COLOR["stopped"], no_wrap=True, overflow="ellipsis"))
     for note in snap.notes[-1:]:
         rows.append(Text("ⓘ " + one_line(note, 160), DIM, no_wrap=True, overflow="ellipsis"))
     return rows
@@ -224,18 +216,33 @@ class LaneHeader(RowsWidget):
         self.snapshot = snap
         self.update_rows()
 
+    def rows_key(self, width: int) -> tuple[int, bool]:
+        return width, self._one_row()
+
+    def _one_row(self) -> bool:
+        """The layout left the header one row (``-one-line`` lanes)."""
+        return self.content_region.height == 1
+
     def build_rows(self, width: int) -> list[Text] | None:
         if self.snapshot is None:
             return None
-        return header_rows(self.snapshot, width) if width else []
+        if not width:
+            return []
+        return [header_line(self.snapshot, width)] if self._one_row() else header_rows(self.snapshot, width)
 
 
 class LaneInfo(Widget):
-    """Agent line and end reason; hidden when it has nothing to say."""
+    """Agent line and end reason; hidden when it has nothing to say (from
+    the start: showing it later is one layout, hiding it on mount would be
+    one per lane while the race starts)."""
 
     DEFAULT_CSS = "LaneInfo { height: auto; }"
 
     rows: list[Text] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.display = False
 
     def render(self) -> Text:
         return join_rows(self.rows)
@@ -270,15 +277,12 @@ class LaneView(Vertical):
         self._status = "waiting"
         self.restyle_due = False
         """The status class changed in a way the stylesheet cares about."""
+        self.styles.border_left = ("outer", color)  # set before mount: no layout of its own
 
     def compose(self) -> ComposeResult:
         yield self.header
         yield self.info
         yield self.stream
-
-    def on_mount(self) -> None:
-        self.styles.border_left = ("outer", self.color)
-        self.info.display = bool(self.info.rows)
 
     def show(self, snap: LaneSnapshot) -> None:
         self.header.show(snap)

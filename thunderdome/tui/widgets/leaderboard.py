@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from textual.widget import Widget
 
+from thunderdome import figures
 from thunderdome.metrics import LaneStats, Standings
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, STATUS_COLOR, STATUS_ICON
@@ -22,17 +22,16 @@ from thunderdome.tui.widgets.rows import RowsWidget
 
 
 def _when(standings: Standings, s: LaneStats, now: float) -> Text:
-    """Finish time for lanes that are done, projected finish for the others."""
+    """Done time (``figures.done_s``) for lanes over the line; a Thunderdome
+    lane's race clock otherwise (``figures.clock_s``, as its header shows it);
+    a long-race lane's projected finish."""
     lane = standings.lanes[s.name]
     color = STATUS_COLOR.get(s.status, "")
+    done = figures.done_s(s, standings.kind)
+    if done is not None:
+        return Text(numbers.seconds(done), Style(color=color, bold=True))
     if standings.kind == "thunderdome":
-        if s.completion_s is not None:
-            return Text(numbers.seconds(s.completion_s), Style(color=color, bold=True))
-        if lane.ended:
-            return Text(numbers.seconds(lane.end_t), Style(color=color))
-        return Text(numbers.seconds(now - (lane.started_t or 0.0)), DIM)
-    if s.status in ("finished", "winner") and s.finish_t is not None:
-        return Text(numbers.seconds(s.finish_t), Style(color=color, bold=True))
+        return Text(numbers.seconds(figures.clock_s(s, standings.kind, now)), Style(color=color) if lane.ended else DIM)
     if lane.ended:
         return Text("—".rjust(7), DIM)
     eta = s.projected_t
@@ -160,8 +159,7 @@ def _cells(
         Text(numbers.seconds(s.ttft_s)),
     ]
     if not compact:
-        tps = s.output_tps
-        row.append(Text("—" if tps is None else f"{tps:.1f}"))
+        row.append(Text(figures.rate_digits(s.output_tps)))
         tokens = lane.live_tokens if not lane.ended else s.tokens
         mark = "*" if lane.ended and s.tokens_source == "estimate" else ""
         row.append(Text(f"{tokens}{mark}"))
@@ -182,18 +180,23 @@ class Leaderboard(RowsWidget):
         self._now = 0.0
         self._colors: dict[str, str] = {}
         self._ranked: list[LaneStats] = []
+        self._room = 0
 
     def set_data(self, standings: Standings, now: float, colors: dict[str, str], ranked: list[LaneStats]) -> None:
         """Show ``ranked`` (``standings.ranked(now)``) at race time ``now``."""
         self._standings, self._now, self._colors, self._ranked = standings, now, colors, ranked
         self.update_rows()  # a new layout only when the row count changes
 
-    def _room(self) -> int:
-        parent = self.parent
-        return parent.content_region.height if isinstance(parent, Widget) else self.content_region.height
+    def set_room(self, rows: int) -> None:
+        """The rows the board has for the leaderboard (the race screen's layout):
+        rows are spaced out when they fit twice. A new room rebuilds the rows
+        and, if their count changes, the widget's height follows."""
+        if rows != self._room:
+            self._room = rows
+            self.update_rows()
 
     def rows_key(self, width: int) -> tuple[int, int]:
-        return width, self._room()
+        return width, self._room
 
     def build_rows(self, width: int) -> list[Text]:
         if self._standings is None or not self._standings.lanes:
@@ -201,7 +204,7 @@ class Leaderboard(RowsWidget):
         if width <= 0:
             return []
         lanes = len(self._standings.lanes)
-        leading = 1 if lanes > 1 and 2 * lanes <= self._room() - 1 else 0
+        leading = 1 if lanes > 1 and 2 * lanes <= self._room - 1 else 0
         return leaderboard_rows(
             self._standings, self._now, self._colors, width, compact=width < 44, leading=leading, ranked=self._ranked
         )

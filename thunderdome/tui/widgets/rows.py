@@ -62,7 +62,7 @@ class RowsWidget(Widget):
         self.rows, self._key = rows, key
         if len(rows) != len(old):
             self._strips.clear()
-            self.refresh(layout=self.styles.height is not None and self.styles.height.is_auto)
+            self.refresh(layout=self._auto_height())
             return
         width = self.size.width
         for y, (new, was) in enumerate(zip(rows, old)):
@@ -70,16 +70,24 @@ class RowsWidget(Widget):
                 self._strips.pop(y, None)
                 self.refresh(Region(0, y, width, 1))
 
-    def _rows_now(self, width: int) -> None:
-        """Rebuild stale rows (the size changed since they were made), without a repaint request."""
+    def _rows_now(self, width: int) -> bool:
+        """Rebuild stale rows (the size changed since they were made), without a
+        repaint request; True if the row count changed."""
         if self._key is None:
-            return
+            return False
         key = self.rows_key(width)
-        if key != self._key:
-            rows = self.build_rows(width)
-            if rows is not None:
-                self.rows, self._key = rows, key
-                self._strips.clear()
+        if key == self._key:
+            return False
+        rows = self.build_rows(width)
+        if rows is None:
+            return False
+        counted = len(rows) != len(self.rows)
+        self.rows, self._key = rows, key
+        self._strips.clear()
+        return counted
+
+    def _auto_height(self) -> bool:
+        return self.styles.height is not None and self.styles.height.is_auto
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         self._rows_now(width)
@@ -101,7 +109,10 @@ class RowsWidget(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self.content_region.width or self.size.width
-        self._rows_now(width)
+        if self._rows_now(width) and self._auto_height():
+            # rebuilt for a new size with more or fewer rows: the height follows
+            # (asked after this paint: a layout asked for during one is dropped)
+            self.call_after_refresh(self.refresh, layout=True)
         if width != self._strip_width:
             self._strips.clear()
             self._strip_width = width

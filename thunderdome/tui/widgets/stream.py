@@ -1,11 +1,13 @@
-"""A lane's live token stream: answer text plain, reasoning dim and italic.
+"""A lane's live token stream: answer text plain, reasoning dim and italic,
+an agent's turns apart.
 
 Invariant: appending text costs O(new text + one screen row), never O(whole
 text): the rows of a paragraph are final once a later row exists (greedy word
 wrap only ever moves the *last* word), so only the paragraph's unfinished last
 row is wrapped again. The widget's size never depends on its text: it is a
 fixed window onto the newest rows (a terminal-like tail), painted through the
-Line API from cached strips, so a growing text never asks Textual for a new
+Line API from cached strips (a row's painted line is reused while the width,
+the scrollbar cell and the style stay), so a growing text never asks Textual for a new
 layout or a scroll reflow (a full-screen layout costs ~50 ms at 200x60, see
 benchmarks/render_capacity.py). The viewer can still wheel back through the
 text; the window then stays put until wheeled down to the end. A one-cell
@@ -15,11 +17,24 @@ No known secret is ever painted: the lane's pieces (both channels) pass
 through one ``redact.HeldText``, so a key split across deltas or across the
 reasoning and answer channels shows as ``[redacted]``; the end of a piece
 that may begin a key waits for the next piece, or for ``release_held()``
-when the lane ends.
+when the lane ends, or for a mark (then a held key beginning of 6+
+characters is a key cut short, and redacted).
+
+Marks (``feed.FEEDBACK``, ``feed.TURN``) end the text before them: what was
+held is released, redacted, first; their own text comes redacted from the
+feed. A turn after the first starts under a dim rule (``── turn 2 ──``), the
+feedback sent to the model shows dim above it, and where a turn's answer
+follows its reasoning a dim ``── answer ──`` rule marks the boundary, once
+per turn. Secondary text (reasoning, feedback, rules, the placeholder) is
+painted in a concrete colour: the answer's own colour blended toward the
+background (``SECONDARY``), so it is dimmer than the answer in every lane
+state. Rows hold a key style per channel (``KEY_STYLES``), swapped for the
+concrete one as a row is painted: a restyle repaints, it never re-wraps.
 """
 
 from __future__ import annotations
 
+import re
 from math import ceil
 
 from rich._wrap import divide_line
@@ -28,6 +43,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.color import Color as TextualColor
 from textual.geometry import Region
 from textual.reactive import reactive
 from textual.scrollbar import ScrollBarRender
@@ -35,10 +51,55 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from thunderdome.redact import HeldText, known
+from thunderdome.tui.feed import FEEDBACK, TURN
 
 ANSWER, REASONING = "answer", "reasoning"
+MARKS = (FEEDBACK, TURN)
+"""Channels that are marks: never merged with the piece before them."""
+PLACEHOLDER = "placeholder"
+SECONDARY: dict[str, tuple[str, float]] = {
+    REASONING: ("token-stream--reasoning", 0.6),
+    FEEDBACK: ("token-stream--feedback", 0.6),
+    TURN: ("token-stream--rule", 0.42),
+    PLACEHOLDER: ("token-stream--placeholder", 0.6),
+}
+"""Secondary text: its component class (text style) and how much of the
+answer colour's distance from the background it keeps."""
+KEY_STYLES = {channel: Style(meta={"token-stream": channel}) for channel in SECONDARY}
+"""The styles rows are built with for secondary text (never painted as such)."""
+PLAIN = Style()
+FALLBACK_STYLE = Style(color="#8a8a8a", italic=True)
+"""A secondary style before the widget's styles exist (repainted on layout)."""
 WHEEL_ROWS = 3
 """Rows moved per mouse-wheel step."""
+
+
+_WORD = re.compile(r"\s*\S+\s*")
+"""A word and the blanks around it, as rich's word wrap reads them."""
+
+
+def _breaks(text: str, width: int) -> list[int]:
+    """Where the rows of a paragraph start: ``rich._wrap.divide_line(text,
+    width, fold=True)``, the same offsets. Printable ASCII (one cell a
+    character, the common case) is measured with ``len`` instead of rich's
+    per-word cell count, about half the cost of appending text."""
+    if not (text.isascii() and text.isprintable()):
+        return divide_line(text, width, fold=True)
+    breaks: list[int] = []
+    offset = 0
+    for match in _WORD.finditer(text):
+        start, end = match.span()
+        length = len(match.group().rstrip())
+        if width - offset >= length:
+            offset += end - start
+        elif length > width:  # a word wider than a row: cut every `width` characters
+            cuts = range(start, end, width)
+            breaks.extend(cut for cut in cuts if cut)
+            offset = end - cuts[-1]
+        elif offset and start:
+            breaks.append(start)
+            offset = end - start
+    return breaks
 
 
 def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -47,7 +108,7 @@ def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     run: list[str] = []
     run_channel = ""
     for channel, text in pieces:
-        if channel != run_channel and run:
+        if (channel != run_channel or channel in MARKS) and run:
             runs.append((run_channel, "".join(run)))
             run = []
         run_channel = channel
@@ -57,17 +118,32 @@ def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return runs
 
 
+class _Row:
+    """A row's strip, and the line last painted from it (for ``key``: width,
+    scrollbar cell, base style)."""
+
+    __slots__ = ("strip", "key", "line")
+
+    def __init__(self, strip: Strip) -> None:
+        self.strip = strip
+        self.key: tuple[int, Strip | None, Style] | None = None
+        self.line = strip
+
+
 class TokenStream(Widget, can_focus=False):
     """Line-API widget holding one lane's streamed text, showing its tail."""
 
-    COMPONENT_CLASSES = {"token-stream--reasoning", "token-stream--placeholder"}
+    COMPONENT_CLASSES = {"token-stream--reasoning", "token-stream--placeholder", "token-stream--feedback",
+                         "token-stream--rule"}
 
     DEFAULT_CSS = """
     TokenStream {
         height: 1fr;
         overflow: hidden hidden;
-        & > .token-stream--reasoning { color: $text-muted; text-style: italic; }
-        & > .token-stream--placeholder { color: $text-muted; text-style: italic; }
+        & > .token-stream--reasoning { text-style: italic; }
+        & > .token-stream--placeholder { text-style: italic; }
+        & > .token-stream--feedback { text-style: none; }
+        & > .token-stream--rule { text-style: none; }
     }
     """
 
@@ -82,9 +158,12 @@ class TokenStream(Widget, can_focus=False):
         self._tail = Text()  # the unfinished last row(s) of the current paragraph
         self._tail_rows: list[Text] = []
         self._tail_channel: str | None = None
-        self._cache: dict[int, Strip] = {}
+        self._cache: dict[int, _Row] = {}
+        self._pass: tuple[int, int, int, int] | None = None
+        """The window's geometry while Textual paints it (``render_lines``)."""
         self._base: Style | None = None
-        self._styles: dict[str, Style] = {}
+        self._paint: dict[Style, Style] | None = None
+        """Key style -> the concrete style it is painted in, until the styles change."""
         self._width = 0
         self._top: int | None = None
         """First row shown when wheeled back; None: follow the newest rows."""
@@ -96,6 +175,10 @@ class TokenStream(Widget, can_focus=False):
         self.reasoning_chars = 0
         self.answer_chars = 0
         self._held: HeldText[str] = HeldText(known(), divisible=True)
+        self._turn_reasoned = False
+        """Reasoning of the current turn is shown and its answer has not begun."""
+        self._turn_answered = False
+        """The current turn's answer has begun (its marker is drawn, if any)."""
 
     # -- public -------------------------------------------------------------------------
 
@@ -110,13 +193,17 @@ class TokenStream(Widget, can_focus=False):
         held.secrets = known()  # a key may become known mid-race
         safe: list[tuple[str, str]] = []
         for channel, text in _runs(pieces):  # redaction per run of a channel, not per token
-            safe.extend(held.push(channel, text))
+            if channel in MARKS:
+                safe.extend(held.release_cut())  # the text before a mark has ended
+                safe.append((channel, text))
+            else:
+                safe.extend(held.push(channel, text))
         self._show(safe)
 
     def release_held(self) -> None:
         """The lane's text has ended: show what was held back, redacted."""
         if self._held:
-            self._show(self._held.release())
+            self._show(self._held.release_cut())
 
     def _show(self, pieces: list[tuple[str, str]]) -> None:
         before = self._row_count()
@@ -130,13 +217,13 @@ class TokenStream(Widget, can_focus=False):
         """Store a piece; True if visible rows changed."""
         if not text:
             return False
-        if self._fragments and self._fragments[-1][0] == channel:
+        if self._fragments and self._fragments[-1][0] == channel and channel not in MARKS:
             self._fragments[-1][1].append(text)
         else:
             self._fragments.append((channel, [text]))
         if channel == REASONING:
             self.reasoning_chars += len(text)
-        else:
+        elif channel == ANSWER:
             self.answer_chars += len(text)
         if channel == REASONING and not self.show_reasoning:
             self._cache.pop(0, None)  # the placeholder's count
@@ -182,22 +269,42 @@ class TokenStream(Widget, can_focus=False):
     # -- building rows ----------------------------------------------------------------
 
     def _style(self, channel: str) -> Style:
-        style = self._styles.get(channel)
-        if style is not None:
-            return style
-        if channel == REASONING:
-            try:
-                style = self.get_component_rich_style("token-stream--reasoning", partial=True)
-            except KeyError:  # text before the widget's styles exist: repainted on layout
-                return Style(dim=True, italic=True)
-        else:
-            style = Style()
-        self._styles[channel] = style
-        return style
+        """The style ``channel``'s text is built with (a key, for secondary text)."""
+        return KEY_STYLES.get(channel, PLAIN)
+
+    def _paint_map(self) -> dict[Style, Style]:
+        paint = self._paint
+        if paint is None:
+            paint = {KEY_STYLES[channel]: self._secondary(channel) for channel in SECONDARY}
+            if FALLBACK_STYLE not in paint.values():  # before the widget's styles exist: asked again
+                self._paint = paint
+        return paint
+
+    def _painted(self, strip: Strip) -> Strip:
+        """``strip`` with its key styles swapped for the concrete ones."""
+        paint = self._paint_map()
+        return Strip([Segment(seg.text, paint[seg.style]) if seg.style in paint else seg for seg in strip],
+                     strip.cell_length)
+
+    def _secondary(self, channel: str) -> Style:
+        """``channel``'s concrete style: the answer's colour blended toward the
+        background (a partial component style would leave ``$text-muted`` at
+        full white), with the component's text style."""
+        name, keep = SECONDARY[channel]
+        base = self._base_style()
+        try:
+            component = self.get_component_rich_style(name, partial=True)
+        except KeyError:
+            return FALLBACK_STYLE
+        if base.color is None or base.bgcolor is None:
+            return FALLBACK_STYLE
+        back = TextualColor.from_rich_color(base.bgcolor)
+        color = back.blend(TextualColor.from_rich_color(base.color), keep)
+        return Style(color=color.rich_color, italic=component.italic, bold=component.bold)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._styles.clear()
+        self._paint = None
         self._cache.clear()
         self._bar, self._gutter, self._base, self._bar_colors = ((0, 0, 0), []), None, None, None
         self._cells.clear()
@@ -213,6 +320,19 @@ class TokenStream(Widget, can_focus=False):
         return max(width - 1, 8)  # a column for the scrollbar
 
     def _add(self, channel: str, text: str, *, wrap: bool = True) -> None:
+        if channel == TURN:
+            self._rule(f"turn {text}")
+            self._turn_reasoned = self._turn_answered = False
+            return
+        if channel == REASONING:
+            self._turn_reasoned = not self._turn_answered
+        elif channel == ANSWER and not self._turn_answered:
+            if self._turn_reasoned:
+                text = text.lstrip("\n")  # the rule stands for the blank lines after the reasoning
+                if not text:
+                    return
+                self._rule("answer")
+            self._turn_reasoned, self._turn_answered = False, True
         if self._tail_channel is not None and channel != self._tail_channel and self._tail.plain.strip():
             self._finish_paragraph()  # reasoning and answer never share a row
         self._tail_channel = channel
@@ -229,7 +349,7 @@ class TokenStream(Widget, can_focus=False):
 
     def _wrap_tail(self) -> None:
         tail = self._tail
-        offsets = divide_line(tail.plain, self._width or self._wrap_width(), fold=True)
+        offsets = _breaks(tail.plain, self._width or self._wrap_width())
         if not offsets:
             self._tail_rows = [tail] if tail.plain else []
             return
@@ -239,6 +359,18 @@ class TokenStream(Widget, can_focus=False):
             self._rows.append(row)
         self._tail = rows[-1]
         self._tail_rows = [self._tail]
+
+    def _rule(self, label: str) -> None:
+        """A row of its own: ``── label ───…`` across the text's width, dim."""
+        if self._tail.plain.strip():
+            self._finish_paragraph()
+        else:
+            self._tail, self._tail_rows, self._tail_channel = Text(), [], None
+        head = f"── {label} "
+        width = self._width or self._wrap_width()
+        rule = Text(end="")
+        rule.append(head + "─" * max(width - len(head), 2), self._style(TURN))
+        self._rows.append(rule)
 
     def _finish_paragraph(self) -> None:
         self._wrap_tail()
@@ -262,8 +394,17 @@ class TokenStream(Widget, can_focus=False):
         return max(0, self._row_count() - self._height())
 
     def _window_top(self) -> int:
-        last = self._last_top()
-        return last if self._top is None else min(self._top, last)
+        return self._geometry()[2]
+
+    def _geometry(self) -> tuple[int, int, int, int]:
+        """(width, height, top, total rows) of the window as it is now."""
+        region = self.content_region
+        width = region.width or self.size.width
+        height = region.height or self.size.height
+        total = self._row_count()
+        last = max(0, total - height)
+        top = last if self._top is None else min(self._top, last)
+        return width, height, top, total
 
     def _visible_row(self, index: int) -> bool:
         top = self._window_top()
@@ -290,6 +431,7 @@ class TokenStream(Widget, can_focus=False):
 
     def _rebuild(self) -> None:
         self._rows, self._tail, self._tail_rows, self._tail_channel = [], Text(), [], None
+        self._turn_reasoned = self._turn_answered = False
         self._cache.clear()
         self._width = self._wrap_width()
         for channel, pieces in self._fragments:
@@ -323,23 +465,33 @@ class TokenStream(Widget, can_focus=False):
         if self.scroll_rows(WHEEL_ROWS):
             event.stop()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Textual's paint of the widget: the window's geometry is read once
+        for all its lines, not per line."""
+        self._pass = self._geometry()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.content_region.width or self.size.width
-        height = self._height()
-        top = self._window_top()
+        width, height, top, total = self._pass or self._geometry()
         if y == 0:
             self._shown_top = top
         index = top + y
-        base = self._base_style()
-        strip = self._cache.get(index)
-        if strip is None:
-            strip = self._render_row(index)
-            self._cache[index] = strip
-        text = strip.crop_extend(0, width - 1, base).apply_style(base)
-        total = self._row_count()
         if total <= height or width < 2:
-            return Strip.join([text, Strip.blank(1, self._gutter_style())]) if width >= 1 else text
-        return Strip.join([text, self._scrollbar_cell(y, height, total, top)])
+            cell = self._gutter_cell() if width >= 1 else None
+        else:
+            cell = self._scrollbar_cell(y, height, total, top)
+        base = self._base_style()
+        row = self._cache.get(index)
+        if row is None:
+            row = self._cache[index] = _Row(self._render_row(index))
+        key = (width, cell, base)
+        if row.key != key:  # the same row in the same window costs a lookup, not a new strip
+            text = row.strip.crop_extend(0, width - 1, base).apply_style(base)
+            row.key, row.line = key, text if cell is None else Strip.join([text, cell])
+        return row.line
 
     def _scrollbar_cell(self, y: int, height: int, total: int, top: int) -> Strip:
         """Row ``y`` of a vertical scrollbar drawn as Textual's own."""
@@ -379,15 +531,19 @@ class TokenStream(Widget, can_focus=False):
             self._gutter = Style(bgcolor=self.background_colors[1].rich_color)
         return self._gutter
 
+    def _gutter_cell(self) -> Strip:
+        """The blank column where the scrollbar would be (one strip, reused)."""
+        key = self._gutter_style()
+        cell = self._cells.get(("", key))
+        if cell is None:
+            cell = self._cells[("", key)] = Strip.blank(1, key)
+        return cell
+
     def _render_row(self, index: int) -> Strip:
         if self._placeholder():
             if index == 0:
                 label = f"▸ reasoning hidden ({self.reasoning_chars:,} chars) — press t to show"
-                try:
-                    style = self.get_component_rich_style("token-stream--placeholder", partial=True)
-                except KeyError:
-                    style = Style(dim=True, italic=True)
-                return Strip(Text(label, style=style).render(self.app.console))
+                return self._painted(Strip(Text().append(label, self._style(PLACEHOLDER)).render(self.app.console)))
             index -= 1
         if index < len(self._rows):
             row = self._rows[index]
@@ -395,4 +551,4 @@ class TokenStream(Widget, can_focus=False):
             row = self._tail_rows[index - len(self._rows)]
         else:
             return Strip.blank(0)
-        return Strip(row.render(self.app.console))
+        return self._painted(Strip(row.render(self.app.console)))

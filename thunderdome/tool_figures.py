@@ -1,0 +1,52 @@
+"""A lane's tool-call figures in words: time to first tool call, time to
+action, turns, model time and tool time.
+
+Invariant: pure formatting of figures ``lane_stats`` computed (a
+``LaneStats`` or its ``--json`` dict); nothing is measured here. A lane has
+tool figures once it called a tool (``ttftc_s`` known), so a text-mode lane
+and a long race show none. The results screen, the headless summary and the
+lane's info row all say it with these words.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from thunderdome.lane_stats import LaneStats
+
+
+def seconds(value: float | None) -> str:
+    """``0.412 s`` / ``12.3 s``; ``—`` unknown."""
+    if value is None:
+        return "—"
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def _fields(figures: LaneStats | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(figures, LaneStats):
+        return {k: getattr(figures, k) for k in ("ttftc_s", "tta_s", "turns", "model_s", "tool_s")}
+    return figures
+
+
+def has_tool_figures(figures: LaneStats | Mapping[str, Any]) -> bool:
+    """The lane called a tool (its time to first tool call is known)."""
+    return _fields(figures).get("ttftc_s") is not None
+
+
+def first_call_words(figures: LaneStats | Mapping[str, Any]) -> str:
+    """``first call 0.412 s · action 0.530 s``."""
+    f = _fields(figures)
+    return f"first call {seconds(f.get('ttftc_s'))} · action {seconds(f.get('tta_s'))}"
+
+
+def tool_line(figures: LaneStats | Mapping[str, Any]) -> str:
+    """``first call 0.412 s · action 0.530 s · 2 turns · model 1.204 s · tool 0.051 s``."""
+    f = _fields(figures)
+    turns = f.get("turns") or 0
+    return (
+        f"{first_call_words(f)} · {turns} {'turn' if turns == 1 else 'turns'}"
+        f" · model {seconds(f.get('model_s'))} · tool {seconds(f.get('tool_s'))}"
+    )
+
+
+__all__ = ["first_call_words", "has_tool_figures", "seconds", "tool_line"]
