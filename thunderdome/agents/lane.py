@@ -10,10 +10,10 @@ gateway's events); each shell command it asks for is a ``CommandExtracted``
 as the gateway sees it. The task's checks decide the lane, with exactly one
 ``Verdict``: when the checks only read files, they run each time the agent
 asks again after a tool call (its tools have run: the gateway sees it), and
-the first pass is the lane's verdict and completion time; the agent then
-works on until it stops, and ends ``LaneFinished``. Otherwise they run on
-the work dir when the program stops: ``LaneFinished`` (passed) or
-``LaneEliminated`` (failed, or out of time). A program that cannot start
+a pass ends the lane there (``LaneFinished``; the agent is stopped, as a
+plain lane stops when its command passes). Otherwise, and when no such
+check passed, they run on the work dir when the program stops:
+``LaneFinished`` (passed) or ``LaneEliminated`` (failed, or out of time). A program that cannot start
 (not installed, no bwrap) is a one-line ``LaneFailed``.
 Lanes without a program run in the wrapped race mode, unchanged.
 """
@@ -99,8 +99,6 @@ class AgentRun:
         """Every check reads the work dir only, so it can run while the agent does."""
         self._pending: set[asyncio.Task[None]] = set()
         self._last_t = 0.0
-        self.passed_after: int | None = None
-        """The turn after whose tools the work dir first passed (its Verdict is out)."""
         self.gateway = Gateway(
             lane.name, Upstream.of(lane.backend), self._emit, race.clock,
             directive_for=lambda n: sim_directive(race.task, lane, n, seed), on_turn=self._on_turn,
@@ -118,18 +116,22 @@ class AgentRun:
 
     def _on_turn(self, turn: int) -> None:
         self.lane.turn = turn
-        if turn - 1 in self._tool_turns and self._checks_on_disk and self.passed_after is None:
+        if turn - 1 in self._tool_turns and self._checks_on_disk:
             self._pending.add(asyncio.get_running_loop().create_task(self._check_after_tools(turn - 1)))
 
     async def _check_after_tools(self, turn: int) -> None:
-        """The agent's tools of ``turn`` have run (it asks again): if the work
-        dir passes now, this is the lane's passing verdict and completion time;
-        the agent works on until it stops, as it would."""
+        """The agent's tools of ``turn`` have run (its next request is out): if
+        the work dir passes now, the lane is done at this moment, as a plain
+        lane is when its command passes; the agent is stopped."""
         race, lane = self.race, self.lane
         outcome = await run_checks(race.task.checks, workdir=self.box.workdir, result=_NO_OUTPUT)
-        if outcome.passed and self.passed_after is None and not lane.ended:
-            self.passed_after = turn
-            self._emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=True, detail=outcome.detail))
+        if not outcome.passed or lane.ended:
+            return
+        self._emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=True, detail=outcome.detail))
+        self._emit_relayed()
+        reason = f"solved after the tools of turn {turn}: {self.preset.name} stopped"
+        race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=reason))
+        race.cancel_lane(lane)  # the sandbox kills the agent's whole tree
 
     def _emit_relayed(self) -> None:
         self._emit(Notice(t=self.race.clock(), message=f"gateway relayed: {relayed_summary(self.gateway.relayed)}",
@@ -193,10 +195,6 @@ class AgentRun:
         self._emit_relayed()
         exited = f"{preset.name} exited {res.exit_code if res.exit_code is not None else res.reason}"
         turns = f"{self.gateway.turns} {'turn' if self.gateway.turns == 1 else 'turns'}"
-        if self.passed_after is not None:
-            reason = f"solved after the tools of turn {self.passed_after}; {exited} after {turns}"
-            race.end_lane(lane, LaneFinished(t=race.clock(), lane=lane.name, reason=reason))
-            return
         if res.timed_out:
             eliminate(race, lane, f"out of time: {preset.name} not done within {race.task.timeout:g} s")
             return

@@ -101,7 +101,8 @@ class Relayed:
 class Gateway:
     """One lane's gateway. ``directive_for(n)``: a sim lane's per-request
     directive for its ``n``-th chat request (None: none); ``on_turn(turn)``
-    is told when a turn starts, before any of its events."""
+    is told when a turn's request is on the upstream socket, right after its
+    ``RequestSent``."""
 
     def __init__(
         self,
@@ -214,14 +215,14 @@ class Gateway:
         if route is not None and streamed:
             self.turns += 1
             turn = record.turn = self.turns
-            if self.on_turn is not None:
-                self.on_turn(turn)
         target = self.upstream.target(req.path, req.query)
 
         def sent(at: float) -> None:
             record.forward_s = at - req.t_received
             if turn:
                 self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
+                if self.on_turn is not None:
+                    self.on_turn(turn)
 
         try:
             response = await self._pool.request(req.method, target, self._headers(req), body, sent)
