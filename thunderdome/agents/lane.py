@@ -134,8 +134,8 @@ class AgentRun:
         race.cancel_lane(lane)  # the sandbox kills the agent's whole tree
 
     def _emit_relayed(self) -> None:
-        self._emit(Notice(t=self.race.clock(), message=f"gateway relayed: {relayed_summary(self.gateway.relayed)}",
-                              lane=self.lane.name))
+        summary = relayed_summary(self.gateway.relayed)
+        self._emit(Notice(t=self.race.clock(), message=f"gateway relayed: {summary}", lane=self.lane.name))
 
     def _emit(self, event: Event) -> None:
         """Every event of this lane goes out here, its ``t`` never below the
