@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build llama.cpp's llama-server once per machine and fetch the SmolLM2-135M
-# GGUF, both into a cache outside the repo keyed by version. Idempotent: a
+# GGUF (and a tool-call chat template), into a cache outside the repo keyed by version. Idempotent: a
 # second run with the cache filled does no work. Prints the cache directory.
 #
 #   LLAMA_CPP_PYTHON_VERSION  sdist whose vendor/llama.cpp is built (0.3.36)
@@ -49,6 +49,19 @@ if [ ! -x "$server_dir/llama-server" ]; then
     install -m 0755 "$work/build/bin/llama-server" "$server_dir/llama-server.tmp"
     mv "$server_dir/llama-server.tmp" "$server_dir/llama-server"
     echo "llama-server: built in $(( $(date +%s) - started ))s" >&2
+fi
+
+# The chat template the tier's tool-call tests serve (SmolLM2's own describes no tools,
+# so llama-server ignores them): Qwen2.5's chatml template with <tool_call> JSON, as
+# llama.cpp ships and tests it, from the same sdist.
+template="$server_dir/Qwen-Qwen2.5-7B-Instruct.jinja"
+if [ ! -f "$template" ]; then
+    sdist=$(fetch --no-binary :all: "llama-cpp-python==$llama_version" \
+        "llama_cpp_python-$llama_version.tar.gz")
+    tar -xzf "$sdist" -C "$work" \
+        "llama_cpp_python-$llama_version/vendor/llama.cpp/models/templates/Qwen-Qwen2.5-7B-Instruct.jinja"
+    install -m 0644 "$work/llama_cpp_python-$llama_version/vendor/llama.cpp/models/templates/Qwen-Qwen2.5-7B-Instruct.jinja" \
+        "$template"
 fi
 
 if ! ls "$model_dir"/*.gguf >/dev/null 2>&1; then

@@ -13,6 +13,8 @@ from its recording.
   lane: about 94 s).
 - ``thunderdome.svg``: the sigkill race (real sandbox) at its finish, from
   its recording, held on the race screen.
+- ``presenter.svg``: the long-essay race in presenter mode (``--big``), live,
+  12.3 s in.
 
     cd /work/main && PYTHONPATH=. python screenshots/make_screenshots.py [--size 130x38] [--only NAME ...]
 """
@@ -76,6 +78,21 @@ async def shoot_long_race(size: tuple[int, int], out: Path, names: set[str]) -> 
         await pilot.press("q")
 
 
+async def shoot_presenter(size: tuple[int, int], out: Path) -> None:
+    from thunderdome.tui.screens.race import RaceScreen
+
+    app = make_app(mode="race", task=load_task("long-essay"), specs=demo_backends(), seed=SEED, presenter=True)
+    async with app.run_test(size=size) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RaceScreen)
+        await wait(pilot, lambda: screen.now() >= MID_RACE_S or screen.failed is not None, 60, "mid-race")
+        if screen.failed:
+            raise SystemExit(f"make_screenshots: the race failed: {screen.failed}")
+        app.save_screenshot(filename="presenter.svg", path=str(out))
+        print(f"presenter.svg at {screen.now():.2f} s", file=sys.stderr)
+        await pilot.press("q")
+
+
 async def shoot_thunderdome(size: tuple[int, int], out: Path) -> None:
     from thunderdome.replay import load_recording
     from thunderdome.tui.screens.results import ResultsScreen
@@ -100,7 +117,7 @@ async def shoot_thunderdome(size: tuple[int, int], out: Path) -> None:
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="130x38", help="terminal size WxH")
-    parser.add_argument("--only", nargs="*", default=["setup", "race", "results", "thunderdome"])
+    parser.add_argument("--only", nargs="*", default=["setup", "race", "results", "thunderdome", "presenter"])
     parser.add_argument("--out", default=str(HERE), help="folder for the SVGs")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -116,6 +133,8 @@ async def main(argv: list[str]) -> int:
             await shoot_long_race((width, height), out, names)
         if "thunderdome" in names:
             await shoot_thunderdome((width, height), out)
+        if "presenter" in names:
+            await shoot_presenter((width, height), out)
     for name in sorted(names):
         print(out / f"{name}.svg")
     return 0

@@ -148,3 +148,20 @@ async def test_chat_completions_turn_obfuscation_off_only_where_accepted(url: st
     body = backend.body(ChatRequest(messages=[], max_tokens=4, lane="lane"))
     await backend.aclose()
     assert body["stream_options"] == ({"include_usage": True, "include_obfuscation": False} if off else {"include_usage": True})
+
+
+def test_an_assistants_text_goes_as_a_typed_message_item() -> None:
+    """llama-server's /v1/responses refuses an untyped assistant item ("Cannot
+    determine type of 'item'"); the typed form is what the API itself echoes."""
+    from thunderdome.backends.messages import responses_input
+
+    items = responses_input([
+        {"role": "user", "content": "Do it."},
+        {"role": "assistant", "content": "```bash\nls\n```"},
+        {"role": "user", "content": "Again."},
+    ])
+    assert items == [
+        {"role": "user", "content": "Do it."},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "```bash\nls\n```"}]},
+        {"role": "user", "content": "Again."},
+    ]

@@ -26,10 +26,11 @@ FAST = ("--time-scale", "0.05", "--seed", "3")
 
 COVERED: dict[str, set[str]] = {
     "": {"--help", "--version"},
-    "demo": {"--help", "--task", "--headless", "--json", "--record", "--no-record", "--max-tokens", "--time-scale", "--seed"},
+    "demo": {"--help", "--task", "--headless", "--json", "--record", "--no-record", "--max-tokens", "--time-scale", "--seed",
+             "--big"},  # --big, and --trials in the TUI: tests/test_cli_big.py
     "race": {"--help", "--backends", "--task", "--trials", "--headless", "--json", "--record", "--no-record",
-             "--max-tokens", "--time-scale", "--seed"},
-    "replay": {"--help", "file", "--speed", "--headless", "--json"},
+             "--max-tokens", "--time-scale", "--seed", "--big"},
+    "replay": {"--help", "file", "--speed", "--headless", "--json", "--big"},
     "tasks": {"--help"},
     "backends": {"--help", "--backends", "--discover"},
     "sim": {"--help"},

@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -435,8 +435,11 @@ async def test_race_thunderdome_faults_end_their_lanes_as_errors(emulator: Any, 
         # (slow-start: first token at 3 s; the slowest fault, a 1 s stall, ends by ~1 s).
         entries[0]["profile"] = "slow-start"
         scale = 1.0
+    task = load_task(task_name)
+    if task.win_rule == "first_correct":  # the faulty lanes race on after the healthy lane's win, until each fault strikes
+        task = replace(task, race_on=True)
     events: list[Event] = []
-    standings = await run_race(load_task(task_name), [spec_of(e) for e in entries], [events.append],
+    standings = await run_race(task, [spec_of(e) for e in entries], [events.append],
                                sim_url=emulator.url, time_scale=scale)
     results = standings.results()
     rows = {lane["name"]: lane for lane in results["lanes"]}

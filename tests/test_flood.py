@@ -58,7 +58,7 @@ def _assert_flood_cut(events: list[Event], name: str) -> None:
 
 
 async def test_a_flooding_lane_is_cut_and_the_healthy_lane_wins(emulator: Any) -> None:
-    task = dataclasses.replace(load_task("hello-file"), max_turns=1)
+    task = dataclasses.replace(load_task("hello-file"), max_turns=1, race_on=True)  # the flood is cut, not stopped by the win
     events: list[Event] = []
     standings = await run_race(task, [sim("healthy"), sim("flood", fault="flood_line", fault_at=0)],
                                [events.append], sim_url=emulator.url, time_scale=SCALE, max_tokens=MAX_TOKENS)

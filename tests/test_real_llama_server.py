@@ -23,13 +23,22 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from thunderdome.specs import BACKEND_KINDS
+from _emulator import take_chunk  # type: ignore[import-not-found]
+from thunderdome.backends.anthropic import AnthropicParser
+from thunderdome.backends.messages import anthropic_tools, function_tools, responses_tools
+from thunderdome.backends.openai import OpenAIParser
+from thunderdome.backends.responses import ResponsesParser
+from thunderdome.backends.sse import SSEDecoder
+from thunderdome.events import StreamEnded, ToolCallDelta, ToolCallDone, ToolCallStarted
+from thunderdome.race.tools_mode import BASH_TOOL
 
 pytestmark = pytest.mark.real_server
 
 CACHE = Path(os.environ.get("THUNDERDOME_CACHE", "/var/cache/thunderdome"))
 BINARY = CACHE / "llama-server-0.3.36" / "llama-server"
 MODEL_DIR = CACHE / "smollm2-0.1.2"
+TEMPLATE = BINARY.parent / "Qwen-Qwen2.5-7B-Instruct.jinja"
+"""Qwen2.5's chatml template with ``<tool_call>`` JSON calls (llama.cpp ships and tests it)."""
 MAX_TOKENS = 64
 TIMING = re.compile(r"id +(\d+) \| task (\d+) \| +(prompt eval|eval) time = +([\d.]+) ms / +(\d+) tokens")
 
@@ -60,11 +69,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def _serve(tmp_path_factory: pytest.TempPathFactory, *args: str, needs: tuple[Path, ...] = ()) -> Iterator[Server]:
+    """A llama-server on a free port with the cached GGUF and ``args``, healthy."""
     models = sorted(MODEL_DIR.glob("*.gguf"))
-    if not BINARY.is_file() or not models:
-        reason = f"no llama-server or GGUF under {CACHE}: run .ci/llama_server.sh first"
+    if not BINARY.is_file() or not models or not all(p.is_file() for p in needs):
+        reason = f"no llama-server, GGUF or chat template under {CACHE}: run .ci/llama_server.sh first"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
@@ -74,8 +83,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # -t 1: two spinning threads on two shared cores collapse to 0.3 tok/s.
         # --no-cache-prompt: every race pays its prompt, so TTFT is comparable.
         proc = subprocess.Popen(
-            [str(BINARY), "-m", str(models[0]), "--jinja", "-t", "1", "--parallel", "4",
-             "-c", "4096", "--no-cache-prompt", "--host", "127.0.0.1", "--port", str(port)],
+            [str(BINARY), "-m", str(models[0]), "--jinja", "-t", "1", *args,
+             "--no-cache-prompt", "--host", "127.0.0.1", "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -94,6 +103,18 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _serve(tmp_path_factory, "--parallel", "4", "-c", "4096")
+
+
+@pytest.fixture(scope="session")
+def llama_tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server with a chat template that describes tools: SmolLM2's own
+    does not, and llama-server then ignores ``tools`` and ``tool_choice``."""
+    yield from _serve(tmp_path_factory, "--parallel", "1", "-c", "2048", "--chat-template-file", str(TEMPLATE), needs=(TEMPLATE,))
 
 
 def _race(server: Server, tmp_path: Path, kinds: list[str], task: str = "long-essay") -> list[dict]:
@@ -144,10 +165,9 @@ def test_anthropic_lane_agrees_with_the_servers_timings(llama_server: Server, tm
     assert lane["finish_reason"] == "max_tokens"
 
 
-@pytest.mark.skipif("responses" not in BACKEND_KINDS,
-                    reason="no `responses` client kind yet (branch toolclients)")
 def test_responses_lane_agrees_with_the_servers_timings(llama_server: Server, tmp_path: Path) -> None:
-    _solo(llama_server, tmp_path, "responses")
+    lane, truth = _solo(llama_server, tmp_path, "responses")
+    assert _near(lane["server_tps"], truth["tps"])  # the `timings` beside response.completed
 
 
 def test_first_chunk_is_role_only_and_usage_carries_timings(llama_server: Server) -> None:
@@ -182,3 +202,108 @@ def test_thunderdome_task_ends_with_verdicts(llama_server: Server, tmp_path: Pat
     results = _race(llama_server, tmp_path, ["openai", "anthropic"], task="hello-file")
     assert all(lane["verdict"] and lane["status"] for lane in results), results
     assert all(lane["error"] is None or "Traceback" not in lane["error"] for lane in results)
+
+
+# --- tool-call framing: what the real server streams when it must call a tool ---------------
+
+ASK = "Create a file named greeting.txt."
+PREFILL = "<tool_call>\n"
+"""The assistant turn, continued from the template's call marker: ``tool_choice:
+required`` is a grammar that still allows any text before the call, and
+SmolLM2 left to itself writes prose until ``max_tokens``."""
+TOOL_TOKENS = 96
+CACHED = {"cache_prompt": True}
+"""Over the server's --no-cache-prompt: these tests time nothing, and a shared
+prompt prefix then costs its prefill once (~8 s of the tier's time on a busy machine)."""
+
+
+def _stream(server: Server, path: str, body: dict, headers: dict | None = None) -> bytes:
+    with httpx.stream("POST", f"{server.url}{path}", json=body, headers=headers, timeout=120) as resp:
+        assert resp.status_code == 200, resp.read()[:500]
+        return resp.read()
+
+
+def _frames(raw: bytes) -> list[dict]:
+    return [json.loads(line[6:]) for line in raw.decode().splitlines() if line.startswith("data: {")]
+
+
+def _parsed(parser_class: type, raw: bytes) -> list:
+    """The same bytes through Thunderdome's own parser for the protocol."""
+    return take_chunk(parser_class("lane", 1), SSEDecoder(), raw, 0.0)
+
+
+def _commands(events: list) -> list[str]:
+    """Each completed call's command; the events say a call starts once, with its name, before its pieces."""
+    started = [e for e in events if isinstance(e, ToolCallStarted)]
+    done = [e for e in events if isinstance(e, ToolCallDone)]
+    assert [s.name for s in started] == ["bash"] * len(started) and len(done) == len(started) >= 1
+    for call in started:
+        pieces = [i for i, e in enumerate(events) if isinstance(e, ToolCallDelta) and e.index == call.index]
+        assert pieces and events.index(call) < pieces[0]
+    return [json.loads(d.arguments)["command"] for d in done]
+
+
+def test_chat_completions_streams_tool_call_fragments(llama_tool_server: Server) -> None:
+    body = {**CACHED, "model": "smollm2", "stream": True, "stream_options": {"include_usage": True}, "max_tokens": TOOL_TOKENS,
+            "temperature": 0, "tools": function_tools([BASH_TOOL]), "tool_choice": "required",
+            "messages": [{"role": "user", "content": ASK}, {"role": "assistant", "content": PREFILL}]}
+    raw = _stream(llama_tool_server, "/v1/chat/completions", body)
+    chunks = _frames(raw)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    firsts: dict[int, dict] = {}
+    args: dict[int, str] = {}
+    for chunk in chunks:
+        for piece in (chunk["choices"][0]["delta"].get("tool_calls") or []) if chunk["choices"] else []:
+            if piece["index"] not in firsts:  # a call's first piece: id, type, name, and its first arguments
+                firsts[piece["index"]] = piece
+                assert piece["id"] and piece["type"] == "function" and piece["function"]["name"] == "bash"
+            else:  # then arguments only
+                assert piece.keys() == {"index", "function"} and piece["function"].keys() == {"arguments"}
+            args[piece["index"]] = args.get(piece["index"], "") + piece["function"]["arguments"]
+    assert sorted(firsts) == list(range(len(firsts))) and all(json.loads(a)["command"] for a in args.values())
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert finishes == ["tool_calls"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] < TOOL_TOKENS  # stopped by itself
+    events = _parsed(OpenAIParser, raw)
+    assert _commands(events) == [json.loads(args[i])["command"] for i in sorted(args)]
+    assert [e.finish_reason for e in events if isinstance(e, StreamEnded)] == ["tool_calls"]
+
+
+def test_responses_streams_function_call_items(llama_tool_server: Server) -> None:
+    body = {**CACHED, "model": "smollm2", "stream": True, "max_output_tokens": TOOL_TOKENS, "temperature": 0,
+            "tools": responses_tools([BASH_TOOL]), "tool_choice": "required",
+            "input": [{"role": "user", "content": ASK},
+                      {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": PREFILL}]}]}
+    raw = _stream(llama_tool_server, "/v1/responses", body)
+    frames = _frames(raw)
+    kinds = [f["type"] for f in frames]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert "response.function_call_arguments.delta" in kinds and "response.function_call_arguments.done" not in kinds
+    assert all("sequence_number" not in f for f in frames)
+    added = [f["item"] for f in frames if f["type"] == "response.output_item.added"]
+    done = [f["item"] for f in frames if f["type"] == "response.output_item.done"]
+    assert [i["type"] for i in added] == ["function_call"] * len(added) and {i["name"] for i in added} == {"bash"}
+    assert [i["id"] for i in done] == [i["id"] for i in added] and all(i["status"] == "completed" for i in done)
+    assert kinds.index("response.output_item.done") > max(i for i, k in enumerate(kinds) if k == "response.output_item.added")
+    end = frames[-1]
+    assert end["response"]["usage"]["output_tokens"] < TOOL_TOKENS and end["timings"]["predicted_n"] > 0
+    events = _parsed(ResponsesParser, raw)
+    assert _commands(events) == [json.loads(i["arguments"])["command"] for i in done]
+    assert [e.finish_reason for e in events if isinstance(e, StreamEnded)] == ["tool_calls"]
+
+
+def test_messages_streams_tool_use_blocks(llama_tool_server: Server) -> None:
+    body = {**CACHED, "model": "smollm2", "stream": True, "max_tokens": TOOL_TOKENS, "temperature": 0,
+            "tools": anthropic_tools([BASH_TOOL]), "tool_choice": {"type": "any"},
+            "messages": [{"role": "user", "content": ASK}, {"role": "assistant", "content": PREFILL}]}
+    raw = _stream(llama_tool_server, "/v1/messages", body, {"anthropic-version": "2023-06-01"})
+    frames = _frames(raw)
+    starts = [f["content_block"] for f in frames if f["type"] == "content_block_start"]
+    assert starts and all(b["type"] == "tool_use" and b["name"] == "bash" and "input" not in b for b in starts)
+    pieces = [f["delta"]["partial_json"] for f in frames if f["type"] == "content_block_delta"]
+    assert len(pieces) > len(starts) and "ping" not in [f["type"] for f in frames]
+    (stop,) = [f for f in frames if f["type"] == "message_delta"]
+    assert stop["delta"]["stop_reason"] == "tool_use" and stop["usage"]["output_tokens"] < TOOL_TOKENS
+    events = _parsed(AnthropicParser, raw)
+    assert len(_commands(events)) == len(starts)
+    assert [e.finish_reason for e in events if isinstance(e, StreamEnded)] == ["tool_use"]

@@ -47,3 +47,41 @@ def test_trials_through_the_cli(tmp_path):
     assert {entry["name"] for entry in data["summary"]["lanes"]} == {"q", "s"}
     assert len(list(tmp_path.glob("rec-long-essay-*.jsonl"))) == 3  # one recording per trial
     assert "3 trials" in result.stdout and "3 trials" not in result.stderr  # results on stdout
+    clarity = data["summary"]["clarity"]["text"]
+    assert clarity.startswith(("clear: ", "not clear: "))
+    assert clarity in " ".join(result.stdout.split())  # said under the trials table
+
+
+def race(winner, kind="long", **lanes):
+    """One trial's results: lane name -> (ttft, tps, e2e = finish, completion)."""
+    return {"race": {"kind": kind}, "winner": winner, "lanes": [
+        {"name": name, "model": name, "status": "winner" if name == winner else "finished", "ttft_s": v[0],
+         "output_tps": v[1], "e2e_s": v[2], "finish_s": v[2], "completion_s": v[3]} for name, v in lanes.items()]}
+
+
+def test_clear_when_the_leaders_worst_trial_beats_the_runner_ups_best():
+    trials = [race("quick", quick=(0.1, 100, 1.0 + k / 10, None), steady=(0.5, 90, 1.5 + k / 10, None)) for k in range(3)]
+    clarity = summarise_trials(trials)["clarity"]
+    assert (clarity["clear"], clarity["leader"], clarity["runner_up"], clarity["figure"]) == (True, "quick", "steady", "done_s")
+    assert clarity["text"] == "clear: quick's worst trial (1.20 s) beats steady's best (1.50 s), by finish time"
+
+
+def test_not_clear_when_the_ranges_overlap_or_the_leader_missed_a_trial():
+    overlap = [race("quick", quick=(0.1, 100, 1.0, None), steady=(0.5, 90, 1.5, None)),
+               race("quick", quick=(0.1, 100, 1.6, None), steady=(0.5, 90, 1.7, None))]
+    clarity = summarise_trials(overlap)["clarity"]
+    assert not clarity["clear"] and clarity["leader"] == "quick"
+    assert clarity["text"] == "not clear: the finish times overlap (quick's worst trial (1.60 s) is not ahead of steady's best (1.50 s))"
+    missed = [race("quick", quick=(0.1, 100, 1.0, None), steady=(0.5, 90, 1.5, None)),
+              race("quick", quick=(0.1, 100, None, None), steady=(0.5, 90, 1.7, None))]
+    assert summarise_trials(missed)["clarity"]["text"] == "not clear: quick has no finish time in 1 of 2 trials"
+
+
+def test_clarity_uses_the_completion_time_in_thunderdome_races_and_needs_a_winner():
+    trials = [race("a", "thunderdome", a=(0.9, 50, 1.0, 1.04), b=(1.4, 40, None, None)) for _ in range(2)]
+    clarity = summarise_trials(trials)["clarity"]
+    assert clarity["clear"] and clarity["figure"] == "done_s"
+    assert clarity["text"] == "clear: a's worst trial (1.04 s) beats b, which has no completion time in any trial"
+    nobody = [race(None, a=(0.9, 50, 1.0, None), b=(1.4, 40, 2.0, None))]
+    assert summarise_trials(nobody)["clarity"] == {"clear": False, "leader": None, "runner_up": None, "figure": "done_s",
+                                                    "text": "not clear: no lane won a trial"}

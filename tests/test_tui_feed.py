@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from thunderdome import events as ev
+from thunderdome import figures
 from thunderdome.metrics import Standings
 from thunderdome.tui import numbers
 from thunderdome.redact import REDACTED
@@ -241,7 +242,7 @@ def test_leaderboard_and_headless_table_show_the_reducers_projection():
     table = console.export_text()
     for s in running:
         assert board[s.name].rstrip().endswith("~" + numbers.seconds(s.projected_t).strip())
-        assert f"ETA {s.projected_t:.1f} s" in table
+        assert f"ETA {figures.seconds(s.projected_t)}" in table  # the leaderboard's figure, same text
 
 
 # -- leaderboard ----------------------------------------------------------------------------

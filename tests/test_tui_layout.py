@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from textual.geometry import Region
+from textual.widgets import DataTable
 from textual.widgets._footer import FooterKey
 
 from thunderdome.race.tasks import load_task
@@ -93,9 +94,11 @@ def test_the_layout_keeps_the_leaderboard_and_every_header_on_screen(size, n):
     body = height - 4
     board = layout.board_height if layout.board_height is not None else n + 3
     assert board >= n + 3  # the leaderboard box holds every row
-    lanes_h = layout.lanes_height if layout.lanes_height is not None else body - board
-    assert board + layout.rows * MODE_ROWS[layout.lane_mode] <= body
-    assert lanes_h >= layout.lanes_min_height == layout.rows * MODE_ROWS[layout.lane_mode] or layout.lane_mode == "full"
+    needed = layout.rows * MODE_ROWS[layout.lane_mode]
+    assert board + needed <= body  # the board and every lane in its mode fit at once
+    assert layout.lanes_min_height >= needed
+    if layout.lanes_height is not None:  # squeezed: the lanes take all that is left
+        assert layout.lanes_height == body - board
 
 
 def test_lanes_give_up_gaps_then_text_then_a_header_row():
@@ -146,8 +149,12 @@ async def test_resizing_a_replay_keeps_every_leaderboard_row():
     app = make_app(mode="replay", replay_path=FIXTURES / "long-sim.jsonl", speed=0.25)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: len(screen.feed.standings.lanes) == 3 and len(screen.lanes) == 3, what="replay lanes")
-        await pilot.press("space")  # paused mid-race
+        await wait_for(pilot, lambda: screen.feed.started is not None, what="replay start")
+        await pilot.press("space")  # paused at the start, then stepped to mid-race
+        while not (len(screen.lanes) == 3 and screen.feed.standings.lanes["fast"].live_tokens > 5):
+            seen = screen.feed.standings.events_seen
+            await pilot.press("full_stop")
+            await wait_for(pilot, lambda: screen.feed.standings.events_seen > seen, what="one step")
         await pilot.pause()
         assert not screen.over
         for size in [(160, 48), (80, 24), (160, 48)]:
@@ -178,12 +185,21 @@ async def test_every_footer_key_fits_80_columns_live_and_in_a_replay():
         assert {"q", "s", "e", "question_mark", "space", "plus", "minus", "full_stop", "r"} <= keys
 
 
-async def test_every_footer_key_fits_80_columns_on_the_results():
-    app = scripted_app(long_race(), live=False, tasks_after=[task()], next_delay=None)
+@pytest.mark.parametrize("n", [3, 8])
+async def test_the_results_at_80x24_show_every_column_and_every_key(n):
+    app = scripted_app(long_race(lanes=lanes(n)), live=False, tasks_after=[task()], next_delay=None)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: results_shown(app), what="results")
         await pilot.pause()
         assert {"q", "s", "e", "question_mark", "r", "n"} <= set(footer_keys_fit(app))
+        table = app.screen.query_one(DataTable)
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # nothing behind a scrollbar
+        header = "".join(seg.text for seg in table.render_line(0))
+        for column in ("TTFT", "TTFA", "e2e", "tok", "tok/s", "srv/s", "ITL", "done"):
+            assert column in header, header
+        shown = ["".join(seg.text for seg in table.render_line(1 + i)) for i in range(n)]
+        assert all("s" in row and "/" in row for row in shown)  # times with units, ITL p50/p99
+        assert inside(app.screen.region, table.region)
 
 
 async def test_setup_at_80x24_shows_its_keys_several_tasks_and_the_kind_of_each(monkeypatch, tmp_path):
@@ -198,10 +214,13 @@ async def test_setup_at_80x24_shows_its_keys_several_tasks_and_the_kind_of_each(
         assert {"q", "s", "e", "question_mark", "ctrl+s", "d"} <= set(footer_keys_fit(app))
         options = app.screen.query_one("#task-list")
         assert options.region.height >= 6  # several tasks at once, not one
-        await pilot.press("down")  # the highlighted row still names the task's kind
+        await pilot.press("down")  # the highlighted row's task kind stays readable on the highlight
         await pilot.pause()
-        line = options.render_line(options.highlighted - options.scroll_offset.y).text
-        assert "first correct" in line or "last standing" in line, line
+        strip = options.render_line(options.highlighted - options.scroll_offset.y)
+        kind = [seg for seg in strip if "first correct" in seg.text or "last standing" in seg.text]
+        assert kind, strip.text
+        fg, bg = kind[0].style.color.get_truecolor(), kind[0].style.bgcolor.get_truecolor()
+        assert sum(abs(a - b) for a, b in zip(fg, bg)) > 200, (fg, bg)  # not orange on orange
         await pilot.press("ctrl+s")  # on to the race and its results: back to setup is a key too
         await wait_for(pilot, lambda: results_shown(app), what="results")
         await pilot.pause()

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
@@ -89,3 +91,50 @@ class TestErrors:
         events = long_race(until=0.95, error_lane="rtx4090", inject="[bold]not bold[/] \x1b[31mnot red")
         app = scripted_app(events, live=True)
         assert snap_compare(app, terminal_size=(100, 40), run_before=until(race_ready(3)))
+
+
+EIGHT = tuple((f"lane-{i}", p) for i, p in enumerate(
+    ["cloud", "dgx-spark", "rtx4090-offload", "fast-local", "instant", "cloud", "dgx-spark", "fast-local"]))
+
+
+def on_help(condition):
+    """Wait for ``condition``, then open the help over it."""
+    async def run_before(pilot) -> None:
+        await until(condition)(pilot)
+        await pilot.press("question_mark")
+        await until(lambda app: type(app.screen).__name__ == "HelpScreen")(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+class TestScreenSizes:
+    """Every screen at the smallest supported terminal and a big one: the
+    leaderboard and every lane header together, all keys in the footer."""
+
+    def test_race_3_lanes(self, snap_compare, size):
+        app = scripted_app(long_race(until=12.3), live=True)
+        assert snap_compare(app, terminal_size=size, run_before=until(race_ready(3)))
+
+    def test_race_8_lanes(self, snap_compare, size):
+        app = scripted_app(long_race(until=12.3, lanes=EIGHT), live=True)
+        assert snap_compare(app, terminal_size=size, run_before=until(race_ready(8)))
+
+    def test_results(self, snap_compare, size):
+        app = scripted_app(long_race(), live=False)
+        assert snap_compare(app, terminal_size=size, run_before=until(results_shown))
+
+    def test_results_8_lanes(self, snap_compare, size):
+        app = scripted_app(long_race(lanes=EIGHT), live=False)
+        assert snap_compare(app, terminal_size=size, run_before=until(results_shown))
+
+    def test_help(self, snap_compare, size):
+        app = scripted_app(long_race(until=12.3), live=True)
+        assert snap_compare(app, terminal_size=size, run_before=on_help(race_ready(3)))
+
+    def test_setup(self, snap_compare, size, monkeypatch, tmp_path):
+        monkeypatch.chdir(tmp_path)  # no backends file: the built-in sims only
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+        app = make_app(mode="setup", discover=False)
+        ready = lambda app: type(app.screen).__name__ == "SetupScreen" and bool(app.screen.tasks)  # noqa: E731
+        assert snap_compare(app, terminal_size=size, run_before=until(ready))

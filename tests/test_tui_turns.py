@@ -20,6 +20,7 @@ from thunderdome.replay import load_recording
 from thunderdome.sources.fixed import ListSource
 from thunderdome.specs import BackendSpec
 from thunderdome.tui.app import make_app
+from thunderdome.tui.feed import TOOL, TURN
 from thunderdome.tui.widgets.stream import TokenStream
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -136,6 +137,12 @@ async def test_reasoning_is_dimmer_than_the_answer_and_the_answer_start_is_marke
         stream.extend([("answer", " more answer"), ("reasoning", " a late thought"), ("answer", " and more")])
         await pilot.pause()
         assert sum(row.startswith(ANSWER_RULE) for row in rows(stream)) == 1  # once per turn, not per switch
+        stream.extend([(TURN, "2"), ("reasoning", "call a tool"), (TOOL, "$ ls\n"), ("answer", "listed")])
+        await pilot.pause()
+        text = rows(stream)
+        assert sum(row.startswith(ANSWER_RULE) for row in text) == 2  # a tool call answers too
+        assert text[-5].startswith("── turn 2 ─") and text[-4] == "call a tool" and text[-3].startswith(ANSWER_RULE)
+        assert text[-2:] == ["$ ls", "listed"]
         await pilot.press("t")  # hidden reasoning: nothing to mark off
         await wait_for(pilot, lambda: not stream.show_reasoning, what="collapse")
         assert not any(row.startswith(ANSWER_RULE) for row in rows(stream))

@@ -58,6 +58,11 @@ def _add_race_output(p: argparse.ArgumentParser) -> None:
         help="sim lanes only: multiply every simulated delay by X (0.1 = ten times faster)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed for sim jitter and wrong answers")
+    _add_big(p)
+
+
+def _add_big(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--big", action="store_true", help="presenter mode: big figures, high contrast (b toggles it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     race = sub.add_parser("race", help="race the backends of a YAML file on a task")
     race.add_argument("--backends", required=True, metavar="FILE", help="backends YAML file")
     race.add_argument("--task", required=True, metavar="NAME|FILE", help="built-in task name or task YAML file")
-    race.add_argument("--trials", type=_positive_int, default=1, metavar="N", help="run the race N times (headless)")
+    race.add_argument("--trials", type=_positive_int, default=1, metavar="N", help="run the race N times back to back, then summarise")
     _add_race_output(race)
 
     replay = sub.add_parser("replay", help="play a recorded race again")
@@ -88,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "table, then the results (without --speed, the results at once)")
     replay.add_argument("--headless", action="store_true", help="no TUI: print the results (at once, or in time with --speed)")
     replay.add_argument("--json", metavar="OUT", help="write results as JSON to OUT ('-' for stdout)")
+    _add_big(replay)
 
     sub.add_parser("tasks", help="list the built-in tasks")
 

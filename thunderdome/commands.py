@@ -62,6 +62,8 @@ def _race(tasks: list, specs: list, args: argparse.Namespace, trials: int = 1) -
         time_scale=args.time_scale,
         max_tokens=args.max_tokens,
         seed=args.seed,
+        presenter=args.big,
+        trials=trials,
     )
 
 
@@ -80,8 +82,6 @@ def cmd_race(args: argparse.Namespace) -> int:
 
     specs = load_backends(args.backends)
     task = load_task(args.task)
-    if args.trials > 1 and not (args.headless or args.json):
-        raise UsageError("--trials needs --headless")
     return _race([task], specs, args, trials=args.trials)
 
 
@@ -168,7 +168,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from thunderdome.tui.app import run_tui
 
     RecordingStream(args.file)  # only the header: a file that is no recording is refused before the TUI
-    return run_tui(mode="replay", replay_path=args.file, speed=1.0 if args.speed is None else args.speed)
+    return run_tui(mode="replay", replay_path=args.file, speed=1.0 if args.speed is None else args.speed, presenter=args.big)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

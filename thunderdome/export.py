@@ -278,7 +278,7 @@ def to_markdown(results: dict[str, Any]) -> str:
     if race.get("max_tokens"):
         facts.append(f"max_tokens {race['max_tokens']}")
     if race.get("duration_s") is not None:
-        facts.append(f"duration {_num(race['duration_s'], 2)} s")
+        facts.append(f"duration {_seconds(race['duration_s'])} s")
     if race.get("time_scale", 1.0) != 1.0:
         facts.append(f"**sim time ×{race['time_scale']:g}: sim lanes' times are not real**")
     out += [" · ".join(facts), ""]

@@ -70,6 +70,12 @@ def rate(value: float | None) -> str:
     return f"{rate_digits(value)} {RATE}"
 
 
+def silence_digits(value: float) -> str:
+    """``4.2``: how long a stalled lane has been silent (seconds, one decimal:
+    it grows while shown, so a steadier figure than ``seconds``)."""
+    return f"{value:.1f}"
+
+
 # --- which value --------------------------------------------------------------------------
 
 
@@ -121,6 +127,7 @@ __all__ = [
     "rate_digits",
     "seconds",
     "seconds_digits",
+    "silence_digits",
     "winner_line",
     "winner_words",
 ]

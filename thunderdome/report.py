@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -117,9 +117,9 @@ def _note(s: LaneStats, standings: Standings, now: float | None, final: bool) ->
             return f"$ {command}" + (f" → exit {lane.last_exit}" if lane.last_exit is not None else "")
         return s.verdict
     if s.stalled_s is not None:
-        return f"stalled {s.stalled_s:.1f} s"
+        return f"stalled {figures.silence_digits(s.stalled_s)} s"
     if not final and now is not None and s.status not in ("finished", "winner") and s.projected_t is not None:
-        return f"ETA {s.projected_t:.1f} s"
+        return f"ETA {figures.seconds(s.projected_t)}"
     unusual = f"finish: {s.finish_reason}" if s.finish_reason and s.finish_reason not in NATURAL_ENDS else ""
     if s.finish_reason is None and s.status in ("finished", "winner"):
         unusual = standings.lanes[s.name].reason  # a clean end that named no reason says so
@@ -252,15 +252,20 @@ def trials_table(summary: dict[str, Any], task: str, width: int = 200) -> Table:
                Column("tok/s", "right", keep=60), Column("e2e s", "right", keep=50),
                Column("done s", "right", keep=40)]
 
-    def spread(values: dict[str, float] | None, fmt: str) -> str:
+    def spread(values: dict[str, float] | None, digits: Callable[[float | None], str]) -> str:
         if not values:
             return "—"
-        return f"{values['median']:{fmt}} ({values['min']:{fmt}}–{values['max']:{fmt}})"
+        return f"{digits(values['median'])} ({digits(values['min'])}–{digits(values['max'])})"
 
     rows = [
-        [cell(lane["name"], "bold"), str(lane["wins"]), spread(lane["ttft_s"], ".3f"),
-         spread(lane["output_tps"], ".1f"), spread(lane["e2e_s"], ".2f"), spread(lane["completion_s"], ".3f")]
+        [cell(lane["name"], "bold"), str(lane["wins"]), spread(lane["ttft_s"], figures.seconds_digits),
+         spread(lane["output_tps"], figures.rate_digits), spread(lane["e2e_s"], figures.seconds_digits), spread(lane["completion_s"], figures.seconds_digits)]
         for lane in summary["lanes"]
     ]
     title = cell(f"{task} · {summary['trials']} trials · median (min–max)")
-    return fitted_table(columns, rows, width, title=title, hint=JSON_HINT)
+    table = fitted_table(columns, rows, width, title=title, hint=JSON_HINT)
+    clarity = summary.get("clarity")
+    if clarity:  # whether the winner is clear (``trials.winner_clarity``), as the TUI says it
+        said = cell(clarity["text"], "bold")
+        table.caption = said if table.caption is None else Text.assemble(said, "\n", table.caption)
+    return table

@@ -112,6 +112,11 @@ def as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def as_number(value: Any) -> float | None:
+    """``value`` as a float if it is a JSON number (not a boolean)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 class StreamParser:
     """Turns one protocol's frames into events; tracks tokens and the end.
 
@@ -479,4 +484,4 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-__all__ = ["DRAIN_S", "MAX_ARGUMENTS", "SENT_TRACES", "SYNC_WRITE_LIMIT", "StreamParser", "StreamingBackend", "TurnTimer", "expect_object", "make_client", "tls_context"]
+__all__ = ["DRAIN_S", "MAX_ARGUMENTS", "SENT_TRACES", "SYNC_WRITE_LIMIT", "StreamParser", "StreamingBackend", "TurnTimer", "as_int", "as_number", "expect_object", "make_client", "tls_context"]

@@ -148,14 +148,18 @@ def responses_tools(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:
 
 def responses_input(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The Responses API's ``input`` items: messages, then an assistant's
-    calls as ``function_call`` items, results as ``function_call_output``."""
+    calls as ``function_call`` items, results as ``function_call_output``. An
+    assistant's text is a typed ``message`` item with ``output_text`` (the
+    shape the API echoes; llama-server refuses the untyped short form)."""
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.get("role") == "tool":
             out.append({"type": "function_call_output", "call_id": m.get("tool_call_id", ""), "output": m.get("content") or ""})
             continue
         calls = _calls(m)
-        if m.get("content") or not calls:
+        if m.get("role") == "assistant" and m.get("content"):  # llama-server refuses an assistant item without its type
+            out.append({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": m["content"]}]})
+        elif m.get("content") or not calls:
             out.append(_plain(m))
         out += [
             {"type": "function_call", "call_id": c.get("id", ""), "name": c.get("name", ""), "arguments": c.get("arguments") or "{}"}

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, as_number, expect_object
 from thunderdome.backends.messages import function_tools, openai_messages
 from thunderdome.backends.server_timings import from_llama_timings, from_openai_usage, merged
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
@@ -28,10 +28,6 @@ OBFUSCATING_HOSTS = frozenset({"api.openai.com"})
 """Servers that pad every delta with obfuscation unless asked not to (and
 accept ``stream_options.include_obfuscation``; other chat-completions servers
 may reject the field, so it goes only here)."""
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class OpenAIParser(StreamParser):
@@ -97,7 +93,7 @@ class OpenAIParser(StreamParser):
             return
         self.server_timings(out, t, merged(from_llama_timings(timings), from_openai_usage(usage)))
         if isinstance(timings, dict):
-            tps = _number(timings.get("predicted_per_second"))
+            tps = as_number(timings.get("predicted_per_second"))
             if tps is not None:
                 self._server_tps = tps
         completion = as_int(usage.get("completion_tokens")) if isinstance(usage, dict) else None

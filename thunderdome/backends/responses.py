@@ -9,7 +9,8 @@ output. ``response.output_text.delta`` is the answer,
 the reasoning; a ``function_call`` output item is a tool call, its
 ``response.function_call_arguments.delta`` pieces the arguments, its
 ``.done`` (or the item's ``output_item.done``) the call complete. Usage comes
-from the final response. ``response.failed`` and ``error`` end the lane with
+from the final response (and llama-server's ``timings``, which it puts beside
+the response in the end event, the server tok/s). ``response.failed`` and ``error`` end the lane with
 the server's message; ``response.incomplete`` for ``max_output_tokens`` is
 finish reason ``length``; a completed response that called tools is
 ``tool_calls``, else ``stop``. Obfuscation padding is turned off in the
@@ -21,10 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamParser, as_int, expect_object
+from thunderdome.backends.http import StreamParser, as_int, as_number, expect_object
 from thunderdome.backends.openai import OpenAIStyleBackend
 from thunderdome.backends.messages import responses_input, responses_tools
-from thunderdome.backends.server_timings import from_responses_usage
+from thunderdome.backends.server_timings import from_llama_timings, from_responses_usage, merged
 from thunderdome.backends.sse import parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -74,7 +75,9 @@ class ResponsesParser(StreamParser):
             raise self.server_error(response if response.get("error") else obj)
         self.calls_done(out, t)
         usage = response.get("usage")
-        self.server_timings(out, t, from_responses_usage(usage))
+        timings = obj.get("timings")  # llama-server's, beside the response object
+        self.server_timings(out, t, merged(from_llama_timings(timings), from_responses_usage(usage)))
+        tps = as_number(timings.get("predicted_per_second")) if isinstance(timings, dict) else None
         if isinstance(usage, dict) and as_int(usage.get("output_tokens")) is not None:
             out.append(
                 Usage(
@@ -83,6 +86,7 @@ class ResponsesParser(StreamParser):
                     turn=self.turn,
                     output_tokens=usage["output_tokens"],
                     input_tokens=as_int(usage.get("input_tokens")),
+                    server_tps=tps,
                 )
             )
         if kind == "response.incomplete":

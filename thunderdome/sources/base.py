@@ -112,4 +112,6 @@ class Source(Protocol):
 
 
 SourceFactory = Callable[[TaskSpec, list[BackendSpec]], Source]
-"""``source_factory(task, specs)`` -> a not yet started source."""
+"""``source_factory(task, specs)`` -> a not yet started source. When the app
+runs trials it calls ``source_factory(task, specs, seed_offset=k)`` for the
+k-th (0-based) trial."""

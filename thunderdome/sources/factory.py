@@ -28,10 +28,12 @@ def live_source_factory(
     fixed path is used as is for the first race and numbered after that.
     ``race_process``: run the race in a child process (the default: the UI
     then cannot delay a timestamp, see benchmarks/tui_ttft_fidelity.py), or
-    on a thread of this process."""
+    on a thread of this process. The factory's ``seed_offset`` (the trial's
+    index when the app runs trials) is added to ``seed``, as the headless
+    trials seed theirs."""
     count = 0
 
-    def factory(task: TaskSpec, specs: list[BackendSpec]) -> Source:
+    def factory(task: TaskSpec, specs: list[BackendSpec], *, seed_offset: int = 0) -> Source:
         nonlocal count
         count += 1
         path: str | Path | None = None
@@ -42,7 +44,7 @@ def live_source_factory(
         elif record:
             base = Path(record)
             path = base if count == 1 else base.with_name(f"{base.stem}-{count}{base.suffix or '.jsonl'}")
-        kwargs = dict(run_kwargs, time_scale=time_scale, max_tokens=max_tokens, seed=seed)
+        kwargs = dict(run_kwargs, time_scale=time_scale, max_tokens=max_tokens, seed=None if seed is None else seed + seed_offset)
         if race_process:
             from thunderdome.sources.child_process import child_race_source
 

@@ -5,13 +5,20 @@ it too), so what the tests drive is what people run. The app owns the flow
 between screens (setup -> race -> results -> next race), the sources it
 started and the state of the race on screen; screens own their widgets and
 tell the app what happened only through their messages (``SetupScreen.
-RaceRequested``, ``RaceScreen.RaceShown`` / ``RaceEnded`` / ``RerunRequested``,
-``ResultsScreen.RerunRequested`` / ``NextRaceRequested`` / ``SetupRequested``),
+RaceRequested``, ``RaceScreen.RaceShown`` / ``RaceEnded`` / ``RerunRequested`` /
+``PresenterToggled``, ``ResultsScreen.RerunRequested`` / ``NextRaceRequested`` /
+``SetupRequested``, ``TrialsScreen.RerunRequested``),
 handled here with ``@on``; the app never reads a screen's attributes, and a
 message from a screen that is no longer on top (a second key press caught
 before the screen changed) is ignored. Quitting stops every running source
 (bounded wait) before the app exits, so no race thread, sandbox or emulator
 is left behind.
+
+Presenter mode is the app's state: it carries over to every race screen the
+app starts and switches the app to the high-contrast theme. Trials
+(``trials`` > 1) run back to back, each on its own race screen with its own
+seed (``seed_offset`` = the trial's index, as the headless run seeds them),
+and end on the trials summary instead of a results screen.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from typing import Any, Callable
 from textual import on
 from textual.app import App
 from textual.binding import Binding
-from textual.theme import Theme
 from textual.timer import Timer
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
@@ -42,24 +48,11 @@ from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.screens.setup import SetupScreen
+from thunderdome.tui.screens.trials import TrialsScreen
+from thunderdome.tui.themes import PRESENTER_THEME, THEME
 from thunderdome.visible import visible_line
 
 MODES = ("setup", "race", "replay")
-
-THEME = Theme(
-    name="thunderdome",
-    primary="#ff9f1c",
-    secondary="#2ec4f0",
-    accent="#ffcf33",
-    foreground="#e8e6e3",
-    background="#101216",
-    surface="#171a20",
-    panel="#232833",
-    success="#7ad151",
-    warning="#ffd23f",
-    error="#ff5555",
-    dark=True,
-)
 
 
 @dataclass
@@ -84,6 +77,11 @@ class AppConfig:
     next_delay: float | None = 10.0
     """Seconds the results of a race stay up before the next task of
     ``tasks_after`` starts by itself (the demo); None: wait for ``n``."""
+    presenter: bool = False
+    """Start in presenter mode (``--big``): large figures, high contrast."""
+    trials: int = 1
+    """Race mode: run the race this many times back to back, then show the
+    trials' summary (``--trials N``)."""
 
 
 class ThunderdomeApp(App[int]):
@@ -116,12 +114,19 @@ class ThunderdomeApp(App[int]):
         self.last_export: list[str] = []
         self.last_screenshot: str | None = None
         self._reading_timer: Timer | None = None
+        self.presenter = config.presenter
+        """Presenter mode: every race screen starts in it, and the theme is high-contrast."""
+        self.trial_results: list[dict[str, Any]] = []
+        """The finished trials' results (``Standings.results()``), in order."""
+        self.trials_summary: dict[str, Any] | None = None
+        """``summarise_trials`` of the last complete set of trials (what ``e`` exports on its screen)."""
 
     # -- flow ---------------------------------------------------------------------------
 
     def on_mount(self) -> None:
         self.register_theme(THEME)
-        self.theme = "thunderdome"
+        self.register_theme(PRESENTER_THEME)
+        self._apply_theme()
         mode = self.config.mode
         if mode == "setup":
             self.push_screen(SetupScreen(discover=self.config.discover))
@@ -147,13 +152,27 @@ class ThunderdomeApp(App[int]):
         else:
             self.push_screen(screen)
 
+    def _apply_theme(self) -> None:
+        self.theme = PRESENTER_THEME.name if self.presenter else THEME.name
+
     def start_race(self, task: TaskSpec, specs: list[BackendSpec], *, from_setup: bool = False) -> None:
-        """Start a live race (or the factory's source) on a new race screen."""
+        """Start a live race (or the factory's source) on a new race screen;
+        with trials, the next trial (its factory call gets ``seed_offset``)."""
         self.from_setup = self.from_setup or from_setup
         self.current_task, self.current_specs = task, list(specs)
-        source = self._factory()(task, list(specs))
+        trials, done = self.config.trials, len(self.trial_results)
+        if trials > 1:
+            source = self._factory()(task, list(specs), seed_offset=done)  # type: ignore[call-arg]
+        else:
+            source = self._factory()(task, list(specs))
         screen = RaceScreen(
-            source, task=task, specs=specs, clock=self.config.clock, results_delay=self.config.results_delay
+            source,
+            task=task,
+            specs=specs,
+            clock=self.config.clock,
+            results_delay=self.config.results_delay,
+            presenter=self.presenter,
+            trial=f"{done + 1}/{trials}" if trials > 1 else "",
         )
         self._show(screen, source)
 
@@ -176,6 +195,7 @@ class ThunderdomeApp(App[int]):
             speed=self.config.speed,
             clock=self.config.clock,
             results_delay=self.config.results_delay,
+            presenter=self.presenter,
         )
         self._show(screen, source)
         if self._reading_timer is None:
@@ -219,6 +239,9 @@ class ThunderdomeApp(App[int]):
         if replay:
             self._stop_later(self.race_source)  # a replay lingers at its end until stopped
         self.standings = message.feed.standings
+        if self.config.trials > 1 and not replay:
+            self._trial_ended(message)
+            return
         next_task = self.tasks_after[0] if self.tasks_after and not replay else None
         results = ResultsScreen(
             message.feed,
@@ -229,6 +252,32 @@ class ThunderdomeApp(App[int]):
             next_delay=self.config.next_delay,
         )
         self.switch_screen(results)
+
+    def _trial_ended(self, message: RaceScreen.RaceEnded) -> None:
+        """Keep the trial's results; start the next trial, or show the summary after the last."""
+        from thunderdome.trials import summarise_trials
+
+        self.trial_results.append(message.feed.standings.results())
+        task = self.current_task
+        assert task is not None, "trials race one task"
+        if len(self.trial_results) < self.config.trials:
+            self.start_race(task, self.current_specs)
+            return
+        summary = self.trials_summary = summarise_trials(self.trial_results)
+        kind = message.feed.standings.kind or task.kind
+        self.switch_screen(TrialsScreen(summary, message.lane_colors, task=task.name, kind=kind))
+
+    @on(TrialsScreen.RerunRequested)
+    def _trials_again(self, message: TrialsScreen.RerunRequested) -> None:
+        if message.screen is self.screen and self.current_task is not None:
+            self.trial_results, self.trials_summary = [], None
+            self.start_race(self.current_task, self.current_specs)
+
+    @on(RaceScreen.PresenterToggled)
+    def _presenter_toggled(self, message: RaceScreen.PresenterToggled) -> None:
+        if message.screen is self.screen:
+            self.presenter = message.on
+            self._apply_theme()
 
     @on(RaceScreen.RerunRequested)
     def _rerun_mid_race(self, message: RaceScreen.RerunRequested) -> None:
@@ -307,7 +356,11 @@ class ThunderdomeApp(App[int]):
             self.notify("nothing to export yet", severity="warning")
             return
         try:
-            paths = export_files(standings.results(), self.output_dir(), self._export_stem())
+            if isinstance(self.screen, TrialsScreen) and self.trials_summary is not None:
+                trials = {"races": self.trial_results, "summary": self.trials_summary}  # as ``--trials --json`` writes
+                paths = [export_json(trials, self.output_dir(), f"{self._export_stem()}-trials")]
+            else:
+                paths = export_files(standings.results(), self.output_dir(), self._export_stem())
         except OSError as exc:
             self.notify(one_line(f"export failed: {exc}"), severity="error", markup=False)
             return
@@ -322,6 +375,16 @@ class ThunderdomeApp(App[int]):
             return Path(recording).stem
         task = self.current_task.name if self.current_task else "race"
         return f"thunderdome-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def export_json(payload: dict[str, Any], folder: Path, stem: str) -> str:
+    """Write ``payload`` as ``stem.json`` into ``folder`` (no raw control byte); return its path."""
+    from thunderdome.visible import json_safe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}.json"
+    path.write_text(json_safe(json.dumps(payload, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
+    return str(path)
 
 
 def export_files(results: dict[str, Any], folder: Path, stem: str) -> list[str]:
@@ -360,13 +423,16 @@ def make_app(
     (``replay_path`` at ``speed``). ``source_factory(task, specs)`` replaces the
     live race (tests). Extra keywords: ``record`` (True / path / None),
     ``time_scale``, ``max_tokens``, ``seed`` for live races; ``clock``,
-    ``results_delay``, ``output_dir``, ``discover``, ``next_delay`` for the app."""
+    ``results_delay``, ``output_dir``, ``discover``, ``next_delay``,
+    ``presenter``, ``trials`` for the app (see ``AppConfig``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "race" and (task is None or not specs):
         raise ValueError("race mode needs a task and at least one backend")
     if mode == "replay" and replay_path is None:
         raise ValueError("replay mode needs replay_path")
+    if kw.get("trials", 1) > 1 and (mode != "race" or tasks_after):
+        raise ValueError("trials race one task in race mode")
     record = kw.pop("record", True)
     if recording_path is not None:
         record = str(recording_path)

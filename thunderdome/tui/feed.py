@@ -5,8 +5,9 @@ a ``deque.append`` plus one clock read, so it can never delay the race. Every
 other method runs on the UI thread, once per frame: ``drain()`` folds the
 queued events into the UI's own ``Standings`` and returns one ``Frame`` that
 says what changed, so widgets update once per frame, never once per token.
-A lane's text pieces keep the events' order; besides the two token channels
-they hold the marks of an agent's turns: the feedback sent to the model
+A lane's text pieces keep the events' order; besides the token channels
+(answer, reasoning) and tool calls (``TOOL``) they hold the marks of an
+agent's turns: the feedback sent to the model
 (``FEEDBACK``, redacted, then cut to a few visible lines) and the start of
 each turn after the first (``TURN``, from its ``RequestSent``).
 

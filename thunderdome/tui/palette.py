@@ -13,15 +13,18 @@ from rich.text import Text
 
 LANE_COLORS = (
     "#ff9f1c",  # amber
-    "#2ec4f0",  # sky
-    "#e05dd6",  # magenta
-    "#7ad151",  # lime
-    "#f25f5c",  # coral
-    "#b28dff",  # violet
-    "#ffd23f",  # yellow
-    "#3ddbc4",  # teal
+    "#4d7cff",  # blue
+    "#e85fd8",  # magenta
+    "#2fd6b0",  # teal
+    "#ffadc6",  # pink
+    "#f0f0f0",  # white
+    "#b0b0ff",  # lavender
+    "#b5895a",  # tan
 )
-"""Distinct on dark and light backgrounds and on a washed-out projector."""
+"""Eight lane colours, readable on a dark background, far from each other and
+from every status colour and badge (no lane looks FINISHED, STREAMING or
+ERROR): tests/test_tui_chart.py measures the distances (CIE76 in Lab, at
+least 25)."""
 
 
 def lane_color(index: int) -> str:

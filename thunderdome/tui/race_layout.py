@@ -18,8 +18,9 @@ CHROME_ROWS = 4
 """The banner (3 rows) and the footer (1)."""
 NARROW_BELOW = 110
 """Columns under which the board and the chart stack (the app's ``-narrow``)."""
-NARROW_CHART_ROWS = 9
-"""The stacked chart's height, border included."""
+CHART_ROWS = 9
+"""The smallest chart worth showing, border included: the stacked chart's
+height, and the least a squeezed wide board keeps for the chart beside it."""
 PANEL_BORDER = 2
 
 LANE_MODES = ("full", "tight", "brief", "headers", "one-line")
@@ -64,7 +65,7 @@ def lane_mode(rows_each: int) -> str:
     return next((mode for mode in LANE_MODES if MODE_ROWS[mode] <= rows_each), "one-line")
 
 
-def leaderboard_rows(lanes: int) -> int:
+def leaderboard_height(lanes: int) -> int:
     """The leaderboard box with one row per lane, its header and border."""
     return max(lanes, 1) + 1 + PANEL_BORDER
 
@@ -75,14 +76,14 @@ def race_layout(width: int, height: int, lanes: int) -> RaceLayout:
     rows = max(1, math.ceil(lanes / cols))
     body = max(height - CHROME_ROWS, 1)
     if width < NARROW_BELOW:
-        board = leaderboard_rows(lanes)
-        if body - board - NARROW_CHART_ROWS >= rows * MODE_ROWS["full"]:
+        board = leaderboard_height(lanes)
+        if body - board - CHART_ROWS >= rows * MODE_ROWS["full"]:
             return RaceLayout(cols, rows, "full", None, rows * MODE_ROWS["full"], None, False, lanes + 1)
         return _squeezed(cols, rows, body - board, None, chart_below=True, board_room=lanes + 1)
-    board = max(lanes + 4, min(2 * lanes + 3, 14), 12 if height >= 34 else 9)
+    board = max(lanes + 4, min(2 * lanes + 3, 14), 12 if height >= 34 else 9, body // 3)  # a third: the chart reads
     if body - board >= rows * MODE_ROWS["full"]:
         return RaceLayout(cols, rows, "full", None, max(16, rows * MODE_ROWS["full"]), board, False, board - PANEL_BORDER)
-    board = max(leaderboard_rows(lanes), NARROW_CHART_ROWS)
+    board = max(leaderboard_height(lanes), CHART_ROWS)
     return _squeezed(cols, rows, body - board, board, chart_below=False, board_room=board - PANEL_BORDER)
 
 

@@ -33,6 +33,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("t", "show / hide reasoning text"),
             ("r", "run the race again"),
+            ("b", "presenter mode: big figures, high contrast"),
         ),
     ),
     (
@@ -52,12 +53,16 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("b", "back to setup"),
         ),
     ),
+    (
+        "trials",
+        (("r", "run the trials again"),),
+    ),
 )
 
 READING = (
     "◆ marks each lane's first token; TTFT is measured from the request.\n"
-    "The chart's x axis is time since the start barrier, drawn as a square root\n"
-    "(the first seconds get room): a late start is a line that begins late."
+    "The chart's x axis is time since the start barrier, logarithmic after the\n"
+    "first half second (the first seconds get room): a late start begins late."
 )
 
 

@@ -21,7 +21,10 @@ lag ~80 ms, ~45% of a core).
 
 The screen tells the app what happened through its messages: ``RaceShown``
 (on mount, with the live standings), ``RaceEnded`` (a results delay after
-the race finished) and ``RerunRequested``.
+the race finished), ``RerunRequested`` and ``PresenterToggled``. In presenter
+mode (``b``, class ``-presenter``) the leaderboard, chart and lanes give way
+to ``PresenterView``, fed the same lane snapshots, and those hidden widgets
+are not redrawn until the mode is left.
 """
 
 from __future__ import annotations
@@ -45,11 +48,12 @@ from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
-from thunderdome.tui.widgets.chart import Line, TokenChart
+from thunderdome.tui.widgets.chart import TITLE as CHART_TITLE, Line, TokenChart
 from thunderdome.tui.race_layout import LANE_MODES, RaceLayout, race_layout
 from thunderdome.tui.widgets.lane import LaneSnapshot, LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 from thunderdome.tui.widgets.footer import key_footer
+from thunderdome.tui.widgets.presenter import PresenterView
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import Source
@@ -108,6 +112,13 @@ class RaceScreen(Screen):
 
         screen: RaceScreen
 
+    @dataclass
+    class PresenterToggled(Message):
+        """The user turned presenter mode on or off (``b``)."""
+
+        screen: RaceScreen
+        on: bool
+
     BINDINGS = [
         Binding("t", "toggle_reasoning", "reasoning"),
         Binding("r", "rerun", "rerun"),
@@ -116,6 +127,8 @@ class RaceScreen(Screen):
         Binding("minus", "speed(-1)", "slower", group=SPEED_KEYS),
         Binding("full_stop,n", "step", "step"),
         Binding("0", "restart", "restart", show=False),  # in a replay, r does the same (the footer shows r)
+        Binding("b", "presenter", "big"),
+        Binding("b", "presenter_unlisted", "big", show=False),  # a replay's footer is full: b works, the help lists it
     ]
 
     def __init__(
@@ -128,8 +141,14 @@ class RaceScreen(Screen):
         speed: float = 1.0,
         clock: Any = None,
         results_delay: float = 1.5,
+        presenter: bool = False,
+        trial: str = "",
     ) -> None:
+        """``presenter``: start in presenter mode; ``trial``: which trial this
+        race is (``2/3``), said in the banner."""
         super().__init__()
+        self.presenter = presenter
+        self.trial = trial
         self.source = source
         self.race_task = task
         self.specs = list(specs or [])
@@ -169,13 +188,14 @@ class RaceScreen(Screen):
                 for name in dict.fromkeys(spec.name for spec in self.specs):
                     yield self._new_lane(name)
             yield self._chart_box("chart-below", "chart-low")
+        yield PresenterView(id="presenter")
         yield key_footer()
 
     def _chart_box(self, box_id: str, chart_id: str) -> Vertical:
         """A chart panel: one beside (or above) the lanes, one below them for
         short terminals; the layout shows one of the two."""
         box = Vertical(TokenChart(id=chart_id), id=box_id, classes="panel")
-        box.border_title = "tokens over time"
+        box.border_title = CHART_TITLE
         return box
 
     def chart(self) -> TokenChart:
@@ -184,6 +204,7 @@ class RaceScreen(Screen):
         return self.query_one("#chart-low" if below else "#chart", TokenChart)
 
     def on_mount(self) -> None:
+        self.set_class(self.presenter, "-presenter")
         gc_policy.race_started()
         self._gc_held = True
         self.post_message(self.RaceShown(self, self.feed.standings))
@@ -277,7 +298,11 @@ class RaceScreen(Screen):
             self._frames += 1
             even = self._frames % 2 == 0  # the figures (board and lane headers) and the chart take turns
             board = even or frame.changed
-            self._update_widgets(self.now(), changed=frame.changed, board=even, chart=not even, heads=None if board else set())
+            now = self.now()
+            self._update_widgets(now, changed=frame.changed, board=even, chart=not even, heads=None if board else set())
+            if self.presenter and frame.first_tokens:
+                landed = {name: feed.series_for(name).first_token_t for name in frame.first_tokens}
+                self.query_one(PresenterView).first_tokens(landed, now)
         self._restyle_lanes(RESTYLES_PER_FRAME if frame.events == 0 else 1)
         if frame.finished is not None and not self.over:
             self.over = True
@@ -349,11 +374,14 @@ class RaceScreen(Screen):
         stats = {s.name: s for s in ranked}
         cap = standings.max_tokens or (self.race_task.max_tokens if self.race_task else 0)
         max_turns = self.race_task.max_turns if self.race_task else 1
+        presenter = self.query_one(PresenterView) if self.presenter else None
+        if presenter is not None:
+            presenter.sync(self.lane_colors)
         for name, view in self.lanes.items():
             state = standings.lanes.get(name)
             if state is None or name not in stats or (heads is not None and name not in heads):
                 continue
-            view.show(
+            (view if presenter is None else presenter).show(
                 LaneSnapshot(
                     state=state,
                     stats=stats[name],
@@ -370,6 +398,9 @@ class RaceScreen(Screen):
                     first_token_t=feed.series_for(name).first_token_t,
                 )
             )
+        if presenter is not None:
+            self._show_banner(now)
+            return
         if board or changed:
             self.query_one(Leaderboard).set_data(standings, now, self.lane_colors, ranked)
         wall = time.perf_counter()
@@ -388,7 +419,7 @@ class RaceScreen(Screen):
         standings = self.feed.standings
         task = self.race_task
         self.query_one(RaceBanner).show(
-            task=standings.task or (task.name if task else ""),
+            task=(standings.task or (task.name if task else "")) + (f" · trial {self.trial}" if self.trial else ""),
             kind=standings.kind if self.feed.started else (task.kind if task else ""),
             win_rule=standings.win_rule or (task.win_rule if task else ""),
             title=standings.title or (task.title if task else ""),
@@ -431,6 +462,16 @@ class RaceScreen(Screen):
             view.stream.show_reasoning = show
         self.notify("reasoning shown" if show else "reasoning hidden", timeout=2)
 
+    def action_presenter(self) -> None:
+        """Presenter mode on / off; everything on screen is redrawn for it at once."""
+        self.presenter = not self.presenter
+        self.set_class(self.presenter, "-presenter")
+        self._update_widgets(self.now())
+        self.post_message(self.PresenterToggled(self, self.presenter))
+
+    def action_presenter_unlisted(self) -> None:
+        self.action_presenter()
+
     def action_rerun(self) -> None:
         self._leaving = True
         self.post_message(self.RerunRequested(self))
@@ -469,6 +510,8 @@ class RaceScreen(Screen):
             controls.step()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("pause", "speed", "step", "restart"):
+        if action in ("pause", "speed", "step", "restart", "presenter_unlisted"):
             return self.replay  # replay controls: hidden (and off) in a live race
+        if action == "presenter":
+            return not self.replay
         return True

@@ -31,7 +31,7 @@ from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner
-from thunderdome.tui.widgets.chart import Line, TokenChart
+from thunderdome.tui.widgets.chart import TITLE as CHART_TITLE, Line, TokenChart
 from thunderdome.tui.widgets.footer import key_footer
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ class RecordingNote(Widget):
         if self.screenshot:
             text.append("\nscreenshot ", LABEL)
             text.append(one_line(self.screenshot, 300), Style(bold=True))
-        text.append("\n\n◆ first token · ✖ out or failed · slope = tok/s\n", DIM)
+        text.append("\n\n◆ first token · ✖ out or failed · time axis: log\n", DIM)
         text.append("tokens: usage/server = the server's own count,\n        estimate (*) = streamed chunks counted", DIM)
         if tool_lanes:
             text.append("\nfirst call: its name arrived · action: its arguments\ncomplete · model/tool: time streaming vs running", DIM)
@@ -342,7 +342,7 @@ class ResultsScreen(Screen):
             yield table
             with Horizontal(id="results-bottom"):
                 with Vertical(id="results-chart-box", classes="panel") as box:
-                    box.border_title = "tokens over time"
+                    box.border_title = CHART_TITLE
                     yield TokenChart(id="results-chart")
                 with Vertical(id="results-info", classes="panel") as box:
                     box.border_title = "race"
@@ -365,13 +365,15 @@ class ResultsScreen(Screen):
         longest = max((len(one_line(name, 40)) for name in standings.lanes), default=4)
         columns = COMPACT_COLUMNS if compact else COLUMNS
         others = sum(width for label, width in columns if label != "lane")
+        lane_w = 0
         for i, (label, width) in enumerate(columns):
             if label == "lane":
-                room = self.size.width - others - 6 if compact else 24
-                width = min(max(width, longest + compact), max(room, width))
+                room = self.size.width - others - 5 if compact else 24  # the border, the scrollbar, a gap
+                width = lane_w = min(max(width, longest + compact), max(room, width))
             header = _right(Text(label), width) if compact and i > 2 else label  # figures sit right
             table.add_column(header, width=width, key=label)
         for row in compact_rows(standings) if compact else results_rows(standings):
+            row[1].truncate(lane_w - compact, overflow="ellipsis")  # a cut name says so
             table.add_row(*row)
 
     def on_resize(self) -> None:

@@ -81,7 +81,7 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
     if stats.stalled_s is None:
         badge_text = badge(lane.status)
     else:  # no token for far longer than its own pace: say so, not STREAMING
-        badge_text = Text(f" STALLED {stats.stalled_s:.1f} s ".center(12), style="bold #1a1a1a on #ffcf33")
+        badge_text = Text(f" STALLED {figures.silence_digits(stats.stalled_s)} s ".center(12), style="bold #1a1a1a on #ffcf33")
     ident = Text(no_wrap=True, overflow="ellipsis")
     ident.append(one_line(lane.name, 40), Style(color=snap.color, bold=True))
     if lane.kind or lane.model:
@@ -92,11 +92,12 @@ def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
 
 
 def header_line(snap: LaneSnapshot, width: int) -> Text:
-    """The header in one row, for a lane with one row on screen: the name
-    (cut to a fifth of the row at most), its status icon, then the track."""
+    """The header in one row, for a lane with one row on screen: the name in a
+    fifth of the row (cut or padded, so the lanes' tracks line up), its status
+    icon, then the track."""
     lane = snap.state
     name = Text(one_line(lane.name, 40), Style(color=snap.color, bold=True), no_wrap=True)
-    name.truncate(min(name.cell_len, max(8, width // 5)), overflow="ellipsis")
+    name.truncate(max(8, width // 5), overflow="ellipsis", pad=True)
     if snap.stats.stalled_s is not None:
         icon = Text("⏸", Style(color="#ffcf33", bold=True))
     else:

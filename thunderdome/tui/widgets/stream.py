@@ -24,12 +24,13 @@ Marks (``feed.FEEDBACK``, ``feed.TURN``) end the text before them: what was
 held is released, redacted, first; their own text comes redacted from the
 feed. A turn after the first starts under a dim rule (``── turn 2 ──``), the
 feedback sent to the model shows dim above it, and where a turn's answer
-follows its reasoning a dim ``── answer ──`` rule marks the boundary, once
-per turn. Secondary text (reasoning, feedback, rules, the placeholder) is
-painted in a concrete colour: the answer's own colour blended toward the
-background (``SECONDARY``), so it is dimmer than the answer in every lane
-state. Rows hold a key style per channel (``KEY_STYLES``), swapped for the
-concrete one as a row is painted: a restyle repaints, it never re-wraps.
+follows its reasoning a dim ``── answer ──`` rule marks the boundary (a
+tool call is an answer too), once per turn. Secondary text (reasoning,
+feedback, rules, the placeholder) is painted in a concrete colour: the
+answer's own colour blended toward the background (``SECONDARY``), so it is
+dimmer than the answer in every lane state. Rows hold a key style per
+channel (``KEY_STYLES``), swapped for the concrete one as a row is painted:
+a restyle repaints, it never re-wraps.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from thunderdome.redact import HeldText, known
-from thunderdome.tui.feed import FEEDBACK, TURN
+from thunderdome.tui.feed import FEEDBACK, TOOL, TURN
 
 ANSWER, REASONING = "answer", "reasoning"
+OUTPUT = (ANSWER, TOOL)
+"""What a model gives after its reasoning: answer text, or a tool call."""
 MARKS = (FEEDBACK, TURN)
 """Channels that are marks: never merged with the piece before them."""
 PLACEHOLDER = "placeholder"
@@ -178,7 +181,7 @@ class TokenStream(Widget, can_focus=False):
         self._turn_reasoned = False
         """Reasoning of the current turn is shown and its answer has not begun."""
         self._turn_answered = False
-        """The current turn's answer has begun (its marker is drawn, if any)."""
+        """The current turn's answer or tool call has begun (its marker is drawn, if any)."""
 
     # -- public -------------------------------------------------------------------------
 
@@ -223,7 +226,7 @@ class TokenStream(Widget, can_focus=False):
             self._fragments.append((channel, [text]))
         if channel == REASONING:
             self.reasoning_chars += len(text)
-        elif channel == ANSWER:
+        elif channel not in MARKS:
             self.answer_chars += len(text)
         if channel == REASONING and not self.show_reasoning:
             self._cache.pop(0, None)  # the placeholder's count
@@ -326,7 +329,7 @@ class TokenStream(Widget, can_focus=False):
             return
         if channel == REASONING:
             self._turn_reasoned = not self._turn_answered
-        elif channel == ANSWER and not self._turn_answered:
+        elif channel in OUTPUT and not self._turn_answered:
             if self._turn_reasoned:
                 text = text.lstrip("\n")  # the rule stands for the blank lines after the reasoning
                 if not text:
