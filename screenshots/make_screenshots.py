@@ -15,6 +15,8 @@ from its recording.
   its recording, held on the race screen.
 - ``presenter.svg``: the long-essay race in presenter mode (``--big``), live,
   12.3 s in.
+- ``race-80x24.svg``: the long-essay race, live, 12.3 s in, on an 80×24
+  terminal (whatever ``--size`` says).
 
     cd /work/main && PYTHONPATH=. python screenshots/make_screenshots.py [--size 130x38] [--only NAME ...]
 """
@@ -57,7 +59,7 @@ async def shoot_setup(size: tuple[int, int], out: Path, workdir: Path) -> None:
         await pilot.press("q")
 
 
-async def shoot_long_race(size: tuple[int, int], out: Path, names: set[str]) -> None:
+async def shoot_long_race(size: tuple[int, int], out: Path, names: set[str], race_file: str = "race.svg") -> None:
     from thunderdome.tui.screens.race import RaceScreen
     from thunderdome.tui.screens.results import ResultsScreen
 
@@ -69,8 +71,8 @@ async def shoot_long_race(size: tuple[int, int], out: Path, names: set[str]) -> 
         if screen.failed:
             raise SystemExit(f"make_screenshots: the race failed: {screen.failed}")
         if "race" in names:
-            app.save_screenshot(filename="race.svg", path=str(out))
-            print(f"race.svg at {screen.now():.2f} s", file=sys.stderr)
+            app.save_screenshot(filename=race_file, path=str(out))
+            print(f"{race_file} at {screen.now():.2f} s", file=sys.stderr)
         if "results" in names:
             await wait(pilot, lambda: isinstance(app.screen, ResultsScreen), 240, "the results")
             await pilot.pause(0.3)
@@ -101,7 +103,8 @@ async def shoot_thunderdome(size: tuple[int, int], out: Path) -> None:
     app = make_app(mode="race", task=load_task("sigkill"), specs=demo_backends(), seed=SEED, results_delay=0.1)
     async with app.run_test(size=size) as pilot:
         await wait(pilot, lambda: isinstance(app.screen, ResultsScreen), 120, "the sigkill race")
-        path = app.screen.recording
+        status = app.screen.recording
+        path = status.path if status is not None and status.complete else None
         await pilot.press("q")
     if not path:
         raise SystemExit("make_screenshots: the sigkill race was not recorded")
@@ -117,7 +120,7 @@ async def shoot_thunderdome(size: tuple[int, int], out: Path) -> None:
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="130x38", help="terminal size WxH")
-    parser.add_argument("--only", nargs="*", default=["setup", "race", "results", "thunderdome", "presenter"])
+    parser.add_argument("--only", nargs="*", default=["setup", "race", "results", "thunderdome", "presenter", "race-80x24"])
     parser.add_argument("--out", default=str(HERE), help="folder for the SVGs")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -135,6 +138,8 @@ async def main(argv: list[str]) -> int:
             await shoot_thunderdome((width, height), out)
         if "presenter" in names:
             await shoot_presenter((width, height), out)
+        if "race-80x24" in names:
+            await shoot_long_race((80, 24), out, {"race"}, "race-80x24.svg")
     for name in sorted(names):
         print(out / f"{name}.svg")
     return 0

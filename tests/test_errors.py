@@ -106,7 +106,7 @@ SIM_BACKENDS = "backends:\n  - name: a\n    kind: sim\n    profile: cloud\n"
     "args, fragment",
     [
         (["race", "--task", "sigkill"], "--backends"),  # argparse
-        (["race", "--backends", "sim.yaml", "--task", "long-essay", "--trials", "2"], "--trials needs --headless"),
+        (["race", "--backends", "sim.yaml", "--task", "long-essay", "--trials", "0"], "must be >= 1"),  # TUI trials run (test_cli_big.py)
         (["race", "--backends", "sim.yaml", "--task", "no-such-task", "--headless"], "unknown task"),
         (["sandbox"], "no command given"),  # the sandbox command's own handler
     ],
