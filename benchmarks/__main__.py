@@ -40,6 +40,7 @@ ORDER = (
     "recorder_cost",
     "sse_framing",
     "flood_isolation",
+    "gateway_overhead",
 )
 CHILD_TIMEOUT_S = 900
 

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "thunderdome"
 
 LAYERS = {
     "core": ("events", "batch_queue", "metrics", "lane_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", ""),
-    "engine": ("backends", "sim", "sandbox", "race", "config"),
+    "engine": ("backends", "sim", "sandbox", "race", "config", "gateway", "agents"),
     "recordings": ("record", "replay"),
     "sources": ("sources",),
     "consumers": ("tui", "report", "export", "headless", "fitted_table"),

@@ -120,11 +120,19 @@ def test_every_shell_name_is_found_in_every_protocol(protocol, name):
     assert find_shell_tool(protocol, offered(protocol, name, ARGV_SCHEMA)) == ShellTool(name, argv=True)
 
 
+def test_codex_exec_command_takes_its_command_in_cmd():
+    schema = {"type": "object", "properties": {"cmd": {"type": "string"}, "workdir": {"type": "string"}}}
+    tool = find_shell_tool("responses", offered("responses", "write_stdin") + offered("responses", "exec_command", schema))
+    assert tool == ShellTool("exec_command", argv=False, field="cmd")
+    call = call_for(tool, "```bash\necho hi > a.txt\n```")
+    assert call is not None and json.loads(call.arguments) == {"cmd": "echo hi > a.txt"}
+
+
 def test_a_known_name_beats_another_tool_with_a_command_field_and_schema_matters():
     tools = offered("openai", "run_in_terminal") + offered("openai", "shell")
     assert find_shell_tool("openai", tools).name == "shell"
     assert find_shell_tool("openai", offered("openai", "run_in_terminal")).name == "run_in_terminal"
-    no_command = {"type": "object", "properties": {"cmd": {"type": "string"}}}
+    no_command = {"type": "object", "properties": {"script": {"type": "string"}}}
     assert find_shell_tool("openai", offered("openai", "bash", no_command)) is None
     numeric = {"type": "object", "properties": {"command": {"type": "integer"}}}
     assert find_shell_tool("responses", offered("responses", "bash", numeric)) is None

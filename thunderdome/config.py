@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from thunderdome.agents.presets import PRESETS
 from thunderdome.sim.options import SIM_OPTIONS, OptionError, parse_options
 from thunderdome.sim.profiles import PROFILES
 from thunderdome.specs import AGENT_MODES, BACKEND_KINDS, PRICE_KEYS, BackendSpec, Timeouts
@@ -29,7 +30,7 @@ BACKENDS_FILENAMES = ("thunderdome.yaml", "backends.yaml")
 
 _BACKEND_FIELDS = {
     "name", "kind", "url", "model", "api_key_env", "profile", "protocol", "agent",
-    "price", "timeouts", "options",
+    "program", "command", "price", "timeouts", "options",
 }
 
 
@@ -116,7 +117,8 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
     url = _str_field(entry, "url", source)
     model = _str_field(entry, "model", source)
     profile = _str_field(entry, "profile", source) or None
-    protocol = _str_field(entry, "protocol", source) or "openai"
+    program, command = _program(entry, source)
+    protocol = _str_field(entry, "protocol", source) or (PRESETS[program].protocol if program else "openai")
     if kind == "sim":
         profile = profile or model or None
         if not profile:
@@ -182,10 +184,27 @@ def parse_backend(entry: Any, source: str, *, require_keys: bool = True, line: i
         profile=profile,
         protocol=protocol,
         agent=agent,
+        program=program,
+        command=command,
         price=price,
         timeouts=timeouts,
         options=dict(options),
     )
+
+
+def _program(entry: LineDict, source: str) -> tuple[str | None, str]:
+    """``program`` (an agent preset) and ``command`` (its template, for ``program: command``)."""
+    program = _str_field(entry, "program", source) or None
+    command = _str_field(entry, "command", source)
+    if program is not None and program not in PRESETS:
+        raise ConfigError(
+            f"{source}:{entry.line_of('program')}: unknown program {program!r} (use one of: {', '.join(PRESETS)})"
+        )
+    if program == "command" and not command.strip():
+        raise ConfigError(f"{source}:{entry.line_of('program')}: program: command needs a 'command' template")
+    if command and program != "command":
+        raise ConfigError(f"{source}:{entry.line_of('command')}: 'command' goes with program: command")
+    return program, command
 
 
 def _price(entry: LineDict, source: str) -> dict[str, float] | None:

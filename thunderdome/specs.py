@@ -56,6 +56,14 @@ class BackendSpec:
     """How the lane acts in a Thunderdome task (``AGENT_MODES``): ``tools`` (a
     native ``bash`` tool call) or ``text`` (a command in a shell code block);
     None: not said, the task's ``agent`` decides (else ``tools``)."""
+    program: str | None = None
+    """A real agent program runs this lane (``agents.presets.PRESETS``:
+    ``claude-code``, ``codex``, ``opencode``, or ``command`` with ``command``),
+    talking to this backend through the race's metering gateway; None: the
+    race's own turn loop asks the backend (``agent`` says how)."""
+    command: str = ""
+    """``program: command`` only: the agent's command template (``{prompt}``,
+    ``{base_url}``, ``{api_key}``, ``{model}``, ``{workdir}``, ``{home}``)."""
     price: dict[str, float] | None = None
     """Optional ``input_per_mtok`` / ``output_per_mtok`` (``PRICE_KEYS``), dollars
     per million tokens; a lane's cost is its input and output tokens x these."""
@@ -97,6 +105,8 @@ class BackendSpec:
             data["protocol"] = self.protocol
             if "time_scale" in self.options:  # this lane's own, over the race's --time-scale
                 data["time_scale"] = float(self.options["time_scale"])
+        if self.program:
+            data["program"] = self.program
         if self.api_key_env:
             data["api_key_env"] = self.api_key_env  # the variable's name only
         if self.price:

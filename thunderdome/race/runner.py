@@ -35,6 +35,15 @@ def mode_for(task: TaskSpec, *, isolation: str | None = None, seed: int | None =
     return FirstCorrectRace(isolation=isolation, seed=seed)
 
 
+def _with_agents(task: TaskSpec, mode: RaceMode, seed: int | None) -> RaceMode:
+    """The mode that runs agent lanes' programs (``agents/lane.py``) around ``mode``."""
+    if task.kind != "thunderdome" or task.win_rule != "first_correct":
+        raise RaceSetupError(f"agent lanes race first_correct tasks; {task.name!r} is not one")
+    from thunderdome.agents.lane import AgentLanes
+
+    return AgentLanes(mode, seed)
+
+
 def needs_emulator(specs: list[BackendSpec]) -> bool:
     return any(spec.kind == "sim" for spec in specs)
 
@@ -83,6 +92,8 @@ async def run_race(
             lanes.append((spec, backend))
         await warm_up(backend for _, backend in lanes)
         mode = mode_for(task, isolation=isolation, seed=seed)
+        if any(spec.program for spec in specs):
+            mode = _with_agents(task, mode, seed)
         race = Race(task, lanes, mode, sinks, max_tokens=max_tokens, standings=standings, time_scale=time_scale)
         return await race.run()
     finally:

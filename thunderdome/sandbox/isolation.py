@@ -61,6 +61,18 @@ def _shell() -> str:
 
 
 @dataclass(frozen=True)
+class Bind:
+    """A host path mounted inside a bwrap sandbox (``host`` at ``inside``)."""
+
+    host: str
+    inside: str
+    writable: bool = False
+
+    def args(self) -> list[str]:
+        return ["--bind" if self.writable else "--ro-bind", self.host, self.inside]
+
+
+@dataclass(frozen=True)
 class Isolation:
     """The isolation level in force and what it does and does not contain."""
 
@@ -124,15 +136,20 @@ class Isolation:
         return "/" if self.level == "bwrap" else str(workdir)
 
     def argv(self, command: str, workdir: Path, *, uid: int | None = None, as_pid_1: bool = False,
-             args: tuple[str, ...] = ()) -> list[str]:
+             args: tuple[str, ...] = (), binds: tuple[Bind, ...] = ()) -> list[str]:
         """The argv running ``shell -c command [args]`` in ``workdir`` at this
         level. ``uid``: the throwaway uid (used when ``drops_inside``).
-        ``as_pid_1``: the shell itself is the namespace's init (arena supervisor)."""
+        ``as_pid_1``: the shell itself is the namespace's init (arena supervisor).
+        ``binds``: more host paths to mount inside (bwrap only: other levels
+        have no mount namespace of their own to put them in)."""
         shell_cmd = [self.shell, "-c", command, *args]
+        if binds and self.level != "bwrap":
+            raise ValueError(f"extra mounts need the bwrap sandbox, not {self.level}")
         if self.level == "bwrap":
             if self.drops_inside:
                 shell_cmd = _setpriv(uid) + shell_cmd
-            return self._bwrap_prefix(workdir, as_pid_1=as_pid_1) + ["--"] + shell_cmd
+            mounts = [arg for bind in binds for arg in bind.args()]
+            return self._bwrap_prefix(workdir, as_pid_1=as_pid_1) + mounts + ["--"] + shell_cmd
         if self.level == "unshare":
             mapped = self.drop_uid or os.geteuid() != 0
             user = ["--user", "--map-root-user"] if mapped else []
@@ -331,4 +348,4 @@ def isolation_variant(name: str) -> Isolation:
     return iso
 
 
-__all__ = ["Isolation", "IsolationUnavailable", "VARIANTS", "isolation_variant", "detect_isolation", "LEVELS", "ENV_VAR", "SANDBOX_WORK", "SANDBOX_HOME"]
+__all__ = ["Bind", "Isolation", "IsolationUnavailable", "VARIANTS", "isolation_variant", "detect_isolation", "LEVELS", "ENV_VAR", "SANDBOX_WORK", "SANDBOX_HOME"]

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from thunderdome.sandbox.isolation import Isolation, detect_isolation
+from thunderdome.sandbox.isolation import Bind, Isolation, detect_isolation
 from thunderdome.sandbox.limits import (
     Cgroup,
     SandboxLimits,
@@ -270,9 +270,9 @@ class Sandbox:
         elif self.uid is not None:
             sweep_uid(self.uid)
 
-    async def run(self, command: str, *, timeout: float | None = None) -> ExecResult:
+    async def run(self, command: str, *, timeout: float | None = None, binds: tuple[Bind, ...] = ()) -> ExecResult:
         """Run ``shell -c command`` in the work dir; never raises for what the
-        command does."""
+        command does. ``binds``: more host paths mounted inside (bwrap only)."""
         if self._closed:
             raise RuntimeError("sandbox is closed")
         wall = self.limits.timeout if timeout is None else timeout
@@ -287,7 +287,7 @@ class Sandbox:
             labels += ("tree_kill:uid_sweep",)
         async with self._lock:
             return await execute(
-                iso.argv(command, self.workdir, uid=self.uid), env=iso.env(self.workdir), cwd=iso.cwd(self.workdir),
+                iso.argv(command, self.workdir, uid=self.uid, binds=binds), env=iso.env(self.workdir), cwd=iso.cwd(self.workdir),
                 preexec=plan.preexec(), limits=self.limits, timeout=wall, isolation=iso.level,
                 labels=labels, cleanup=self._cleanup, namespace=iso.has_pid_namespace,
             )

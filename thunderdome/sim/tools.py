@@ -1,9 +1,9 @@
 """Native tool calls in the emulator: which tool is the shell, and what a sim lane calls.
 
 Invariant: a request that offers a shell-like tool (found by name and by the
-schema of its ``command`` field) and whose conversation does not end with a
+schema of its ``command`` field, or Codex's ``cmd``) and whose conversation does not end with a
 tool result is answered with exactly one call of that tool, whose arguments
-are ``{"command": C}`` (``C`` the command the race's own extractor finds in
+are ``{"command": C}`` (or ``{"cmd": C}``; ``C`` the command the race's own extractor finds in
 the reply the lane would have written, or ``["bash", "-lc", C]`` when the
 schema wants an argv list); a conversation that ends with a tool result is
 answered with ``CLOSING_TEXT``. The argument text streams as output tokens on
@@ -25,6 +25,8 @@ FINISH_TOOL = "tool_calls"
 to its protocol's word)."""
 SHELL_NAMES = ("bash", "shell", "Bash", "execute_command", "exec_command")
 """Tool names agents give their shell tool (Codex, Claude Code, OpenCode, Cline, ...)."""
+COMMAND_FIELDS = ("command", "cmd")
+"""Argument names a shell tool takes its command in."""
 CLOSING_TEXT = "Done: the command ran. That should settle it."
 """The answer after a tool result."""
 
@@ -35,6 +37,8 @@ class ShellTool:
 
     name: str
     argv: bool = False
+    field: str = "command"
+    """The argument the command goes in (``command``; Codex's ``exec_command`` says ``cmd``)."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,16 @@ def _schema_of(protocol: str, tool: Mapping[str, Any]) -> tuple[str | None, Any]
     return tool.get("name"), tool.get("parameters")
 
 
-def _command_kind(schema: Any) -> str | None:
-    """``string`` or ``array`` for a schema whose ``command`` property is one of them."""
+def _command_field(schema: Any) -> tuple[str, str] | None:
+    """(field, ``string`` | ``array``) of a schema whose command property
+    (``COMMAND_FIELDS``, first found) is one of them."""
     props = schema.get("properties") if isinstance(schema, Mapping) else None
-    command = props.get("command") if isinstance(props, Mapping) else None
-    kind = command.get("type") if isinstance(command, Mapping) else None
-    return kind if kind in ("string", "array") else None
+    for name in COMMAND_FIELDS:
+        command = props.get(name) if isinstance(props, Mapping) else None
+        kind = command.get("type") if isinstance(command, Mapping) else None
+        if kind in ("string", "array"):
+            return name, kind
+    return None
 
 
 def find_shell_tool(protocol: str, tools: Any) -> ShellTool | None:
@@ -82,9 +90,9 @@ def find_shell_tool(protocol: str, tools: Any) -> ShellTool | None:
         if not isinstance(tool, Mapping):
             continue
         name, schema = _schema_of(protocol, tool)
-        kind = _command_kind(schema)
-        if isinstance(name, str) and name and kind is not None:
-            fits.append((name in SHELL_NAMES, ShellTool(name, argv=kind == "array")))
+        command = _command_field(schema)
+        if isinstance(name, str) and name and command is not None:
+            fits.append((name in SHELL_NAMES, ShellTool(name, argv=command[1] == "array", field=command[0])))
     named = [t for known, t in fits if known]
     return (named or [t for _, t in fits] or [None])[0]
 
@@ -95,7 +103,7 @@ def call_for(tool: ShellTool, reply_text: str | None) -> ToolCall | None:
     if not command:
         return None
     value: Any = ["bash", "-lc", command] if tool.argv else command
-    args = {"command": value}
+    args = {tool.field: value}
     return ToolCall(tool.name, args, json.dumps(args, ensure_ascii=False))
 
 

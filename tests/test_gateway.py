@@ -1,0 +1,245 @@
+"""The metering gateway over real loopback HTTP: relays unchanged, meters with the race's parsers.
+
+Each test puts a real gateway (``thunderdome.gateway``) between a client
+playing the agent and a real upstream: the built-in emulator on all four
+wire protocols, or a recording server that answers a fixed stream in pieces
+and keeps what it was sent (to see the key, the model and the body).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx2
+import pytest
+
+from _emulator import emulator  # noqa: F401  # type: ignore[import-not-found]  # the fixture
+
+from thunderdome.backends import make_backend
+from thunderdome.events import Event, FirstByte, Notice, RequestSent, StreamEnded, ToolCallDone, Usage
+from thunderdome.gateway import AGENT_KEYS, Gateway, Upstream, chat_route
+from thunderdome.specs import BackendSpec
+
+THROWAWAY = "sk-agent-throwaway"
+REAL = "sk-real-upstream-key-123"
+REPLY = "```bash\necho hi > a.txt\n```"
+SSE_PIECES = [
+    b'data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{"content":"lo"}}]}\n\ndata: {"choices":[{"index":0,"delta":{},',
+    b'"finish_reason":"stop"}]}\n\ndata: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+@dataclass
+class Recorder:
+    """A fixed upstream: records requests, answers ``SSE_PIECES`` one write each."""
+
+    url: str = ""
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    pieces: list[bytes] = field(default_factory=lambda: list(SSE_PIECES))
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    rec = Recorder()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            rec.seen.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
+            body = b'{"object":"list","data":[{"id":"m"}]}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.send_header("x-upstream", "yes")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            rec.seen.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for piece in rec.pieces:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+                time.sleep(0.01)
+            self.wfile.write(b"0\r\n\r\n")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() - self.t0
+
+
+async def _through(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[httpx2.Response, bytes, list[bytes]]:
+    """One request as an agent sends it; the response, its body, and its pieces as they came."""
+    url = await gateway.listen_tcp()
+    pieces: list[bytes] = []
+    async with httpx2.AsyncClient(timeout=10) as client:
+        request = client.build_request(method, url + path, json=body, headers=headers or {"authorization": f"Bearer {THROWAWAY}"})
+        response = await client.send(request, stream=True)
+        async for piece in response.aiter_raw():
+            pieces.append(piece)
+        await response.aclose()
+    return response, b"".join(pieces), pieces
+
+
+async def test_a_streamed_chat_is_relayed_unchanged_with_the_real_key_and_the_lanes_model(recorder, monkeypatch):
+    monkeypatch.setenv("TD_TEST_REAL_KEY", REAL)
+    spec = BackendSpec(name="hosted", kind="openai", url=recorder.url, model="lane-model", api_key_env="TD_TEST_REAL_KEY")
+    backend = make_backend(spec)
+    events: list[Event] = []
+    gateway = Gateway("hosted", Upstream.of(backend), events.append, Clock())
+    try:
+        body = {"model": "agent-picked", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        response, data, _ = await _through(gateway, "POST", "/v1/chat/completions", body,
+                                           {"authorization": f"Bearer {THROWAWAY}", "x-api-key": THROWAWAY})
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
+    assert data == b"".join(SSE_PIECES)  # every byte, as upstream sent it
+    seen = recorder.seen[-1]
+    assert seen["path"] == "/v1/chat/completions"
+    assert seen["headers"]["authorization"] == f"Bearer {REAL}"
+    assert THROWAWAY not in json.dumps(seen)
+    assert seen["body"]["model"] == "lane-model" and seen["body"]["messages"] == body["messages"]
+    assert "thunderdome_sim" not in seen["body"]  # a real backend gets no emulator directive
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[:2] == ["RequestSent", "FirstByte"] and kinds[-1] == "StreamEnded"
+    assert "".join(e.text for e in events if e.type == "token_delta") == "Hello"
+    usage = next(e for e in events if isinstance(e, Usage))
+    assert (usage.output_tokens, usage.input_tokens) == (2, 7)
+    assert all(e.turn == 1 and e.lane == "hosted" for e in events)  # type: ignore[attr-defined]
+    assert [e.t for e in events] == sorted(e.t for e in events)
+    assert gateway.turns == 1 and gateway.relayed[0].status == 200
+
+
+async def test_model_listings_are_relayed_and_are_no_turn(recorder):
+    backend = make_backend(BackendSpec(name="hosted", kind="openai", url=recorder.url, model="m"))
+    events: list[Event] = []
+    gateway = Gateway("hosted", Upstream.of(backend), events.append, Clock())
+    try:
+        response, data, _ = await _through(gateway, "GET", "/v1/models")
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert response.status_code == 200 and json.loads(data)["data"][0]["id"] == "m"
+    assert response.headers["x-upstream"] == "yes" and response.headers["content-length"] == str(len(data))
+    assert recorder.seen[-1]["path"] == "/v1/models"
+    assert "authorization" not in {k.lower() for k in recorder.seen[-1]["headers"]}  # no key given, none sent
+    assert events == [] and gateway.turns == 0 and gateway.relayed[0].turn is None
+
+
+async def test_a_reply_that_cannot_be_parsed_still_reaches_the_agent_whole(recorder):
+    recorder.pieces = [SSE_PIECES[1], b"data: {not json\n\n", SSE_PIECES[4]]
+    backend = make_backend(BackendSpec(name="hosted", kind="openai", url=recorder.url, model="m"))
+    events: list[Event] = []
+    gateway = Gateway("hosted", Upstream.of(backend), events.append, Clock())
+    try:
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        _, data, _ = await _through(gateway, "POST", "/v1/chat/completions", body)
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert data == b"".join(recorder.pieces)
+    notes = [e for e in events if isinstance(e, Notice)]
+    assert len(notes) == 1 and "malformed JSON frame" in notes[0].message and notes[0].lane == "hosted"
+    assert not any(isinstance(e, StreamEnded) for e in events)
+
+
+async def test_an_unreachable_backend_is_a_502_and_a_notice_never_a_raise():
+    backend = make_backend(BackendSpec(name="gone", kind="openai", url="http://127.0.0.1:9/v1", model="m"))
+    events: list[Event] = []
+    gateway = Gateway("gone", Upstream.of(backend), events.append, Clock())
+    try:
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        response, data, _ = await _through(gateway, "POST", "/v1/chat/completions", body)
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert response.status_code == 502 and "127.0.0.1:9" in json.loads(data)["error"]["message"]
+    assert [type(e) for e in events] == [RequestSent, Notice] and events[1].level == "error"  # type: ignore[attr-defined]
+
+
+TOOL_BODIES = {
+    "openai": ("/v1/chat/completions", {"tools": [{"type": "function", "function": {"name": "bash", "parameters": {
+        "type": "object", "properties": {"command": {"type": "string"}}}}}], "messages": [{"role": "user", "content": "go"}],
+        "stream_options": {"include_usage": True}}),  # usage only when the agent asks for it
+    "responses": ("/v1/responses", {"tools": [{"type": "function", "name": "exec_command", "parameters": {
+        "type": "object", "properties": {"cmd": {"type": "string"}}}}], "input": "go"}),
+    "anthropic": ("/v1/messages?beta=true", {"max_tokens": 64, "tools": [{"name": "Bash", "input_schema": {
+        "type": "object", "properties": {"command": {"type": "string"}}}}], "messages": [{"role": "user", "content": "go"}]}),
+    "ollama": ("/api/chat", {"tools": [{"type": "function", "function": {"name": "bash", "parameters": {
+        "type": "object", "properties": {"command": {"type": "string"}}}}}], "messages": [{"role": "user", "content": "go"}]}),
+}
+
+
+@pytest.mark.parametrize("protocol", list(TOOL_BODIES))
+async def test_each_protocol_through_the_emulator_is_one_metered_turn_with_the_tool_call(emulator, protocol):
+    spec = BackendSpec(name="sim", kind="sim", profile="instant", model="instant", protocol=protocol)
+    backend = make_backend(spec, sim_url=emulator.url)
+    events: list[Event] = []
+    turns: list[int] = []
+    gateway = Gateway("sim", Upstream.of(backend), events.append, Clock(),
+                      directive_for=lambda n: {"reply": REPLY, "seed": n}, on_turn=turns.append)
+    path, body = TOOL_BODIES[protocol]
+    try:
+        response, data, _ = await _through(gateway, "POST", path, {"model": "claude-whatever", "stream": True, **body})
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert response.status_code == 200 and data
+    assert turns == [1] and isinstance(events[0], RequestSent) and isinstance(events[1], FirstByte)
+    done = [e for e in events if isinstance(e, ToolCallDone)]
+    assert len(done) == 1 and "echo hi > a.txt" in json.loads(done[0].arguments).values()
+    assert isinstance(events[-1], StreamEnded) and events[-1].finish_reason in ("tool_calls", "tool_use", "stop")  # Ollama: stop
+    assert any(isinstance(e, Usage) for e in events)
+    record = emulator.fetch_log()[-1]
+    assert record["model"] == "instant" and record["tool"] == done[0].name  # the lane's model, the directive's call
+
+
+def test_only_posts_to_the_chat_paths_are_turns():
+    assert chat_route("POST", "/v1/messages").protocol == "anthropic"  # type: ignore[union-attr]
+    assert chat_route("POST", "/v1/responses").protocol == "responses"  # type: ignore[union-attr]
+    assert chat_route("POST", "/api/chat").protocol == "ollama"  # type: ignore[union-attr]
+    assert chat_route("GET", "/v1/chat/completions") is None
+    assert chat_route("POST", "/v1/messages/count_tokens") is None
+    assert {"authorization", "x-api-key"} <= AGENT_KEYS
+
+
+def test_an_agents_v1_paths_land_on_the_backends_base():
+    up = Upstream("http://h:1/v1")
+    assert up.url("/v1/chat/completions", "") == "http://h:1/v1/chat/completions"
+    assert up.url("/v1/messages", "beta=true") == "http://h:1/v1/messages?beta=true"
+    assert up.url("/api/chat", "") == "http://h:1/api/chat"
+    assert Upstream("http://h:1").url("/v1/messages", "") == "http://h:1/v1/messages"

@@ -1,0 +1,321 @@
+"""The metering gateway: an agent's HTTP requests in, its lane's backend out, every reply measured.
+
+Invariant: the agent gets the upstream status, headers and body bytes
+unchanged (only hop-by-hop framing is redone), each chunk relayed the moment
+it arrives and before it is parsed; measuring never changes or delays what
+the agent sees beyond that. Upstream, the agent's key is dropped and the
+lane's real key added (the agent only ever holds a throwaway one), the
+``model`` is the lane's, and a sim lane's request carries its emulator
+directive. Every streamed chat request (``routes.CHAT_PATHS``) is one turn of
+the lane: ``RequestSent`` (stamped when the request was on the upstream
+socket), ``FirstByte``, then the deltas, tool calls, usage and end that the
+race's own parser for that protocol reads from the relayed bytes, each
+stamped with ``clock()`` as its chunk came off the upstream socket. A reply
+that cannot be parsed is still relayed whole (its parse failure is a
+``Notice``); nothing the agent or upstream does raises out of the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from urllib.parse import urlsplit
+
+from thunderdome.backends.sse import FrameError
+from thunderdome.backends.base import BackendError, Clock
+from thunderdome.events import Event, FirstByte, Notice, RequestSent
+from thunderdome.gateway.routes import Route, chat_route
+from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from thunderdome.sim.http import ClientGone, HttpError, Request, Responder, read_request, set_nodelay
+from thunderdome.specs import Timeouts
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+})
+"""Headers that describe one connection, not the message: never forwarded."""
+AGENT_KEYS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+"""Where agents put their (throwaway) key: dropped; the lane's own goes upstream."""
+SERVER_NAME = "thunderdome-gateway"
+Emit = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a lane's requests go and what they carry there."""
+
+    base_url: str
+    """The backend's base URL (``…/v1`` for OpenAI-style kinds)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Protocol headers and the real key (``x-api-key`` / ``authorization``)."""
+    model: str = ""
+    """The lane's model: it replaces whatever model the agent names."""
+    directive: dict[str, Any] | None = None
+    """Sim lanes: the backend's emulator directive (None for real backends)."""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @classmethod
+    def of(cls, backend: Any) -> "Upstream":
+        """The target of a race client (``backends.http.StreamingBackend``)."""
+        headers = {**backend.protocol_headers(), **backend.extra_headers}
+        return cls(backend.base_url, headers, backend.model, backend.directive, backend.spec.timeouts)
+
+    def url(self, path: str, query: str) -> str:
+        """``path`` (as the agent sent it) on this backend: an agent's ``/v1/…``
+        on a base that already ends in ``/v1`` is not doubled."""
+        base = self.base_url.rstrip("/")
+        if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
+            path = path[3:]
+        elif base.endswith("/v1") and path.startswith("/api/"):
+            base = base[:-3]  # Ollama's native API lives at the server's root
+        return f"{base}{path}" + (f"?{query}" if query else "")
+
+    def target(self, path: str, query: str) -> str:
+        """The request target (path and query) of ``url(path, query)``."""
+        parts = urlsplit(self.url(path, query))
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+@dataclass
+class Relayed:
+    """One request the gateway relayed (what an agent sends: the closing note's figures)."""
+
+    method: str
+    path: str
+    status: int | None = None
+    """Upstream's status; None when upstream could not be reached."""
+    turn: int | None = None
+    """The lane's turn, for a streamed chat request; else None."""
+    protocol: str = ""
+    forward_s: float | None = None
+    """Seconds from the agent's request fully read to it leaving for upstream."""
+    relay_s: float | None = None
+    """Seconds from the reply's first chunk off the upstream socket to it written to the agent."""
+
+
+class Gateway:
+    """One lane's gateway. ``directive_for(n)``: a sim lane's per-request
+    directive for its ``n``-th chat request (None: none); ``on_turn(turn)``
+    is told when a turn's request is on the upstream socket, right after its
+    ``RequestSent``."""
+
+    def __init__(
+        self,
+        lane: str,
+        upstream: Upstream,
+        emit: Emit,
+        clock: Clock,
+        *,
+        directive_for: Callable[[int], dict[str, Any] | None] | None = None,
+        on_turn: Callable[[int], None] | None = None,
+    ) -> None:
+        self.lane = lane
+        self.upstream = upstream
+        self.emit = emit
+        self.clock = clock
+        self.directive_for = directive_for
+        self.on_turn = on_turn
+        self.relayed: list[Relayed] = []
+        self.turns = 0
+        self._chats = 0
+        self._pool = UpstreamPool(upstream.base_url, upstream.timeouts.connect)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._conns: set[asyncio.Task[Any]] = set()
+
+    # -- listening ---------------------------------------------------------------------
+
+    async def listen_unix(self, path: str) -> str:
+        """Serve on a Unix socket at ``path`` (made ``0600``); returns the path.
+        A gateway may listen in several places (each ``listen_*`` adds one)."""
+        self._servers.append(await asyncio.start_unix_server(self._on_connection, path, limit=256 * 1024))
+        os.chmod(path, 0o600)
+        return path
+
+    async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on loopback TCP; returns the base URL ``http://HOST:PORT``."""
+        server = await asyncio.start_server(self._on_connection, host, port, limit=256 * 1024)
+        self._servers.append(server)
+        bound = server.sockets[0].getsockname()
+        return f"http://{bound[0]}:{bound[1]}"
+
+    async def aclose(self) -> None:
+        """Stop serving, drop open connections, close the upstream client."""
+        for server in self._servers:
+            server.close()
+        for task in list(self._conns):
+            task.cancel()
+        if self._conns:
+            await asyncio.gather(*self._conns, return_exceptions=True)
+        self._pool.close()
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        set_nodelay(writer)
+        try:
+            while True:
+                try:
+                    req = await read_request(reader, writer)
+                except HttpError as exc:
+                    out = Responder(reader, writer, keep_alive=False)
+                    await out.send_json(exc.status, {"error": {"message": exc.message, "type": "bad_request"}},
+                                        {"Server": SERVER_NAME})
+                    break
+                if req is None:
+                    break
+                out = Responder(reader, writer, keep_alive=req.keep_alive)
+                await self._relay(req, out)
+                if out.closed or not out.keep_alive:
+                    break
+        except (ClientGone, ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._conns.discard(task)
+            if not writer.transport.is_closing():
+                writer.close()
+
+    # -- one request -------------------------------------------------------------------
+
+    def _body(self, req: Request, route: Route | None) -> tuple[bytes, bool]:
+        """The body sent upstream, and whether it asks for a streamed reply."""
+        if route is None or not req.body:
+            return req.body, False
+        try:
+            body = json.loads(req.body)
+        except ValueError:
+            return req.body, False  # upstream says what is wrong with it
+        if not isinstance(body, dict):
+            return req.body, False
+        self._chats += 1
+        if self.upstream.model:
+            body["model"] = self.upstream.model
+        if self.upstream.directive is not None:
+            per_request = self.directive_for(self._chats) if self.directive_for is not None else None
+            body["thunderdome_sim"] = {**self.upstream.directive, **(per_request or {})}
+        return json.dumps(body, ensure_ascii=False).encode("utf-8"), route.streams(body)
+
+    def _headers(self, req: Request) -> dict[str, str]:
+        headers = {k: v for k, v in req.headers.items() if k not in HOP_BY_HOP and k not in AGENT_KEYS}
+        headers["accept-encoding"] = "identity"  # the bytes are parsed as they pass
+        headers.update(self.upstream.headers)
+        return headers
+
+    async def _relay(self, req: Request, out: Responder) -> None:
+        route = chat_route(req.method, req.path)
+        body, streamed = self._body(req, route)
+        record = Relayed(req.method, req.path, protocol=route.protocol if route else "")
+        self.relayed.append(record)
+        turn = 0
+        if route is not None and streamed:
+            self.turns += 1
+            turn = record.turn = self.turns
+        target = self.upstream.target(req.path, req.query)
+
+        def sent(at: float) -> None:
+            record.forward_s = at - req.t_received
+            if turn:
+                self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
+                if self.on_turn is not None:
+                    self.on_turn(turn)
+
+        try:
+            response = await self._pool.request(req.method, target, self._headers(req), body, sent)
+        except UpstreamError as exc:
+            reason = f"gateway: {req.method} {req.path} to {self._pool.authority} failed: {exc}"
+            if turn and record.forward_s is None:
+                self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
+            self.emit(Notice(t=self.clock(), message=reason, level="error", lane=self.lane))
+            await out.send_json(502, {"error": {"message": reason, "type": "gateway_error"}}, {"Server": SERVER_NAME})
+            return
+        record.status = response.status
+        try:
+            await self._answer(response, out, route if turn and 200 <= response.status < 300 else None, turn, record)
+        finally:
+            response.release()
+
+    async def _answer(self, response: UpstreamResponse, out: Responder, route: Route | None, turn: int,
+                      record: Relayed) -> None:
+        """Relay ``response`` to the agent as it arrives; parse it (``route``) into the turn's events."""
+        headers = {k: v for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() != "server"}
+        headers["Server"] = response.header("server") or SERVER_NAME
+        length = response.header("content-length")
+        chunked = length is None
+        if not chunked:
+            headers["Content-Length"] = str(length)
+        await out.start(response.status, headers, chunked=chunked, hold=True)
+        reader = _TurnReader(self, route, turn) if route is not None else None
+        first = True
+        try:
+            async for chunk in response.body():
+                t = self.clock()
+                if first:
+                    arrived = time.monotonic()
+                    await out.send(chunk)
+                    record.relay_s = time.monotonic() - arrived
+                    first = False
+                    if turn:
+                        self.emit(FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
+                else:
+                    await out.send(chunk)
+                if reader is not None:
+                    reader.feed(chunk, t)
+        except UpstreamError as exc:
+            self.emit(Notice(t=self.clock(), message=f"gateway: upstream broke the reply: {exc}", level="error",
+                             lane=self.lane))
+            out.abort()  # the agent sees the cut as it happened
+            return
+        await out.flush()
+        await out.end()
+        if reader is not None:
+            reader.close(self.clock())
+
+
+class _TurnReader:
+    """Parses one relayed reply into its turn's events; a failure stops the
+    parsing (a ``Notice``), never the relaying."""
+
+    def __init__(self, gateway: Gateway, route: Route, turn: int) -> None:
+        self.gateway = gateway
+        self.frames = route.decoder()
+        self.parser = route.parser(gateway.lane, turn)
+        self.failed = False
+        self.out: list[Event] = []
+
+    def _take(self, got: Any, error: FrameError | None, t: float) -> None:
+        try:
+            self.parser.take(got, t, self.out)
+            if error is not None and not self.parser.ended:
+                raise error
+        except (FrameError, BackendError) as exc:
+            self.failed = True
+            self.out.append(Notice(t=t, message=f"gateway: turn {self.parser.turn}: {exc.reason}", level="warning",
+                                   lane=self.gateway.lane))
+        emit = self.gateway.emit
+        for event in self.out:
+            emit(event)
+        self.out.clear()
+
+    def feed(self, chunk: bytes, t: float) -> None:
+        if self.failed or self.parser.ended:
+            return
+        got, error = self.frames.split(chunk)
+        if got or error is not None:
+            self._take(got, error, t)
+
+    def close(self, t: float) -> None:
+        if self.failed or self.parser.ended:
+            return
+        got, error = self.frames.close_split()
+        self._take(got, error, t)
+        if not self.failed and not self.parser.ended:
+            self.gateway.emit(Notice(t=t, message=f"gateway: turn {self.parser.turn}: {self.parser.cut_reason()}",
+                                     level="warning", lane=self.gateway.lane))
+
+
+__all__ = ["AGENT_KEYS", "Gateway", "Relayed", "Upstream"]
