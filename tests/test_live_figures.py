@@ -29,7 +29,7 @@ from thunderdome.events import (
     Usage,
     event_from_dict,
 )
-from thunderdome.lane_stats import STALL_FACTOR, STALL_MIN_S, stall_threshold
+from thunderdome.turn_stats import STALL_FACTOR, STALL_MIN_S, stall_threshold
 from thunderdome.metrics import Standings, compute_results
 from thunderdome.race.tasks import load_task
 from thunderdome.sim.profiles import PROFILES

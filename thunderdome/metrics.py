@@ -84,9 +84,9 @@ from thunderdome.lane_stats import (  # re-exported: the metrics API
     TurnTotals,
     _r,
     lane_stats,
-    percentile,
 )
 from thunderdome.specs import PRICE_KEYS
+from thunderdome.turn_stats import percentile
 
 SERVER_FIELDS = ("queue_s", "load_s", "prefill_s", "cached_tokens", "prompt_tokens")
 """The ``ServerTimings`` fields a turn keeps (``TurnState.server``)."""
