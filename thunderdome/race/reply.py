@@ -21,13 +21,39 @@ no command that was still open.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
-from thunderdome.backends.base import BackendError, ChatRequest
-from thunderdome.events import NATURAL_ENDS, ReasoningSigned, StreamEnded, TokenDelta, ToolCallDone, ToolCallStarted
+from thunderdome.backends.base import Backend, BackendError, ChatRequest
+from thunderdome.events import (
+    NATURAL_ENDS,
+    Event,
+    ReasoningSigned,
+    StreamEnded,
+    TokenDelta,
+    ToolCallDone,
+    ToolCallStarted,
+)
+from thunderdome.metrics import Standings
 
-if TYPE_CHECKING:
-    from thunderdome.race.engine import Lane, Race
+
+class Race(Protocol):
+    """What reading a reply needs of the race (``race.engine.Race`` is one)."""
+
+    standings: Standings
+
+    def clock(self) -> float: ...
+
+    def emit(self, event: Event) -> None: ...
+
+
+class Lane(Protocol):
+    """What reading a reply needs of a lane (``race.engine.Lane`` is one)."""
+
+    backend: Backend
+    ended: bool
+
+    @property
+    def name(self) -> str: ...
 
 REPLY_LIMIT = 1_000_000
 """Characters of one reply (answer and reasoning) read at most: 1 MB of text."""
@@ -62,7 +88,7 @@ class Reply:
 
 
 async def read_reply(
-    race: "Race", lane: "Lane", request: ChatRequest, on_answer: Callable[[str], object] | None = None
+    race: Race, lane: Lane, request: ChatRequest, on_answer: Callable[[str], object] | None = None
 ) -> Reply:
     """Stream ``request`` on the lane's backend, emitting every event.
     ``on_answer(delta)`` sees each answer delta; a result other than None
@@ -129,7 +155,7 @@ def finish_note(ended: StreamEnded) -> str:
     return ended.finish_reason or NO_FINISH_REASON
 
 
-def cut_reason(race: "Race", lane: "Lane", reply: Reply) -> str | None:
+def cut_reason(race: Race, lane: Lane, reply: Reply) -> str | None:
     """Why the lane's reply counts as a cut stream (a lane error), if it does."""
     stats = race.standings.lanes.get(lane.name)
     return end_reason_for_cut(reply.ended, stats.live_tokens if stats is not None else 0)
