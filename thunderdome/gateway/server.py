@@ -31,7 +31,7 @@ from thunderdome.backends.base import BackendError, Clock
 from thunderdome.events import Event, FirstByte, Notice, RequestSent
 from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
-from thunderdome.sim.http import ClientGone, HttpError, Request, Responder, read_request, set_nodelay
+from thunderdome.sim.http import Request, Responder, serve_requests
 from thunderdome.specs import Timeouts
 
 HOP_BY_HOP = frozenset({
@@ -154,31 +154,7 @@ class Gateway:
         self._pool.close()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        set_nodelay(writer)
-        try:
-            while True:
-                try:
-                    req = await read_request(reader, writer)
-                except HttpError as exc:
-                    out = Responder(reader, writer, keep_alive=False)
-                    await out.send_json(exc.status, {"error": {"message": exc.message, "type": "bad_request"}},
-                                        {"Server": SERVER_NAME})
-                    break
-                if req is None:
-                    break
-                out = Responder(reader, writer, keep_alive=req.keep_alive)
-                await self._relay(req, out)
-                if out.closed or not out.keep_alive:
-                    break
-        except (ClientGone, ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self._conns.discard(task)
-            if not writer.transport.is_closing():
-                writer.close()
+        await serve_requests(reader, writer, self._relay, self._conns, error_headers={"Server": SERVER_NAME}, name="gateway")
 
     # -- one request -------------------------------------------------------------------
 

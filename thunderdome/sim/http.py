@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from typing import Any, Awaitable, Callable
 
 from thunderdome.errors import ThunderdomeError
 from thunderdome.sim.precise_loop import last_poll
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024 * 1024
 
@@ -295,3 +298,51 @@ __all__ = [
     "set_nodelay",
     "start_http_server",
 ]
+
+
+Handler = Callable[[Request, "Responder"], Awaitable[None]]
+
+
+async def serve_requests(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    handle: Handler,
+    conns: set[asyncio.Task],
+    *,
+    error_headers: dict[str, str] | None = None,
+    name: str = "server",
+) -> None:
+    """Serve one connection's requests in turn with ``handle`` (keep-alive,
+    HTTP/1.0 answered as such); a request that cannot be parsed gets a 400-ish
+    JSON error and the connection closes. The running task is in ``conns``
+    while it serves (so a ``stop`` can cancel it); cancelled, it aborts the
+    connection quietly; a bug in ``handle`` drops this connection only."""
+    task = asyncio.current_task()
+    assert task is not None
+    conns.add(task)
+    set_nodelay(writer)
+    try:
+        while True:
+            try:
+                req = await read_request(reader, writer)
+            except HttpError as exc:
+                out = Responder(reader, writer, keep_alive=False)
+                await out.send_json(exc.status, {"error": {"message": exc.message, "type": "bad_request"}}, error_headers)
+                break
+            if req is None:
+                break
+            out = Responder(reader, writer, keep_alive=req.keep_alive, http10=req.version == "HTTP/1.0")
+            await handle(req, out)
+            if out.closed or not out.keep_alive:
+                break
+    except (ClientGone, ConnectionError, asyncio.IncompleteReadError):
+        pass
+    except asyncio.CancelledError:  # stopped: end quietly (streams' callback chokes on a cancelled task)
+        writer.transport.abort()
+    except Exception:  # a bug while answering: drop this connection, keep serving
+        log.exception("%s failed while answering", name)
+        writer.transport.abort()
+    finally:
+        conns.discard(task)
+        if not writer.transport.is_closing():
+            writer.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import time
 from collections import deque
 from typing import Any, Mapping
@@ -27,11 +26,9 @@ from thunderdome.sim import directives as directives_mod
 from thunderdome.sim.faults import HTML_PAGE, HTTP_FAULTS, REPLY_FAULTS
 from thunderdome.sim.http import (
     ClientGone,
-    HttpError,
     Request,
     Responder,
-    read_request,
-    set_nodelay,
+    serve_requests,
     start_http_server,
 )
 from thunderdome.sim.profiles import PROFILES, Profile
@@ -42,7 +39,6 @@ from thunderdome.sim.tools import ToolCallReply, choose_answer
 from thunderdome.sim.protocols import CHAT_ROUTES, ENCODERS
 from thunderdome.sim.wire import Encoder, Stats
 
-log = logging.getLogger(__name__)
 
 LOG_SIZE = 10_000
 OLLAMA_VERSION = "0.11.0"
@@ -135,35 +131,7 @@ class EmulatorServer:
     # -- connections -----------------------------------------------------------
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        set_nodelay(writer)
-        try:
-            while True:
-                try:
-                    req = await read_request(reader, writer)
-                except HttpError as exc:
-                    out = Responder(reader, writer, keep_alive=False)
-                    await out.send_json(exc.status, {"error": {"message": exc.message, "type": "bad_request"}})
-                    break
-                if req is None:
-                    break
-                out = Responder(reader, writer, keep_alive=req.keep_alive, http10=req.version == "HTTP/1.0")
-                await self._dispatch(req, out)
-                if out.closed or not out.keep_alive:
-                    break
-        except (ClientGone, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:  # stop(): end quietly (streams' callback chokes on a cancelled task)
-            writer.transport.abort()
-        except Exception:  # a bug in the emulator: drop this connection, keep serving
-            log.exception("emulator failed while answering")
-            writer.transport.abort()
-        finally:
-            self._conns.discard(task)
-            if not writer.transport.is_closing():
-                writer.close()
+        await serve_requests(reader, writer, self._dispatch, self._conns, name="emulator")
 
     async def _dispatch(self, req: Request, out: Responder) -> None:
         protocol = CHAT_ROUTES.get(req.path)
