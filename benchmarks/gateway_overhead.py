@@ -1,34 +1,34 @@
 """Gateway overhead: what the metering gateway adds to the TTFT an agent sees, at 8 lanes.
 
-Invariant: the same requests (OpenAI chat, streamed, ``instant`` profile)
-go to the same emulator process three ways, interleaved round by round: to
-the emulator directly, through the lane's gateway on loopback TCP, and as an
-agent in its sandbox reaches it (the in-sandbox relay, ``agents/relay.py``,
-then the gateway's Unix socket). The agents are a separate process (as real
-agents are) with 8 lanes in flight at once; the gateways run in this process,
-one per lane, metering into a ``Standings`` as in a race. Each request's
-*transport time* is what the client waited beyond the emulator's own work:
-(emulator arrival - client send) + (client's first content byte - emulator's
-first token send), all on CLOCK_MONOTONIC (the emulator logs its stamps, the
-request tag matches them), so the emulator's own jitter cancels out. The
-figure is the p99 of transport time through the gateway minus the p99 direct.
-The gateway's own work on that path (its ``Relayed.forward_s``: request read
-to sent upstream, plus ``relay_s``: the reply's first chunk in to written out)
-is reported beside it, and the race process's CPU time per metered request:
-on a loaded machine the end-to-end figure is mostly the wake-up of one more
-process, which these are not.
+Invariant: the same requests (OpenAI chat, streamed, ``instant`` profile, 20
+tokens) go to the same emulator process three ways, interleaved round by
+round on one schedule: to the emulator directly, through each lane's gateway
+on loopback TCP, and the way an agent lane's program reaches it: from inside
+its own bwrap sandbox (``AGENT_LIMITS``, its own network namespace) through
+its door (``gateway/door.py``: the sandbox's ``127.0.0.1:4010``, handed to the
+gateway, which accepts on it itself). Each lane is its own process, as real
+agents are (``benchmarks/gateway_agent.py``; one kept-alive connection per
+way); the 8 lanes of a way are in flight together. The gateways run in this
+process, one per lane, metering into a ``Standings`` and a real ``Recorder``
+as in a recorded race. Each request's *transport time* is what the client
+waited beyond the emulator's own work: (emulator arrival - client send) +
+(client's first content byte - emulator's first token send), all on
+CLOCK_MONOTONIC (the emulator logs its stamps, the request tag matches
+them), so the emulator's own jitter cancels out. The figure is the p99 (and
+p50) of transport time through the gateway minus the same direct. The
+gateway's own work on that path (``Relayed.forward_s``: request read to sent
+upstream, plus ``relay_s``: the reply's first chunk in to written out) is
+reported beside it, and this process's CPU time per metered request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
-import multiprocessing
-import re
+import shlex
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,158 +36,146 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Figure, add_common_args, command, log, pct, report
+from benchmarks.recording import RECORD_HELP, temp_recorder
 
 BENCH = "gateway_overhead"
 LANES = 8
 TOKENS = 20
 DIRECTIVE = {"tokens": TOKENS, "seed": 1}
-VARIANTS = ("direct", "gateway", "relay")
+BODY = {"model": "instant", "stream": True, "max_tokens": TOKENS, "thunderdome_sim": DIRECTIVE,
+        "messages": [{"role": "user", "content": "Say something."}]}
+VARIANTS = ("direct", "gateway", "sandbox")
 GOAL_MS = 1.0
-_CONTENT = re.compile(rb'"content":"[^"]')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# --- the agents (a child process) -----------------------------------------------------
-
-
-async def _one(host: str, port: int, tag: str) -> tuple[float, float]:
-    """One streamed request on a fresh connection: (sent, first content byte)."""
-    body = json.dumps({"model": "instant", "stream": True, "max_tokens": TOKENS, "thunderdome_sim": DIRECTIVE,
-                       "messages": [{"role": "user", "content": "Say something."}]}).encode()
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer sk-throwaway\r\nx-thunderdome-tag: {tag}\r\nConnection: close\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sent = time.monotonic()
-    writer.write(head + body)
-    first = 0.0
-    seen = b""
-    while True:
-        data = await reader.read(65536)
-        if not data:
-            break
-        if not first:
-            seen += data
-            if _CONTENT.search(seen):
-                first = time.monotonic()
-    writer.close()
-    if not first:
-        raise RuntimeError(f"{tag}: no content arrived")
-    return sent, first
-
-
-async def _agents(targets: dict[str, list[tuple[str, int]]], rounds: int) -> list[tuple[str, str, float, float]]:
-    out: list[tuple[str, str, float, float]] = []
-    for r in range(rounds):
-        order = VARIANTS[r % 3:] + VARIANTS[:r % 3]  # no variant always goes first
-        for variant in order:
-            tags = [f"{variant}-{r}-{lane}" for lane in range(LANES)]
-            got = await asyncio.gather(*(_one(*targets[variant][lane], tags[lane]) for lane in range(LANES)))
-            out += [(variant, tag, sent, first) for tag, (sent, first) in zip(tags, got)]
-            await asyncio.sleep(0.02)
-    return out
-
-
-def _agents_main(targets: dict[str, list[tuple[str, int]]], rounds: int, queue: Any) -> None:
-    try:
-        queue.put(asyncio.run(_agents(targets, rounds)))
-    except Exception as exc:  # noqa: BLE001 - reported by the parent
-        queue.put(f"{type(exc).__name__}: {exc}")
+WARM = 2
+"""Rounds before the timed ones (first-use costs), metered but not counted."""
+SLOT_S = 0.04
+"""Each way's slot in a round: longer than 8 concurrent 20-token replies take."""
+START_S = 3.0
+"""Time for every lane's process and sandbox to start before the first slot."""
+BENCH_DIR = "/opt/thunderdome-bench"
+"""Where the agent script appears inside the sandboxes."""
+_AGENT = Path(__file__).with_name("gateway_agent.py")
 
 
 # --- the race side (this process) -----------------------------------------------------
 
 
-async def _measure(rounds: int) -> dict[str, Any]:
-    from thunderdome.agents.relay import __file__ as relay_file
+async def _lane_process(spec: dict[str, Any]) -> str:
+    """A lane's agent outside any sandbox (the direct and gateway ways): its output."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-I", str(_AGENT), json.dumps(spec),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"lane {spec['lane']} failed ({proc.returncode}): {err.decode().strip()[-300:]}")
+    return out.decode()
+
+
+async def _sandboxed(box: Any, spec: dict[str, Any], binds: tuple[Any, ...]) -> str:
+    """A lane's agent as an agent lane runs: in its sandbox, its door opened first; its output."""
+    from thunderdome.agents.lane import door_command
+
+    line = f"{door_command()} && exec python3 -I {BENCH_DIR}/gateway_agent.py {shlex.quote(json.dumps(spec))}"
+    res = await box.run(line, timeout=600, binds=binds)
+    if res.exit_code != 0:
+        raise RuntimeError(f"sandboxed lane {spec['lane']} failed ({res.exit_code}, {res.reason}): "
+                           f"{res.stderr.strip()[-300:]}")
+    return res.stdout
+
+
+def _results(got: list[list[Any]], emulator_log: list[dict[str, Any]], start: float) -> dict[str, Any]:
+    """Each way's transport and TTFT times (warm-up rounds left out), and how
+    many requests went out after their round (the schedule slipped)."""
+    by_tag = {r["id"]: r for r in emulator_log}
+    transport: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    ttft: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    late = 0
+    for variant, tag, sent, first in got:
+        r = int(tag.split("-")[1])
+        if r < WARM:
+            continue
+        rec = by_tag[tag]
+        transport[variant].append((rec["t_arrival"] - sent) + (first - rec["t_first_token"]))
+        ttft[variant].append(first - sent)
+        late += sent > start + (r + 1) * len(VARIANTS) * SLOT_S
+    return {"transport_s": transport, "ttft_s": ttft, "late": late}
+
+
+async def _measure(rounds: int, record: bool) -> dict[str, Any]:
+    from thunderdome.agents.lane import AGENT_LIMITS, DOOR, DOOR_PORT, open_door
     from thunderdome.backends import make_backend
     from thunderdome.gateway import Gateway, Upstream
     from thunderdome.metrics import Standings
+    from thunderdome.sandbox import Sandbox, detect_isolation
+    from thunderdome.sandbox.isolation import Bind
     from thunderdome.sim.launch import spawn_emulator_process
     from thunderdome.specs import BackendSpec
 
+    level = (await asyncio.to_thread(detect_isolation)).level
+    if level != "bwrap":
+        raise RuntimeError(f"the sandbox way needs bwrap, as agent lanes do (this machine gives {level})")
     emulator = await asyncio.to_thread(spawn_emulator_process)
-    door = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    scratch.chmod(0o755)  # the sandboxes' own user reaches their doors in it
     standings = Standings()
     t0 = time.monotonic()
-    gateways, relays, backends = [], [], []
+    gateways, backends, boxes = [], [], []
     try:
-        targets: dict[str, list[tuple[str, int]]] = {v: [] for v in VARIANTS}
-        for lane in range(LANES):
-            spec = BackendSpec(name=f"lane{lane}", kind="sim", profile="instant", model="instant", protocol="openai")
-            backend = make_backend(spec, sim_url=emulator.url)
-            backends.append(backend)
-            upstream = Upstream(backend.base_url, {}, "instant", dict(DIRECTIVE), spec.timeouts)
-            gateway = Gateway(spec.name, upstream, standings.apply, lambda: time.monotonic() - t0)
-            gateways.append(gateway)
-            url = await gateway.listen_tcp()
-            path = str(door / f"lane{lane}.sock")
-            await gateway.listen_unix(path)
-            port = _free_port()
-            relay = subprocess.Popen([sys.executable, "-I", relay_file, "--foreground", "127.0.0.1", str(port), path],
-                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-            relays.append(relay)
-            if relay.stdout is None or relay.stdout.readline().strip() != b"listening":
-                raise RuntimeError("the relay did not start")
-            targets["direct"].append((emulator.host, emulator.port))
-            targets["gateway"].append(("127.0.0.1", int(url.rsplit(":", 1)[1])))
-            targets["relay"].append(("127.0.0.1", port))
-        ctx = multiprocessing.get_context("spawn")
-        queue = ctx.Queue()
-        warm = ctx.Process(target=_agents_main, args=(targets, 2, queue))  # first-use costs, untimed
-        warm.start()
-        await asyncio.to_thread(queue.get)
-        warm.join()
-        agents = ctx.Process(target=_agents_main, args=(targets, rounds, queue))
-        cpu = time.process_time()
-        agents.start()
-        got = await asyncio.to_thread(queue.get)
-        cpu = time.process_time() - cpu
-        agents.join()
-        if isinstance(got, str):
-            raise RuntimeError(got)
-        log_by_tag = {r["id"]: r for r in await asyncio.to_thread(emulator.fetch_log)}
-        metered = sum(gateway.turns for gateway in gateways)
-        timed = [r for g in gateways for r in g.relayed[2 * 2:]  # after the warm-up
-                 if r.forward_s is not None and r.relay_s is not None]
-        own = [r.forward_s + r.relay_s for r in timed]  # type: ignore[operator]
-        log(f"[gateway_overhead] forward p50/p99 {pct([r.forward_s for r in timed], 50) * 1000:.3f}/"
-            f"{pct([r.forward_s for r in timed], 99) * 1000:.3f} ms, relay p50/p99 "
-            f"{pct([r.relay_s for r in timed], 50) * 1000:.3f}/{pct([r.relay_s for r in timed], 99) * 1000:.3f} ms")
+        async with temp_recorder(record, prefix="bench-gateway-") as recorder:
+            sinks = [standings.apply] + ([recorder] if recorder is not None else [])
+
+            def emit(event: Any) -> None:
+                for sink in sinks:
+                    sink(event)
+
+            start = time.monotonic() + START_S
+            common = {"order": list(VARIANTS), "rounds": rounds + WARM, "start": start, "slot": SLOT_S, "body": BODY}
+            runs = []
+            for lane in range(LANES):
+                spec = BackendSpec(name=f"lane{lane}", kind="sim", profile="instant", model="instant", protocol="openai")
+                backends.append(make_backend(spec, sim_url=emulator.url))
+                upstream = Upstream(backends[-1].base_url, {}, "instant", dict(DIRECTIVE), spec.timeouts)
+                gateways.append(gateway := Gateway(spec.name, upstream, emit, lambda: time.monotonic() - t0))
+                port = int((await gateway.listen_tcp()).rsplit(":", 1)[1])
+                boxes.append(box := Sandbox(limits=dataclasses.replace(AGENT_LIMITS, max_output=4_000_000)))
+                (door := scratch / f"door{lane}").mkdir()
+                open_door(door, gateway, box.uid)
+                outside = {"direct": [emulator.host, emulator.port], "gateway": ["127.0.0.1", port]}
+                runs.append(_lane_process({**common, "lane": lane, "ways": outside}))
+                inside = {"sandbox": ["127.0.0.1", DOOR_PORT]}
+                binds = (Bind(str(door), DOOR), Bind(str(_AGENT.parent), BENCH_DIR))
+                runs.append(_sandboxed(box, {**common, "lane": lane, "ways": inside}, binds))
+            cpu = time.process_time()
+            outputs = await asyncio.gather(*runs)
+            cpu = time.process_time() - cpu
+        got = [row for out in outputs for row in json.loads(out)]
+        data = _results(got, await asyncio.to_thread(emulator.fetch_log), start)
     finally:
         for gateway in gateways:
             await gateway.aclose()
         for backend in backends:
             await backend.aclose()
+        for box in boxes:
+            await box.close()
         await asyncio.to_thread(emulator.stop)
-        for relay in relays:
-            relay.kill()
-            relay.wait()
-        shutil.rmtree(door, ignore_errors=True)
-    transport: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    ttft: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for variant, tag, sent, first in got:
-        rec = log_by_tag[tag]
-        transport[variant].append((rec["t_arrival"] - sent) + (first - rec["t_first_token"]))
-        ttft[variant].append(first - sent)
-    expected = (rounds + 2) * LANES * 2  # the gateway and relay ways, warm-up rounds included
+        shutil.rmtree(scratch, ignore_errors=True)
+    metered = sum(gateway.turns for gateway in gateways)
+    expected = (rounds + WARM) * LANES * 2  # the gateway and sandbox ways, warm-up rounds included
     if metered != expected:
         raise RuntimeError(f"the gateways metered {metered} turns, not {expected}")
-    cpu_per_turn = cpu / (rounds * LANES * 2)
-    return {"transport_s": transport, "ttft_s": ttft, "metered_turns": metered, "own_s": own, "cpu_per_turn_s": cpu_per_turn}
+    timed = [r for g in gateways for r in g.relayed[2 * WARM:] if r.forward_s is not None and r.relay_s is not None]
+    data["own_s"] = [r.forward_s + r.relay_s for r in timed]  # type: ignore[operator]
+    data["cpu_per_turn_s"] = cpu / (rounds * LANES * 2)
+    data["metered_turns"] = metered
+    return data
 
 
-def run(*, quick: bool = True, rounds: int | None = None) -> list[Figure]:
+def run(*, quick: bool = True, rounds: int | None = None, record: bool = True) -> list[Figure]:
     rounds = rounds or (40 if quick else 250)
-    log(f"[gateway_overhead] {rounds} rounds x {LANES} lanes x {len(VARIANTS)} ways (direct, gateway, relay+gateway)")
-    data = asyncio.run(_measure(rounds))
-    cmd = command(BENCH, ["--rounds", str(rounds)])
+    log(f"[gateway_overhead] {rounds} rounds x {LANES} lanes x {len(VARIANTS)} ways (direct, gateway, sandbox door)")
+    data = asyncio.run(_measure(rounds, record))
+    log(f"[gateway_overhead] {data['metered_turns']} turns metered ({'recorded' if record else 'not recorded'}), "
+        f"{data['late']} requests sent after their round")
+    cmd = command(BENCH, ["--rounds", str(rounds)] + ([] if record else ["--no-record"]))
     transport, ttft = data["transport_s"], data["ttft_s"]
     p99 = {v: pct(transport[v], 99) * 1000 for v in VARIANTS}
     p50 = {v: pct(transport[v], 50) * 1000 for v in VARIANTS}
@@ -195,7 +183,7 @@ def run(*, quick: bool = True, rounds: int | None = None) -> list[Figure]:
         Figure(BENCH, "transport p50 / p99, direct", f"{p50['direct']:.2f} / {p99['direct']:.2f} ms", "-", None, cmd,
                {"transport_s": transport["direct"], "ttft_s": ttft["direct"]}),
     ]
-    for variant, label in (("gateway", "gateway (loopback TCP)"), ("relay", "gateway via the sandbox relay")):
+    for variant, label in (("gateway", "gateway (loopback TCP)"), ("sandbox", "agent in its sandbox, through its door")):
         added = p99[variant] - p99["direct"]
         figures.append(Figure(
             BENCH, f"TTFT added at p99, {label}", f"{added:+.2f} ms (p50 {p50[variant] - p50['direct']:+.2f} ms)",
@@ -218,9 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=None, help="rounds of 8 concurrent requests per way")
     parser.add_argument("--long", action="store_true", help="250 rounds")
+    parser.add_argument("--no-record", action="store_true", help=RECORD_HELP)
     add_common_args(parser)
     args = parser.parse_args(argv)
-    report(run(quick=not args.long, rounds=args.rounds), args.json)
+    report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record), args.json)
     return 0
 
 

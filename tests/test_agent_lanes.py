@@ -48,10 +48,12 @@ PROBE = textwrap.dedent(
     except OSError as exc:
         found["outside"] = type(exc).__name__
     try:
-        open("/opt/thunderdome/relay.py", "a").close()
+        open("/opt/thunderdome/door.py", "a").close()
         found["door"] = "writable"
     except OSError as exc:
         found["door"] = type(exc).__name__
+    found["handover"] = os.path.exists("/opt/thunderdome/gateway.sock")
+    found["procs"] = [open(f"/proc/{pid}/cmdline").read() for pid in os.listdir("/proc") if pid.isdigit()]
     for root, _, files in os.walk(os.environ["HOME"]):
         for name in files:
             found["home"][os.path.join(root, name)] = open(os.path.join(root, name)).read()
@@ -97,7 +99,9 @@ async def test_an_agent_reaches_its_gateway_and_nothing_else_and_never_holds_the
     assert found["models"] == 200  # its gateway answers on its own loopback
     assert found["port"] == "ConnectionRefusedError"  # the host's loopback is not its loopback
     assert found["outside"] == "FileNotFoundError"  # nothing outside its work dir, HOME and door
-    assert found["door"] in ("PermissionError", "OSError")  # it cannot replace the relay or the socket
+    assert found["door"] in ("PermissionError", "OSError")  # it cannot replace the door script
+    assert found["handover"] is False  # the door was handed over before it started, then removed
+    assert not any("/opt/thunderdome/door.py" in cmdline.split("\0") for cmdline in found["procs"])  # none relays
     assert found["env"]["OPENAI_API_KEY"] == AGENT_KEY and found["env"]["HOME"] == "/home/sandbox"
     assert REAL not in json.dumps(found)  # not in its environment, its HOME or anything it could read
     assert [type(e) for e in events if getattr(e, "lane", "") == "probe" and isinstance(e, (RequestSent, Verdict))] == [

@@ -25,9 +25,10 @@ import benchmarks
 from benchmarks.__main__ import ORDER
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HELPERS = {"__main__", "common", "recording", "ttft_clients"}
+HELPERS = {"__main__", "common", "gateway_agent", "recording", "ttft_clients"}
 """Modules of the package that are not benchmarks (no command line of their own)."""
-RECORDING = ("ttft_fidelity", "tui_ttft_fidelity", "render_capacity", "memory", "startup", "flood_isolation")
+RECORDING = ("ttft_fidelity", "tui_ttft_fidelity", "render_capacity", "memory", "startup", "flood_isolation",
+             "gateway_overhead")
 """The benchmarks whose races record unless told ``--no-record``."""
 BENCHMARKS = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name not in HELPERS)
 

@@ -3,8 +3,11 @@
 Invariant: an agent lane's program runs in a bwrap sandbox of its own (the
 task's files in its work dir, a throwaway HOME with the config its preset
 writes, its own network namespace with only loopback) and reaches the world
-through one door: a relay on the sandbox's ``127.0.0.1:RELAY_PORT`` to its
-gateway's Unix socket, bound into the sandbox read-only. It holds only the
+through one door: its own ``127.0.0.1:DOOR_PORT``, a listening socket
+that ``gateway/door.py`` makes in the sandbox's network namespace before
+the agent starts and hands to its gateway over a Unix socket (bound into
+the sandbox read-only, gone once used); the gateway accepts and answers the
+agent's connections itself, no relay between. It holds only the
 throwaway key. Every chat request it sends is a turn of its lane (the
 gateway's events); each shell command it asks for is a ``CommandExtracted``
 as the gateway sees it. The task's checks decide the lane, with exactly one
@@ -35,6 +38,7 @@ from thunderdome.agents.presets import PRESETS, Launch, Preset
 from thunderdome.agents.binaries import find_agent, mounts_for
 from thunderdome.events import CommandExtracted, Event, LaneFailed, LaneFinished, Notice, ToolCallDone, Verdict
 from thunderdome.gateway import Gateway, Relayed, Upstream
+from thunderdome.gateway.door import __file__ as door_script
 from thunderdome.race.checks import run_checks
 from thunderdome.race.engine import Lane, Race, RaceMode, build_messages
 from thunderdome.race.turns import clip, eliminate, sim_directive, time_budget
@@ -43,13 +47,12 @@ from thunderdome.sandbox import ExecResult, Sandbox, SandboxLimits, detect_isola
 from thunderdome.sandbox.isolation import SAFE_PATH, SANDBOX_HOME, SANDBOX_WORK, Bind
 from thunderdome.sandbox.limits import MIB, chown_tree
 
-RELAY_PORT = 4010
+DOOR_PORT = 4010
 """The port the agent's gateway answers on inside its sandbox (its own loopback)."""
 DOOR = "/opt/thunderdome"
-"""Where the relay script and the gateway's socket appear inside the sandbox."""
+"""Where the door script and the gateway's hand-over socket appear inside the sandbox."""
 AGENT_LIMITS = SandboxLimits(max_procs=512, max_memory=16 * 1024 * MIB, max_file_size=256 * MIB)
 """An agent is a big program (a JS runtime with many threads), not one command."""
-_RELAY_SOURCE = Path(__file__).with_name("relay.py")
 FILE_CHECKS = ("file_equals", "file_contains")
 """Checks that only read the work dir: they may run while the agent works."""
 _NO_OUTPUT = ExecResult(None, "", "", False, 0.0, "", False, None, 0.0, 0.0)
@@ -74,6 +77,24 @@ def relayed_summary(relayed: list[Relayed]) -> str:
     counts = Counter((r.method, r.path, r.turn is not None) for r in relayed)
     parts = [f"{n} x {method} {path}" + (" (streamed)" if turn else "") for (method, path, turn), n in counts.items()]
     return ", ".join(parts) or "nothing"
+
+
+def door_command() -> str:
+    """The sandbox's shell words that open its door (``AgentRun.open`` made the
+    socket they hand it to); they return once the gateway answers on it."""
+    return shlex.join(["python3", "-I", f"{DOOR}/door.py", "127.0.0.1", str(DOOR_PORT), f"{DOOR}/gateway.sock"])
+
+
+def open_door(door: Path, gateway: Gateway, uid: int | None) -> None:
+    """Put the door script in ``door`` (bound read-only at ``DOOR`` in the
+    sandbox) and have ``gateway`` wait there for the sandbox's port; the
+    hand-over socket belongs to the sandbox's ``uid`` (when it has one)."""
+    shutil.copyfile(door_script, door / "door.py")
+    os.chmod(door, 0o755)
+    os.chmod(door / "door.py", 0o644)
+    socket_path = gateway.listen_door(str(door / "gateway.sock"), "127.0.0.1", DOOR_PORT)
+    if uid is not None:
+        os.chown(socket_path, uid, uid)
 
 
 def last_line(text: str, limit: int = 160) -> str:
@@ -105,14 +126,8 @@ class AgentRun:
         )
 
     async def open(self) -> None:
-        """Make the door (the relay script and the gateway's socket) and the HOME."""
-        shutil.copyfile(_RELAY_SOURCE, self.door / "relay.py")
-        os.chmod(self.door, 0o755)
-        os.chmod(self.door / "relay.py", 0o644)
-        socket_path = str(self.door / "gateway.sock")
-        await self.gateway.listen_unix(socket_path)
-        if self.box.uid is not None:
-            os.chown(socket_path, self.box.uid, self.box.uid)
+        """Make the door (the door script and the gateway's hand-over socket)."""
+        open_door(self.door, self.gateway, self.box.uid)
 
     def _on_turn(self, turn: int) -> None:
         self.lane.turn = turn
@@ -156,11 +171,11 @@ class AgentRun:
 
     def launch(self) -> Launch:
         prompt = "\n\n".join(m["content"] for m in build_messages(self.race.task, self.lane.vars))
-        return Launch(prompt=prompt, base_url=f"http://127.0.0.1:{RELAY_PORT}", model=self.lane.backend.model,
+        return Launch(prompt=prompt, base_url=f"http://127.0.0.1:{DOOR_PORT}", model=self.lane.backend.model,
                       workdir=SANDBOX_WORK, home=SANDBOX_HOME, command=self.lane.spec.command)
 
     def command_line(self, binary: str) -> str:
-        """The sandbox's shell line: the relay first (it returns once listening), then the agent."""
+        """The sandbox's shell line: the door first (it returns once the gateway answers on it), then the agent."""
         launch = self.launch()
         for rel, text in self.preset.files(launch).items():
             target = self.home / rel
@@ -171,9 +186,8 @@ class AgentRun:
         argv = self.preset.argv(launch)
         argv[0] = binary
         env = {"PATH": f"{os.path.dirname(binary)}:{SAFE_PATH}", **self.preset.env(launch)}
-        relay = ["python3", "-I", f"{DOOR}/relay.py", "127.0.0.1", str(RELAY_PORT), f"{DOOR}/gateway.sock"]
         assignments = [f"{k}={v}" for k, v in env.items()]
-        return f"{shlex.join(relay)} && exec env {shlex.join(assignments)} {shlex.join(argv)}"
+        return f"{door_command()} && exec env {shlex.join(assignments)} {shlex.join(argv)}"
 
     async def run(self) -> None:
         race, lane, preset = self.race, self.lane, self.preset
@@ -262,4 +276,4 @@ class AgentLanes:
             await self.inner.close(race)
 
 
-__all__ = ["AGENT_LIMITS", "AgentLanes", "AgentRun", "RELAY_PORT", "shell_command"]
+__all__ = ["AGENT_LIMITS", "AgentLanes", "AgentRun", "DOOR", "DOOR_PORT", "door_command", "open_door", "shell_command"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from thunderdome.backends.sse import FrameError
 from thunderdome.backends.base import BackendError, Clock
 from thunderdome.events import Event, FirstByte, Notice, RequestSent
+from thunderdome.gateway.door import bind_door, take_door
 from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 from thunderdome.sim.http import Request, Responder, serve_requests
@@ -126,14 +127,24 @@ class Gateway:
         self._pool = UpstreamPool(upstream.base_url, upstream.timeouts.connect)
         self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[asyncio.Task[Any]] = set()
+        self._door: asyncio.Task[None] | None = None
 
     # -- listening ---------------------------------------------------------------------
 
-    async def listen_unix(self, path: str) -> str:
-        """Serve on a Unix socket at ``path`` (made ``0600``); returns the path.
-        A gateway may listen in several places (each ``listen_*`` adds one)."""
-        self._servers.append(await asyncio.start_unix_server(self._on_connection, path, limit=256 * 1024))
-        os.chmod(path, 0o600)
+    def listen_door(self, path: str, host: str, port: int) -> str:
+        """Serve on a sandbox's own ``host:port``, handed over at the Unix
+        socket ``path`` (``gateway.door``: the sandbox runs ``door.py`` before
+        its agent); returns ``path``. A gateway may listen in several places
+        (each ``listen_*`` adds one)."""
+        keeper = bind_door(path)
+
+        async def opened(sock: socket.socket) -> None:
+            self._servers.append(await asyncio.start_server(self._on_connection, sock=sock, limit=256 * 1024))
+
+        def refused(reason: str) -> None:
+            self.emit(Notice(t=self.clock(), message=f"gateway: door refused: {reason}", level="error", lane=self.lane))
+
+        self._door = asyncio.get_running_loop().create_task(take_door(keeper, path, (host, port), opened, refused))
         return path
 
     async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -145,6 +156,9 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Stop serving, drop open connections, close the upstream client."""
+        if self._door is not None:
+            self._door.cancel()
+            await asyncio.gather(self._door, return_exceptions=True)
         for server in self._servers:
             server.close()
         for task in list(self._conns):
