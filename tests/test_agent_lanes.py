@@ -23,6 +23,7 @@ from thunderdome.events import (
     LaneFailed,
     LaneFinished,
     Notice,
+    RequestRelayed,
     RequestSent,
     StreamEnded,
     Verdict,
@@ -106,6 +107,8 @@ async def test_an_agent_reaches_its_gateway_and_nothing_else_and_never_holds_the
     assert REAL not in json.dumps(found)  # not in its environment, its HOME or anything it could read
     assert [type(e) for e in events if getattr(e, "lane", "") == "probe" and isinstance(e, (RequestSent, Verdict))] == [
         RequestSent, Verdict]
+    extra = [(e.method, e.path, e.status, e.chat) for e in events if isinstance(e, RequestRelayed)]
+    assert extra == [("GET", "/v1/models", 200, False)]  # a fact of its own, not a turn
     note = next(e for e in events if isinstance(e, Notice) and e.message.startswith("gateway relayed"))
     assert "1 x GET /v1/models" in note.message and "1 x POST /v1/chat/completions (streamed)" in note.message
 

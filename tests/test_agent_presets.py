@@ -115,8 +115,10 @@ def test_the_command_a_tool_call_asks_for():
 
 
 def test_what_the_gateway_relayed_in_one_line():
-    relayed = [Relayed("GET", "/v1/models"), Relayed("POST", "/v1/messages", turn=1), Relayed("POST", "/v1/messages", turn=2)]
-    assert relayed_summary(relayed) == "1 x GET /v1/models, 2 x POST /v1/messages (streamed)"
+    relayed = [Relayed("GET", "/v1/models"), Relayed("POST", "/v1/messages", turn=1), Relayed("POST", "/v1/messages", turn=2),
+               Relayed("POST", "/v1/messages", chat=True)]
+    assert relayed_summary(relayed) == ("1 x GET /v1/models, 2 x POST /v1/messages (streamed), "
+                                        "1 x POST /v1/messages (not streamed)")
     assert relayed_summary([]) == "nothing"
 
 

@@ -8,6 +8,7 @@ and keeps what it was sent (to see the key, the model and the body).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -22,7 +23,7 @@ import pytest
 from _emulator import emulator  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 
 from thunderdome.backends import make_backend
-from thunderdome.events import Event, FirstByte, Notice, RequestSent, StreamEnded, ToolCallDone, Usage
+from thunderdome.events import Event, FirstByte, Notice, RequestRelayed, RequestSent, StreamEnded, ToolCallDone, Usage
 from thunderdome.gateway import AGENT_KEYS, Gateway, Upstream, chat_route
 from thunderdome.specs import BackendSpec
 
@@ -45,6 +46,8 @@ class Recorder:
     url: str = ""
     seen: list[dict[str, Any]] = field(default_factory=list)
     pieces: list[bytes] = field(default_factory=lambda: list(SSE_PIECES))
+    connections: list[int] = field(default_factory=list)
+    """The client port of each connection, as it was accepted."""
 
 
 @pytest.fixture
@@ -56,6 +59,10 @@ def recorder() -> Iterator[Recorder]:
 
         def log_message(self, *args: Any) -> None:
             pass
+
+        def setup(self) -> None:
+            rec.connections.append(self.client_address[1])
+            super().setup()
 
         def do_GET(self) -> None:
             rec.seen.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
@@ -69,7 +76,8 @@ def recorder() -> Iterator[Recorder]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            rec.seen.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+            rec.seen.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": json.loads(body),
+                             "port": self.client_address[1]})
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")
@@ -144,6 +152,27 @@ async def test_a_streamed_chat_is_relayed_unchanged_with_the_real_key_and_the_la
     assert gateway.turns == 1 and gateway.relayed[0].status == 200
 
 
+async def test_the_first_request_goes_on_a_connection_opened_before_it(recorder):
+    backend = make_backend(BackendSpec(name="hosted", kind="openai", url=recorder.url, model="m"))
+    gateway = Gateway("hosted", Upstream.of(backend), [].append, Clock())
+    try:
+        url = await gateway.listen_tcp()
+        for _ in range(500):  # bounded wait for the spare connection
+            if recorder.connections:
+                break
+            await asyncio.sleep(0.01)
+        spare = list(recorder.connections)
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        async with httpx2.AsyncClient(timeout=10) as client:
+            for _ in range(2):
+                assert (await client.post(url + "/v1/chat/completions", json=body)).status_code == 200
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert len(spare) == 1 and recorder.seen[0]["port"] == spare[0]  # opened while no request waited for it
+    assert len(recorder.connections) == 2  # then one spare kept ahead, the first reused
+
+
 async def test_model_listings_are_relayed_and_are_no_turn(recorder):
     backend = make_backend(BackendSpec(name="hosted", kind="openai", url=recorder.url, model="m"))
     events: list[Event] = []
@@ -157,7 +186,30 @@ async def test_model_listings_are_relayed_and_are_no_turn(recorder):
     assert response.headers["x-upstream"] == "yes" and response.headers["content-length"] == str(len(data))
     assert recorder.seen[-1]["path"] == "/v1/models"
     assert "authorization" not in {k.lower() for k in recorder.seen[-1]["headers"]}  # no key given, none sent
-    assert events == [] and gateway.turns == 0 and gateway.relayed[0].turn is None
+    assert gateway.turns == 0 and gateway.relayed[0].turn is None
+    assert [(type(e), e.method, e.path, e.status, e.chat) for e in events] == [  # type: ignore[attr-defined]
+        (RequestRelayed, "GET", "/v1/models", 200, False)]
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+async def test_a_chat_request_that_asks_for_no_stream_is_an_extra_request_never_a_turn(emulator, protocol):
+    spec = BackendSpec(name="sim", kind="sim", profile="instant", model="instant", protocol=protocol)
+    backend = make_backend(spec, sim_url=emulator.url)
+    events: list[Event] = []
+    turns: list[int] = []
+    gateway = Gateway("sim", Upstream.of(backend), events.append, Clock(), on_turn=turns.append)
+    path, body = TOOL_BODIES[protocol]
+    try:
+        response, data, _ = await _through(gateway, "POST", path, {"model": "title-model", "stream": False, **body})
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert response.status_code == 200 and json.loads(data)  # the whole reply, as one JSON body
+    assert gateway.turns == 0 and turns == [] and not any(isinstance(e, (RequestSent, FirstByte)) for e in events)
+    extra = [e for e in events if isinstance(e, RequestRelayed)]
+    assert len(extra) == 1 and extra[0].chat and extra[0].status == 200 and extra[0].path == path.split("?")[0]
+    assert extra[0].seconds is not None and extra[0].seconds > 0  # the whole reply's time, never a TTFT
+    assert emulator.fetch_log()[-1]["stream"] is False and emulator.fetch_log()[-1]["model"] == "instant"
 
 
 async def test_a_reply_that_cannot_be_parsed_still_reaches_the_agent_whole(recorder):

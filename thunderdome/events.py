@@ -344,6 +344,24 @@ class FighterSpawned(LaneEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class RequestRelayed(LaneEvent):
+    """An agent lane's gateway relayed a request that is not a turn of the
+    lane: a model listing, a version probe, a token count, or a chat request
+    that asked for no stream (``chat``: model work outside the lane's turns,
+    e.g. a title; its time is the whole reply's, so it is never a TTFT).
+    ``seconds``: from the request on the upstream socket to the reply
+    relayed whole; ``status`` None and ``seconds`` None: upstream could not
+    be reached."""
+
+    type: ClassVar[str] = "request_relayed"
+    method: str = "GET"
+    path: str = ""
+    status: int | None = None
+    chat: bool = False
+    seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Notice(Event):
     """Something worth telling the viewer (e.g. sandbox fell back). ``lane`` may
     be empty for race-wide notices."""
@@ -380,6 +398,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LaneFailed,
         LaneStopped,
         FighterSpawned,
+        RequestRelayed,
         Notice,
     )
 }
@@ -489,6 +508,7 @@ __all__ = [
     "LaneFailed",
     "LaneStopped",
     "FighterSpawned",
+    "RequestRelayed",
     "Notice",
     "EVENT_TYPES",
     "LANE_END_TYPES",

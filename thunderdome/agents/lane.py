@@ -73,9 +73,11 @@ def shell_command(call: ToolCallDone) -> str | None:
 
 
 def relayed_summary(relayed: list[Relayed]) -> str:
-    """What an agent sent, e.g. ``2 x POST /v1/messages (streamed), 1 x GET /v1/models``."""
-    counts = Counter((r.method, r.path, r.turn is not None) for r in relayed)
-    parts = [f"{n} x {method} {path}" + (" (streamed)" if turn else "") for (method, path, turn), n in counts.items()]
+    """What an agent sent, e.g. ``2 x POST /v1/messages (streamed), 1 x GET /v1/models``
+    (a chat request that asked for no stream: ``(not streamed)``)."""
+    counts = Counter((r.method, r.path, " (streamed)" if r.turn is not None else " (not streamed)" if r.chat else "")
+                     for r in relayed)
+    parts = [f"{n} x {method} {path}{how}" for (method, path, how), n in counts.items()]
     return ", ".join(parts) or "nothing"
 
 

@@ -2,18 +2,22 @@
 
 Invariant: the agent gets the upstream status, headers and body bytes
 unchanged (only hop-by-hop framing is redone), each chunk relayed the moment
-it arrives and before it is parsed; measuring never changes or delays what
-the agent sees beyond that. Upstream, the agent's key is dropped and the
-lane's real key added (the agent only ever holds a throwaway one), the
+it arrives; measuring never changes or delays what the agent sees: each
+chunk is written to the agent before any event or parsing work is done for
+it (that work is queued behind the loop's ready work, so no lane waits for
+another's), and a spare upstream connection is kept open, so no connection
+set-up lands in the agent's TTFT. Upstream, the agent's key is dropped and
+the lane's real key added (the agent only ever holds a throwaway one), the
 ``model`` is the lane's, and a sim lane's request carries its emulator
 directive. Every streamed chat request (``routes.CHAT_PATHS``) is one turn of
-the lane: ``RequestSent`` (stamped when the request was on the upstream
-socket), ``FirstByte``, then the deltas, tool calls, usage and end that the
-race's own parser for that protocol reads from the relayed bytes, each
-stamped with ``clock()`` as its chunk came off the upstream socket. A reply
-that cannot be parsed is still relayed whole (its parse failure is a
-``Notice``); nothing the agent or upstream does raises out of the gateway.
-"""
+the lane (any other request, a chat request that asked for no stream
+included, is one ``RequestRelayed``): ``RequestSent`` (stamped when the
+request was on the upstream socket), ``FirstByte``, then the deltas, tool
+calls, usage and end that the race's own parser for that protocol reads
+from the relayed bytes, each stamped with ``clock()`` as its chunk came off
+the upstream socket. A reply that cannot be parsed is still relayed whole
+(its parse failure is a ``Notice``); nothing the agent or upstream does
+raises out of the gateway."""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from urllib.parse import urlsplit
 
 from thunderdome.backends.sse import FrameError
 from thunderdome.backends.base import BackendError, Clock
-from thunderdome.events import Event, FirstByte, Notice, RequestSent
+from thunderdome.events import Event, FirstByte, Notice, RequestRelayed, RequestSent
 from thunderdome.gateway.door import bind_door, take_door
 from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
@@ -93,6 +97,8 @@ class Relayed:
     turn: int | None = None
     """The lane's turn, for a streamed chat request; else None."""
     protocol: str = ""
+    chat: bool = False
+    """A chat request that asked for no stream: relayed, and a ``RequestRelayed``, never a turn."""
     forward_s: float | None = None
     """Seconds from the agent's request fully read to it leaving for upstream."""
     relay_s: float | None = None
@@ -145,12 +151,14 @@ class Gateway:
             self.emit(Notice(t=self.clock(), message=f"gateway: door refused: {reason}", level="error", lane=self.lane))
 
         self._door = asyncio.get_running_loop().create_task(take_door(keeper, path, (host, port), opened, refused))
+        self._pool.warm()
         return path
 
     async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on loopback TCP; returns the base URL ``http://HOST:PORT``."""
         server = await asyncio.start_server(self._on_connection, host, port, limit=256 * 1024)
         self._servers.append(server)
+        self._pool.warm()
         bound = server.sockets[0].getsockname()
         return f"http://{bound[0]}:{bound[1]}"
 
@@ -205,10 +213,13 @@ class Gateway:
         if route is not None and streamed:
             self.turns += 1
             turn = record.turn = self.turns
+        record.chat = route is not None and not streamed
         target = self.upstream.target(req.path, req.query)
+        sent_at: list[float] = []
 
         def sent(at: float) -> None:
             record.forward_s = at - req.t_received
+            sent_at.append(at)
             if turn:
                 self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
                 if self.on_turn is not None:
@@ -221,6 +232,9 @@ class Gateway:
             if turn and record.forward_s is None:
                 self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
             self.emit(Notice(t=self.clock(), message=reason, level="error", lane=self.lane))
+            if not turn:
+                self.emit(RequestRelayed(t=self.clock(), lane=self.lane, method=req.method, path=req.path,
+                                         chat=record.chat))
             await out.send_json(502, {"error": {"message": reason, "type": "gateway_error"}}, {"Server": SERVER_NAME})
             return
         record.status = response.status
@@ -228,10 +242,18 @@ class Gateway:
             await self._answer(response, out, route if turn and 200 <= response.status < 300 else None, turn, record)
         finally:
             response.release()
+        if not turn:
+            seconds = time.monotonic() - sent_at[0] if sent_at else None
+            asyncio.get_running_loop().call_soon(self.emit, RequestRelayed(
+                t=self.clock(), lane=self.lane, method=req.method, path=req.path, status=response.status,
+                chat=record.chat, seconds=seconds))
 
     async def _answer(self, response: UpstreamResponse, out: Responder, route: Route | None, turn: int,
                       record: Relayed) -> None:
-        """Relay ``response`` to the agent as it arrives; parse it (``route``) into the turn's events."""
+        """Relay ``response`` to the agent as it arrives; parse it (``route``) into the turn's events.
+        Each chunk is written before anything else is done with it; its events
+        and parsing are queued behind the loop's ready work (``call_soon``, in
+        order), so no lane's chunk waits for another lane's parsing."""
         headers = {k: v for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() != "server"}
         headers["Server"] = response.header("server") or SERVER_NAME
         length = response.header("content-length")
@@ -240,30 +262,29 @@ class Gateway:
             headers["Content-Length"] = str(length)
         await out.start(response.status, headers, chunked=chunked, hold=True)
         reader = _TurnReader(self, route, turn) if route is not None else None
+        later = asyncio.get_running_loop().call_soon
         first = True
         try:
             async for chunk in response.body():
                 t = self.clock()
+                arrived = time.monotonic()
+                await out.send(chunk)
                 if first:
-                    arrived = time.monotonic()
-                    await out.send(chunk)
                     record.relay_s = time.monotonic() - arrived
                     first = False
                     if turn:
-                        self.emit(FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
-                else:
-                    await out.send(chunk)
+                        later(self.emit, FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
                 if reader is not None:
-                    reader.feed(chunk, t)
+                    later(reader.feed, chunk, t)
         except UpstreamError as exc:
-            self.emit(Notice(t=self.clock(), message=f"gateway: upstream broke the reply: {exc}", level="error",
-                             lane=self.lane))
+            later(self.emit, Notice(t=self.clock(), message=f"gateway: upstream broke the reply: {exc}",
+                                    level="error", lane=self.lane))
             out.abort()  # the agent sees the cut as it happened
             return
         await out.flush()
         await out.end()
         if reader is not None:
-            reader.close(self.clock())
+            later(reader.close, self.clock())
 
 
 class _TurnReader:

@@ -6,8 +6,10 @@ anything else, and ``UpstreamResponse.sent`` is that moment); the response
 body comes back as the pieces that arrived (chunked framing removed,
 nothing waited for beyond what is already there), so the gateway can relay
 each piece the moment it is read. A connection goes back to its pool only
-after a body that ended cleanly; a pooled connection that turns out closed
-before any response byte is retried once on a fresh one. Failures are
+after a body that ended cleanly, and a spare one is kept open ahead of need
+(``warm``), so no request waits for a connection's set-up; a pooled
+connection that turns out closed before any response byte is retried once
+on a fresh one. Failures are
 ``UpstreamError`` with one line; nothing else escapes. TLS uses the race
 clients' verification (``backends.http.tls_context``).
 """
@@ -127,6 +129,7 @@ class UpstreamPool:
         self.authority = self.host if default else f"{self.host}:{self.port}"
         self.connect_timeout = connect_timeout
         self._idle: list[_Conn] = []
+        self._warming: asyncio.Task[None] | None = None
 
     def put(self, conn: _Conn) -> None:
         conn.reused = True
@@ -136,8 +139,32 @@ class UpstreamPool:
         while self._idle:
             conn = self._idle.pop()
             if conn.usable():
+                if not self._idle:
+                    self.warm()
                 return conn
             conn.close()
+        return await self._open()
+
+    def warm(self) -> None:
+        """Open a spare connection in the background when none is idle or
+        being opened, so the next request's set-up lands in no TTFT. A spare
+        that fails is dropped (the request that needs one says why); one the
+        server closed before use is retried like any kept-alive one."""
+        if self._idle or self._warming:
+            return
+        self._warming = asyncio.get_running_loop().create_task(self._spare())
+
+    async def _spare(self) -> None:
+        try:
+            conn = await self._open()
+        except UpstreamError:
+            return
+        finally:
+            self._warming = None
+        conn.reused = True
+        self._idle.append(conn)
+
+    async def _open(self) -> _Conn:
         ssl = tls_context(f"{self.scheme}://{self.authority}", trust_env=False) if self.scheme == "https" else None
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -191,6 +218,8 @@ class UpstreamPool:
         raise UpstreamError(f"{self.authority} closed the connection before answering")  # pragma: no cover
 
     def close(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
         for conn in self._idle:
             conn.close()
         self._idle.clear()
