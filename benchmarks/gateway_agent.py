@@ -12,7 +12,7 @@ prints one JSON list of ``[way, tag, sent, first content byte]``.
 
 ``python3 gateway_agent.py SPEC`` — SPEC is JSON: ``{"lane": 0, "ways":
 {way: [host, port]}, "order": [...], "rounds": R, "start": t, "slot": s,
-"body": {...}}``.
+"body": {...}, "headers": {...}}``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ _CONTENT = re.compile(rb'"content":"[^"]')
 _END = b"0\r\n\r\n"
 
 
-def _request(body: dict[str, Any], tag: str) -> bytes:
+def _request(body: dict[str, Any], headers: dict[str, str], tag: str) -> bytes:
     data = json.dumps(body).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer sk-throwaway\r\nx-thunderdome-tag: {tag}\r\n"
+            f"Authorization: Bearer sk-throwaway\r\nx-thunderdome-tag: {tag}\r\n{extra}"
             f"Content-Length: {len(data)}\r\n\r\n").encode()
     return head + data
 
@@ -69,7 +70,7 @@ def run(spec: dict[str, Any]) -> list[tuple[str, str, float, float]]:
             at = spec["start"] + (r * len(order) + i) * spec["slot"]
             time.sleep(max(0.0, at - time.monotonic()))
             tag = f"{way}-{r}-{spec['lane']}"
-            sent, first = _one(ways[way], _request(spec["body"], tag))
+            sent, first = _one(ways[way], _request(spec["body"], spec["headers"], tag))
             out.append((way, tag, sent, first))
     for sock in ways.values():
         sock.close()

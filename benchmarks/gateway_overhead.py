@@ -42,8 +42,10 @@ BENCH = "gateway_overhead"
 LANES = 8
 TOKENS = 20
 DIRECTIVE = {"tokens": TOKENS, "seed": 1}
-BODY = {"model": "instant", "stream": True, "max_tokens": TOKENS, "thunderdome_sim": DIRECTIVE,
-        "messages": [{"role": "user", "content": "Say something."}]}
+BODY = {"model": "instant", "stream": True, "max_tokens": TOKENS, "messages": [{"role": "user", "content": "Say something."}]}
+"""What each agent sends: the lane's model, so the gateway passes the bytes on as they are (as for a real agent)."""
+HEADERS = {"x-thunderdome-sim": json.dumps(DIRECTIVE)}
+"""The directive for the direct way; through a gateway, the gateway puts the lane's own there."""
 VARIANTS = ("direct", "gateway", "sandbox")
 GOAL_MS = 1.0
 WARM = 2
@@ -128,7 +130,8 @@ async def _measure(rounds: int, record: bool) -> dict[str, Any]:
                     sink(event)
 
             start = time.monotonic() + START_S
-            common = {"order": list(VARIANTS), "rounds": rounds + WARM, "start": start, "slot": SLOT_S, "body": BODY}
+            common = {"order": list(VARIANTS), "rounds": rounds + WARM, "start": start, "slot": SLOT_S, "body": BODY,
+                      "headers": HEADERS}
             runs = []
             for lane in range(LANES):
                 spec = BackendSpec(name=f"lane{lane}", kind="sim", profile="instant", model="instant", protocol="openai")

@@ -77,7 +77,7 @@ def recorder() -> Iterator[Recorder]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             rec.seen.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": json.loads(body),
-                             "port": self.client_address[1]})
+                             "raw": body.decode(), "port": self.client_address[1]})
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")
@@ -171,6 +171,27 @@ async def test_the_first_request_goes_on_a_connection_opened_before_it(recorder)
         await backend.aclose()
     assert len(spare) == 1 and recorder.seen[0]["port"] == spare[0]  # opened while no request waited for it
     assert len(recorder.connections) == 2  # then one spare kept ahead, the first reused
+
+
+async def test_a_request_naming_the_lanes_model_goes_upstream_as_the_agents_own_bytes(recorder, monkeypatch):
+    monkeypatch.setenv("TD_TEST_REAL_KEY", REAL)
+    spec = BackendSpec(name="hosted", kind="openai", url=recorder.url, model="lane-model", api_key_env="TD_TEST_REAL_KEY")
+    backend = make_backend(spec)
+    gateway = Gateway("hosted", Upstream.of(backend), [].append, Clock())
+    raw = rb'{ "stream" : true,"messages":[{"role":"user","content":"caf\u00e9"}], "model":"lane-model" }'
+    try:
+        url = await gateway.listen_tcp()
+        async with httpx2.AsyncClient(timeout=10) as client:
+            response = await client.post(url + "/v1/chat/completions", content=raw,
+                                         headers={"authorization": f"Bearer {THROWAWAY}", "x-thunderdome-sim": "{}"})
+    finally:
+        await gateway.aclose()
+        await backend.aclose()
+    assert response.status_code == 200 and gateway.turns == 1
+    seen = recorder.seen[-1]
+    assert seen["raw"] == raw.decode()  # not re-encoded: no copy, and no time of the agent's spent on it
+    assert seen["headers"]["authorization"] == f"Bearer {REAL}"
+    assert "x-thunderdome-sim" not in {k.lower() for k in seen["headers"]}  # a real backend gets no directive
 
 
 async def test_model_listings_are_relayed_and_are_no_turn(recorder):

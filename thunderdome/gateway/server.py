@@ -9,7 +9,8 @@ another's), and a spare upstream connection is kept open, so no connection
 set-up lands in the agent's TTFT. Upstream, the agent's key is dropped and
 the lane's real key added (the agent only ever holds a throwaway one), the
 ``model`` is the lane's, and a sim lane's request carries its emulator
-directive. Every streamed chat request (``routes.CHAT_PATHS``) is one turn of
+directive (in the emulator's ``x-thunderdome-sim`` header, so the body can
+go on as the agent's own bytes). Every streamed chat request (``routes.CHAT_PATHS``) is one turn of
 the lane (any other request, a chat request that asked for no stream
 included, is one ``RequestRelayed``): ``RequestSent`` (stamped when the
 request was on the upstream socket), ``FirstByte``, then the deltas, tool
@@ -36,6 +37,7 @@ from thunderdome.events import Event, FirstByte, Notice, RequestRelayed, Request
 from thunderdome.gateway.door import bind_door, take_door
 from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from thunderdome.sim.directives import FIELD as DIRECTIVE_FIELD, HEADER as DIRECTIVE_HEADER
 from thunderdome.sim.http import Request, Responder, serve_requests
 from thunderdome.specs import Timeouts
 
@@ -180,33 +182,45 @@ class Gateway:
 
     # -- one request -------------------------------------------------------------------
 
-    def _body(self, req: Request, route: Route | None) -> tuple[bytes, bool]:
-        """The body sent upstream, and whether it asks for a streamed reply."""
+    def _body(self, req: Request, route: Route | None) -> tuple[bytes, bool, dict[str, Any] | None]:
+        """The body sent upstream, whether it asks for a streamed reply, and
+        (sim lanes) the emulator directive, which goes in a header. The agent's
+        bytes go on unchanged (no copy, no re-encoding: a long request costs
+        no TTFT) unless their model is not the lane's or they carry a
+        directive of their own; then the body is re-encoded with the lane's
+        model and without it."""
         if route is None or not req.body:
-            return req.body, False
+            return req.body, False, None
         try:
             body = json.loads(req.body)
         except ValueError:
-            return req.body, False  # upstream says what is wrong with it
+            return req.body, False, None  # upstream says what is wrong with it
         if not isinstance(body, dict):
-            return req.body, False
+            return req.body, False, None
         self._chats += 1
-        if self.upstream.model:
-            body["model"] = self.upstream.model
+        directive = None
         if self.upstream.directive is not None:
             per_request = self.directive_for(self._chats) if self.directive_for is not None else None
-            body["thunderdome_sim"] = {**self.upstream.directive, **(per_request or {})}
-        return json.dumps(body, ensure_ascii=False).encode("utf-8"), route.streams(body)
+            directive = {**self.upstream.directive, **(per_request or {})}
+        model = self.upstream.model or body.get("model")
+        if body.get("model") == model and DIRECTIVE_FIELD not in body:
+            return req.body, route.streams(body), directive
+        body["model"] = model
+        body.pop(DIRECTIVE_FIELD, None)
+        return json.dumps(body, ensure_ascii=False).encode("utf-8"), route.streams(body), directive
 
-    def _headers(self, req: Request) -> dict[str, str]:
-        headers = {k: v for k, v in req.headers.items() if k not in HOP_BY_HOP and k not in AGENT_KEYS}
+    def _headers(self, req: Request, directive: dict[str, Any] | None) -> dict[str, str]:
+        headers = {k: v for k, v in req.headers.items()
+                   if k not in HOP_BY_HOP and k not in AGENT_KEYS and k != DIRECTIVE_HEADER}
         headers["accept-encoding"] = "identity"  # the bytes are parsed as they pass
         headers.update(self.upstream.headers)
+        if directive is not None:
+            headers[DIRECTIVE_HEADER] = json.dumps(directive)
         return headers
 
     async def _relay(self, req: Request, out: Responder) -> None:
         route = chat_route(req.method, req.path)
-        body, streamed = self._body(req, route)
+        body, streamed, directive = self._body(req, route)
         record = Relayed(req.method, req.path, protocol=route.protocol if route else "")
         self.relayed.append(record)
         turn = 0
@@ -226,7 +240,7 @@ class Gateway:
                     self.on_turn(turn)
 
         try:
-            response = await self._pool.request(req.method, target, self._headers(req), body, sent)
+            response = await self._pool.request(req.method, target, self._headers(req, directive), body, sent)
         except UpstreamError as exc:
             reason = f"gateway: {req.method} {req.path} to {self._pool.authority} failed: {exc}"
             if turn and record.forward_s is None:
