@@ -8,8 +8,9 @@ that ``gateway/door.py`` makes in the sandbox's network namespace before
 the agent starts and hands to its gateway over a Unix socket (bound into
 the sandbox read-only, gone once used); the gateway accepts and answers the
 agent's connections itself, no relay between. It holds only the
-throwaway key. Every chat request it sends is a turn of its lane (the
-gateway's events); each shell command it asks for is a ``CommandExtracted``
+throwaway key. Every streamed chat request it sends is a turn of its lane
+(the gateway's events; any other request, a chat request that asked for no
+stream included, is a ``RequestRelayed``); each shell command it asks for is a ``CommandExtracted``
 as the gateway sees it. The task's checks decide the lane, with exactly one
 ``Verdict``: when the checks only read files, they run each time the agent
 asks again after a tool call (its tools have run: the gateway sees it), and
