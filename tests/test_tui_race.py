@@ -20,7 +20,7 @@ from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
-from thunderdome.tui.screens.results import WinnerCard
+from thunderdome.tui.widgets.winner_card import WinnerCard
 from thunderdome.tui.widgets.lane import LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 
