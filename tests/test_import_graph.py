@@ -19,7 +19,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "thunderdome"
 
 LAYERS = {
-    "core": ("events", "batch_queue", "metrics", "lane_stats", "turn_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", ""),
+    "core": ("events", "batch_queue", "metrics", "lane_state", "lane_stats", "turn_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", ""),
     "engine": ("backends", "sim", "sandbox", "race", "config", "gateway", "agents"),
     "recordings": ("record", "replay"),
     "sources": ("sources",),

@@ -5,7 +5,7 @@ only from events, so a replayed race gives exactly the live race's figures.
 ``Standings.apply(event)`` folds one event in; ``Standings.ranked(now)`` and
 ``Standings.results()`` read the state out. Reads cost O(1) per lane however
 long the race (running totals per lane, ITL percentiles sorted only when read:
-see ``thunderdome.lane_stats``), so every consumer reads the reducer itself,
+see ``lane_state`` and ``lane_stats``), so every consumer reads the reducer itself,
 as often as it shows. Reads fill those caches: read a ``Standings`` on the
 thread that folds it. Definitions follow the metric table of DESIGN.md:
 
@@ -75,9 +75,8 @@ from thunderdome.events import (
     Verdict,
     WinnerDecided,
 )
+from thunderdome.lane_state import _ENDED, LaneState  # re-exported: the metrics API
 from thunderdome.lane_stats import (  # re-exported: the metrics API
-    _ENDED,
-    LaneState,
     LaneStats,
     Projection,
     TurnState,
