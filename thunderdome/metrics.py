@@ -291,12 +291,6 @@ class Standings:
         last = totals.last_token_t if totals.last_token_t is not None else now
         return Projection(max(now, last) + max(tokens - done, 0) / tps, tokens, basis)
 
-    def projected_finish(self, lane: LaneState, now: float) -> float | None:
-        """``projection(lane, now).t``: the ``projected_t`` the leaderboard
-        and the headless table show."""
-        projection = self.projection(lane, now)
-        return None if projection is None else projection.t
-
     def _rank_key(self, lane: LaneState, totals: TurnTotals, projected: float | None) -> tuple:
         """A lane's place in ``ranked``: smaller first; ``lane.index`` breaks ties."""
         if self.kind == "thunderdome":
