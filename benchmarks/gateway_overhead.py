@@ -52,8 +52,8 @@ WARM = 2
 """Rounds before the timed ones (first-use costs), metered but not counted."""
 SLOT_S = 0.04
 """Each way's slot in a round: longer than 8 concurrent 20-token replies take."""
-START_S = 3.0
-"""Time for every lane's process and sandbox to start before the first slot."""
+GO_S = 0.2
+"""From every lane ready to the first slot."""
 BENCH_DIR = "/opt/thunderdome-bench"
 """Where the agent script appears inside the sandboxes."""
 _AGENT = Path(__file__).with_name("gateway_agent.py")
@@ -62,9 +62,24 @@ _AGENT = Path(__file__).with_name("gateway_agent.py")
 # --- the race side (this process) -----------------------------------------------------
 
 
-async def _lane_process(spec: dict[str, Any]) -> str:
+async def _start_when_ready(tasks: list[asyncio.Future[str]], ready: list[Path], go: Path) -> float:
+    """Once every lane's agent is connected (its ``ready`` file), give them all
+    one start time (the ``go`` file); a lane that ended before that raises."""
+    while not all(path.exists() for path in ready):
+        for task in tasks:
+            if task.done():
+                task.result()
+                raise RuntimeError("a lane ended before the start")
+        await asyncio.sleep(0.01)
+    start = time.monotonic() + GO_S
+    (go.parent / "go.tmp").write_text(repr(start))
+    (go.parent / "go.tmp").rename(go)
+    return start
+
+
+async def _lane_process(spec: dict[str, Any], script: Path) -> str:
     """A lane's agent outside any sandbox (the direct and gateway ways): its output."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-I", str(_AGENT), json.dumps(spec),
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-I", str(script), json.dumps(spec),
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     if proc.returncode != 0:
@@ -129,10 +144,12 @@ async def _measure(rounds: int, record: bool) -> dict[str, Any]:
                 for sink in sinks:
                     sink(event)
 
-            start = time.monotonic() + START_S
-            common = {"order": list(VARIANTS), "rounds": rounds + WARM, "start": start, "slot": SLOT_S, "body": BODY,
+            bench = scratch / "bench"  # the agent script and, once every lane is ready, the start time
+            bench.mkdir(mode=0o755)
+            shutil.copyfile(_AGENT, bench / _AGENT.name)
+            common = {"order": list(VARIANTS), "rounds": rounds + WARM, "slot": SLOT_S, "body": BODY,
                       "headers": HEADERS}
-            runs = []
+            runs, ready = [], []
             for lane in range(LANES):
                 spec = BackendSpec(name=f"lane{lane}", kind="sim", profile="instant", model="instant", protocol="openai")
                 backends.append(make_backend(spec, sim_url=emulator.url))
@@ -143,12 +160,17 @@ async def _measure(rounds: int, record: bool) -> dict[str, Any]:
                 (door := scratch / f"door{lane}").mkdir()
                 open_door(door, gateway, box.uid)
                 outside = {"direct": [emulator.host, emulator.port], "gateway": ["127.0.0.1", port]}
-                runs.append(_lane_process({**common, "lane": lane, "ways": outside}))
+                ready += [scratch / f"ready{lane}", box.workdir / "ready"]
+                runs.append(_lane_process({**common, "lane": lane, "ways": outside, "ready": str(ready[-2]),
+                                           "go": str(bench / "go")}, bench / _AGENT.name))
                 inside = {"sandbox": ["127.0.0.1", DOOR_PORT]}
-                binds = (Bind(str(door), DOOR), Bind(str(_AGENT.parent), BENCH_DIR))
-                runs.append(_sandboxed(box, {**common, "lane": lane, "ways": inside}, binds))
+                binds = (Bind(str(door), DOOR), Bind(str(bench), BENCH_DIR))
+                runs.append(_sandboxed(box, {**common, "lane": lane, "ways": inside, "ready": "ready",
+                                             "go": f"{BENCH_DIR}/go"}, binds))
+            tasks = [asyncio.ensure_future(run) for run in runs]
+            start = await _start_when_ready(tasks, ready, bench / "go")
             cpu = time.process_time()
-            outputs = await asyncio.gather(*runs)
+            outputs = await asyncio.gather(*tasks)
             cpu = time.process_time() - cpu
         got = [row for out in outputs for row in json.loads(out)]
         data = _results(got, await asyncio.to_thread(emulator.fetch_log), start)
