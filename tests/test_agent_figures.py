@@ -1,6 +1,6 @@
 """An agent lane's figures: which program ran it, its start-up, turns, model
 time vs tool time, time to first action and completion, in ``--json``, the
-headless summary and every export.
+headless summary, every export and the TUI lane header.
 
 A scripted agent (``program: command``, the scripted agent of
 ``test_agent_lanes``) that waits before its first request and after running
@@ -22,8 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from _pilot import wait_for  # type: ignore[import-not-found]
 from test_agent_lanes import SCRIPTED_AGENT  # type: ignore[import-not-found]
+from thunderdome.metrics import Standings
+from thunderdome.replay import load_recording
 from thunderdome.sandbox import detect_isolation
+from thunderdome.tui import numbers
+from thunderdome.tui.app import make_app
+from thunderdome.tui.screens.race import RaceScreen
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_PAUSE = 0.3
@@ -104,3 +110,15 @@ def test_the_summary_and_every_export_name_the_program(raced):
     exported = json.loads(_thunderdome("export", "race.jsonl", "--format", "json", cwd=raced).stdout)
     assert [lane["program"] for lane in exported["lanes"]] == [
         lane["program"] for lane in json.loads((raced / "live.json").read_text())["lanes"]]
+
+
+async def test_the_replayed_lane_header_shows_the_agents_start_up(raced):
+    app = make_app(mode="replay", replay_path=raced / "race.jsonl", speed=4.0, output_dir=str(raced))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RaceScreen) and app.screen.over, what="replay end")
+        await pilot.pause()
+        script, model = (app.screen.lanes[name].info.render().plain for name in ("script", "model"))
+        await pilot.press("q")
+    truth = Standings().apply_all(load_recording(raced / "race.jsonl").events)
+    startup = next(s.startup_s for s in truth.ranked(truth.finished_t) if s.name == "script")
+    assert f"start-up {numbers.seconds(startup).strip()}" in script and "start-up" not in model
