@@ -37,5 +37,6 @@ print(ask()[0])
 
 
 def inline_command() -> str:
-    """A ``program: command`` template that runs ``AGENT`` from a here-document (no file needed)."""
-    return "python3 - {base_url} {api_key} {prompt} <<'PY'\n" + AGENT.strip() + "\nPY\n"
+    """A ``program: command`` template that runs ``AGENT`` from a here-document (no file
+    needed); ``exec``: the agent is the process the lane started (an arena fighter)."""
+    return "exec python3 - {base_url} {api_key} {prompt} <<'PY'\n" + AGENT.strip() + "\nPY\n"

@@ -25,8 +25,10 @@ How it runs:
 - A lane whose command leaves it alive and every other fighter dead gets
   ``Verdict(passed=True)`` and wins. When one fighter is left while its lane
   is between commands (the others killed each other), it wins as "last
-  fighter standing". A command that leaves opponents alive is a failed
-  verdict and, with turns left, a feedback turn; out of turns or time: the
+  fighter standing" ("killed every opponent" when the last death was put on
+  its own command: a kill that landed after the command ended). A command
+  that leaves opponents alive is a failed verdict and, with turns left, a
+  feedback turn; out of turns or time: the
   lane is eliminated (its fighter stays in the arena, a target for the rest).
 - Sim lanes reply with the task's reference rendered with their own PIDs.
 - A lane may also fight through its own program (an agent lane,
@@ -72,6 +74,8 @@ class LastStandingRace:
         self._handled: set[str] = set()
         self._watcher: asyncio.Task | None = None
         self._started = False
+        self._last_killer: str | None = None
+        """Whose command the latest death was put on."""
         self.own_death: dict[str, Callable[[], str]] = {}
         """lane -> what its fighter's death is called when no command was running
         (default "fighter died"; an agent lane's fighter is its program)."""
@@ -151,6 +155,7 @@ class LastStandingRace:
             if lane.ended:
                 continue
             killer = self._killer(name, died_at.get(name, now))
+            self._last_killer = killer
             if killer is None:
                 reason, by = self.own_death[name]() if name in self.own_death else "fighter died", None
             elif killer == name:
@@ -169,7 +174,7 @@ class LastStandingRace:
         lane = race.lane(living[0])
         if lane.ended or lane.name in self._executing:
             return  # a lane mid-command decides for itself when its command ends
-        acting = lane.name == actor or self._tools_running(lane.name)
+        acting = lane.name in (actor, self._last_killer)  # its command (or its agent's tool) did the last kill
         self._win(race, lane, "killed every opponent" if acting else "last fighter standing")
 
     def _win(self, race: Race, lane: Lane, detail: str) -> None:
@@ -235,9 +240,6 @@ class LastStandingRace:
         own program: a death meanwhile is put on it. It does not hold back the
         lane's win (``_settle``): an agent left alone has won."""
         self._execs.setdefault(lane, []).append([at, None])
-
-    def _tools_running(self, lane: str) -> bool:
-        return any(end is None for _, end in self._execs.get(lane, []))
 
     def tools_done(self, race: Race, lane: Lane, turn: int) -> None:
         """``lane``'s program asks again: its tools of ``turn`` have run. Their
