@@ -192,3 +192,20 @@ def test_the_cli_races_sigkill_with_an_agent_lane_and_the_recording_replays_the_
     assert replay.returncode == 0, replay.stderr
     again = json.loads((tmp_path / "replay.json").read_text())
     assert again["lanes"] == result["lanes"] and again["winner"] == result["winner"]
+
+
+def test_sim_serve_answers_an_agent_whose_message_holds_the_sigkill_prompt():
+    """An agent on ``thunderdome sim serve`` (no directive) sends the task's
+    prompt inside its own framing: the reference still comes back, rendered
+    with the PIDs that prompt names; a message that only quotes part of it does not."""
+    from thunderdome.race.engine import build_messages
+    from thunderdome.sim.task_replies import TaskReplies
+
+    task = load_task("sigkill")
+    replies = TaskReplies([(task.user, task.reference)])
+    prompt = "\n\n".join(m["content"] for m in build_messages(task, {"pid": 4, "opponents": "2 3"}))
+    framed = f"<task>\n{prompt}</task>\nWorking directory: /work"
+    assert replies.answer(framed) == "```bash\nkill -9 2 3\n```"
+    assert replies.answer(prompt) == "```bash\nkill -9 2 3\n```"
+    assert replies.answer(framed.replace("Do not kill yourself.", "")) is None
+    assert replies.answer(f"quoting: {task.user}".replace("{pid}", "4")) is None  # not from a line's start

@@ -32,9 +32,9 @@ import dataclasses
 import os
 
 from thunderdome.agents.binaries import find_agent, mounts_for
-from thunderdome.agents.lane import AGENT_LIMITS, DOOR, AgentRun, last_line, shell_command
+from thunderdome.agents.lane import AGENT_LIMITS, DOOR, AgentRun, last_line, relayed_summary, shell_command
 from thunderdome.agents.presets import PRESETS, Preset
-from thunderdome.events import Event, LaneFailed, ToolCallDone
+from thunderdome.events import Event, LaneFailed, Notice, ToolCallDone
 from thunderdome.race.arena import LastStandingRace
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.turns import eliminate, time_budget
@@ -132,6 +132,9 @@ class AgentFighter(AgentRun):
             eliminate(race, lane, f"out of time: {self.preset.name} not done within {race.task.timeout:g} s")
         finally:
             await self.guest.kill()
+            if not race.finished:  # what it sent, as its lane's last word (it has ended: emitted directly)
+                summary = relayed_summary(self.gateway.relayed)
+                race.emit(Notice(t=race.clock(), message=f"gateway relayed: {summary}", lane=lane.name))
 
     async def close(self) -> None:
         if self.guest is not None:
