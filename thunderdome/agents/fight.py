@@ -81,7 +81,9 @@ class AgentFighter(AgentRun):
             return
         chown_tree(self.box.workdir, uid)
         chown_tree(self.home, uid)
-        os.chown(self.door / "gateway.sock", uid, uid)
+        handover = self.door / "gateway.sock"
+        if handover.exists():
+            os.chown(handover, uid, uid)
 
     async def enter(self) -> int:
         """Start the agent's sandbox, held, inside the arena; its arena PID."""
