@@ -213,3 +213,19 @@ def test_sim_serve_answers_an_agent_whose_message_holds_the_sigkill_prompt():
     assert replies.answer(prompt) == "```bash\nkill -9 2 3\n```"
     assert replies.answer(framed.replace("Do not kill yourself.", "")) is None
     assert replies.answer(f"quoting: {task.user}".replace("{pid}", "4")) is None  # not from a line's start
+
+
+async def test_an_agent_whose_command_kills_itself_is_out_and_its_opponent_stands(bwrap):
+    # always wrong: the emulator calls the task's wrong answer, ``kill {pid}`` (the agent's own PID)
+    wrong = BackendSpec(name="wrong", kind="sim", profile="instant", program="command", command=inline_command(),
+                        options={"wrong_rate": 1})
+    events: list[Event] = []
+    await run_race(load_task("sigkill"), [wrong, BackendSpec(name="model", kind="sim", profile="rtx4090-offload",
+                                                             options={"time_scale": 20})], [events.append],
+                   emulator="thread")
+    pids = {e.lane: e.pid for e in events if isinstance(e, FighterSpawned)}
+    assert [e.command for e in events if isinstance(e, CommandExtracted)] == [f"kill {pids['wrong']}"]
+    ends = _ends(events)
+    assert isinstance(ends["wrong"][0], LaneEliminated) and ends["wrong"][0].reason == "killed by its own command"
+    assert ends["wrong"][0].by is None
+    assert isinstance(ends["model"][0], LaneFinished) and ends["model"][0].reason == "last fighter standing"

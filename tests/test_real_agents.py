@@ -5,7 +5,10 @@ versions ``.ci/agents.sh`` pins), on a sim backend through its gateway, runs
 the command the emulator calls and finishes the built-in ``hello-file`` task
 (``first_correct``) against a plain model lane: a winner is called, the
 agent's lane shows its turns (a tool-calling turn, then the one after the
-tool ran), and the recording replays to the same figures. Without the agents
+tool ran), and the recording replays to the same figures. In the ``sigkill``
+race (``last_standing``) each agent's own process is its fighter in the one
+arena: it is told its opponent's PID, runs the ``kill -9`` its emulator
+calls, and wins; the model lane is "killed by" it. Without the agents
 installed the tier fails under CI (``CI=true``) and skips elsewhere.
 """
 
