@@ -69,15 +69,15 @@ async def test_a_guest_joins_the_arena_from_its_own_sandbox_and_its_whole_tree_d
             assert not (arena.workdir / "started").exists()  # held until released
             guest.release()
             for _ in range(500):
-                if (arena.workdir / "started").exists() and len(guest._tree()) >= 2:
+                if (arena.workdir / "started").exists() and len(guest.processes()) >= 2:
                     break
                 await asyncio.sleep(0.01)
-            assert len(guest._tree()) >= 2  # its program (the same PID) and the daemon it left
+            assert len(guest.processes()) >= 2  # its program (the same PID) and the daemon it left
             assert (await arena.run("plain", f"kill -9 {pid}")).exit_code == 0
             assert await arena.wait_death(timeout=5) == "guest"
             assert arena.alive() == {"plain": True, "guest": False}
             await guest.kill()
-            assert guest._tree() == []  # the daemon it reparented to the arena's init went too
+            assert guest.processes() == []  # the daemon it reparented to the arena's init went too
         finally:
             await guest.kill()
 

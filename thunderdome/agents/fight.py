@@ -9,15 +9,21 @@ the agent out. (A separate fighter that the agent's death takes down would
 let an agent be "killed" while its program still runs, or survive its own
 crash; the agent being the fighter is the original race.) The agent's death
 is seen at once by the arena's pidfd watcher, and its whole tree goes with it
-(every process of its network namespace, its relay included).
+(every process of its network namespace, any daemon it left included).
 
 Everything else is an agent lane's as in ``agents/lane.py``: its own gateway
 and throwaway key, its own network namespace with only loopback, where its
-relay to its gateway's Unix socket listens (the arena shares the PID and
-user namespace only, never the network). The shell commands its gateway sees
-(``CommandExtracted`` from its tool calls) are its commands for killer
-attribution: each runs from its ``ToolCallDone`` to the agent's next request
-(``LastStandingRace.tool_started`` / ``tools_done``). Sim lanes answer the
+door to its gateway opens. The arena shares the PID and user namespaces
+only, never the network, so what an agent can reach is: its own gateway; no
+other loopback (the host's, another agent's); every arena process, to see
+and to signal (the fight); and, as all fighters run under the arena's uid,
+its opponents' /proc entries, their files through ``/proc/PID/root``
+included (so, with a door that keeps its gateway's Unix socket in place, an
+opponent's gateway too; a door that hands its socket over and removes it
+leaves none: ``tests/test_agent_sigkill.py`` probes each). The shell commands
+its gateway sees (``CommandExtracted`` from its tool calls) are its commands
+for killer attribution: each runs from its ``ToolCallDone`` to the agent's
+next request (``LastStandingRace.tool_started`` / ``tools_done``). Sim lanes answer the
 agent's tool-calling turn with the task's reference rendered with that lane's
 PIDs (``sim_directive`` reads the lane's arena fields). An agent that cannot
 fight (not installed, no bwrap) is a one-line ``LaneFailed``, and a plain

@@ -110,7 +110,7 @@ class ArenaGuest:
         """(stdout, stderr) so far, each bounded by the arena's ``max_output``."""
         return self._capture.out.decode("utf-8", "replace"), self._capture.err.decode("utf-8", "replace")
 
-    def _tree(self) -> list[int]:
+    def processes(self) -> list[int]:
         """Host PIDs of every live process in the guest's network namespace."""
         if self.netns is None:
             return []
@@ -118,7 +118,7 @@ class ArenaGuest:
         return [pid for pid in processes_of_uid(uid) if _netns(pid) == self.netns]
 
     def _kill_sync(self) -> None:
-        kill_until_gone(self._tree)
+        kill_until_gone(self.processes)
         if self._proc is not None:
             try:
                 os.killpg(self._proc.pid, signal.SIGKILL)
