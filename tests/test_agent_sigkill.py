@@ -20,6 +20,7 @@ import yaml
 from _script_agent import inline_command  # type: ignore[import-not-found]
 from test_gateway import REAL, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 from thunderdome.agents import lane as agent_lane
+from thunderdome.agents.presets import AGENT_KEY
 from thunderdome.events import (
     LANE_END_TYPES,
     CommandExtracted,
@@ -109,7 +110,8 @@ PROBE = r"""
 import json, os, re, socket, sys, urllib.request
 base, key, port, prompt = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 opponent = re.search(r"PIDs (\d+)", prompt).group(1)
-found = {"pid": os.getpid(), "models": urllib.request.urlopen(base + "/v1/models", timeout=10).status}
+found = {"pid": os.getpid(), "models": urllib.request.urlopen(base + "/v1/models", timeout=10).status,
+         "key": key, "env": dict(os.environ)}
 def attempt(name, action):
     try:
         action()
@@ -143,6 +145,7 @@ async def test_what_an_agent_in_the_arena_can_reach(bwrap, recorder, monkeypatch
     pids = {e.lane: e.pid for e in events if isinstance(e, FighterSpawned)}
     assert found["pid"] == pids["probe"]  # the agent's own process is its fighter
     assert found["models"] == 200  # its own gateway, on its own loopback
+    assert found["key"] == AGENT_KEY and REAL not in json.dumps(found)  # only the throwaway key
     assert found["host_port"] == "ConnectionRefusedError"  # not the host's loopback, nor another lane's
     assert found["opponent_proc"] == "open"  # one PID namespace: it sees (and may kill) its opponents
     # Sharing the arena's uid, it may also look into an opponent's sandbox
