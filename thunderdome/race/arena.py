@@ -43,12 +43,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from thunderdome.events import FighterSpawned, LaneFinished, Notice, Verdict
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.tools_mode import mode_for
 from thunderdome.race.turns import Judgement, eliminate, exec_event, run_turns, within_time
+
+if TYPE_CHECKING:
+    from thunderdome.sandbox import SandboxLimits
 
 SETTLE_S = 0.1
 """After a command, how long to wait for the fighters it signalled to die."""
@@ -86,7 +89,7 @@ class LastStandingRace:
         await self.open_arena(race, [lane.name for lane in race.lanes])
         self.assign(race)
 
-    async def open_arena(self, race: Race, fighters: list[str], limits: Any = None) -> None:
+    async def open_arena(self, race: Race, fighters: list[str], limits: SandboxLimits | None = None) -> None:
         """Start the arena with a supervisor's fighter for each of ``fighters``
         (other lanes' fighters join it later: ``Arena.adopt``)."""
         from thunderdome.sandbox import Arena, SandboxLimits, detect_isolation
@@ -151,11 +154,11 @@ class LastStandingRace:
             if is_alive or name in self._handled:
                 continue
             self._handled.add(name)
+            killer = self._killer(name, died_at.get(name, now))
+            self._last_killer = killer
             lane = race.lane(name)
             if lane.ended:
                 continue
-            killer = self._killer(name, died_at.get(name, now))
-            self._last_killer = killer
             if killer is None:
                 reason, by = self.own_death[name]() if name in self.own_death else "fighter died", None
             elif killer == name:
