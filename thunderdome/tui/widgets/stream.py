@@ -282,14 +282,14 @@ class TokenStream(Widget, can_focus=False):
         cache = self._cache
         for y in [y for y in cache if y >= first]:
             del cache[y]
-        height = self._height()
-        top = self._window_top()
-        total = self._row_count()
+        _, height, top, total = self._geometry()
         if top != self._shown_top or (total != before and total > height):
             self.refresh()  # the window moved, or the scrollbar's thumb did: every row
-        elif first < top + height:  # only the rows that changed (the tail row, as a rule)
-            y = max(first - top, 0)
-            self.refresh(Region(0, y, self.size.width, height - y))
+        elif first < top + height:  # only the rows that changed (the tail row, as a rule),
+            y = max(first - top, 0)  # not the blank ones below the text, which stay blank
+            end = min(height, total - top)
+            if end > y:
+                self.refresh(Region(0, y, self.size.width, end - y))
         if len(cache) > 4 * height + 16:  # only what shows is worth keeping
             for y in [y for y in cache if not top <= y < top + height]:
                 del cache[y]
