@@ -2,11 +2,12 @@
 
 ``python3 agent.py BASE_URL KEY [PROMPT]`` (the prompt defaults to the work
 dir's ``prompt.txt``): ask the gateway once, offering one ``bash`` tool; run
-the command the reply calls; ask again with its output; print the answer.
+the command the reply calls (then wait ``TOOL_PAUSE`` seconds, if set: a
+slower tool); ask again with its output; print the answer.
 """
 
 AGENT = r'''
-import json, subprocess, sys, urllib.request
+import json, os, subprocess, sys, time, urllib.request
 base, key = sys.argv[1], sys.argv[2]
 prompt = sys.argv[3] if len(sys.argv) > 3 else open("prompt.txt").read()
 tools = [{"type": "function", "function": {"name": "bash", "parameters": {
@@ -29,6 +30,7 @@ def ask():
 _, args, call_id = ask()
 command = json.loads(args)["command"]
 out = subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout
+time.sleep(float(os.environ.get("TOOL_PAUSE", "0")))  # a slower tool, when the lane asks for one
 messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function",
               "function": {"name": "bash", "arguments": args}}]},
              {"role": "tool", "tool_call_id": call_id, "content": out}]

@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from _script_agent import AGENT  # type: ignore[import-not-found]
+from _script_agent import AGENT as SCRIPTED_AGENT  # type: ignore[import-not-found]
 from test_gateway import REAL, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 from thunderdome.agents.presets import AGENT_KEY, PRESETS
 from thunderdome.events import (
@@ -119,9 +119,7 @@ async def test_a_missing_agent_is_one_line_naming_its_install_command(bwrap, mon
 
 
 async def test_a_scripted_agent_on_a_sim_lane_runs_the_command_the_emulator_called(bwrap):
-    # the agent: ask once (the emulator answers with a tool call of the task's
-    # reference command), run that command, ask again with the result
-    task = dataclasses.replace(load_task("hello-file"), setup_files={"agent.py": AGENT, "prompt.txt": "say hi"})
+    task = dataclasses.replace(load_task("hello-file"), setup_files={"agent.py": SCRIPTED_AGENT, "prompt.txt": "say hi"})
     spec = BackendSpec(name="script", kind="sim", profile="instant", model="instant", program="command",
                        command="python3 agent.py {base_url} {api_key}")
     events: list[Event] = []
