@@ -11,6 +11,7 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 
+from thunderdome.backends.poll_stamps import new_race_loop
 from thunderdome.sources.base import OnEvent, RecordingStatus, ReplayControls
 
 
@@ -32,7 +33,7 @@ class ThreadedSource(ABC):
         self._thread.start()
 
     def _thread_main(self, on_event: OnEvent) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_race_loop()
         self._loop = loop
         try:
             self._task = loop.create_task(self._main(on_event))
