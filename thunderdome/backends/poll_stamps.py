@@ -25,8 +25,9 @@ poll's own iteration.)
 
 ``new_race_loop()`` is the one place a race's loop is made: headless
 (``run_on_race_loop``), the TUI's race child process and a threaded source.
-On any other loop ``race_selector()`` is None and the backends stamp with the
-clock after each read, as they did before.
+On any other loop (and on Windows, where races keep asyncio's proactor loop)
+``race_selector()`` is None and the backends stamp with the clock after each
+read, as they did before.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import selectors
+import sys
 import time
 from typing import Any, Callable, Coroutine, TypeVar
 
@@ -105,7 +107,10 @@ class RaceLoop(asyncio.SelectorEventLoop):
 
 
 def new_race_loop() -> asyncio.AbstractEventLoop:
-    """A fresh loop for a race (``RaceLoop``)."""
+    """A fresh loop for a race: a ``RaceLoop``; on Windows asyncio's default
+    (its proactor loop runs subprocesses; a selector loop cannot)."""
+    if sys.platform == "win32":
+        return asyncio.new_event_loop()
     return RaceLoop()
 
 
