@@ -1,19 +1,21 @@
 """Arrival stamps taken at the poll: the loop every race runs on.
 
 Invariant: on a loop from ``new_race_loop()``, ``PollStampSelector.arrival(fd)``
-is the ``time.monotonic()`` at which the first poll of the socket's latest
-read window returned with it readable — a read window opens when the socket
-is registered for reading and closes when it is unregistered (anyio's
-``receive`` opens one per read and closes it before returning the bytes) —
-and it is only answered once that window is closed (None while the socket
-is still registered for reading, and before any poll saw it): so every byte
-a read returned was received by then or earlier, and the stamp is never
-later than the read that took it, nor earlier than the poll that found the
-socket's bytes waiting (bytes that came in between that poll and the
-``recv`` that follows it in the same loop iteration share it). All sockets
-one poll reports readable get that poll's stamp, however long the loop then
-spends on the ones handled before them: the eighth lane of a same-instant
-start is stamped like the first.
+is the ``time.monotonic()`` at which a poll first returned with ``fd``
+readable in the socket's latest read window — a window opens when the
+socket is registered for reading and closes when it is unregistered
+(anyio's ``receive`` opens one per read and closes it before returning) —
+and None while that window is open or before any poll saw it. asyncio
+``recv``s in the iteration of the poll that reported the socket, and under
+anyio once per window (the reading task closes the window before a later
+poll's callback can run), so what a read returns came off the socket right
+after that poll, or in an earlier window: the stamp is never later than the
+read, and never earlier than the first of the bytes it found waiting (bytes
+that came in between the poll and its ``recv``, in that one loop iteration,
+share it). A reader that never closes its window gets no stamp: the clock
+decides. All sockets one poll reports get that poll's stamp, however long
+the loop then spends on the ones handled before them: the eighth lane of a
+same-instant start is stamped like the first.
 
 Why not the loop's last poll, read when the reading task runs: asyncio
 ``recv``s in the iteration of the poll that reported the socket, but the

@@ -1,8 +1,8 @@
 """A source that runs on its own thread with its own asyncio loop.
 
 Invariant: everything a threaded source does (sockets, sleeps, timestamps)
-happens on its private loop, so token timestamps are taken where no rendering
-happens; the consumer only receives finished events through ``on_event``.
+happens on its private loop (a race loop: ``backends/poll_stamps.py``), so
+token timestamps are taken where no rendering happens; the consumer only receives finished events through ``on_event``.
 """
 
 from __future__ import annotations
