@@ -16,7 +16,7 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from _emulator import raw_spec  # type: ignore[import-not-found]
 from thunderdome.backends import ChatRequest, make_backend
@@ -233,8 +233,7 @@ def test_eight_lanes_in_one_poll_are_stamped_alike_on_the_race_loop() -> None:
 
 
 def test_on_the_default_loop_each_lane_waits_for_the_ones_before() -> None:
-    run: Callable[[Any], list[list[tuple[Event, float]]]] = asyncio.run
-    got = run(same_instant_race())
+    got = asyncio.run(same_instant_race())
     _check_bounds(got)
     stamps = sorted(e.t for e, _ in _firsts(got, TokenDelta))
     assert all(b - a > SAME for a, b in zip(stamps, stamps[1:]))
