@@ -11,6 +11,8 @@ lane whose first token is late because it was queued is told so.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import subprocess
@@ -22,6 +24,7 @@ import pytest
 
 from _emulator import collect, emulator, request, sim_backend  # type: ignore[import-not-found]  # noqa: F401
 from thunderdome.backends import queue_probe as qp
+from thunderdome.export import export_results
 from thunderdome.specs import Timeouts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,18 +70,19 @@ def _race(folder: Path, entries: list[dict]) -> dict:
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return {x["name"]: x for x in json.loads((folder / "out.json").read_text())["lanes"]}
+    return json.loads((folder / "out.json").read_text())
 
 
 def test_the_lane_that_waited_shows_its_queue_or_its_rest(tmp_path):
     said = {"slots": 1, "timings": True, "request_metrics": True}  # vLLM's queue_time_ms says it waited
     unsaid = {"slots": 1, "timings": True}  # llama.cpp's timings alone: prefill, and the rest unexplained
-    lanes = _race(tmp_path, [
+    results = _race(tmp_path, [
         {"name": "said-a", "kind": "sim", "profile": "cloud", "options": said},
         {"name": "said-b", "kind": "sim", "profile": "cloud", "options": said},
         {"name": "unsaid-a", "kind": "sim", "profile": "dgx-spark", "options": unsaid},
         {"name": "unsaid-b", "kind": "sim", "profile": "dgx-spark", "options": unsaid},
     ])
+    lanes = {x["name"]: x for x in results["lanes"]}
     for pair in ("said", "unsaid"):
         first, second = sorted((lanes[f"{pair}-a"], lanes[f"{pair}-b"]), key=lambda x: x["ttft_s"])
         assert second["ttft_s"] > 1.5 * first["ttft_s"], (first, second)  # one slot: the second waited for the first
@@ -87,6 +91,12 @@ def test_the_lane_that_waited_shows_its_queue_or_its_rest(tmp_path):
         assert second["ttft_split"][part] == pytest.approx(waited, rel=0.2), second["ttft_split"]
         assert second["ttft_split"]["prefill_s"] == pytest.approx(first["ttft_split"]["prefill_s"], rel=0.2)
         assert "queue_s" in second["ttft_split"] if pair == "said" else "queue_s" not in second["ttft_split"]
+        # the exports carry it: a CSV column per part, a line in the Markdown
+        row = next(r for r in csv.DictReader(io.StringIO(export_results(results, "csv"))) if r["lane"] == second["name"])
+        assert float(row[f"ttft_{part}"]) == second["ttft_split"][part]
+        words = f"{part[:-2]} {second['ttft_split'][part]:.3f}"
+        assert f"- {second['name']}: TTFT {second['ttft_s']:.3f} s = " in export_results(results, "md")
+        assert words in export_results(results, "md")
 
 
 async def _hold_the_slot(url: str, body: dict, holding: asyncio.Event, release: asyncio.Event) -> None:
@@ -120,3 +130,35 @@ async def test_a_late_first_token_on_a_server_without_a_queue_keeps_its_wording(
                           timeouts=Timeouts(first_token=0.3))
     out = await collect(backend, request(max_tokens=8))
     assert out.error is not None and out.error.reason == "no token within 0.3 s"
+
+
+async def test_a_lane_in_its_own_prefill_is_not_told_it_was_queued(emulator):
+    """It holds the only slot (0.9 s to its first token) while another request
+    waits behind it: ``/slots`` shows the busy slot has decoded nothing, so it
+    may be this one: no queue claimed (``/metrics`` alone would have)."""
+    backend = sim_backend(emulator.url, "openai", {"slots": 1}, model="dgx-spark", timeouts=Timeouts(first_token=0.4))
+    lane = asyncio.create_task(collect(backend, request(max_tokens=8)))
+    behind = {"model": "dgx-spark", "stream": True, "messages": [{"role": "user", "content": "wait"}],
+              "thunderdome_sim": {"slots": 1, "tokens": 2}}
+    await asyncio.sleep(0.1)
+    async with httpx2.AsyncClient(timeout=30) as client:
+        waiting = asyncio.create_task(client.post(f"{emulator.url}/v1/chat/completions", json=behind))
+        out = await lane
+        await waiting
+    assert out.error is not None and out.error.reason == "no token within 0.4 s"
+
+
+async def test_the_emulator_serves_llama_cpp_and_vllm_gauges(emulator):
+    body = {"model": "rtx4090-offload", "stream": True, "messages": [{"role": "user", "content": "hi"}],
+            "thunderdome_sim": {"slots": 1, "tokens": 3}}
+    async with httpx2.AsyncClient(timeout=30) as client:
+        calls = [asyncio.create_task(client.post(f"{emulator.url}/v1/chat/completions", json=body)) for _ in range(3)]
+        await asyncio.sleep(0.3)  # rtx4090-offload: seconds to its first token
+        metrics = (await client.get(f"{emulator.url}/metrics")).text
+        slots = (await client.get(f"{emulator.url}/slots?model=rtx4090-offload")).json()
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+    assert qp.from_metrics(metrics, "rtx4090-offload") == qp.Busy(1, "llama.cpp /metrics")
+    assert qp.from_metrics(metrics.replace("llamacpp:", "other:"), "rtx4090-offload") == qp.Busy(1, "vLLM /metrics")
+    assert [s["is_processing"] for s in slots] == [True] and qp.from_slots(slots) is None  # still in its prefill

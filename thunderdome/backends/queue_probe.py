@@ -8,10 +8,14 @@ waits for it. It says "queued" only when the server's own figures say a
 request was waiting, never from the client's guess:
 
 - llama.cpp ``/slots``: no slot idle, and every busy slot has decoded tokens
-  already (so none of them is this request, which has none);
-- llama.cpp ``/metrics``: ``llamacpp:requests_deferred`` >= 1;
-- vLLM ``/metrics``: ``vllm:num_requests_waiting`` >= 1 (for the lane's model
-  when the gauge is labelled by ``model_name``).
+  already (so none of them is this request, which has none); when ``/slots``
+  answers, its word is final, whatever ``/metrics`` would say;
+- else llama.cpp ``/metrics``: ``llamacpp:requests_deferred`` >= 1;
+- else vLLM ``/metrics``: ``vllm:num_requests_waiting`` >= 1 (for the lane's
+  model when the gauge is labelled by ``model_name``).
+
+The gauges count requests, not this one: a request still in its own prefill
+while another waits reads as queued there (``/slots`` has no such doubt).
 
 Anything else (an error, a 404, a timeout, a shape it does not know) is no
 answer, and the timeout keeps its usual wording.
@@ -57,8 +61,13 @@ def origin(base_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def is_slot_list(said: Any) -> bool:
+    """``said`` is a ``/slots`` answer (a list of slot objects)."""
+    return isinstance(said, list) and bool(said) and all(isinstance(s, dict) and "is_processing" in s for s in said)
+
+
 def from_slots(slots: Any) -> Busy | None:
-    if not isinstance(slots, list) or not slots or not all(isinstance(s, dict) for s in slots):
+    if not is_slot_list(slots):
         return None
     busy = [s for s in slots if s.get("is_processing") is True]
     if len(busy) < len(slots) or not all(_decoded(s) > 0 for s in busy):
@@ -113,11 +122,11 @@ async def probe(client: httpx2.AsyncClient, base_url: str, model: str, headers: 
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             slots = await _get(client, f"{root}/slots{query}", headers)
-            found = from_slots(_json(slots)) if slots is not None else None
-            if found is None:
-                metrics = await _get(client, f"{root}/metrics{query}", headers)
-                found = from_metrics(metrics.decode("utf-8", "replace"), model) if metrics is not None else None
-            return found
+            said = _json(slots) if slots is not None else None
+            if is_slot_list(said):  # the slots know which request is whose: their word is final
+                return from_slots(said)
+            metrics = await _get(client, f"{root}/metrics{query}", headers)
+            return from_metrics(metrics.decode("utf-8", "replace"), model) if metrics is not None else None
     except (TimeoutError, httpx2.HTTPError):
         return None
 
@@ -129,4 +138,4 @@ def _json(body: bytes) -> Any:
         return None
 
 
-__all__ = ["PROBE_LIMIT", "PROBE_TIMEOUT_S", "Busy", "from_metrics", "from_slots", "origin", "probe", "queued_reason"]
+__all__ = ["PROBE_LIMIT", "PROBE_TIMEOUT_S", "Busy", "from_metrics", "from_slots", "is_slot_list", "origin", "probe", "queued_reason"]
