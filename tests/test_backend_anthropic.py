@@ -63,6 +63,7 @@ def test_error_event() -> None:
 
 
 # --- against the emulator ---------------------------------------------------------------------
+# (what every protocol does alike, quirks, max tokens, reasoning, a cut stream: test_backend_protocols.py)
 
 
 async def test_full_reply_usage_and_order(emulator) -> None:
@@ -72,34 +73,6 @@ async def test_full_reply_usage_and_order(emulator) -> None:
     assert out.ended.finish_reason == "end_turn"
     assert out.usages[-1].output_tokens == len(out.deltas)
     assert out.usages[-1].input_tokens and out.usages[-1].input_tokens > 0
-
-
-async def test_thinking_is_the_reasoning_channel(emulator) -> None:
-    directive = {"reply": "42", "reasoning": "Let me think about it.", "time_scale": 0.01}
-    out = await collect(sim_backend(emulator.url, "anthropic", directive, model="thinker"))
-    assert_well_ordered(out)
-    assert (out.reasoning, out.answer) == ("Let me think about it.", "42")
-
-
-async def test_max_tokens_is_sent(emulator) -> None:
-    out = await collect(sim_backend(emulator.url, "anthropic", {"tokens": 200}), request(max_tokens=5))
-    assert_well_ordered(out)
-    assert out.ended.finish_reason == "max_tokens"
-    assert out.usages[-1].output_tokens == 5
-
-
-@pytest.mark.parametrize("quirk", ["split_utf8", "trickle", "keepalive", "no_usage"])
-async def test_quirks_still_succeed(emulator, quirk: str) -> None:
-    out = await collect(sim_backend(emulator.url, "anthropic", {"reply": REPLY, "fault": quirk}))
-    assert_well_ordered(out)
-    assert out.answer == REPLY
-    assert out.ended.finish_reason == "end_turn"
-
-
-async def test_cut_stream_ends_with_no_finish_reason(emulator) -> None:
-    out = await collect(sim_backend(emulator.url, "anthropic", {"reply": REPLY, "fault": "cut", "fault_at": 4}))
-    assert_well_ordered(out)
-    assert len(out.deltas) == 4 and out.ended.finish_reason is None
 
 
 # --- against a scripted raw server -------------------------------------------------------------

@@ -76,6 +76,7 @@ def test_error_line_and_junk() -> None:
 
 
 # --- against the emulator ---------------------------------------------------------------------
+# (what every protocol does alike, quirks, max tokens, reasoning, a cut stream: test_backend_protocols.py)
 
 
 async def test_full_reply_server_counts_and_order(emulator) -> None:
@@ -86,35 +87,6 @@ async def test_full_reply_server_counts_and_order(emulator) -> None:
     (usage,) = out.usages
     assert usage.source == "server" and usage.output_tokens == len(out.deltas)
     assert usage.server_tps is not None and usage.server_tps > 0
-
-
-async def test_thinking_is_the_reasoning_channel(emulator) -> None:
-    directive = {"reply": "42", "reasoning": "Let me think about it.", "time_scale": 0.01}
-    out = await collect(sim_backend(emulator.url, "ollama", directive, model="thinker"))
-    assert_well_ordered(out)
-    assert (out.reasoning, out.answer) == ("Let me think about it.", "42")
-
-
-async def test_num_predict_is_sent(emulator) -> None:
-    out = await collect(sim_backend(emulator.url, "ollama", {"tokens": 200}), request(max_tokens=6))
-    assert_well_ordered(out)
-    assert out.ended.finish_reason == "length"
-    assert out.usages[-1].output_tokens == 6
-
-
-@pytest.mark.parametrize("quirk", ["split_utf8", "trickle", "keepalive", "no_usage"])
-async def test_quirks_still_succeed(emulator, quirk: str) -> None:
-    out = await collect(sim_backend(emulator.url, "ollama", {"reply": REPLY, "fault": quirk}))
-    assert_well_ordered(out)
-    assert out.answer == REPLY
-    assert out.ended.finish_reason == "stop"
-    assert (out.usages == []) == (quirk == "no_usage")
-
-
-async def test_cut_stream_ends_with_no_finish_reason(emulator) -> None:
-    out = await collect(sim_backend(emulator.url, "ollama", {"reply": REPLY, "fault": "cut", "fault_at": 2}))
-    assert_well_ordered(out)
-    assert len(out.deltas) == 2 and out.ended.finish_reason is None
 
 
 # --- against a scripted raw server -------------------------------------------------------------

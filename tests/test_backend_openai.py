@@ -86,6 +86,7 @@ def test_error_frame_raises_with_type_and_message() -> None:
 
 
 # --- against the emulator ---------------------------------------------------------------------
+# (what every protocol does alike, quirks, max tokens, reasoning, a cut stream: test_backend_protocols.py)
 
 
 async def test_full_reply_usage_and_order(emulator) -> None:
@@ -99,48 +100,11 @@ async def test_full_reply_usage_and_order(emulator) -> None:
     assert usage.input_tokens and usage.input_tokens > 0
 
 
-@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
-async def test_reasoning_is_its_own_channel(emulator, field: str) -> None:
-    directive = {"reply": "42", "reasoning": "Let me think about it.", "reasoning_field": field, "time_scale": 0.01}
-    out = await collect(sim_backend(emulator.url, "openai", directive, model="thinker"))
-    assert_well_ordered(out)
-    assert out.reasoning == "Let me think about it."
-    assert out.answer == "42"
-    first_answer = next(i for i, e in enumerate(out.deltas) if e.channel == "answer")
-    assert all(e.channel == "reasoning" for e in out.deltas[:first_answer])
-
-
 async def test_llama_cpp_timings_give_server_tps(emulator) -> None:
     out = await collect(sim_backend(emulator.url, "openai", {"reply": REPLY, "timings": True}))
     assert_well_ordered(out)
     assert out.usages[-1].source == "usage"
     assert out.usages[-1].server_tps is not None and out.usages[-1].server_tps > 0
-
-
-async def test_max_tokens_is_sent(emulator) -> None:
-    out = await collect(sim_backend(emulator.url, "openai", {"tokens": 200}), request(max_tokens=7))
-    assert_well_ordered(out)
-    assert out.ended.finish_reason == "length"
-    assert out.usages[-1].output_tokens == 7
-
-
-@pytest.mark.parametrize("quirk", ["split_utf8", "trickle", "keepalive", "no_usage", "choices_null"])
-async def test_quirks_still_succeed(emulator, quirk: str) -> None:
-    out = await collect(sim_backend(emulator.url, "openai", {"reply": REPLY, "fault": quirk}))
-    assert_well_ordered(out)
-    assert out.answer == REPLY
-    assert out.ended.finish_reason == "stop"
-    if quirk == "no_usage":
-        assert out.usages == []
-    else:
-        assert out.usages[-1].output_tokens == len(out.deltas)
-
-
-async def test_cut_stream_ends_with_no_finish_reason(emulator) -> None:
-    out = await collect(sim_backend(emulator.url, "openai", {"reply": REPLY, "fault": "cut", "fault_at": 3}))
-    assert_well_ordered(out)
-    assert len(out.deltas) == 3
-    assert out.ended.finish_reason is None
 
 
 async def test_one_client_serves_several_turns(emulator) -> None:

@@ -88,7 +88,7 @@ def test_the_results_screen_and_the_summary_say_what_the_server_claimed(race):
 
     from thunderdome.metrics import Standings
     from thunderdome.report import summary
-    from thunderdome.tui.screens.results import lane_note
+    from thunderdome.tui.widgets.recording_note import lane_note
 
     standings = Standings().apply_all(load_recording(race[1]).events)
     lane = standings.ranked(standings.finished_t)

@@ -9,6 +9,11 @@ Two graphs, both built without importing anything:
   command line), with every import, deferred ones (inside functions)
   included: a cycle there means two layers lean on each other, as the race
   and the replay once did (``replay.py`` -> ``race/source.py`` -> ``record``).
+
+On the second graph, two rules that tell the story: imports only go down
+the layers (core first, the command line last), and the consumers are peers
+(no consumer but the command line reaches into the TUI, and the TUI uses
+neither the headless reporter nor its report).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "thunderdome"
 
 LAYERS = {
-    "core": ("events", "batch_queue", "metrics", "lane_stats", "turn_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", ""),
+    "core": ("events", "batch_queue", "metrics", "lane_state", "lane_stats", "turn_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", ""),
     "engine": ("backends", "sim", "sandbox", "race", "config", "gateway", "agents"),
     "recordings": ("record", "replay"),
     "sources": ("sources",),
@@ -176,3 +181,35 @@ def test_replay_and_record_import_no_race_and_no_source():
     graph = import_graph(deferred=True)
     for module in ("thunderdome.replay", "thunderdome.record"):
         assert not {m for m in graph[module] if layer_of(m) in ("engine", "sources", "consumers")}, graph[module]
+
+
+def test_imports_only_go_down_the_layers():
+    """The layers in ``LAYERS`` order, core first: a module imports its own
+    layer or one before it, never one after (core knows no engine, sources
+    no consumer, a consumer no command line)."""
+    order = {layer: i for i, layer in enumerate(LAYERS)}
+    graph = import_graph(deferred=True)
+    upward = [
+        f"{module} ({layer_of(module)}) imports {target} ({layer_of(target)})"
+        for module, imported in sorted(graph.items())
+        for target in sorted(imported)
+        if order[layer_of(target)] > order[layer_of(module)]
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_the_tui_is_a_peer_no_other_consumer_reads():
+    """The consumers are peers on the event stream: only the command line
+    starts the TUI, and the TUI shows the race without the headless
+    reporter's code (it writes exports through ``export``, as the CLI does)."""
+    graph = import_graph(deferred=True)
+    into_tui = sorted(
+        f"{module} imports {target}"
+        for module, imported in graph.items()
+        if not module.startswith("thunderdome.tui") and layer_of(module) != "command line"
+        for target in imported
+        if target.startswith("thunderdome.tui")
+    )
+    assert not into_tui, into_tui
+    tui_reads = {target for module, imported in graph.items() if module.startswith("thunderdome.tui") for target in imported}
+    assert not tui_reads & {"thunderdome.headless", "thunderdome.report"}, sorted(tui_reads)

@@ -306,7 +306,7 @@ def test_pause_holds_and_resume_continues(recorded):
         sink.wait_for(10)
         time.sleep(0.1)
         assert len(sink.events) == 10 and source.paused
-        source.toggle_pause()
+        source.resume()
         assert not source.paused
         assert sink.wait_for(len(live)) == live
     finally:

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from _isolation import VARIANT_PARAMS  # type: ignore[import-not-found]
 from thunderdome.sandbox import (
     ENV_VAR,
     LEVELS,
@@ -20,21 +21,9 @@ from thunderdome.sandbox import (
 )
 from thunderdome.sandbox.cli import command_from, sandbox_main
 from thunderdome.sandbox.processes import processes_of_uid
-from thunderdome.sandbox.isolation import VARIANTS, IsolationUnavailable, isolation_variant
+from thunderdome.sandbox.isolation import isolation_variant
 
 FAKE_KEY = "sk-test-thunderdome-0123456789abcdef"
-
-
-def _variant_param(name: str):
-    try:
-        isolation_variant(name)
-    except IsolationUnavailable as exc:
-        hint = " - install bubblewrap (apt-get install bubblewrap); CI does" if name == "bwrap" else ""
-        return pytest.param(name, marks=pytest.mark.skip(reason=f"{exc}{hint}"), id=name)
-    return pytest.param(name, id=name)
-
-
-LEVEL_PARAMS = [_variant_param(name) for name in VARIANTS]
 
 
 @pytest.fixture
@@ -44,7 +33,7 @@ async def box(request):
     await sandbox.close()
 
 
-per_level = pytest.mark.parametrize("box", LEVEL_PARAMS, indirect=True)
+per_level = pytest.mark.parametrize("box", VARIANT_PARAMS, indirect=True)
 
 
 @per_level

@@ -10,24 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from _isolation import VARIANT_PARAMS  # type: ignore[import-not-found]
 from thunderdome.sandbox import Arena, ArenaError
-from thunderdome.sandbox.isolation import VARIANTS, IsolationUnavailable, isolation_variant
+from thunderdome.sandbox.isolation import isolation_variant
 from thunderdome.sandbox.limits import allocate_uid, release_uid
 from thunderdome.sandbox.processes import processes_of_uid
 
 LANES = ["alpha", "bravo", "charlie"]
 
 
-def _variant_param(name: str):
-    try:
-        isolation_variant(name)
-    except IsolationUnavailable as exc:
-        hint = " - install bubblewrap (apt-get install bubblewrap); CI does" if name == "bwrap" else ""
-        return pytest.param(name, marks=pytest.mark.skip(reason=f"{exc}{hint}"), id=name)
-    return pytest.param(name, id=name)
-
-
-@pytest.fixture(params=[_variant_param(name) for name in VARIANTS])
+@pytest.fixture(params=VARIANT_PARAMS)
 async def arena(request):
     ring = Arena(isolation=isolation_variant(request.param))
     yield ring

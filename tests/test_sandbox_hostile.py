@@ -13,24 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from _isolation import VARIANT_PARAMS  # type: ignore[import-not-found]
 from thunderdome.sandbox import Sandbox
-from thunderdome.sandbox.isolation import VARIANTS, IsolationUnavailable, isolation_variant
+from thunderdome.sandbox.isolation import isolation_variant
 from thunderdome.sandbox.processes import processes_of_uid
 
 FAKE_KEY = "sk-test-hostile-" + uuid.uuid4().hex
 ROOT = os.geteuid() == 0
 
 
-def _variant_param(name: str):
-    try:
-        isolation_variant(name)
-    except IsolationUnavailable as exc:
-        hint = " - install bubblewrap (apt-get install bubblewrap); CI does" if name == "bwrap" else ""
-        return pytest.param(name, marks=pytest.mark.skip(reason=f"{exc}{hint}"), id=name)
-    return pytest.param(name, id=name)
-
-
-@pytest.fixture(params=[_variant_param(name) for name in VARIANTS])
+@pytest.fixture(params=VARIANT_PARAMS)
 async def box(request):
     sandbox = Sandbox(isolation=isolation_variant(request.param))
     yield sandbox

@@ -84,7 +84,7 @@ def test_the_race_is_client_limited_when_most_lanes_are():
 
 def test_the_results_screen_says_the_machine_set_the_itl_figures():
     from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
-    from thunderdome.tui.screens.results import RecordingNote
+    from thunderdome.tui.widgets.recording_note import RecordingNote
 
     start = [RaceStarted(t=0.0, lanes=tuple({"name": n, "kind": "openai", "model": "m"} for n in "ab"))]
     standings = Standings().apply_all(start + shared_reads("a", 3) + shared_reads("b", 4))

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich._wrap import divide_line
 
-from thunderdome.tui.widgets.stream import _breaks
+from thunderdome.tui.widgets.stream_rows import _breaks
 
 WORDS = st.lists(
     st.one_of(st.text(alphabet="abcdefghij.,-_!", min_size=1, max_size=70), st.sampled_from([" ", "  ", "   "])),

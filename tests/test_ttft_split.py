@@ -105,7 +105,7 @@ def test_the_recording_replays_the_split(race):
 
 def test_a_warm_start_is_said_in_the_results_note(race):
     from thunderdome.metrics import Standings
-    from thunderdome.tui.screens.results import lane_note
+    from thunderdome.tui.widgets.recording_note import lane_note
 
     standings = Standings().apply_all(load_recording(race[1]).events)
     notes = {s.name: lane_note(standings, s) for s in standings.ranked(standings.finished_t)}

@@ -20,9 +20,10 @@ from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
-from thunderdome.tui.screens.results import WinnerCard
 from thunderdome.tui.widgets.lane import LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
+from thunderdome.tui.widgets.next_race import NextRaceNote
+from thunderdome.tui.widgets.winner_card import WinnerCard
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
@@ -251,6 +252,26 @@ async def test_demo_runs_the_next_task_after_the_results(auto):
             what="second results",
         )
         assert app.screen.next_task is None
+
+
+async def test_escape_holds_the_demo_countdown_until_n():
+    scripts = {"sigkill": sigkill_race(), "long-essay": long_race()}
+    app = make_app(
+        mode="race", task=load_task("sigkill"), specs=[sim("cloud", "cloud")], tasks_after=[load_task("long-essay")],
+        source_factory=lambda t, s: ListSource(scripts[t.name]), results_delay=0.01, next_delay=30.0,
+    )
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: results_shown(app), what="first results")
+        note = app.screen.query_one(NextRaceNote)
+        assert note.counting and "starts in" in str(note.render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not note.counting, what="the countdown held")
+        assert "press n" in str(note.render()) and app.screen.standings.task == "sigkill"
+        await pilot.press("n")
+        await wait_for(
+            pilot, lambda: results_shown(app) and app.screen.standings.task == "long-essay",
+            what="second results",
+        )
 
 
 async def test_setup_starts_the_chosen_race_and_comes_back(tmp_path, monkeypatch):

@@ -1,17 +1,16 @@
-"""Per-lane state and figures: what one lane's events add up to (pure).
+"""Per-lane figures: what one lane's events add up to (pure).
 
-Invariant: ``lane_stats`` is a pure function of a ``LaneState``; the state is
-only ever changed by the reducer in ``thunderdome.metrics``. The definitions
-(TTFT, TTFA, e2e, N, output speed, ITL, multi-turn lanes) are documented in
-``thunderdome.metrics``.
+Invariant: ``lane_stats`` is a pure function of a ``LaneState``
+(``thunderdome.lane_state``, changed only by the reducer in
+``thunderdome.metrics``), and a ``LaneStats`` is frozen: what a lane's
+figures were at the moment read. The definitions (TTFT, TTFA, e2e, N, output
+speed, ITL, multi-turn lanes) are documented in ``thunderdome.metrics``.
 
-Reads cost O(1) per lane however long the race: a lane keeps the running
-totals of its closed turns (``TurnTotals``, folded once per turn, in turn
-order, so every sum is the one a fold over all turns would give) and adds its
-live turn on each read; its inter-token gaps are kept in arrival order and
-sorted only when an ITL percentile is read (``Gaps``), the sort cached until
-new gaps arrive. Those caches are the only state a read changes, and they
-never change a figure.
+Reads cost O(1) per lane however long the race (``LaneState`` keeps the
+running totals of its closed turns); the inter-token gaps are sorted only
+when an ITL percentile is read (``Gaps``), the sort cached until new gaps
+arrive. Those caches are the only state a read changes, and they never
+change a figure.
 
 Figures read at a moment ``now`` (``lane_stats(..., now=...)``, what
 ``Standings.ranked(now)`` passes) are anchored at *now*, not at the last
@@ -27,18 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from thunderdome.turn_stats import (
-    STALL_MIN_S,
-    Gaps,
-    TurnState,
-    TurnTotals,
-    _r,
-    stall_threshold,
-)
+from thunderdome.lane_state import LaneState
+from thunderdome.turn_stats import Gaps, TurnState, TurnTotals, _r
 
-
-_ENDED = frozenset({"finished", "winner", "eliminated", "error", "stopped"})
-"""Lane statuses after its end."""
 
 SPLIT_PARTS = ("queue_s", "load_s", "prefill_s")
 """The parts of a TTFT a server may report (``ServerTimings``), in order."""
@@ -78,122 +68,6 @@ def cost_of(
     if per_in and not input_known:
         return None
     return ((input_tokens or 0) * per_in + output_tokens * per_out) / 1e6
-
-
-@dataclass
-class LaneState:
-    """Everything the reducer knows about one lane."""
-
-    name: str
-    kind: str = ""
-    model: str = ""
-    index: int = 0
-    started_t: float | None = None
-    skew: float = 0.0
-    turns: list[TurnState] = field(default_factory=list)
-    status: str = "waiting"
-    """waiting | thinking | streaming | executing | finished | winner |
-    eliminated | error | stopped (the race was won while it worked)."""
-    end_t: float | None = None
-    reason: str = ""
-    eliminated_by: str | None = None
-    completion_t: float | None = None
-    verdict: str = ""
-    last_command: str = ""
-    last_exit: int | None = None
-    pid: int | None = None
-    """``last_standing``: the lane's fighter PID as the arena's commands see it."""
-    price: dict[str, float] | None = None
-    """The backend's ``input_per_mtok`` / ``output_per_mtok`` (dollars), if given."""
-    time_scale: float = 1.0
-    """What the lane's delays were multiplied by (sim lanes under
-    ``--time-scale``); 1.0 is real time."""
-    gaps: Gaps = field(default_factory=Gaps, repr=False, compare=False)
-    """Inter-token gaps in arrival order (the reducer appends them)."""
-    _closed: TurnTotals = field(default_factory=TurnTotals, init=False, repr=False, compare=False)
-    """Totals of ``turns[:_closed_n]``, none of which changed since it was folded in."""
-    _closed_n: int = field(default=0, init=False, repr=False, compare=False)
-
-    @property
-    def ended(self) -> bool:
-        return self.status in _ENDED
-
-    def turn(self, number: int, t: float) -> TurnState:
-        """Turn ``number``, opened at ``t`` if new. The reducer changes a turn
-        only through this (or the last turn directly), so a closed turn that
-        changes again drops the cached totals."""
-        turns = self.turns
-        if turns and turns[-1].turn == number:
-            return turns[-1]
-        for existing in turns:
-            if existing.turn == number:
-                self._closed, self._closed_n = TurnTotals(), 0
-                return existing
-        state = TurnState(turn=number, request_t=t)
-        turns.append(state)
-        return state
-
-    def closed(self) -> TurnTotals:
-        """Totals of every turn but the live (last) one: each turn folded once."""
-        closed, end = self._closed, len(self.turns) - 1
-        while self._closed_n < end:
-            closed.add(self.turns[self._closed_n])
-            self._closed_n += 1
-        return closed
-
-    def totals(self) -> TurnTotals:
-        """Totals over all turns (a copy: the closed turns' plus the live turn)."""
-        totals = self.closed().copy()
-        if self.turns:
-            totals.add(self.turns[-1])
-        return totals
-
-    @property
-    def tokens(self) -> int:
-        return self.closed().tokens + (self.turns[-1].tokens if self.turns else 0)
-
-    def streaming_turn(self) -> TurnState | None:
-        """The live turn while it streams (a first delta came, its stream has
-        not ended, the lane is running): the one whose silence counts."""
-        turn = self.turns[-1] if self.turns else None
-        if turn is None or turn.first_token_t is None or turn.ended or self.status in _ENDED:
-            return None
-        return turn
-
-    def rate_at(self, now: float, totals: TurnTotals) -> float | None:
-        """Output speed at ``now`` (tok/s): while a turn streams, its
-        (N - 1) / (now - TTFT) pooled with the closed turns' generation, so
-        silence since the last delta slows it; otherwise ``totals.output_tps``.
-        ``totals``: ``self.totals()``."""
-        turn = self.streaming_turn()
-        if turn is None or turn.tokens < 2:
-            return totals.output_tps
-        closed = self.closed()
-        spent = closed.gen_time + max(now, turn.last_token_t or now) - turn.first_token_t  # type: ignore[operator]
-        return (closed.gen_tokens + turn.tokens - 1) / spent if spent > 0 else totals.output_tps
-
-    def stalled_for(self, now: float) -> float | None:
-        """Seconds of silence at ``now`` if the lane is stalled (its streaming
-        turn silent beyond ``stall_threshold`` of its median gap), else None."""
-        turn = self.streaming_turn()
-        if turn is None or turn.last_token_t is None:
-            return None
-        silence = now - turn.last_token_t
-        if silence <= STALL_MIN_S:  # the common case: no percentile read
-            return None
-        gaps = self.gaps
-        count = len(gaps.arrived)
-        if count:  # the gaps of a turn add up to its span, and a median is at most twice the mean (Markov):
-            span = sum(t.last_token_t - t.first_token_t for t in self.turns if t.first_token_t is not None)  # type: ignore[operator]
-            if silence > stall_threshold(2.0 * max(span, 0.0) / count) * (1 + 1e-9):
-                return silence  # far past any threshold: no sort of new gaps needed to say so
-        return silence if silence > stall_threshold(gaps.percentile(50, count)) else None
-
-    @property
-    def live_tokens(self) -> int:
-        """Deltas seen so far (usage arrives at the end of a turn)."""
-        last = self.turns[-1] if self.turns else None
-        return self.closed().live_tokens + (last.tokens if last else 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ only from events, so a replayed race gives exactly the live race's figures.
 ``Standings.apply(event)`` folds one event in; ``Standings.ranked(now)`` and
 ``Standings.results()`` read the state out. Reads cost O(1) per lane however
 long the race (running totals per lane, ITL percentiles sorted only when read:
-see ``thunderdome.lane_stats``), so every consumer reads the reducer itself,
+see ``lane_state`` and ``lane_stats``), so every consumer reads the reducer itself,
 as often as it shows. Reads fill those caches: read a ``Standings`` on the
 thread that folds it. Definitions follow the metric table of DESIGN.md:
 
@@ -75,9 +75,8 @@ from thunderdome.events import (
     Verdict,
     WinnerDecided,
 )
+from thunderdome.lane_state import _ENDED, LaneState  # re-exported: the metrics API
 from thunderdome.lane_stats import (  # re-exported: the metrics API
-    _ENDED,
-    LaneState,
     LaneStats,
     Projection,
     TurnState,
@@ -291,12 +290,6 @@ class Standings:
         tokens, basis = next(((n, b) for n, b in bases if n > done), max(bases))
         last = totals.last_token_t if totals.last_token_t is not None else now
         return Projection(max(now, last) + max(tokens - done, 0) / tps, tokens, basis)
-
-    def projected_finish(self, lane: LaneState, now: float) -> float | None:
-        """``projection(lane, now).t``: the ``projected_t`` the leaderboard
-        and the headless table show."""
-        projection = self.projection(lane, now)
-        return None if projection is None else projection.t
 
     def _rank_key(self, lane: LaneState, totals: TurnTotals, projected: float | None) -> tuple:
         """A lane's place in ``ranked``: smaller first; ``lane.index`` breaks ties."""

@@ -15,7 +15,8 @@ blocks, first, text and signature exactly as they came); the others drop it.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from thunderdome.backends.base import BackendError, ToolSpec
 
@@ -70,42 +71,64 @@ def function_tools(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:
     ]
 
 
-def openai_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class _FunctionWire:
+    """Where OpenAI Chat Completions and Ollama differ; their messages are
+    otherwise one shape (a tool result is a ``tool`` message, an assistant's
+    calls are its ``tool_calls``)."""
+
+    result_key: str
+    """The key of a tool result that names the call it answers."""
+    result_from: str
+    """The neutral key that value comes from (the call's id, or the tool's name)."""
+    call: Callable[[dict[str, Any]], dict[str, Any]]
+    """One neutral tool call in the protocol's shape."""
+    null_content: bool
+    """An assistant message with calls and no text says ``content: null``."""
+
+
+_OPENAI = _FunctionWire(
+    result_key="tool_call_id",
+    result_from="tool_call_id",
+    call=lambda c: {
+        "id": c.get("id", ""),
+        "type": "function",
+        "function": {"name": c.get("name", ""), "arguments": c.get("arguments") or "{}"},
+    },
+    null_content=True,
+)
+_OLLAMA = _FunctionWire(
+    result_key="tool_name",
+    result_from="name",
+    call=lambda c: {"function": {"name": c.get("name", ""), "arguments": arguments_object(c)}},
+    null_content=False,
+)
+
+
+def _function_messages(messages: Iterable[dict[str, Any]], wire: _FunctionWire) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.get("role") == "tool":
-            out.append({"role": "tool", "tool_call_id": m.get("tool_call_id", ""), "content": m.get("content") or ""})
+            out.append({"role": "tool", wire.result_key: m.get(wire.result_from, ""), "content": m.get("content") or ""})
             continue
         message = _without_signed(m)
         calls = _calls(m)
         if calls:
-            message["content"] = m.get("content") or None
-            message["tool_calls"] = [
-                {
-                    "id": c.get("id", ""),
-                    "type": "function",
-                    "function": {"name": c.get("name", ""), "arguments": c.get("arguments") or "{}"},
-                }
-                for c in calls
-            ]
+            if wire.null_content:
+                message["content"] = m.get("content") or None
+            message["tool_calls"] = [wire.call(c) for c in calls]
         out.append(message)
     return out
+
+
+def openai_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI Chat Completions: arguments as JSON text, results by call id."""
+    return _function_messages(messages, _OPENAI)
 
 
 def ollama_messages(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if m.get("role") == "tool":
-            out.append({"role": "tool", "tool_name": m.get("name", ""), "content": m.get("content") or ""})
-            continue
-        message = _without_signed(m)
-        calls = _calls(m)
-        if calls:
-            message["tool_calls"] = [
-                {"function": {"name": c.get("name", ""), "arguments": arguments_object(c)}} for c in calls
-            ]
-        out.append(message)
-    return out
+    """Ollama: arguments as an object, results by tool name."""
+    return _function_messages(messages, _OLLAMA)
 
 
 def anthropic_tools(tools: Iterable[ToolSpec]) -> list[dict[str, Any]]:

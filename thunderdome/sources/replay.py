@@ -277,14 +277,6 @@ class ReplaySource(ThreadedSource):
             self._clock.resume()
         self._poke()
 
-    def toggle_pause(self) -> None:
-        with self._lock:
-            if self._clock.paused:
-                self._clock.resume()
-            else:
-                self._clock.pause()
-        self._poke()
-
     def set_speed(self, speed: float) -> None:
         with self._lock:
             self._clock.set_speed(speed)

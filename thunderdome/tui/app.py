@@ -16,19 +16,19 @@ is left behind.
 
 Presenter mode is the app's state: it carries over to every race screen the
 app starts and switches the app to the high-contrast theme. Trials
-(``trials`` > 1) run back to back, each on its own race screen with its own
-seed (``seed_offset`` = the trial's index, as the headless run seeds them),
-and end on the trials summary instead of a results screen.
+(``trials`` > 1, a ``TrialSeries``) run back to back, each on its own race
+screen with its own seed, and end on the trials summary instead of a
+results screen.
+
+What the app is built from is ``app_config``; where exports, screenshots
+and the closing word on recordings go is ``saved_files``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from textual import on
 from textual.app import App
@@ -37,51 +37,28 @@ from textual.timer import Timer
 
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.metrics import Standings
-from thunderdome.redact import redact
-from thunderdome.sources.base import RecordingStatus, Source, SourceFactory
+from thunderdome.sources.base import Source, SourceFactory
 from thunderdome.sources.factory import live_source_factory
 from thunderdome.sources.fixed import BrokenSource
 from thunderdome.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
+from thunderdome.tui.app_config import AppConfig, check_modes
 from thunderdome.tui.safe_text import one_line
+from thunderdome.tui.saved_files import (
+    complete_recording,
+    export_files,
+    export_json,
+    export_stem,
+    output_folder,
+    recording_report,
+)
 from thunderdome.tui.screens.help import HelpScreen
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen
 from thunderdome.tui.screens.setup import SetupScreen
 from thunderdome.tui.screens.trials import TrialsScreen
 from thunderdome.tui.themes import PRESENTER_THEME, THEME
-from thunderdome.visible import visible_line
-
-MODES = ("setup", "race", "replay")
-
-
-@dataclass
-class AppConfig:
-    """Everything ``make_app`` was given."""
-
-    mode: str
-    task: TaskSpec | None = None
-    specs: list[BackendSpec] = field(default_factory=list)
-    tasks_after: list[TaskSpec] = field(default_factory=list)
-    source_factory: SourceFactory | None = None
-    replay_path: str | None = None
-    speed: float = 1.0
-    clock: Callable[[], float] = time.monotonic
-    """The UI's clock (monotonic seconds); tests freeze it for exact pictures."""
-    results_delay: float = 1.5
-    """Seconds the finished race stays on screen before the results."""
-    output_dir: str | None = None
-    """Where screenshots and exports go when there is no recording folder."""
-    discover: bool = True
-    """Setup screen: probe local servers on their default ports."""
-    next_delay: float | None = 10.0
-    """Seconds the results of a race stay up before the next task of
-    ``tasks_after`` starts by itself (the demo); None: wait for ``n``."""
-    presenter: bool = False
-    """Start in presenter mode (``--big``): large figures, high contrast."""
-    trials: int = 1
-    """Race mode: run the race this many times back to back, then show the
-    trials' summary (``--trials N``)."""
+from thunderdome.tui.trial_series import TrialSeries
 
 
 class ThunderdomeApp(App[int]):
@@ -116,10 +93,8 @@ class ThunderdomeApp(App[int]):
         self._reading_timer: Timer | None = None
         self.presenter = config.presenter
         """Presenter mode: every race screen starts in it, and the theme is high-contrast."""
-        self.trial_results: list[dict[str, Any]] = []
-        """The finished trials' results (``Standings.results()``), in order."""
-        self.trials_summary: dict[str, Any] | None = None
-        """``summarise_trials`` of the last complete set of trials (what ``e`` exports on its screen)."""
+        self.trials = TrialSeries(config.trials)
+        """The trials of the race (``--trials N``); a single race when N is 1."""
 
     # -- flow ---------------------------------------------------------------------------
 
@@ -160,11 +135,7 @@ class ThunderdomeApp(App[int]):
         with trials, the next trial (its factory call gets ``seed_offset``)."""
         self.from_setup = self.from_setup or from_setup
         self.current_task, self.current_specs = task, list(specs)
-        trials, done = self.config.trials, len(self.trial_results)
-        if trials > 1:
-            source = self._factory()(task, list(specs), seed_offset=done)  # type: ignore[call-arg]
-        else:
-            source = self._factory()(task, list(specs))
+        source = self.trials.source(self._factory(), task, specs)
         screen = RaceScreen(
             source,
             task=task,
@@ -172,7 +143,7 @@ class ThunderdomeApp(App[int]):
             clock=self.config.clock,
             results_delay=self.config.results_delay,
             presenter=self.presenter,
-            trial=f"{done + 1}/{trials}" if trials > 1 else "",
+            trial=self.trials.label(),
         )
         self._show(screen, source)
 
@@ -239,7 +210,7 @@ class ThunderdomeApp(App[int]):
         if replay:
             self._stop_later(self.race_source)  # a replay lingers at its end until stopped
         self.standings = message.feed.standings
-        if self.config.trials > 1 and not replay:
+        if self.trials.running and not replay:
             self._trial_ended(message)
             return
         next_task = self.tasks_after[0] if self.tasks_after and not replay else None
@@ -255,22 +226,20 @@ class ThunderdomeApp(App[int]):
 
     def _trial_ended(self, message: RaceScreen.RaceEnded) -> None:
         """Keep the trial's results; start the next trial, or show the summary after the last."""
-        from thunderdome.trials import summarise_trials
-
-        self.trial_results.append(message.feed.standings.results())
         task = self.current_task
         assert task is not None, "trials race one task"
-        if len(self.trial_results) < self.config.trials:
+        if not self.trials.finished(message.feed.standings.results()):
             self.start_race(task, self.current_specs)
             return
-        summary = self.trials_summary = summarise_trials(self.trial_results)
+        summary = self.trials.summary
+        assert summary is not None
         kind = message.feed.standings.kind or task.kind
         self.switch_screen(TrialsScreen(summary, message.lane_colors, task=task.name, kind=kind))
 
     @on(TrialsScreen.RerunRequested)
     def _trials_again(self, message: TrialsScreen.RerunRequested) -> None:
         if message.screen is self.screen and self.current_task is not None:
-            self.trial_results, self.trials_summary = [], None
+            self.trials.restart()
             self.start_race(self.current_task, self.current_specs)
 
     @on(RaceScreen.PresenterToggled)
@@ -325,17 +294,11 @@ class ThunderdomeApp(App[int]):
         """Where the race on screen (live, replayed or finished) is recorded;
         None when it is not, or when the recording is incomplete: nothing goes
         next to a file that failed."""
-        status: RecordingStatus | None = self.race_source.recording if self.race_source is not None else None
-        return status.path if status is not None and status.complete else None
+        return complete_recording(self.race_source.recording if self.race_source is not None else None)
 
     def output_dir(self) -> Path:
         """Next to the recording if there is one, else the configured folder or cwd."""
-        recording = self.recording()
-        if self.config.output_dir:
-            return Path(self.config.output_dir)
-        if recording:
-            return Path(recording).parent
-        return Path.cwd()
+        return output_folder(self.config.output_dir, self.recording())
 
     def action_screenshot(self) -> None:
         folder = self.output_dir()
@@ -356,9 +319,8 @@ class ThunderdomeApp(App[int]):
             self.notify("nothing to export yet", severity="warning")
             return
         try:
-            if isinstance(self.screen, TrialsScreen) and self.trials_summary is not None:
-                trials = {"races": self.trial_results, "summary": self.trials_summary}  # as ``--trials --json`` writes
-                paths = [export_json(trials, self.output_dir(), f"{self._export_stem()}-trials")]
+            if isinstance(self.screen, TrialsScreen) and self.trials.summary is not None:
+                paths = [export_json(self.trials.export(), self.output_dir(), f"{self._export_stem()}-trials")]
             else:
                 paths = export_files(standings.results(), self.output_dir(), self._export_stem())
         except OSError as exc:
@@ -370,40 +332,7 @@ class ThunderdomeApp(App[int]):
         self.notify("\n".join(map(one_line, paths)), title="results exported", timeout=8, markup=False)
 
     def _export_stem(self) -> str:
-        recording = self.recording()
-        if recording:
-            return Path(recording).stem
-        task = self.current_task.name if self.current_task else "race"
-        return f"thunderdome-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def export_json(payload: dict[str, Any], folder: Path, stem: str) -> str:
-    """Write ``payload`` as ``stem.json`` into ``folder`` (no raw control byte); return its path."""
-    from thunderdome.visible import json_safe
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}.json"
-    path.write_text(json_safe(json.dumps(payload, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
-    return str(path)
-
-
-def export_files(results: dict[str, Any], folder: Path, stem: str) -> list[str]:
-    """Write ``stem.md`` and ``stem.json`` into ``folder``; return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in ("md", "json"):
-        try:
-            from thunderdome.export import export_results
-
-            text = export_results(results, fmt)
-        except ImportError:
-            if fmt != "json":
-                continue
-            text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
-        path = folder / f"{stem}.{fmt}"
-        path.write_text(text, encoding="utf-8")
-        written.append(str(path))
-    return written
+        return export_stem(self.recording(), self.current_task.name if self.current_task else None)
 
 
 def make_app(
@@ -425,14 +354,7 @@ def make_app(
     ``time_scale``, ``max_tokens``, ``seed`` for live races; ``clock``,
     ``results_delay``, ``output_dir``, ``discover``, ``next_delay``,
     ``presenter``, ``trials`` for the app (see ``AppConfig``)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "race" and (task is None or not specs):
-        raise ValueError("race mode needs a task and at least one backend")
-    if mode == "replay" and replay_path is None:
-        raise ValueError("replay mode needs replay_path")
-    if kw.get("trials", 1) > 1 and (mode != "race" or tasks_after):
-        raise ValueError("trials race one task in race mode")
+    check_modes(mode, task=task, specs=specs, replay_path=replay_path, trials=kw.get("trials", 1), tasks_after=tasks_after)
     record = kw.pop("record", True)
     if recording_path is not None:
         record = str(recording_path)
@@ -463,13 +385,7 @@ def run_tui(**kwargs: Any) -> int:
     code = int(result or EXIT_OK) if app.return_code in (None, 0) else int(app.return_code or EXIT_FAILED)
     if kwargs.get("mode") == "replay":
         return code
-    for status in (s.recording for s in app.sources):
-        if status is None:
-            continue
-        if not status.complete:
-            print(f"thunderdome: {visible_line(redact(status.describe()))}", file=sys.stderr)
-            code = code or EXIT_FAILED
-        elif Path(status.path).exists():
-            path = visible_line(str(status.path))
-            print(f"thunderdome: recorded {path}  (replay: thunderdome replay {path})", file=sys.stderr)
-    return code
+    lines, failed = recording_report(s.recording for s in app.sources)
+    for line in lines:
+        print(line, file=sys.stderr)
+    return code or (EXIT_FAILED if failed else EXIT_OK)

@@ -1,23 +1,12 @@
 """The race screen: lanes, leaderboard, chart and clock, fed once per frame.
 
-Invariant: the source thread only ever touches ``EventFeed.push`` (a deque
-append); everything on screen changes in ``_frame()``, which runs on the UI
-thread every ``FRAME_INTERVAL`` seconds, drains the queue, folds it into the
-UI's own ``Standings`` and updates each widget at most once. Token timestamps
-were taken on the race's thread before the events were queued, so a slow frame
-can delay what is shown, never what is measured.
-
-A frame's cost must not grow with the token rate, and in a steady race it
-asks Textual for no layout (a full layout is ~20-50 ms at 200x60): token
-text goes to fixed-size stream windows every frame; lane headers, the
-leaderboard and the chart redraw on alternate frames (10 Hz) unless a lane's
-state changed, and the lane headers always with the leaderboard, from the
-same ``ranked(now)`` reading (one figure, one number on screen); the ranking is read from the reducer every frame
-(``Standings.ranked``, O(1) per lane); a lane's restyle after a status
-change waits for a quiet frame; and no full GC pass runs while racing
-(``gc_policy``). Measured by
-benchmarks/render_capacity.py (16 lanes x 1000 tok/s at 200x60: p99 display
-lag ~80 ms, ~45% of a core).
+Invariant: everything on screen changes in the frame (``frame_loop.py``:
+the source thread only appends to the feed; one frame every
+``FRAME_INTERVAL`` folds it and redraws each widget at most once); the
+replay's keys act through the source's typed controls
+(``replay_controls.py``). This module owns the widget tree, its layout for
+the terminal's size (``race_layout``), the source's start and end, and what
+the screen tells the app.
 
 The screen tells the app what happened through its messages: ``RaceShown``
 (on mount, with the live standings), ``RaceEnded`` (a results delay after
@@ -29,7 +18,6 @@ are not redrawn until the mode is left.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,46 +35,21 @@ from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color
 from thunderdome.tui.safe_text import one_line
-from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
-from thunderdome.tui.widgets.chart import TITLE as CHART_TITLE, Line, TokenChart
+from thunderdome.tui.widgets.banner import RaceBanner
+from thunderdome.tui.widgets.chart import TITLE as CHART_TITLE, TokenChart
 from thunderdome.tui.race_layout import LANE_MODES, RaceLayout, race_layout
-from thunderdome.tui.widgets.lane import LaneSnapshot, LaneView
+from thunderdome.tui.widgets.lane import LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 from thunderdome.tui.widgets.footer import key_footer
 from thunderdome.tui.widgets.presenter import PresenterView
+from thunderdome.tui.screens.frame_loop import FRAME_INTERVAL, FrameLoop
+from thunderdome.tui.screens.replay_controls import SPEED_KEYS, ReplayKeys
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import Source
 
-FRAME_INTERVAL = 1 / 20
-"""Seconds between frames. A token waits up to one interval for its frame,
-then the frame and Textual's paint (~10-30 ms at 16 x 1000 tok/s), so 20 Hz
-keeps the display within the 100 ms at which a delay is noticed (p99 ~80 ms
-measured) for ~45% of a core. 30 Hz was measured too: no lower p99 (the
-paint then queues behind the next frame) for ~15 points more CPU; 10 Hz
-cannot meet 100 ms. Textual's timer skips ticks that are already late, so
-an overrun frame is followed by one, not a burst. The race runs in another
-process by default (benchmarks/tui_ttft_fidelity.py: the UI adds nothing to
-its first-token stamps)."""
 
-RESTYLES_PER_FRAME = 4
-EVENTS_PER_FRAME = 20_000
-"""Events folded in one frame at most (25x the 16 lanes x 1000 tok/s the TUI
-is built for): a source pushing faster (a replay at full speed) is shown a
-frame at a time instead of freezing the app in one endless frame."""
-"""Lanes restyled per frame with nothing else to show (a status class change
-costs ~3 ms a lane); a frame that brought events restyles one at most."""
-
-CHART_INTERVAL = 0.1
-"""Race seconds between chart redraws (10 Hz: a line moves a braille dot at a
-time; the chart is the costliest widget to paint)."""
-
-SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-SPEED_KEYS = Binding.Group("speed", compact=True)
-"""``+`` and ``-`` share one footer entry (the replay's keys fit 80 columns)."""
-
-
-class RaceScreen(Screen):
+class RaceScreen(FrameLoop, ReplayKeys, Screen):
     """One race from a source."""
 
     @dataclass
@@ -265,65 +228,6 @@ class RaceScreen(Screen):
         view = self.lanes[name] = LaneView(name, color)
         return view
 
-    # -- the frame ----------------------------------------------------------------------
-
-    def _frame(self) -> None:
-        if not self._started_source:
-            return
-        started = time.perf_counter()
-        try:
-            self._frame_body()
-        finally:
-            self.frame_times.append(time.perf_counter() - started)
-
-    def _frame_body(self) -> None:
-        feed = self.feed
-        frame = feed.drain(EVENTS_PER_FRAME)
-        if frame.started is not None:
-            names = [str(info.get("name", "")) for info in frame.started.lanes]
-            for name in [n for n in self.lanes if n not in names]:  # the race is the truth
-                self.lanes.pop(name).remove()
-                self.lane_colors.pop(name, None)
-            for name in names:
-                self._lane_view(name)
-        for name in frame.touched:
-            self._lane_view(name)
-        for name, pieces in frame.text.items():
-            self.lanes[name].stream.extend(pieces)
-        for notice in frame.notices:
-            self._on_notice(notice)
-        self._check_recording()
-        idle = frame.events == 0 and (self.over or feed.time.paused or self.failed)
-        if not idle:
-            self._frames += 1
-            even = self._frames % 2 == 0  # the figures (board and lane headers) and the chart take turns
-            board = even or frame.changed
-            now = self.now()
-            self._update_widgets(now, changed=frame.changed, board=even, chart=not even, heads=None if board else set())
-            if self.presenter and frame.first_tokens:
-                landed = {name: feed.series_for(name).first_token_t for name in frame.first_tokens}
-                self.query_one(PresenterView).first_tokens(landed, now)
-        self._restyle_lanes(RESTYLES_PER_FRAME if frame.events == 0 else 1)
-        if frame.finished is not None and not self.over:
-            self.over = True
-            self.set_timer(max(self.results_delay, 0.001), self._show_results)
-        elif not self.over and not self.failed and not self._leaving and self._source_ended() and feed.pending == 0:
-            if self.replay:
-                self.failed = "the recording ends here: the race was cut short (no finish recorded)"
-            else:
-                self.failed = self.source.error or "the race ended without a result"
-            feed.time.stop(feed.standings.last_t)
-            self.notify(one_line(self.failed), title="no result", severity="error", timeout=10, markup=False)
-            self._update_widgets(self.now())
-            self._release_gc()
-
-    def _restyle_lanes(self, limit: int) -> None:
-        """Restyle at most ``limit`` lanes whose status class changed (each ~3
-        ms: when every lane finishes at once, the last tokens are not held
-        back by 16 restyles; the rest follow in the next frames)."""
-        for view in [v for v in self.lanes.values() if v.restyle_due][:limit]:
-            view.restyle()
-
     def _source_ended(self) -> bool:
         controls = self.source.controls  # a replay waits at its end
         return self.source.done.is_set() or (controls is not None and controls.at_end.is_set())
@@ -351,89 +255,6 @@ class RaceScreen(Screen):
             self.warnings.append(notice.message)
         severity = {"warning": "warning", "error": "error"}.get(notice.level, "information")
         self.notify(one_line(notice.message), severity=severity, timeout=8, markup=False)
-
-    def _update_widgets(
-        self,
-        now: float,
-        *,
-        changed: bool = True,
-        board: bool = True,
-        chart: bool = True,
-        heads: set[str] | None = None,
-    ) -> None:
-        """Show the state at race time ``now``. A frame passes what it saw:
-        ``changed`` (more than token text arrived: redraw the board now), whether the
-        leaderboard / the chart may redraw in it (they take turns, so each
-        redraws at most at half the frame rate unless a lane changed), and
-        ``heads``: the lanes whose header may redraw (None: all; the race
-        screen redraws them all with the board, so the two show one reading).
-        A lane's text never waits: it was appended before this call."""
-        feed = self.feed
-        standings = feed.standings
-        ranked = standings.ranked(now)
-        stats = {s.name: s for s in ranked}
-        cap = standings.max_tokens or (self.race_task.max_tokens if self.race_task else 0)
-        max_turns = self.race_task.max_turns if self.race_task else 1
-        presenter = self.query_one(PresenterView) if self.presenter else None
-        if presenter is not None:
-            presenter.sync(self.lane_colors)
-        for name, view in self.lanes.items():
-            state = standings.lanes.get(name)
-            if state is None or name not in stats or (heads is not None and name not in heads):
-                continue
-            (view if presenter is None else presenter).show(
-                LaneSnapshot(
-                    state=state,
-                    stats=stats[name],
-                    now=now,
-                    cap=cap,
-                    color=self.lane_colors[name],
-                    kind=standings.kind,
-                    pid=str(state.pid) if state.pid is not None else "",
-                    exec_result=feed.exec_results.get(name),
-                    verdict=feed.verdicts.get(name),
-                    turn=feed.turn.get(name, 1),
-                    max_turns=max(max_turns, feed.turn.get(name, 1)),
-                    notes=feed.lane_notes.get(name, []),
-                    first_token_t=feed.series_for(name).first_token_t,
-                )
-            )
-        if presenter is not None:
-            self._show_banner(now)
-            return
-        if board or changed:
-            self.query_one(Leaderboard).set_data(standings, now, self.lane_colors, ranked)
-        wall = time.perf_counter()
-        soon = CHART_INTERVAL - FRAME_INTERVAL / 2  # frames jitter: do not skip a turn for a millisecond
-        due = (now - self._chart_t >= soon or wall - self._chart_wall >= soon) and (chart or changed)
-        if due or now < self._chart_t or self.over or self.failed:
-            self._chart_t, self._chart_wall = now, wall
-            self._draw_chart(now)
-        self._show_banner(now)
-
-    def _draw_chart(self, now: float) -> None:
-        lines = [Line(name, self.lane_colors[name], self.feed.series_for(name)) for name in self.lanes]
-        self.chart().set_data(lines, now)
-
-    def _show_banner(self, now: float) -> None:
-        standings = self.feed.standings
-        task = self.race_task
-        self.query_one(RaceBanner).show(
-            task=(standings.task or (task.name if task else "")) + (f" · trial {self.trial}" if self.trial else ""),
-            kind=standings.kind if self.feed.started else (task.kind if task else ""),
-            win_rule=standings.win_rule or (task.win_rule if task else ""),
-            title=standings.title or (task.title if task else ""),
-            status=race_status(
-                standings,
-                started=self.feed.started is not None,
-                finished=self.feed.finished,
-                failed=self.failed,
-                replay_speed=self.speed if self.replay else None,
-                paused=self.feed.time.paused,
-            ),
-            warnings=race_warnings(standings, self.warnings, started=self.feed.started is not None),
-            now=now,
-        )
 
     def _release_gc(self) -> None:
         if self._gc_held:
@@ -476,42 +297,4 @@ class RaceScreen(Screen):
         self._leaving = True
         self.post_message(self.RerunRequested(self))
 
-    def action_restart(self) -> None:
-        if self.replay:
-            self.action_rerun()
 
-    def action_pause(self) -> None:
-        controls = self.source.controls
-        if not self.replay or self.over or controls is None:
-            return
-        paused = not self.feed.time.paused
-        if paused:
-            controls.pause()
-        else:
-            controls.resume()
-        self.feed.time.pause(paused)
-        self._update_widgets(self.now())
-
-    def action_speed(self, direction: int) -> None:
-        controls = self.source.controls
-        if not self.replay or controls is None:
-            return
-        i = min(range(len(SPEEDS)), key=lambda k: abs(SPEEDS[k] - self.speed))
-        self.speed = SPEEDS[min(max(i + direction, 0), len(SPEEDS) - 1)]
-        controls.set_speed(self.speed)
-        self.feed.time.set_rate(self.speed)
-        self._update_widgets(self.now())
-
-    def action_step(self) -> None:
-        controls = self.source.controls
-        if self.replay and not self.over and controls is not None:
-            if not self.feed.time.paused:
-                self.action_pause()
-            controls.step()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("pause", "speed", "step", "restart", "presenter_unlisted"):
-            return self.replay  # replay controls: hidden (and off) in a live race
-        if action == "presenter":
-            return not self.replay
-        return True

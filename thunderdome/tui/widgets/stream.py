@@ -2,9 +2,8 @@
 an agent's turns apart.
 
 Invariant: appending text costs O(new text + one screen row), never O(whole
-text): the rows of a paragraph are final once a later row exists (greedy word
-wrap only ever moves the *last* word), so only the paragraph's unfinished last
-row is wrapped again. The widget's size never depends on its text: it is a
+text) (the rows are wrapped as they grow, ``stream_rows.WrappedRows``), and
+only the rows that changed are repainted. The widget's size never depends on its text: it is a
 fixed window onto the newest rows (a terminal-like tail), painted through the
 Line API from cached strips (a row's painted line is reused while the width,
 the scrollbar cell and the style stay), so a growing text never asks Textual for a new
@@ -22,10 +21,8 @@ characters is a key cut short, and redacted).
 
 Marks (``feed.FEEDBACK``, ``feed.TURN``) end the text before them: what was
 held is released, redacted, first; their own text comes redacted from the
-feed. A turn after the first starts under a dim rule (``── turn 2 ──``), the
-feedback sent to the model shows dim above it, and where a turn's answer
-follows its reasoning a dim ``── answer ──`` rule marks the boundary (a
-tool call is an answer too), once per turn. Secondary text (reasoning,
+feed. The turn and answer rules and the feedback sent to the model show
+dim (see ``stream_rows``). Secondary text (reasoning,
 feedback, rules, the placeholder) is painted in a concrete colour: the
 answer's own colour blended toward the background (``SECONDARY``), so it is
 dimmer than the answer in every lane state. Rows hold a key style per
@@ -35,10 +32,8 @@ a restyle repaints, it never re-wraps.
 
 from __future__ import annotations
 
-import re
 from math import ceil
 
-from rich._wrap import divide_line
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -52,14 +47,11 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from thunderdome.redact import HeldText, known
-from thunderdome.tui.feed import FEEDBACK, TOOL, TURN
+from thunderdome.tui.feed import FEEDBACK, TURN
+from thunderdome.tui.widgets.stream_rows import (
+    KEY_STYLES, MARKS, PLACEHOLDER, REASONING, PaintedRow, WrappedRows, _runs, key_style,
+)
 
-ANSWER, REASONING = "answer", "reasoning"
-OUTPUT = (ANSWER, TOOL)
-"""What a model gives after its reasoning: answer text, or a tool call."""
-MARKS = (FEEDBACK, TURN)
-"""Channels that are marks: never merged with the piece before them."""
-PLACEHOLDER = "placeholder"
 SECONDARY: dict[str, tuple[str, float]] = {
     REASONING: ("token-stream--reasoning", 0.6),
     FEEDBACK: ("token-stream--feedback", 0.6),
@@ -68,69 +60,10 @@ SECONDARY: dict[str, tuple[str, float]] = {
 }
 """Secondary text: its component class (text style) and how much of the
 answer colour's distance from the background it keeps."""
-KEY_STYLES = {channel: Style(meta={"token-stream": channel}) for channel in SECONDARY}
-"""The styles rows are built with for secondary text (never painted as such)."""
-PLAIN = Style()
 FALLBACK_STYLE = Style(color="#8a8a8a", italic=True)
 """A secondary style before the widget's styles exist (repainted on layout)."""
 WHEEL_ROWS = 3
 """Rows moved per mouse-wheel step."""
-
-
-_WORD = re.compile(r"\s*\S+\s*")
-"""A word and the blanks around it, as rich's word wrap reads them."""
-
-
-def _breaks(text: str, width: int) -> list[int]:
-    """Where the rows of a paragraph start: ``rich._wrap.divide_line(text,
-    width, fold=True)``, the same offsets. Printable ASCII (one cell a
-    character, the common case) is measured with ``len`` instead of rich's
-    per-word cell count, about half the cost of appending text."""
-    if not (text.isascii() and text.isprintable()):
-        return divide_line(text, width, fold=True)
-    breaks: list[int] = []
-    offset = 0
-    for match in _WORD.finditer(text):
-        start, end = match.span()
-        length = len(match.group().rstrip())
-        if width - offset >= length:
-            offset += end - start
-        elif length > width:  # a word wider than a row: cut every `width` characters
-            cuts = range(start, end, width)
-            breaks.extend(cut for cut in cuts if cut)
-            offset = end - cuts[-1]
-        elif offset and start:
-            breaks.append(start)
-            offset = end - start
-    return breaks
-
-
-def _runs(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Consecutive pieces of one channel joined: ``[(channel, text), ...]``."""
-    runs: list[tuple[str, str]] = []
-    run: list[str] = []
-    run_channel = ""
-    for channel, text in pieces:
-        if (channel != run_channel or channel in MARKS) and run:
-            runs.append((run_channel, "".join(run)))
-            run = []
-        run_channel = channel
-        run.append(text)
-    if run:
-        runs.append((run_channel, "".join(run)))
-    return runs
-
-
-class _Row:
-    """A row's strip, and the line last painted from it (for ``key``: width,
-    scrollbar cell, base style)."""
-
-    __slots__ = ("strip", "key", "line")
-
-    def __init__(self, strip: Strip) -> None:
-        self.strip = strip
-        self.key: tuple[int, Strip | None, Style] | None = None
-        self.line = strip
 
 
 class TokenStream(Widget, can_focus=False):
@@ -157,11 +90,8 @@ class TokenStream(Widget, can_focus=False):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._fragments: list[tuple[str, list[str]]] = []  # (channel, pieces), merged runs
-        self._rows: list[Text] = []  # final rows
-        self._tail = Text()  # the unfinished last row(s) of the current paragraph
-        self._tail_rows: list[Text] = []
-        self._tail_channel: str | None = None
-        self._cache: dict[int, _Row] = {}
+        self._text = WrappedRows()
+        self._cache: dict[int, PaintedRow] = {}
         self._pass: tuple[int, int, int, int] | None = None
         """The window's geometry while Textual paints it (``render_lines``)."""
         self._base: Style | None = None
@@ -178,10 +108,6 @@ class TokenStream(Widget, can_focus=False):
         self.reasoning_chars = 0
         self.answer_chars = 0
         self._held: HeldText[str] = HeldText(known(), divisible=True)
-        self._turn_reasoned = False
-        """Reasoning of the current turn is shown and its answer has not begun."""
-        self._turn_answered = False
-        """The current turn's answer or tool call has begun (its marker is drawn, if any)."""
 
     # -- public -------------------------------------------------------------------------
 
@@ -209,6 +135,7 @@ class TokenStream(Widget, can_focus=False):
             self._show(self._held.release_cut())
 
     def _show(self, pieces: list[tuple[str, str]]) -> None:
+        self._text.width = self._width or self._wrap_width()
         before = self._row_count()
         changed = False
         for channel, text in _runs(pieces):  # one append per run of a channel, not per token
@@ -233,7 +160,7 @@ class TokenStream(Widget, can_focus=False):
             if self._visible_row(0):
                 self.refresh(Region(0, 0, self.size.width, 1))
             return False
-        self._add(channel, text, wrap=False)
+        self._text.add(channel, text, wrap=False)
         return True
 
     def clear(self) -> None:
@@ -245,12 +172,11 @@ class TokenStream(Widget, can_focus=False):
     @property
     def plain(self) -> str:
         """Everything shown (for tests): the visible rows joined by newlines."""
-        return "\n".join(row.plain for row in (*self._rows, *self._tail_rows))
+        return "\n".join(self._text.plain_rows())
 
     def tail_lines(self, count: int) -> list[str]:
         """The last ``count`` visible rows (plain), for compact lanes and tests."""
-        rows = [row.plain for row in (*self._rows, *self._tail_rows)]
-        return rows[-count:]
+        return self._text.plain_rows()[-count:]
 
     @property
     def following(self) -> bool:
@@ -270,10 +196,6 @@ class TokenStream(Widget, can_focus=False):
         return True
 
     # -- building rows ----------------------------------------------------------------
-
-    def _style(self, channel: str) -> Style:
-        """The style ``channel``'s text is built with (a key, for secondary text)."""
-        return KEY_STYLES.get(channel, PLAIN)
 
     def _paint_map(self) -> dict[Style, Style]:
         paint = self._paint
@@ -322,68 +244,8 @@ class TokenStream(Widget, can_focus=False):
         width = self.content_region.width or self.size.width
         return max(width - 1, 8)  # a column for the scrollbar
 
-    def _add(self, channel: str, text: str, *, wrap: bool = True) -> None:
-        if channel == TURN:
-            self._rule(f"turn {text}")
-            self._turn_reasoned = self._turn_answered = False
-            return
-        if channel == REASONING:
-            self._turn_reasoned = not self._turn_answered
-        elif channel in OUTPUT and not self._turn_answered:
-            if self._turn_reasoned:
-                text = text.lstrip("\n")  # the rule stands for the blank lines after the reasoning
-                if not text:
-                    return
-                self._rule("answer")
-            self._turn_reasoned, self._turn_answered = False, True
-        if self._tail_channel is not None and channel != self._tail_channel and self._tail.plain.strip():
-            self._finish_paragraph()  # reasoning and answer never share a row
-        self._tail_channel = channel
-        style = self._style(channel)
-        parts = text.split("\n")
-        for i, part in enumerate(parts):
-            if i:
-                self._finish_paragraph()
-                self._tail_channel = channel
-            if part:
-                self._tail.append(part, style)
-        if wrap:
-            self._wrap_tail()
-
-    def _wrap_tail(self) -> None:
-        tail = self._tail
-        offsets = _breaks(tail.plain, self._width or self._wrap_width())
-        if not offsets:
-            self._tail_rows = [tail] if tail.plain else []
-            return
-        rows = list(tail.divide(offsets))
-        for row in rows[:-1]:
-            row.rstrip()
-            self._rows.append(row)
-        self._tail = rows[-1]
-        self._tail_rows = [self._tail]
-
-    def _rule(self, label: str) -> None:
-        """A row of its own: ``── label ───…`` across the text's width, dim."""
-        if self._tail.plain.strip():
-            self._finish_paragraph()
-        else:
-            self._tail, self._tail_rows, self._tail_channel = Text(), [], None
-        head = f"── {label} "
-        width = self._width or self._wrap_width()
-        rule = Text(end="")
-        rule.append(head + "─" * max(width - len(head), 2), self._style(TURN))
-        self._rows.append(rule)
-
-    def _finish_paragraph(self) -> None:
-        self._wrap_tail()
-        self._rows.extend(self._tail_rows or [Text()])
-        self._tail = Text()
-        self._tail_rows = []
-        self._tail_channel = None
-
     def _row_count(self) -> int:
-        return len(self._rows) + len(self._tail_rows) + (1 if self._placeholder() else 0)
+        return len(self._text) + (1 if self._placeholder() else 0)
 
     def _placeholder(self) -> bool:
         return not self.show_reasoning and self.reasoning_chars > 0
@@ -415,7 +277,7 @@ class TokenStream(Widget, can_focus=False):
 
     def _publish(self, before: int) -> None:
         """Wrap the tail, forget the rows that changed, repaint what shows."""
-        self._wrap_tail()
+        self._text.wrap_tail()
         first = max(0, before - 1)
         cache = self._cache
         for y in [y for y in cache if y >= first]:
@@ -433,14 +295,13 @@ class TokenStream(Widget, can_focus=False):
                 del cache[y]
 
     def _rebuild(self) -> None:
-        self._rows, self._tail, self._tail_rows, self._tail_channel = [], Text(), [], None
-        self._turn_reasoned = self._turn_answered = False
         self._cache.clear()
         self._width = self._wrap_width()
+        self._text = WrappedRows(self._width)
         for channel, pieces in self._fragments:
             if channel == REASONING and not self.show_reasoning:
                 continue
-            self._add(channel, "".join(pieces))
+            self._text.add(channel, "".join(pieces))
         self.refresh()
 
     # -- textual hooks -----------------------------------------------------------------
@@ -489,7 +350,7 @@ class TokenStream(Widget, can_focus=False):
         base = self._base_style()
         row = self._cache.get(index)
         if row is None:
-            row = self._cache[index] = _Row(self._render_row(index))
+            row = self._cache[index] = PaintedRow(self._render_row(index))
         key = (width, cell, base)
         if row.key != key:  # the same row in the same window costs a lookup, not a new strip
             text = row.strip.crop_extend(0, width - 1, base).apply_style(base)
@@ -546,12 +407,9 @@ class TokenStream(Widget, can_focus=False):
         if self._placeholder():
             if index == 0:
                 label = f"▸ reasoning hidden ({self.reasoning_chars:,} chars) — press t to show"
-                return self._painted(Strip(Text().append(label, self._style(PLACEHOLDER)).render(self.app.console)))
+                return self._painted(Strip(Text().append(label, key_style(PLACEHOLDER)).render(self.app.console)))
             index -= 1
-        if index < len(self._rows):
-            row = self._rows[index]
-        elif index - len(self._rows) < len(self._tail_rows):
-            row = self._tail_rows[index - len(self._rows)]
-        else:
+        row = self._text.row(index)
+        if row is None:
             return Strip.blank(0)
         return self._painted(Strip(row.render(self.app.console)))
