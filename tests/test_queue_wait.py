@@ -162,3 +162,30 @@ async def test_the_emulator_serves_llama_cpp_and_vllm_gauges(emulator):
     assert qp.from_metrics(metrics, "rtx4090-offload") == qp.Busy(1, "llama.cpp /metrics")
     assert qp.from_metrics(metrics.replace("llamacpp:", "other:"), "rtx4090-offload") == qp.Busy(1, "vLLM /metrics")
     assert [s["is_processing"] for s in slots] == [True] and qp.from_slots(slots) is None  # still in its prefill
+
+
+async def test_the_probe_asks_only_the_lanes_own_origin_with_what_it_already_sends(monkeypatch):
+    from _emulator import RawServer, Seen  # type: ignore[import-not-found]
+    from thunderdome.backends import make_backend
+    from thunderdome.specs import BackendSpec
+
+    key = "sk-queue-probe-0123456789abcdef"
+    monkeypatch.setenv("QUEUE_PROBE_KEY", key)
+    busy = json.dumps(LLAMA_SLOTS * 2).encode()
+
+    def respond(seen: Seen) -> list:
+        if seen.path.startswith("/slots"):
+            return [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(busy) + busy]
+        return [5.0]  # the chat request: no answer in time
+
+    async with RawServer(respond) as server:
+        spec = BackendSpec(name="lane", kind="openai", url=f"{server.url}/v1", model="my/model",
+                           api_key_env="QUEUE_PROBE_KEY", timeouts=Timeouts(first_token=0.3))
+        out = await collect(make_backend(spec), request(max_tokens=4))
+    assert out.error is not None
+    assert out.error.reason == "queued for 0.3 s: the server was busy with 2 other requests (llama.cpp /slots)"
+    chat, probe = server.seen
+    assert (chat.method, chat.path) == ("POST", "/v1/chat/completions")
+    assert (probe.method, probe.path) == ("GET", "/slots?model=my%2Fmodel")  # /slots answered: no /metrics
+    assert probe.headers["authorization"] == chat.headers["authorization"] == f"Bearer {key}"
+    assert key not in out.error.reason
