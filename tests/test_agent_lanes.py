@@ -64,6 +64,42 @@ PROBE = textwrap.dedent(
 )
 
 
+# The scripted agent (``program: command``): ask once (the emulator answers with
+# a tool call of the task's reference command), run that command, ask again
+# with the result.
+SCRIPTED_AGENT = textwrap.dedent(
+    """
+    import json, os, subprocess, sys, time, urllib.request
+    base, key = sys.argv[1], sys.argv[2]
+    tools = [{"type": "function", "function": {"name": "bash", "parameters": {
+        "type": "object", "properties": {"command": {"type": "string"}}}}}]
+    messages = [{"role": "user", "content": open("prompt.txt").read()}]
+    def ask():
+        body = {"model": "any", "stream": True, "messages": messages, "tools": tools}
+        req = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json", "authorization": "Bearer " + key})
+        text, args, call_id = "", "", None
+        for line in urllib.request.urlopen(req, timeout=10):
+            if not line.startswith(b"data: {"):
+                continue
+            delta = json.loads(line[6:])["choices"][0]["delta"]
+            text += delta.get("content") or ""
+            for call in delta.get("tool_calls") or []:
+                call_id = call.get("id") or call_id
+                args += call["function"].get("arguments") or ""
+        return text, args, call_id
+    _, args, call_id = ask()
+    command = json.loads(args)["command"]
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout
+    time.sleep(float(os.environ.get("TOOL_PAUSE", "0")))  # a slower tool, when the lane asks for one
+    messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function",
+                  "function": {"name": "bash", "arguments": args}}]},
+                 {"role": "tool", "tool_call_id": call_id, "content": out}]
+    print(ask()[0])
+    """
+)
+
+
 def _task(**extra: object) -> TaskSpec:
     return TaskSpec(name="probe", title="probe", kind="thunderdome", user="Probe your walls.", win_rule="first_correct",
                     timeout=60, exec_timeout=10, setup_files={"probe.py": PROBE},
@@ -118,39 +154,7 @@ async def test_a_missing_agent_is_one_line_naming_its_install_command(bwrap, mon
 
 
 async def test_a_scripted_agent_on_a_sim_lane_runs_the_command_the_emulator_called(bwrap):
-    # the agent: ask once (the emulator answers with a tool call of the task's
-    # reference command), run that command, ask again with the result
-    agent = textwrap.dedent(
-        """
-        import json, subprocess, sys, urllib.request
-        base, key = sys.argv[1], sys.argv[2]
-        tools = [{"type": "function", "function": {"name": "bash", "parameters": {
-            "type": "object", "properties": {"command": {"type": "string"}}}}}]
-        messages = [{"role": "user", "content": open("prompt.txt").read()}]
-        def ask():
-            body = {"model": "any", "stream": True, "messages": messages, "tools": tools}
-            req = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
-                                         headers={"content-type": "application/json", "authorization": "Bearer " + key})
-            text, args, call_id = "", "", None
-            for line in urllib.request.urlopen(req, timeout=10):
-                if not line.startswith(b"data: {"):
-                    continue
-                delta = json.loads(line[6:])["choices"][0]["delta"]
-                text += delta.get("content") or ""
-                for call in delta.get("tool_calls") or []:
-                    call_id = call.get("id") or call_id
-                    args += call["function"].get("arguments") or ""
-            return text, args, call_id
-        _, args, call_id = ask()
-        command = json.loads(args)["command"]
-        out = subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout
-        messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function",
-                      "function": {"name": "bash", "arguments": args}}]},
-                     {"role": "tool", "tool_call_id": call_id, "content": out}]
-        print(ask()[0])
-        """
-    )
-    task = dataclasses.replace(load_task("hello-file"), setup_files={"agent.py": agent, "prompt.txt": "say hi"})
+    task = dataclasses.replace(load_task("hello-file"), setup_files={"agent.py": SCRIPTED_AGENT, "prompt.txt": "say hi"})
     spec = BackendSpec(name="script", kind="sim", profile="instant", model="instant", program="command",
                        command="python3 agent.py {base_url} {api_key}")
     events: list[Event] = []

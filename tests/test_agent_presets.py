@@ -86,6 +86,18 @@ def test_opencode_gets_an_openai_compatible_provider_at_its_gateway():
     assert list(provider["models"]) == ["cloud"]
     argv = preset.argv(LAUNCH)
     assert argv[:2] == ["opencode", "run"] and argv[argv.index("--model") + 1] == "thunderdome/cloud"
+    assert config["enabled_providers"] == ["thunderdome"]
+
+
+def test_opencode_starts_without_its_side_work():
+    """No title request, no update check, and an empty model catalogue in its HOME
+    (parsing the one built in cost seconds of CPU before the first request)."""
+    preset = PRESETS["opencode"]
+    argv, env, files = preset.argv(LAUNCH), preset.env(LAUNCH), preset.files(LAUNCH)
+    assert argv[argv.index("--title") + 1] and argv[-1] == LAUNCH.prompt
+    catalogue = env["OPENCODE_MODELS_PATH"]
+    assert catalogue.startswith(LAUNCH.home + "/") and json.loads(files[catalogue[len(LAUNCH.home) + 1:]]) == {}
+    assert env["OPENCODE_DISABLE_AUTOUPDATE"] == env["OPENCODE_DISABLE_MODELS_FETCH"] == "1"
 
 
 def test_a_command_template_gets_every_field_shell_quoted_once():

@@ -324,7 +324,7 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
     for rank, name in enumerate(order(race, lanes, now), 1):
         lane, fig = lanes[name], figures(lanes[name], now)
         out.append({
-            "name": name, "kind": lane["kind"], "model": lane["model"], "status": lane["status"], "rank": rank,
+            "name": name, "kind": lane["kind"], "model": lane["model"], "program": None, "status": lane["status"], "rank": rank,
             "ttfb_s": r(fig["ttfb_s"]), "ttft_s": r(fig["ttft_s"]), "ttfa_s": r(fig["ttfa_s"]),
             "e2e_s": r(fig["e2e_s"]), "finish_s": r(fig["finish_t"]), "tokens": fig["tokens"], "tokens_source": fig["tokens_source"],
             "count_check": fig["count_check"] or None, "output_tps": r(fig["output_tps"], 2), "itl_p50_ms": r(fig["itl_p50_ms"], 3),
@@ -341,7 +341,7 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "price_input_per_mtok": (lane["price"] or {}).get("input_per_mtok"),
             "price_output_per_mtok": (lane["price"] or {}).get("output_per_mtok"),
             "cost": r(fig["cost"], 6), "time_scale": lane["time_scale"],
-            "ttftc_s": None, "tta_s": None, "model_s": r(fig["model_s"]), "tool_s": None,
+            "ttftc_s": None, "tta_s": None, "model_s": r(fig["model_s"]), "tool_s": None, "startup_s": None,
             "per_turn": [
                 {"turn": n, "ttft_s": r(t["tokens"][0] - t["request"] if t["tokens"] else None), "ttftc_s": None,
                  "tta_s": None, "model_s": r(model_time(t)), "tool_s": None}

@@ -61,6 +61,7 @@ def test_a_real_agent_races_a_sim_backend_through_its_gateway(program, tmp_path)
     lane = next(entry for entry in result["lanes"] if entry["name"] == program)
     assert lane["status"] == "winner" and result["winner"] == program, lane
     assert lane["verdict"] == "check passed" and lane["error"] is None
+    assert lane["program"] == program and lane["startup_s"] > 0  # its launch to its first request
     assert lane["turns"] >= 2  # the turn that called the tool, the turn after it ran
     calling = [turn for turn in lane["per_turn"] if turn["tta_s"] is not None]
     assert calling and calling[0]["ttft_s"] > 0 and lane["tool_s"] is not None

@@ -38,6 +38,7 @@ CSV_COLUMNS = (
     "lane",
     "kind",
     "model",
+    "program",
     "status",
     "ttfb_s",
     "ttft_s",
@@ -70,6 +71,7 @@ CSV_COLUMNS = (
     "tta_s",
     "model_s",
     "tool_s",
+    "startup_s",
     "ttft_queue_s",
     "ttft_load_s",
     "ttft_prefill_s",
@@ -99,6 +101,7 @@ TOOL_NOTE = (
     "1st call: time from request sent to the first tool call's name; action: to its arguments complete "
     "(the command could run); model / tool: time spent streaming replies / running the calls, summed over turns."
 )
+AGENT_NOTE = "agent: the program that raced the lane; start-up: from its launch to its first request."
 
 
 def export_results(results: dict[str, Any], fmt: str) -> str:
@@ -202,11 +205,15 @@ Column = tuple[str, bool, Callable[[dict[str, Any]], str]]
 """(header, right-aligned, cell function)."""
 
 
-def _columns(kind: str, priced: bool = False, tools: bool = False) -> list[Column]:
+def _columns(kind: str, priced: bool = False, tools: bool = False, agents: bool = False) -> list[Column]:
     cols: list[Column] = [
         ("#", True, lambda l: _num(l.get("rank"), 0)),
         ("lane", False, lambda l: md_cell(l.get("name"), 60)),
         ("model", False, lambda l: md_cell(l.get("model"), 60)),
+    ]
+    if agents:
+        cols.append(("agent", False, lambda l: md_cell(l.get("program") or DASH, 30)))
+    cols += [
         ("status", False, lambda l: md_cell(l.get("status"), 30)),
         ("TTFT s", True, lambda l: _seconds(l.get("ttft_s"))),
         ("TTFA s", True, lambda l: _seconds(l.get("ttfa_s"))),
@@ -223,6 +230,8 @@ def _columns(kind: str, priced: bool = False, tools: bool = False) -> list[Colum
         cols.append(("cost $", True, lambda l: _num(l.get("cost"), 6)))
     done = "completion s" if kind == "thunderdome" else "finish s"
     cols.append((done, True, lambda l: _seconds(figures.done_of(l, kind))))
+    if agents:
+        cols.append(("start-up s", True, lambda l: _num(l.get("startup_s"), 3)))
     if tools:
         cols += [
             ("1st call s", True, lambda l: _num(l.get("ttftc_s"), 3)),
@@ -302,7 +311,8 @@ def to_markdown(results: dict[str, Any]) -> str:
     tools = any(has_tool_figures(l) for l in lanes)
     if race.get("client_limited") is True:
         out += [f"**⚠ {CLIENT_LIMITED_NOTE}**", ""]
-    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes), tools), lanes)
+    agents = any(l.get("program") for l in lanes)
+    out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes), tools, agents), lanes)
     out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
     splits = _split_lines(lanes)
     if splits:
@@ -311,6 +321,8 @@ def to_markdown(results: dict[str, Any]) -> str:
     notes.append(COMPLETION_NOTE if kind == "thunderdome" else FINISH_NOTE)
     if any(l.get("cost") is not None for l in lanes):
         notes.append(COST_NOTE)
+    if agents:
+        notes.append(AGENT_NOTE)
     if tools:
         notes.append(TOOL_NOTE)
     if any(l.get("tokens_source") == "estimate" for l in lanes):

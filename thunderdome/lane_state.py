@@ -25,6 +25,8 @@ class LaneState:
     name: str
     kind: str = ""
     model: str = ""
+    program: str | None = None
+    """The agent preset that ran the lane (``claude-code``, ...); None: the race's own loop."""
     index: int = 0
     started_t: float | None = None
     skew: float = 0.0

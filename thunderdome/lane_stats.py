@@ -142,6 +142,11 @@ class LaneStats:
     model_s: float | None = None
     tool_s: float | None = None
     """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
+    program: str | None = None
+    """The agent preset that ran the lane (``LaneState.program``); None: the race's own loop."""
+    startup_s: float | None = None
+    """Agent lanes: the lane's start (the agent launched) to its first request,
+    the agent's own start-up; None for other lanes and before that request."""
     end_t: float | None = None
     """When the lane ended (its ending event's ``t``, race clock); None while it runs."""
     count_check: str = ""
@@ -236,6 +241,7 @@ class LaneStats:
             "name": self.name,
             "kind": self.kind,
             "model": self.model,
+            "program": self.program,
             "status": self.status,
             "rank": self.rank,
             "ttfb_s": _r(self.ttfb_s),
@@ -274,6 +280,7 @@ class LaneStats:
             "tta_s": _r(self.tta_s),
             "model_s": _r(self.model_s),
             "tool_s": _r(self.tool_s),
+            "startup_s": _r(self.startup_s),
             "per_turn": [turn.figures() for turn in self.turn_log[: self.turns]],
         }
 
@@ -346,11 +353,20 @@ def lane_stats(
         tta_s=first.since_request(totals.first_action_t) if first is not None else None,
         model_s=totals.model_s,
         tool_s=totals.tool_s,
+        program=lane.program,
+        startup_s=startup_of(lane),
         end_t=lane.end_t,
         count_check=totals.count_check,
         server_split=first.server if first is not None else {},
         turn_log=turns,
     )
+
+
+def startup_of(lane: LaneState) -> float | None:
+    """An agent lane's start-up: its ``LaneStarted`` to its first ``RequestSent``."""
+    if lane.program is None or lane.started_t is None or not lane.turns:
+        return None
+    return max(lane.turns[0].request_t - lane.started_t, 0.0)
 
 
 def _ms(value: float | None) -> float | None:

@@ -161,6 +161,7 @@ class Standings:
                 lane = self._lane(str(info.get("name", "")))
                 lane.kind = str(info.get("kind", ""))
                 lane.model = str(info.get("model", ""))
+                lane.program = str(info["program"]) if info.get("program") else None
                 lane.price = _price(info.get("price"))
                 scale = info.get("time_scale")
                 lane.time_scale = (

@@ -76,10 +76,13 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
         title += f" · sim time ×{standings.time_scale:g}"
     ranked = standings.ranked(now)
     show_model = any(s.model and s.model != s.name for s in ranked)
+    show_agent = any(s.program and s.program != s.name for s in ranked)
     thunderdome = standings.kind == "thunderdome"
     columns = [Column("#", "right"), Column("lane")]
     if show_model:
         columns.append(Column("model", keep=10))
+    if show_agent:
+        columns.append(Column("agent", keep=60))
     columns += [Column("status"), Column("TTFT s", "right", keep=90), Column("TTFA s", "right", keep=40),
                 Column("e2e s", "right", keep=50 if thunderdome else 80), Column("tokens", "right", keep=70),
                 Column("tok/s", "right", keep=85), Column("srv tok/s", "right", keep=30),
@@ -93,6 +96,8 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
         row: list[Any] = [str(s.rank), cell(s.name, "bold")]
         if show_model:
             row.append(cell(s.model))
+        if show_agent:
+            row.append(cell(s.program or "—"))
         row += [Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "")), figures.seconds_digits(s.ttft_s),
                 figures.seconds_digits(s.ttfa_s), figures.seconds_digits(s.e2e_s), token_text,
                 figures.rate_digits(s.output_tps), figures.rate_digits(s.server_tps),
@@ -141,7 +146,8 @@ def summary(standings: Standings, recording: str | None = None, width: int = 200
         parts.append(Text(f"⚠ {CLIENT_LIMITED_NOTE}", style="bold yellow"))
     for lane in standings.ranked(standings.finished_t):
         if has_tool_figures(lane):
-            parts.append(cell(f"⚒ {lane.name}: {tool_line(lane)}", limit=300))
+            agent = f" ({lane.program})" if lane.program and lane.program != lane.name else ""
+            parts.append(cell(f"⚒ {lane.name}{agent}: {tool_line(lane)}", limit=300))
     if any(s.tokens_source == "estimate" and s.tokens for s in standings.ranked()):
         parts.append(Text("* tokens estimated from delta count (server sent no usage, or a count its stream contradicts)", style="dim"))
     if recording:

@@ -92,13 +92,15 @@ class TurnState:
 
     def tool_s(self) -> float | None:
         """Tool time: the turn's ``ExecFinished`` durations when commands ran
-        in the sandbox; else, for a turn that called tools, its last
-        ``ToolCallDone`` to the next turn's ``RequestSent`` (running the tools
-        and sending their results); None for a turn with neither."""
+        in the sandbox; else, for a turn that called tools, its end (its
+        stream's end, else its last ``ToolCallDone``) to the next turn's
+        ``RequestSent``: running the tools and sending their results, never
+        overlapping the turn's model time; None for a turn with neither."""
         if self.exec_s is not None:
             return self.exec_s
         if self.last_action_t is not None and self.next_request_t is not None:
-            return max(self.next_request_t - self.last_action_t, 0.0)
+            end = self.ended_t if self.ended_t is not None else self.last_action_t
+            return max(self.next_request_t - end, 0.0)
         return None
 
     def figures(self) -> dict[str, Any]:

@@ -101,8 +101,15 @@ def _codex_env(launch: Launch) -> dict[str, str]:
     return {"CODEX_HOME": f"{launch.home}/.codex", "THUNDERDOME_AGENT_KEY": launch.api_key}
 
 
+OPENCODE_MODELS = ".config/opencode/models.json"
+"""OpenCode's model catalogue, empty: the gateway's provider names its one model
+itself, and parsing the catalogue built into the binary (models.dev's, every
+provider's) took 1.5-2.5 s of CPU before the first request."""
+
+
 def _opencode_argv(launch: Launch) -> list[str]:
-    return ["opencode", "run", "--model", f"thunderdome/{launch.model}", launch.prompt]
+    # --title: the session is named by the prompt, not by a title request to the model
+    return ["opencode", "run", "--model", f"thunderdome/{launch.model}", "--title", "thunderdome", launch.prompt]
 
 
 def _opencode_files(launch: Launch) -> dict[str, str]:
@@ -110,6 +117,7 @@ def _opencode_files(launch: Launch) -> dict[str, str]:
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": False,
         "share": "disabled",
+        "enabled_providers": ["thunderdome"],
         "permission": {"bash": "allow", "edit": "allow"},
         "provider": {
             "thunderdome": {
@@ -120,14 +128,16 @@ def _opencode_files(launch: Launch) -> dict[str, str]:
             }
         },
     }
-    return {".config/opencode/opencode.json": json.dumps(config, indent=2) + "\n"}
+    return {".config/opencode/opencode.json": json.dumps(config, indent=2) + "\n", OPENCODE_MODELS: "{}\n"}
 
 
 def _opencode_env(launch: Launch) -> dict[str, str]:
-    # Offline, each of these fetches waits for its timeout before the first request
-    # (models.dev alone: ~8 s); none of them is the agent's own work.
+    # None of these is the agent's own work: update checks, fetching models.dev, default
+    # plugins, sharing, LSP downloads and Claude Code file lookups (offline, a fetch
+    # waits for its timeout before the first request: models.dev alone ~8 s).
     offline = ("AUTOUPDATE", "MODELS_FETCH", "DEFAULT_PLUGINS", "SHARE", "LSP_DOWNLOAD", "CLAUDE_CODE", "EXTERNAL_SKILLS")
-    return {"XDG_CONFIG_HOME": f"{launch.home}/.config", **{f"OPENCODE_DISABLE_{name}": "1" for name in offline}}
+    return {"XDG_CONFIG_HOME": f"{launch.home}/.config", "OPENCODE_MODELS_PATH": f"{launch.home}/{OPENCODE_MODELS}",
+            **{f"OPENCODE_DISABLE_{name}": "1" for name in offline}}
 
 
 def _command_argv(launch: Launch) -> list[str]:

@@ -158,6 +158,9 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
             row.append("turn ", LABEL)
             row.append(f"{snap.turn}/{snap.max_turns}  ", Style(bold=True))
         stats = snap.stats
+        if stats.startup_s is not None:  # an agent lane: its launch to its first request
+            row.append("start-up ", LABEL)
+            row.append(numbers.seconds(stats.startup_s).strip() + "  ", Style(bold=True))
         if stats.ttftc_s is not None:  # tool mode: its first call's name, then its arguments, arrived
             row.append("call ", LABEL)
             row.append(numbers.seconds(stats.ttftc_s).strip() + "  ", Style(bold=True))
