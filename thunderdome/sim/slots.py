@@ -30,7 +30,6 @@ class SlotPool:
     """The slots of one model: ``capacity`` requests at a time, the rest wait."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
         self.running: list[dict[str, Any] | None] = [None] * capacity
         """Per slot: the request record it serves (its ``tokens`` so far), or None."""
         self.waiting: deque[asyncio.Future[int]] = deque()
@@ -51,7 +50,7 @@ class SlotPool:
 
     async def _take(self, gone: Callable[[], bool]) -> int:
         free = next((i for i, r in enumerate(self.running) if r is None), None)
-        if free is not None and not self.waiting:
+        if free is not None:  # a free slot means no one waits: each release hands its slot on
             return free
         turn: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
