@@ -40,7 +40,8 @@ from thunderdome.backends.errors import (
 )
 from thunderdome.backends.poll_stamps import arrival_reader, clock_origin
 from thunderdome.backends.sse import FrameError, SSEDecoder
-from thunderdome.backends.watchdog import TurnTimer
+from thunderdome.backends.queue_probe import probe, queued_reason
+from thunderdome.backends.watchdog import TurnTimer, first_token_reason
 from thunderdome.events import (
     Event,
     FirstByte,
@@ -336,6 +337,15 @@ class StreamingBackend:
         except Exception:  # noqa: BLE001 - best effort; the race will say what is wrong
             return False
 
+    async def timeout_reason(self, reason: str) -> str:
+        """A watchdog's reason; a first-token timeout worded as queued when
+        the server says a request was waiting (``queue_probe``), before this
+        turn's own request is closed."""
+        if reason != first_token_reason(self.spec.timeouts):
+            return reason
+        busy = await probe(self._client, self.base_url, self.model, {**self.protocol_headers(), **self.extra_headers})
+        return reason if busy is None else queued_reason(self.spec.timeouts.first_token, busy)
+
     async def stream(self, request: ChatRequest, clock: Clock) -> AsyncIterator[Event]:
         url = self.endpoint()
         lane, turn = request.lane, request.turn
@@ -364,7 +374,7 @@ class StreamingBackend:
                 reason = timer.expired()
                 if reason is None:
                     raise
-                failure = BackendError(reason)
+                failure = BackendError(await self.timeout_reason(reason))
             except httpx2.HTTPError as exc:
                 failure = transport_error(exc, url, self.spec.timeouts)
             except BackendError as exc:
@@ -400,7 +410,7 @@ class StreamingBackend:
                         reason = timer.expired()
                         if reason is None:
                             raise
-                        raise BackendError(reason) from None
+                        raise BackendError(await self.timeout_reason(reason)) from None
                     except httpx2.DecodingError:
                         raise BackendError("could not decode the compressed response body") from None
                     except httpx2.TransportError:

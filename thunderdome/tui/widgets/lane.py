@@ -127,14 +127,14 @@ def track_row(snap: LaneSnapshot, width: int) -> Text:
     if stats.ttft_s is not None:
         row2.append("◆ ", MARKER_STYLE)
         row2.append("TTFT ", LABEL)
-        row2.append(numbers.seconds(stats.ttft_s).strip().rjust(6), Style(bold=True))
+        row2.append(numbers.seconds(stats.ttft_s).strip().rjust(7), Style(bold=True))
     elif lane.ended:
         row2.append("◇ ", DIM)
-        row2.append("no token".ljust(11), DIM)
+        row2.append("no token".ljust(12), DIM)
     else:
         waited = max(0.0, snap.now - (lane.turns[0].request_t if lane.turns else (lane.started_t or 0.0)))
         row2.append("◇ ", DIM)
-        row2.append(("wait " + numbers.seconds(waited).strip()).ljust(11), DIM)
+        row2.append(("wait " + numbers.seconds(waited).strip()).ljust(12), DIM)
     row2.append("  ")
     row2.append(numbers.tps(stats.output_tps, 11), Style(bold=stats.output_tps is not None))
     tail = Text(no_wrap=True)
@@ -152,7 +152,7 @@ def track_row(snap: LaneSnapshot, width: int) -> Text:
     row2.append_text(tail)
     landed = snap.first_token_t
     if landed is not None and 0.0 <= snap.now - landed < FLASH_S:
-        row2.stylize(FLASH_STYLE, 0, 2 + 5 + 6)  # the ◆ TTFT figure, lit up
+        row2.stylize(FLASH_STYLE, 0, 2 + 5 + 7)  # the ◆ TTFT figure, lit up
     return row2
 
 
