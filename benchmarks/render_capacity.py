@@ -25,6 +25,18 @@ reported: full layouts (``Screen._refresh_layout``) in all and while the
 lanes stream (from 0.3 s after the first tokens to the last one: a steady
 race should ask for none), and the longest GC pause while the source runs
 and over the whole run (the app holds full passes back until the results).
+
+``--cost`` measures what the lag is made of without the clock: the same app
+and lanes, its frame timer paused, driven one frame at a time (``--frames``
+frames of ``tps / 20`` tokens per lane each, pushed into the feed on the UI
+thread, then ``RaceScreen._frame()``, then Textual's own screen update as
+``Pilot.pause()`` runs it), timing the UI thread's CPU (``time.thread_time``)
+for the frame, and for the screen's paint (``Screen._on_timer_update``:
+compositor, and the update turned into terminal bytes) apart; the messages
+between the two (each refreshed widget's) are counted with the pilot's own
+waiting, so they are not reported.
+No other thread runs, so the figures hold on a busy machine, where the
+lag's wall-clock figures do not.
 """
 
 from __future__ import annotations
@@ -245,6 +257,112 @@ def measure(lanes: int, tps: float, duration: float, gc_freeze: bool = False, re
     return asyncio.run(_one(lanes, tps, duration, gc_freeze, record))
 
 
+async def _cost(lanes: int, tps: float, frames: int) -> dict[str, Any]:
+    from textual._compositor import CompositorUpdate
+    from textual.screen import Screen
+
+    from thunderdome import events as ev
+    from thunderdome.sim.replies import generate_text, tokenize
+    from thunderdome.sources.fixed import ListSource
+    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.tui.app import make_app
+
+    per_frame = tps / 20
+    n = int(per_frame * frames) + 1
+    names = [f"lane{i:02d}" for i in range(lanes)]
+    texts = [tokenize(generate_text(n, seed=i)) for i in range(lanes)]
+    start: list[ev.Event] = [ev.RaceStarted(t=0.0, task="render-capacity", kind="long", title="render capacity",
+                                            lanes=tuple({"name": x, "kind": "sim", "model": "synthetic", "url": ""}
+                                                        for x in names), max_tokens=n)]
+    for name in names:
+        start += [ev.LaneStarted(t=0.0, lane=name), ev.RequestSent(t=0.0, lane=name), ev.FirstByte(t=0.0, lane=name)]
+    source = ListSource(start, live=True)
+    task = TaskSpec(name="render-capacity", title="render capacity", kind="long", user="-", max_tokens=n)
+    specs = [BackendSpec(name=x, kind="sim", profile="instant") for x in names]
+    app = make_app(mode="race", task=task, specs=specs, source_factory=lambda t, s: source, results_delay=0.2,
+                   record=None)
+    frame_cpu: list[float] = []
+    update_cpu: list[float] = []
+    painting = [0.0]
+    original_update = Screen._on_timer_update
+    original_display = app._display
+
+    def timed_update(self: Screen) -> None:
+        started = time.thread_time()
+        try:
+            original_update(self)
+        finally:
+            painting[0] += time.thread_time() - started
+
+    def display(screen: Any, renderable: Any) -> None:
+        original_display(screen, renderable)
+        if isinstance(renderable, CompositorUpdate):
+            renderable.render_segments(app.console)  # what a real terminal driver would do
+
+    app._display = display  # type: ignore[method-assign]
+    Screen._on_timer_update = timed_update  # type: ignore[method-assign]
+    try:
+        await _drive(app, names, texts, per_frame, tps, frames, frame_cpu, update_cpu, painting)
+    finally:
+        Screen._on_timer_update = original_update  # type: ignore[method-assign]
+    warm = frames // 10  # the first frames restyle the lanes as they start streaming
+    frame_cpu, update_cpu = frame_cpu[warm:], update_cpu[warm:]
+    total = [a + b for a, b in zip(frame_cpu, update_cpu)]
+    return {"lanes": lanes, "tps": tps, "frames": len(total),
+            "frame_cpu_p50_ms": pct(frame_cpu, 50) * 1000, "frame_cpu_p99_ms": pct(frame_cpu, 99) * 1000,
+            "update_cpu_p50_ms": pct(update_cpu, 50) * 1000, "update_cpu_p99_ms": pct(update_cpu, 99) * 1000,
+            "cycle_cpu_p50_ms": pct(total, 50) * 1000, "cycle_cpu_p99_ms": pct(total, 99) * 1000,
+            "cycle_cpu_mean_ms": sum(total) / len(total) * 1000}
+
+
+async def _drive(app: Any, names: list[str], texts: list[list[str]], per_frame: float, tps: float, frames: int,
+                 frame_cpu: list[float], update_cpu: list[float], painting: list[float]) -> None:
+    """Run the app ``frames`` frames by hand, appending each one's CPU figures."""
+    from thunderdome import events as ev
+    from thunderdome.tui.screens.race import RaceScreen
+
+    async with app.run_test(headless=True, size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RaceScreen), f"expected the race screen, got {screen!r}"
+        for _ in range(10):  # the lanes are up and have their first token before the timer stops
+            await pilot.pause()
+        for timer in [t for t in screen._timers if t.name == "frame"]:
+            timer.pause()
+        sent = 0
+        for k in range(frames):
+            due = int(per_frame * (k + 1))
+            for i, name in enumerate(names):
+                for j in range(sent, due):
+                    screen.feed.push(ev.TokenDelta(t=TTFT_S + j / tps, lane=name, text=texts[i][j]))
+            sent = due
+            started = time.thread_time()
+            screen._frame()
+            frame_cpu.append(time.thread_time() - started)
+            painting[0] = 0.0
+            await pilot.pause()
+            update_cpu.append(painting[0])
+        await pilot.press("q")
+
+
+def measure_cost(lanes: int, tps: float, frames: int = 100) -> dict[str, Any]:
+    """UI-thread CPU per frame and per screen update, ``frames`` frames driven by hand."""
+    return asyncio.run(_cost(lanes, tps, frames))
+
+
+def run_cost(lanes: int, rates: tuple[float, ...], frames: int) -> list[Figure]:
+    args = ["--cost", "--lanes", str(lanes), "--rates", ",".join(f"{r:g}" for r in rates), "--frames", str(frames)]
+    cmd = command(BENCH, args)
+    figures = []
+    for rate in sorted(rates):
+        log(f"[render_capacity] cost: {lanes} lanes x {rate:g} tok/s, {frames} frames by hand, app {SIZE[0]}x{SIZE[1]}")
+        m = measure_cost(lanes, rate, frames)
+        value = (f"UI CPU per frame p50 {m['frame_cpu_p50_ms']:.1f} / p99 {m['frame_cpu_p99_ms']:.1f} ms, "
+                 f"per paint p50 {m['update_cpu_p50_ms']:.1f} / p99 {m['update_cpu_p99_ms']:.1f} ms "
+                 f"(both: mean {m['cycle_cpu_mean_ms']:.1f} ms)")
+        figures.append(Figure(BENCH, f"{lanes}x{rate:g} cost", value, "-", None, cmd, m))
+    return figures
+
+
 def _kept_up(m: dict[str, Any], max_lag_ms: float) -> bool:
     return m["tokens_displayed"] == m["tokens"] and m["lag_due_p99_ms"] <= max_lag_ms
 
@@ -304,9 +422,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="gc.freeze() once the race screen is up (a design probe; the app now freezes by itself)")
     p.add_argument("--no-record", dest="record", action="store_false", help=RECORD_HELP)
     p.add_argument("--long", action="store_true")
+    p.add_argument("--cost", action="store_true",
+                   help="UI-thread CPU per frame and per screen update, frames driven by hand (no clock, no lag)")
+    p.add_argument("--frames", type=int, default=100, help="frames for --cost (default 100)")
     add_common_args(p)
     args = p.parse_args(argv)
     rates = tuple(float(r) for r in args.rates.split(",")) if args.rates else None
+    if args.cost:
+        report(run_cost(args.lanes, rates or (25.0, 1000.0), args.frames), args.json)
+        return 0
     report(run(quick=not args.long, lanes=args.lanes, rates=rates, duration=args.duration,
                max_lag_ms=args.max_lag_ms, gc_freeze=args.gc_freeze, record=args.record), args.json)
     return 0

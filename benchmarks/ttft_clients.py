@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
+import threading
 import time
 import uuid
 from collections import deque
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from benchmarks.recording import temp_recorder
+from thunderdome.backends.poll_stamps import run_on_race_loop
 from thunderdome.sim.profiles import PROFILES
 
 PROFILE = "instant"
@@ -170,10 +173,15 @@ def _engine_stamps(race: Any, tags: dict[str, str], firsts: FirstTokens) -> dict
     return stamps
 
 
-async def engine_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
-    firsts = FirstTokens()
-    race, tags = await run_tagged_race(url, plan, "engine", trial, [firsts])
-    return _engine_stamps(race, tags, firsts)
+def engine_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
+    """The race on the main thread's loop, made as ``thunderdome race --headless`` makes it."""
+
+    async def go() -> dict[str, float]:
+        firsts = FirstTokens()
+        race, tags = await run_tagged_race(url, plan, "engine", trial, [firsts])
+        return _engine_stamps(race, tags, firsts)
+
+    return run_on_race_loop(go())
 
 
 # --- the race on its own thread, the main thread rendering --------------------------------
@@ -288,7 +296,7 @@ def _process_main(url: str, plan: StreamPlan, trial: int, conn: Any) -> None:
         return _engine_stamps(race, tags, firsts)
 
     try:
-        conn.send(("done", asyncio.run(go())))
+        conn.send(("done", run_on_race_loop(go())))
     except Exception as exc:  # reported by the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -368,6 +376,54 @@ async def bare_trial(library: str, url: str, plan: StreamPlan, trial: int) -> di
         got = await asyncio.gather(*(lane(i) for i in range(plan.lanes)))
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
+    return _stamps(got)
+
+
+THREADED_BARE = "http.client"
+"""The bare client the issue holds the engine to: one thread per lane, each
+on its own ``http.client`` connection."""
+
+
+def threaded_bare_trial(url: str, plan: StreamPlan, trial: int) -> dict[str, float]:
+    """One thread per lane, a blocking ``http.client`` connection each (opened
+    before the lanes start together, as the engine's are), stamping the first
+    ``read1`` whose bytes hold content."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conns = [http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60) for _ in range(plan.lanes)]
+    for conn in conns:
+        conn.connect()
+    start = threading.Barrier(plan.lanes)
+    got: list[tuple[str, float | None]] = [("", None)] * plan.lanes
+
+    def lane(i: int) -> None:
+        tag = _tag(THREADED_BARE, trial, i)
+        body = json.dumps(_body(plan, i, trial)).encode()
+        start.wait()
+        conns[i].request("POST", f"{parts.path}/v1/chat/completions", body=body,
+                         headers={"content-type": "application/json", "x-thunderdome-tag": tag})
+        resp = conns[i].getresponse()
+        first = None
+        while True:
+            chunk = resp.read1(65536)
+            t = time.monotonic()
+            if not chunk:
+                break
+            if first is None and _CONTENT.search(chunk):
+                first = t
+        got[i] = (tag, first)
+
+    threads = [threading.Thread(target=lane, args=(i,), daemon=True) for i in range(plan.lanes)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        for conn in conns:
+            conn.close()
     return _stamps(got)
 
 

@@ -18,6 +18,9 @@ Variants, interleaved trial by trial so machine noise hits them alike:
 - ``tui-process``: the real app with the race in a child process
   (``ProcessSource``, the app's default for live races): events come over a
   pipe, so the UI shares neither a loop nor a GIL with the race.
+- ``http.client``: the bare threaded client (``ttft_fidelity``'s), the
+  baseline the app is held to (issue 14: median within 0.5 ms, p99 within
+  1 ms); ``--stagger-ms 0`` has the server write every first token at once.
 
 Every race records to a temporary JSONL file through the ``Recorder`` on the
 race's own loop (in the child process for ``tui-process``, where
@@ -28,7 +31,7 @@ Also reported for ``tui``: the frame cost (time in ``RaceScreen._frame``),
 the share of wall time the UI thread spent in frames, and the display delay
 (first token stamped -> folded into the UI, i.e. at most one frame).
 
-    PYTHONPATH=. python -m benchmarks.tui_ttft_fidelity [--lanes 8 --tps 200 --trials 5] [--no-record]
+    PYTHONPATH=. python -m benchmarks.tui_ttft_fidelity [--lanes 8 --tps 200 --trials 5] [--stagger-ms 0] [--no-record]
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ from typing import Any
 
 from benchmarks.common import Figure, add_common_args, command, fmt_ms, log, report, summary_ms
 from benchmarks.recording import RECORD_HELP
-from benchmarks.ttft_clients import StreamPlan, _engine_stamps, _thread_source_class
+from benchmarks.ttft_clients import THREADED_BARE, StreamPlan, _engine_stamps, _thread_source_class, threaded_bare_trial
 
 BENCH = "tui_ttft_fidelity"
-VARIANTS = ("headless", "tui-thread", "tui-process")
+VARIANTS = ("headless", "tui-thread", "tui-process", THREADED_BARE)
 GOAL_VS_HEADLESS_MS = 1.0
 """The UI may add at most this much to the p99 first-token error."""
+GOAL_P50_VS_BARE_MS, GOAL_P99_VS_BARE_MS = 0.5, 1.0
+"""The app's race in its child process against the threaded bare client (issue 14)."""
 
 
 class Trial:
@@ -197,6 +202,7 @@ def measure(plan: StreamPlan, trials: int, size: tuple[int, int], frame_s: float
         headless_trial(handle.url, warm, -1, frame_s)
         tui_trial(handle.url, warm, -2, size, False)
         tui_trial(handle.url, warm, -3, size, True)
+        threaded_bare_trial(handle.url, warm, -4)
         for k in range(trials):
             for variant in VARIANTS:
                 if variant.startswith("tui"):
@@ -204,9 +210,12 @@ def measure(plan: StreamPlan, trials: int, size: tuple[int, int], frame_s: float
                     frames.setdefault(variant, []).extend(got.frames)
                     delays.setdefault(variant, []).extend(got.display_delays)
                     busy.setdefault(variant, []).append(sum(got.frames) / max(got.wall, 1e-9))
+                    stamps = got.stamps
+                elif variant == THREADED_BARE:
+                    stamps = threaded_bare_trial(handle.url, plan, k)
                 else:
-                    got = headless_trial(handle.url, plan, k, frame_s)
-                errors[variant] += _errors(got.stamps, _fetch_log(handle.url))
+                    stamps = headless_trial(handle.url, plan, k, frame_s).stamps
+                errors[variant] += _errors(stamps, _fetch_log(handle.url))
             log(f"[{BENCH}] trial {k + 1}/{trials} done")
     finally:
         handle.stop()
@@ -214,16 +223,18 @@ def measure(plan: StreamPlan, trials: int, size: tuple[int, int], frame_s: float
 
 
 def run(*, lanes: int = 8, tps: float = 200.0, trials: int = 5, width: int = 160, height: int = 48,
-        record: bool = True) -> list[Figure]:
+        record: bool = True, stagger_ms: float = 23.0) -> list[Figure]:
     """``record``: every race records to a temp file, as the app's live races do."""
     from thunderdome.tui.screens.race import FRAME_INTERVAL
 
-    plan = StreamPlan(lanes=lanes, tps=tps, record=record)
+    plan = StreamPlan(lanes=lanes, tps=tps, stagger_s=stagger_ms / 1000, record=record)
     log(f"[{BENCH}] {plan.describe()}; app {width}x{height}; {trials} trials of {', '.join(VARIANTS)}")
     got = measure(plan, trials, (width, height), FRAME_INTERVAL)
     args = ["--lanes", str(lanes), "--tps", f"{tps:g}", "--trials", str(trials)]
     if (width, height) != (160, 48):
         args += ["--size", f"{width}x{height}"]
+    if stagger_ms != 23.0:
+        args += ["--stagger-ms", f"{stagger_ms:g}"]
     if not record:
         args.append("--no-record")
     cmd = command(BENCH, args)
@@ -233,10 +244,18 @@ def run(*, lanes: int = 8, tps: float = 200.0, trials: int = 5, width: int = 160
     for variant, s in stats.items():
         value = f"p50 {fmt_ms(s['p50_ms'])}, p99 {fmt_ms(s['p99_ms'])}, max {fmt_ms(s['max_ms'])} (n={s['n']})"
         goal, met = "-", None
-        if variant.startswith("tui"):
+        bare = stats[THREADED_BARE]
+        if variant == "tui-process":  # the app as users run it
+            p50_limit, p99_limit = bare["p50_ms"] + GOAL_P50_VS_BARE_MS, bare["p99_ms"] + GOAL_P99_VS_BARE_MS
+            goal = (f"p50 <= {THREADED_BARE}+{GOAL_P50_VS_BARE_MS:g} ms ({p50_limit:.2f}), "
+                    f"p99 <= +{GOAL_P99_VS_BARE_MS:g} ms ({p99_limit:.2f})")
+            met = s["p50_ms"] <= p50_limit and s["p99_ms"] <= p99_limit
+        elif variant.startswith("tui"):
             limit = stats["headless"]["p99_ms"] + GOAL_VS_HEADLESS_MS
             goal = f"p99 <= headless+{GOAL_VS_HEADLESS_MS:g} ms ({limit:.2f})"
             met = s["p99_ms"] <= limit
+        elif variant == THREADED_BARE:
+            goal = "baseline"
         figures.append(Figure(BENCH, f"{label} {variant} first-token error", value, goal, met, cmd,
                               dict(s, variant=variant, lanes=lanes, tps=tps)))
     for variant in got["frames"]:
@@ -261,12 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tps", type=float, default=200.0, help="tokens/s per lane")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--size", default="160x48", help="app size WxH (headless driver)")
+    p.add_argument("--stagger-ms", type=float, default=23.0, help="gap between lanes' first tokens (ms; 0: all at once)")
     p.add_argument("--no-record", dest="record", action="store_false", help=RECORD_HELP)
     add_common_args(p)
     args = p.parse_args(argv)
     width, height = (int(x) for x in args.size.lower().split("x"))
     report(run(lanes=args.lanes, tps=args.tps, trials=args.trials, width=width, height=height,
-               record=args.record), args.json)
+               record=args.record, stagger_ms=args.stagger_ms), args.json)
     return 0
 
 

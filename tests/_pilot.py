@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 from thunderdome.tui.screens.results import ResultsScreen
 
@@ -23,3 +23,17 @@ def results_shown(app) -> bool:
     before the new screen's widgets are mounted, so a query right after the
     switch can find nothing."""
     return isinstance(app.screen, ResultsScreen) and bool(app.screen.query("#recording-note"))
+
+
+def until(condition: Callable[[Any], bool]) -> Callable[[Any], Awaitable[None]]:
+    """A ``run_before`` for ``snap_compare``: let the app run until
+    ``condition(app)`` holds, then one more pause for the picture to settle."""
+
+    async def run_before(pilot) -> None:
+        deadline = time.monotonic() + 20
+        while not condition(pilot.app):
+            assert time.monotonic() < deadline, "the app never reached the state to photograph"
+            await pilot.pause(0.05)
+        await pilot.pause()
+
+    return run_before

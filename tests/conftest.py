@@ -1,9 +1,22 @@
 """Shared test set-up: recordings never land in the user's home folder; secrets
-learnt by one test are not known in the next."""
+learnt by one test are not known in the next; a module marked ``both_loops``
+runs each async test twice, on asyncio's default loop and on the race loop
+(``backends/poll_stamps.py``, which stamps arrivals at the poll)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:
+    if item.get_closest_marker("both_loops") is None:
+        return {"default_loop": asyncio.new_event_loop}
+    from thunderdome.backends.poll_stamps import new_race_loop
+
+    return {"default_loop": asyncio.new_event_loop, "race_loop": new_race_loop}
 
 
 @pytest.fixture(autouse=True)

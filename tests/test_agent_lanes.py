@@ -15,6 +15,7 @@ import textwrap
 
 import pytest
 
+from _script_agent import AGENT as SCRIPTED_AGENT  # type: ignore[import-not-found]
 from test_gateway import REAL, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 from thunderdome.agents.presets import AGENT_KEY, PRESETS
 from thunderdome.events import (
@@ -63,42 +64,6 @@ PROBE = textwrap.dedent(
                                      headers={"content-type": "application/json", "authorization": "Bearer " + key})
     reply = urllib.request.urlopen(request, timeout=10).read().decode()
     open("done.txt", "w").write("ok" if "[DONE]" in reply else reply)
-    """
-)
-
-
-# The scripted agent (``program: command``): ask once (the emulator answers with
-# a tool call of the task's reference command), run that command, ask again
-# with the result.
-SCRIPTED_AGENT = textwrap.dedent(
-    """
-    import json, os, subprocess, sys, time, urllib.request
-    base, key = sys.argv[1], sys.argv[2]
-    tools = [{"type": "function", "function": {"name": "bash", "parameters": {
-        "type": "object", "properties": {"command": {"type": "string"}}}}}]
-    messages = [{"role": "user", "content": open("prompt.txt").read()}]
-    def ask():
-        body = {"model": "any", "stream": True, "messages": messages, "tools": tools}
-        req = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json", "authorization": "Bearer " + key})
-        text, args, call_id = "", "", None
-        for line in urllib.request.urlopen(req, timeout=10):
-            if not line.startswith(b"data: {"):
-                continue
-            delta = json.loads(line[6:])["choices"][0]["delta"]
-            text += delta.get("content") or ""
-            for call in delta.get("tool_calls") or []:
-                call_id = call.get("id") or call_id
-                args += call["function"].get("arguments") or ""
-        return text, args, call_id
-    _, args, call_id = ask()
-    command = json.loads(args)["command"]
-    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout
-    time.sleep(float(os.environ.get("TOOL_PAUSE", "0")))  # a slower tool, when the lane asks for one
-    messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function",
-                  "function": {"name": "bash", "arguments": args}}]},
-                 {"role": "tool", "tool_call_id": call_id, "content": out}]
-    print(ask()[0])
     """
 )
 

@@ -22,6 +22,8 @@ from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.anthropic import AnthropicBackend, AnthropicParser
 from thunderdome.events import StreamEnded, TokenDelta, Usage
 
+pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
+
 __all__ = ["emulator"]
 
 REPLY = "Hello wörld 😀 — the quick brown fox jumps over the lazy dog."

@@ -23,6 +23,8 @@ from thunderdome.backends.ollama import OllamaBackend, OllamaParser
 from thunderdome.backends.sse import FrameError
 from thunderdome.events import StreamEnded, TokenDelta, Usage
 
+pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
+
 __all__ = ["emulator"]
 
 REPLY = "Hello wörld 😀 — the quick brown fox jumps over the lazy dog."

@@ -24,6 +24,8 @@ from thunderdome.backends.openai import OpenAIBackend, OpenAIParser
 from thunderdome.events import StreamEnded, TokenDelta, Usage
 from thunderdome.specs import BackendSpec
 
+pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
+
 __all__ = ["emulator"]
 
 REPLY = "Hello wörld 😀 — the quick brown fox jumps over the lazy dog."

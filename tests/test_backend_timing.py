@@ -25,6 +25,8 @@ from thunderdome.backends.watchdog import TurnTimer, budget
 from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
 from thunderdome.specs import Timeouts
 
+pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
+
 FRAME = b'data: {"choices":[{"index":0,"delta":{"content":"tok "}}]}\n\n'
 END = [b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n', b"data: [DONE]\n\n"]
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"

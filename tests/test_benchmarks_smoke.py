@@ -101,3 +101,11 @@ def test_the_runner_names_each_figures_command(tmp_path: Path) -> None:
     for figure in figures:
         row = next(line for line in table.splitlines() if figure["name"] in line)
         assert commands[row.split()[-1]] == figure["command"]
+
+
+def test_render_cost_times_each_hand_driven_frame_and_its_paint() -> None:
+    from benchmarks.render_capacity import measure_cost
+
+    m = measure_cost(2, 1000.0, frames=10)
+    assert m["frames"] == 9  # the first tenth is warm-up
+    assert m["frame_cpu_p50_ms"] > 0 and m["update_cpu_p50_ms"] > 0  # every frame brought text, and it was painted

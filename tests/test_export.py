@@ -104,12 +104,12 @@ def test_markdown_table_shape_and_numbers():
     assert len({len(r) for r in rows}) == 1  # padded: columns line up as plain text
     assert cells(rule)[4].endswith(":") and cells(rule)[1].startswith(":")  # numbers right, text left
     assert cells(body[0]) == [
-        "1", "cloud", "gpt-oss-120b", "winner", "0.90", "0.90", "5.12", "878", "208.0", "—", "4.8", "6.2",
+        "1", "cloud", "gpt-oss-120b", "winner", "0.900", "0.900", "5.12", "878", "208.0", "—", "4.8", "6.2",
         "—", "—", "5.14", "—",
     ]  # fmt: skip
     assert cells(body[1])[9] == "43.3"
     assert cells(body[1])[14] == "21.9" and cells(body[2])[14] == "—"  # finish: the race clock, clean finishes only
-    assert "0.90 |" in body[0]  # right-aligned: the value ends at the cell border
+    assert "0.900 |" in body[0]  # right-aligned: the value ends at the cell border
 
 
 def test_markdown_escapes_pipes_newlines_and_html():
@@ -183,4 +183,4 @@ async def test_export_file_reads_a_recording(tmp_path):
     assert data["winner"] == "solo" and data["lanes"][0]["tokens"] == 2
     assert data["lanes"][0]["ttft_s"] == pytest.approx(0.1)
     row = cells(table_rows(export_file(path, "md"))[2])
-    assert row[:4] == ["1", "solo", "instant", "winner"] and row[4] == "0.10" and row[7] == "2*"
+    assert row[:4] == ["1", "solo", "instant", "winner"] and row[4] == "0.100" and row[7] == "2*"

@@ -259,3 +259,12 @@ async def test_the_banner_calls_the_winner_while_a_lane_still_runs() -> None:
         assert "1/2 lanes racing on for places" in status and "RACING" not in status
         assert not screen.over and not screen.feed.standings.lanes["slow"].ended
         assert "WINNER" in screen.lanes["quick"].header.render().plain
+
+
+def test_seconds_read_to_the_millisecond_under_a_second() -> None:
+    """A TTFT under a second keeps its milliseconds on every screen; longer
+    times keep their width; a value that rounds up to the next band takes its format."""
+    shown = {v: figures.seconds_digits(v) for v in (0.0004, 0.2534, 0.9994, 0.9996, 5.144, 9.996, 99.96, 150.4)}
+    assert shown == {0.0004: "0.000", 0.2534: "0.253", 0.9994: "0.999", 0.9996: "1.00", 5.144: "5.14",
+                     9.996: "10.0", 99.96: "100", 150.4: "150"}
+    assert figures.seconds(0.2534) == "0.253 s" and figures.seconds(None) == "—"

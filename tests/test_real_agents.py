@@ -5,7 +5,10 @@ versions ``.ci/agents.sh`` pins), on a sim backend through its gateway, runs
 the command the emulator calls and finishes the built-in ``hello-file`` task
 (``first_correct``) against a plain model lane: a winner is called, the
 agent's lane shows its turns (a tool-calling turn, then the one after the
-tool ran), and the recording replays to the same figures. Without the agents
+tool ran), and the recording replays to the same figures. In the ``sigkill``
+race (``last_standing``) each agent's own process is its fighter in the one
+arena: it is told its opponent's PID, runs the ``kill -9`` its emulator
+calls, and wins; the model lane is "killed by" it. Without the agents
 installed the tier fails under CI (``CI=true``) and skips elsewhere.
 """
 
@@ -68,6 +71,39 @@ def test_a_real_agent_races_a_sim_backend_through_its_gateway(program, tmp_path)
     events = [json.loads(line) for line in (tmp_path / "race.jsonl").read_text().splitlines()[1:]]
     commands = [e["command"] for e in events if e["type"] == "command_extracted" and e["lane"] == program]
     assert commands == ["echo 'Hello, Thunderdome!' > greeting.txt"]
+    replay = _thunderdome("replay", "race.jsonl", "--headless", "--json", "replay.json", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    again = json.loads((tmp_path / "replay.json").read_text())
+    assert again["lanes"] == result["lanes"] and again["winner"] == result["winner"]
+
+
+@pytest.mark.parametrize("program", AGENTS)
+def test_a_real_agent_wins_the_sigkill_race_by_killing_its_opponent(program, tmp_path):
+    """The original race: the agent is told its opponent's PID, its gateway's
+    emulator calls ``kill -9 <PID>`` as its tool, the agent runs it in the one
+    arena, and the model lane (slowed twenty-fold: it cannot fire first) dies."""
+    _need(program)
+    (tmp_path / "backends.yaml").write_text(
+        f"backends:\n"
+        f"  - name: {program}\n    kind: sim\n    profile: cloud\n    program: {program}\n"
+        f"  - name: model\n    kind: sim\n    profile: rtx4090-offload\n    options: {{time_scale: 20}}\n"
+    )
+    live = _thunderdome("race", "--backends", "backends.yaml", "--task", "sigkill", "--headless",
+                        "--json", "live.json", "--record", "race.jsonl", cwd=tmp_path)
+    assert live.returncode == 0, live.stderr + live.stdout
+    result = json.loads((tmp_path / "live.json").read_text())
+    lanes = {lane["name"]: lane for lane in result["lanes"]}
+    assert result["winner"] == program and lanes[program]["status"] == "winner", lanes
+    assert lanes[program]["verdict"] == "killed every opponent" and lanes[program]["error"] is None
+    assert lanes["model"]["status"] == "eliminated"
+    events = [json.loads(line) for line in (tmp_path / "race.jsonl").read_text().splitlines()[1:]]
+    pids = {e["lane"]: e["pid"] for e in events if e["type"] == "fighter_spawned"}
+    eliminated = [(e["lane"], e["reason"], e["by"]) for e in events if e["type"] == "lane_eliminated"]
+    assert eliminated == [("model", f"killed by {program}", program)]
+    commands = [e["command"] for e in events if e["type"] == "command_extracted" and e["lane"] == program]
+    assert commands == [f"kill -9 {pids['model']}"]
+    ends = [e for e in events if e["type"] in ("lane_finished", "lane_eliminated", "lane_failed", "lane_stopped")]
+    assert sorted(e["lane"] for e in ends) == sorted(pids)  # one ending event per lane
     replay = _thunderdome("replay", "race.jsonl", "--headless", "--json", "replay.json", cwd=tmp_path)
     assert replay.returncode == 0, replay.stderr
     again = json.loads((tmp_path / "replay.json").read_text())

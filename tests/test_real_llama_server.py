@@ -307,3 +307,57 @@ def test_messages_streams_tool_use_blocks(llama_tool_server: Server) -> None:
     events = _parsed(AnthropicParser, raw)
     assert len(_commands(events)) == len(starts)
     assert [e.finish_reason for e in events if isinstance(e, StreamEnded)] == ["tool_use"]
+
+
+# --- a one-slot server: a lane that only waited is told it was queued ---------------------------
+
+
+@pytest.fixture(scope="session")
+def llama_one_slot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _serve(tmp_path_factory, "--parallel", "1", "-c", "2048", "--metrics")
+
+
+def test_a_lane_queued_behind_another_is_told_so(llama_one_slot_server: Server, tmp_path: Path) -> None:
+    import threading
+
+    from thunderdome.backends.queue_probe import Busy, from_metrics, from_slots
+
+    url = llama_one_slot_server.url
+    streaming, stop = threading.Event(), threading.Event()
+
+    def hog() -> None:  # holds the only slot, decoding, until told to stop
+        body = {"model": "smollm2", "stream": True, "max_tokens": 1500, "temperature": 1.0,
+                "messages": [{"role": "user", "content": "Write a very long story."}]}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=120) as resp:
+            for line in resp.iter_lines():
+                if '"content":"' in line:
+                    streaming.set()
+                if stop.is_set():
+                    break
+
+    thread = threading.Thread(target=hog, daemon=True)
+    thread.start()
+    try:
+        assert streaming.wait(60), "the hog never streamed"
+        slots = httpx.get(f"{url}/slots", timeout=10).json()
+        assert from_slots(slots) == Busy(1, "llama.cpp /slots")  # the real shape, read as queued-behind
+        assert "llamacpp:requests_deferred 0" in httpx.get(f"{url}/metrics", timeout=10).text
+        (tmp_path / "backends.yaml").write_text(
+            f"backends:\n  - name: waiting\n    kind: openai\n    url: {url}/v1\n    model: smollm2\n"
+            "    timeouts: {first_token: 2}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "thunderdome", "race", "--backends", "backends.yaml", "--task", "long-essay",
+             "--headless", "--json", "out.json", "--max-tokens", "8", "--no-record"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )
+        during = httpx.get(f"{url}/metrics", timeout=10).text
+    finally:
+        stop.set()
+        thread.join(30)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (lane,) = json.loads((tmp_path / "out.json").read_text())["lanes"]
+    assert lane["status"] == "error"
+    assert lane["error"] == "queued for 2 s: the server was busy with 1 other request (llama.cpp /slots)", lane
+    # the real gauges read right; the lane that gave up still counts as deferred until the slot
+    # frees (seen on 0.3.36): one more reason /slots, which knows whose slot is whose, has the last word
+    assert from_metrics(during, "smollm2") == Busy(1, "llama.cpp /metrics")

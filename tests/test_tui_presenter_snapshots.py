@@ -9,7 +9,6 @@ and look at the pictures before committing.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from thunderdome.sources.fixed import ListSource
@@ -20,23 +19,13 @@ from thunderdome.tui.screens.trials import TrialsScreen
 from thunderdome.tui.widgets.presenter import PresenterLane
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _pilot import until  # type: ignore[import-not-found]  # noqa: E402
 from tui_scripted import long_race, sigkill_race  # noqa: E402
 
 SPECS = [BackendSpec(name="cloud", kind="sim", profile="cloud", model="cloud")]
 LONG = TaskSpec(name="long-essay", title="essay", kind="long", user="-", max_tokens=1024)
 SIGKILL = TaskSpec(name="sigkill", title="sigkill", kind="thunderdome", win_rule="last_standing", user="-",
                    max_turns=2, max_tokens=256)
-
-
-def until(condition):
-    async def run_before(pilot) -> None:
-        deadline = time.monotonic() + 20
-        while not condition(pilot.app):
-            assert time.monotonic() < deadline, "the app never reached the state to photograph"
-            await pilot.pause(0.05)
-        await pilot.pause()
-
-    return run_before
 
 
 def presenting(app) -> bool:

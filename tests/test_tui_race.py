@@ -238,7 +238,7 @@ async def test_demo_runs_the_next_task_after_the_results(auto):
     scripts = {"sigkill": sigkill_race(), "long-essay": long_race()}
     app = make_app(
         mode="race", task=load_task("sigkill"), specs=[sim("cloud", "cloud")], tasks_after=[load_task("long-essay")],
-        source_factory=lambda t, s: ListSource(scripts[t.name]), results_delay=0.01, next_delay=1.0 if auto else None,
+        source_factory=lambda t, s: ListSource(scripts[t.name]), results_delay=0.01, next_delay=3.0 if auto else None,
     )
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: results_shown(app), what="first results")

@@ -10,7 +10,6 @@ at them before committing.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _pilot import results_shown  # type: ignore[import-not-found]
+from _pilot import results_shown, until  # type: ignore[import-not-found]
 from tui_scripted import long_race, sigkill_race  # noqa: E402
 
 SPECS = [BackendSpec(name="cloud", kind="sim", profile="cloud", model="cloud")]
@@ -41,17 +40,6 @@ def scripted_app(events, *, live: bool, task: str = "long-essay"):
         clock=lambda: 1000.0,
         results_delay=0.01,
     )
-
-
-def until(condition):
-    async def run_before(pilot) -> None:
-        deadline = time.monotonic() + 20
-        while not condition(pilot.app):
-            assert time.monotonic() < deadline, "the app never reached the state to photograph"
-            await pilot.pause(0.05)
-        await pilot.pause()
-
-    return run_before
 
 
 def race_ready(lanes: int):

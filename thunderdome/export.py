@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from thunderdome import figures
-from thunderdome.lane_stats import CLIENT_LIMITED_NOTE, itl_limited_note
+from thunderdome.lane_stats import CLIENT_LIMITED_NOTE, LaneStats, itl_limited_note, ttft_split_note
 from thunderdome.redact import known, map_strings
 from thunderdome.tool_figures import has_tool_figures
 from thunderdome.visible import json_safe, visible
@@ -72,6 +72,12 @@ CSV_COLUMNS = (
     "model_s",
     "tool_s",
     "startup_s",
+    "ttft_queue_s",
+    "ttft_load_s",
+    "ttft_prefill_s",
+    "ttft_rest_s",
+    "cached_tokens",
+    "prompt_cached",
 )
 
 FOOTNOTES = (
@@ -127,7 +133,8 @@ def to_csv(results: dict[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for lane in results.get("lanes") or []:
-        row = {**lane, "lane": lane.get("name"), "task": race.get("task"), "started_at": race.get("started_at")}
+        split = {f"ttft_{part}": value for part, value in (lane.get("ttft_split") or {}).items()}
+        row = {**lane, **split, "lane": lane.get("name"), "task": race.get("task"), "started_at": race.get("started_at")}
         writer.writerow(["" if row.get(col) is None else row.get(col) for col in CSV_COLUMNS])
     return out.getvalue()
 
@@ -273,6 +280,16 @@ def _isolation_line(race: dict[str, Any], kind: str) -> str:
     return f"Isolation: **{md_cell(iso, 30)}**, weaker than the bubblewrap sandbox (bwrap was not available)."
 
 
+def _split_lines(lanes: list[dict[str, Any]]) -> list[str]:
+    """Where a TTFT went, for each lane whose split is news (``LaneStats.ttft_split_worth_a_note``)."""
+    out = []
+    for lane in lanes:
+        split, ttft = lane.get("ttft_split"), _number(lane.get("ttft_s"))
+        if isinstance(split, dict) and ttft is not None and LaneStats.ttft_split_worth_a_note(split, ttft):
+            out.append(f"- {md_cell(lane.get('name'), 60)}: {md_cell(ttft_split_note(ttft, split))}")
+    return out
+
+
 def to_markdown(results: dict[str, Any]) -> str:
     race = results.get("race") or {}
     lanes = list(results.get("lanes") or [])
@@ -297,6 +314,9 @@ def to_markdown(results: dict[str, Any]) -> str:
     agents = any(l.get("program") for l in lanes)
     out += _table(_columns(kind, any(l.get("cost") is not None for l in lanes), tools, agents), lanes)
     out += ["", _winner_line(results, kind), "", _isolation_line(race, kind), ""]
+    splits = _split_lines(lanes)
+    if splits:
+        out += [*splits, ""]
     notes = list(FOOTNOTES)
     notes.append(COMPLETION_NOTE if kind == "thunderdome" else FINISH_NOTE)
     if any(l.get("cost") is not None for l in lanes):

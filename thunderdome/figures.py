@@ -41,13 +41,17 @@ CROSSED = ("finished", "winner")
 
 
 def seconds_digits(value: float | None) -> str:
-    """``0.90`` / ``21.8`` / ``94``: two decimals under 10 s, one under 100 s, then none."""
+    """``0.253`` / ``5.14`` / ``21.8`` / ``94``: milliseconds under 1 s (a TTFT
+    is read to the millisecond), two decimals under 10 s, one under 100 s, then none.
+    The cut-offs are taken after rounding, so ``0.9996`` reads ``1.00``, never ``1.000``."""
     if value is None:
         return NONE
     value = round(value, JSON_DIGITS["seconds"])
-    if value < 10:
+    if round(value, 3) < 1:
+        return f"{value:.3f}"
+    if round(value, 2) < 10:
         return f"{value:.2f}"
-    if value < 100:
+    if round(value, 1) < 100:
         return f"{value:.1f}"
     return f"{value:.0f}"
 

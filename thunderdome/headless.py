@@ -222,6 +222,7 @@ def run_headless(**kwargs: Any) -> int:
     interrupted", sandboxes and the emulator are closed and the recording is
     flushed (SIGTERM and SIGHUP do the same); signals after the first are ignored, so an impatient second
     Ctrl-C cannot cut that clean-up short or print a traceback."""
+    from thunderdome.backends.poll_stamps import run_on_race_loop
     from thunderdome.race.runner import RaceSetupError
 
     interrupted = False
@@ -252,7 +253,7 @@ def run_headless(**kwargs: Any) -> int:
 
     code = EXIT_OK
     try:
-        code = asyncio.run(main())
+        code = run_on_race_loop(main())
     except RaceSetupError as exc:
         say(f"race could not run: {exc}")
         return exit_code(exc)

@@ -38,6 +38,13 @@ ITL_LIMITED_AT = 1.5
 by the client (it read several deltas at once: busy, or a saturated machine)."""
 
 
+def ttft_split_note(ttft: float, split: dict[str, float]) -> str:
+    """``TTFT 1.892 s = queue 0.991 + prefill 0.900 + rest 0.001``: the parts
+    in ``SPLIT_PARTS`` order, then the rest (seconds, 1 ms digits)."""
+    said = " + ".join(f"{name[:-2]} {split[name]:.3f}" for name in (*SPLIT_PARTS, "rest_s") if name in split)
+    return f"TTFT {ttft:.3f} s = {said}"
+
+
 def itl_limited_note(deltas_per_read: float | None) -> str:
     return f"ITL limited by the client ({deltas_per_read or 0:.1f} deltas per read)"
 
@@ -220,8 +227,7 @@ class LaneStats:
         notes = [self.count_check] if self.count_check else []
         split = self.ttft_split
         if split is not None and self.ttft_s is not None and self.ttft_split_worth_a_note(split, self.ttft_s):
-            said = " + ".join(f"{name[:-2]} {split[name]:.3f}" for name in (*SPLIT_PARTS, "rest_s") if name in split)
-            notes.append(f"TTFT {self.ttft_s:.3f} s = {said}")
+            notes.append(ttft_split_note(self.ttft_s, split))
         if self.prompt_cached:
             cached, prompt = self.server_split["cached_tokens"], self.server_split.get("prompt_tokens")
             of = f" of {prompt}" if prompt else ""

@@ -116,7 +116,7 @@ class AgentRun:
         self.seed = seed
         self.door = Path(tempfile.mkdtemp(prefix="thunderdome-door-"))
         self.home = Path(tempfile.mkdtemp(prefix="thunderdome-home-"))
-        self.box = Sandbox(limits=AGENT_LIMITS, setup_files=dict(race.task.setup_files))
+        self.box = self.sandbox()
         self._tool_turns: set[int] = set()
         """Turns whose reply called a tool (the agent runs it before its next request)."""
         self._checks_on_disk = bool(race.task.checks) and all(c.kind in FILE_CHECKS for c in race.task.checks)
@@ -127,6 +127,10 @@ class AgentRun:
             lane.name, Upstream.of(lane.backend), self._emit, race.clock,
             directive_for=lambda n: sim_directive(race.task, lane, n, seed), on_turn=self._on_turn,
         )
+
+    def sandbox(self) -> Sandbox:
+        """The lane's sandbox: its work dir with the task's files, and its uid."""
+        return Sandbox(limits=AGENT_LIMITS, setup_files=dict(self.race.task.setup_files))
 
     async def open(self) -> None:
         """Make the door (the door script and the gateway's hand-over socket)."""

@@ -1,8 +1,9 @@
 """The protocol-adapter interface every backend client implements.
 
-Invariant: ``stream()`` stamps each chunk with ``clock()`` the moment its
-bytes come off the socket, before any parsing, and every event parsed from
-that chunk carries that stamp. A failure raises ``BackendError`` with one line
+Invariant: ``stream()`` stamps each chunk with the moment its bytes came off
+the socket, before any parsing (on a race loop, the poll that found them
+waiting: ``poll_stamps.py``; elsewhere ``clock()`` after the read), and
+every event parsed from that chunk carries that stamp. A failure raises ``BackendError`` with one line
 a person can act on; events already yielded stay valid (the tokens a lane got
 before a drop are kept).
 """

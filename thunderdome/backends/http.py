@@ -7,9 +7,12 @@ the socket (taken from httpcore2's ``send_request_body`` trace events, see
 ``SYNC_WRITE_LIMIT``), so connecting and queueing behind other lanes are not
 part of TTFT; it is yielded once the response head is in (or, at a failure
 before that, stamped then if the body never went out), always before
-``FirstByte``. Every chunk is stamped with ``clock()`` right after it comes
-off the socket (before any decoding or parsing) and every event parsed from
-it carries that stamp. Anything that goes wrong ends the stream with
+``FirstByte``. Every chunk is stamped with the moment its bytes came off the
+socket, before any decoding or parsing, and every event parsed from it
+carries that stamp: on a race loop (``poll_stamps``) the poll that found
+them waiting, so lanes one poll reports are stamped alike whatever the loop
+does for the ones before them; elsewhere ``clock()`` right after the read.
+Stamps never go back within a turn, nor before its ``RequestSent``. Anything that goes wrong ends the stream with
 ``BackendError(reason)`` where ``reason`` is one line a person can act on,
 never holds the API key, and comes after every event the stream already
 produced.
@@ -35,8 +38,10 @@ from thunderdome.backends.errors import (
     status_error,
     transport_error,
 )
+from thunderdome.backends.poll_stamps import arrival_reader, clock_origin
 from thunderdome.backends.sse import FrameError, SSEDecoder
-from thunderdome.backends.watchdog import TurnTimer
+from thunderdome.backends.queue_probe import probe, queued_reason
+from thunderdome.backends.watchdog import TurnTimer, first_token_reason
 from thunderdome.events import (
     Event,
     FirstByte,
@@ -332,6 +337,15 @@ class StreamingBackend:
         except Exception:  # noqa: BLE001 - best effort; the race will say what is wrong
             return False
 
+    async def timeout_reason(self, reason: str) -> str:
+        """A watchdog's reason; a first-token timeout worded as queued when
+        the server says a request was waiting (``queue_probe``), before this
+        turn's own request is closed."""
+        if reason != first_token_reason(self.spec.timeouts):
+            return reason
+        busy = await probe(self._client, self.base_url, self.model, {**self.protocol_headers(), **self.extra_headers})
+        return reason if busy is None else queued_reason(self.spec.timeouts.first_token, busy)
+
     async def stream(self, request: ChatRequest, clock: Clock) -> AsyncIterator[Event]:
         url = self.endpoint()
         lane, turn = request.lane, request.turn
@@ -360,12 +374,13 @@ class StreamingBackend:
                 reason = timer.expired()
                 if reason is None:
                     raise
-                failure = BackendError(reason)
+                failure = BackendError(await self.timeout_reason(reason))
             except httpx2.HTTPError as exc:
                 failure = transport_error(exc, url, self.spec.timeouts)
             except BackendError as exc:
                 failure = exc
-            yield RequestSent(t=_sent_at(sent, small, clock), lane=lane, turn=turn)
+            t = _sent_at(sent, small, clock)
+            yield RequestSent(t=t, lane=lane, turn=turn)
             if failure is not None:
                 raise failure
             encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
@@ -376,21 +391,26 @@ class StreamingBackend:
                 read = chunks.__anext__
                 split = frames.split
                 take = parser.take
+                arrival = arrival_reader(response.extensions.get("network_stream"))
+                origin = clock_origin(clock) if arrival is not None else 0.0
                 out: list[Event] = []
-                t = 0.0
                 first = True
                 while not parser.ended:
                     timer.begin(parser.tokens)
                     try:
                         chunk = await read()
-                        t = clock()
+                        polled = arrival() if arrival is not None else None
+                        # the poll that found the bytes (on the race clock), else now
+                        now = polled - origin if polled is not None else clock()
+                        if now > t:
+                            t = now
                     except StopAsyncIteration:
                         break
                     except asyncio.CancelledError:
                         reason = timer.expired()
                         if reason is None:
                             raise
-                        raise BackendError(reason) from None
+                        raise BackendError(await self.timeout_reason(reason)) from None
                     except httpx2.DecodingError:
                         raise BackendError("could not decode the compressed response body") from None
                     except httpx2.TransportError:

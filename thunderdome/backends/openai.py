@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, as_number, expect_object
 from thunderdome.backends.messages import function_tools, openai_messages
-from thunderdome.backends.server_timings import from_llama_timings, from_openai_usage, merged
+from thunderdome.backends.server_timings import from_llama_timings, from_openai_usage, from_vllm_metrics, merged
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -91,7 +91,8 @@ class OpenAIParser(StreamParser):
         usage = obj.get("usage")
         if timings is None and usage is None:
             return
-        self.server_timings(out, t, merged(from_llama_timings(timings), from_openai_usage(usage)))
+        said = merged(from_llama_timings(timings), from_vllm_metrics(obj.get("metrics")), from_openai_usage(usage))
+        self.server_timings(out, t, said)
         if isinstance(timings, dict):
             tps = as_number(timings.get("predicted_per_second"))
             if tps is not None:

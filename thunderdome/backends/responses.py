@@ -25,7 +25,7 @@ from thunderdome.backends.base import ChatRequest
 from thunderdome.backends.http import StreamParser, as_int, as_number, expect_object
 from thunderdome.backends.openai import OpenAIStyleBackend
 from thunderdome.backends.messages import responses_input, responses_tools
-from thunderdome.backends.server_timings import from_llama_timings, from_responses_usage, merged
+from thunderdome.backends.server_timings import from_llama_timings, from_responses_usage, from_vllm_metrics, merged
 from thunderdome.backends.sse import parse_json_frame
 from thunderdome.events import Event, Usage
 
@@ -76,7 +76,8 @@ class ResponsesParser(StreamParser):
         self.calls_done(out, t)
         usage = response.get("usage")
         timings = obj.get("timings")  # llama-server's, beside the response object
-        self.server_timings(out, t, merged(from_llama_timings(timings), from_responses_usage(usage)))
+        said = merged(from_llama_timings(timings), from_vllm_metrics(response.get("metrics")), from_responses_usage(usage))
+        self.server_timings(out, t, said)
         tps = as_number(timings.get("predicted_per_second")) if isinstance(timings, dict) else None
         if isinstance(usage, dict) and as_int(usage.get("output_tokens")) is not None:
             out.append(

@@ -9,6 +9,9 @@ field's latest value), and nothing at all when a server said nothing. Definition
 - llama.cpp ``timings``: ``prompt_ms`` is prefill; ``cache_n`` prompt tokens
   reused from the slot's cache; ``prompt_n`` the tokens processed, so the
   prompt is ``prompt_n + cache_n``;
+- vLLM's per-request ``metrics`` (``--enable-per-request-metrics``, on the
+  usage chunk or the final response): ``queue_time_ms`` is the queue,
+  ``time_to_first_token_ms`` (from being scheduled to the first token) prefill;
 - Ollama's last line: ``load_duration`` (ns, loading the model),
   ``prompt_eval_duration`` (ns, prefill), ``prompt_eval_count``;
 - OpenAI usage: ``prompt_tokens_details.cached_tokens`` of ``prompt_tokens``
@@ -50,6 +53,12 @@ def from_llama_timings(timings: Any) -> Fields:
     return {"prefill_s": _seconds(timings.get("prompt_ms"), 1e3), "cached_tokens": cached, "prompt_tokens": prompt}
 
 
+def from_vllm_metrics(metrics: Any) -> Fields:
+    if not isinstance(metrics, dict):
+        return {}
+    return {"queue_s": _seconds(metrics.get("queue_time_ms"), 1e3), "prefill_s": _seconds(metrics.get("time_to_first_token_ms"), 1e3)}
+
+
 def from_ollama_done(obj: dict[str, Any]) -> Fields:
     return {
         "load_s": _seconds(obj.get("load_duration"), 1e9),
@@ -78,6 +87,9 @@ def from_anthropic_usage(usage: Any) -> Fields:
     return {"cached_tokens": read, "prompt_tokens": prompt}
 
 
-def merged(first: Fields, second: Fields) -> Fields:
-    """``first``, with what it left None filled from ``second``."""
-    return {**{k: v for k, v in second.items() if v is not None}, **{k: v for k, v in first.items() if v is not None}}
+def merged(*parts: Fields) -> Fields:
+    """The first part, with what it left None filled from the next ones, in order."""
+    out: Fields = {}
+    for part in reversed(parts):
+        out.update((k, v) for k, v in part.items() if v is not None)
+    return out

@@ -26,6 +26,11 @@ from thunderdome.backends.errors import secs
 from thunderdome.specs import Timeouts
 
 
+def first_token_reason(timeouts: Timeouts) -> str:
+    """The reason a turn ends when its first token is late: ``no token within 60 s``."""
+    return f"no token within {secs(timeouts.first_token)} s"
+
+
 def budget(timeouts: Timeouts, start: float, now: float, tokens: int, wait_start: float) -> tuple[float, str]:
     """Seconds left for the wait that began at ``wait_start``, and the reason if
     it runs out (all times on the loop clock; ``start``: the turn's start)."""
@@ -33,7 +38,7 @@ def budget(timeouts: Timeouts, start: float, now: float, tokens: int, wait_start
     if tokens == 0:
         first = start + timeouts.first_token - now
         if first < left:
-            left, reason = first, f"no token within {secs(timeouts.first_token)} s"
+            left, reason = first, first_token_reason(timeouts)
     else:
         idle = wait_start + timeouts.idle - now
         if idle < left:
@@ -139,4 +144,4 @@ class TurnTimer:
         task.cancel()
 
 
-__all__ = ["TurnTimer", "budget"]
+__all__ = ["TurnTimer", "budget", "first_token_reason"]

@@ -25,22 +25,33 @@ How it runs:
 - A lane whose command leaves it alive and every other fighter dead gets
   ``Verdict(passed=True)`` and wins. When one fighter is left while its lane
   is between commands (the others killed each other), it wins as "last
-  fighter standing". A command that leaves opponents alive is a failed
-  verdict and, with turns left, a feedback turn; out of turns or time: the
+  fighter standing" ("killed every opponent" when the last death was put on
+  its own command: a kill that landed after the command ended). A command
+  that leaves opponents alive is a failed verdict and, with turns left, a
+  feedback turn; out of turns or time: the
   lane is eliminated (its fighter stays in the arena, a target for the rest).
 - Sim lanes reply with the task's reference rendered with their own PIDs.
+- A lane may also fight through its own program (an agent lane,
+  ``agents/fight.py``): the program's process is its fighter, adopted into
+  the arena, and each shell command its gateway sees counts as running from
+  its tool call to the program's next request (``tool_started`` /
+  ``tools_done``) for killer attribution; the program being left alone wins
+  at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from thunderdome.events import FighterSpawned, LaneFinished, Notice, Verdict
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.tools_mode import mode_for
 from thunderdome.race.turns import Judgement, eliminate, exec_event, run_turns, within_time
+
+if TYPE_CHECKING:
+    from thunderdome.sandbox import SandboxLimits
 
 SETTLE_S = 0.1
 """After a command, how long to wait for the fighters it signalled to die."""
@@ -66,17 +77,32 @@ class LastStandingRace:
         self._handled: set[str] = set()
         self._watcher: asyncio.Task | None = None
         self._started = False
+        self._last_killer: str | None = None
+        """Whose command the latest death was put on."""
+        self.own_death: dict[str, Callable[[], str]] = {}
+        """lane -> what its fighter's death is called when no command was running
+        (default "fighter died"; an agent lane's fighter is its program)."""
 
     # -- set-up ------------------------------------------------------------------------
 
     async def prepare(self, race: Race) -> None:
+        await self.open_arena(race, [lane.name for lane in race.lanes])
+        self.assign(race)
+
+    async def open_arena(self, race: Race, fighters: list[str], limits: SandboxLimits | None = None) -> None:
+        """Start the arena with a supervisor's fighter for each of ``fighters``
+        (other lanes' fighters join it later: ``Arena.adopt``)."""
         from thunderdome.sandbox import Arena, SandboxLimits, detect_isolation
 
         iso = await asyncio.to_thread(detect_isolation, self.force)
         self.isolation = iso.level
-        self.arena = Arena(limits=SandboxLimits(timeout=race.task.exec_timeout), isolation=iso)
-        pids = await self.arena.start([lane.name for lane in race.lanes])
+        self.arena = Arena(limits=limits or SandboxLimits(timeout=race.task.exec_timeout), isolation=iso)
+        await self.arena.start(fighters)
         self.warning = self.arena.warning
+
+    def assign(self, race: Race) -> None:
+        """Every lane's prompt fields, once every lane has its fighter."""
+        pids = self.arena.pids
         for lane in race.lanes:
             others = [str(pids[other.name]) for other in race.lanes if other is not lane]
             lane.vars = {
@@ -87,7 +113,7 @@ class LastStandingRace:
                 "opponent_count": len(others),
             }
 
-    def _start(self, race: Race) -> None:
+    def begin(self, race: Race) -> None:
         """First lane past the barrier: announce the sandbox, start watching."""
         if self._started:
             return
@@ -128,12 +154,13 @@ class LastStandingRace:
             if is_alive or name in self._handled:
                 continue
             self._handled.add(name)
+            killer = self._killer(name, died_at.get(name, now))
+            self._last_killer = killer
             lane = race.lane(name)
             if lane.ended:
                 continue
-            killer = self._killer(name, died_at.get(name, now))
             if killer is None:
-                reason, by = "fighter died", None
+                reason, by = self.own_death[name]() if name in self.own_death else "fighter died", None
             elif killer == name:
                 reason, by = "killed by its own command", None
             else:
@@ -150,8 +177,8 @@ class LastStandingRace:
         lane = race.lane(living[0])
         if lane.ended or lane.name in self._executing:
             return  # a lane mid-command decides for itself when its command ends
-        detail = "killed every opponent" if lane.name == actor else "last fighter standing"
-        self._win(race, lane, detail)
+        acting = lane.name in (actor, self._last_killer)  # its command (or its agent's tool) did the last kill
+        self._win(race, lane, "killed every opponent" if acting else "last fighter standing")
 
     def _win(self, race: Race, lane: Lane, detail: str) -> None:
         self._winner = lane.name
@@ -162,7 +189,7 @@ class LastStandingRace:
     # -- lanes -------------------------------------------------------------------------
 
     async def run_lane(self, race: Race, lane: Lane) -> None:
-        self._start(race)
+        self.begin(race)
         await within_time(race, lane, run_turns(race, lane, self._act, mode_for(lane.spec, race.task), self.seed))
 
     async def _fire(self, race: Race, lane: Lane, turn: int, command: str) -> Any:
@@ -203,9 +230,35 @@ class LastStandingRace:
         if not standing and self._winner is None:
             self._winner = lane.name
             return Judgement(True, "killed every opponent", res, finished="killed every opponent")
-        opponents = len(race.lanes) - 1
+        return Judgement(False, self._still_alive(race, standing), res)
+
+    def _still_alive(self, race: Race, standing: list[str]) -> str:
         pids = " ".join(str(self.arena.pids[name]) for name in standing)
-        return Judgement(False, f"{len(standing)} of {opponents} opponents still alive (PIDs {pids})", res)
+        return f"{len(standing)} of {len(race.lanes) - 1} opponents still alive (PIDs {pids})"
+
+    # -- commands run outside Arena.run (an agent's tools, as its gateway sees them) ----
+
+    def tool_started(self, lane: str, at: float) -> None:
+        """A command of ``lane`` runs from ``at`` (monotonic) on, by the lane's
+        own program: a death meanwhile is put on it. It does not hold back the
+        lane's win (``_settle``): an agent left alone has won."""
+        self._execs.setdefault(lane, []).append([at, None])
+
+    def tools_done(self, race: Race, lane: Lane, turn: int) -> None:
+        """``lane``'s program asks again: its tools of ``turn`` have run. Their
+        spans end now; the deaths they caused are reaped, and while opponents
+        still stand the turn gets a failed ``Verdict``."""
+        now = time.monotonic()
+        for span in self._execs.get(lane.name, []):
+            if span[1] is None:
+                span[1] = now
+        self._reap(race, actor=lane.name)
+        if lane.ended:
+            return
+        standing = self._opponents_alive(lane.name)
+        if standing:
+            race.emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=False,
+                              detail=self._still_alive(race, standing)))
 
     # -- end ---------------------------------------------------------------------------
 

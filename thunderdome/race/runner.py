@@ -36,9 +36,17 @@ def mode_for(task: TaskSpec, *, isolation: str | None = None, seed: int | None =
 
 
 def _with_agents(task: TaskSpec, mode: RaceMode, seed: int | None) -> RaceMode:
-    """The mode that runs agent lanes' programs (``agents/lane.py``) around ``mode``."""
-    if task.kind != "thunderdome" or task.win_rule != "first_correct":
-        raise RaceSetupError(f"agent lanes race first_correct tasks; {task.name!r} is not one")
+    """The mode that runs agent lanes' programs around ``mode``: in its
+    sandbox (``agents/lane.py``), or as a fighter in the arena (``agents/fight.py``)."""
+    if task.kind != "thunderdome":
+        raise RaceSetupError(f"agent lanes race Thunderdome tasks (first_correct or last_standing); "
+                             f"{task.name!r} is not one")
+    if task.win_rule == "last_standing":
+        from thunderdome.agents.fight import AgentFight
+        from thunderdome.race.arena import LastStandingRace
+
+        assert isinstance(mode, LastStandingRace)
+        return AgentFight(mode, seed)
     from thunderdome.agents.lane import AgentLanes
 
     return AgentLanes(mode, seed)

@@ -7,7 +7,10 @@ arena can be hit (at the ``bwrap``/``unshare`` levels; the commands also run
 under a throwaway uid when we are root). The supervisor is the namespace's
 init, so a command cannot kill it (the kernel drops signals sent to a
 namespace's init from inside). A fighter's death is seen through a pidfd the
-moment it happens and is reported once by ``wait_death``.
+moment it happens and is reported once by ``wait_death``. A fighter need not
+be the supervisor's: ``adopt`` takes in a process that joined the arena's PID
+namespace from a sandbox of its own (``sandbox/guest.py``: an agent that
+fights), and watches it the same way.
 
 At the ``rlimits`` level fighters are plain host processes and their PIDs are
 host PIDs: ``warning`` says so (loudly when we are not root, since then a
@@ -17,6 +20,7 @@ host PIDs: ``warning`` says so (loudly when we are not root, since then a
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 import time
@@ -48,6 +52,8 @@ echo ready
 while :; do wait; sleep 3600 & wait $!; done
 """
 _START_TIMEOUT = 15.0
+_NS_GET_USERNS = 0xB701
+"""ioctl on a namespace fd: an fd of the user namespace that owns it."""
 
 
 class ArenaError(ThunderdomeError, RuntimeError):
@@ -130,8 +136,8 @@ class Arena:
         """Spawn one fighter per lane; lane -> PID as the arena's commands see it."""
         if self._proc is not None:
             raise ArenaError("arena already started")
-        if len(set(lanes)) != len(lanes) or not lanes:
-            raise ArenaError("arena lanes must be distinct and at least one")
+        if len(set(lanes)) != len(lanes):
+            raise ArenaError("arena lanes must be distinct")
         names = [re.sub(r"[^A-Za-z0-9_.-]", "_", lane)[:40] or "lane" for lane in lanes]
         iso = self.isolation
         inside = iso.drops_inside
@@ -201,6 +207,36 @@ class Arena:
             if host is None or not fields:
                 raise ArenaError(f"fighter for lane {lane!r} did not start")
             self.fighters[lane] = Fighter(lane, ns_pid, host, fields[19])
+
+    def join_fds(self) -> tuple[int, int, int]:
+        """Fds of (the user namespace that owns the arena's PID namespace, that
+        PID namespace, the user namespace the fighters run in): what a guest
+        sandbox joins (bwrap nests the last in the first to give the sandbox
+        its uid; it may be the same). The caller closes all three."""
+        if self._supervisor is None or not self.isolation.has_pid_namespace:
+            raise ArenaError("only a running arena with a PID namespace can take guests")
+        fds: list[int] = []
+        try:
+            fds.append(os.open(f"/proc/{self._supervisor}/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
+            fds.insert(0, fcntl.ioctl(fds[0], _NS_GET_USERNS))
+            fds.append(os.open(f"/proc/{self._supervisor}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise ArenaError(f"cannot open the arena's namespaces: {exc}") from None
+        return fds[0], fds[1], fds[2]
+
+    def adopt(self, lane: str, host_pid: int) -> int:
+        """Make ``host_pid`` (a process inside the arena's PID namespace) the
+        fighter of ``lane``, watched like the others; returns its arena PID."""
+        if lane in self.fighters:
+            raise ArenaError(f"lane {lane!r} already has a fighter")
+        ns_pid, fields = _ns_pid(host_pid), _stat(host_pid)
+        if ns_pid is None or not fields:
+            raise ArenaError(f"the fighter for lane {lane!r} is gone before it was adopted")
+        fighter = self.fighters[lane] = Fighter(lane, ns_pid, host_pid, fields[19])
+        self._watch(asyncio.get_running_loop(), fighter)
+        return ns_pid
 
     def _watch(self, loop: asyncio.AbstractEventLoop, fighter: Fighter) -> None:
         try:

@@ -161,8 +161,31 @@ class Isolation:
                     "--kill-child", "--", *shell_cmd]
         return shell_cmd
 
-    def _bwrap_prefix(self, workdir: Path, *, as_pid_1: bool) -> list[str]:
-        if self.mode == "root":  # no user namespace; setpriv drops uid and caps inside
+    def guest_argv(self, command: str, workdir: Path, join: tuple[int, int, int], *, uid: int | None = None,
+                   binds: tuple[Bind, ...] = ()) -> list[str]:
+        """Like ``argv`` at the bwrap level, but the sandbox joins an arena's
+        PID namespace instead of making its own: ``join`` is the fds (inherited
+        by bwrap) of the user namespace that owns the arena's PID namespace,
+        of that PID namespace, and of the user namespace its processes run in
+        (where the sandbox's command runs, with the arena's uid, not as root).
+        Mount, network (loopback only), IPC and UTS namespaces stay its own;
+        its /proc is the arena's."""
+        if self.level != "bwrap":
+            raise ValueError(f"an arena guest needs the bwrap sandbox, not {self.level}")
+        shell_cmd = [self.shell, "-c", command]
+        if self.drops_inside:
+            shell_cmd = _setpriv(uid) + shell_cmd
+        mounts = [arg for bind in binds for arg in bind.args()]
+        return self._bwrap_prefix(workdir, as_pid_1=False, join=join) + mounts + ["--"] + shell_cmd
+
+    def _bwrap_prefix(self, workdir: Path, *, as_pid_1: bool, join: tuple[int, int, int] | None = None) -> list[str]:
+        if join is not None:  # an arena guest: its PID namespace (and user namespaces) are the arena's
+            root = self.mode == "root"  # as root, setpriv drops the uid and caps inside
+            userns = [] if root else ["--userns", str(join[0]), "--userns2", str(join[2]), "--cap-drop", "ALL"]
+            args = [self.tool, *userns, "--pidns", str(join[1]), "--unshare-ipc", "--unshare-net", "--unshare-uts",
+                    "--unshare-cgroup-try"]
+            open_dir = ["--perms", "1777"] if root else []
+        elif self.mode == "root":  # no user namespace; setpriv drops uid and caps inside
             args = [self.tool, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                     "--unshare-cgroup-try"]
             open_dir = ["--perms", "1777"]

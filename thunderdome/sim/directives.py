@@ -45,6 +45,11 @@ class Directives:
     """OpenAI delta key for reasoning: ``reasoning_content`` or ``reasoning``."""
     timings: bool = False
     """Add llama.cpp ``timings`` to the OpenAI finish chunk."""
+    slots: int | None = None
+    """Requests this model runs at a time (llama.cpp ``--parallel``); later
+    ones wait in a FIFO queue (``sim/slots.py``). None: no limit."""
+    request_metrics: bool = False
+    """Add vLLM's per-request ``metrics`` to the OpenAI usage chunk."""
     cached_tokens: int = 0
     """Prompt tokens reported as served from the server's cache (llama.cpp
     ``cache_n``, OpenAI/Responses ``cached_tokens``, Anthropic

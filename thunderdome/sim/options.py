@@ -92,6 +92,8 @@ SIM_OPTIONS: dict[str, SimOption] = {
         SimOption("stall_s", _number(float, 0.0), "seconds a stall fault lasts"),
         SimOption("reasoning_field", _one_of("reasoning_content", "reasoning"), "OpenAI delta key for reasoning"),
         SimOption("timings", _flag, "add llama.cpp timings to the OpenAI finish chunk"),
+        SimOption("slots", _number(int, 1, 4096), "requests the model runs at a time; later ones wait in a queue (llama.cpp --parallel)"),
+        SimOption("request_metrics", _flag, "add vLLM per-request metrics (queue_time_ms, ...) to the OpenAI usage chunk"),
         SimOption("cached_tokens", _number(int, 0), "prompt tokens reported as served from cache (schedule unchanged)"),
     )
 }

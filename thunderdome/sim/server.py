@@ -18,7 +18,8 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from typing import Any, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Mapping
 from urllib.parse import parse_qs
 
 from thunderdome.sim import conversation, thinking
@@ -33,6 +34,7 @@ from thunderdome.sim.http import (
 )
 from thunderdome.sim.profiles import PROFILES, Profile
 from thunderdome.sim.replies import match_table
+from thunderdome.sim.slots import SlotPool, metrics_text
 from thunderdome.sim.stream import StreamRun
 from thunderdome.sim.task_replies import TaskReplies
 from thunderdome.sim.tools import ToolCallReply, choose_answer
@@ -87,6 +89,9 @@ class EmulatorServer:
         self._ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self.pools: dict[str, SlotPool] = {}
+        """Per model asked with a ``slots`` limit: its slots and queue (the
+        first such request's ``slots`` sets its size)."""
 
     @property
     def url(self) -> str:
@@ -147,9 +152,12 @@ class EmulatorServer:
             "/api/tags": lambda: {"models": [self._ollama_tag(p) for p in self.profiles.values()]},
             "/api/version": lambda: {"version": OLLAMA_VERSION},
             "/sim/log": lambda: self._log_query(req.query),
+            "/slots": lambda: self._slots(req.query),
         }
         getter = getters.get(req.path)
-        if getter is None:
+        if req.path == "/metrics" and req.method == "GET":
+            await out.send_full(200, metrics_text(self.pools).encode(), "text/plain; version=0.0.4")
+        elif getter is None:
             message = f"no route for {req.method} {req.path}"
             await out.send_json(404, {"error": {"message": message, "type": "not_found"}})
         elif req.method != "GET":
@@ -181,6 +189,25 @@ class EmulatorServer:
     def _log_query(self, query: str) -> list[dict[str, Any]]:
         wanted = parse_qs(query).get("id", [None])[-1]
         return [dict(r) for r in self._log if wanted is None or r["id"] == wanted]
+
+    def _slots(self, query: str) -> list[dict[str, Any]]:
+        """llama.cpp's ``/slots``: the slots of ``?model=`` (else of every
+        model with a ``slots`` limit); [] when nothing is limited."""
+        wanted = parse_qs(query).get("model", [None])[-1]
+        return [s for m, p in self.pools.items() if wanted in (None, m) for s in p.slots_json()]
+
+    @asynccontextmanager
+    async def _slot(self, model: str, d: directives_mod.Directives, record: dict[str, Any], out: Responder,
+                    stats: Stats) -> AsyncIterator[None]:
+        """Run the block in one of ``model``'s slots when the request set
+        ``slots``, after waiting its turn; ``stats.t_start``: when it got one."""
+        if d.slots is None:
+            yield
+            return
+        pool = self.pools.setdefault(model, SlotPool(d.slots))
+        async with pool.slot(record, out.client_gone):
+            stats.t_start = record["t_start"] = time.monotonic()
+            yield
 
     def _profile(self, model: Any) -> Profile | None:
         if not isinstance(model, str):
@@ -234,6 +261,7 @@ class EmulatorServer:
             "t_arrival": req.t_arrival,
             "t_head": req.t_head,
             "t_received": req.t_received,
+            "t_start": req.t_arrival,
             "t_first_token": None,
             "t_last_token": None,
             "tokens": 0,
@@ -312,6 +340,7 @@ class EmulatorServer:
             reasoning_field=d.reasoning_field,
             include_usage=isinstance(opts, dict) and opts.get("include_usage") is True,
             timings=d.timings,
+            request_metrics=d.request_metrics,
             quirks=d.quirks,
             tool_call=call,
             request=body,
@@ -321,11 +350,12 @@ class EmulatorServer:
         scale = d.time_scale if d.time_scale is not None else self.time_scale
         record["stream"] = stream
         record["wrong"] = reply.wrong
-        run = StreamRun(out, enc, reply, profile.schedule(d.seed), d, stats, record, scale)
-        if stream:
-            await run.run()
-        else:
-            await run.run_whole()
+        async with self._slot(model, d, record, out, stats):
+            run = StreamRun(out, enc, reply, profile.schedule(d.seed), d, stats, record, scale)
+            if stream:
+                await run.run()
+            else:
+                await run.run_whole()
         record["finish_reason"] = reply.finish_reason if stats.t_end is not None else None
 
 

@@ -1,8 +1,8 @@
 """Runs one streamed (or whole) answer on the clock: pacing, faults, quirks.
 
 Invariant: token ``i`` is written at ``base + scale * schedule.due(i)``
-where ``base`` is the request's arrival time (moved later only by a stall
-fault); each wait is computed from that schedule and the current clock, never
+where ``base`` is the request's arrival time, or when a slot took it on a
+server running ``slots`` at a time (moved later only by a stall fault); each wait is computed from that schedule and the current clock, never
 by summing sleeps, so a late write delays nothing after it. A writer that fell
 behind sends at once. Nothing O(reply length) happens before token 0: the
 reply's tokens are drawn lazily and each due time costs O(1). The request
@@ -64,7 +64,7 @@ class StreamRun:
         self.stats = stats
         self.record = record
         self.scale = scale
-        self.base = stats.t_arrival
+        self.base = stats.t_start
 
     # -- clock ---------------------------------------------------------------
 

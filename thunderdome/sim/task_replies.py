@@ -4,11 +4,15 @@ Invariant: a prompt that a known task's prompt template makes (its ``{name}``
 fields filled with any values) is answered with that task's reference reply,
 its fields filled with the same values, so a lane of any kind pointed at the
 emulator plays the task like a perfect model (``kill -9`` of the PIDs its
-prompt names). Pure string work: the templates come in as plain strings (the
-command line loads the tasks; the emulator never imports the race), fields
-are read exactly as the race fills them (``{name}`` only), and a prompt no
-template makes is answered with None. Work per prompt is bounded by a
-prefix check before any pattern runs.
+prompt names). So does an agent lane's program, whose message holds the
+task's prompt inside its own framing (the task's system text before it, the
+agent's notes after): a prompt the template makes, starting on a line of
+the message and ending at a line's end, is found there too. Pure string
+work: the templates come in as plain strings (the command line loads the
+tasks; the emulator never imports the race), fields are read exactly as the
+race fills them (``{name}`` only), and a message no template's prompt is in
+is answered with None. Work per message is bounded: a pattern runs only
+where the template's literal head is found, at most ``MAX_TRIES`` places.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import re
 from typing import Iterable
 
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_TRIES = 8
+"""Places in one message where a template's prompt is tried (where its head is)."""
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -32,7 +38,7 @@ def _pattern(template: str) -> re.Pattern[str]:
         seen.add(name)
         at = field.end()
     parts.append(re.escape(template[at:]))
-    return re.compile("".join(parts), re.DOTALL)
+    return re.compile("".join(parts) + r"(?=\s*(?:\n|\Z))", re.DOTALL)
 
 
 class TaskReplies:
@@ -52,12 +58,27 @@ class TaskReplies:
     def answer(self, prompt: str) -> str | None:
         prompt = prompt.strip()
         for head, pattern, reply in self._tasks:
-            if not prompt.startswith(head):
-                continue
-            found = pattern.fullmatch(prompt)
+            found = self._find(prompt, head, pattern)
             if found is not None:
                 values = found.groupdict()
                 return _FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), reply)
+        return None
+
+    @staticmethod
+    def _find(prompt: str, head: str, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        """The template's prompt: the whole message, else within it from a line's start."""
+        whole = pattern.fullmatch(prompt) if prompt.startswith(head) else None
+        if whole is not None:
+            return whole
+        at = prompt.find(head, 1)
+        for _ in range(MAX_TRIES):
+            if at < 0:
+                return None
+            if prompt[at - 1] == "\n":
+                found = pattern.match(prompt, at)
+                if found is not None:
+                    return found
+            at = prompt.find(head, at + 1)
         return None
 
 

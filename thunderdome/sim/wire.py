@@ -42,6 +42,13 @@ class Stats:
     t_first: float | None = None
     t_last: float | None = None
     t_end: float | None = None
+    t_start: float = -1.0
+    """A slot took the request (the schedule's base); ``t_arrival`` if it
+    never waited (``sim/slots.py``: a server running ``slots`` at a time)."""
+
+    def __post_init__(self) -> None:
+        if self.t_start < 0:
+            self.t_start = self.t_arrival
 
     def ns(self, a: float | None, b: float | None) -> int:
         return 0 if a is None or b is None else max(0, int(round((b - a) * 1e9)))
@@ -92,6 +99,7 @@ class Encoder:
         reasoning_field: str = "reasoning_content",
         include_usage: bool = False,
         timings: bool = False,
+        request_metrics: bool = False,
         quirks: frozenset[str] = frozenset(),
         tool_call: ToolCall | None = None,
         request: Mapping[str, Any] | None = None,
@@ -100,6 +108,8 @@ class Encoder:
         self.reasoning_field = reasoning_field
         self.include_usage = include_usage
         self.timings = timings
+        self.request_metrics = request_metrics
+        """Add vLLM's per-request ``metrics`` (``--enable-per-request-metrics``) to the usage chunk."""
         self.quirks = quirks
         self.tool_call = tool_call
         """The call whose argument text arrives as channel ``tool`` tokens."""
@@ -196,7 +206,7 @@ class OpenAIEncoder(Encoder):
         return self._chunk({"role": "assistant", "content": ""}, None)
 
     def _timings(self, stats: Stats) -> dict[str, Any]:
-        prompt_ms = stats.ns(stats.t_arrival, stats.t_first) / 1e6
+        prompt_ms = stats.ns(stats.t_start, stats.t_first) / 1e6
         predicted_ms = stats.ns(stats.t_first, stats.t_last) / 1e6
         n = stats.completion_tokens
         return {
@@ -275,6 +285,8 @@ class OpenAIEncoder(Encoder):
                 "choices": None if "choices_null" in self.quirks else [],
                 "usage": usage,
             }
+            if self.request_metrics:
+                obj["metrics"] = vllm_metrics(stats)
             out += b"data: " + dumps(obj) + b"\n\n"
         return out + b"data: [DONE]\n\n"
 
@@ -325,6 +337,19 @@ class OpenAIEncoder(Encoder):
         if self.timings:
             obj["timings"] = self._timings(stats)
         return obj
+
+
+def vllm_metrics(stats: Stats) -> dict[str, Any]:
+    """vLLM's per-request ``metrics`` object: the queue, then from being
+    scheduled to the first token, then decoding (ms)."""
+    generation_ms = stats.ns(stats.t_first, stats.t_last) / 1e6
+    n = stats.completion_tokens
+    return {
+        "time_to_first_token_ms": stats.ns(stats.t_start, stats.t_first) / 1e6,
+        "generation_time_ms": generation_ms,
+        "queue_time_ms": stats.ns(stats.t_arrival, stats.t_start) / 1e6,
+        "mean_itl_ms": generation_ms / (n - 1) if n > 1 else None,
+    }
 
 
 def ollama_time() -> str:

@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from thunderdome.backends.poll_stamps import run_on_race_loop
 from thunderdome.batch_queue import BatchQueue
 from thunderdome.errors import EXIT_FAILED, EXIT_OK
 from thunderdome.events import Event
@@ -119,7 +120,7 @@ def _child(main: ChildMain, args: tuple[Any, ...], events: Any, control: Any) ->
         return await main(sink, *args)
 
     try:
-        result = asyncio.run(run())
+        result = run_on_race_loop(run())
     except asyncio.CancelledError:
         error = None
     except BaseException as exc:  # reported to the parent as one line

@@ -1,8 +1,8 @@
 """A source that runs on its own thread with its own asyncio loop.
 
 Invariant: everything a threaded source does (sockets, sleeps, timestamps)
-happens on its private loop, so token timestamps are taken where no rendering
-happens; the consumer only receives finished events through ``on_event``.
+happens on its private loop (a race loop: ``backends/poll_stamps.py``), so
+token timestamps are taken where no rendering happens; the consumer only receives finished events through ``on_event``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 
+from thunderdome.backends.poll_stamps import new_race_loop
 from thunderdome.sources.base import OnEvent, RecordingStatus, ReplayControls
 
 
@@ -32,7 +33,7 @@ class ThreadedSource(ABC):
         self._thread.start()
 
     def _thread_main(self, on_event: OnEvent) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_race_loop()
         self._loop = loop
         try:
             self._task = loop.create_task(self._main(on_event))

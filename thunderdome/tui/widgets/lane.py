@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rich.style import Style
 from rich.text import Text
@@ -78,17 +79,27 @@ class LaneSnapshot:
 def header_rows(snap: LaneSnapshot, width: int) -> list[Text]:
     """The two header rows: identity + badge, then the track."""
     lane, stats = snap.state, snap.stats
-    if stats.stalled_s is None:
-        badge_text = badge(lane.status)
-    else:  # no token for far longer than its own pace: say so, not STREAMING
-        badge_text = Text(f" STALLED {figures.silence_digits(stats.stalled_s)} s ".center(12), style="bold #1a1a1a on #ffcf33")
+    stalled = None if stats.stalled_s is None else figures.silence_digits(stats.stalled_s)
+    return [ident_row(lane.name, lane.kind, lane.model, snap.color, lane.status, stalled, width), track_row(snap, width)]
+
+
+@lru_cache(maxsize=1024)
+def ident_row(name: str, kind: str, model: str, color: str, status: str, stalled: str | None, width: int) -> Text:
+    """The first header row: name, kind and model, then the status badge (or
+    the stall, ``stalled`` seconds: no token for far longer than its own
+    pace). One ``Text`` per distinct row, shared: rows are never changed
+    once built, and an unchanged row is not even compared."""
+    if stalled is None:
+        badge_text = badge(status)
+    else:
+        badge_text = Text(f" STALLED {stalled} s ".center(12), style="bold #1a1a1a on #ffcf33")
     ident = Text(no_wrap=True, overflow="ellipsis")
-    ident.append(one_line(lane.name, 40), Style(color=snap.color, bold=True))
-    if lane.kind or lane.model:
-        ident.append("  " + one_line(" · ".join(p for p in (lane.kind, lane.model) if p), 60), DIM)
+    ident.append(one_line(name, 40), Style(color=color, bold=True))
+    if kind or model:
+        ident.append("  " + one_line(" · ".join(p for p in (kind, model) if p), 60), DIM)
     room = max(width - badge_text.cell_len - 1, 1)
     ident.truncate(room, overflow="ellipsis", pad=True)
-    return [Text.assemble(ident, " ", badge_text, no_wrap=True), track_row(snap, width)]
+    return Text.assemble(ident, " ", badge_text, no_wrap=True)
 
 
 def header_line(snap: LaneSnapshot, width: int) -> Text:
@@ -116,14 +127,14 @@ def track_row(snap: LaneSnapshot, width: int) -> Text:
     if stats.ttft_s is not None:
         row2.append("◆ ", MARKER_STYLE)
         row2.append("TTFT ", LABEL)
-        row2.append(numbers.seconds(stats.ttft_s).strip().rjust(6), Style(bold=True))
+        row2.append(numbers.seconds(stats.ttft_s).strip().rjust(7), Style(bold=True))
     elif lane.ended:
         row2.append("◇ ", DIM)
-        row2.append("no token".ljust(11), DIM)
+        row2.append("no token".ljust(12), DIM)
     else:
         waited = max(0.0, snap.now - (lane.turns[0].request_t if lane.turns else (lane.started_t or 0.0)))
         row2.append("◇ ", DIM)
-        row2.append(("wait " + numbers.seconds(waited).strip()).ljust(11), DIM)
+        row2.append(("wait " + numbers.seconds(waited).strip()).ljust(12), DIM)
     row2.append("  ")
     row2.append(numbers.tps(stats.output_tps, 11), Style(bold=stats.output_tps is not None))
     tail = Text(no_wrap=True)
@@ -141,7 +152,7 @@ def track_row(snap: LaneSnapshot, width: int) -> Text:
     row2.append_text(tail)
     landed = snap.first_token_t
     if landed is not None and 0.0 <= snap.now - landed < FLASH_S:
-        row2.stylize(FLASH_STYLE, 0, 2 + 5 + 6)  # the ◆ TTFT figure, lit up
+        row2.stylize(FLASH_STYLE, 0, 2 + 5 + 7)  # the ◆ TTFT figure, lit up
     return row2
 
 

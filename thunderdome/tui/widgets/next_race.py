@@ -53,8 +53,8 @@ class NextRaceNote(Static):
 
     @property
     def counting(self) -> bool:
-        """The countdown is running."""
-        return self._timer is not None
+        """The countdown is running (or starts as the note mounts): neither held nor run out."""
+        return self.left is not None
 
     def _tick(self) -> None:
         if self.left is None:
@@ -62,6 +62,7 @@ class NextRaceNote(Static):
         self.left -= 1
         if self.left <= 0:
             self.stop()
+            self.left = None
             self.post_message(self.CountdownEnded(self))
             return
         self.update(next_text(self.next_task, self.left))

@@ -23,11 +23,11 @@ COLUMNS = (
 )
 """Fits 120 columns; verdicts and errors are listed in full beside the chart."""
 COMPACT_COLUMNS = (
-    ("#", 2), ("lane", 8), ("", 2), ("TTFT", 6), ("TTFA", 6), ("e2e", 6),
+    ("#", 2), ("lane", 8), ("", 2), ("TTFT", 7), ("TTFA", 7), ("e2e", 7),
     ("tok", 6), ("tok/s", 7), ("srv/s", 7), ("ITL ms 50/99", 13), ("done", 7),
 )
 """The same columns for narrower terminals (80 columns): no cell padding (each
-width holds its one-cell gap), units on the figures (``0.90s``), the status
+width holds its one-cell gap), units on the figures (``0.253s``, ``5.14s``), the status
 as its icon, ``*`` for an estimated token count; the lane column takes the rest."""
 FULL_WIDTH = sum(width + 2 for _, width in COLUMNS) + 4
 """Terminal columns the full table needs (cell padding, border, scrollbar)."""
@@ -93,7 +93,7 @@ def _right(text: Text, width: int) -> Text:
 
 
 def _short_seconds(value: float | None) -> str:
-    """``numbers.seconds`` with the unit closed up: ``0.90s``, the same figure."""
+    """``numbers.seconds`` with the unit closed up: ``0.253s``, the same figure."""
     return numbers.seconds(value).strip().replace(" s", "s")
 
 

@@ -6,8 +6,10 @@ built once per (text, width). Rows are painted through the Line API
 (``render_line``), which skips Textual's per-render visual pipeline (about
 1 ms per widget, ~10 ms for a table: the bulk of a frame at 16 lanes). Rows
 are expected to fit the width; a longer one is cut with an ellipsis, as the
-``text-overflow: ellipsis`` rule did. ``render()`` still returns the rows as
-one ``Text`` (tests and screenshots of a single widget read it).
+``text-overflow: ellipsis`` rule did. A paint reads the widget's geometry
+once for all its lines, and a row's painted line is kept until the row, the
+width or the styles change. ``render()`` still returns the rows as one
+``Text`` (tests and screenshots of a single widget read it).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class RowsWidget(Widget):
         self._base: Style | None = None
         self._strip_width = -1
         self._key: Hashable = None
+        self._pass_width: int | None = None
+        """The content width while Textual paints the widget (``render_lines``)."""
 
     # -- for subclasses that build their rows from data -------------------------------------
 
@@ -107,7 +111,18 @@ class RowsWidget(Widget):
             self._base = self.rich_style
         return self._base
 
-    def render_line(self, y: int) -> Strip:
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Textual's paint of the widget: the size is read, and stale rows
+        rebuilt, once for all its lines, not per line."""
+        width = self._fresh_width()
+        self._pass_width = width
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_width = None
+
+    def _fresh_width(self) -> int:
+        """The content width, with the rows rebuilt for it if they are stale."""
         width = self.content_region.width or self.size.width
         if self._rows_now(width) and self._auto_height():
             # rebuilt for a new size with more or fewer rows: the height follows
@@ -116,11 +131,15 @@ class RowsWidget(Widget):
         if width != self._strip_width:
             self._strips.clear()
             self._strip_width = width
-        strip = self._strips.get(y)
-        if strip is None:
-            strip = self._strips[y] = self._row_strip(y, width)
-        base = self._base_style()
-        return strip.crop_extend(0, width, base).apply_style(base)
+        return width
+
+    def render_line(self, y: int) -> Strip:
+        width = self._pass_width if self._pass_width is not None else self._fresh_width()
+        line = self._strips.get(y)
+        if line is None:  # kept painted: the base style only changes with the styles, which clear it
+            base = self._base_style()
+            line = self._strips[y] = self._row_strip(y, width).crop_extend(0, width, base).apply_style(base)
+        return line
 
     def _row_strip(self, y: int, width: int) -> Strip:
         if y >= len(self.rows):

@@ -3,12 +3,13 @@ an agent's turns apart.
 
 Invariant: appending text costs O(new text + one screen row), never O(whole
 text) (the rows are wrapped as they grow, ``stream_rows.WrappedRows``), and
-only the rows that changed are repainted. The widget's size never depends on its text: it is a
-fixed window onto the newest rows (a terminal-like tail), painted through the
-Line API from cached strips (a row's painted line is reused while the width,
-the scrollbar cell and the style stay), so a growing text never asks Textual for a new
-layout or a scroll reflow (a full-screen layout costs ~50 ms at 200x60, see
-benchmarks/render_capacity.py). The viewer can still wheel back through the
+only the rows that changed are repainted (never the blank ones below the
+text). The widget's size never depends on its text: it is a fixed window
+onto the newest rows (a terminal-like tail), painted through the Line API
+from cached strips (a row's painted line is reused while the width, the
+scrollbar cell and the style stay), so a growing text never asks Textual
+for a new layout or a scroll reflow (a full-screen layout costs ~50 ms at
+200x60, see benchmarks/render_capacity.py). The viewer can still wheel back through the
 text; the window then stays put until wheeled down to the end. A one-cell
 scrollbar is drawn by the widget itself. Text is expected already
 ``clean()``ed and is turned into ``rich.text.Text`` without markup parsing.
@@ -22,8 +23,8 @@ characters is a key cut short, and redacted).
 Marks (``feed.FEEDBACK``, ``feed.TURN``) end the text before them: what was
 held is released, redacted, first; their own text comes redacted from the
 feed. The turn and answer rules and the feedback sent to the model show
-dim (see ``stream_rows``). Secondary text (reasoning,
-feedback, rules, the placeholder) is painted in a concrete colour: the
+dim (see ``stream_rows``). Secondary text (reasoning, feedback, rules, the
+placeholder) is painted in a concrete colour: the
 answer's own colour blended toward the background (``SECONDARY``), so it is
 dimmer than the answer in every lane state. Rows hold a key style per
 channel (``KEY_STYLES``), swapped for the concrete one as a row is painted:
@@ -282,14 +283,14 @@ class TokenStream(Widget, can_focus=False):
         cache = self._cache
         for y in [y for y in cache if y >= first]:
             del cache[y]
-        height = self._height()
-        top = self._window_top()
-        total = self._row_count()
+        _, height, top, total = self._geometry()
         if top != self._shown_top or (total != before and total > height):
             self.refresh()  # the window moved, or the scrollbar's thumb did: every row
-        elif first < top + height:  # only the rows that changed (the tail row, as a rule)
-            y = max(first - top, 0)
-            self.refresh(Region(0, y, self.size.width, height - y))
+        elif first < top + height:  # only the rows that changed (the tail row, as a rule),
+            y = max(first - top, 0)  # not the blank ones below the text, which stay blank
+            end = min(height, total - top)
+            if end > y:
+                self.refresh(Region(0, y, self.size.width, end - y))
         if len(cache) > 4 * height + 16:  # only what shows is worth keeping
             for y in [y for y in cache if not top <= y < top + height]:
                 del cache[y]

@@ -36,9 +36,9 @@ def why_line(standings: Standings, ranked: list[LaneStats]) -> Text:
     if second.ttft_s is not None:
         gap = second.ttft_s - first.ttft_s
         if gap > 0.005:
-            parts.append(f"first token {gap:.2f} s before {second.name}")
+            parts.append(f"first token {figures.seconds(gap)} before {second.name}")
         elif gap < -0.005:
-            parts.append(f"first token {-gap:.2f} s after {second.name}")
+            parts.append(f"first token {figures.seconds(-gap)} after {second.name}")
     if first.output_tps and second.output_tps:
         ratio = first.output_tps / second.output_tps
         if ratio >= 1.05:
