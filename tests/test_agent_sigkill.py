@@ -19,7 +19,6 @@ import yaml
 
 from _script_agent import inline_command  # type: ignore[import-not-found]
 from test_gateway import REAL, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
-from thunderdome.agents import lane as agent_lane
 from thunderdome.agents.presets import AGENT_KEY
 from thunderdome.events import (
     LANE_END_TYPES,
@@ -149,12 +148,10 @@ async def test_what_an_agent_in_the_arena_can_reach(bwrap, recorder, monkeypatch
     assert found["host_port"] == "ConnectionRefusedError"  # not the host's loopback, nor another lane's
     assert found["opponent_proc"] == "open"  # one PID namespace: it sees (and may kill) its opponents
     # Sharing the arena's uid, it may also look into an opponent's sandbox
-    # through /proc/PID/root (its files). Its opponent's gateway: through the
-    # relay door (a Unix socket kept at DOOR/gateway.sock) it can connect to
-    # it there; a door that hands its socket over and removes it leaves none.
+    # through /proc/PID/root (its files), but not its gateway: the door hands
+    # its socket over and removes it, so none is left at DOOR/gateway.sock.
     assert found["opponent_files"] == "open"
-    relay_door = hasattr(agent_lane, "RELAY_PORT")
-    assert found["opponent_gateway"] == ("open" if relay_door else "FileNotFoundError")
+    assert found["opponent_gateway"] == "FileNotFoundError"
     assert [type(e) for e in events if getattr(e, "lane", "") == "probe" and isinstance(e, RequestSent)] == [RequestSent]
     ends = _ends(events)
     assert isinstance(ends["probe"][0], LaneEliminated) and ends["probe"][0].reason.startswith("command exited")

@@ -18,9 +18,9 @@ only, never the network, so what an agent can reach is: its own gateway; no
 other loopback (the host's, another agent's); every arena process, to see
 and to signal (the fight); and, as all fighters run under the arena's uid,
 its opponents' /proc entries, their files through ``/proc/PID/root``
-included (so, with a door that keeps its gateway's Unix socket in place, an
-opponent's gateway too; a door that hands its socket over and removes it
-leaves none: ``tests/test_agent_sigkill.py`` probes each). The shell commands
+included, but not their gateways: the door hands its socket over and removes
+it, so nothing of a gateway is left to find there (``tests/test_agent_sigkill.py``
+probes it). The shell commands
 its gateway sees (``CommandExtracted`` from its tool calls) are its commands
 for killer attribution: each runs from its ``ToolCallDone`` to the agent's
 next request (``LastStandingRace.tool_started`` / ``tools_done``). Sim lanes answer the
@@ -50,7 +50,7 @@ from thunderdome.sandbox.isolation import SANDBOX_HOME, Bind
 from thunderdome.sandbox.limits import chown_tree
 
 LAUNCH = f"{DOOR}/launch.sh"
-"""The script a held agent runs when its lane starts: the relay, then the agent."""
+"""The script a held agent runs when its lane starts: the door, then the agent."""
 
 
 def fight_limits(task_exec_timeout: float, agents: int) -> SandboxLimits:
