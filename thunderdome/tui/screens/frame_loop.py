@@ -14,6 +14,8 @@ leaderboard and the chart redraw on alternate frames (10 Hz) unless a lane's
 state changed, and the lane headers always with the leaderboard, from the
 same ``ranked(now)`` reading (one figure, one number on screen); the ranking
 is read from the reducer every frame (``Standings.ranked``, O(1) per lane);
+a frame whose predecessor and its paint overran sheds the figures for a
+frame and slows the chart (``FrameBudget``), never the text;
 a lane's restyle after a status change waits for a quiet frame; and no full
 GC pass runs while racing (``gc_policy``). Measured by
 benchmarks/render_capacity.py.
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 
 from thunderdome.events import Notice
 from thunderdome.tui.feed import EventFeed
+from thunderdome.tui.screens.frame_budget import FrameBudget
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.banner import RaceBanner, race_status, race_warnings
 from thunderdome.tui.widgets.chart import Line, TokenChart
@@ -79,6 +82,7 @@ class FrameLoop:
     failed: str | None
     results_delay: float
     frame_times: deque[float]
+    budget: FrameBudget
     _started_source: bool
     _leaving: bool
     _frames: int
@@ -100,7 +104,15 @@ class FrameLoop:
         try:
             self._frame_body()
         finally:
-            self.frame_times.append(time.perf_counter() - started)
+            cost = time.perf_counter() - started
+            self.frame_times.append(cost)
+            self.budget.frame_cost, self.budget.paint_cost = cost, 0.0
+
+    def _on_timer_update(self) -> None:
+        """Textual's screen update (the paint), timed for the frame budget."""
+        started = time.perf_counter()
+        super()._on_timer_update()  # type: ignore[misc]
+        self.budget.paint_cost = time.perf_counter() - started
 
     def _frame_body(self) -> None:
         feed = self.feed
@@ -123,9 +135,17 @@ class FrameLoop:
         if not idle:
             self._frames += 1
             even = self._frames % 2 == 0  # the figures (board and lane headers) and the chart take turns
-            board = even or frame.changed
+            budget = self.budget
+            figures = budget.figures(even, frame.changed)
             now = self.now()
-            self._update_widgets(now, changed=frame.changed, board=even, chart=not even, heads=None if board else set())
+            self._update_widgets(
+                now,
+                changed=frame.changed,
+                board=figures,
+                chart=budget.chart(not even, figures),
+                heads=None if figures else set(),
+                chart_interval=budget.chart_interval(CHART_INTERVAL),
+            )
             if self.presenter and frame.first_tokens:
                 landed = {name: feed.series_for(name).first_token_t for name in frame.first_tokens}
                 self.query_one(PresenterView).first_tokens(landed, now)
@@ -158,12 +178,13 @@ class FrameLoop:
         board: bool = True,
         chart: bool = True,
         heads: set[str] | None = None,
+        chart_interval: float = CHART_INTERVAL,
     ) -> None:
         """Show the state at race time ``now``. A frame passes what it saw:
         ``changed`` (more than token text arrived: redraw the board now), whether the
         leaderboard / the chart may redraw in it (they take turns, so each
-        redraws at most at half the frame rate unless a lane changed), and
-        ``heads``: the lanes whose header may redraw (None: all; the race
+        redraws at most at half the frame rate unless a lane changed),
+        ``chart_interval`` (race seconds between chart redraws), and ``heads``: the lanes whose header may redraw (None: all; the race
         screen redraws them all with the board, so the two show one reading).
         A lane's text never waits: it was appended before this call."""
         feed = self.feed
@@ -202,7 +223,7 @@ class FrameLoop:
         if board or changed:
             self.query_one(Leaderboard).set_data(standings, now, self.lane_colors, ranked)
         wall = time.perf_counter()
-        soon = CHART_INTERVAL - FRAME_INTERVAL / 2  # frames jitter: do not skip a turn for a millisecond
+        soon = chart_interval - FRAME_INTERVAL / 2  # frames jitter: do not skip a turn for a millisecond
         due = (now - self._chart_t >= soon or wall - self._chart_wall >= soon) and (chart or changed)
         if due or now < self._chart_t or self.over or self.failed:
             self._chart_t, self._chart_wall = now, wall

@@ -42,6 +42,7 @@ from thunderdome.tui.widgets.lane import LaneView
 from thunderdome.tui.widgets.leaderboard import Leaderboard
 from thunderdome.tui.widgets.footer import key_footer
 from thunderdome.tui.widgets.presenter import PresenterView
+from thunderdome.tui.screens.frame_budget import FrameBudget
 from thunderdome.tui.screens.frame_loop import FRAME_INTERVAL, FrameLoop
 from thunderdome.tui.screens.replay_controls import SPEED_KEYS, ReplayKeys
 
@@ -136,6 +137,7 @@ class RaceScreen(FrameLoop, ReplayKeys, Screen):
         """A rerun was asked for: the source is stopped on purpose, not cut short."""
         self.frame_times: deque[float] = deque(maxlen=10_000)
         """Seconds spent in each of the recent frames (benchmarks read it)."""
+        self.budget = FrameBudget(FRAME_INTERVAL)
 
     # -- layout -------------------------------------------------------------------------
 
