@@ -2,13 +2,14 @@
 
 Invariant: the budget never decides the token text (a lane's text is shown
 in the frame that folded it); it only thins the figures and the chart. A
-frame is *over budget* when the previous frame plus the paint after it took
-more than ``BUDGET_SHARE`` of the frame interval. A frame that brought more
-than token text (``changed``) redraws its figures (lane headers and
-leaderboard, always together: one reading) as before; otherwise an over-budget
-frame puts its figures off by one frame, never two in a row (the next frame
-draws them whatever it costs), and draws the chart only in a frame without
-the figures, at ``LOADED_CHART_INTERVAL`` instead of the chart's own rate.
+frame is *over budget* when one of the last ``LOAD_MEMORY`` frames plus the
+paint after it took more than ``BUDGET_SHARE`` of the frame interval (a
+remembered overrun: the rates do not flap with every frame). A frame that
+brought more than token text (``changed``) redraws its figures (lane headers and
+leaderboard, always together: one reading) as before; otherwise the figures
+redraw every other frame within budget and every ``LOADED_FIGURES_EVERY``-th
+frame over it, and over budget the chart redraws only in a frame without the
+figures, at ``LOADED_CHART_INTERVAL`` instead of its own rate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from __future__ import annotations
 BUDGET_SHARE = 0.6
 """Share of the frame interval the previous frame and its paint may take
 before this frame sheds its optional redraws."""
+
+LOAD_MEMORY = 10
+"""Frames an overrun keeps the budget over (0.5 s at 20 Hz)."""
+
+LOADED_FIGURES_EVERY = 4
+"""Over budget, the figures redraw every 4th frame (5 Hz at 20 Hz): with all
+lanes' headers changing, they are the costliest part of a frame's paint."""
 
 LOADED_CHART_INTERVAL = 0.5
 """Race seconds between chart redraws while frames are over budget (the
@@ -29,19 +37,21 @@ class FrameBudget:
         self.limit = interval * BUDGET_SHARE
         self.frame_cost = 0.0
         self.paint_cost = 0.0
-        self.figures_owed = False
-        """The figures were put off last frame: this one draws them."""
+        self._loaded = 0
+
+    def begin(self) -> None:
+        """A frame starts: weigh the previous frame and its paint."""
+        overran = self.frame_cost + self.paint_cost > self.limit
+        self._loaded = LOAD_MEMORY if overran else max(self._loaded - 1, 0)
 
     @property
     def over(self) -> bool:
-        """The previous frame and its paint took more than the budget."""
-        return self.frame_cost + self.paint_cost > self.limit
+        """One of the last ``LOAD_MEMORY`` frames and its paint took more than the budget."""
+        return self._loaded > 0
 
-    def figures(self, due: bool, changed: bool) -> bool:
-        """Whether the figures redraw in this frame (``due``: it is their turn)."""
-        draw = changed or self.figures_owed or (due and not self.over)
-        self.figures_owed = due and not draw
-        return draw
+    def figures(self, frame: int, changed: bool) -> bool:
+        """Whether the figures redraw in frame number ``frame``."""
+        return changed or frame % (LOADED_FIGURES_EVERY if self.over else 2) == 0
 
     def chart(self, due: bool, figures: bool) -> bool:
         """Whether the chart may redraw in this frame (``due``: it is its turn;
