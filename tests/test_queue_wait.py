@@ -33,6 +33,17 @@ LLAMA_SLOTS = [  # the shape llama-server 0.3.36's source gives: next_token is a
 ]
 
 
+async def until_metrics_say(client: httpx2.AsyncClient, url: str, line: str) -> str:
+    """The emulator's ``/metrics`` once it has ``line`` (bounded): the requests
+    under test have reached the server's queue, whatever the machine's load."""
+    for _ in range(300):
+        text = (await client.get(f"{url}/metrics")).text
+        if line in text.splitlines():
+            return text
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"/metrics never said {line!r}:\n{text}")
+
+
 def test_slots_say_queued_only_when_every_busy_slot_is_someone_elses():
     assert qp.from_slots(LLAMA_SLOTS) == qp.Busy(1, "llama.cpp /slots")
     readme_shape = [{**LLAMA_SLOTS[0], "next_token": {"n_decoded": 3}}] * 2
@@ -140,8 +151,8 @@ async def test_a_lane_in_its_own_prefill_is_not_told_it_was_queued(emulator):
     lane = asyncio.create_task(collect(backend, request(max_tokens=8)))
     behind = {"model": "dgx-spark", "stream": True, "messages": [{"role": "user", "content": "wait"}],
               "thunderdome_sim": {"slots": 1, "tokens": 2}}
-    await asyncio.sleep(0.1)
     async with httpx2.AsyncClient(timeout=30) as client:
+        await until_metrics_say(client, emulator.url, "llamacpp:requests_processing 1")  # the lane holds the slot
         waiting = asyncio.create_task(client.post(f"{emulator.url}/v1/chat/completions", json=behind))
         out = await lane
         await waiting
@@ -153,8 +164,8 @@ async def test_the_emulator_serves_llama_cpp_and_vllm_gauges(emulator):
             "thunderdome_sim": {"slots": 1, "tokens": 3}}
     async with httpx2.AsyncClient(timeout=30) as client:
         calls = [asyncio.create_task(client.post(f"{emulator.url}/v1/chat/completions", json=body)) for _ in range(3)]
-        await asyncio.sleep(0.3)  # rtx4090-offload: seconds to its first token
-        metrics = (await client.get(f"{emulator.url}/metrics")).text
+        # all three in (rtx4090-offload: seconds to its first token, so the first is still in its prefill)
+        metrics = await until_metrics_say(client, emulator.url, "llamacpp:requests_deferred 2")
         slots = (await client.get(f"{emulator.url}/slots?model=rtx4090-offload")).json()
         for call in calls:
             call.cancel()
