@@ -28,7 +28,7 @@ LAYERS = {
     "engine": ("backends", "sim", "sandbox", "race", "config", "gateway", "agents"),
     "recordings": ("record", "replay"),
     "sources": ("sources",),
-    "consumers": ("tui", "report", "export", "headless", "fitted_table"),
+    "consumers": ("tui", "report", "export", "headless", "fitted_table", "stop_signals"),
     "command line": ("cli", "commands", "__main__"),
 }
 """Each layer by the first name under ``thunderdome`` ("" is the package's

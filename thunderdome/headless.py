@@ -224,6 +224,7 @@ def run_headless(**kwargs: Any) -> int:
     Ctrl-C cannot cut that clean-up short or print a traceback."""
     from thunderdome.backends.poll_stamps import run_on_race_loop
     from thunderdome.race.runner import RaceSetupError
+    from thunderdome.stop_signals import StopSignals
 
     interrupted = False
     recordings: list[RecordingStatus] = []
@@ -231,25 +232,18 @@ def run_headless(**kwargs: Any) -> int:
     own_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
     async def main() -> int:
+        nonlocal interrupted
         task = asyncio.current_task()
         assert task is not None
-
-        def on_sigint() -> None:
-            nonlocal interrupted
-            if not interrupted:
-                interrupted = True
-                task.cancel()
-
-        loop = asyncio.get_running_loop()
-        stops = [signal.SIGTERM, signal.SIGHUP] + ([signal.SIGINT] if own_sigint else [])
-        for sig in stops:  # SIGTERM / SIGHUP (closed terminal) stop as cleanly as Ctrl-C
-            if sig != signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
-                continue
-            try:
-                loop.add_signal_handler(sig, on_sigint)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # no loop signal handlers here: asyncio.run's own Ctrl-C handling applies
-        return await run_many(**kwargs, recordings=recordings)
+        # SIGTERM / SIGHUP (closed terminal) stop as cleanly as Ctrl-C; one ignored (nohup) stays ignored.
+        stops = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) is not signal.SIG_IGN]
+        signals = StopSignals(stops + ([signal.SIGINT] if own_sigint else []))
+        signals.install(task)  # where it cannot (not the main thread), asyncio.run's own Ctrl-C handling applies
+        try:
+            return await run_many(**kwargs, recordings=recordings)
+        finally:
+            signals.uninstall()
+            interrupted = interrupted or signals.stopped
 
     code = EXIT_OK
     try:
