@@ -24,11 +24,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "thunderdome"
 
 LAYERS = {
-    "core": ("events", "batch_queue", "metrics", "lane_state", "lane_stats", "turn_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", ""),
+    "core": ("events", "batch_queue", "metrics", "lane_state", "lane_stats", "turn_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", "stop_signals", ""),
     "engine": ("backends", "sim", "sandbox", "race", "config", "gateway", "agents"),
     "recordings": ("record", "replay"),
     "sources": ("sources",),
-    "consumers": ("tui", "report", "export", "headless", "fitted_table", "stop_signals"),
+    "consumers": ("tui", "report", "export", "headless", "fitted_table"),
     "command line": ("cli", "commands", "__main__"),
 }
 """Each layer by the first name under ``thunderdome`` ("" is the package's

@@ -25,8 +25,8 @@ def test_first_signal_cancels_the_task_and_later_ones_are_ignored() -> None:
     async def main() -> None:
         task = asyncio.current_task()
         assert task is not None
-        signals = StopSignals([signal.SIGUSR1])
-        assert signals.install(task)
+        signals = StopSignals([signal.SIGUSR1], task.cancel)
+        assert signals.install()
         try:
             os.kill(os.getpid(), signal.SIGUSR1)
             try:
@@ -57,8 +57,8 @@ def test_uninstall_without_a_signal_puts_everything_back() -> None:
     async def main() -> None:
         task = asyncio.current_task()
         assert task is not None
-        signals = StopSignals([signal.SIGUSR1])
-        assert signals.install(task)
+        signals = StopSignals([signal.SIGUSR1], task.cancel)
+        assert signals.install()
         assert signal.getsignal(signal.SIGUSR1) is not mine
         signals.uninstall()
         assert not signals.stopped
@@ -84,7 +84,7 @@ def test_not_the_main_thread_changes_nothing() -> None:
         async def main() -> None:
             task = asyncio.current_task()
             assert task is not None
-            result.append(StopSignals([signal.SIGUSR1]).install(task))
+            result.append(StopSignals([signal.SIGUSR1], task.cancel).install())
 
         asyncio.run(main())
 
@@ -111,8 +111,8 @@ STORM = textwrap.dedent(
     stopped = 0
     for _ in range(300):
         async def main():
-            signals = StopSignals([signal.SIGTERM])
-            signals.install(asyncio.current_task())
+            signals = StopSignals([signal.SIGTERM], asyncio.current_task().cancel)
+            signals.install()
             try:
                 await asyncio.sleep(0.002 if _ % 2 else 0)
             finally:

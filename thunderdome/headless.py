@@ -237,8 +237,8 @@ def run_headless(**kwargs: Any) -> int:
         assert task is not None
         # SIGTERM / SIGHUP (closed terminal) stop as cleanly as Ctrl-C; one ignored (nohup) stays ignored.
         stops = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) is not signal.SIG_IGN]
-        signals = StopSignals(stops + ([signal.SIGINT] if own_sigint else []))
-        signals.install(task)  # where it cannot (not the main thread), asyncio.run's own Ctrl-C handling applies
+        signals = StopSignals(stops + ([signal.SIGINT] if own_sigint else []), task.cancel)
+        signals.install()  # where it cannot (not the main thread), asyncio.run's own Ctrl-C handling applies
         try:
             return await run_many(**kwargs, recordings=recordings)
         finally:

@@ -1,7 +1,8 @@
-"""Ctrl-C, SIGTERM and SIGHUP as one clean stop for a race on an asyncio loop.
+"""Ctrl-C, SIGTERM and SIGHUP as one clean stop for a process on an asyncio loop.
 
-The first of them cancels the race's task; every later one is ignored, so an
-impatient second Ctrl-C cannot cut the clean-up short. ``StopSignals`` owns
+The first of them calls the stop (a race cancels its task, the emulator ends
+its serving); every later one is ignored, so an impatient second Ctrl-C
+cannot cut the clean-up short. ``StopSignals`` owns
 its wake-up socket pair and puts every handler back (later signals ignored,
 once stopped) *before* the loop closes. asyncio's ``loop.add_signal_handler``
 cannot promise that: ``loop.close()`` closes its self-pipe first and removes
@@ -15,27 +16,28 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
 
 class StopSignals:
-    """Install with ``install(task)`` on the running loop, ``uninstall()``
-    before it closes (``with``-style use: ``try``/``finally`` in the task)."""
+    """``install()`` on the running loop, ``uninstall()`` before it closes
+    (``try``/``finally`` in the loop's main task). ``on_stop`` runs on the
+    loop, once."""
 
-    def __init__(self, signals: Iterable[signal.Signals]) -> None:
+    def __init__(self, signals: Iterable[signal.Signals], on_stop: Callable[[], object]) -> None:
         self.stopped = False
-        """True once a signal has asked the race to stop."""
+        """True once a signal has asked to stop."""
+        self._on_stop = on_stop
         self._signals = list(signals)
         self._previous: dict[signal.Signals, Any] = {}
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._old_wakeup_fd = -1
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[Any] | None = None
 
-    def install(self, task: asyncio.Task[Any]) -> bool:
-        """Handle the signals for ``task`` (on the running loop). False, with
+    def install(self) -> bool:
+        """Handle the signals on the running loop. False, with
         nothing changed, where signals cannot be handled here (not the main
         thread, or a platform without ``set_wakeup_fd`` on sockets)."""
         loop = asyncio.get_running_loop()
@@ -48,7 +50,7 @@ class StopSignals:
             reader.close()
             writer.close()
             return False
-        self._wake, self._loop, self._task = (reader, writer), loop, task
+        self._wake, self._loop = (reader, writer), loop
         # The wake-up byte only ends the loop's poll, so Python runs the handler below.
         loop.add_reader(reader.fileno(), self._drain)
         for sig in self._signals:
@@ -66,10 +68,10 @@ class StopSignals:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Runs in the main thread between bytecodes, the loop still open
         # (``uninstall`` replaces it before the loop closes).
-        if self.stopped or self._loop is None or self._task is None:
+        if self.stopped or self._loop is None:
             return
         self.stopped = True
-        self._loop.call_soon_threadsafe(self._task.cancel)
+        self._loop.call_soon_threadsafe(self._on_stop)
 
     def uninstall(self) -> None:
         """Put the handlers back (ignore the signals if one stopped the race:

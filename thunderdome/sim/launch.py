@@ -31,6 +31,7 @@ from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from thunderdome.sim.precise_loop import new_precise_loop, tighten_timer_slack
 from thunderdome.sim.server import EmulatorServer
 from thunderdome.sim.task_replies import TaskReplies
+from thunderdome.stop_signals import StopSignals
 from thunderdome.visible import visible_line
 
 STARTUP_TIMEOUT_S = 20.0
@@ -233,23 +234,24 @@ async def _serve(args: argparse.Namespace, replies: dict[str, str], task_replies
     gc.freeze()
     print(f"listening on {visible_line(server.url)}", flush=True)
     done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, done.set)
     if args.parent_pid:
         # A race's emulator: Ctrl-C in the terminal reaches the whole process
         # group, but the race decides when to stop (it stops us with SIGTERM,
         # and we also leave when the parent is gone). Keep serving.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    else:
-        loop.add_signal_handler(signal.SIGINT, done.set)
-    while not done.is_set():
-        if args.parent_pid and os.getppid() != args.parent_pid:
-            break
-        try:
-            await asyncio.wait_for(done.wait(), 0.5)
-        except asyncio.TimeoutError:
-            pass
-    await server.stop()
+    signals = StopSignals([signal.SIGTERM] + ([] if args.parent_pid else [signal.SIGINT]), done.set)
+    signals.install()
+    try:
+        while not done.is_set():
+            if args.parent_pid and os.getppid() != args.parent_pid:
+                break
+            try:
+                await asyncio.wait_for(done.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+        await server.stop()
+    finally:
+        signals.uninstall()
 
 
 def _say(message: str) -> None:
