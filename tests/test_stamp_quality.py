@@ -49,7 +49,10 @@ def lane(results: dict, name: str) -> dict:
 def test_a_lane_read_in_bursts_is_marked_as_limited_by_the_client(results):
     burst = lane(results, "burst")
     assert burst["itl_limited"] is True and burst["itl_p50_ms"] == 0.0
-    assert BURST - 1 <= burst["deltas_per_read"] <= BURST  # 41 deltas in 11 writes: 3.7
+    # 41 deltas in 11 writes of BURST: 3.7 a read when each write is read on its
+    # own; a loaded machine may read two writes at once (4.1 seen), never fewer
+    # deltas a read than a write holds, and never the whole reply in one read.
+    assert BURST - 1 <= burst["deltas_per_read"] < 41 / 2
 
 
 def test_a_lane_read_delta_by_delta_is_not(results):
