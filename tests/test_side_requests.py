@@ -2,7 +2,8 @@
 folded by the reducer from hand-made events: every one is a request; a
 non-streamed chat's whole reply is model time, each moment counted once
 (where it overlaps a turn or another chat), and out of the tool time of the
-gap it falls in; a probe is a request and nothing else. The real path (a
+gap it falls in (or of the agent's start-up, before its first turn): start-up,
+model time and tool time never overlap; a probe is a request and nothing else. The real path (a
 scripted agent through its gateway, recorded and replayed) is
 ``test_agent_figures``."""
 
@@ -13,6 +14,7 @@ import pytest
 from thunderdome.events import (
     Event,
     LaneStarted,
+    RaceStarted,
     RequestRelayed,
     RequestSent,
     StreamEnded,
@@ -38,7 +40,8 @@ def _chat(end: float, seconds: float | None, *, chat: bool = True) -> RequestRel
 
 
 def _figures(events: list[Event]):
-    standings = Standings().apply_all([LaneStarted(t=0.0, lane="a"), *events])
+    race = RaceStarted(t=0.0, task="t", kind="thunderdome", lanes=({"name": "a", "kind": "sim", "program": "command"},))
+    standings = Standings().apply_all([race, LaneStarted(t=0.0, lane="a"), *events])
     (stats,) = standings.ranked()
     return stats
 
@@ -82,3 +85,11 @@ def test_uncovered_pieces() -> None:
     assert uncovered(0.0, 10.0, []) == [(0.0, 10.0)]
     assert uncovered(0.0, 10.0, [(2.0, 3.0), (1.0, 2.5), (8.0, 12.0)]) == [(0.0, 1.0), (3.0, 8.0)]
     assert uncovered(2.0, 3.0, [(0.0, 5.0)]) == []
+
+
+def test_a_chat_before_the_first_turn_is_model_time_out_of_the_start_up() -> None:
+    turns = [*_turn(1, 2.0, 3.0, calls=True), *_turn(2, 4.0, 5.0, calls=False)]
+    base, side = _figures(turns), _figures([_chat(0.5, 0.2, chat=False), _chat(1.5, 1.0), *turns])
+    assert (base.startup_s, base.model_s) == pytest.approx((2.0, 2.0))
+    assert (side.startup_s, side.model_s, side.tool_s, side.requests) == pytest.approx((1.0, 3.0, 1.0, 4))
+    assert side.startup_s + side.model_s + side.tool_s == pytest.approx(5.0)  # the lane's whole time, once

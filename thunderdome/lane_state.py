@@ -12,7 +12,9 @@ and chats that asked for no stream) are counted (``side_requests``); a
 non-streamed chat's whole reply is model time, folded once when it is
 relayed: only the part that no turn's model time and no earlier chat
 already covers (``side_model_s``); a part after a turn's end lies in that
-turn's tool gap and is taken out of its tool time (``TurnState.side_s``).
+turn's tool gap and is taken out of its tool time (``TurnState.side_s``), a
+part before the first turn out of the agent's start-up (``side_startup_s``):
+start-up, model time and tool time never overlap.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class LaneState:
     """Requests relayed that were no turn: probes and non-streamed chats."""
     side_model_s: float = 0.0
     """Non-streamed chats' model time that no turn covers (``side_request``)."""
+    side_startup_s: float = 0.0
+    """The part of ``side_model_s`` before the lane's first turn (out of its start-up)."""
     side_spans: list[tuple[float, float]] = field(default_factory=list, repr=False, compare=False)
     """The pieces ``side_model_s`` sums (race clock), so overlapping chats count once."""
     _closed: TurnTotals = field(default_factory=TurnTotals, init=False, repr=False, compare=False)
@@ -103,6 +107,8 @@ class LaneState:
             if before:  # in the tool gap of the turn that ended last before it
                 max(before, key=lambda turn: ends[id(turn)]).side_s += hi - lo
                 self._closed, self._closed_n = TurnTotals(), 0
+            else:  # before the first turn: in the agent's start-up
+                self.side_startup_s += hi - lo
 
     def closed(self) -> TurnTotals:
         """Totals of every turn but the live (last) one: each turn folded once."""

@@ -152,8 +152,9 @@ class LaneStats:
     program: str | None = None
     """The agent preset that ran the lane (``LaneState.program``); None: the race's own loop."""
     startup_s: float | None = None
-    """Agent lanes: the lane's start (the agent launched) to its first request,
-    the agent's own start-up; None for other lanes and before that request."""
+    """Agent lanes: the lane's start (the agent launched) to its first turn's
+    request, less the non-streamed chat time in between (model time): the
+    agent's own start-up; None for other lanes and before that request."""
     end_t: float | None = None
     """When the lane ended (its ending event's ``t``, race clock); None while it runs."""
     count_check: str = ""
@@ -372,10 +373,11 @@ def lane_stats(
 
 
 def startup_of(lane: LaneState) -> float | None:
-    """An agent lane's start-up: its ``LaneStarted`` to its first ``RequestSent``."""
+    """An agent lane's start-up: its ``LaneStarted`` to its first ``RequestSent``,
+    less the model time of the non-streamed chats it sent before that."""
     if lane.program is None or lane.started_t is None or not lane.turns:
         return None
-    return max(lane.turns[0].request_t - lane.started_t, 0.0)
+    return max(lane.turns[0].request_t - lane.started_t - lane.side_startup_s, 0.0)
 
 
 def _model_s(turns: float | None, side: float | None) -> float | None:
