@@ -33,6 +33,7 @@ HOSTILE = {
     "a model key inside a string key": rb'{"\"model\"":"small","model":"sm\"all","stream":true,"messages":[]}',
     "non-ASCII before the model": '{"messages":[{"role":"user","content":"café ☕ 𝄞"}],"model":"small","stream":true}'.encode(),
     "a model that is not a string": b'{"model":null,"stream":true,"messages":[]}',
+    "the lane's model elsewhere": b'{"note":"lane-model","model":"small","stream":true,"messages":[]}',
 }
 
 
@@ -152,3 +153,9 @@ async def test_a_body_not_certain_to_swap_goes_upstream_re_encoded(recorder, mon
     body = json.loads(raw)
     body.pop("thunderdome_sim", None)
     assert json.loads(seen) == {**body, "model": LANE} and seen.count('"model"') == 1 and turns == 1
+
+
+async def test_the_lanes_model_spelt_with_escapes_goes_on_as_the_agents_bytes(recorder, monkeypatch) -> None:  # noqa: F811
+    raw = rb'{"model":"lane-mod\u0065l","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    seen, turns = await _upstream_gets(recorder, monkeypatch, raw)
+    assert seen.encode() == raw and turns == 1

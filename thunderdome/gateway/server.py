@@ -133,6 +133,8 @@ class Gateway:
         self.relayed: list[Relayed] = []
         self.turns = 0
         self._chats = 0
+        self._model_json = json.dumps(upstream.model, ensure_ascii=False).encode("utf-8") if upstream.model else b""
+        """The lane's model as a JSON string: a body without it names another model."""
         self._pool = UpstreamPool(upstream.base_url, upstream.timeouts.connect)
         self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[asyncio.Task[Any]] = set()
@@ -191,19 +193,15 @@ class Gateway:
         the top-level ``model`` value change: ``model_field``) or they carry a
         directive of their own, or a ``model`` that is missing or given twice
         (then the body is re-encoded with the lane's model and without the
-        directive)."""
+        directive). A body without the lane's model's JSON string anywhere
+        names another: it is read once, by ``read_object``; any other by
+        ``json.loads`` (quicker), and again only if its model is not the lane's."""
         if route is None or not req.body:
             return req.body, False, None
-        top = read_object(req.body)
-        if top is not None:
-            body = top.value
-        else:
-            try:
-                body = json.loads(req.body)
-            except (ValueError, RecursionError):
-                return req.body, False, None  # upstream says what is wrong with it
-            if not isinstance(body, dict):
-                return req.body, False, None
+        top = read_object(req.body) if self._model_json and self._model_json not in req.body else None
+        body = top.value if top is not None else _object(req.body)
+        if body is None:
+            return req.body, False, None  # upstream says what is wrong with it
         self._chats += 1
         directive = None
         if self.upstream.directive is not None:
@@ -212,8 +210,9 @@ class Gateway:
         model = self.upstream.model or body.get("model")
         if body.get("model") == model and DIRECTIVE_FIELD not in body:
             return req.body, route.streams(body), directive
-        if top is not None and DIRECTIVE_FIELD not in body and isinstance(model, str):
-            swapped = with_model(req.body, top, model)
+        if DIRECTIVE_FIELD not in body and isinstance(model, str):
+            top = top or read_object(req.body)
+            swapped = with_model(req.body, top, model) if top is not None else None
             if swapped is not None:
                 return swapped, route.streams(body), directive
         body["model"] = model
@@ -310,6 +309,15 @@ class Gateway:
         await out.end()
         if reader is not None:
             later(reader.close, self.clock())
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as ``json.loads`` reads it, if that is a JSON object; else None."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 class _TurnReader:
