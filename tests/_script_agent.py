@@ -13,10 +13,16 @@ prompt = sys.argv[3] if len(sys.argv) > 3 else open("prompt.txt").read()
 tools = [{"type": "function", "function": {"name": "bash", "parameters": {
     "type": "object", "properties": {"command": {"type": "string"}}}}}]
 messages = [{"role": "user", "content": prompt}]
+side = os.environ.get("SIDE_REQUESTS") == "1"
+def send(path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    return urllib.request.Request(base + path, data=data,
+                                  headers={"content-type": "application/json", "authorization": "Bearer " + key})
+if side:
+    json.load(urllib.request.urlopen(send("/v1/models"), timeout=10))
 def ask():
     body = {"model": "any", "stream": True, "messages": messages, "tools": tools}
-    req = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json", "authorization": "Bearer " + key})
+    req = send("/v1/chat/completions", body)
     text, args, call_id = "", "", None
     for line in urllib.request.urlopen(req, timeout=10):
         if not line.startswith(b"data: {"):
@@ -31,6 +37,9 @@ _, args, call_id = ask()
 command = json.loads(args)["command"]
 out = subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout
 time.sleep(float(os.environ.get("TOOL_PAUSE", "0")))  # a slower tool, when the lane asks for one
+if side:
+    title = {"model": "small", "stream": False, "messages": [{"role": "user", "content": "a title for: " + prompt}]}
+    json.load(urllib.request.urlopen(send("/v1/chat/completions", title), timeout=10))
 messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function",
               "function": {"name": "bash", "arguments": args}}]},
              {"role": "tool", "tool_call_id": call_id, "content": out}]

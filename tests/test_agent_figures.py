@@ -4,11 +4,14 @@ headless summary, every export and the TUI lane header.
 
 A scripted agent (``program: command``, the scripted agent of
 ``test_agent_lanes``) that waits before its first request and after running
-its tool races a sim backend through its gateway, over real loopback HTTP,
-with the real CLI and bwrap; its figures are checked against the recording's
+its tool, and sends a model-list probe and a ``stream: false`` chat beside its
+turns, races a sim backend through its gateway, over real loopback HTTP, with
+the real CLI and bwrap; its figures are checked against the recording's
 events, reduced here by hand: start-up = its first request − its lane's start,
-model time = each ended turn's request → end, tool time = a tool-calling
-turn's end → the next request.
+requests = its turns + every relayed request, model time = each ended turn's
+request → end + the non-streamed chat's whole reply, tool time = a
+tool-calling turn's end → the next request, less that chat (it ran there).
+The recording replays to the live figures, in every export.
 """
 
 from __future__ import annotations
@@ -49,11 +52,18 @@ def _by_hand(events: list[dict], lane: str) -> dict[str, float]:
     sent = {e["turn"]: e["t"] for e in mine if e["type"] == "request_sent"}
     ended = {e["turn"]: e["t"] for e in mine if e["type"] == "stream_ended"}
     calling = {e["turn"] for e in mine if e["type"] == "tool_call_done"}
+    relayed = [e for e in mine if e["type"] == "request_relayed"]
+    chats = [e for e in relayed if e["chat"]]
+    # the agent sends its chat after its tool, before it asks again: inside turn 1's tool gap
+    assert all(ended[1] <= chat["t"] - chat["seconds"] and chat["t"] <= sent[2] for chat in chats)
+    side = sum(chat["seconds"] for chat in chats)
     return {
         "startup_s": sent[1] - start,
-        "model_s": sum(ended[turn] - sent[turn] for turn in ended),
-        "tool_s": sum(sent[turn + 1] - ended[turn] for turn in calling if turn in ended and turn + 1 in sent),
+        "model_s": sum(ended[turn] - sent[turn] for turn in ended) + side,
+        "tool_s": sum(sent[turn + 1] - ended[turn] for turn in calling if turn in ended and turn + 1 in sent) - side,
         "turns": len(sent),
+        "requests": len(sent) + len(relayed),
+        "chats": len(chats),
     }
 
 
@@ -65,7 +75,7 @@ def raced(tmp_path_factory) -> Path:
     task = (ROOT / "tasks" / "hello-file.yaml").read_text()
     setup = json.dumps({"agent.py": SCRIPTED_AGENT, "prompt.txt": "say hi"})
     (tmp / "task.yaml").write_text(task.replace("name: hello-file", "name: scripted") + f"setup_files: {setup}\n")
-    command = f"sleep {STARTUP_PAUSE}; TOOL_PAUSE={TOOL_PAUSE} python3 agent.py {{base_url}} {{api_key}}"
+    command = f"sleep {STARTUP_PAUSE}; TOOL_PAUSE={TOOL_PAUSE} SIDE_REQUESTS=1 python3 agent.py {{base_url}} {{api_key}}"
     (tmp / "backends.yaml").write_text(
         "backends:\n"
         f"  - name: script\n    kind: sim\n    profile: instant\n    program: command\n    command: {json.dumps(command)}\n"
@@ -86,6 +96,8 @@ def test_an_agent_lanes_figures_are_its_events(raced):
     events = [json.loads(line) for line in (raced / "race.jsonl").read_text().splitlines()[1:]]
     hand = _by_hand(events, "script")
     assert script["turns"] == hand["turns"] == 2  # the tool-calling turn, and the one after its tool ran
+    assert script["requests"] == hand["requests"] == 4 and hand["chats"] == 1  # + the probe and the side chat
+    assert model["requests"] == model["turns"]  # a plain lane's requests are its turns
     for name in ("startup_s", "model_s", "tool_s"):
         assert script[name] == pytest.approx(hand[name], abs=1e-3), name
     assert script["startup_s"] >= STARTUP_PAUSE and script["tool_s"] >= TOOL_PAUSE
@@ -98,6 +110,7 @@ def test_an_agent_lanes_figures_are_its_events(raced):
 def test_the_summary_and_every_export_name_the_program(raced):
     summary = (raced / "summary.txt").read_text()
     assert "⚒ script (command): start-up " in summary
+    assert " · 2 turns of 4 requests · " in " ".join(summary.split())  # the console wraps the line
     rows = list(csv.DictReader(io.StringIO(_thunderdome("export", "race.jsonl", "--format", "csv", cwd=raced).stdout)))
     assert {row["lane"]: row["program"] for row in rows} == {"script": "command", "model": ""}
     assert float(next(row for row in rows if row["lane"] == "script")["startup_s"]) >= STARTUP_PAUSE
@@ -107,9 +120,16 @@ def test_the_summary_and_every_export_name_the_program(raced):
     assert "agent" in cells and "start-up s" in cells
     agents = {row[cells.index("lane")]: row[cells.index("agent")] for row in rows_md[2:]}
     assert agents == {"script": "command", "model": "—"}
+    live = {lane["name"]: lane for lane in json.loads((raced / "live.json").read_text())["lanes"]}
+    for row in rows:  # the CSV, replayed from the recording, says the live figures
+        for name in ("requests", "turns", "model_s", "tool_s", "startup_s"):
+            assert (float(row[name]) if row[name] else None) == live[row["lane"]][name], name
+    md_rows = {row[cells.index("lane")]: row for row in rows_md[2:]}
+    assert md_rows["script"][cells.index("requests")] == str(live["script"]["requests"])
+    assert md_rows["script"][cells.index("model s")] == f"{live['script']['model_s']:.3f}"
     exported = json.loads(_thunderdome("export", "race.jsonl", "--format", "json", cwd=raced).stdout)
-    assert [lane["program"] for lane in exported["lanes"]] == [
-        lane["program"] for lane in json.loads((raced / "live.json").read_text())["lanes"]]
+    assert [lane["program"] for lane in exported["lanes"]] == [lane["program"] for lane in live.values()]
+    assert exported["lanes"] == list(live.values())  # the recording replays to identical figures
 
 
 async def test_the_replayed_lane_header_shows_the_agents_start_up(raced):

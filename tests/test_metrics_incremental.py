@@ -341,7 +341,8 @@ def result_lanes(events: list[Event]) -> list[dict[str, Any]]:
             "price_input_per_mtok": (lane["price"] or {}).get("input_per_mtok"),
             "price_output_per_mtok": (lane["price"] or {}).get("output_per_mtok"),
             "cost": r(fig["cost"], 6), "time_scale": lane["time_scale"],
-            "ttftc_s": None, "tta_s": None, "model_s": r(fig["model_s"]), "tool_s": None, "startup_s": None,
+            "ttftc_s": None, "tta_s": None, "model_s": r(fig["model_s"]), "tool_s": None, "requests": fig["turns"],
+            "startup_s": None,
             "per_turn": [
                 {"turn": n, "ttft_s": r(t["tokens"][0] - t["request"] if t["tokens"] else None), "ttftc_s": None,
                  "tta_s": None, "model_s": r(model_time(t)), "tool_s": None}

@@ -71,6 +71,7 @@ CSV_COLUMNS = (
     "tta_s",
     "model_s",
     "tool_s",
+    "requests",
     "startup_s",
     "ttft_queue_s",
     "ttft_load_s",
@@ -99,9 +100,13 @@ ESTIMATE_NOTE = (
 )
 TOOL_NOTE = (
     "1st call: time from request sent to the first tool call's name; action: to its arguments complete "
-    "(the command could run); model / tool: time spent streaming replies / running the calls, summed over turns."
+    "(the command could run); model / tool: time spent waiting on the model (streamed turns, and an agent's "
+    "non-streamed chats, each moment once) / running the calls, summed over turns."
 )
-AGENT_NOTE = "agent: the program that raced the lane; start-up: from its launch to its first request."
+AGENT_NOTE = (
+    "agent: the program that raced the lane; start-up: from its launch to its first turn's request; "
+    "requests: all it sent upstream (turns, non-streamed chats, model-list, version and token-count probes)."
+)
 
 
 def export_results(results: dict[str, Any], fmt: str) -> str:
@@ -232,6 +237,7 @@ def _columns(kind: str, priced: bool = False, tools: bool = False, agents: bool 
     cols.append((done, True, lambda l: _seconds(figures.done_of(l, kind))))
     if agents:
         cols.append(("start-up s", True, lambda l: _num(l.get("startup_s"), 3)))
+        cols.append(("requests", True, lambda l: _num(l.get("requests"), 0)))
     if tools:
         cols += [
             ("1st call s", True, lambda l: _num(l.get("ttftc_s"), 3)),

@@ -6,13 +6,22 @@ turn directly), so the totals of its closed turns (``TurnTotals``, folded
 once per turn, in turn order) are the sums a fold over all turns would
 give. Reads cost O(1) however long the race: the closed turns' totals plus
 the live turn.
+
+An agent lane's requests that are not turns (``RequestRelayed``: probes,
+and chats that asked for no stream) are counted (``side_requests``); a
+non-streamed chat's whole reply is model time, folded once when it is
+relayed: only the part that no turn's model time and no earlier chat
+already covers (``side_model_s``); a part after a turn's end lies in that
+turn's tool gap and is taken out of its tool time (``TurnState.side_s``), a
+part before the first turn out of the agent's start-up (``side_startup_s``):
+start-up, model time and tool time never overlap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from thunderdome.turn_stats import STALL_MIN_S, Gaps, TurnState, TurnTotals, stall_threshold
+from thunderdome.turn_stats import STALL_MIN_S, Gaps, TurnState, TurnTotals, stall_threshold, uncovered
 
 _ENDED = frozenset({"finished", "winner", "eliminated", "error", "stopped"})
 """Lane statuses after its end."""
@@ -50,6 +59,14 @@ class LaneState:
     ``--time-scale``); 1.0 is real time."""
     gaps: Gaps = field(default_factory=Gaps, repr=False, compare=False)
     """Inter-token gaps in arrival order (the reducer appends them)."""
+    side_requests: int = 0
+    """Requests relayed that were no turn: probes and non-streamed chats."""
+    side_model_s: float = 0.0
+    """Non-streamed chats' model time that no turn covers (``side_request``)."""
+    side_startup_s: float = 0.0
+    """The part of ``side_model_s`` before the lane's first turn (out of its start-up)."""
+    side_spans: list[tuple[float, float]] = field(default_factory=list, repr=False, compare=False)
+    """The pieces ``side_model_s`` sums (race clock), so overlapping chats count once."""
     _closed: TurnTotals = field(default_factory=TurnTotals, init=False, repr=False, compare=False)
     """Totals of ``turns[:_closed_n]``, none of which changed since it was folded in."""
     _closed_n: int = field(default=0, init=False, repr=False, compare=False)
@@ -72,6 +89,26 @@ class LaneState:
         state = TurnState(turn=number, request_t=t)
         turns.append(state)
         return state
+
+    def side_request(self, end_t: float, seconds: float | None, chat: bool) -> None:
+        """A request that was no turn, relayed whole at ``end_t`` after
+        ``seconds`` upstream: counted; a chat's time is model time, each
+        moment once. A turn still open at ``end_t`` covers up to it."""
+        self.side_requests += 1
+        if not chat or seconds is None or seconds <= 0:
+            return
+        live = self.turns[-1] if self.turns and not self.turns[-1].ended else None
+        ends = {id(turn): end_t if turn is live else _end(turn) for turn in self.turns}
+        spans = [*self.side_spans, *((turn.request_t, ends[id(turn)]) for turn in self.turns)]
+        for lo, hi in uncovered(end_t - seconds, end_t, spans):
+            self.side_spans.append((lo, hi))
+            self.side_model_s += hi - lo
+            before = [turn for turn in self.turns if ends[id(turn)] <= lo]
+            if before:  # in the tool gap of the turn that ended last before it
+                max(before, key=lambda turn: ends[id(turn)]).side_s += hi - lo
+                self._closed, self._closed_n = TurnTotals(), 0
+            else:  # before the first turn: in the agent's start-up
+                self.side_startup_s += hi - lo
 
     def closed(self) -> TurnTotals:
         """Totals of every turn but the live (last) one: each turn folded once."""
@@ -134,3 +171,9 @@ class LaneState:
         """Deltas seen so far (usage arrives at the end of a turn)."""
         last = self.turns[-1] if self.turns else None
         return self.closed().live_tokens + (last.tokens if last else 0)
+
+
+def _end(turn: TurnState) -> float:
+    """Where a turn's model time ends (its request, if nothing came)."""
+    end = turn.model_end_t()
+    return turn.request_t if end is None else end

@@ -140,13 +140,21 @@ class LaneStats:
     tta_s: float | None = None
     """Time to action: turn 1's request to the lane's first complete call."""
     model_s: float | None = None
+    """Seconds the lane waited on its model: its turns' model time
+    (``TurnState.model_s``) plus the non-streamed chats' time no turn covers
+    (``LaneState.side_model_s``)."""
     tool_s: float | None = None
-    """Summed over turns (``TurnState.model_s`` / ``TurnState.tool_s``)."""
+    """Summed over turns (``TurnState.tool_s``: a non-streamed chat between
+    turns is model time, not tool time)."""
+    requests: int = 0
+    """Every request the lane sent upstream: its turns, plus (agent lanes)
+    the probes and non-streamed chats its gateway relayed (``RequestRelayed``)."""
     program: str | None = None
     """The agent preset that ran the lane (``LaneState.program``); None: the race's own loop."""
     startup_s: float | None = None
-    """Agent lanes: the lane's start (the agent launched) to its first request,
-    the agent's own start-up; None for other lanes and before that request."""
+    """Agent lanes: the lane's start (the agent launched) to its first turn's
+    request, less the non-streamed chat time in between (model time): the
+    agent's own start-up; None for other lanes and before that request."""
     end_t: float | None = None
     """When the lane ended (its ending event's ``t``, race clock); None while it runs."""
     count_check: str = ""
@@ -280,6 +288,7 @@ class LaneStats:
             "tta_s": _r(self.tta_s),
             "model_s": _r(self.model_s),
             "tool_s": _r(self.tool_s),
+            "requests": self.requests,
             "startup_s": _r(self.startup_s),
             "per_turn": [turn.figures() for turn in self.turn_log[: self.turns]],
         }
@@ -351,8 +360,9 @@ def lane_stats(
         time_scale=lane.time_scale,
         ttftc_s=first.since_request(totals.first_call_t) if first is not None else None,
         tta_s=first.since_request(totals.first_action_t) if first is not None else None,
-        model_s=totals.model_s,
+        model_s=_model_s(totals.model_s, lane.side_model_s if lane.side_spans else None),
         tool_s=totals.tool_s,
+        requests=len(turns) + lane.side_requests,
         program=lane.program,
         startup_s=startup_of(lane),
         end_t=lane.end_t,
@@ -363,10 +373,16 @@ def lane_stats(
 
 
 def startup_of(lane: LaneState) -> float | None:
-    """An agent lane's start-up: its ``LaneStarted`` to its first ``RequestSent``."""
+    """An agent lane's start-up: its ``LaneStarted`` to its first ``RequestSent``,
+    less the model time of the non-streamed chats it sent before that."""
     if lane.program is None or lane.started_t is None or not lane.turns:
         return None
-    return max(lane.turns[0].request_t - lane.started_t, 0.0)
+    return max(lane.turns[0].request_t - lane.started_t - lane.side_startup_s, 0.0)
+
+
+def _model_s(turns: float | None, side: float | None) -> float | None:
+    """The turns' model time plus the side chats'; None if neither has one."""
+    return turns if side is None else (turns or 0.0) + side
 
 
 def _ms(value: float | None) -> float | None:

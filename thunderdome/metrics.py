@@ -18,6 +18,12 @@ thread that folds it. Definitions follow the metric table of DESIGN.md:
 - model time of a turn: its request to its ``StreamEnded`` (else its last
   delta); tool time: its ``ExecFinished`` durations, else (a turn that
   called tools) its last ``ToolCallDone`` to the next ``RequestSent``;
+  an agent's non-streamed chat (``RequestRelayed`` with ``chat``) is model
+  time for its whole reply, counted once where it overlaps a turn or another
+  chat, and out of the tool time it falls in; requests: turns plus every
+  ``RequestRelayed`` (probes: model lists, versions, token counts); TTFT,
+  TTFTC, TTA and an agent's start-up come from its streamed turns only (a
+  non-streamed reply is relayed whole, read by no parser: it has no TTFT);
 - e2e: last delta (usage frames and end markers don't count);
 - N: server-reported tokens when present (``usage`` / ``server``), else the
   count of deltas (``estimate``);
@@ -64,6 +70,7 @@ from thunderdome.events import (
     LaneStopped,
     RaceFinished,
     RaceStarted,
+    RequestRelayed,
     RequestSent,
     ServerTimings,
     StreamEnded,
@@ -177,6 +184,8 @@ class Standings:
             lane.turn(event.turn, event.t).request_t = event.t
             if not lane.ended:
                 lane.status = "waiting"
+        elif isinstance(event, RequestRelayed):
+            self._lane(event.lane).side_request(event.t, event.seconds, event.chat)
         elif isinstance(event, FirstByte):
             lane = self._lane(event.lane)
             turn = lane.turn(event.turn, event.t)

@@ -1,5 +1,6 @@
 """A lane's tool-call figures in words: an agent's start-up, time to first
-tool call, time to action, turns, model time and tool time.
+tool call, time to action, turns (and an agent's requests, when it sent more
+than its turns), model time and tool time.
 
 Invariant: pure formatting of figures ``lane_stats`` computed (a
 ``LaneStats`` or its ``--json`` dict); nothing is measured here. A lane has
@@ -24,7 +25,7 @@ def seconds(value: float | None) -> str:
 
 def _fields(figures: LaneStats | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(figures, LaneStats):
-        return {k: getattr(figures, k) for k in ("startup_s", "ttftc_s", "tta_s", "turns", "model_s", "tool_s")}
+        return {k: getattr(figures, k) for k in ("startup_s", "ttftc_s", "tta_s", "turns", "requests", "model_s", "tool_s")}
     return figures
 
 
@@ -41,12 +42,15 @@ def first_call_words(figures: LaneStats | Mapping[str, Any]) -> str:
 
 def tool_line(figures: LaneStats | Mapping[str, Any]) -> str:
     """``first call 0.412 s · action 0.530 s · 2 turns · model 1.204 s · tool 0.051 s``;
-    an agent lane's line starts with its start-up (``start-up 3.402 s · ...``)."""
+    an agent lane's line starts with its start-up (``start-up 3.402 s · ...``),
+    and says its requests when it sent more than its turns (``2 turns of 5 requests``)."""
     f = _fields(figures)
     turns = f.get("turns") or 0
+    requests = f.get("requests") or 0
     startup = f"start-up {seconds(f['startup_s'])} · " if f.get("startup_s") is not None else ""
+    of = f" of {requests} requests" if requests > turns else ""
     return (
-        f"{startup}{first_call_words(f)} · {turns} {'turn' if turns == 1 else 'turns'}"
+        f"{startup}{first_call_words(f)} · {turns} {'turn' if turns == 1 else 'turns'}{of}"
         f" · model {seconds(f.get('model_s'))} · tool {seconds(f.get('tool_s'))}"
     )
 

@@ -5,8 +5,9 @@ by the reducer in ``thunderdome.metrics``: a ``TurnState`` per request and
 response; ``TurnTotals``, the running sums of a lane's closed turns, folded
 once per turn in turn order (so every sum is the one a fold over all turns
 would give); ``Gaps``, the lane's inter-token gaps in arrival order, sorted
-only when a percentile is read. Reads fill those caches and never change a
-figure.
+only when a percentile is read; ``uncovered``, the part of a span no other
+span covers (a non-streamed chat's model time, counted once). Reads fill
+those caches and never change a figure.
 """
 
 from __future__ import annotations
@@ -82,25 +83,34 @@ class TurnState:
     """Sum of the turn's ``ExecFinished.duration`` (commands run by Thunderdome)."""
     next_request_t: float | None = None
     """The next turn's ``RequestSent``, once there is one."""
+    side_s: float = 0.0
+    """Seconds of non-streamed chat replies after this turn's end (in its
+    tool gap) that no turn was waiting through: model time, never tool time."""
 
     def since_request(self, t: float | None) -> float | None:
         return None if t is None else t - self.request_t
 
+    def model_end_t(self) -> float | None:
+        """Where the turn's model time ends: its stream's end, else its last delta."""
+        return self.ended_t if self.ended_t is not None else self.last_token_t
+
     def model_s(self) -> float | None:
         """Model time: the turn's request to its stream's end (else its last delta)."""
-        return self.since_request(self.ended_t if self.ended_t is not None else self.last_token_t)
+        return self.since_request(self.model_end_t())
 
     def tool_s(self) -> float | None:
         """Tool time: the turn's ``ExecFinished`` durations when commands ran
         in the sandbox; else, for a turn that called tools, its end (its
         stream's end, else its last ``ToolCallDone``) to the next turn's
-        ``RequestSent``: running the tools and sending their results, never
-        overlapping the turn's model time; None for a turn with neither."""
+        ``RequestSent``, less the non-streamed chat time in between
+        (``side_s``: the agent waited on the model then): running the tools
+        and sending their results, never overlapping a model time; None for a
+        turn with neither."""
         if self.exec_s is not None:
             return self.exec_s
         if self.last_action_t is not None and self.next_request_t is not None:
             end = self.ended_t if self.ended_t is not None else self.last_action_t
-            return max(self.next_request_t - end, 0.0)
+            return max(self.next_request_t - end - self.side_s, 0.0)
         return None
 
     def figures(self) -> dict[str, Any]:
@@ -254,6 +264,22 @@ class TurnTotals:
     def output_tps(self) -> float | None:
         """(N - 1) / (e2e - TTFT), pooled over the turns (tok/s)."""
         return self.gen_tokens / self.gen_time if self.gen_time > 0 else None
+
+
+def uncovered(start: float, end: float, spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The pieces of ``[start, end]`` that none of ``spans`` covers, in order."""
+    pieces, at = [], start
+    for lo, hi in sorted(spans):
+        if hi <= at or lo >= end:
+            continue
+        if lo > at:
+            pieces.append((at, lo))
+        at = max(at, hi)
+        if at >= end:
+            return pieces
+    if at < end:
+        pieces.append((at, end))
+    return pieces
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:

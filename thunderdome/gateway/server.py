@@ -8,7 +8,7 @@ it (that work is queued behind the loop's ready work, so no lane waits for
 another's), and a spare upstream connection is kept open, so no connection
 set-up lands in the agent's TTFT. Upstream, the agent's key is dropped and
 the lane's real key added (the agent only ever holds a throwaway one), the
-``model`` is the lane's, and a sim lane's request carries its emulator
+``model`` is the lane's (only that value's bytes change: ``model_field``), and a sim lane's request carries its emulator
 directive (in the emulator's ``x-thunderdome-sim`` header, so the body can
 go on as the agent's own bytes). Every streamed chat request (``routes.CHAT_PATHS``) is one turn of
 the lane (any other request, a chat request that asked for no stream
@@ -35,6 +35,7 @@ from thunderdome.backends.sse import FrameError
 from thunderdome.backends.base import BackendError, Clock
 from thunderdome.events import Event, FirstByte, Notice, RequestRelayed, RequestSent
 from thunderdome.gateway.door import bind_door, take_door
+from thunderdome.gateway.model_field import read_object, with_model
 from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 from thunderdome.sim.directives import FIELD as DIRECTIVE_FIELD, HEADER as DIRECTIVE_HEADER
@@ -132,6 +133,8 @@ class Gateway:
         self.relayed: list[Relayed] = []
         self.turns = 0
         self._chats = 0
+        self._model_json = json.dumps(upstream.model, ensure_ascii=False).encode("utf-8") if upstream.model else b""
+        """The lane's model as a JSON string: a body without it names another model."""
         self._pool = UpstreamPool(upstream.base_url, upstream.timeouts.connect)
         self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[asyncio.Task[Any]] = set()
@@ -186,17 +189,19 @@ class Gateway:
         """The body sent upstream, whether it asks for a streamed reply, and
         (sim lanes) the emulator directive, which goes in a header. The agent's
         bytes go on unchanged (no copy, no re-encoding: a long request costs
-        no TTFT) unless their model is not the lane's or they carry a
-        directive of their own; then the body is re-encoded with the lane's
-        model and without it."""
+        no TTFT) unless their model is not the lane's (then only the bytes of
+        the top-level ``model`` value change: ``model_field``) or they carry a
+        directive of their own, or a ``model`` that is missing or given twice
+        (then the body is re-encoded with the lane's model and without the
+        directive). A body without the lane's model's JSON string anywhere
+        names another: it is read once, by ``read_object``; any other by
+        ``json.loads`` (quicker), and again only if its model is not the lane's."""
         if route is None or not req.body:
             return req.body, False, None
-        try:
-            body = json.loads(req.body)
-        except ValueError:
+        top = read_object(req.body) if self._model_json and self._model_json not in req.body else None
+        body = top.value if top is not None else _object(req.body)
+        if body is None:
             return req.body, False, None  # upstream says what is wrong with it
-        if not isinstance(body, dict):
-            return req.body, False, None
         self._chats += 1
         directive = None
         if self.upstream.directive is not None:
@@ -205,6 +210,11 @@ class Gateway:
         model = self.upstream.model or body.get("model")
         if body.get("model") == model and DIRECTIVE_FIELD not in body:
             return req.body, route.streams(body), directive
+        if DIRECTIVE_FIELD not in body and isinstance(model, str):
+            top = top or read_object(req.body)
+            swapped = with_model(req.body, top, model) if top is not None else None
+            if swapped is not None:
+                return swapped, route.streams(body), directive
         body["model"] = model
         body.pop(DIRECTIVE_FIELD, None)
         return json.dumps(body, ensure_ascii=False).encode("utf-8"), route.streams(body), directive
@@ -299,6 +309,15 @@ class Gateway:
         await out.end()
         if reader is not None:
             later(reader.close, self.clock())
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as ``json.loads`` reads it, if that is a JSON object; else None."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 class _TurnReader:
