@@ -30,8 +30,7 @@ BENCH = "sse_framing"
 
 def _frames(protocol: str, tokens: int) -> list[bytes]:
     """One stream's frames as the emulator writes them (one write per token)."""
-    from thunderdome.sim.wire import OpenAIEncoder, Stats
-    from thunderdome.sim.wire_anthropic import AnthropicEncoder
+    from thunderdome.sim.wire import AnthropicEncoder, OpenAIEncoder, Stats
 
     encoder = (OpenAIEncoder if protocol == "openai" else AnthropicEncoder)("bench", include_usage=True)
     stats = Stats(prompt_tokens=10, t_arrival=0.0, t_received=0.0)

@@ -21,8 +21,7 @@ from thunderdome.sim import PROFILES, EmulatorServer, Profile, generate_text, to
 from thunderdome.sim import precise_loop
 from thunderdome.sim import replies as R
 from thunderdome.sim.replies import Reply, choose_reply, generated_text_tokens, iter_tokens
-from thunderdome.sim.wire import OllamaEncoder, OpenAIEncoder, Stats, dumps
-from thunderdome.sim.wire_anthropic import AnthropicEncoder
+from thunderdome.sim.wire import AnthropicEncoder, OllamaEncoder, OpenAIEncoder, Stats, dumps
 
 MSGS = [{"role": "user", "content": "Write a long essay."}]
 TRICKY = ["plain", ' "quoted" ', "back\\slash", "new\nline\ttab", "\x00\x01\x1f", "ünïcödé — ✅ 🚀", "\u2028\u2029", "</script>", ""]

@@ -16,7 +16,8 @@ import json
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.http import StreamingBackend
+from thunderdome.backends.stream_parser import StreamParser, as_int, expect_object
 from thunderdome.backends.messages import anthropic_messages, anthropic_tools
 from thunderdome.backends.server_timings import from_anthropic_usage
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame

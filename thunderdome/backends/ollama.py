@@ -15,7 +15,8 @@ import json
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, expect_object
+from thunderdome.backends.http import StreamingBackend
+from thunderdome.backends.stream_parser import StreamParser, as_int, expect_object
 from thunderdome.backends.messages import function_tools, ollama_messages
 from thunderdome.backends.server_timings import from_ollama_done
 from thunderdome.backends.sse import NDJSONDecoder, parse_json_frame

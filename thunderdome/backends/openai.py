@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamParser, StreamingBackend, as_int, as_number, expect_object
+from thunderdome.backends.http import StreamingBackend
+from thunderdome.backends.stream_parser import StreamParser, as_int, as_number, expect_object
 from thunderdome.backends.messages import function_tools, openai_messages
 from thunderdome.backends.server_timings import from_llama_timings, from_openai_usage, from_vllm_metrics, merged
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.backends.http import StreamParser, as_int, as_number, expect_object
+from thunderdome.backends.stream_parser import StreamParser, as_int, as_number, expect_object
 from thunderdome.backends.openai import OpenAIStyleBackend
 from thunderdome.backends.messages import responses_input, responses_tools
 from thunderdome.backends.server_timings import from_llama_timings, from_responses_usage, from_vllm_metrics, merged

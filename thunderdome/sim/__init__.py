@@ -10,7 +10,7 @@ arrival time. Clients steer it per request with the
 Module map: ``profiles`` (timing), ``replies`` (tokenizer, text), ``directives``
 (per-request steering), ``faults`` (catalogue), ``conversation`` (what a
 request says), ``tools`` (the shell tool and the call a sim lane makes),
-``wire`` / ``wire_anthropic`` / ``wire_responses`` (frame encoders),
+``wire`` (frame encoders, one module per protocol),
 ``protocols`` (routes), ``http`` (HTTP/1.1, arrival stamps), ``stream``
 (the paced runner), ``server`` (routing, log), ``precise_loop`` (timers on
 time), ``launch`` (thread / process / command), ``options`` (the one list of

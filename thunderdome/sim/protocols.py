@@ -6,9 +6,7 @@ Invariant: the four chat protocols are named ``openai``, ``ollama``,
 
 from __future__ import annotations
 
-from thunderdome.sim.wire import Encoder, OllamaEncoder, OpenAIEncoder
-from thunderdome.sim.wire_anthropic import AnthropicEncoder
-from thunderdome.sim.wire_responses import ResponsesEncoder
+from thunderdome.sim.wire import AnthropicEncoder, Encoder, OllamaEncoder, OpenAIEncoder, ResponsesEncoder
 
 ENCODERS: dict[str, type[Encoder]] = {
     "openai": OpenAIEncoder,

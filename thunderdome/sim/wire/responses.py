@@ -1,6 +1,6 @@
 """Frame encoder for the OpenAI Responses API (``POST /v1/responses``).
 
-Invariant: as in ``wire.py``, an encoder only turns facts into bytes. Every
+Invariant: as in ``base.py``, an encoder only turns facts into bytes. Every
 event is ``event: TYPE`` + ``data: {json}`` with a ``sequence_number`` one
 higher than the last; ``response.created`` and ``response.in_progress`` go
 out at receipt; each output item (a ``reasoning`` item, then a ``message`` or
@@ -22,7 +22,8 @@ import secrets
 import time
 from typing import Any
 
-from thunderdome.sim.wire import Encoder, OpenAIEncoder, Stats, dumps, dumps_str, template
+from thunderdome.sim.wire.base import Encoder, Stats, dumps, dumps_str, template
+from thunderdome.sim.wire.chat import OpenAIEncoder
 
 _SEQ = 987654321987654321
 """A sequence number no stream reaches: the slot for the real one in a template."""

@@ -1,6 +1,6 @@
 """Frame encoder for the Anthropic Messages SSE protocol.
 
-Invariant: as in ``wire.py``, an encoder only turns facts into bytes. The
+Invariant: as in ``base.py``, an encoder only turns facts into bytes. The
 content blocks follow the real API's order: a ``thinking`` block (closed by
 a ``signature_delta``: ``sim.thinking``'s signature over its text) before the ``text`` block or the ``tool_use`` block
 (its input streamed as ``input_json_delta``, ending with ``stop_reason:
@@ -15,7 +15,8 @@ import secrets
 from typing import Any
 
 from thunderdome.sim.thinking import Signer, sign
-from thunderdome.sim.wire import FINISH_TOOL, Encoder, Stats, dumps, dumps_str, template
+from thunderdome.sim.tools import FINISH_TOOL
+from thunderdome.sim.wire.base import Encoder, Stats, dumps, dumps_str, template
 
 
 class AnthropicEncoder(Encoder):
