@@ -22,7 +22,7 @@ from functools import lru_cache
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -308,6 +308,8 @@ class LaneView(Widget):
         self._header_base: Style | None = None
         self._base: Style | None = None
         self._pass_width: int | None = None
+        self._placed = Size()
+        """The size the parts were placed for."""
         self.restyle_due = False
         """The status class changed in a way the stylesheet cares about."""
         self.styles.border_left = ("outer", color)  # set before mount: no layout of its own
@@ -321,6 +323,7 @@ class LaneView(Widget):
         self.header.one_row = rows == 1
         self.info.top = rows
         top = rows + len(self.info.rows)
+        self._placed = self.size
         width, height = self.size
         self.stream.place(Region(0, top, width, max(height - top, 0) if text else 0))
 
@@ -401,7 +404,10 @@ class LaneView(Widget):
 
     def render_lines(self, crop: Region) -> list[Strip]:
         """Textual's paint of the lane: the parts' geometry is read once for
-        all its lines, not per line."""
+        all its lines, not per line (and placed first if the lane was
+        resized since, before its resize event is handled)."""
+        if self.size != self._placed:
+            self._relayout()
         self._pass_width = self.size.width
         self.stream.begin_paint()
         try:

@@ -4,16 +4,18 @@ an agent's turns apart.
 Invariant: appending text costs O(new text + one screen row), never O(whole
 text) (the rows are wrapped as they grow, ``stream_rows.WrappedRows``), and
 only the rows that changed are repainted (never the blank ones below the
-text). It is no widget of its own: it is a window of its host widget (the
+text). It is no widget of its own but a window of its host widget (the
 lane, which paints its header above it; ``place()`` says where), and the
 window's size never depends on its text: a fixed window onto the newest
-rows (a terminal-like tail), painted through the Line API from cached strips (a row's painted line is reused while the width, the
-scrollbar cell and the style stay), so a growing text never asks Textual
-for a new layout or a scroll reflow (a full-screen layout costs ~50 ms at
-200x60, see benchmarks/render_capacity.py). The viewer can still wheel back through the
-text; the window then stays put until wheeled down to the end. A one-cell
-scrollbar is drawn by the widget itself. Text is expected already
-``clean()``ed and is turned into ``rich.text.Text`` without markup parsing.
+rows (a terminal-like tail), painted through the Line API from cached
+strips (a row's painted line is reused while the width, the scrollbar cell
+and the style stay), so a growing text never asks Textual for a new layout
+or a scroll reflow (a full-screen layout costs ~50 ms at 200x60, see
+benchmarks/render_capacity.py). The viewer can still wheel back through
+the text (the host passes the wheel on); the window then stays put until
+wheeled down to the end. A one-cell scrollbar is drawn by the window
+itself. Text is expected already ``clean()``ed and is turned into
+``rich.text.Text`` without markup parsing.
 No known secret is ever painted: the lane's pieces (both channels) pass
 through one ``redact.HeldText``, so a key split across deltas or across the
 reasoning and answer channels shows as ``[redacted]``; the end of a piece
