@@ -12,6 +12,7 @@ after the other on asyncio's default loop (the clock after each read).
 from __future__ import annotations
 
 import asyncio
+import select
 import selectors
 import socket
 import threading
@@ -125,11 +126,13 @@ def test_the_race_loop_is_found_by_the_backends_and_others_are_not() -> None:
 
 class SameInstantServer:
     """A blocking server on its own thread: it answers ``LANES`` requests
-    with the response head, then, when told (``go``), writes every lane's
-    first token and the end, and says so (``written``)."""
+    with the response head (and says so, ``heads_sent``), then, when told
+    (``go``), writes every lane's first token and the end, and says so
+    (``written``)."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.heads_sent = threading.Event()
         self.go = threading.Event()
         self.written = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -147,6 +150,7 @@ class SameInstantServer:
                 conns.append(conn)
                 _read_request(conn)
                 conn.sendall(HEAD)
+            self.heads_sent.set()
             self.go.wait(30)
             for conn in conns:
                 conn.sendall(b"".join(piece(f) for f in FRAMES) + b"0\r\n\r\n")
@@ -179,6 +183,18 @@ async def same_instant_race() -> list[list[tuple[Event, float]]]:
         return time.monotonic() - t0
 
     backends = [make_backend(raw_spec("openai", server.url)) for _ in range(LANES)]
+    # The loop's selector (on asyncio's default loop, its private one: a test may look).
+    selector = race_selector() or asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+    idle = set(selector.get_map())  # the loop's own self-pipe
+
+    def every_lane_waits_for_its_body() -> bool:
+        """Every head is out and every lane's socket is back in the loop's
+        read set with nothing to read: each lane has read its head and waits
+        in its body read."""
+        if not server.heads_sent.is_set():
+            return False
+        reading = [fd for fd in selector.get_map() if fd not in idle]
+        return len(reading) == LANES and not select.select(reading, [], [], 0)[0]
     got: list[list[tuple[Event, float]]] = [[] for _ in range(LANES)]
 
     async def lane(i: int) -> None:
@@ -188,9 +204,10 @@ async def same_instant_race() -> list[list[tuple[Event, float]]]:
             spin(0.002)
 
     async def hold_the_loop_while_the_server_writes() -> None:
-        while sum(isinstance(e, RequestSent) for events in got for e, _ in events) < LANES:
+        deadline = time.monotonic() + 30
+        while not every_lane_waits_for_its_body():
+            assert time.monotonic() < deadline, "the lanes never all waited for their bodies"
             await asyncio.sleep(0.005)
-        await asyncio.sleep(0.1)  # every lane is in its read
         server.go.set()
         server.written.wait(30)
 
