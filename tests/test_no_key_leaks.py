@@ -169,15 +169,15 @@ async def test_tui_race_screen_screenshots_and_exports_never_show_a_key(tmp_path
 async def test_the_token_widget_holds_a_possible_key_start_until_it_knows(keys):
     from textual.app import App, ComposeResult
 
-    from thunderdome.tui.widgets.stream import TokenStream
+    from thunderdome.tui.widgets.lane import LaneView
 
     class OneStream(App[None]):
         def compose(self) -> ComposeResult:
-            yield TokenStream()
+            yield LaneView("a", "#ffffff")
 
     app = OneStream()
     async with app.run_test(size=(60, 10)) as pilot:
-        stream = app.query_one(TokenStream)
+        stream = app.query_one(LaneView).stream
         stream.extend([("reasoning", "I was sent "), ("reasoning", KEY[:10])])
         await pilot.pause()
         assert stream.plain.strip() == "I was sent"  # only the key's beginning waits
@@ -198,11 +198,11 @@ async def test_a_key_cut_by_a_turns_end_or_inside_the_feedback_is_never_painted(
 
     from thunderdome.events import FeedbackSent, RequestSent, TokenDelta
     from thunderdome.tui.feed import EventFeed
-    from thunderdome.tui.widgets.stream import TokenStream
+    from thunderdome.tui.widgets.lane import LaneView
 
     class OneStream(App[None]):
         def compose(self) -> ComposeResult:
-            yield TokenStream()
+            yield LaneView("a", "#ffffff")
 
     feed = EventFeed()
     frame = feed.feed_all([
@@ -214,7 +214,7 @@ async def test_a_key_cut_by_a_turns_end_or_inside_the_feedback_is_never_painted(
     ])
     app = OneStream()
     async with app.run_test(size=(80, 16)) as pilot:
-        stream = app.query_one(TokenStream)
+        stream = app.query_one(LaneView).stream
         stream.extend(frame.text["a"])
         await pilot.pause()
         shown = stream.plain

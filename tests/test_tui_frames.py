@@ -119,6 +119,33 @@ async def test_a_wheeled_back_stream_stays_put_and_follows_again_at_the_end():
         assert not stream.scroll_rows(1)  # already at the newest row
 
 
+async def test_the_wheel_scrolls_a_lanes_text_only_over_its_text():
+    """The wheel over a lane's header leaves its text where it is; over the text it wheels it back."""
+    from textual import events
+
+    source = HandSource()
+    app = make(source)
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: source.push is not None, "the source to start")
+        start_race(source.push)
+        tokens(source.push, 0.5, 300)
+        await frames(pilot, screen, 2)
+        view = screen.lanes[NAMES[0]]
+        stream = view.stream
+
+        async def wheel(row: int) -> None:  # row: the screen row under the mouse
+            x = view.content_region.x + 4
+            app.post_message(events.MouseScrollUp(None, x, row, 0, -1, 0, False, False, False, x, row))
+            await pilot.pause()
+
+        await wheel(view.header.region.y)
+        assert stream.following
+        text_top = view.content_region.y + view.content_region.height - stream.size.height
+        await wheel(text_top + 1)
+        assert not stream.following
+
+
 async def test_no_full_gc_pass_while_racing_and_all_given_back_after():
     threshold = gc.get_threshold()
     source = HandSource()

@@ -1,7 +1,10 @@
-"""One lane of the race: a header track, an agent line, and the token stream.
+"""One lane of the race: a header track, an agent line, and the token stream,
+painted by one widget.
 
-Invariant: a lane widget shows only what ``LaneView.show()`` hands it (a
-snapshot of the reducer's state, computed once per frame), and its status
+Invariant: a lane is one widget: its header, info rows and text are parts
+it paints through the Line API, not widgets (each widget in a repainted
+region costs Textual its own compositing, and 16 lanes repaint every
+frame). It shows only what ``LaneView.show()`` hands it (a snapshot of the reducer's state, computed once per frame), and its status
 shows through one CSS class ``-<status>`` (``-waiting``, ``-streaming``,
 ``-winner``, ``-error``, ...) styled in ``thunderdome.tcss``; the class is
 set at once, the stylesheet re-applied by ``LaneView.restyle()`` when the
@@ -18,8 +21,9 @@ from functools import lru_cache
 
 from rich.style import Style
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual import events
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widget import Widget
 
 from thunderdome import events as ev
@@ -28,8 +32,10 @@ from thunderdome.metrics import LaneState, LaneStats
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line
-from thunderdome.tui.widgets.rows import RowsWidget
-from thunderdome.tui.widgets.stream import TokenStream
+from thunderdome.tui.widgets.rows import RowStrips
+from thunderdome.tui.widgets.stream import COMPONENT_CLASSES as STREAM_CLASSES
+from thunderdome.tui.widgets.stream import DEFAULT_CSS as STREAM_CSS
+from thunderdome.tui.widgets.stream import WHEEL_ROWS, TokenStream
 
 STATUSES = tuple(STATUS_BADGE)
 FLASH_STYLE = Style(bgcolor="#6b5310", bold=True)
@@ -218,49 +224,40 @@ def info_rows(snap: LaneSnapshot) -> list[Text]:
     return rows
 
 
-class LaneHeader(RowsWidget):
-    """The lane's two header rows; a row is repainted only when it changes."""
+class LanePart(RowStrips):
+    """A few rows of a lane (its header, its info lines), painted by the lane
+    widget at ``top`` of its content."""
 
-    DEFAULT_CSS = "LaneHeader { height: 2; }"
-
-    def __init__(self) -> None:
+    def __init__(self, host: Widget) -> None:
         super().__init__()
-        self.snapshot: LaneSnapshot | None = None
-
-    def show(self, snap: LaneSnapshot) -> None:
-        self.snapshot = snap
-        self.update_rows()
-
-    def rows_key(self, width: int) -> tuple[int, bool]:
-        return width, self._one_row()
-
-    def _one_row(self) -> bool:
-        """The layout left the header one row (``-one-line`` lanes)."""
-        return self.content_region.height == 1
-
-    def build_rows(self, width: int) -> list[Text] | None:
-        if self.snapshot is None:
-            return None
-        if not width:
-            return []
-        return [header_line(self.snapshot, width)] if self._one_row() else header_rows(self.snapshot, width)
-
-
-class LaneInfo(Widget):
-    """Agent line and end reason; hidden when it has nothing to say (from
-    the start: showing it later is one layout, hiding it on mount would be
-    one per lane while the race starts)."""
-
-    DEFAULT_CSS = "LaneInfo { height: auto; }"
-
-    rows: list[Text] = []
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.display = False
+        self._host = host
+        self.top = 0
 
     def render(self) -> Text:
+        """The rows as one ``Text``."""
         return join_rows(self.rows)
+
+    @property
+    def region(self) -> Region:
+        """Where the rows are on screen."""
+        box = self._host.content_region
+        return Region(box.x, box.y + self.top, box.width, len(self.rows))
+
+
+class LaneHeader(LanePart):
+    """The lane's two header rows (one for ``-one-line`` lanes), built from
+    its snapshot; a row is repainted only when it changes."""
+
+    def __init__(self, host: Widget) -> None:
+        super().__init__(host)
+        self.snapshot: LaneSnapshot | None = None
+        self.one_row = False
+        """The layout leaves the header one row (``-one-line`` lanes)."""
+
+    def build_rows(self, width: int) -> list[Text]:
+        if self.snapshot is None or not width:
+            return []
+        return [header_line(self.snapshot, width)] if self.one_row else header_rows(self.snapshot, width)
 
 
 _STYLED: dict[int, frozenset[str]] = {}
@@ -279,39 +276,96 @@ def _styled_statuses(widget: Widget) -> frozenset[str]:
     return found
 
 
-class LaneView(Vertical):
-    """A lane: ``show(snapshot)`` once per frame, ``stream`` for its text."""
+HEADER = "lane--header"
+"""The component class of the header rows' style."""
+LANE_GRID_MODES = {"-headers": (2, False), "-one-line": (1, False)}
+"""The lane grid's classes (``race_layout``) that take rows from a lane:
+its header rows and whether its text shows; else (2, True)."""
+
+
+class LaneView(Widget):
+    """A lane, painted by this one widget: header rows, info rows, then the
+    token stream's window below them. ``show(snapshot)`` once per frame;
+    ``stream`` for its text. The info rows (agent line, end reason) take
+    no room while they have nothing to say."""
+
+    COMPONENT_CLASSES = {HEADER, *STREAM_CLASSES}
+    DEFAULT_CSS = """
+    LaneView {
+        width: 1fr;
+        height: 1fr;
+        overflow: hidden hidden;
+    """ + STREAM_CSS + "}"
 
     def __init__(self, name: str, color: str, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="lane -waiting")
         self.lane_name = name
         self.color = color
-        self.header = LaneHeader()
-        self.info = LaneInfo()
-        self.stream = TokenStream()
+        self.header = LaneHeader(self)
+        self.info = LanePart(self)
+        self.stream = TokenStream(self)
         self._status = "waiting"
+        self._header_base: Style | None = None
+        self._base: Style | None = None
+        self._pass_width: int | None = None
+        self._placed = Size()
+        """The size the parts were placed for."""
         self.restyle_due = False
         """The status class changed in a way the stylesheet cares about."""
         self.styles.border_left = ("outer", color)  # set before mount: no layout of its own
 
-    def compose(self) -> ComposeResult:
-        yield self.header
-        yield self.info
-        yield self.stream
+    # -- the parts' places ------------------------------------------------------------------
+
+    def _arrange(self) -> None:
+        """Place the parts for the lane's size and the grid's mode."""
+        rows, text = next((mode for name, mode in LANE_GRID_MODES.items()
+                           if self.parent is not None and self.parent.has_class(name)), (2, True))
+        self.header.one_row = rows == 1
+        self.info.top = rows
+        top = rows + len(self.info.rows)
+        self._placed = self.size
+        width, height = self.size
+        self.stream.place(Region(0, top, width, max(height - top, 0) if text else 0))
+
+    def _relayout(self) -> None:
+        """The lane's size or styles (the grid's mode) changed: place the
+        parts again, build the header for them, repaint everything."""
+        self._arrange()
+        self.header.replace(self.header.build_rows(self.size.width))
+        self.refresh()
+
+    def _header_now(self) -> None:
+        """Build the header rows for the lane's width; repaint the rows that differ."""
+        changed = self.header.set(self.header.build_rows(self.size.width))
+        if changed is None:
+            self.refresh()
+        else:
+            for y in changed:
+                self._refresh_row(y)
+
+    def _refresh_row(self, y: int) -> None:
+        gutter = self.styles.gutter
+        self.refresh(Region(0, gutter.top + y, self.outer_size.width, 1))
+
+    def on_resize(self) -> None:
+        self._relayout()
+
+    # -- one frame ----------------------------------------------------------------------------
 
     def show(self, snap: LaneSnapshot) -> None:
-        self.header.show(snap)
+        self.header.snapshot = snap
+        self._header_now()
         if snap.state.ended:
             self.stream.release_held()
         rows = info_rows(snap)
         if [r.plain for r in rows] != [r.plain for r in self.info.rows]:
-            self.info.rows = rows
-            self.info.display = bool(rows)
-            self.info.refresh(layout=True)
+            self.info.replace(rows)
+            self._arrange()
+            self.refresh()
         status = snap.state.status
         if status != self._status:
-            # the class changes now; restyling the lane's subtree (~3 ms) is
-            # left to ``restyle()``, and skipped when no rule tells them apart
+            # the class changes now; restyling the lane (~3 ms) is left to
+            # ``restyle()``, and skipped when no rule tells them apart
             styled = _styled_statuses(self)
             self.restyle_due = self.restyle_due or self._status in styled or status in styled
             self.remove_class(f"-{self._status}", update=False)
@@ -319,7 +373,62 @@ class LaneView(Vertical):
             self._status = status
 
     def restyle(self) -> None:
-        """Apply the stylesheet for the lane's current status class."""
+        """Apply the stylesheet for the lane's current status class (its
+        parts' styles too: a rule may change only those)."""
         if self.restyle_due:
             self.restyle_due = False
             self.update_node_styles()
+            self.notify_style_update()
+
+    # -- painting -----------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._header_base = self._base = None
+        self.header.forget()
+        self.info.forget()
+        self.stream.restyled()
+        self._relayout()
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if self._in_stream(event.y) and self.stream.scroll_rows(-WHEEL_ROWS):
+            event.stop()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        if self._in_stream(event.y) and self.stream.scroll_rows(WHEEL_ROWS):
+            event.stop()
+
+    def _in_stream(self, y: int) -> bool:
+        top = self.styles.gutter.top + self.info.top + len(self.info.rows)
+        return top <= y < top + self.stream.size.height
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Textual's paint of the lane: the parts' geometry is read once for
+        all its lines, not per line (and placed first if the lane was
+        resized since, before its resize event is handled)."""
+        if self.size != self._placed:
+            self._relayout()
+        self._pass_width = self.size.width
+        self.stream.begin_paint()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self.stream.end_paint()
+            self._pass_width = None
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width if self._pass_width is None else self._pass_width
+        console = self.app.console
+        info = self.info
+        if y < info.top:
+            if self._header_base is None:
+                self._header_base = self.get_component_rich_style(HEADER)
+            return self.header.line(y, width, console, self._header_base)
+        if self._base is None:
+            self._base = self.rich_style
+        top = info.top + len(info.rows)
+        if y < top:
+            return info.line(y - info.top, width, console, self._base)
+        if y - top < self.stream.size.height:
+            return self.stream.render_line(y - top)
+        return Strip.blank(width, self._base)

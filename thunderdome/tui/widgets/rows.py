@@ -9,7 +9,9 @@ are expected to fit the width; a longer one is cut with an ellipsis, as the
 ``text-overflow: ellipsis`` rule did. A paint reads the widget's geometry
 once for all its lines, and a row's painted line is kept until the row, the
 width or the styles change. ``render()`` still returns the rows as one
-``Text`` (tests and screenshots of a single widget read it).
+``Text`` (tests and screenshots of a single widget read it). ``RowStrips``
+is that painting without a widget: a widget that paints several parts
+(a lane: its header and info rows) holds one per part.
 """
 
 from __future__ import annotations
@@ -22,7 +24,64 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
+from rich.console import Console
+
 from thunderdome.tui.palette import join_rows
+
+
+def row_strip(row: Text, width: int, console: Console) -> Strip:
+    """``row`` painted, cut with an ellipsis if it is wider than ``width``."""
+    if row.cell_len > width:
+        row = row.copy()
+        row.truncate(width, overflow="ellipsis")
+    strip = Strip(row.render(console, end=""))
+    if row.style:  # Text.render leaves a span-less text's own style out
+        strip = strip.apply_style(console.get_style(row.style))
+    return strip
+
+
+class RowStrips:
+    """A few rows of ``Text`` and the painted line of each, built once per row
+    and width; the owner calls ``forget()`` when its styles change."""
+
+    def __init__(self) -> None:
+        self.rows: list[Text] = []
+        self._strips: dict[int, Strip] = {}
+        self._width = -1
+
+    def set(self, rows: list[Text]) -> list[int] | None:
+        """Take ``rows``: the indices of those that differ from the rows before
+        (to repaint), or None when their count changed (all of them)."""
+        old = self.rows
+        self.rows = rows
+        if len(rows) != len(old):
+            self._strips.clear()
+            return None
+        changed = [y for y, (new, was) in enumerate(zip(rows, old))
+                   if new is not was and (new != was or new.style != was.style)]  # Text's == skips .style
+        for y in changed:
+            self._strips.pop(y, None)
+        return changed
+
+    def replace(self, rows: list[Text]) -> None:
+        """Take ``rows`` built for a new size: every line is painted again."""
+        self.rows = rows
+        self._strips.clear()
+
+    def forget(self) -> None:
+        """The styles changed: every line is painted again."""
+        self._strips.clear()
+
+    def line(self, y: int, width: int, console: Console, base: Style) -> Strip:
+        """Row ``y`` painted ``width`` cells wide on ``base`` (blank past the rows)."""
+        if width != self._width:
+            self._strips.clear()
+            self._width = width
+        line = self._strips.get(y)
+        if line is None:
+            row = row_strip(self.rows[y], width, console) if y < len(self.rows) else Strip.blank(0)
+            line = self._strips[y] = row.crop_extend(0, width, base).apply_style(base)
+        return line
 
 
 class RowsWidget(Widget):
@@ -30,13 +89,16 @@ class RowsWidget(Widget):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.rows: list[Text] = []
-        self._strips: dict[int, Strip] = {}
+        self._painted = RowStrips()
         self._base: Style | None = None
-        self._strip_width = -1
         self._key: Hashable = None
         self._pass_width: int | None = None
         """The content width while Textual paints the widget (``render_lines``)."""
+
+    @property
+    def rows(self) -> list[Text]:
+        """The rows shown, one per line."""
+        return self._painted.rows
 
     # -- for subclasses that build their rows from data -------------------------------------
 
@@ -62,17 +124,14 @@ class RowsWidget(Widget):
         """Show ``rows`` (built for ``key``, see ``rows_key``); repaint only the
         rows that differ (all, and a new layout if the height is auto, when
         the count changed)."""
-        old = self.rows
-        self.rows, self._key = rows, key
-        if len(rows) != len(old):
-            self._strips.clear()
+        self._key = key
+        changed = self._painted.set(rows)
+        if changed is None:
             self.refresh(layout=self._auto_height())
             return
         width = self.size.width
-        for y, (new, was) in enumerate(zip(rows, old)):
-            if new is not was and (new != was or new.style != was.style):  # Text's == skips .style
-                self._strips.pop(y, None)
-                self.refresh(Region(0, y, width, 1))
+        for y in changed:
+            self.refresh(Region(0, y, width, 1))
 
     def _rows_now(self, width: int) -> bool:
         """Rebuild stale rows (the size changed since they were made), without a
@@ -86,8 +145,8 @@ class RowsWidget(Widget):
         if rows is None:
             return False
         counted = len(rows) != len(self.rows)
-        self.rows, self._key = rows, key
-        self._strips.clear()
+        self._key = key
+        self._painted.replace(rows)
         return counted
 
     def _auto_height(self) -> bool:
@@ -102,7 +161,7 @@ class RowsWidget(Widget):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._strips.clear()
+        self._painted.forget()
         self._base = None
 
     def _base_style(self) -> Style:
@@ -128,28 +187,8 @@ class RowsWidget(Widget):
             # rebuilt for a new size with more or fewer rows: the height follows
             # (asked after this paint: a layout asked for during one is dropped)
             self.call_after_refresh(self.refresh, layout=True)
-        if width != self._strip_width:
-            self._strips.clear()
-            self._strip_width = width
         return width
 
     def render_line(self, y: int) -> Strip:
         width = self._pass_width if self._pass_width is not None else self._fresh_width()
-        line = self._strips.get(y)
-        if line is None:  # kept painted: the base style only changes with the styles, which clear it
-            base = self._base_style()
-            line = self._strips[y] = self._row_strip(y, width).crop_extend(0, width, base).apply_style(base)
-        return line
-
-    def _row_strip(self, y: int, width: int) -> Strip:
-        if y >= len(self.rows):
-            return Strip.blank(0)
-        row = self.rows[y]
-        if row.cell_len > width:
-            row = row.copy()
-            row.truncate(width, overflow="ellipsis")
-        console = self.app.console
-        strip = Strip(row.render(console, end=""))
-        if row.style:  # Text.render leaves a span-less text's own style out
-            strip = strip.apply_style(console.get_style(row.style))
-        return strip
+        return self._painted.line(y, width, self.app.console, self._base_style())

@@ -4,15 +4,18 @@ an agent's turns apart.
 Invariant: appending text costs O(new text + one screen row), never O(whole
 text) (the rows are wrapped as they grow, ``stream_rows.WrappedRows``), and
 only the rows that changed are repainted (never the blank ones below the
-text). The widget's size never depends on its text: it is a fixed window
-onto the newest rows (a terminal-like tail), painted through the Line API
-from cached strips (a row's painted line is reused while the width, the
-scrollbar cell and the style stay), so a growing text never asks Textual
-for a new layout or a scroll reflow (a full-screen layout costs ~50 ms at
-200x60, see benchmarks/render_capacity.py). The viewer can still wheel back through the
-text; the window then stays put until wheeled down to the end. A one-cell
-scrollbar is drawn by the widget itself. Text is expected already
-``clean()``ed and is turned into ``rich.text.Text`` without markup parsing.
+text). It is no widget of its own but a window of its host widget (the
+lane, which paints its header above it; ``place()`` says where), and the
+window's size never depends on its text: a fixed window onto the newest
+rows (a terminal-like tail), painted through the Line API from cached
+strips (a row's painted line is reused while the width, the scrollbar cell
+and the style stay), so a growing text never asks Textual for a new layout
+or a scroll reflow (a full-screen layout costs ~50 ms at 200x60, see
+benchmarks/render_capacity.py). The viewer can still wheel back through
+the text (the host passes the wheel on); the window then stays put until
+wheeled down to the end. A one-cell scrollbar is drawn by the window
+itself. Text is expected already ``clean()``ed and is turned into
+``rich.text.Text`` without markup parsing.
 No known secret is ever painted: the lane's pieces (both channels) pass
 through one ``redact.HeldText``, so a key split across deltas or across the
 reasoning and answer channels shows as ``[redacted]``; the end of a piece
@@ -28,7 +31,9 @@ placeholder) is painted in a concrete colour: the
 answer's own colour blended toward the background (``SECONDARY``), so it is
 dimmer than the answer in every lane state. Rows hold a key style per
 channel (``KEY_STYLES``), swapped for the concrete one as a row is painted:
-a restyle repaints, it never re-wraps.
+a restyle repaints, it never re-wraps. The host lists ``COMPONENT_CLASSES``
+(the window's own ``token-stream`` style, the secondary text styles) and
+calls ``restyled()`` when its styles change.
 """
 
 from __future__ import annotations
@@ -39,10 +44,8 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual import events
 from textual.color import Color as TextualColor
-from textual.geometry import Region
-from textual.reactive import reactive
+from textual.geometry import Region, Size
 from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
 from textual.widget import Widget
@@ -65,31 +68,27 @@ FALLBACK_STYLE = Style(color="#8a8a8a", italic=True)
 """A secondary style before the widget's styles exist (repainted on layout)."""
 WHEEL_ROWS = 3
 """Rows moved per mouse-wheel step."""
+WINDOW = "token-stream"
+"""The component class of the window's own style (its background and text colour)."""
+COMPONENT_CLASSES = {WINDOW, *(name for name, _ in SECONDARY.values())}
+"""What the host widget lists in its ``COMPONENT_CLASSES``."""
+DEFAULT_CSS = """
+    & > .token-stream--reasoning { text-style: italic; }
+    & > .token-stream--placeholder { text-style: italic; }
+    & > .token-stream--feedback { text-style: none; }
+    & > .token-stream--rule { text-style: none; }
+"""
+"""The secondary text styles, nested in the host's ``DEFAULT_CSS``."""
 
 
-class TokenStream(Widget, can_focus=False):
-    """Line-API widget holding one lane's streamed text, showing its tail."""
+class TokenStream:
+    """One lane's streamed text, showing its tail in a window of ``host``."""
 
-    COMPONENT_CLASSES = {"token-stream--reasoning", "token-stream--placeholder", "token-stream--feedback",
-                         "token-stream--rule"}
-
-    DEFAULT_CSS = """
-    TokenStream {
-        height: 1fr;
-        overflow: hidden hidden;
-        & > .token-stream--reasoning { text-style: italic; }
-        & > .token-stream--placeholder { text-style: italic; }
-        & > .token-stream--feedback { text-style: none; }
-        & > .token-stream--rule { text-style: none; }
-    }
-    """
-
-    show_reasoning: reactive[bool] = reactive(True)
-    """Whether reasoning text is shown (toggled with a key); hidden reasoning
-    leaves a one-line placeholder with its size."""
-
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
+    def __init__(self, host: Widget) -> None:
+        self._host = host
+        self._region = Region()
+        """The window, in the host's content coordinates."""
+        self._show_reasoning = True
         self._fragments: list[tuple[str, list[str]]] = []  # (channel, pieces), merged runs
         self._text = WrappedRows()
         self._cache: dict[int, PaintedRow] = {}
@@ -111,6 +110,56 @@ class TokenStream(Widget, can_focus=False):
         self._held: HeldText[str] = HeldText(known(), divisible=True)
 
     # -- public -------------------------------------------------------------------------
+
+    @property
+    def show_reasoning(self) -> bool:
+        """Whether reasoning text is shown (toggled with a key); hidden reasoning
+        leaves a one-line placeholder with its size."""
+        return self._show_reasoning
+
+    @show_reasoning.setter
+    def show_reasoning(self, show: bool) -> None:
+        if show != self._show_reasoning:
+            self._show_reasoning = show
+            if self._host.is_mounted:
+                self._top = None
+                self._rebuild()
+
+    @property
+    def rich_style(self) -> Style:
+        """The window's own style: the answer's colour on its background."""
+        return self._base_style()
+
+    @property
+    def size(self) -> Size:
+        """The window's size."""
+        return self._region.size
+
+    def place(self, region: Region) -> None:
+        """The host laid the window out at ``region`` (content coordinates)."""
+        if region == self._region:
+            return
+        self._region = region
+        if self._wrap_width() != self._width:
+            self._rebuild()
+        else:
+            self._cache.clear()
+            self.refresh()
+
+    def refresh(self, region: Region | None = None) -> None:
+        """Repaint ``region`` of the window (all of it if None)."""
+        window = self._region
+        region = Region(0, 0, *window.size) if region is None else region
+        gutter = self._host.styles.gutter
+        self._host.refresh(region.translate(window.offset + (gutter.left, gutter.top)))
+
+    def restyled(self) -> None:
+        """The host's styles changed: every row is painted again in the new ones."""
+        self._paint = None
+        self._cache.clear()
+        self._bar, self._gutter, self._base, self._bar_colors = ((0, 0, 0), []), None, None, None
+        self._cells.clear()
+        self.refresh()
 
     def append(self, channel: str, text: str) -> None:
         """Add a cleaned piece of ``channel`` text."""
@@ -219,7 +268,7 @@ class TokenStream(Widget, can_focus=False):
         name, keep = SECONDARY[channel]
         base = self._base_style()
         try:
-            component = self.get_component_rich_style(name, partial=True)
+            component = self._host.get_component_rich_style(name, partial=True)
         except KeyError:
             return FALLBACK_STYLE
         if base.color is None or base.bgcolor is None:
@@ -228,22 +277,14 @@ class TokenStream(Widget, can_focus=False):
         color = back.blend(TextualColor.from_rich_color(base.color), keep)
         return Style(color=color.rich_color, italic=component.italic, bold=component.bold)
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._paint = None
-        self._cache.clear()
-        self._bar, self._gutter, self._base, self._bar_colors = ((0, 0, 0), []), None, None, None
-        self._cells.clear()
-
     def _base_style(self) -> Style:
-        """``rich_style`` (it walks every ancestor's styles), kept until the styles change."""
+        """The window's style (it walks every ancestor's styles), kept until the styles change."""
         if self._base is None:
-            self._base = self.rich_style
+            self._base = self._host.get_component_rich_style(WINDOW)
         return self._base
 
     def _wrap_width(self) -> int:
-        width = self.content_region.width or self.size.width
-        return max(width - 1, 8)  # a column for the scrollbar
+        return max(self._region.width - 1, 8)  # a column for the scrollbar
 
     def _row_count(self) -> int:
         return len(self._text) + (1 if self._placeholder() else 0)
@@ -254,7 +295,7 @@ class TokenStream(Widget, can_focus=False):
     # -- the window -------------------------------------------------------------------
 
     def _height(self) -> int:
-        return self.content_region.height or self.size.height
+        return self._region.height
 
     def _last_top(self) -> int:
         return max(0, self._row_count() - self._height())
@@ -264,9 +305,7 @@ class TokenStream(Widget, can_focus=False):
 
     def _geometry(self) -> tuple[int, int, int, int]:
         """(width, height, top, total rows) of the window as it is now."""
-        region = self.content_region
-        width = region.width or self.size.width
-        height = region.height or self.size.height
+        width, height = self._region.size
         total = self._row_count()
         last = max(0, total - height)
         top = last if self._top is None else min(self._top, last)
@@ -305,41 +344,18 @@ class TokenStream(Widget, can_focus=False):
             self._text.add(channel, "".join(pieces))
         self.refresh()
 
-    # -- textual hooks -----------------------------------------------------------------
+    # -- painting (the host's Line API) -----------------------------------------------------
 
-    def on_mount(self) -> None:
-        self._width = self._wrap_width()
-
-    def on_resize(self) -> None:
-        if self._wrap_width() != self._width:
-            self._rebuild()
-        else:
-            self._cache.clear()
-            self.refresh()
-
-    def watch_show_reasoning(self, show: bool) -> None:
-        if self.is_mounted:
-            self._top = None
-            self._rebuild()
-
-    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        if self.scroll_rows(-WHEEL_ROWS):
-            event.stop()
-
-    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
-        if self.scroll_rows(WHEEL_ROWS):
-            event.stop()
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        """Textual's paint of the widget: the window's geometry is read once
-        for all its lines, not per line."""
+    def begin_paint(self) -> None:
+        """The host starts painting: the window's geometry is read once for
+        all its lines, not per line (until ``end_paint()``)."""
         self._pass = self._geometry()
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._pass = None
+
+    def end_paint(self) -> None:
+        self._pass = None
 
     def render_line(self, y: int) -> Strip:
+        """Row ``y`` of the window, painted."""
         width, height, top, total = self._pass or self._geometry()
         if y == 0:
             self._shown_top = top
@@ -368,10 +384,10 @@ class TokenStream(Widget, can_focus=False):
 
     def _scrollbar(self, height: int, total: int, top: int) -> list[Strip]:
         if self._bar_colors is None:
-            styles = self.styles
+            styles = self._host.styles
             background, color = styles.scrollbar_background, styles.scrollbar_color
             if background.a < 1:
-                background = self.background_colors[0] + background
+                background = self._host.background_colors[1] + background  # what lies under the window
             self._bar_colors = (background.rich_color, (background + color).rich_color)
         back, fore = self._bar_colors
         bar = ScrollBarRender.render_bar(
@@ -393,7 +409,7 @@ class TokenStream(Widget, can_focus=False):
 
     def _gutter_style(self) -> Style:
         if self._gutter is None:
-            self._gutter = Style(bgcolor=self.background_colors[1].rich_color)
+            self._gutter = Style(bgcolor=self._base_style().bgcolor)
         return self._gutter
 
     def _gutter_cell(self) -> Strip:
@@ -408,9 +424,9 @@ class TokenStream(Widget, can_focus=False):
         if self._placeholder():
             if index == 0:
                 label = f"▸ reasoning hidden ({self.reasoning_chars:,} chars) — press t to show"
-                return self._painted(Strip(Text().append(label, key_style(PLACEHOLDER)).render(self.app.console)))
+                return self._painted(Strip(Text().append(label, key_style(PLACEHOLDER)).render(self._host.app.console)))
             index -= 1
         row = self._text.row(index)
         if row is None:
             return Strip.blank(0)
-        return self._painted(Strip(row.render(self.app.console)))
+        return self._painted(Strip(row.render(self._host.app.console)))
