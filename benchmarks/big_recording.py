@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from thunderdome.events import LaneFinished, LaneStarted, RaceFinished, RaceStarted, RequestSent, TokenDelta
-from thunderdome.record import header_for
+from thunderdome.core.events import LaneFinished, LaneStarted, RaceFinished, RaceStarted, RequestSent, TokenDelta
+from thunderdome.recording.record import header_for
 
 LANES = 8
 

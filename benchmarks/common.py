@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from thunderdome.metrics import percentile
+from thunderdome.core.metrics import percentile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ class Figure:
 
 
 def pct(values: Sequence[float], q: float) -> float:
-    """``thunderdome.metrics.percentile``, NaN for an empty list."""
+    """``thunderdome.core.metrics.percentile``, NaN for an empty list."""
     value = percentile(list(values), q)
     return float("nan") if value is None else value
 

@@ -55,9 +55,9 @@ def _base(record: dict[str, Any]) -> float:
 
 
 async def _race(profile: str, scale: float, tokens: int, streams: int, url: str) -> list[Any]:
-    from thunderdome.metrics import lane_stats
+    from thunderdome.core.metrics import lane_stats
     from thunderdome.race.runner import run_race
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
 
     task = TaskSpec(name="emulator-accuracy", title="emulator accuracy", kind="long",
                     user="Write a long essay.", max_tokens=tokens, timeout=600.0)

@@ -44,7 +44,7 @@ def _task(tokens: int) -> Any:
 
 
 def _specs(flood: bool) -> list[Any]:
-    from thunderdome.specs import BackendSpec
+    from thunderdome.core.specs import BackendSpec
 
     specs = [BackendSpec(name="healthy", kind="sim", profile=HEALTHY_PROFILE, model=HEALTHY_PROFILE, agent="text")]
     if flood:
@@ -54,7 +54,7 @@ def _specs(flood: bool) -> list[Any]:
 
 
 async def _trial(url: str, task: Any, flood: bool, record: bool) -> dict[str, Any]:
-    from thunderdome.events import LaneFailed
+    from thunderdome.core.events import LaneFailed
     from thunderdome.sources.recorded_race import record_race
 
     failed: dict[str, str] = {}

@@ -121,11 +121,11 @@ async def _measure(rounds: int, record: bool) -> dict[str, Any]:
     from thunderdome.agents.lane import AGENT_LIMITS, DOOR, DOOR_PORT, open_door
     from thunderdome.backends import make_backend
     from thunderdome.gateway import Gateway, Upstream
-    from thunderdome.metrics import Standings
+    from thunderdome.core.metrics import Standings
     from thunderdome.sandbox import Sandbox, detect_isolation
     from thunderdome.sandbox.isolation import Bind
     from thunderdome.sim.launch import spawn_emulator_process
-    from thunderdome.specs import BackendSpec
+    from thunderdome.core.specs import BackendSpec
 
     level = (await asyncio.to_thread(detect_isolation)).level
     if level != "bwrap":

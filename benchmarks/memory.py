@@ -40,7 +40,7 @@ def _rss_kb() -> int:
 
 async def _child_race(lanes: int, tokens: int, record: bool, scale: float) -> dict[str, Any]:
     from thunderdome.sources.recorded_race import record_race
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
 
     task = TaskSpec(name="memory", title="memory", kind="long", user="Write a very long essay.",
                     max_tokens=tokens, timeout=1800.0)

@@ -38,8 +38,8 @@ def lane_times(index: int, tokens: int, rng: random.Random) -> list[float]:
 
 def build(lanes: int, tokens: int, extra: int) -> tuple[Any, list[list[float]]]:
     """A reducer fed ``tokens`` tokens per lane, and each lane's next ``extra`` token times."""
-    from thunderdome.events import LaneStarted, RaceStarted, RequestSent, TokenDelta
-    from thunderdome.metrics import Standings
+    from thunderdome.core.events import LaneStarted, RaceStarted, RequestSent, TokenDelta
+    from thunderdome.core.metrics import Standings
 
     rng = random.Random(7)
     names = [f"lane-{i:02d}" for i in range(lanes)]
@@ -57,7 +57,7 @@ def build(lanes: int, tokens: int, extra: int) -> tuple[Any, list[list[float]]]:
 
 
 def measure(lanes: int, tokens: int, rankings: int, step: int) -> dict[str, Any]:
-    from thunderdome.events import TokenDelta
+    from thunderdome.core.events import TokenDelta
 
     standings, rest = build(lanes, tokens, rankings * step)
     names = list(standings.lanes)

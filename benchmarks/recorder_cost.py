@@ -1,6 +1,6 @@
 """Recorder cost: CPU the recorder takes from the event loop that stamps tokens, per event.
 
-Invariant: the real ``thunderdome.record.Recorder`` records a paced stream of
+Invariant: the real ``thunderdome.recording.record.Recorder`` records a paced stream of
 real events (three lanes of ``TokenDelta`` at ~3000 events/s, with secret
 variables set so the scrubber is active) to a real file, on a real asyncio
 loop. Measured: the CPU time of the loop's thread (``time.thread_time``) from
@@ -33,7 +33,7 @@ RATE = 3000.0
 
 
 def make_events(n: int) -> list[Any]:
-    from thunderdome.events import RaceStarted, TokenDelta
+    from thunderdome.core.events import RaceStarted, TokenDelta
 
     lanes = ({"name": "a", "kind": "sim", "api_key_env": "BENCH_API_KEY"}, {"name": "b", "kind": "sim"},
              {"name": "c", "kind": "sim"})
@@ -61,7 +61,7 @@ async def feed(events: list[Any], sink: Callable[[Any], None]) -> list[float]:
 async def cpu_of(events: list[Any], path: str | None) -> tuple[float, float, float]:
     """(loop-thread CPU, process CPU, p99 wake-up lateness) in seconds,
     recording to ``path`` (None: a no-op sink)."""
-    from thunderdome.record import Recorder
+    from thunderdome.recording.record import Recorder
 
     thread0, proc0 = time.thread_time(), time.process_time()
     if path is None:

@@ -39,7 +39,7 @@ def check_recording(error: str | None, events: int) -> None:
 async def temp_recorder(record: bool, prefix: str = "bench-record-") -> AsyncIterator[Any]:
     """A started ``Recorder`` on a temporary file, closed and checked on the
     way out (None when not recording). Use it as the race's first sink."""
-    from thunderdome.record import Recorder
+    from thunderdome.recording.record import Recorder
 
     with temp_recording_path(record, prefix) as path:
         if path is None:

@@ -60,7 +60,7 @@ TTFT_S = 0.5
 
 
 def _paced_source_class() -> Any:
-    from thunderdome import events as ev
+    from thunderdome.core import events as ev
     from thunderdome.sources.threaded import ThreadedSource
     from thunderdome.sim.replies import generate_text, tokenize
 
@@ -138,8 +138,8 @@ def _both(first: Any, then: Any) -> Any:
 async def _one(lanes: int, tps: float, duration: float, gc_freeze: bool = False, record: bool = True) -> dict[str, Any]:
     from textual._compositor import CompositorUpdate
 
-    from thunderdome.events import TokenDelta
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.events import TokenDelta
+    from thunderdome.core.specs import BackendSpec, TaskSpec
     from thunderdome.tui.app import make_app
     from thunderdome.tui.screens.race import RaceScreen
     from thunderdome.tui.screens.results import ResultsScreen
@@ -261,10 +261,10 @@ async def _cost(lanes: int, tps: float, frames: int) -> dict[str, Any]:
     from textual._compositor import CompositorUpdate
     from textual.screen import Screen
 
-    from thunderdome import events as ev
+    from thunderdome.core import events as ev
     from thunderdome.sim.replies import generate_text, tokenize
     from thunderdome.sources.fixed import ListSource
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
     from thunderdome.tui.app import make_app
 
     per_frame = tps / 20
@@ -318,7 +318,7 @@ async def _cost(lanes: int, tps: float, frames: int) -> dict[str, Any]:
 async def _drive(app: Any, names: list[str], texts: list[list[str]], per_frame: float, tps: float, frames: int,
                  frame_cpu: list[float], update_cpu: list[float], painting: list[float]) -> None:
     """Run the app ``frames`` frames by hand, appending each one's CPU figures."""
-    from thunderdome import events as ev
+    from thunderdome.core import events as ev
     from thunderdome.tui.screens.race import RaceScreen
 
     async with app.run_test(headless=True, size=SIZE) as pilot:

@@ -40,8 +40,8 @@ LANES = (("cloud", 300), ("fast-local", 300), ("thinker", 300))
 
 async def record_race(path: str, scale: float) -> None:
     from thunderdome.race.runner import run_race
-    from thunderdome.record import Recorder
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.recording.record import Recorder
+    from thunderdome.core.specs import BackendSpec, TaskSpec
 
     task = TaskSpec(name="replay-speed", title="replay speed", kind="long", user="Write an essay.",
                     max_tokens=2000, timeout=300.0)
@@ -80,7 +80,7 @@ def play(path: str, speed: float, on_event: Any = None) -> dict[str, Any]:
 
 
 def measure_timed(speed: float, scale: float) -> dict[str, Any]:
-    from thunderdome.replay import load_recording
+    from thunderdome.recording.replay import load_recording
 
     fd, path = tempfile.mkstemp(prefix="bench-replay-", suffix=".jsonl")
     os.close(fd)
@@ -111,7 +111,7 @@ def measure_timed(speed: float, scale: float) -> dict[str, Any]:
 
 def child_max_speed(path: str) -> dict[str, Any]:
     """In a fresh process: play ``path`` at max speed into Standings."""
-    from thunderdome.metrics import Standings
+    from thunderdome.core.metrics import Standings
 
     standings = Standings()
     m = play(path, MAX_SPEED, standings.apply)
@@ -130,7 +130,7 @@ def child_max_speed(path: str) -> dict[str, Any]:
 
 def child_before(path: str) -> dict[str, Any]:
     """In a fresh process: the old TUI path, the whole file loaded before the first event."""
-    from thunderdome.replay import load_recording
+    from thunderdome.recording.replay import load_recording
 
     start = time.monotonic()
     events = load_recording(path).events

@@ -106,7 +106,7 @@ def build_race(url: str, plan: StreamPlan, variant: str, trial: int, sinks: list
     """A long race with tagged sim lanes (what run_race builds, plus the tags)."""
     from thunderdome.backends import make_backend
     from thunderdome.race.engine import LongRace, Race
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
 
     task = TaskSpec(name="ttft-fidelity", title="TTFT fidelity", kind="long", user=MESSAGES[0]["content"],
                     max_tokens=plan.tokens, timeout=120.0)
@@ -147,7 +147,7 @@ class FirstTokens:
         self.events = 0
 
     def __call__(self, event: Any) -> None:
-        from thunderdome.events import LaneFailed, RequestSent, TokenDelta
+        from thunderdome.core.events import LaneFailed, RequestSent, TokenDelta
 
         self.events += 1
         if isinstance(event, TokenDelta) and event.lane not in self.first:
@@ -221,7 +221,7 @@ class BusyRenderer:
         self.text = ["" for _ in range(lanes)]
 
     def fold(self, event: Any) -> None:
-        from thunderdome.events import TokenDelta
+        from thunderdome.core.events import TokenDelta
 
         if isinstance(event, TokenDelta):
             i = int(event.lane[4:])

@@ -89,7 +89,7 @@ async def tagged_race_child(sink: Any, url: str, plan: StreamPlan, trial: int) -
 
 
 async def _tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, int], process: bool) -> Trial:
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
     from thunderdome.tui.app import make_app
     from thunderdome.sources.child_process import ProcessSource
     from thunderdome.tui.screens.race import RaceScreen
@@ -103,7 +103,7 @@ async def _tui_trial(url: str, plan: StreamPlan, trial: int, size: tuple[int, in
         """Wrap the fold of the race screen about to start ``source``, before
         any event can arrive (the screen is found by its source, not by being
         on top: on a busy machine the race may end before the pilot looks)."""
-        from thunderdome.events import TokenDelta
+        from thunderdome.core.events import TokenDelta
 
         screen = next(s for s in app.screen_stack if isinstance(s, RaceScreen) and s.source is source)
         fold = screen.feed._fold

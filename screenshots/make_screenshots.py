@@ -96,7 +96,7 @@ async def shoot_presenter(size: tuple[int, int], out: Path) -> None:
 
 
 async def shoot_thunderdome(size: tuple[int, int], out: Path) -> None:
-    from thunderdome.replay import load_recording
+    from thunderdome.recording.replay import load_recording
     from thunderdome.tui.screens.results import ResultsScreen
     from thunderdome.sources.fixed import ListSource
 

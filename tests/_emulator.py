@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from thunderdome.backends import BackendError, ChatRequest, make_backend
-from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta, Usage
-from thunderdome.specs import BackendSpec, Timeouts
+from thunderdome.core.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta, Usage
+from thunderdome.core.specs import BackendSpec, Timeouts
 
 HANG_GUARD_S = 20.0
 """Generous bound that only protects against hangs."""

@@ -26,9 +26,9 @@ def _recordings_in_tmp(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_remembered_secrets(monkeypatch):
-    """Keys and URL credentials ``thunderdome.redact`` learnt in one test are
+    """Keys and URL credentials ``thunderdome.core.redact`` learnt in one test are
     forgotten before the next (a process normally runs one set of races)."""
-    from thunderdome import redact
+    from thunderdome.core import redact
 
     monkeypatch.setattr(redact, "_names", set())
     monkeypatch.setattr(redact, "_values", set())

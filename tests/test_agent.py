@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     ExecFinished,
@@ -29,7 +29,7 @@ from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task
 from thunderdome.sandbox.runner import ExecResult
 from thunderdome.sim import EmulatorServer
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 SCALE = 0.05
 

@@ -27,8 +27,8 @@ import pytest
 
 from _pilot import wait_for  # type: ignore[import-not-found]
 from test_agent_lanes import SCRIPTED_AGENT  # type: ignore[import-not-found]
-from thunderdome.metrics import Standings
-from thunderdome.replay import load_recording
+from thunderdome.core.metrics import Standings
+from thunderdome.recording.replay import load_recording
 from thunderdome.sandbox import detect_isolation
 from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app

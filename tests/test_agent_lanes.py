@@ -18,7 +18,7 @@ import pytest
 from _script_agent import AGENT as SCRIPTED_AGENT  # type: ignore[import-not-found]
 from test_gateway import REAL, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 from thunderdome.agents.presets import AGENT_KEY, PRESETS
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     LaneFailed,
@@ -32,7 +32,7 @@ from thunderdome.events import (
 from thunderdome.race.runner import RaceSetupError, run_race
 from thunderdome.race.tasks import load_task
 from thunderdome.sandbox import detect_isolation
-from thunderdome.specs import BackendSpec, Check, TaskSpec
+from thunderdome.core.specs import BackendSpec, Check, TaskSpec
 
 PROBE = textwrap.dedent(
     """

@@ -20,9 +20,9 @@ from thunderdome.agents.binaries import mounts_for
 from thunderdome.agents.lane import relayed_summary, shell_command
 from thunderdome.agents.presets import AGENT_KEY, PRESETS, Launch
 from thunderdome.config import load_backends
-from thunderdome.events import ToolCallDone
+from thunderdome.core.events import ToolCallDone
 from thunderdome.gateway import Relayed
-from thunderdome.yamlfile import ConfigError
+from thunderdome.core.yamlfile import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = Launch(prompt="Write 'hi' > a.txt; $(rm -rf /) {model}", base_url="http://127.0.0.1:4010", model="cloud",

@@ -20,7 +20,7 @@ import yaml
 from _script_agent import inline_command  # type: ignore[import-not-found]
 from test_gateway import REAL, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 from thunderdome.agents.presets import AGENT_KEY
-from thunderdome.events import (
+from thunderdome.core.events import (
     LANE_END_TYPES,
     CommandExtracted,
     Event,
@@ -35,7 +35,7 @@ from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task
 from thunderdome.sandbox import Arena, SandboxLimits, detect_isolation
 from thunderdome.sandbox.guest import ArenaGuest
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 
 @pytest.fixture

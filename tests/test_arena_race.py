@@ -10,7 +10,7 @@ import os
 import pytest
 
 from thunderdome.config import demo_backends
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     ExecFinished,
@@ -25,7 +25,7 @@ from thunderdome.events import (
 from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task
 from thunderdome.sandbox import detect_isolation
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 PUBLIC_COMPLETION_S = 1.04
 """The public benchmark: the cloud backend won the sigkill race in 1.04 s."""

@@ -20,7 +20,7 @@ from _emulator import (  # type: ignore[import-not-found]
 )
 from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.anthropic import AnthropicBackend, AnthropicParser
-from thunderdome.events import StreamEnded, TokenDelta, Usage
+from thunderdome.core.events import StreamEnded, TokenDelta, Usage
 
 pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
 

@@ -22,8 +22,8 @@ from _emulator import (  # type: ignore[import-not-found]
 )
 from thunderdome.backends import make_backend
 from thunderdome.backends.errors import body_message, retry_after, transport_error
-from thunderdome.events import FirstByte, RequestSent, TokenDelta
-from thunderdome.specs import BackendSpec, Timeouts
+from thunderdome.core.events import FirstByte, RequestSent, TokenDelta
+from thunderdome.core.specs import BackendSpec, Timeouts
 
 __all__ = ["emulator"]
 

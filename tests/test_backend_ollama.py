@@ -21,7 +21,7 @@ from _emulator import (  # type: ignore[import-not-found]
 from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.ollama import OllamaBackend, OllamaParser
 from thunderdome.backends.sse import FrameError
-from thunderdome.events import StreamEnded, TokenDelta, Usage
+from thunderdome.core.events import StreamEnded, TokenDelta, Usage
 
 pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
 

@@ -21,8 +21,8 @@ from _emulator import (  # type: ignore[import-not-found]
 )
 from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.openai import OpenAIBackend, OpenAIParser
-from thunderdome.events import StreamEnded, TokenDelta, Usage
-from thunderdome.specs import BackendSpec
+from thunderdome.core.events import StreamEnded, TokenDelta, Usage
+from thunderdome.core.specs import BackendSpec
 
 pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
 

@@ -14,7 +14,7 @@ from _emulator import RawServer, chunked, collect, raw_spec  # type: ignore[impo
 from test_backend_tools import ARGS, SHELL, calls, folded, pieces, sse, tool_request  # type: ignore[import-not-found]
 from thunderdome.backends import make_backend
 from thunderdome.config import load_backends
-from thunderdome.events import FirstByte, RequestSent, TokenDelta
+from thunderdome.core.events import FirstByte, RequestSent, TokenDelta
 
 ACCEPTED = [
     {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "status": "in_progress", "output": []}},

@@ -161,7 +161,7 @@ def test_importing_the_package_does_not_load_httpx() -> None:
 
 
 def test_the_clients_and_discovery_run_on_httpx2_not_httpx() -> None:
-    imports = "thunderdome.backends.openai, thunderdome.backends.ollama, thunderdome.backends.anthropic, thunderdome.discover"
+    imports = "thunderdome.backends.openai, thunderdome.backends.ollama, thunderdome.backends.anthropic, thunderdome.core.discover"
     assert _loaded_http_clients(imports) == "['httpx2']"
 
 

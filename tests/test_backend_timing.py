@@ -22,8 +22,8 @@ from _emulator import HANG_GUARD_S, RawServer, chunked, collect, raw_spec, reque
 from thunderdome.backends import BackendError, make_backend
 from thunderdome.backends.http import BODY_COMPLETE, BODY_STARTED, SYNC_WRITE_LIMIT, _sent_at, make_client, tls_context
 from thunderdome.backends.watchdog import TurnTimer, budget
-from thunderdome.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
-from thunderdome.specs import Timeouts
+from thunderdome.core.events import Event, FirstByte, RequestSent, StreamEnded, TokenDelta
+from thunderdome.core.specs import Timeouts
 
 pytestmark = pytest.mark.both_loops  # every test on the default loop and on the race loop
 

@@ -14,8 +14,8 @@ import pytest
 from _emulator import RawServer, chunked, collect, raw_spec  # type: ignore[import-not-found]
 from thunderdome.backends import ChatRequest, make_backend
 from thunderdome.backends.base import ToolSpec
-from thunderdome.events import RequestSent, TokenDelta, ToolCallDelta, ToolCallDone, ToolCallStarted
-from thunderdome.metrics import Standings
+from thunderdome.core.events import RequestSent, TokenDelta, ToolCallDelta, ToolCallDone, ToolCallStarted
+from thunderdome.core.metrics import Standings
 
 SHELL = ToolSpec(
     name="shell",
@@ -253,7 +253,7 @@ async def test_no_tools_no_tools_field(kind: str) -> None:
 
 
 async def test_tool_events_round_trip_through_json() -> None:
-    from thunderdome.events import event_from_dict
+    from thunderdome.core.events import event_from_dict
 
     out, _ = await run("openai", openai_body(), "/v1")
     tool_events = [e for e in out.events if isinstance(e, (ToolCallStarted, ToolCallDelta, ToolCallDone))]
@@ -263,7 +263,7 @@ async def test_tool_events_round_trip_through_json() -> None:
 
 @pytest.mark.parametrize("exec_s", [None, 0.25])
 async def test_completion_splits_into_model_time_and_tool_time(exec_s: float | None) -> None:
-    from thunderdome.events import ExecFinished, StreamEnded
+    from thunderdome.core.events import ExecFinished, StreamEnded
 
     out, _ = await run("openai", openai_body(), "/v1")
     events = list(out.events)

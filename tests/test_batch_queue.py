@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from thunderdome.batch_queue import BatchQueue
+from thunderdome.core.batch_queue import BatchQueue
 
 
 def test_items_put_from_another_thread_come_out_in_order_in_batches():

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from thunderdome.race.tasks import load_task_file
-from thunderdome.readfile import FileRefused, read_limited
-from thunderdome.yamlfile import ConfigError
+from thunderdome.core.readfile import FileRefused, read_limited
+from thunderdome.core.yamlfile import ConfigError
 
 BACKENDS = "backends:\n  - {name: a, kind: sim, profile: instant}\n"
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from thunderdome import events as ev
+from thunderdome.core import events as ev
 from thunderdome.race.tasks import load_task
-from thunderdome.replay import load_recording
+from thunderdome.recording.replay import load_recording
 from thunderdome.sources.child_process import ProcessSource, child_race_source
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 
 def sim(name: str, profile: str) -> BackendSpec:

@@ -12,12 +12,12 @@ from typing import Any
 
 from _emulator import RawServer, chunked  # type: ignore[import-not-found]
 
-from thunderdome.events import Event, LaneFinished
+from thunderdome.core.events import Event, LaneFinished
 from thunderdome.race.reply import NO_FINISH_REASON
 from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task
-from thunderdome.report import standings_table
-from thunderdome.specs import BackendSpec
+from thunderdome.output.report import standings_table
+from thunderdome.core.specs import BackendSpec
 
 TOKENS = 100
 

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from thunderdome.command_text import SEEK_LIMIT, CommandText
-from thunderdome.visible import visible
+from thunderdome.core.command_text import SEEK_LIMIT, CommandText
+from thunderdome.core.visible import visible
 
 COMMANDS = [
     "kill -9 4242",

@@ -14,7 +14,7 @@ import pytest
 from thunderdome.config import demo_backends, find_backends_file, load_backends
 from thunderdome.sim import directives
 from thunderdome.sim.options import SIM_OPTIONS
-from thunderdome.yamlfile import ConfigError
+from thunderdome.core.yamlfile import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

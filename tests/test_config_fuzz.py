@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thunderdome.config import load_backends
-from thunderdome.yamlfile import MAX_VALUES, ConfigError, parse_yaml
+from thunderdome.core.yamlfile import MAX_VALUES, ConfigError, parse_yaml
 
 VALID = (
     "backends:\n"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome.replay import load_recording
-from thunderdome.token_count import defended_count
+from thunderdome.recording.replay import load_recording
+from thunderdome.core.token_count import defended_count
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("openai", "anthropic", "ollama", "responses")
@@ -76,7 +76,7 @@ def test_the_healthy_lane_keeps_the_servers_count(race):
 
 
 def test_the_count_check_is_in_every_export(race):
-    from thunderdome.export import export_results
+    from thunderdome.output.export import export_results
 
     results, _ = race
     for fmt in ("csv", "md"):
@@ -86,8 +86,8 @@ def test_the_count_check_is_in_every_export(race):
 def test_the_results_screen_and_the_summary_say_what_the_server_claimed(race):
     from rich.console import Console
 
-    from thunderdome.metrics import Standings
-    from thunderdome.report import summary
+    from thunderdome.core.metrics import Standings
+    from thunderdome.output.report import summary
     from thunderdome.tui.widgets.recording_note import lane_note
 
     standings = Standings().apply_all(load_recording(race[1]).events)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     LANE_END_TYPES,
     Event,
     LaneEvent,
@@ -28,13 +28,13 @@ from thunderdome.events import (
     Verdict,
     WinnerDecided,
 )
-from thunderdome.metrics import Standings
+from thunderdome.core.metrics import Standings
 from thunderdome.race.engine import LongRace, Race
 from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task, parse_task
-from thunderdome.replay import load_recording, replay_results
-from thunderdome.specs import BackendSpec
-from thunderdome.yamlfile import ConfigError, parse_yaml
+from thunderdome.recording.replay import load_recording, replay_results
+from thunderdome.core.specs import BackendSpec
+from thunderdome.core.yamlfile import ConfigError, parse_yaml
 
 SCALE = 0.25
 THINK = " ".join(["think"] * 600)

@@ -1,4 +1,4 @@
-"""One exception tree and one exit-code map (``thunderdome.errors``).
+"""One exception tree and one exit-code map (``thunderdome.core.errors``).
 
 Every exception class the package defines joins the tree, the tree drawn in
 ``errors``' docstring is the real one, and the exit codes the real command
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import thunderdome
-from thunderdome import errors
-from thunderdome.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
+from thunderdome.core import errors
+from thunderdome.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
 
 
 def _classes_in(namespace: dict, module: str):

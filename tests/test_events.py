@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     EVENT_TYPES,
     EventFormatError,
     RaceStarted,

@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from thunderdome.events import LaneFinished, RaceFinished, RaceStarted, RequestSent, TokenDelta
-from thunderdome.export import CSV_COLUMNS, export_file, export_results, md_cell
-from thunderdome.record import Recorder
+from thunderdome.core.events import LaneFinished, RaceFinished, RaceStarted, RequestSent, TokenDelta
+from thunderdome.output.export import CSV_COLUMNS, export_file, export_results, md_cell
+from thunderdome.recording.record import Recorder
 
 
 def lane(**kw) -> dict:

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     ExecFinished,
@@ -45,12 +45,12 @@ from thunderdome.events import (
     TokenDelta,
     LANE_END_TYPES,
 )
-from thunderdome.metrics import compute_results
+from thunderdome.core.metrics import compute_results
 from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task
-from thunderdome.replay import load_recording
+from thunderdome.recording.replay import load_recording
 from thunderdome.sim.replies import tokenize
-from thunderdome.specs import BackendSpec, Timeouts
+from thunderdome.core.specs import BackendSpec, Timeouts
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("openai", "ollama", "anthropic")

@@ -9,12 +9,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from thunderdome.events import CommandExtracted, Event, LaneEvent, LaneFailed, LaneFinished, TokenDelta
+from thunderdome.core.events import CommandExtracted, Event, LaneEvent, LaneFailed, LaneFinished, TokenDelta
 from thunderdome.race.reply import REPLY_LIMIT
 from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task
 from thunderdome.sim.replies import FLOOD_CHARS, FLOOD_PIECE
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 from _emulator import collect, request, sim_backend  # type: ignore[import-not-found]
 

@@ -10,7 +10,7 @@ from typing import Any
 from _pilot import wait_for  # type: ignore[import-not-found]
 from test_tui_frames import NAMES, HandSource, frames, make, start_race, tokens  # type: ignore[import-not-found]
 
-from thunderdome import events as ev
+from thunderdome.core import events as ev
 from thunderdome.tui.screens.frame_budget import LOAD_MEMORY, LOADED_CHART_INTERVAL, LOADED_FIGURES_EVERY, FrameBudget
 from thunderdome.tui.screens.frame_loop import CHART_INTERVAL, FRAME_INTERVAL
 from thunderdome.tui.screens.race import RaceScreen

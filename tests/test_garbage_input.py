@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thunderdome.cli import main
-from thunderdome.events import (
+from thunderdome.core.events import (
     FirstByte,
     LaneFailed,
     LaneFinished,
@@ -42,9 +42,9 @@ from thunderdome.events import (
     Usage,
 )
 from thunderdome.race.tasks import load_task
-from thunderdome.record import header_for
-from thunderdome.replay import load_recording
-from thunderdome.yamlfile import ConfigError
+from thunderdome.recording.record import header_for
+from thunderdome.recording.replay import load_recording
+from thunderdome.core.yamlfile import ConfigError
 
 FUZZ = settings(
     max_examples=150,
@@ -529,7 +529,7 @@ def _well_typed(f: Any) -> Any:
 def _event_dicts() -> Any:
     import dataclasses
 
-    from thunderdome.events import EVENT_TYPES
+    from thunderdome.core.events import EVENT_TYPES
 
     def of(cls: Any) -> Any:
         fields = {f.name: st.one_of(_well_typed(f), _well_typed(f), _json) for f in dataclasses.fields(cls)}

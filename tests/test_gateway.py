@@ -23,9 +23,9 @@ import pytest
 from _emulator import emulator  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 
 from thunderdome.backends import make_backend
-from thunderdome.events import Event, FirstByte, Notice, RequestRelayed, RequestSent, StreamEnded, ToolCallDone, Usage
+from thunderdome.core.events import Event, FirstByte, Notice, RequestRelayed, RequestSent, StreamEnded, ToolCallDone, Usage
 from thunderdome.gateway import AGENT_KEYS, Gateway, Upstream, chat_route
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 THROWAWAY = "sk-agent-throwaway"
 REAL = "sk-real-upstream-key-123"

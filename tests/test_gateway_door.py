@@ -18,10 +18,10 @@ import httpx2
 
 from test_gateway import Clock, recorder  # noqa: F401  # type: ignore[import-not-found]  # the fixture
 from thunderdome.backends import make_backend
-from thunderdome.events import Event, Notice
+from thunderdome.core.events import Event, Notice
 from thunderdome.gateway import Gateway, Upstream
 from thunderdome.gateway.door import __file__ as door_script
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 
 def _free_port() -> int:

@@ -21,7 +21,7 @@ from test_gateway import REAL, THROWAWAY, Clock, recorder  # noqa: F401  # type:
 from thunderdome.backends import make_backend
 from thunderdome.gateway import Gateway, Upstream
 from thunderdome.gateway.model_field import read_object, with_model
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 LANE = "lane-model"
 HOSTILE = {

@@ -24,11 +24,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "thunderdome"
 
 LAYERS = {
-    "core": ("events", "batch_queue", "metrics", "lane_state", "lane_stats", "turn_stats", "figures", "token_count", "specs", "yamlfile", "errors", "readfile", "redact", "visible", "command_text", "tool_figures", "trials", "discover", "stop_signals", ""),
+    "core": ("core", ""),
     "engine": ("backends", "sim", "sandbox", "race", "config", "gateway", "agents"),
-    "recordings": ("record", "replay"),
+    "recordings": ("recording",),
     "sources": ("sources",),
-    "consumers": ("tui", "report", "export", "headless", "fitted_table"),
+    "consumers": ("tui", "output"),
     "command line": ("cli", "commands", "__main__"),
 }
 """Each layer by the first name under ``thunderdome`` ("" is the package's
@@ -153,7 +153,7 @@ def test_the_graph_reader_sees_a_cycle():
 
 def test_the_graph_reads_the_real_package():
     graph = import_graph(deferred=True)
-    assert "thunderdome.sources.recorded_race" in graph["thunderdome.headless"]
+    assert "thunderdome.sources.recorded_race" in graph["thunderdome.output.headless"]
     assert "thunderdome.race.runner" in graph["thunderdome.sources.recorded_race"]
     assert "thunderdome.sources.base" in graph["thunderdome.sources.replay"]
 
@@ -179,7 +179,7 @@ def test_no_two_layers_import_each_other_even_lazily():
 
 def test_replay_and_record_import_no_race_and_no_source():
     graph = import_graph(deferred=True)
-    for module in ("thunderdome.replay", "thunderdome.record"):
+    for module in ("thunderdome.recording.replay", "thunderdome.recording.record"):
         assert not {m for m in graph[module] if layer_of(m) in ("engine", "sources", "consumers")}, graph[module]
 
 
@@ -212,4 +212,4 @@ def test_the_tui_is_a_peer_no_other_consumer_reads():
     )
     assert not into_tui, into_tui
     tui_reads = {target for module, imported in graph.items() if module.startswith("thunderdome.tui") for target in imported}
-    assert not tui_reads & {"thunderdome.headless", "thunderdome.report"}, sorted(tui_reads)
+    assert not tui_reads & {"thunderdome.output.headless", "thunderdome.output.report"}, sorted(tui_reads)

@@ -28,9 +28,9 @@ from typing import Callable
 import pytest
 
 from _processes import still_running_after  # type: ignore[import-not-found]
-from thunderdome.events import LaneFailed, RaceFinished, RaceStarted, TokenDelta
-from thunderdome.metrics import compute_results
-from thunderdome.replay import load_recording
+from thunderdome.core.events import LaneFailed, RaceFinished, RaceStarted, TokenDelta
+from thunderdome.core.metrics import compute_results
+from thunderdome.recording.replay import load_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 60.0
@@ -390,7 +390,7 @@ async def test_cancel_during_prepare_closes_the_arena() -> None:
     from thunderdome.race.arena import LastStandingRace
     from thunderdome.race.engine import Race
     from thunderdome.race.tasks import load_task
-    from thunderdome.specs import BackendSpec
+    from thunderdome.core.specs import BackendSpec
 
     prepared = asyncio.Event()
 

@@ -15,8 +15,8 @@ from _pilot import wait_for  # type: ignore[import-not-found]
 
 from benchmarks.big_recording import write_recording
 from thunderdome.cli import main
-from thunderdome.events import Notice, RaceStarted
-from thunderdome.replay import RecordingStream, load_recording
+from thunderdome.core.events import Notice, RaceStarted
+from thunderdome.recording.replay import RecordingStream, load_recording
 from thunderdome.sources.replay import ReplaySource
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thunderdome.config import demo_backends
-from thunderdome.events import (
+from thunderdome.core.events import (
     Event,
     LaneFinished,
     LaneStarted,
@@ -29,8 +29,8 @@ from thunderdome.events import (
     Usage,
     event_from_dict,
 )
-from thunderdome.turn_stats import STALL_FACTOR, STALL_MIN_S, stall_threshold
-from thunderdome.metrics import Standings, compute_results
+from thunderdome.core.turn_stats import STALL_FACTOR, STALL_MIN_S, stall_threshold
+from thunderdome.core.metrics import Standings, compute_results
 from thunderdome.race.tasks import load_task
 from thunderdome.sim.profiles import PROFILES
 
@@ -304,7 +304,7 @@ def stalled_race() -> tuple[Standings, float]:
 def test_headless_table_and_lane_header_say_stalled_and_the_banner_marks_the_time_scale():
     from rich.console import Console
 
-    from thunderdome.report import standings_table
+    from thunderdome.output.report import standings_table
     from thunderdome.tui.widgets.banner import race_status
     from thunderdome.tui.widgets.lane import LaneSnapshot, header_rows
 
@@ -338,8 +338,8 @@ def test_exports_and_the_recording_header_carry_the_new_figures():
     import csv
     import io
 
-    from thunderdome.export import export_results
-    from thunderdome.record import header_for
+    from thunderdome.output.export import export_results
+    from thunderdome.recording.record import header_for
 
     events = priced_race({"input_per_mtok": 0.10, "output_per_mtok": 0.50})
     events[0] = RaceStarted(t=0.0, lanes=events[0].lanes, max_tokens=1000, time_scale=0.05)  # type: ignore[attr-defined]
@@ -356,7 +356,7 @@ def test_a_real_stalled_stream_is_counted_and_was_flagged_while_silent():
     """The emulator's ``stall_after`` fault, over real HTTP: the stream stops
     for 1.3 s after 20 tokens, then resumes."""
     from thunderdome.race.runner import run_race
-    from thunderdome.specs import BackendSpec
+    from thunderdome.core.specs import BackendSpec
 
     spec = BackendSpec(name="stuck", kind="sim", profile="instant", model="instant",
                        options={"fault": "stall_after", "fault_at": 20, "stall_s": 1.3})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     FirstByte,
     LaneFailed,
     LaneFinished,
@@ -18,7 +18,7 @@ from thunderdome.events import (
     Usage,
     Verdict,
 )
-from thunderdome.metrics import Standings, compute_results, lane_stats, percentile
+from thunderdome.core.metrics import Standings, compute_results, lane_stats, percentile
 
 
 def lane_events(lane="a", start=0.0, ttft=1.0, gaps=(0.1, 0.1, 0.1), reasoning=0, usage=None, finish="stop"):

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     FirstByte,
@@ -39,7 +39,7 @@ from thunderdome.events import (
     Verdict,
     WinnerDecided,
 )
-from thunderdome.metrics import Standings, compute_results, lane_stats
+from thunderdome.core.metrics import Standings, compute_results, lane_stats
 
 # -- the reference: every figure from scratch, by the definitions -------------------------
 

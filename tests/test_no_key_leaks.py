@@ -19,8 +19,8 @@ from hostile_server import HostileServer, key_pieces
 
 from thunderdome.config import load_backends
 from thunderdome.race.tasks import load_task
-from thunderdome.redact import REDACTED
-from thunderdome.replay import load_recording
+from thunderdome.core.redact import REDACTED
+from thunderdome.recording.replay import load_recording
 
 KEY = "sk-hostile-SUFFIXKEY-0123456789"  # in HOSTILE_API_KEY: found by its name's suffix
 PLAIN = "pl41nVALUE-4242-qwxzjkvb"  # in LANE_CREDENTIAL: known only as a backend's api_key_env
@@ -119,7 +119,7 @@ async def test_check_output_is_redacted_before_it_is_cut(keys, start):
     a key starting anywhere before the cut leaves no piece of itself."""
     from thunderdome.race.checks import run_checks
     from thunderdome.sandbox import Sandbox, SandboxLimits, detect_isolation
-    from thunderdome.specs import Check
+    from thunderdome.core.specs import Check
 
     said = "x" * start + KEY + " and more"
     checks = [Check(kind="stdout_equals", value="42"), Check(kind="command", command=f"printf '{said}' >&2; exit 1")]
@@ -196,7 +196,7 @@ async def test_a_key_cut_by_a_turns_end_or_inside_the_feedback_is_never_painted(
     feedback (command output) is redacted before its lines are cut."""
     from textual.app import App, ComposeResult
 
-    from thunderdome.events import FeedbackSent, RequestSent, TokenDelta
+    from thunderdome.core.events import FeedbackSent, RequestSent, TokenDelta
     from thunderdome.tui.feed import EventFeed
     from thunderdome.tui.widgets.lane import LaneView
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from rich.console import Console
 from textual.widgets import DataTable
 
-from thunderdome import events as ev
-from thunderdome import figures
-from thunderdome.export import export_results
-from thunderdome.metrics import LaneStats, Standings
-from thunderdome.report import summary
+from thunderdome.core import events as ev
+from thunderdome.core import figures
+from thunderdome.output.export import export_results
+from thunderdome.core.metrics import LaneStats, Standings
+from thunderdome.output.report import summary
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen

@@ -53,7 +53,7 @@ def test_every_core_module_imports_without_textual():
     for expected in (
         "thunderdome.backends.openai", "thunderdome.backends.anthropic", "thunderdome.backends.ollama",
         "thunderdome.race.agent", "thunderdome.race.arena", "thunderdome.sandbox.runner",
-        "thunderdome.sim.server", "thunderdome.sim.launch", "thunderdome.record", "thunderdome.replay",
+        "thunderdome.sim.server", "thunderdome.sim.launch", "thunderdome.recording.record", "thunderdome.recording.replay",
     ):
         assert expected in modules  # the walk found the core
     code = (

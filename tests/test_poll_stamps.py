@@ -22,7 +22,7 @@ from typing import Any
 from _emulator import raw_spec  # type: ignore[import-not-found]
 from thunderdome.backends import ChatRequest, make_backend
 from thunderdome.backends.poll_stamps import PollStampSelector, RaceLoop, race_selector, run_on_race_loop
-from thunderdome.events import Event, FirstByte, RequestSent, TokenDelta
+from thunderdome.core.events import Event, FirstByte, RequestSent, TokenDelta
 
 LANES = 8
 SAME = 1e-5

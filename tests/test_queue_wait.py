@@ -24,8 +24,8 @@ import pytest
 
 from _emulator import collect, emulator, request, sim_backend  # type: ignore[import-not-found]  # noqa: F401
 from thunderdome.backends import queue_probe as qp
-from thunderdome.export import export_results
-from thunderdome.specs import Timeouts
+from thunderdome.output.export import export_results
+from thunderdome.core.specs import Timeouts
 
 ROOT = Path(__file__).resolve().parents[1]
 LLAMA_SLOTS = [  # the shape llama-server 0.3.36's source gives: next_token is a one-item list
@@ -178,7 +178,7 @@ async def test_the_emulator_serves_llama_cpp_and_vllm_gauges(emulator):
 async def test_the_probe_asks_only_the_lanes_own_origin_with_what_it_already_sends(monkeypatch):
     from _emulator import RawServer, Seen  # type: ignore[import-not-found]
     from thunderdome.backends import make_backend
-    from thunderdome.specs import BackendSpec
+    from thunderdome.core.specs import BackendSpec
 
     key = "sk-queue-probe-0123456789abcdef"
     monkeypatch.setenv("QUEUE_PROBE_KEY", key)

@@ -29,7 +29,7 @@ from thunderdome.backends.messages import anthropic_tools, function_tools, respo
 from thunderdome.backends.openai import OpenAIParser
 from thunderdome.backends.responses import ResponsesParser
 from thunderdome.backends.sse import SSEDecoder
-from thunderdome.events import StreamEnded, ToolCallDelta, ToolCallDone, ToolCallStarted
+from thunderdome.core.events import StreamEnded, ToolCallDelta, ToolCallDone, ToolCallStarted
 from thunderdome.race.tools_mode import BASH_TOOL
 
 pytestmark = pytest.mark.real_server

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import thunderdome
-from thunderdome.events import (
+from thunderdome.core.events import (
     FeedbackSent,
     LaneEliminated,
     LaneFinished,
@@ -30,19 +30,19 @@ from thunderdome.events import (
     Usage,
     Verdict,
 )
-from thunderdome.metrics import compute_results
+from thunderdome.core.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
-from thunderdome.record import (
+from thunderdome.recording.record import (
     FORMAT,
     VERSION,
     Recorder,
     default_recording_path,
     default_recordings_dir,
 )
-from thunderdome.redact import SECRET_SUFFIXES
-from thunderdome.replay import load_recording
+from thunderdome.core.redact import SECRET_SUFFIXES
+from thunderdome.recording.replay import load_recording
 from thunderdome.sources.replay import ReplaySource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = TaskSpec(name="t", title="t", kind="long", user="write", max_tokens=50, timeout=30)
@@ -251,9 +251,9 @@ def test_racing_reservations_of_the_same_second_get_distinct_files(monkeypatch, 
 KILL_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
     from thunderdome.race.runner import run_race
-    from thunderdome.record import Recorder
+    from thunderdome.recording.record import Recorder
 
     async def main(path):
         task = TaskSpec(name="t", title="t", kind="long", user="write", max_tokens=50, timeout=120)
@@ -318,7 +318,7 @@ async def test_the_sink_only_enqueues_serialising_happens_off_the_loop(tmp_path,
     """Issue 9.9: the loop that stamps tokens never encodes or scrubs an event."""
     import threading
 
-    from thunderdome import record
+    from thunderdome.recording import record
 
     threads: set[int] = set()
     encode = record._encode

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
 
-from thunderdome import events as ev
-from thunderdome.errors import EXIT_FAILED, EXIT_OK
-from thunderdome.metrics import compute_results
-from thunderdome.replay import load_recording
+from thunderdome.core import events as ev
+from thunderdome.core.errors import EXIT_FAILED, EXIT_OK
+from thunderdome.core.metrics import compute_results
+from thunderdome.recording.replay import load_recording
 from thunderdome.sources.base import RecordingStatus
 from thunderdome.sources.recorded_race import record_race
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     FighterSpawned,
     LaneFailed,
     LaneFinished,
@@ -24,13 +24,13 @@ from thunderdome.events import (
     RequestSent,
     TokenDelta,
 )
-from thunderdome.metrics import Standings, compute_results
+from thunderdome.core.metrics import Standings, compute_results
 from thunderdome.race.runner import collect, run_race
-from thunderdome.record import FORMAT, Recorder
-from thunderdome.redact import SECRET_SUFFIXES
-from thunderdome.replay import Recording, RecordingError, load_recording, replay_results
+from thunderdome.recording.record import FORMAT, Recorder
+from thunderdome.core.redact import SECRET_SUFFIXES
+from thunderdome.recording.replay import Recording, RecordingError, load_recording, replay_results
 from thunderdome.sources.replay import PlayClock, ReplaySource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 LONG = TaskSpec(name="t", title="t", kind="long", user="write", max_tokens=50, timeout=30)
 WAIT = 20.0  # generous bound against hangs; never a timing assertion

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thunderdome.events import LaneFailed, Notice, RaceFinished, RaceStarted, TokenDelta, Usage, WinnerDecided
-from thunderdome.export import FORMATS, export_file, export_results
-from thunderdome.metrics import compute_results
+from thunderdome.core.events import LaneFailed, Notice, RaceFinished, RaceStarted, TokenDelta, Usage, WinnerDecided
+from thunderdome.output.export import FORMATS, export_file, export_results
+from thunderdome.core.metrics import compute_results
 from thunderdome.race.runner import collect, run_race
-from thunderdome.record import Recorder, Redactor
-from thunderdome.redact import REDACTED, env_secrets
-from thunderdome.replay import load_recording, replay_results
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.recording.record import Recorder, Redactor
+from thunderdome.core.redact import REDACTED, env_secrets
+from thunderdome.recording.replay import load_recording, replay_results
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 KEY = "sk-test-PLANTED-123456"
 PLAIN = "plain-Secret-Value-42"  # held in a variable whose name has no telltale suffix
@@ -186,7 +186,7 @@ def test_error_text_is_redacted_before_it_is_cut(monkeypatch):
 
 
 def test_a_key_cut_short_elsewhere_is_still_redacted():
-    from thunderdome.redact import Secrets
+    from thunderdome.core.redact import Secrets
 
     secrets = Secrets([KEY])
     assert secrets.redact(f"said {KEY[:12]}… more") == f"said {REDACTED}… more"
@@ -195,7 +195,7 @@ def test_a_key_cut_short_elsewhere_is_still_redacted():
 
 
 def test_url_credentials_are_secrets_and_never_shown():
-    from thunderdome.redact import scrub_urls, url_secrets
+    from thunderdome.core.redact import scrub_urls, url_secrets
 
     url = "https://alice:hunter2-long@api.example.com/v1?key=AIzaQueryKey123&x=1"
     assert url_secrets(url) == {"hunter2-long", "AIzaQueryKey123"}  # a short user name is not a secret
@@ -217,7 +217,7 @@ def test_a_key_split_across_the_reasoning_and_answer_channels_is_redacted():
 
 
 def test_a_key_pasted_as_a_variable_name_is_masked_but_names_are_not():
-    from thunderdome.redact import mask_keylike
+    from thunderdome.core.redact import mask_keylike
 
     assert mask_keylike("variable sk_live_0123456789abcdefXYZ is not set") == f"variable {REDACTED} is not set"
     assert mask_keylike("variable HOSTED_API_KEY is not set (/tmp/run_2024abcdefghijkl/b.yaml)") == (
@@ -228,7 +228,7 @@ def test_a_key_pasted_as_a_variable_name_is_masked_but_names_are_not():
 def test_a_spec_made_in_a_child_process_teaches_that_process_its_secrets(monkeypatch):
     import pickle
 
-    from thunderdome import redact
+    from thunderdome.core import redact
 
     monkeypatch.setenv("LANE_CREDENTIAL", PLAIN)
     spec = BackendSpec(name="a", kind="openai", url="http://u:pass-word-9@h/v1", model="m", api_key_env="LANE_CREDENTIAL")
@@ -246,7 +246,7 @@ def test_a_spec_made_in_a_child_process_teaches_that_process_its_secrets(monkeyp
     cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
 )
 def test_for_display_only_a_possible_key_start_waits(before, cuts):
-    from thunderdome.redact import HeldText, Secrets
+    from thunderdome.core.redact import HeldText, Secrets
 
     text = before + KEY + " ask " + KEY + KEY[:7]
     points = sorted({c for c in cuts if 0 < c < len(text)})
@@ -266,7 +266,7 @@ def test_for_display_only_a_possible_key_start_waits(before, cuts):
 def test_a_key_beginning_left_where_a_text_ends_is_a_cut_key(start):
     """``release_cut`` (a lane's turn or text ended there): a held key
     beginning of 6+ characters leaves redacted, a shorter one as it is."""
-    from thunderdome.redact import MIN_FRAGMENT, HeldText, Secrets
+    from thunderdome.core.redact import MIN_FRAGMENT, HeldText, Secrets
 
     held: HeldText[str] = HeldText(Secrets([KEY]), divisible=True)
     first = held.push("reasoning", "said " + KEY[: start // 2])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     Event,
     LaneStarted,
     RaceStarted,
@@ -22,8 +22,8 @@ from thunderdome.events import (
     ToolCallDone,
     ToolCallStarted,
 )
-from thunderdome.metrics import Standings
-from thunderdome.turn_stats import uncovered
+from thunderdome.core.metrics import Standings
+from thunderdome.core.turn_stats import uncovered
 
 
 def _turn(turn: int, sent: float, ended: float, *, calls: bool) -> list[Event]:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome.events import LaneFinished, RaceStarted, RequestSent, TokenDelta
-from thunderdome.export import export_results
-from thunderdome.metrics import Standings, client_limited
+from thunderdome.core.events import LaneFinished, RaceStarted, RequestSent, TokenDelta
+from thunderdome.output.export import export_results
+from thunderdome.core.metrics import Standings, client_limited
 from thunderdome.sim.faults import BURST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def test_the_race_is_client_limited_when_most_lanes_are():
 
 
 def test_the_results_screen_says_the_machine_set_the_itl_figures():
-    from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
+    from thunderdome.core.lane_stats import CLIENT_LIMITED_NOTE
     from thunderdome.tui.widgets.recording_note import RecordingNote
 
     start = [RaceStarted(t=0.0, lanes=tuple({"name": n, "kind": "openai", "model": "m"} for n in "ab"))]

@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from thunderdome.stop_signals import StopSignals
+from thunderdome.core.stop_signals import StopSignals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_not_the_main_thread_changes_nothing() -> None:
 STORM = textwrap.dedent(
     """
     import asyncio, os, signal, threading, time
-    from thunderdome.stop_signals import StopSignals
+    from thunderdome.core.stop_signals import StopSignals
 
     stop = threading.Event()
 

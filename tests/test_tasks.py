@@ -11,7 +11,7 @@ import pytest
 from thunderdome.race.engine import render_prompt
 from thunderdome.race.extract import extract_command
 from thunderdome.race.tasks import CHECK_KINDS, builtin_tasks, load_task, load_task_file
-from thunderdome.yamlfile import ConfigError
+from thunderdome.core.yamlfile import ConfigError
 
 GOOD = """\
 name: t1
@@ -210,7 +210,7 @@ def test_agent_field_loads_and_defaults_to_unsaid(tmp_path: Path) -> None:
 )
 def test_a_backends_agent_wins_over_the_tasks(backend: str | None, task: str, mode: str) -> None:
     from thunderdome.race.tools_mode import mode_for
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
 
     spec = BackendSpec(name="a", kind="sim", profile="instant", agent=backend)
     spec_task = TaskSpec(name="t", title="t", kind="thunderdome", win_rule="first_correct", user="u", agent=task)

@@ -15,7 +15,7 @@ import pytest
 
 from hostile_server import ESCAPES, HostileServer
 from test_no_key_leaks import cli
-from thunderdome.replay import load_recording
+from thunderdome.recording.replay import load_recording
 
 CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
 """Any C0 control but tab and newline, DEL, or a C1 control (UTF-8 encoded)."""
@@ -124,7 +124,7 @@ def test_json_output_holds_no_raw_control_byte(tmp_path):
     """``--json`` text round-trips the name while every C0/C1 control is a ``\\u`` escape."""
     import json as _json
 
-    from thunderdome.headless import write_json
+    from thunderdome.output.headless import write_json
 
     out = tmp_path / "r.json"
     name = "lane\x9b2J\x1b]0;t\x07"
@@ -140,7 +140,7 @@ async def test_feedback_sent_to_a_model_is_painted_literally(tmp_path):
     TUI, shown as text in the lane and never as a raw byte."""
     from test_record import two_turns
 
-    from thunderdome.record import Recorder
+    from thunderdome.recording.record import Recorder
     from thunderdome.tui.app import make_app
     from thunderdome.tui.screens.race import RaceScreen
 

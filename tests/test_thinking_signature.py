@@ -14,13 +14,13 @@ import pytest
 
 from _emulator import RawServer, chunked, collect, raw_spec  # type: ignore[import-not-found]
 from thunderdome.backends import ChatRequest, make_backend
-from thunderdome.events import ReasoningSigned, TokenDelta
+from thunderdome.core.events import ReasoningSigned, TokenDelta
 from thunderdome.race.runner import run_race
 from thunderdome.race.tasks import load_task
 from thunderdome.race.tools_mode import BASH_TOOL, STOPPED
 from thunderdome.sim import EmulatorServer
 from thunderdome.sim.thinking import sign
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 SCALE = 0.05
 TOOLS = [{"name": "bash", "description": "Run a command", "input_schema": BASH_TOOL.parameters}]

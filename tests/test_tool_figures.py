@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome.export import export_file
-from thunderdome.metrics import Standings
+from thunderdome.output.export import export_file
+from thunderdome.core.metrics import Standings
 from thunderdome.race.tasks import load_task
-from thunderdome.replay import load_recording
-from thunderdome.specs import BackendSpec
-from thunderdome.tool_figures import seconds, tool_line
+from thunderdome.recording.replay import load_recording
+from thunderdome.core.specs import BackendSpec
+from thunderdome.core.tool_figures import seconds, tool_line
 from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
@@ -111,7 +111,7 @@ async def test_the_tui_shows_the_command_as_it_forms_and_the_tool_figures(tmp_pa
 
 
 def test_the_feed_shows_each_argument_fragment_as_command_text_made_visible() -> None:
-    from thunderdome.events import ToolCallDelta, ToolCallDone, ToolCallStarted
+    from thunderdome.core.events import ToolCallDelta, ToolCallDone, ToolCallStarted
     from thunderdome.tui.feed import TOOL, EventFeed
 
     feed = EventFeed(clock=lambda: 0.0)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from thunderdome.backends.base import ChatRequest
-from thunderdome.events import FeedbackSent, StreamEnded, ToolCallDone, ToolCallStarted
+from thunderdome.core.events import FeedbackSent, StreamEnded, ToolCallDone, ToolCallStarted
 from thunderdome.race.agent import FirstCorrectRace
 from thunderdome.race.engine import Race
 from thunderdome.race.tasks import builtin_tasks
 from thunderdome.race.tools_mode import CUT_MID_ARGUMENTS
-from thunderdome.specs import BackendSpec, Check, TaskSpec
+from thunderdome.core.specs import BackendSpec, Check, TaskSpec
 
 TASKS = [t for t in builtin_tasks() if t.kind == "thunderdome"]
 PROTOCOLS = ("openai", "ollama", "anthropic", "responses")

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from thunderdome.trials import summarise_trials
+from thunderdome.core.trials import summarise_trials
 
 
 def lane(name, ttft, tps, status="finished"):

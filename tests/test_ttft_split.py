@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from thunderdome.backends import server_timings as st
-from thunderdome.replay import load_recording
+from thunderdome.recording.replay import load_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHED = 10
@@ -97,14 +97,14 @@ def test_a_lane_whose_server_says_nothing_has_no_split(race):
 
 
 def test_the_recording_replays_the_split(race):
-    from thunderdome.metrics import compute_results
+    from thunderdome.core.metrics import compute_results
 
     replayed = compute_results(load_recording(race[1]).events)
     assert [x["ttft_split"] for x in replayed["lanes"]] == [x["ttft_split"] for x in race[0]["lanes"]]
 
 
 def test_a_warm_start_is_said_in_the_results_note(race):
-    from thunderdome.metrics import Standings
+    from thunderdome.core.metrics import Standings
     from thunderdome.tui.widgets.recording_note import lane_note
 
     standings = Standings().apply_all(load_recording(race[1]).events)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from thunderdome.discover import HOST, KnownServer, discover
+from thunderdome.core.discover import HOST, KnownServer, discover
 
 
 def _free_port() -> int:
@@ -94,7 +94,7 @@ async def test_same_server_kind_on_two_ports_gets_unique_names():
 
 
 def test_discovery_only_targets_loopback():
-    from thunderdome.discover import DEFAULT_SERVERS
+    from thunderdome.core.discover import DEFAULT_SERVERS
 
     assert HOST == "127.0.0.1"
     assert {s.port for s in DEFAULT_SERVERS} == {11434, 1234, 8080, 9931, 8000, 30000, 1337}

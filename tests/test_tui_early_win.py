@@ -12,9 +12,9 @@ from pathlib import Path
 
 from rich.style import Style
 
-from thunderdome import figures
+from thunderdome.core import figures
 from thunderdome.race.tasks import load_task
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.palette import STATUS_COLOR
 from thunderdome.tui.screens.race import RaceScreen

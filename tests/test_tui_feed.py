@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome import events as ev
-from thunderdome import figures
-from thunderdome.metrics import Standings
+from thunderdome.core import events as ev
+from thunderdome.core import figures
+from thunderdome.core.metrics import Standings
 from thunderdome.tui import numbers
-from thunderdome.redact import REDACTED
+from thunderdome.core.redact import REDACTED
 from thunderdome.tui.feed import FEEDBACK, FEEDBACK_LINE_LIMIT, FEEDBACK_LINES, TURN, EventFeed, RaceTime, Series
 from thunderdome.tui.safe_text import clean, one_line
 
@@ -224,7 +224,7 @@ def feedback_text_of(event: ev.FeedbackSent) -> str:
 def test_leaderboard_and_headless_table_show_the_reducers_projection():
     from rich.console import Console
 
-    from thunderdome.report import standings_table
+    from thunderdome.output.report import standings_table
     from thunderdome.tui.widgets.leaderboard import leaderboard_rows
 
     feed = EventFeed(FakeClock())
@@ -344,10 +344,10 @@ def test_axis_max_is_round_and_above():
 def test_core_and_feed_never_import_textual():
     code = (
         "import sys\n"
-        "import thunderdome.race.engine, thunderdome.race.runner, thunderdome.metrics, thunderdome.events\n"
-        "import thunderdome.record, thunderdome.replay, thunderdome.export, thunderdome.discover\n"
+        "import thunderdome.race.engine, thunderdome.race.runner, thunderdome.core.metrics, thunderdome.core.events\n"
+        "import thunderdome.recording.record, thunderdome.recording.replay, thunderdome.output.export, thunderdome.core.discover\n"
         "import thunderdome.backends, thunderdome.tui, thunderdome.tui.feed, thunderdome.tui.safe_text\n"
-        "import thunderdome.tui.gc_policy, thunderdome.headless\n"
+        "import thunderdome.tui.gc_policy, thunderdome.output.headless\n"
         "import thunderdome.sources.factory, thunderdome.sources.live, thunderdome.sources.child_process\n"
         "import thunderdome.sources.replay, thunderdome.sources.fixed\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"

@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 from _pilot import results_shown, wait_for  # type: ignore[import-not-found]
 
-from thunderdome import events as ev
+from thunderdome.core import events as ev
 from thunderdome.sources.base import RecordingStatus, ReplayControls
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen

@@ -20,7 +20,7 @@ from textual.widgets._footer import FooterKey
 
 from thunderdome.race.tasks import load_task
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.race_layout import MODE_ROWS, race_layout
 from thunderdome.tui.screens.help import HelpScreen

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from textual.message import Message
 
-from thunderdome.metrics import Standings
+from thunderdome.core.metrics import Standings
 from thunderdome.sources.base import RecordingStatus
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.results import ResultsScreen

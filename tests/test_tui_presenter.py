@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from rich.color import Color
 
-from thunderdome import events as ev
+from thunderdome.core import events as ev
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.themes import PRESENTER_THEME, THEME
@@ -116,7 +116,7 @@ async def test_big_flag_starts_in_presenter_mode_and_keeps_it_for_the_next_race(
 
 
 async def test_presenter_mode_in_a_replay(tmp_path):
-    from thunderdome.record import Recorder
+    from thunderdome.recording.record import Recorder
 
     path = tmp_path / "race.jsonl"
     recorder = Recorder(path)

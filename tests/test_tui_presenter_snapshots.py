@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.trials import TrialsScreen

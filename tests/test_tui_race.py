@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from thunderdome.metrics import Standings
+from thunderdome.core.metrics import Standings
 from thunderdome.race.tasks import load_task
-from thunderdome.replay import load_recording
+from thunderdome.recording.replay import load_recording
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 from thunderdome.tui import numbers
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.help import HelpScreen
@@ -373,7 +373,7 @@ async def test_reasoning_is_dim_italic_and_collapses_with_t():
 async def test_weak_sandbox_and_warning_notices_are_shown():
     from dataclasses import replace
 
-    from thunderdome import events as ev
+    from thunderdome.core import events as ev
 
     events = [replace(e, isolation="rlimits") if isinstance(e, ev.RaceStarted) else e for e in sigkill_race(until=0.5)]
     events.insert(1, ev.Notice(t=0.0, message="bubblewrap is not installed: using rlimits only", level="warning"))

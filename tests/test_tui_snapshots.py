@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 

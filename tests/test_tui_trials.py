@@ -10,12 +10,12 @@ import json
 import sys
 from pathlib import Path
 
-from thunderdome.metrics import Standings
+from thunderdome.core.metrics import Standings
 from thunderdome.race.tasks import load_task
-from thunderdome.replay import load_recording
+from thunderdome.recording.replay import load_recording
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec, TaskSpec
-from thunderdome.trials import summarise_trials
+from thunderdome.core.specs import BackendSpec, TaskSpec
+from thunderdome.core.trials import summarise_trials
 from thunderdome.tui.app import make_app
 from thunderdome.tui.screens.race import RaceScreen
 from thunderdome.tui.screens.trials import TrialsScreen, figure_rows

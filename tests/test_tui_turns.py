@@ -14,11 +14,11 @@ import pytest
 from rich.color import Color
 from rich.segment import Segment
 
-from thunderdome import events as ev
+from thunderdome.core import events as ev
 from thunderdome.race.tasks import load_task
-from thunderdome.replay import load_recording
+from thunderdome.recording.replay import load_recording
 from thunderdome.sources.fixed import ListSource
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 from thunderdome.tui.app import make_app
 from thunderdome.tui.feed import TOOL, TURN
 from thunderdome.tui.widgets.stream import TokenStream

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from thunderdome.backends import make_backend
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     FeedbackSent,
@@ -21,7 +21,7 @@ from thunderdome.race.tasks import load_task
 from thunderdome.race.text_mode import TextMode
 from thunderdome.race.turns import EVENT_OUTPUT_LIMIT, Judgement, feedback_event, run_turns
 from thunderdome.sim import EmulatorServer
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 
 class PassOnTurn:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from thunderdome.backends import make_backend
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     ExecFinished,
@@ -31,7 +31,7 @@ from thunderdome.race.engine import Race, Sink
 from thunderdome.race.tasks import load_task
 from thunderdome.sandbox import detect_isolation
 from thunderdome.sim.replies import tokenize
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 SCALE = 0.05
 MARKER = "ran-marker"

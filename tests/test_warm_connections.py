@@ -10,7 +10,7 @@ import pytest
 from thunderdome.backends import make_backend
 from thunderdome.backends.base import ChatRequest
 from thunderdome.race.runner import warm_up
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 SSE = (
     b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":null}]}\n\n'

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from thunderdome import events as ev
+from thunderdome.core import events as ev
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ def long_race(
     if until is not None:
         return out + [e for e in timed if e.t <= until]
     last = max(e.t for e in timed)
-    standings = __import__("thunderdome.metrics", fromlist=["Standings"]).Standings().apply_all(out + timed)
-    from thunderdome.metrics import long_race_winner
+    standings = __import__("thunderdome.core.metrics", fromlist=["Standings"]).Standings().apply_all(out + timed)
+    from thunderdome.core.metrics import long_race_winner
 
     return out + timed + [ev.RaceFinished(t=last + 0.001, winner=long_race_winner(standings))]
 

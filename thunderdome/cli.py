@@ -2,7 +2,7 @@
 
 Invariant: importing this module is cheap (no textual, no httpx, no rich), so
 ``thunderdome --help`` stays fast; each subcommand imports what it needs.
-Exit codes come from one map, ``thunderdome.errors`` (0 the command ran,
+Exit codes come from one map, ``thunderdome.core.errors`` (0 the command ran,
 whoever won; 1 a race could not run; 2 bad usage or bad config; 130
 interrupted): an error reaching ``main`` is one line on stderr, never a
 traceback.
@@ -15,7 +15,7 @@ import sys
 from typing import Sequence
 
 from thunderdome.commands import DEMO_TASKS  # cheap: commands imports nothing heavy at the top
-from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
+from thunderdome.core.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,8 +149,8 @@ def _shown(exc: ThunderdomeError) -> str:
     """An error as one safe line: secrets redacted (and, for bad usage or
     config, anything that looks like a key pasted where a name belongs),
     control characters made visible."""
-    from thunderdome.redact import mask_keylike, redact
-    from thunderdome.visible import visible_line
+    from thunderdome.core.redact import mask_keylike, redact
+    from thunderdome.core.visible import visible_line
 
     text = str(exc)
     return visible_line(mask_keylike(text) if isinstance(exc, UsageError) else redact(text))

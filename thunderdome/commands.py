@@ -3,7 +3,7 @@
 Invariant: config, task and recording problems raise a ``UsageError`` (their
 own classes derive from it), which ``cli.main`` turns into one line on stderr
 (redacted, control characters visible) and the exit code of
-``thunderdome.errors``; nothing prints a traceback at the user. Every string
+``thunderdome.core.errors``; nothing prints a traceback at the user. Every string
 from a task, backends file or recording is printed through ``report.cell``
 (redacted, control characters visible, never Rich markup).
 """
@@ -15,7 +15,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from thunderdome.errors import EXIT_OK, UsageError
+from thunderdome.core.errors import EXIT_OK, UsageError
 
 DEMO_TASKS = ("sigkill", "long-essay")
 """``thunderdome demo`` races these, in this order (the public experiment)."""
@@ -23,7 +23,7 @@ DEMO_TASKS = ("sigkill", "long-essay")
 
 def _key_column(spec) -> str:
     """``$NAME set`` / ``$NAME NOT SET``; a name that looks like a pasted key is masked."""
-    from thunderdome.redact import mask_keylike
+    from thunderdome.core.redact import mask_keylike
 
     return f"${mask_keylike(spec.api_key_env)} " + ("set" if spec.api_key() else "NOT SET")
 
@@ -38,7 +38,7 @@ def _check_json_target(out: str | None) -> None:
 def _race(tasks: list, specs: list, args: argparse.Namespace, trials: int = 1) -> int:
     _check_json_target(args.json)
     if args.headless or args.json:
-        from thunderdome.headless import run_headless
+        from thunderdome.output.headless import run_headless
 
         return run_headless(
             tasks=tasks,
@@ -95,8 +95,8 @@ def _replayed_standings(path: str):
     """Fold a recording into Standings in one streaming pass (memory stays
     bounded however long the race was; a RecordingError is a usage error);
     notices go to stderr, and so does progress on a long file."""
-    from thunderdome.metrics import Standings
-    from thunderdome.replay import RecordingStream
+    from thunderdome.core.metrics import Standings
+    from thunderdome.recording.replay import RecordingStream
 
     stream = RecordingStream(path)
     standings = Standings()
@@ -110,8 +110,8 @@ def _replayed_standings(path: str):
 
 
 def _print_notices(notices: list[str]) -> None:
-    from thunderdome.redact import redact
-    from thunderdome.visible import visible_line
+    from thunderdome.core.redact import redact
+    from thunderdome.core.visible import visible_line
 
     for notice in notices:
         print(f"thunderdome: {visible_line(redact(notice))}", file=sys.stderr)
@@ -125,7 +125,7 @@ def _progress(stream):
         return
     from rich.progress import Progress
 
-    from thunderdome.headless import chatter_console
+    from thunderdome.output.headless import chatter_console
 
     with Progress(transient=True, console=chatter_console()) as bar:
         task = bar.add_task(f"reading {Path(stream.path).name}", total=1.0)
@@ -136,8 +136,8 @@ def _played_in_time(path: str, speed: float):
     """A recording replayed headless in time × ``speed``, shown live on stderr."""
     import asyncio
 
-    from thunderdome.headless import chatter_console, play_in_time
-    from thunderdome.replay import RecordingStream
+    from thunderdome.output.headless import chatter_console, play_in_time
+    from thunderdome.recording.replay import RecordingStream
 
     stream = RecordingStream(path)
     standings = asyncio.run(play_in_time(stream, speed, chatter_console()))
@@ -150,8 +150,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     played in time × X first (live table or moment lines on stderr)."""
     if args.headless or args.json:
         _check_json_target(args.json)
-        from thunderdome.headless import chatter_console, results_console, write_json
-        from thunderdome.report import summary, warnings
+        from thunderdome.output.headless import chatter_console, results_console, write_json
+        from thunderdome.output.report import summary, warnings
 
         if args.speed is None:
             standings = _replayed_standings(args.file)
@@ -164,7 +164,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.json:
             write_json(standings.results(), args.json)
         return EXIT_OK
-    from thunderdome.replay import RecordingStream
+    from thunderdome.recording.replay import RecordingStream
     from thunderdome.tui.app import run_tui
 
     RecordingStream(args.file)  # only the header: a file that is no recording is refused before the TUI
@@ -174,9 +174,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from thunderdome.fitted_table import Column, fitted_table
+    from thunderdome.output.fitted_table import Column, fitted_table
     from thunderdome.race.tasks import builtin_tasks
-    from thunderdome.report import cell
+    from thunderdome.output.report import cell
 
     console = Console()
     columns = [Column("name"), Column("kind", keep=50), Column("rule", keep=40), Column("max tokens", "right", keep=30),
@@ -191,8 +191,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from thunderdome.config import find_backends_file
-    from thunderdome.fitted_table import Column, fitted_table
-    from thunderdome.report import cell
+    from thunderdome.output.fitted_table import Column, fitted_table
+    from thunderdome.output.report import cell
     from thunderdome.sim.profiles import PROFILES
 
     console = Console()
@@ -216,7 +216,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     if args.discover:
         import asyncio
 
-        from thunderdome.discover import discover
+        from thunderdome.core.discover import discover
 
         found = asyncio.run(discover())
         if not found:
@@ -245,7 +245,7 @@ def cmd_sandbox(rest: list[str]) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from thunderdome.export import export_results
+    from thunderdome.output.export import export_results
 
     text = export_results(_replayed_standings(args.file).results(), args.format)
     if args.output:

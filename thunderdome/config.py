@@ -17,8 +17,8 @@ from typing import Any
 from thunderdome.agents.presets import PRESETS
 from thunderdome.sim.options import SIM_OPTIONS, OptionError, parse_options
 from thunderdome.sim.profiles import PROFILES
-from thunderdome.specs import AGENT_MODES, BACKEND_KINDS, PRICE_KEYS, BackendSpec, Timeouts
-from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, read_yaml
+from thunderdome.core.specs import AGENT_MODES, BACKEND_KINDS, PRICE_KEYS, BackendSpec, Timeouts
+from thunderdome.core.yamlfile import ConfigError, LineDict, LineList, line_of, read_yaml
 
 SIM_PROFILES_DEMO = ("cloud", "dgx-spark", "rtx4090-offload")
 """The three lanes of the public experiment."""

@@ -40,7 +40,7 @@ import os
 from thunderdome.agents.binaries import find_agent, mounts_for
 from thunderdome.agents.lane import AGENT_LIMITS, DOOR, AgentRun, last_line, relayed_summary, shell_command
 from thunderdome.agents.presets import PRESETS, Preset
-from thunderdome.events import Event, LaneFailed, Notice, ToolCallDone
+from thunderdome.core.events import Event, LaneFailed, Notice, ToolCallDone
 from thunderdome.race.arena import LastStandingRace
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.turns import eliminate, time_budget

@@ -37,7 +37,7 @@ from typing import Any
 
 from thunderdome.agents.presets import PRESETS, Launch, Preset
 from thunderdome.agents.binaries import find_agent, mounts_for
-from thunderdome.events import CommandExtracted, Event, LaneFailed, LaneFinished, Notice, ToolCallDone, Verdict
+from thunderdome.core.events import CommandExtracted, Event, LaneFailed, LaneFinished, Notice, ToolCallDone, Verdict
 from thunderdome.gateway import Gateway, Relayed, Upstream
 from thunderdome.gateway.door import __file__ as door_script
 from thunderdome.race.checks import run_checks

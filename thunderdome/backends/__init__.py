@@ -14,7 +14,7 @@ from typing import Any
 
 from thunderdome.backends.base import Backend, BackendError, ChatRequest, Clock
 from thunderdome.sim.options import SIM_OPTIONS
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 _CLASSES = {
     "openai": ("thunderdome.backends.openai", "OpenAIBackend"),

@@ -21,7 +21,7 @@ from thunderdome.backends.stream_parser import StreamParser, as_int, expect_obje
 from thunderdome.backends.messages import anthropic_messages, anthropic_tools
 from thunderdome.backends.server_timings import from_anthropic_usage
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
-from thunderdome.events import Event, ReasoningSigned, Usage
+from thunderdome.core.events import Event, ReasoningSigned, Usage
 
 API_VERSION = "2023-06-01"
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Protocol
 
-from thunderdome.errors import ThunderdomeError
-from thunderdome.events import Event
-from thunderdome.specs import BackendSpec
+from thunderdome.core.errors import ThunderdomeError
+from thunderdome.core.events import Event
+from thunderdome.core.specs import BackendSpec
 
 Clock = Callable[[], float]
 """Returns seconds since race start on the monotonic clock."""

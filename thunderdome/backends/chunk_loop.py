@@ -24,8 +24,8 @@ from thunderdome.backends.poll_stamps import arrival_reader, clock_origin
 from thunderdome.backends.sse import FrameError
 from thunderdome.backends.stream_parser import StreamParser
 from thunderdome.backends.watchdog import TurnTimer
-from thunderdome.events import Event, FirstByte, RequestSent
-from thunderdome.redact import redact
+from thunderdome.core.events import Event, FirstByte, RequestSent
+from thunderdome.core.redact import redact
 
 if TYPE_CHECKING:
     from thunderdome.backends.http import StreamingBackend

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from thunderdome.specs import Timeouts
+from thunderdome.core.specs import Timeouts
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -4,8 +4,8 @@ Invariant: every function here returns (or builds a ``BackendError`` with) a
 single line, cut to a readable length, that names what failed and where
 (``connection refused at 127.0.0.1:8080``, ``HTTP 429 Too Many Requests,
 retry after 20 s: rate limited``). Text from the server or a URL is redacted
-(``thunderdome.redact``: known keys, URL credentials) *before* it is cut, so
-no piece of a key survives a cut, and made visible (``thunderdome.visible``),
+(``thunderdome.core.redact``: known keys, URL credentials) *before* it is cut, so
+no piece of a key survives a cut, and made visible (``thunderdome.core.visible``),
 so no escape sequence a server sends reaches a terminal. Nothing here sees
 request headers.
 """
@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 import httpx2
 
 from thunderdome.backends.base import BackendError
-from thunderdome.redact import redact
-from thunderdome.specs import Timeouts
-from thunderdome.visible import visible_line
+from thunderdome.core.redact import redact
+from thunderdome.core.specs import Timeouts
+from thunderdome.core.visible import visible_line
 
 ERROR_BODY_LIMIT = 8192
 """Bytes of an error response read for its message."""

@@ -29,8 +29,8 @@ from thunderdome.backends.queue_probe import probe, queued_reason
 from thunderdome.backends.sse import SSEDecoder
 from thunderdome.backends.stream_parser import MAX_ARGUMENTS, StreamParser, as_int, as_number, expect_object
 from thunderdome.backends.watchdog import TurnTimer, first_token_reason
-from thunderdome.events import Event
-from thunderdome.specs import BackendSpec
+from thunderdome.core.events import Event
+from thunderdome.core.specs import BackendSpec
 
 BODY_STARTED, BODY_COMPLETE = "http11.send_request_body.started", "http11.send_request_body.complete"
 SENT_TRACES = frozenset({BODY_STARTED, BODY_COMPLETE})

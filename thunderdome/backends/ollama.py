@@ -20,7 +20,7 @@ from thunderdome.backends.stream_parser import StreamParser, as_int, expect_obje
 from thunderdome.backends.messages import function_tools, ollama_messages
 from thunderdome.backends.server_timings import from_ollama_done
 from thunderdome.backends.sse import NDJSONDecoder, parse_json_frame
-from thunderdome.events import Event, Usage
+from thunderdome.core.events import Event, Usage
 
 TOP_LEVEL_OPTIONS = frozenset({"think", "keep_alive", "format", "tools", "raw", "template"})
 """Backend options that go at the top of the body; the rest go in ``options``."""

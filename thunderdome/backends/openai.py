@@ -23,7 +23,7 @@ from thunderdome.backends.stream_parser import StreamParser, as_int, as_number, 
 from thunderdome.backends.messages import function_tools, openai_messages
 from thunderdome.backends.server_timings import from_llama_timings, from_openai_usage, from_vllm_metrics, merged
 from thunderdome.backends.sse import SSEDecoder, parse_json_frame
-from thunderdome.events import Event, Usage
+from thunderdome.core.events import Event, Usage
 
 OBFUSCATING_HOSTS = frozenset({"api.openai.com"})
 """Servers that pad every delta with obfuscation unless asked not to (and

@@ -27,7 +27,7 @@ from thunderdome.backends.openai import OpenAIStyleBackend
 from thunderdome.backends.messages import responses_input, responses_tools
 from thunderdome.backends.server_timings import from_llama_timings, from_responses_usage, from_vllm_metrics, merged
 from thunderdome.backends.sse import parse_json_frame
-from thunderdome.events import Event, Usage
+from thunderdome.core.events import Event, Usage
 
 _ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _REASONING = frozenset({"response.reasoning_text.delta", "response.reasoning_summary_text.delta"})

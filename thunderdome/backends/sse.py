@@ -16,7 +16,7 @@ import json
 import re
 from typing import Sequence
 
-from thunderdome.errors import ThunderdomeError
+from thunderdome.core.errors import ThunderdomeError
 
 MAX_LINE = 1024 * 1024
 """Longest line accepted (bytes, without its line end)."""

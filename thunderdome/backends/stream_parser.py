@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from thunderdome.backends.base import BackendError
 from thunderdome.backends.errors import error_message, one_line
 from thunderdome.backends.sse import FrameError
-from thunderdome.events import Event, ServerTimings, StreamEnded, TokenDelta, ToolCallDelta, ToolCallDone, ToolCallStarted
+from thunderdome.core.events import Event, ServerTimings, StreamEnded, TokenDelta, ToolCallDelta, ToolCallDone, ToolCallStarted
 
 MAX_ARGUMENTS = 1_000_000
 """Characters of one tool call's arguments kept at most (a reply's text

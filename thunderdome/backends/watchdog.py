@@ -23,7 +23,7 @@ from typing import Callable
 
 from thunderdome.backends.base import BackendError
 from thunderdome.backends.errors import secs
-from thunderdome.specs import Timeouts
+from thunderdome.core.specs import Timeouts
 
 
 def first_token_reason(timeouts: Timeouts) -> str:

@@ -33,14 +33,14 @@ from urllib.parse import urlsplit
 
 from thunderdome.backends.sse import FrameError
 from thunderdome.backends.base import BackendError, Clock
-from thunderdome.events import Event, FirstByte, Notice, RequestRelayed, RequestSent
+from thunderdome.core.events import Event, FirstByte, Notice, RequestRelayed, RequestSent
 from thunderdome.gateway.door import bind_door, take_door
 from thunderdome.gateway.model_field import read_object, with_model
 from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 from thunderdome.sim.directives import FIELD as DIRECTIVE_FIELD, HEADER as DIRECTIVE_HEADER
 from thunderdome.sim.http import Request, Responder, serve_requests
-from thunderdome.specs import Timeouts
+from thunderdome.core.specs import Timeouts
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from thunderdome.backends.http import tls_context
-from thunderdome.errors import ThunderdomeError
+from thunderdome.core.errors import ThunderdomeError
 
 READ = 65536
 HEAD_LIMIT = 256 * 1024

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from thunderdome.events import Notice
+from thunderdome.core.events import Notice
 from thunderdome.race.checks import run_checks
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.tools_mode import mode_for

@@ -45,7 +45,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from thunderdome.events import FighterSpawned, LaneFinished, Notice, Verdict
+from thunderdome.core.events import FighterSpawned, LaneFinished, Notice, Verdict
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.tools_mode import mode_for
 from thunderdome.race.turns import Judgement, eliminate, exec_event, run_turns, within_time

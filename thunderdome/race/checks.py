@@ -4,7 +4,7 @@ Invariant: checking never raises for anything the model's command did (a
 missing file, a symlink out of the work dir, binary junk, a check command
 that hangs); every outcome is a ``CheckOutcome`` whose ``detail`` is one line
 a person can read ("answer.txt: expected '3', got '4'"), redacted
-(``thunderdome.redact``) before it is cut, so no beginning of a key survives
+(``thunderdome.core.redact``) before it is cut, so no beginning of a key survives
 the cut. Checks run in order
 and stop at the first failure; all must pass. Files are read on the host but
 only inside the work dir: a path that resolves outside it fails the check.
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol, Sequence
 
-from thunderdome.redact import redact
-from thunderdome.specs import Check
+from thunderdome.core.redact import redact
+from thunderdome.core.specs import Check
 
 READ_LIMIT = 1_000_000
 """Bytes of a checked file read at most."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from thunderdome.backends.base import Backend, BackendError, ChatRequest
-from thunderdome.events import (
+from thunderdome.core.events import (
     Event,
     LaneFailed,
     LaneEvent,
@@ -47,9 +47,9 @@ from thunderdome.events import (
     RaceStarted,
     WinnerDecided,
 )
-from thunderdome.metrics import Standings, long_race_winner
+from thunderdome.core.metrics import Standings, long_race_winner
 from thunderdome.race.reply import cut_reason, finish_note, read_reply
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 Sink = Callable[[Event], None]
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from thunderdome.backends.base import Backend, BackendError, ChatRequest
-from thunderdome.events import (
+from thunderdome.core.events import (
     NATURAL_ENDS,
     Event,
     ReasoningSigned,
@@ -33,7 +33,7 @@ from thunderdome.events import (
     ToolCallDone,
     ToolCallStarted,
 )
-from thunderdome.metrics import Standings
+from thunderdome.core.metrics import Standings
 
 
 class Race(Protocol):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from thunderdome.errors import ThunderdomeError
-from thunderdome.events import Event
-from thunderdome.metrics import Standings
+from thunderdome.core.errors import ThunderdomeError
+from thunderdome.core.events import Event
+from thunderdome.core.metrics import Standings
 from thunderdome.race.engine import LongRace, Race, RaceMode, Sink
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 
 class RaceSetupError(ThunderdomeError):

@@ -107,8 +107,8 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from thunderdome.specs import AGENT_MODES, Check, TaskSpec
-from thunderdome.yamlfile import ConfigError, LineDict, LineList, line_of, parse_yaml, read_yaml
+from thunderdome.core.specs import AGENT_MODES, Check, TaskSpec
+from thunderdome.core.yamlfile import ConfigError, LineDict, LineList, line_of, parse_yaml, read_yaml
 
 TASK_KINDS = ("thunderdome", "long")
 WIN_RULES = ("first_correct", "last_standing")

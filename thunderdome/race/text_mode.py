@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from thunderdome.backends.base import BackendError, ChatRequest
-from thunderdome.events import StreamEnded
+from thunderdome.core.events import StreamEnded
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.extract import CommandExtractor
 from thunderdome.race.reply import cut_reason, read_reply

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from thunderdome.backends.base import BackendError, ChatRequest, ToolSpec
-from thunderdome.events import ToolCallDone
+from thunderdome.core.events import ToolCallDone
 from thunderdome.race.engine import Lane, Race
 from thunderdome.race.reply import cut_reason, read_reply
 from thunderdome.race.text_mode import FEEDBACK_OUTPUT_LIMIT, TextMode, cut_detail, describe_exit
 from thunderdome.race.turns import Attempt, Judgement, LaneMode, Messages, tail
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 BASH_TOOL = ToolSpec(
     name="bash",

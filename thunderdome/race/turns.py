@@ -31,9 +31,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Protocol
 
-from thunderdome.events import CommandExtracted, ExecFinished, FeedbackSent, LaneEliminated, LaneFinished, Verdict
+from thunderdome.core.events import CommandExtracted, ExecFinished, FeedbackSent, LaneEliminated, LaneFinished, Verdict
 from thunderdome.race.engine import Lane, Race, build_messages, render_prompt
-from thunderdome.specs import TaskSpec
+from thunderdome.core.specs import TaskSpec
 
 EVENT_OUTPUT_LIMIT = 4096
 """Characters of stdout / stderr kept in an ``ExecFinished`` event."""

@@ -26,7 +26,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from thunderdome.errors import ThunderdomeError
+from thunderdome.core.errors import ThunderdomeError
 from thunderdome.sandbox.isolation import Isolation, detect_isolation
 from thunderdome.sandbox.limits import (
     Cgroup,

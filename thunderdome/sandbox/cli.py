@@ -4,7 +4,7 @@ Invariant: CMD runs exactly as a model's command runs (a fresh ``Sandbox``,
 default limits, the same isolation detection) and the outcome is printed as
 one JSON object on stdout. Exit code 0 whenever the command ran, whatever its
 own exit status; 2 on bad usage, 1 when no sandbox works here (one line on
-stderr, never a traceback; the codes are those of ``thunderdome.errors``).
+stderr, never a traceback; the codes are those of ``thunderdome.core.errors``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import shlex
 import sys
 from dataclasses import replace
 
-from thunderdome.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
+from thunderdome.core.errors import EXIT_OK, EXIT_USAGE, ThunderdomeError, UsageError, exit_code
 from thunderdome.sandbox.isolation import LEVELS, detect_isolation
 from thunderdome.sandbox.limits import SandboxLimits
 from thunderdome.sandbox.runner import Sandbox
-from thunderdome.visible import json_safe, visible_line
+from thunderdome.core.visible import json_safe, visible_line
 
 
 class _Parser(argparse.ArgumentParser):

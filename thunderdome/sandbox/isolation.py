@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from thunderdome.errors import ThunderdomeError
+from thunderdome.core.errors import ThunderdomeError
 from thunderdome.sandbox.limits import (
     Cgroup,
     SandboxLimits,

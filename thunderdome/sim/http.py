@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable
 
-from thunderdome.errors import ThunderdomeError
+from thunderdome.core.errors import ThunderdomeError
 from thunderdome.sim.precise_loop import last_poll
 
 log = logging.getLogger(__name__)

@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from thunderdome.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from thunderdome.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from thunderdome.sim.precise_loop import new_precise_loop, tighten_timer_slack
 from thunderdome.sim.server import EmulatorServer
 from thunderdome.sim.task_replies import TaskReplies
-from thunderdome.stop_signals import StopSignals
-from thunderdome.visible import visible_line
+from thunderdome.core.stop_signals import StopSignals
+from thunderdome.core.visible import visible_line
 
 STARTUP_TIMEOUT_S = 20.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from thunderdome.sim.faults import parse_faults
-from thunderdome.errors import UsageError
+from thunderdome.core.errors import UsageError
 
 Parse = Callable[[Any], Any]
 """Checks one value; returns it as the emulator uses it, or raises ValueError(problem)."""

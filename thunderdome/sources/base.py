@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from thunderdome.events import Event
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.events import Event
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 OnEvent = Callable[[Event], None]
 """Where a source delivers events: called on the source's own thread, so it

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from thunderdome.backends.poll_stamps import run_on_race_loop
-from thunderdome.batch_queue import BatchQueue
-from thunderdome.errors import EXIT_FAILED, EXIT_OK
-from thunderdome.events import Event
+from thunderdome.core.batch_queue import BatchQueue
+from thunderdome.core.errors import EXIT_FAILED, EXIT_OK
+from thunderdome.core.events import Event
 from thunderdome.sources.base import OnEvent, RecordingStatus, ReplayControls
 from thunderdome.sources.recorded_race import record_race
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 ChildSink = Callable[[Event | RecordingStatus], None]
 """The child's sink: events reach the parent's ``on_event``; a recording

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from thunderdome.sources.base import Source, SourceFactory
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 
 def live_source_factory(
@@ -38,7 +38,7 @@ def live_source_factory(
         count += 1
         path: str | Path | None = None
         if record is True:
-            from thunderdome.record import default_recording_path
+            from thunderdome.recording.record import default_recording_path
 
             path = default_recording_path(task.name)
         elif record:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Iterable
 
-from thunderdome.events import Event
+from thunderdome.core.events import Event
 from thunderdome.sources.base import OnEvent, RecordingStatus, ReplayControls
 
 

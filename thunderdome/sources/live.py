@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from thunderdome.metrics import Standings
+from thunderdome.core.metrics import Standings
 from thunderdome.sources.base import OnEvent, RecordingStatus
 from thunderdome.sources.recorded_race import record_race
 from thunderdome.sources.threaded import ThreadedSource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 
 class LiveSource(ThreadedSource):

@@ -15,13 +15,13 @@ import asyncio
 from pathlib import Path
 from typing import Any, Sequence
 
-from thunderdome.events import Event
-from thunderdome.metrics import Standings
+from thunderdome.core.events import Event
+from thunderdome.core.metrics import Standings
 from thunderdome.race.runner import run_race
-from thunderdome.record import Recorder
-from thunderdome.replay import recording_extent
+from thunderdome.recording.record import Recorder
+from thunderdome.recording.replay import recording_extent
 from thunderdome.sources.base import OnEvent, OnRecording, RecordingStatus
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 
 class _WatchedRecorder:

@@ -21,12 +21,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from thunderdome.events import Event, Notice
-from thunderdome.redact import redact
-from thunderdome.replay import Recording, RecordingStream
+from thunderdome.core.events import Event, Notice
+from thunderdome.core.redact import redact
+from thunderdome.recording.replay import Recording, RecordingStream
 from thunderdome.sources.base import OnEvent, RecordingStatus
 from thunderdome.sources.threaded import ThreadedSource
-from thunderdome.visible import visible_line
+from thunderdome.core.visible import visible_line
 
 
 def _check_speed(speed: float) -> float:

@@ -35,12 +35,12 @@ from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
 
-from thunderdome.errors import EXIT_FAILED, EXIT_OK
-from thunderdome.metrics import Standings
+from thunderdome.core.errors import EXIT_FAILED, EXIT_OK
+from thunderdome.core.metrics import Standings
 from thunderdome.sources.base import Source, SourceFactory
 from thunderdome.sources.factory import live_source_factory
 from thunderdome.sources.fixed import BrokenSource
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.app_config import AppConfig, check_modes
 from thunderdome.tui.safe_text import one_line

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from thunderdome.sources.base import SourceFactory
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 MODES = ("setup", "race", "replay")
 

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     ExecFinished,
@@ -37,11 +37,11 @@ from thunderdome.events import (
     Usage,
     Verdict,
 )
-from thunderdome.command_text import CommandText
-from thunderdome.metrics import Standings
-from thunderdome.redact import redact
+from thunderdome.core.command_text import CommandText
+from thunderdome.core.metrics import Standings
+from thunderdome.core.redact import redact
 from thunderdome.tui.safe_text import clean
-from thunderdome.visible import visible_line
+from thunderdome.core.visible import visible_line
 
 Clock = Callable[[], float]
 TOOL = "tool"

@@ -2,13 +2,13 @@
 
 Invariant: each formatter returns the same width for every value in its
 range, with the unit included, and an em dash placeholder of that width when
-the value is unknown. The text inside is ``thunderdome.figures``' (one
+the value is unknown. The text inside is ``thunderdome.core.figures``' (one
 format per figure everywhere); this module only pads it.
 """
 
 from __future__ import annotations
 
-from thunderdome import figures
+from thunderdome.core import figures
 
 
 def seconds(value: float | None, width: int = 7) -> str:

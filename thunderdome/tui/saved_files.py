@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from thunderdome.redact import redact
+from thunderdome.core.redact import redact
 from thunderdome.sources.base import RecordingStatus
-from thunderdome.visible import visible_line
+from thunderdome.core.visible import visible_line
 
 
 def complete_recording(status: RecordingStatus | None) -> str | None:
@@ -41,7 +41,7 @@ def export_stem(recording: str | None, task: str | None) -> str:
 
 def export_json(payload: dict[str, Any], folder: Path, stem: str) -> str:
     """Write ``payload`` as ``stem.json`` into ``folder`` (no raw control byte); return its path."""
-    from thunderdome.visible import json_safe
+    from thunderdome.core.visible import json_safe
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}.json"
@@ -55,7 +55,7 @@ def export_files(results: dict[str, Any], folder: Path, stem: str) -> list[str]:
     written = []
     for fmt in ("md", "json"):
         try:
-            from thunderdome.export import export_results
+            from thunderdome.output.export import export_results
 
             text = export_results(results, fmt)
         except ImportError:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import Source, SourceFactory
-    from thunderdome.specs import BackendSpec, TaskSpec
+    from thunderdome.core.specs import BackendSpec, TaskSpec
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TrialSeries:
 
     def finished(self, results: dict[str, Any]) -> bool:
         """Keep one trial's results; True once the last has finished (``summary`` is then set)."""
-        from thunderdome.trials import summarise_trials
+        from thunderdome.core.trials import summarise_trials
 
         self.results.append(results)
         if len(self.results) < self.total:

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
-from thunderdome.events import Notice
+from thunderdome.core.events import Notice
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.screens.frame_budget import FrameBudget
 from thunderdome.tui.safe_text import one_line
@@ -39,7 +39,7 @@ from thunderdome.tui.widgets.presenter import PresenterView
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import Source
-    from thunderdome.specs import TaskSpec
+    from thunderdome.core.specs import TaskSpec
 
 FRAME_INTERVAL = 1 / 20
 """Seconds between frames. A token waits up to one interval for its frame,

@@ -28,9 +28,9 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 
-from thunderdome.events import Notice
-from thunderdome.metrics import Standings
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.events import Notice
+from thunderdome.core.metrics import Standings
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui import gc_policy
 from thunderdome.tui.feed import EventFeed
 from thunderdome.tui.palette import lane_color

@@ -35,7 +35,7 @@ from thunderdome.tui.widgets.winner_card import WinnerCard
 
 if TYPE_CHECKING:
     from thunderdome.sources.base import RecordingStatus
-    from thunderdome.specs import TaskSpec
+    from thunderdome.core.specs import TaskSpec
     from thunderdome.tui.feed import EventFeed
 
 

@@ -2,7 +2,7 @@
 
 Invariant: the screen only gathers choices; it starts nothing (it posts
 ``SetupScreen.RaceRequested`` and the app starts the race) and probes
-nothing but 127.0.0.1 (through ``thunderdome.discover``). Bad input (a task
+nothing but 127.0.0.1 (through ``thunderdome.core.discover``). Bad input (a task
 file that does not load, no backend ticked, a bad number) is shown as a
 one-line message, never raised.
 """
@@ -24,7 +24,7 @@ from textual.widgets import Button, Input, Label, OptionList, SelectionList, Sta
 from textual.widgets.option_list import Option
 from textual.widgets.selection_list import Selection
 
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 from thunderdome.tui.palette import DIM, LABEL
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.footer import key_footer
@@ -141,7 +141,7 @@ class SetupScreen(Screen):
 
     def _load_backends(self) -> None:
         from thunderdome.config import find_backends_file, load_backends
-        from thunderdome.yamlfile import ConfigError
+        from thunderdome.core.yamlfile import ConfigError
 
         from_file: list[BackendSpec] = []
         note = Text()
@@ -183,7 +183,7 @@ class SetupScreen(Screen):
 
     @work(exclusive=True, group="discover")
     async def _discover(self) -> None:
-        from thunderdome.discover import discover
+        from thunderdome.core.discover import discover
 
         found = await discover()
         for spec in found:
@@ -221,7 +221,7 @@ class SetupScreen(Screen):
         path = self.query_one("#task-file", Input).value.strip()
         if path:
             from thunderdome.race.tasks import load_task
-            from thunderdome.yamlfile import ConfigError
+            from thunderdome.core.yamlfile import ConfigError
 
             try:
                 return load_task(path)

@@ -1,7 +1,7 @@
 """The trials summary: after ``--trials N``, per lane the spread of its figures.
 
 Invariant: every number here comes from the one ``summary`` it is given,
-``thunderdome.trials.summarise_trials`` of the trials' results (the same
+``thunderdome.core.trials.summarise_trials`` of the trials' results (the same
 summary the headless run prints and writes to ``--json``), formatted by
 ``thunderdome.tui.numbers`` as the race screen formats the same figures. The
 screen changes nothing but itself: ``r`` posts ``RerunRequested`` and the app
@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from thunderdome.trials import DONE_LABEL
+from thunderdome.core.trials import DONE_LABEL
 from thunderdome.tui import numbers
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.footer import key_footer

@@ -12,9 +12,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 
-from thunderdome import figures
-from thunderdome.events import RaceFinished
-from thunderdome.metrics import Standings, lane_stats
+from thunderdome.core import figures
+from thunderdome.core.events import RaceFinished
+from thunderdome.core.metrics import Standings, lane_stats
 from thunderdome.tui.palette import join_rows, DIM
 from thunderdome.tui.safe_text import one_line
 from thunderdome.tui.widgets.clock import RaceClock

@@ -26,9 +26,9 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from thunderdome import events as ev
-from thunderdome import figures
-from thunderdome.metrics import LaneState, LaneStats
+from thunderdome.core import events as ev
+from thunderdome.core import figures
+from thunderdome.core.metrics import LaneState, LaneStats
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import join_rows, DIM, LABEL, MARKER_STYLE, STATUS_BADGE, STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line

@@ -13,8 +13,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from thunderdome import figures
-from thunderdome.metrics import LaneStats, Standings
+from thunderdome.core import figures
+from thunderdome.core.metrics import LaneStats, Standings
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, STATUS_COLOR, STATUS_ICON
 from thunderdome.tui.safe_text import one_line

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Static
 
-from thunderdome.specs import TaskSpec
+from thunderdome.core.specs import TaskSpec
 from thunderdome.tui.palette import DIM, LABEL
 from thunderdome.tui.safe_text import one_line
 

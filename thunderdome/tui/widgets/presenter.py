@@ -2,7 +2,7 @@
 
 Invariant: a presenter lane shows only what ``PresenterLane.show()`` hands it,
 the same ``LaneSnapshot`` the normal lane header gets in that frame, and each
-figure's value and digits come from ``thunderdome.figures`` as the header's
+figure's value and digits come from ``thunderdome.core.figures`` as the header's
 do (the unit is in the figure's label), so the big digits and the normal
 view never disagree. Colours come from the stylesheet (the presenter theme)
 except the lane's name and status, painted in their palette colours; while
@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Digits, Static
 
-from thunderdome import figures
+from thunderdome.core import figures
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import STATUS_BADGE, STATUS_COLOR, STATUS_ICON
 from thunderdome.tui.safe_text import one_line
@@ -47,7 +47,7 @@ class Figure(Vertical):
         yield self.digits
 
     def show(self, digits: str, marker: str = "") -> None:
-        """``digits``: the figure's digits as ``thunderdome.figures`` writes them
+        """``digits``: the figure's digits as ``thunderdome.core.figures`` writes them
         (its unknown-value dash becomes the one the digit font draws)."""
         label = f"{marker}{self.label_text}" + ("" if self.label_text == self.unit else f" {self.unit}")
         if label != self._label:

@@ -14,10 +14,10 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from thunderdome.events import NATURAL_ENDS
-from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
-from thunderdome.metrics import LaneStats, Standings, client_limited
-from thunderdome.tool_figures import has_tool_figures, tool_line
+from thunderdome.core.events import NATURAL_ENDS
+from thunderdome.core.lane_stats import CLIENT_LIMITED_NOTE
+from thunderdome.core.metrics import LaneStats, Standings, client_limited
+from thunderdome.core.tool_figures import has_tool_figures, tool_line
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL, STATUS_COLOR
 from thunderdome.tui.safe_text import one_line

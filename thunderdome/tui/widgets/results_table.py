@@ -11,8 +11,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
-from thunderdome import figures
-from thunderdome.metrics import Standings
+from thunderdome.core import figures
+from thunderdome.core.metrics import Standings
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import STATUS_COLOR, STATUS_ICON, badge
 from thunderdome.tui.safe_text import one_line

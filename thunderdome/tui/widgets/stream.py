@@ -50,7 +50,7 @@ from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
 from textual.widget import Widget
 
-from thunderdome.redact import HeldText, known
+from thunderdome.core.redact import HeldText, known
 from thunderdome.tui.feed import FEEDBACK, TURN
 from thunderdome.tui.widgets.stream_rows import (
     KEY_STYLES, MARKS, PLACEHOLDER, REASONING, PaintedRow, WrappedRows, _runs, key_style,

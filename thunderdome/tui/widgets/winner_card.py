@@ -13,8 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Digits, Static
 
-from thunderdome import figures
-from thunderdome.metrics import LaneStats, Standings
+from thunderdome.core import figures
+from thunderdome.core.metrics import LaneStats, Standings
 from thunderdome.tui import numbers
 from thunderdome.tui.palette import DIM, LABEL
 from thunderdome.tui.safe_text import one_line

@@ -1,7 +1,7 @@
 """What the reducer knows about one lane: ``LaneState`` (pure, no I/O).
 
 Invariant: a ``LaneState`` is changed only by the reducer in
-``thunderdome.metrics``, and a turn only through ``turn()`` (or the last
+``thunderdome.core.metrics``, and a turn only through ``turn()`` (or the last
 turn directly), so the totals of its closed turns (``TurnTotals``, folded
 once per turn, in turn order) are the sums a fold over all turns would
 give. Reads cost O(1) however long the race: the closed turns' totals plus
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from thunderdome.turn_stats import STALL_MIN_S, Gaps, TurnState, TurnTotals, stall_threshold, uncovered
+from thunderdome.core.turn_stats import STALL_MIN_S, Gaps, TurnState, TurnTotals, stall_threshold, uncovered
 
 _ENDED = frozenset({"finished", "winner", "eliminated", "error", "stopped"})
 """Lane statuses after its end."""

@@ -7,7 +7,7 @@ the pieces it returns over a call join into ``json.loads(arguments)["command"]``
 It costs O(len(fragment)): an escape split across fragments waits for the
 next one, and the search for the key gives up after ``SEEK_LIMIT``
 characters. The text is raw: a consumer makes it visible
-(``thunderdome.visible``) before it reaches a terminal, since a decoded
+(``thunderdome.core.visible``) before it reaches a terminal, since a decoded
 ``\\u001b`` is a real ESC. Arguments with no command string (another tool,
 an argv list) give nothing; ``shown`` then stays False.
 """

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from thunderdome.errors import UsageError
-from thunderdome.events import EVENT_TYPES, Event, EventFormatError, RaceFinished, event_from_dict
-from thunderdome.metrics import compute_results
-from thunderdome.readfile import MIB, FileRefused, open_limited
-from thunderdome.record import FORMAT, VERSION
+from thunderdome.core.errors import UsageError
+from thunderdome.core.events import EVENT_TYPES, Event, EventFormatError, RaceFinished, event_from_dict
+from thunderdome.core.metrics import compute_results
+from thunderdome.core.readfile import MIB, FileRefused, open_limited
+from thunderdome.recording.record import FORMAT, VERSION
 
 RECORDING_LIMIT = 1024 * MIB
 """The largest recording we open (a long race at 16 lanes is tens of MiB)."""

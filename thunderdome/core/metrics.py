@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-from thunderdome.events import (
+from thunderdome.core.events import (
     CommandExtracted,
     Event,
     ExecFinished,
@@ -82,8 +82,8 @@ from thunderdome.events import (
     Verdict,
     WinnerDecided,
 )
-from thunderdome.lane_state import _ENDED, LaneState  # re-exported: the metrics API
-from thunderdome.lane_stats import (  # re-exported: the metrics API
+from thunderdome.core.lane_state import _ENDED, LaneState  # re-exported: the metrics API
+from thunderdome.core.lane_stats import (  # re-exported: the metrics API
     LaneStats,
     Projection,
     TurnState,
@@ -91,8 +91,8 @@ from thunderdome.lane_stats import (  # re-exported: the metrics API
     _r,
     lane_stats,
 )
-from thunderdome.specs import PRICE_KEYS
-from thunderdome.turn_stats import percentile
+from thunderdome.core.specs import PRICE_KEYS
+from thunderdome.core.turn_stats import percentile
 
 SERVER_FIELDS = ("queue_s", "load_s", "prefill_s", "cached_tokens", "prompt_tokens")
 """The ``ServerTimings`` fields a turn keeps (``TurnState.server``)."""

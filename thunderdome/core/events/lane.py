@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from thunderdome.events.base import LaneEvent
+from thunderdome.core.events.base import LaneEvent
 
 
 @dataclass(frozen=True, slots=True)

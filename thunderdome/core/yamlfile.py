@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from thunderdome.errors import UsageError
-from thunderdome.readfile import MIB, FileRefused, read_limited
+from thunderdome.core.errors import UsageError
+from thunderdome.core.readfile import MIB, FileRefused, read_limited
 
 
 class ConfigError(UsageError):

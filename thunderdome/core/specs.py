@@ -3,7 +3,7 @@
 Invariant: a spec never holds a secret. API keys live only in the environment;
 ``BackendSpec.api_key_env`` names the variable and ``api_key()`` reads it at the
 moment a request is built. ``public_dict()`` is what recordings and exports see
-(its URL without credentials). A spec, once made, tells ``thunderdome.redact``
+(its URL without credentials). A spec, once made, tells ``thunderdome.core.redact``
 its key variable and URL credentials, so they are redacted wherever text leaves.
 """
 
@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from thunderdome.redact import remember_backend, scrub_urls
+from thunderdome.core.redact import remember_backend, scrub_urls
 
 BACKEND_KINDS = ("openai", "ollama", "anthropic", "responses", "sim")
 AGENT_MODES = ("tools", "text")

@@ -20,14 +20,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from thunderdome import figures
-from thunderdome.events import NATURAL_ENDS
-from thunderdome.fitted_table import Column, fitted_table
-from thunderdome.lane_stats import CLIENT_LIMITED_NOTE
-from thunderdome.metrics import LaneStats, Standings, client_limited, lane_stats
-from thunderdome.redact import redact
-from thunderdome.tool_figures import has_tool_figures, tool_line
-from thunderdome.visible import visible_line
+from thunderdome.core import figures
+from thunderdome.core.events import NATURAL_ENDS
+from thunderdome.output.fitted_table import Column, fitted_table
+from thunderdome.core.lane_stats import CLIENT_LIMITED_NOTE
+from thunderdome.core.metrics import LaneStats, Standings, client_limited, lane_stats
+from thunderdome.core.redact import redact
+from thunderdome.core.tool_figures import has_tool_figures, tool_line
+from thunderdome.core.visible import visible_line
 
 STATUS_STYLE = {
     "winner": "bold black on green",
@@ -67,7 +67,7 @@ def standings_table(standings: Standings, now: float | None, *, final: bool = Fa
     (``fitted_table``): units live in the headers so cells stay narrow; the
     note wraps, never cut; on a narrow console the model, ITL, server speed
     and TTFA columns are left out first, and the caption says which. Every
-    figure is ``thunderdome.figures``' text (as on every screen); ``done s``
+    figure is ``thunderdome.core.figures``' text (as on every screen); ``done s``
     is the one the winner line says."""
     title = f"{standings.task} · {standings.kind}"
     if standings.win_rule:

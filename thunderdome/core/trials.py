@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from thunderdome.figures import done_of, seconds
+from thunderdome.core.figures import done_of, seconds
 
 SUMMARY_FIELDS = ("ttft_s", "ttfa_s", "e2e_s", "output_tps", "completion_s", "itl_p99_ms", "done_s")
 """``done_s``: when the lane crossed the line (``figures.done_of``), the figure a race's winner is decided by."""

@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from thunderdome.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code
-from thunderdome.metrics import Standings
+from thunderdome.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code
+from thunderdome.core.metrics import Standings
 from thunderdome.sources.base import OnRecording, RecordingStatus
-from thunderdome.specs import BackendSpec, TaskSpec
+from thunderdome.core.specs import BackendSpec, TaskSpec
 
 
 def results_console(json_out: str | None = None):
@@ -64,7 +64,7 @@ async def run_one(
     (default: ``console``). A recording that fails is said on ``console`` as
     soon as it is seen and again, with where it stops, after the summary;
     the race goes on."""
-    from thunderdome.report import LiveReporter, RaceClock, cell, summary, warnings
+    from thunderdome.output.report import LiveReporter, RaceClock, cell, summary, warnings
     from thunderdome.sources.recorded_race import record_race
 
     standings = Standings()
@@ -107,7 +107,7 @@ async def play_in_time(stream, speed: float, console) -> Standings:
     """Replay ``stream`` (a ``RecordingStream``) headless in race time ×
     ``speed``: the live table (or the moment lines, in a pipe) shows it on
     ``console`` as it happens; returns the folded standings."""
-    from thunderdome.report import LiveReporter
+    from thunderdome.output.report import LiveReporter
     from thunderdome.sources.replay import PlayClock
 
     standings = Standings()
@@ -127,7 +127,7 @@ async def play_in_time(stream, speed: float, console) -> Standings:
 
 def write_json(payload: dict[str, Any], out: str) -> None:
     """``payload`` as JSON to ``out`` (``-``: stdout), with no raw control byte."""
-    from thunderdome.visible import json_safe
+    from thunderdome.core.visible import json_safe
 
     text = json_safe(json.dumps(payload, indent=2, ensure_ascii=False)) + "\n"
     if out == "-":
@@ -154,8 +154,8 @@ async def run_many(
     ``recordings``: each race's recording status is appended as the race
     starts and replaced as it changes. Exit code: ``EXIT_FAILED`` if a
     recording is incomplete, else ``EXIT_OK``."""
-    from thunderdome.record import default_recording_path
-    from thunderdome.report import cell
+    from thunderdome.recording.record import default_recording_path
+    from thunderdome.output.report import cell
 
     console = chatter_console()
     out = results_console(json_out)
@@ -198,8 +198,8 @@ async def run_many(
             results.append(result)
     payload: dict[str, Any] = results[0] if len(results) == 1 else {"races": results}
     if trials > 1:
-        from thunderdome.report import trials_table
-        from thunderdome.trials import summarise_trials
+        from thunderdome.output.report import trials_table
+        from thunderdome.core.trials import summarise_trials
 
         payload["summary"] = summarise_trials(results)
         out.print(trials_table(payload["summary"], tasks[0].name, width=out.width))
@@ -210,8 +210,8 @@ async def run_many(
 
 def say(message: str) -> None:
     """``thunderdome: MESSAGE`` on stderr, as one redacted, visible line."""
-    from thunderdome.redact import redact
-    from thunderdome.visible import visible_line
+    from thunderdome.core.redact import redact
+    from thunderdome.core.visible import visible_line
 
     print(f"thunderdome: {visible_line(redact(message))}", file=sys.stderr)
 
@@ -224,7 +224,7 @@ def run_headless(**kwargs: Any) -> int:
     Ctrl-C cannot cut that clean-up short or print a traceback."""
     from thunderdome.backends.poll_stamps import run_on_race_loop
     from thunderdome.race.runner import RaceSetupError
-    from thunderdome.stop_signals import StopSignals
+    from thunderdome.core.stop_signals import StopSignals
 
     interrupted = False
     recordings: list[RecordingStatus] = []

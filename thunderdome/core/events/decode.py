@@ -14,9 +14,9 @@ import functools
 import math
 from typing import Any, Callable
 
-from thunderdome.errors import ThunderdomeError
-from thunderdome.events import lane, race, turn
-from thunderdome.events.base import Event
+from thunderdome.core.errors import ThunderdomeError
+from thunderdome.core.events import lane, race, turn
+from thunderdome.core.events.base import Event
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls

@@ -3,9 +3,9 @@
 Invariant: an export is a pure function of a results dict (the ``--json``
 contract of ``metrics.Standings.results()``); it adds no figure of its own,
 only formatting, each figure's as every screen formats it
-(``thunderdome.figures``). Cell text (model output, error messages) is escaped so the
+(``thunderdome.core.figures``). Cell text (model output, error messages) is escaped so the
 Markdown table never breaks; every string is redacted of known secrets
-(``thunderdome.redact``) and made visible (``thunderdome.visible``: no
+(``thunderdome.core.redact``) and made visible (``thunderdome.core.visible``: no
 control character from a model, a server or a recording reaches a terminal
 through ``export`` to stdout, nor a CSV or Markdown file).
 """
@@ -20,11 +20,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from thunderdome import figures
-from thunderdome.lane_stats import CLIENT_LIMITED_NOTE, LaneStats, itl_limited_note, ttft_split_note
-from thunderdome.redact import known, map_strings
-from thunderdome.tool_figures import has_tool_figures
-from thunderdome.visible import json_safe, visible
+from thunderdome.core import figures
+from thunderdome.core.lane_stats import CLIENT_LIMITED_NOTE, LaneStats, itl_limited_note, ttft_split_note
+from thunderdome.core.redact import known, map_strings
+from thunderdome.core.tool_figures import has_tool_figures
+from thunderdome.core.visible import json_safe, visible
 
 FORMATS = ("json", "csv", "md")
 DASH = "—"
@@ -120,7 +120,7 @@ def export_results(results: dict[str, Any], fmt: str) -> str:
 
 def export_file(recording_path: str | Path, fmt: str) -> str:
     """Load a recording and export its results. Raises RecordingError."""
-    from thunderdome.replay import replay_results
+    from thunderdome.recording.replay import replay_results
 
     return export_results(replay_results(recording_path), fmt)
 

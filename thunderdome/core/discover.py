@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 
-from thunderdome.specs import BackendSpec
+from thunderdome.core.specs import BackendSpec
 
 HOST = "127.0.0.1"
 

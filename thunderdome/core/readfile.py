@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from thunderdome.errors import ThunderdomeError
+from thunderdome.core.errors import ThunderdomeError
 
 MIB = 1024 * 1024
 

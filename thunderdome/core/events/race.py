@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from thunderdome.events.base import Event
+from thunderdome.core.events.base import Event
 
 
 @dataclass(frozen=True, slots=True)

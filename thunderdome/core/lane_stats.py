@@ -1,10 +1,10 @@
 """Per-lane figures: what one lane's events add up to (pure).
 
 Invariant: ``lane_stats`` is a pure function of a ``LaneState``
-(``thunderdome.lane_state``, changed only by the reducer in
-``thunderdome.metrics``), and a ``LaneStats`` is frozen: what a lane's
+(``thunderdome.core.lane_state``, changed only by the reducer in
+``thunderdome.core.metrics``), and a ``LaneStats`` is frozen: what a lane's
 figures were at the moment read. The definitions (TTFT, TTFA, e2e, N, output
-speed, ITL, multi-turn lanes) are documented in ``thunderdome.metrics``.
+speed, ITL, multi-turn lanes) are documented in ``thunderdome.core.metrics``.
 
 Reads cost O(1) per lane however long the race (``LaneState`` keeps the
 running totals of its closed turns); the inter-token gaps are sorted only
@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from thunderdome.lane_state import LaneState
-from thunderdome.turn_stats import Gaps, TurnState, TurnTotals, _r
+from thunderdome.core.lane_state import LaneState
+from thunderdome.core.turn_stats import Gaps, TurnState, TurnTotals, _r
 
 
 SPLIT_PARTS = ("queue_s", "load_s", "prefill_s")

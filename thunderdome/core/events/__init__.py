@@ -18,14 +18,14 @@ checked loader). Every public name is re-exported here.
 
 from __future__ import annotations
 
-from thunderdome.events.base import Channel, Event, LaneEvent
-from thunderdome.events.decode import EVENT_TYPES, EventFormatError, event_from_dict
-from thunderdome.events.lane import LANE_END_TYPES, FighterSpawned, LaneEliminated, LaneFailed, LaneFinished
-from thunderdome.events.lane import LaneStarted, LaneStopped, RequestRelayed
-from thunderdome.events.race import Notice, RaceFinished, RaceStarted, WinnerDecided
-from thunderdome.events.turn import NATURAL_ENDS, CommandExtracted, ExecFinished, FeedbackSent, FirstByte
-from thunderdome.events.turn import ReasoningSigned, RequestSent, ServerTimings, StreamEnded, TokenDelta
-from thunderdome.events.turn import ToolCallDelta, ToolCallDone, ToolCallStarted, Usage, Verdict
+from thunderdome.core.events.base import Channel, Event, LaneEvent
+from thunderdome.core.events.decode import EVENT_TYPES, EventFormatError, event_from_dict
+from thunderdome.core.events.lane import LANE_END_TYPES, FighterSpawned, LaneEliminated, LaneFailed, LaneFinished
+from thunderdome.core.events.lane import LaneStarted, LaneStopped, RequestRelayed
+from thunderdome.core.events.race import Notice, RaceFinished, RaceStarted, WinnerDecided
+from thunderdome.core.events.turn import NATURAL_ENDS, CommandExtracted, ExecFinished, FeedbackSent, FirstByte
+from thunderdome.core.events.turn import ReasoningSigned, RequestSent, ServerTimings, StreamEnded, TokenDelta
+from thunderdome.core.events.turn import ToolCallDelta, ToolCallDone, ToolCallStarted, Usage, Verdict
 
 __all__ = [
     "NATURAL_ENDS",

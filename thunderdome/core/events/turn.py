@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from thunderdome.events.base import Channel, LaneEvent
+from thunderdome.core.events.base import Channel, LaneEvent
 
 NATURAL_ENDS = frozenset({"stop", "end_turn", "stop_sequence", "tool_calls", "tool_use", "function_call"})
 """``StreamEnded.finish_reason`` values meaning the model stopped by itself

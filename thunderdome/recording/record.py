@@ -3,7 +3,7 @@
 Invariant: what reaches disk is a header line followed by one event per line,
 each line written whole and flushed within ~50 ms of its event, so a crash or
 ``kill -9`` leaves a file that loads up to its last complete line. No secret
-reaches disk: every string is redacted (``thunderdome.redact``: the backends'
+reaches disk: every string is redacted (``thunderdome.core.redact``: the backends'
 key variables, any ``*_API_KEY`` / ``*_TOKEN`` / ``*_SECRET`` variable of 8+
 characters, URL credentials) before it is written, including a key a server
 echoes into the token stream split across several deltas or across the
@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import thunderdome
-from thunderdome.batch_queue import BatchQueue
-from thunderdome.events import Event, RaceStarted
-from thunderdome.redact import HeldText, Secrets, known, redact_obj, remember_backend
-from thunderdome.visible import json_safe
+from thunderdome.core.batch_queue import BatchQueue
+from thunderdome.core.events import Event, RaceStarted
+from thunderdome.core.redact import HeldText, Secrets, known, redact_obj, remember_backend
+from thunderdome.core.visible import json_safe
 
 FORMAT = "thunderdome-recording"
 VERSION = 2

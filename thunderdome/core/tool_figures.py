@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from thunderdome.lane_stats import LaneStats
+from thunderdome.core.lane_stats import LaneStats
 
 
 def seconds(value: float | None) -> str:

@@ -1,7 +1,7 @@
 """One turn's state, and the sums and gaps a lane keeps over its turns (pure).
 
 Invariant: these are the pieces ``lane_stats`` is built from, changed only
-by the reducer in ``thunderdome.metrics``: a ``TurnState`` per request and
+by the reducer in ``thunderdome.core.metrics``: a ``TurnState`` per request and
 response; ``TurnTotals``, the running sums of a lane's closed turns, folded
 once per turn in turn order (so every sum is the one a fold over all turns
 would give); ``Gaps``, the lane's inter-token gaps in arrival order, sorted
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from thunderdome.token_count import Count, defended_count
+from thunderdome.core.token_count import Count, defended_count
 
 STALL_MIN_S = 1.0
 """No silence shorter than this is a stall, however quick the lane's pace."""

@@ -17,7 +17,7 @@ Which value:
   leaderboard's done/finish column and the results' done column show.
 - **clock** (``clock_s``): a lane's time on the race clock: its done time,
   else its end, else now (running). The lane header's clock.
-- TTFT, TTFA, e2e: from the lane's first request (``thunderdome.metrics``).
+- TTFT, TTFA, e2e: from the lane's first request (``thunderdome.core.metrics``).
 - **tok/s**: the output speed read at the moment the screen shows (the same
   ``Standings.ranked(now)`` reading for every widget of a frame).
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from thunderdome.lane_stats import LaneStats
+from thunderdome.core.lane_stats import LaneStats
 
 SECONDS = "s"
 RATE = "tok/s"
