@@ -69,8 +69,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, *args: str, needs: tuple[Path, ...] = ()) -> Iterator[Server]:
-    """A llama-server on a free port with the cached GGUF and ``args``, healthy."""
+def _serve(tmp_path_factory: pytest.TempPathFactory, *args: str, needs: tuple[Path, ...] = (),
+           cache_prompt: bool = False) -> Iterator[Server]:
+    """A llama-server on a free port with the cached GGUF and ``args``, healthy;
+    without ``cache_prompt`` every request pays its whole prompt."""
     models = sorted(MODEL_DIR.glob("*.gguf"))
     if not BINARY.is_file() or not models or not all(p.is_file() for p in needs):
         reason = f"no llama-server, GGUF or chat template under {CACHE}: run .ci/llama_server.sh first"
@@ -82,9 +84,10 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, *args: str, needs: tuple[Pa
     with open(log, "wb") as out:
         # -t 1: two spinning threads on two shared cores collapse to 0.3 tok/s.
         # --no-cache-prompt: every race pays its prompt, so TTFT is comparable.
+        cache = [] if cache_prompt else ["--no-cache-prompt"]
         proc = subprocess.Popen(
             [str(BINARY), "-m", str(models[0]), "--jinja", "-t", "1", *args,
-             "--no-cache-prompt", "--host", "127.0.0.1", "--port", str(port)],
+             *cache, "--host", "127.0.0.1", "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -361,3 +364,27 @@ def test_a_lane_queued_behind_another_is_told_so(llama_one_slot_server: Server, 
     # the real gauges read right; the lane that gave up still counts as deferred until the slot
     # frees (seen on 0.3.36): one more reason /slots, which knows whose slot is whose, has the last word
     assert from_metrics(during, "smollm2") == Busy(1, "llama.cpp /metrics")
+
+
+@pytest.fixture(scope="session")
+def llama_cache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One slot that keeps its prompt cache (llama-server's default): the
+    second identical request reuses the first one's prompt."""
+    yield from _serve(tmp_path_factory, "--parallel", "1", "-c", "2048", cache_prompt=True)
+
+
+def test_a_prompt_served_from_the_cache_is_marked_warm(llama_cache_server: Server, tmp_path: Path) -> None:
+    offset = llama_cache_server.log_size()
+    (cold,) = _race(llama_cache_server, tmp_path, ["openai"])
+    (warm,) = _race(llama_cache_server, tmp_path, ["openai"])
+    truths = llama_cache_server.timings_since(offset)
+    assert len(truths) == 2
+    assert cold["prompt_cached"] is False and not cold["cached_tokens"], cold
+    # the same prompt again: cache_n says how much of it the slot reused
+    assert warm["prompt_cached"] is True and warm["cached_tokens"] > 0, warm
+    # each split's prefill is what the server logged for that request, and the warm one paid less
+    assert _near(cold["ttft_split"]["prefill_s"], truths[0]["prompt_s"]), (cold["ttft_split"], truths)
+    assert _near(warm["ttft_split"]["prefill_s"], truths[1]["prompt_s"]), (warm["ttft_split"], truths)
+    assert warm["ttft_split"]["prefill_s"] < cold["ttft_split"]["prefill_s"]
+    print(f"cold: TTFT {cold['ttft_s']:.3f} s, split {cold['ttft_split']}; "
+          f"warm: TTFT {warm['ttft_s']:.3f} s, split {warm['ttft_split']}, {warm['cached_tokens']} cached tokens")
