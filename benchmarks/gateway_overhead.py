@@ -8,7 +8,7 @@ its own bwrap sandbox (``AGENT_LIMITS``, its own network namespace) through
 its door (``gateway/door.py``: the sandbox's ``127.0.0.1:4010``, handed to the
 gateway, which accepts on it itself). Each lane is its own process, as real
 agents are (``benchmarks/gateway_agent.py``; one kept-alive connection per
-way); the 8 lanes of a way are in flight together. The gateways run in this
+way); the lanes of a way (8, or ``--lanes``) are in flight together. The gateways run in this
 process, one per lane, metering into a ``Standings`` and a real ``Recorder``
 as in a recorded race. Each request's *transport time* is what the client
 waited beyond the emulator's own work: (emulator arrival - client send) +
@@ -117,7 +117,7 @@ def _results(got: list[list[Any]], emulator_log: list[dict[str, Any]], start: fl
     return {"transport_s": transport, "ttft_s": ttft, "late": late}
 
 
-async def _measure(rounds: int, record: bool) -> dict[str, Any]:
+async def _measure(rounds: int, record: bool, lanes: int) -> dict[str, Any]:
     from thunderdome.agents.lane import AGENT_LIMITS, DOOR, DOOR_PORT, open_door
     from thunderdome.backends import make_backend
     from thunderdome.gateway import Gateway, Upstream
@@ -150,7 +150,7 @@ async def _measure(rounds: int, record: bool) -> dict[str, Any]:
             common = {"order": list(VARIANTS), "rounds": rounds + WARM, "slot": SLOT_S, "body": BODY,
                       "headers": HEADERS}
             runs, ready = [], []
-            for lane in range(LANES):
+            for lane in range(lanes):
                 spec = BackendSpec(name=f"lane{lane}", kind="sim", profile="instant", model="instant", protocol="openai")
                 backends.append(make_backend(spec, sim_url=emulator.url))
                 upstream = Upstream(backends[-1].base_url, {}, "instant", dict(DIRECTIVE), spec.timeouts)
@@ -184,23 +184,27 @@ async def _measure(rounds: int, record: bool) -> dict[str, Any]:
         await asyncio.to_thread(emulator.stop)
         shutil.rmtree(scratch, ignore_errors=True)
     metered = sum(gateway.turns for gateway in gateways)
-    expected = (rounds + WARM) * LANES * 2  # the gateway and sandbox ways, warm-up rounds included
+    expected = (rounds + WARM) * lanes * 2  # the gateway and sandbox ways, warm-up rounds included
     if metered != expected:
         raise RuntimeError(f"the gateways metered {metered} turns, not {expected}")
     timed = [r for g in gateways for r in g.relayed[2 * WARM:] if r.forward_s is not None and r.relay_s is not None]
     data["own_s"] = [r.forward_s + r.relay_s for r in timed]  # type: ignore[operator]
-    data["cpu_per_turn_s"] = cpu / (rounds * LANES * 2)
+    data["cpu_per_turn_s"] = cpu / (rounds * lanes * 2)
     data["metered_turns"] = metered
     return data
 
 
-def run(*, quick: bool = True, rounds: int | None = None, record: bool = True) -> list[Figure]:
+def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, lanes: int = LANES) -> list[Figure]:
+    """The goal is judged at ``LANES`` lanes; other counts show how the figure
+    grows with the processes sharing the machine's cores."""
     rounds = rounds or (40 if quick else 250)
-    log(f"[gateway_overhead] {rounds} rounds x {LANES} lanes x {len(VARIANTS)} ways (direct, gateway, sandbox door)")
-    data = asyncio.run(_measure(rounds, record))
+    log(f"[gateway_overhead] {rounds} rounds x {lanes} lanes x {len(VARIANTS)} ways (direct, gateway, sandbox door)")
+    data = asyncio.run(_measure(rounds, record, lanes))
     log(f"[gateway_overhead] {data['metered_turns']} turns metered ({'recorded' if record else 'not recorded'}), "
         f"{data['late']} requests sent after their round")
-    cmd = command(BENCH, ["--rounds", str(rounds)] + ([] if record else ["--no-record"]))
+    cmd = command(BENCH, ["--rounds", str(rounds)] + ([] if lanes == LANES else ["--lanes", str(lanes)])
+                  + ([] if record else ["--no-record"]))
+    judged = lanes == LANES
     transport, ttft = data["transport_s"], data["ttft_s"]
     p99 = {v: pct(transport[v], 99) * 1000 for v in VARIANTS}
     p50 = {v: pct(transport[v], 50) * 1000 for v in VARIANTS}
@@ -212,7 +216,7 @@ def run(*, quick: bool = True, rounds: int | None = None, record: bool = True) -
         added = p99[variant] - p99["direct"]
         figures.append(Figure(
             BENCH, f"TTFT added at p99, {label}", f"{added:+.2f} ms (p50 {p50[variant] - p50['direct']:+.2f} ms)",
-            f"< {GOAL_MS:g} ms at {LANES} lanes", added < GOAL_MS, cmd,
+            f"< {GOAL_MS:g} ms at {LANES} lanes" if judged else "-", added < GOAL_MS if judged else None, cmd,
             {"transport_s": transport[variant], "ttft_s": ttft[variant], "p99_ms": p99[variant]},
         ))
     own = data["own_s"]
@@ -229,12 +233,15 @@ def run(*, quick: bool = True, rounds: int | None = None, record: bool = True) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=None, help="rounds of 8 concurrent requests per way")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of concurrent requests (one a lane) per way")
+    parser.add_argument("--lanes", type=int, default=LANES, help=f"lanes in flight together (the goal is judged at {LANES})")
     parser.add_argument("--long", action="store_true", help="250 rounds")
     parser.add_argument("--no-record", action="store_true", help=RECORD_HELP)
     add_common_args(parser)
     args = parser.parse_args(argv)
-    report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record), args.json)
+    if args.lanes < 1:
+        parser.error("--lanes must be at least 1")
+    report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record, lanes=args.lanes), args.json)
     return 0
 
 
