@@ -44,8 +44,6 @@ def make(source: HandSource):
     return make_app(mode="race", task=TASK, specs=specs, source_factory=lambda t, s: source, results_delay=0.05)
 
 
-
-
 def start_race(push: Callable[[ev.Event], None]) -> None:
     lanes = tuple({"name": n, "kind": "sim", "model": "instant", "url": ""} for n in NAMES)
     push(ev.RaceStarted(t=0.0, task="frames", kind="long", title="frames", lanes=lanes, max_tokens=5000))
@@ -66,16 +64,24 @@ async def frames(pilot, screen: RaceScreen, count: int) -> None:
     await wait_for(pilot, lambda: screen._frames >= target and screen.feed.pending == 0, f"{count} frames")
 
 
+async def race_under_way(pilot, app, source: HandSource, count: int, frame_count: int = 2) -> RaceScreen:
+    """The race started and every lane's first ``count`` tokens on screen
+    (``frame_count`` frames drawn since): the race screen."""
+    screen = app.screen
+    assert isinstance(screen, RaceScreen)
+    await wait_for(pilot, lambda: source.push is not None, "the source to start")
+    assert source.push is not None
+    start_race(source.push)
+    tokens(source.push, 0.5, count)
+    await frames(pilot, screen, frame_count)
+    return screen
+
+
 async def test_a_steady_race_asks_for_no_layout():
     source = HandSource()
     app = make(source)
     async with app.run_test(size=(200, 60)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RaceScreen)
-        await wait_for(pilot, lambda: source.push is not None, "the source to start")
-        start_race(source.push)
-        tokens(source.push, 0.5, 20)  # first tokens: statuses change, the lanes fill up
-        await frames(pilot, screen, 6)
+        screen = await race_under_way(pilot, app, source, 20, 6)  # statuses change, the lanes fill up
         await pilot.pause()
         layouts: list[Any] = []
         original = screen._refresh_layout
@@ -102,11 +108,7 @@ async def test_a_wheeled_back_stream_stays_put_and_follows_again_at_the_end():
     source = HandSource()
     app = make(source)
     async with app.run_test(size=(200, 60)) as pilot:
-        screen = app.screen
-        await wait_for(pilot, lambda: source.push is not None, "the source to start")
-        start_race(source.push)
-        tokens(source.push, 0.5, 300)
-        await frames(pilot, screen, 2)
+        screen = await race_under_way(pilot, app, source, 300)
         stream = screen.lanes[NAMES[0]].stream
         assert stream.scroll_rows(-5) and not stream.following
         before = [stream.render_line(y).text[:-1] for y in range(stream.size.height)]  # [-1]: the scrollbar
@@ -126,11 +128,7 @@ async def test_the_wheel_scrolls_a_lanes_text_only_over_its_text():
     source = HandSource()
     app = make(source)
     async with app.run_test(size=(200, 60)) as pilot:
-        screen = app.screen
-        await wait_for(pilot, lambda: source.push is not None, "the source to start")
-        start_race(source.push)
-        tokens(source.push, 0.5, 300)
-        await frames(pilot, screen, 2)
+        screen = await race_under_way(pilot, app, source, 300)
         view = screen.lanes[NAMES[0]]
         stream = view.stream
 
