@@ -82,7 +82,7 @@ class LaneState:
         turns = self.turns
         if turns and turns[-1].turn == number:
             return turns[-1]
-        for existing in turns:
+        for existing in reversed(turns):  # an earlier turn still streaming is a recent one
             if existing.turn == number:
                 self._closed, self._closed_n = TurnTotals(), 0
                 return existing
