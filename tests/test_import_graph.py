@@ -4,7 +4,9 @@ Two graphs, both built without importing anything:
 
 - every module of the package, with the imports that run when it is imported
   (module and class bodies, ``try``/``if`` included; ``if TYPE_CHECKING:``
-  excluded): a cycle there makes the import order matter;
+  excluded): a cycle there makes the import order matter; and the same with
+  the ``TYPE_CHECKING`` imports, which must not close a cycle either (two
+  modules that each need the other to be read);
 - the layers the folders name (core, engine, recordings, sources, consumers,
   command line), with every import, deferred ones (inside functions)
   included: a cycle there means two layers lean on each other, as the race
@@ -55,19 +57,20 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _import_nodes(body: list[ast.stmt], deferred: bool) -> list[ast.Import | ast.ImportFrom]:
-    """The import statements in ``body``; in function bodies too if ``deferred``."""
+def _import_nodes(body: list[ast.stmt], deferred: bool, typing: bool = False) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements in ``body``; in function bodies too if
+    ``deferred``; under ``if TYPE_CHECKING:`` too if ``typing``."""
     found: list[ast.Import | ast.ImportFrom] = []
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             found.append(node)
-        elif isinstance(node, ast.If) and _is_type_checking(node):
-            found.extend(_import_nodes(node.orelse, deferred))
+        elif isinstance(node, ast.If) and _is_type_checking(node) and not typing:
+            found.extend(_import_nodes(node.orelse, deferred, typing))
         elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or deferred:
             for field in ("body", "orelse", "finalbody", "handlers", "cases"):
                 for child in getattr(node, field, []):
                     inner = child.body if isinstance(child, (ast.ExceptHandler, ast.match_case)) else [child]
-                    found.extend(_import_nodes(inner, deferred))
+                    found.extend(_import_nodes(inner, deferred, typing))
     return found
 
 
@@ -78,13 +81,14 @@ def _target(name: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
-def import_graph(*, deferred: bool) -> dict[str, set[str]]:
-    """Module -> the package modules it imports."""
+def import_graph(*, deferred: bool, typing: bool = False) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (``typing``: the imports
+    for type checkers only as well)."""
     modules = module_files()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8")).body, deferred):
+        for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8")).body, deferred, typing):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             else:
@@ -149,6 +153,7 @@ def test_the_graph_reader_sees_a_cycle():
 
     assert names(False) == ["w", "x", "z"]
     assert names(True) == ["v", "w", "x", "z"]
+    assert sorted(a.name for node in _import_nodes(tree.body, False, typing=True) for a in node.names) == ["w", "x", "y", "z"]
 
 
 def test_the_graph_reads_the_real_package():
@@ -161,6 +166,13 @@ def test_the_graph_reads_the_real_package():
 def test_no_module_imports_itself_back_at_import_time():
     cycle = find_cycle(import_graph(deferred=False))
     assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_two_modules_lean_on_each_other_even_for_types():
+    """A type-only import back (``if TYPE_CHECKING:``) is still two modules
+    that each need the other to be read: name what is needed in a Protocol."""
+    cycle = find_cycle(import_graph(deferred=False, typing=True))
+    assert not cycle, "import cycle (type checking included): " + " -> ".join(cycle)
 
 
 def test_no_two_layers_import_each_other_even_lazily():

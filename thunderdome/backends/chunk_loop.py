@@ -15,7 +15,7 @@ its failures before the body worded, by ``http.StreamingBackend``.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, Protocol
 
 import httpx2
 
@@ -26,16 +26,34 @@ from thunderdome.backends.stream_parser import StreamParser
 from thunderdome.backends.watchdog import TurnTimer
 from thunderdome.core.events import Event, FirstByte, RequestSent
 from thunderdome.core.redact import redact
+from thunderdome.core.specs import BackendSpec
 
-if TYPE_CHECKING:
-    from thunderdome.backends.http import StreamingBackend
+
+class TurnBackend(Protocol):
+    """What the turn loop needs of a backend (``http.StreamingBackend`` is one):
+    named here, so this module does not import the backend back."""
+
+    spec: BackendSpec
+
+    def parser(self, request: ChatRequest) -> StreamParser: ...
+
+    def decoder(self) -> Any: ...
+
+    def prepare(self, request: ChatRequest, clock: Clock) -> tuple[httpx2.Request, Callable[[], float]]: ...
+
+    async def open(self, outgoing: httpx2.Request, timer: TurnTimer) -> httpx2.Response | Exception: ...
+
+    async def check_response(self, response: httpx2.Response) -> None: ...
+
+    async def timeout_reason(self, reason: str) -> str: ...
+
 
 DRAIN_S = 0.5
 """After the end marker: how long to wait for the body's end, so the
 connection can go back to the pool."""
 
 
-async def stream_turn(backend: StreamingBackend, request: ChatRequest, clock: Clock) -> AsyncIterator[Event]:
+async def stream_turn(backend: TurnBackend, request: ChatRequest, clock: Clock) -> AsyncIterator[Event]:
     """The events of ``request``'s turn on ``backend`` (``Backend.stream``)."""
     lane, turn = request.lane, request.turn
     parser = backend.parser(request)
