@@ -1,12 +1,15 @@
 """The metering gateway: an agent's HTTP requests in, its lane's backend out, every reply measured.
 
 Invariant: the agent gets the upstream status, headers and body bytes
-unchanged (only hop-by-hop framing is redone), each chunk relayed the moment
-it arrives; measuring never changes or delays what the agent sees: each
-chunk is written to the agent before any event or parsing work is done for
-it (that work is queued behind the loop's ready work, so no lane waits for
-another's), and a spare upstream connection is kept open, so no connection
-set-up lands in the agent's TTFT. Upstream, the agent's key is dropped and
+unchanged (only hop-by-hop framing is redone); nothing waits for a task to
+wake on the way: a request goes upstream inside the callback that read its
+last byte (``agent_link``), and a reply's head and each segment of its body
+go to the agent inside the callback that read them (``upstream``).
+Measuring never changes or delays what the agent sees: bytes are written
+before any event or parsing work is done for them (that work is queued
+behind the loop's ready work, so no lane waits for another's), and a spare
+upstream connection is kept open, so no connection set-up lands in the
+agent's TTFT. Upstream, the agent's key is dropped and
 the lane's real key added (the agent only ever holds a throwaway one), the
 ``model`` is the lane's (only that value's bytes change: ``model_field``), and a sim lane's request carries its emulator
 directive (in the emulator's ``x-thunderdome-sim`` header, so the body can
@@ -27,7 +30,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 from urllib.parse import urlsplit
 
@@ -37,9 +40,10 @@ from thunderdome.core.events import Event, FirstByte, Notice, RequestRelayed, Re
 from thunderdome.gateway.door import bind_door, take_door
 from thunderdome.gateway.model_field import read_object, with_model
 from thunderdome.gateway.routes import Route, chat_route
-from thunderdome.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from thunderdome.gateway.agent_link import AgentLink, serve_links
+from thunderdome.gateway.upstream import Exchange, UpstreamError, UpstreamPool, UpstreamResponse
 from thunderdome.sim.directives import FIELD as DIRECTIVE_FIELD, HEADER as DIRECTIVE_HEADER
-from thunderdome.sim.http import Request, Responder, serve_requests
+from thunderdome.sim.http import Request, Responder
 from thunderdome.core.specs import Timeouts
 
 HOP_BY_HOP = frozenset({
@@ -106,6 +110,8 @@ class Relayed:
     """Seconds from the agent's request fully read to it leaving for upstream."""
     relay_s: float | None = None
     """Seconds from the reply's first chunk off the upstream socket to it written to the agent."""
+    reader: "_TurnReader | None" = field(default=None, repr=False)
+    """A turn's parser of the reply, while it is relayed."""
 
 
 class Gateway:
@@ -137,7 +143,8 @@ class Gateway:
         """The lane's model as a JSON string: a body without it names another model."""
         self._pool = UpstreamPool(upstream.base_url, upstream.timeouts.connect)
         self._servers: list[asyncio.AbstractServer] = []
-        self._conns: set[asyncio.Task[Any]] = set()
+        self._links: set[AgentLink] = set()
+        self._links_factory = serve_links(self._begin, self._links, {"Server": SERVER_NAME})
         self._door: asyncio.Task[None] | None = None
 
     # -- listening ---------------------------------------------------------------------
@@ -150,7 +157,7 @@ class Gateway:
         keeper = bind_door(path)
 
         async def opened(sock: socket.socket) -> None:
-            self._servers.append(await asyncio.start_server(self._on_connection, sock=sock, limit=256 * 1024))
+            self._servers.append(await asyncio.get_running_loop().create_server(self._links_factory, sock=sock))
 
         def refused(reason: str) -> None:
             self.emit(Notice(t=self.clock(), message=f"gateway: door refused: {reason}", level="error", lane=self.lane))
@@ -161,7 +168,7 @@ class Gateway:
 
     async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on loopback TCP; returns the base URL ``http://HOST:PORT``."""
-        server = await asyncio.start_server(self._on_connection, host, port, limit=256 * 1024)
+        server = await asyncio.get_running_loop().create_server(self._links_factory, host, port, backlog=1024)
         self._servers.append(server)
         self._pool.warm()
         bound = server.sockets[0].getsockname()
@@ -174,14 +181,14 @@ class Gateway:
             await asyncio.gather(self._door, return_exceptions=True)
         for server in self._servers:
             server.close()
-        for task in list(self._conns):
+        tasks = [link.task for link in self._links if link.task is not None]
+        for task in tasks:
             task.cancel()
-        if self._conns:
-            await asyncio.gather(*self._conns, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for link in list(self._links):
+            link.abort()
         self._pool.close()
-
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_requests(reader, writer, self._relay, self._conns, error_headers={"Server": SERVER_NAME}, name="gateway")
 
     # -- one request -------------------------------------------------------------------
 
@@ -228,7 +235,11 @@ class Gateway:
             headers[DIRECTIVE_HEADER] = json.dumps(directive)
         return headers
 
-    async def _relay(self, req: Request, out: Responder) -> None:
+    def _begin(self, req: Request, out: Responder) -> Coroutine[Any, Any, None]:
+        """Forward ``req`` upstream now (inside the callback that read its last
+        byte, when a kept-alive connection is idle: the pool keeps one), its
+        events queued behind the loop's ready work; returns the coroutine
+        that relays the answer."""
         route = chat_route(req.method, req.path)
         body, streamed, directive = self._body(req, route)
         record = Relayed(req.method, req.path, protocol=route.protocol if route else "")
@@ -238,77 +249,94 @@ class Gateway:
             self.turns += 1
             turn = record.turn = self.turns
         record.chat = route is not None and not streamed
-        target = self.upstream.target(req.path, req.query)
-        sent_at: list[float] = []
+        later = asyncio.get_running_loop().call_soon
 
         def sent(at: float) -> None:
             record.forward_s = at - req.t_received
-            sent_at.append(at)
             if turn:
-                self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
+                later(self.emit, RequestSent(t=self.clock(), lane=self.lane, turn=turn))
                 if self.on_turn is not None:
-                    self.on_turn(turn)
+                    later(self.on_turn, turn)
 
+        exchange = self._pool.begin(req.method, self.upstream.target(req.path, req.query),
+                                    self._headers(req, directive), body, sent)
+
+        def answering(response: UpstreamResponse) -> None:
+            record.status = response.status
+            self._start_answer(response, out, route if turn and 200 <= response.status < 300 else None, turn, record)
+
+        exchange.on_response = answering
+        return self._finish(req, out, exchange, turn, record)
+
+    async def _finish(self, req: Request, out: Responder, exchange: Exchange, turn: int, record: Relayed) -> None:
+        """The answer's end (it started in ``_start_answer``, as its head came in) or a 502."""
+        later = asyncio.get_running_loop().call_soon
         try:
-            response = await self._pool.request(req.method, target, self._headers(req, directive), body, sent)
+            response = await exchange.response()
         except UpstreamError as exc:
             reason = f"gateway: {req.method} {req.path} to {self._pool.authority} failed: {exc}"
             if turn and record.forward_s is None:
-                self.emit(RequestSent(t=self.clock(), lane=self.lane, turn=turn))
-            self.emit(Notice(t=self.clock(), message=reason, level="error", lane=self.lane))
+                later(self.emit, RequestSent(t=self.clock(), lane=self.lane, turn=turn))
+            later(self.emit, Notice(t=self.clock(), message=reason, level="error", lane=self.lane))
             if not turn:
-                self.emit(RequestRelayed(t=self.clock(), lane=self.lane, method=req.method, path=req.path,
-                                         chat=record.chat))
+                later(self.emit, RequestRelayed(t=self.clock(), lane=self.lane, method=req.method, path=req.path,
+                                                chat=record.chat))
             await out.send_json(502, {"error": {"message": reason, "type": "gateway_error"}}, {"Server": SERVER_NAME})
             return
-        record.status = response.status
         try:
-            await self._answer(response, out, route if turn and 200 <= response.status < 300 else None, turn, record)
+            try:
+                await response.finish_relay(out.drain)
+            except UpstreamError as exc:
+                later(self.emit, Notice(t=self.clock(), message=f"gateway: upstream broke the reply: {exc}",
+                                        level="error", lane=self.lane))
+                out.abort()  # the agent sees the cut as it happened
+                return
+            await out.flush()
+            await out.end()
+            if record.reader is not None:
+                later(record.reader.close, self.clock())
         finally:
+            record.reader = None
             response.release()
         if not turn:
-            seconds = time.monotonic() - sent_at[0] if sent_at else None
-            asyncio.get_running_loop().call_soon(self.emit, RequestRelayed(
-                t=self.clock(), lane=self.lane, method=req.method, path=req.path, status=response.status,
-                chat=record.chat, seconds=seconds))
+            seconds = time.monotonic() - exchange.sent if exchange.sent is not None else None
+            later(self.emit, RequestRelayed(t=self.clock(), lane=self.lane, method=req.method, path=req.path,
+                                            status=response.status, chat=record.chat, seconds=seconds))
 
-    async def _answer(self, response: UpstreamResponse, out: Responder, route: Route | None, turn: int,
+    def _start_answer(self, response: UpstreamResponse, out: Responder, route: Route | None, turn: int,
                       record: Relayed) -> None:
-        """Relay ``response`` to the agent as it arrives; parse it (``route``) into the turn's events.
-        Each chunk is written before anything else is done with it; its events
-        and parsing are queued behind the loop's ready work (``call_soon``, in
-        order), so no lane's chunk waits for another lane's parsing."""
+        """Start relaying ``response`` to the agent; parse it (``route``) into the turn's events.
+        Called the moment its head is in (inside the upstream connection's
+        callback), so each segment's pieces are written to the agent in the
+        callback that read them, before anything else is done with them; their
+        events and parsing are queued behind the loop's ready work
+        (``call_soon``, in order), so no lane's bytes wait for another lane's parsing."""
         headers = {k: v for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() != "server"}
         headers["Server"] = response.header("server") or SERVER_NAME
         length = response.header("content-length")
         chunked = length is None
         if not chunked:
             headers["Content-Length"] = str(length)
-        await out.start(response.status, headers, chunked=chunked, hold=True)
-        reader = _TurnReader(self, route, turn) if route is not None else None
+        out.hold(response.status, headers, chunked=chunked)
+        reader = record.reader = _TurnReader(self, route, turn) if route is not None else None
         later = asyncio.get_running_loop().call_soon
         first = True
-        try:
-            async for chunk in response.body():
-                t = self.clock()
-                arrived = time.monotonic()
-                await out.send(chunk)
-                if first:
-                    record.relay_s = time.monotonic() - arrived
-                    first = False
-                    if turn:
-                        later(self.emit, FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
-                if reader is not None:
-                    later(reader.feed, chunk, t)
-        except UpstreamError as exc:
-            later(self.emit, Notice(t=self.clock(), message=f"gateway: upstream broke the reply: {exc}",
-                                    level="error", lane=self.lane))
-            out.abort()  # the agent sees the cut as it happened
-            return
-        await out.flush()
-        await out.end()
-        if reader is not None:
-            later(reader.close, self.clock())
+
+        def push(pieces: list[bytes]) -> bool:
+            nonlocal first
+            t = self.clock()
+            arrived = time.monotonic()
+            backed_up = out.write_now(pieces)
+            if first:
+                record.relay_s = time.monotonic() - arrived
+                first = False
+                if turn:
+                    later(self.emit, FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
+            if reader is not None:
+                later(reader.feed_all, pieces, t)
+            return backed_up
+
+        response.start_relay(push)
 
 
 def _object(raw: bytes) -> dict[str, Any] | None:
@@ -345,12 +373,14 @@ class _TurnReader:
             emit(event)
         self.out.clear()
 
-    def feed(self, chunk: bytes, t: float) -> None:
-        if self.failed or self.parser.ended:
-            return
-        got, error = self.frames.split(chunk)
-        if got or error is not None:
-            self._take(got, error, t)
+    def feed_all(self, pieces: list[bytes], t: float) -> None:
+        """One segment's body pieces, stamped ``t``."""
+        for piece in pieces:
+            if self.failed or self.parser.ended:
+                return
+            got, error = self.frames.split(piece)
+            if got or error is not None:
+                self._take(got, error, t)
 
     def close(self, t: float) -> None:
         if self.failed or self.parser.ended:

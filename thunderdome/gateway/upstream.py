@@ -1,24 +1,29 @@
-"""The gateway's upstream side: HTTP/1.1 on asyncio streams, kept alive, one write per request.
+"""The gateway's upstream side: HTTP/1.1 on its own asyncio protocol, kept alive, one write per request.
 
 Invariant: a request leaves in a single synchronous ``write`` (head and
 body together, so it is on the socket before the event loop can run
 anything else, and ``UpstreamResponse.sent`` is that moment); the response
-body comes back as the pieces that arrived (chunked framing removed,
-nothing waited for beyond what is already there), so the gateway can relay
-each piece the moment it is read. A connection goes back to its pool only
-after a body that ended cleanly, and a spare one is kept open ahead of need
-(``warm``), so no request waits for a connection's set-up; a pooled
-connection that turns out closed before any response byte is retried once
-on a fresh one. Failures are
-``UpstreamError`` with one line; nothing else escapes. TLS uses the race
-clients' verification (``backends.http.tls_context``).
+body is handed on in the connection's own ``data_received`` callback, as
+the payload pieces of each segment that arrived (chunked framing removed
+by ``BodyFraming``, nothing waited for beyond what is already there), so
+the gateway relays a piece in the same callback that read it: no task
+wakes, no other ready work runs, between a reply's bytes arriving and the
+agent getting them. A connection goes back to its pool only after a body
+that ended cleanly, with nothing after it, and a spare one is kept open
+ahead of need (``warm``), so no request waits for a connection's set-up; a
+pooled connection that turns out closed before any response byte is
+retried once on a fresh one. Failures are ``UpstreamError`` with one line;
+nothing else escapes. TLS uses the race clients' verification
+(``backends.http.tls_context``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import string
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
 from typing import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -26,30 +31,321 @@ from urllib.parse import urlsplit
 from thunderdome.backends.http import tls_context
 from thunderdome.core.errors import ThunderdomeError
 
-READ = 65536
 HEAD_LIMIT = 256 * 1024
+LINE_LIMIT = 4096
+"""A chunk-size or trailer line longer than this is not HTTP."""
+_HEX = frozenset(string.hexdigits.encode())
 
 
 class UpstreamError(ThunderdomeError):
     """The backend could not be reached or broke the HTTP exchange."""
 
 
-@dataclass
+Push = Callable[[list[bytes]], bool]
+"""Takes one segment's body pieces, synchronously; True: its writer wants a drain first."""
+
+
+class BodyFraming:
+    """Where a response body ends, read as its bytes arrive: ``take(data)``
+    gives the payload pieces in ``data`` (chunked framing removed) and sets
+    ``done`` at the body's end; ``extra`` is anything after it. ``length``
+    None and not ``chunked``: the body ends with the connection (``end()``)."""
+
+    def __init__(self, length: int | None, chunked: bool) -> None:
+        self.chunked = chunked
+        self.left = length
+        self.done = not chunked and length == 0
+        self.extra = b""
+        self._line = bytearray()
+        self._state = "size"
+        """Chunked: "size" (a chunk-size line), "data" (``left`` bytes), "crlf" (after the data), "trailer"."""
+
+    def take(self, data: bytes) -> list[bytes]:
+        if self.done:
+            self.extra += data
+            return []
+        if not self.chunked:
+            if self.left is None:
+                return [data] if data else []
+            piece, rest = data[: self.left], data[self.left :]
+            self.left -= len(piece)
+            if self.left == 0:
+                self.done, self.extra = True, rest
+            return [piece] if piece else []
+        return self._take_chunked(data)
+
+    def _take_chunked(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        at, n = 0, len(data)
+        while at < n:
+            if self.done:
+                self.extra = data[at:]
+                break
+            if self._state == "data":
+                assert self.left is not None
+                piece = data[at : at + self.left]
+                at += len(piece)
+                self.left -= len(piece)
+                out.append(piece)
+                if self.left == 0:
+                    self._state = "crlf"
+                continue
+            end = data.find(b"\n", at)
+            stop = n if end < 0 else end + 1
+            self._line += data[at:stop]
+            at = stop
+            if len(self._line) > LINE_LIMIT:
+                raise UpstreamError("a chunk line in the response body is over 4 KiB")
+            if end >= 0:
+                line, self._line = bytes(self._line), bytearray()
+                self._line_ended(line)
+        return out
+
+    def _line_ended(self, line: bytes) -> None:
+        if not line.endswith(b"\r\n"):
+            raise UpstreamError("bad line ending in the chunked response body")
+        if self._state == "crlf":
+            if line != b"\r\n":
+                raise UpstreamError("bad chunk terminator in the response body")
+            self._state = "size"
+        elif self._state == "trailer":
+            if line == b"\r\n":
+                self.done = True
+        else:
+            digits = line[:-2].split(b";", 1)[0].strip()
+            if not digits or not _HEX.issuperset(digits):
+                raise UpstreamError("bad chunk size in the response body")
+            self.left = int(digits, 16)
+            self._state = "data" if self.left else "trailer"
+
+    def end(self) -> None:
+        """The connection ended: fine for a body that ends with it, else the body was cut."""
+        if self.done:
+            return
+        if not self.chunked and self.left is None:
+            self.done = True
+            return
+        short = f"{self.left} bytes short of its Content-Length" if not self.chunked else "before its last chunk"
+        raise UpstreamError(f"connection dropped mid-body ({short})")
+
+
+class _Wire(asyncio.Protocol):
+    """One upstream connection's bytes: a response head is awaited
+    (``read_head``); a body is pushed on as it arrives (``feed``, set by
+    ``UpstreamResponse.relay``)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.ended = False
+        """No more bytes will come (EOF, reset or closed)."""
+        self.feed: Callable[[bytes], None] | None = None
+        """While a body is relayed: called with each segment, and with b"" at the end."""
+        self.on_bytes: Callable[[], None] | None = None
+        """While a head is awaited: told, inside this callback, that bytes came in."""
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self.feed is not None:
+            self.feed(data)
+        else:
+            self.buffer += data
+            if self.on_bytes is not None:
+                self.on_bytes()
+            self.wake()
+
+    def eof_received(self) -> bool:
+        self._end()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    async def drain(self) -> None:
+        if self._writable is not None:
+            await self._writable
+
+    def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self.feed is not None:
+            self.feed(b"")
+        self.wake()
+
+    def take_head(self) -> bytes | None:
+        """The response head, through its blank line, taken out of the buffer
+        when it is all in; else None. Raises ``UpstreamError``."""
+        end = self.buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            head = bytes(self.buffer[: end + 4])
+            del self.buffer[: end + 4]
+            return head
+        if len(self.buffer) > HEAD_LIMIT:
+            raise UpstreamError("response head over 256 KiB")
+        return None
+
+    async def read_head(self) -> bytes | None:
+        """The response head; None when the connection ended before any byte of one."""
+        while (head := self.take_head()) is None:
+            if self.ended:
+                if not self.buffer:
+                    return None
+                raise UpstreamError("the connection closed in the middle of the response head")
+            await self.until_woken()
+        return head
+
+    async def until_woken(self) -> None:
+        """Wait for the next bytes, the end, or a ``wake()``."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+@dataclass(eq=False)
 class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    wire: _Wire
     reused: bool = False
 
+    @property
+    def transport(self) -> asyncio.Transport:
+        assert self.wire.transport is not None
+        return self.wire.transport
+
     def usable(self) -> bool:
-        return not self.reader.at_eof() and not self.writer.transport.is_closing()
+        return not self.wire.ended and not self.wire.buffer and not self.transport.is_closing()
 
     def close(self) -> None:
-        self.writer.transport.abort()
+        self.transport.abort()
+
+
+class Exchange:
+    """One request on its way upstream (``UpstreamPool.begin``)."""
+
+    def __init__(self, pool: "UpstreamPool", method: str, data: bytes, on_sent: Callable[[float], None] | None) -> None:
+        self.pool = pool
+        self.method = method
+        self.data = data
+        self.on_sent = on_sent
+        self.on_response: Callable[["UpstreamResponse"], None] | None = None
+        """Told the response, synchronously, the moment its head is in: inside
+        the connection's callback that completed it, so its body can be
+        relayed from its first bytes with no task hop. What it raises,
+        ``response()`` raises."""
+        self.conn: _Conn | None = None
+        self.sent: float | None = None
+        self._response: UpstreamResponse | None = None
+        self._error: Exception | None = None
+
+    def write(self, conn: _Conn) -> None:
+        """The request, whole, on ``conn``; on the socket now unless the socket's buffer is full."""
+        self.conn = conn
+        self.pool._busy.add(conn)
+        conn.wire.on_bytes = self._bytes_in
+        conn.transport.write(self.data)
+        if not conn.transport.get_write_buffer_size():
+            self._on_socket()
+
+    def _bytes_in(self) -> None:
+        """In the connection's callback: once the head is in, the response
+        (``on_response``); what cannot be read is left to ``response()``."""
+        conn = self.conn
+        if conn is None or self.sent is None:
+            return
+        try:
+            head = conn.wire.take_head()
+        except UpstreamError:
+            conn.wire.on_bytes = None
+            return  # response() reads it again and says so
+        if head is None:
+            return
+        conn.wire.on_bytes = None
+        try:
+            self._respond(head, conn)
+        except Exception as exc:  # raised by response(), never into the transport's callback
+            self._error = exc
+
+    def _respond(self, head: bytes, conn: _Conn) -> "UpstreamResponse":
+        assert self.sent is not None
+        self._response = _response(head, self.sent, conn, self.pool, self.method)
+        if self.on_response is not None:
+            self.on_response(self._response)
+        return self._response
+
+    def _on_socket(self) -> None:
+        first = self.sent is None
+        self.sent = time.monotonic()
+        if first and self.on_sent is not None:
+            self.on_sent(self.sent)
+
+    async def response(self) -> "UpstreamResponse":
+        """The response head; a kept-alive connection found closed before any
+        byte of it is retried once on a fresh one. Raises ``UpstreamError``."""
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.write(self.pool._take_idle() or await self.pool._open())
+            conn = self.conn
+            assert conn is not None
+            if conn.transport.get_write_buffer_size():
+                await conn.wire.drain()
+                self._on_socket()
+                self._bytes_in()  # a head that came in while the request was still going out
+            while conn.wire.on_bytes is not None and not conn.wire.ended:
+                await conn.wire.until_woken()  # the head is read in the callback (_bytes_in)
+            if self._error is not None:
+                self.pool.drop(conn)
+                raise self._error
+            if self._response is not None:
+                return self._response
+            conn.wire.on_bytes = None
+            try:
+                head = await conn.wire.read_head()
+            except UpstreamError:
+                self.pool.drop(conn)
+                raise
+            if head is None:
+                self.pool.drop(conn)
+                if conn.reused and attempt == 1:
+                    self.conn = None
+                    continue  # a kept-alive connection the server had closed: once more, fresh
+                break
+            return self._respond(head, conn)
+        raise UpstreamError(f"{self.pool.authority} closed the connection before answering")
+
+
+@dataclass
+class _RelayState:
+    failed: BaseException | None = None
+    backed_up: bool = False
 
 
 @dataclass
 class UpstreamResponse:
-    """A response head; ``body()`` yields its pieces as they arrive (once)."""
+    """A response head; ``relay(push, drain)`` hands its body on as it arrives (once)."""
 
     status: int
     headers: list[tuple[str, str]]
@@ -57,64 +353,83 @@ class UpstreamResponse:
     """time.monotonic() when the request was written to the socket."""
     _conn: _Conn
     _pool: "UpstreamPool"
-    _length: int | None = None
-    _chunked: bool = False
+    _framing: BodyFraming = field(default_factory=lambda: BodyFraming(None, False))
     _keep: bool = True
     _done: bool = field(default=False, init=False)
+    _relay: "_RelayState | None" = field(default=None, init=False)
 
     def header(self, name: str) -> str | None:
         name = name.lower()
         return next((v for k, v in self.headers if k.lower() == name), None)
 
-    async def body(self) -> AsyncIterator[bytes]:
-        reader = self._conn.reader
+    def start_relay(self, push: Push) -> None:
+        """From now on, hand each arriving segment's body pieces to ``push``,
+        inside the connection's own callback (so a piece is passed on the
+        moment it is read), starting with what already came in with the
+        head; ``push`` returns True when its writer wants a drain (reading
+        pauses until ``finish_relay`` has drained it). Never raises: what goes
+        wrong is raised by ``finish_relay``."""
+        wire, framing = self._conn.wire, self._framing
+        state = self._relay = _RelayState()
+
+        def feed(data: bytes) -> None:
+            if state.failed is not None or framing.done:
+                framing.extra += data
+                return
+            try:
+                if data:
+                    pieces = framing.take(data)
+                else:
+                    framing.end()
+                    pieces = []
+                if pieces and push(pieces):
+                    state.backed_up = True
+                    wire.transport.pause_reading()  # type: ignore[union-attr]
+            except Exception as exc:
+                state.failed = exc
+            if state.failed is not None or framing.done or state.backed_up:
+                wire.wake()
+
+        wire.feed = feed
+        if wire.buffer:
+            rest, wire.buffer = bytes(wire.buffer), bytearray()
+            feed(rest)
+        if wire.ended:
+            feed(b"")
+
+    async def finish_relay(self, drain: Callable[[], Awaitable[None]]) -> None:
+        """Wait for the body's clean end (``start_relay`` first); raises
+        ``UpstreamError`` when upstream breaks it, or what ``push`` raised."""
+        wire, framing, state = self._conn.wire, self._framing, self._relay
+        assert state is not None, "start_relay first"
         try:
-            if self._chunked:
-                async for piece in _dechunk(reader):
-                    yield piece
-            elif self._length is not None:
-                left = self._length
-                while left > 0:
-                    piece = await reader.read(min(READ, left))
-                    if not piece:
-                        raise UpstreamError(f"body ended {left} bytes short of its Content-Length")
-                    left -= len(piece)
-                    yield piece
-            else:
-                self._keep = False  # ends at the connection's close
-                while piece := await reader.read(READ):
-                    yield piece
-            self._done = True
-        except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
-            raise UpstreamError(f"connection dropped mid-body: {type(exc).__name__}") from None
+            while state.failed is None and not framing.done:
+                if state.backed_up:
+                    state.backed_up = False
+                    await drain()
+                    if not wire.ended:
+                        wire.transport.resume_reading()  # type: ignore[union-attr]
+                    continue
+                await wire.until_woken()
+        finally:
+            wire.feed = None
+        if state.failed is not None:
+            raise state.failed
+        self._done = True
+        if framing.extra:
+            self._keep = False  # bytes after the body: this connection is not one to reuse
+
+    async def relay(self, push: Push, drain: Callable[[], Awaitable[None]]) -> None:
+        """``start_relay(push)`` and ``finish_relay(drain)``."""
+        self.start_relay(push)
+        await self.finish_relay(drain)
 
     def release(self) -> None:
         """Give the connection back (a clean, whole body) or close it."""
         if self._done and self._keep and self._conn.usable():
             self._pool.put(self._conn)
         else:
-            self._conn.close()
-
-
-async def _dechunk(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise UpstreamError("bad chunk size in the response body") from None
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                pass
-            return
-        while size > 0:
-            piece = await reader.read(min(READ, size))
-            if not piece:
-                raise asyncio.IncompleteReadError(b"", size)
-            size -= len(piece)
-            yield piece
-        if await reader.readexactly(2) != b"\r\n":
-            raise UpstreamError("bad chunk terminator in the response body")
+            self._pool.drop(self._conn)
 
 
 class UpstreamPool:
@@ -129,13 +444,22 @@ class UpstreamPool:
         self.authority = self.host if default else f"{self.host}:{self.port}"
         self.connect_timeout = connect_timeout
         self._idle: list[_Conn] = []
+        self._busy: set[_Conn] = set()
+        """Connections a request is on (closed with the pool)."""
         self._warming: asyncio.Task[None] | None = None
+
+    def drop(self, conn: _Conn) -> None:
+        """Close a connection a request was on."""
+        self._busy.discard(conn)
+        conn.close()
 
     def put(self, conn: _Conn) -> None:
         conn.reused = True
+        self._busy.discard(conn)
         self._idle.append(conn)
 
-    async def _connect(self) -> _Conn:
+    def _take_idle(self) -> _Conn | None:
+        """A kept-alive connection ready now (a spare is opened behind the last one), or None."""
         while self._idle:
             conn = self._idle.pop()
             if conn.usable():
@@ -143,7 +467,7 @@ class UpstreamPool:
                     self.warm()
                 return conn
             conn.close()
-        return await self._open()
+        return None
 
     def warm(self) -> None:
         """Open a spare connection in the background when none is idle or
@@ -166,63 +490,45 @@ class UpstreamPool:
 
     async def _open(self) -> _Conn:
         ssl = tls_context(f"{self.scheme}://{self.authority}", trust_env=False) if self.scheme == "https" else None
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port, ssl=ssl, limit=HEAD_LIMIT,
-                                                               server_hostname=self.host if ssl else None)
+                _, wire = await loop.create_connection(_Wire, self.host, self.port, ssl=ssl,
+                                                       server_hostname=self.host if ssl else None)
         except TimeoutError:
             raise UpstreamError(f"connect timeout after {self.connect_timeout:g} s to {self.authority}") from None
         except OSError as exc:
             raise UpstreamError(f"cannot connect to {self.authority}: {exc.strerror or exc}") from None
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            import socket
+        return _Conn(wire)
 
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return _Conn(reader, writer)
-
-    async def request(self, method: str, target: str, headers: dict[str, str], body: bytes,
-                      on_sent: Callable[[float], None] | None = None) -> UpstreamResponse:
-        """Send one request (``target``: path and query) and read its head.
-        ``on_sent(monotonic)`` is told once, the moment the request is on the
-        socket, before any wait for the answer."""
+    def begin(self, method: str, target: str, headers: dict[str, str], body: bytes,
+              on_sent: Callable[[float], None] | None = None) -> "Exchange":
+        """Start one request (``target``: path and query): written now, in one
+        write, when a kept-alive connection is idle, else once
+        ``Exchange.response()`` has one. ``on_sent(monotonic)`` is told once,
+        the moment the request is on the socket, before any wait for the answer."""
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.authority}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        for attempt in (1, 2):
-            conn = await self._connect()
-            conn.writer.write(data)
-            if conn.writer.transport.get_write_buffer_size():
-                await conn.writer.drain()
-            sent = time.monotonic()
-            if on_sent is not None and attempt == 1:
-                on_sent(sent)
-            try:
-                head = await conn.reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError as exc:
-                conn.close()
-                if conn.reused and attempt == 1 and not exc.partial:
-                    continue  # a kept-alive connection the server had closed: once more, fresh
-                raise UpstreamError(f"{self.authority} closed the connection before answering") from None
-            except asyncio.LimitOverrunError:
-                conn.close()
-                raise UpstreamError("response head over 256 KiB") from None
-            except (ConnectionError, OSError) as exc:
-                conn.close()
-                if conn.reused and attempt == 1:
-                    continue
-                raise UpstreamError(f"connection to {self.authority} failed: {type(exc).__name__}") from None
-            return _response(head, sent, conn, self, method)
-        raise UpstreamError(f"{self.authority} closed the connection before answering")  # pragma: no cover
+        exchange = Exchange(self, method, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body, on_sent)
+        conn = self._take_idle()
+        if conn is not None:
+            exchange.write(conn)
+        return exchange
+
+    async def request(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                      on_sent: Callable[[float], None] | None = None) -> UpstreamResponse:
+        """``begin`` and its ``response()``."""
+        return await self.begin(method, target, headers, body, on_sent).response()
 
     def close(self) -> None:
         if self._warming is not None:
             self._warming.cancel()
-        for conn in self._idle:
+        for conn in [*self._idle, *self._busy]:
             conn.close()
         self._idle.clear()
+        self._busy.clear()
 
 
 def _response(head: bytes, sent: float, conn: _Conn, pool: UpstreamPool, method: str) -> UpstreamResponse:
@@ -231,23 +537,28 @@ def _response(head: bytes, sent: float, conn: _Conn, pool: UpstreamPool, method:
         version, code = lines[0].split(" ", 2)[:2]
         status = int(code)
     except ValueError:
-        conn.close()
+        pool.drop(conn)
         raise UpstreamError(f"not an HTTP response: {lines[0][:80]!r}") from None
     headers = [(k.strip(), v.strip()) for k, sep, v in (line.partition(":") for line in lines[1:] if line) if sep]
     response = UpstreamResponse(status, headers, sent, conn, pool)
     connection = (response.header("connection") or "").lower()
     response._keep = "close" not in connection and version != "HTTP/1.0"
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        response._length = 0
+        response._framing = BodyFraming(0, False)
     elif "chunked" in (response.header("transfer-encoding") or "").lower():
-        response._chunked = True
+        response._framing = BodyFraming(None, True)
     elif response.header("content-length") is not None:
         try:
-            response._length = int(response.header("content-length") or "0")
+            length = int(response.header("content-length") or "0")
         except ValueError:
-            conn.close()
-            raise UpstreamError("bad Content-Length in the response") from None
+            length = -1
+        if length < 0:
+            pool.drop(conn)
+            raise UpstreamError("bad Content-Length in the response")
+        response._framing = BodyFraming(length, False)
+    else:
+        response._keep = False  # ends at the connection's close
     return response
 
 
-__all__ = ["UpstreamError", "UpstreamPool", "UpstreamResponse"]
+__all__ = ["BodyFraming", "Exchange", "UpstreamError", "UpstreamPool", "UpstreamResponse"]

@@ -138,18 +138,13 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             raise HttpError(400, "bad chunk terminator in request body")
 
 
-async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
-    """Read one request; None on a clean end of the connection between requests."""
-    t_call = time.monotonic()
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial.strip():
-            return None
-        raise HttpError(400, "truncated request head") from None
-    except asyncio.LimitOverrunError:
-        raise HttpError(431, "request head too large") from None
-    t_head = time.monotonic()
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def parse_head(head: bytes) -> tuple[str, str, str, str, dict[str, str]]:
+    """A request head (through its blank line): method (as sent), path,
+    query, version and headers (lower-cased names; repeated ones joined with
+    ``, ``). Raises ``HttpError``."""
     try:
         lines = head.decode("latin-1").split("\r\n")
         method, target, version = lines[0].split(" ")
@@ -168,23 +163,49 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
     path, _, query = target.partition("?")
-    if headers.get("expect", "").lower() == "100-continue":
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return method, path, query, version, headers
+
+
+def expects_continue(headers: dict[str, str]) -> bool:
+    return headers.get("expect", "").lower() == "100-continue"
+
+
+def body_length(headers: dict[str, str]) -> int | None:
+    """The request body's length from its head; None: it is chunked. Raises ``HttpError``."""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return None
+    try:
+        length = int(headers.get("content-length", "0") or "0")
+    except ValueError:
+        raise HttpError(400, "bad Content-Length") from None
+    if length < 0 or length > MAX_BODY:
+        raise HttpError(413, "request body too large")
+    return length
+
+
+async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
+    """Read one request; None on a clean end of the connection between requests."""
+    t_call = time.monotonic()
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise HttpError(400, "truncated request head") from None
+    except asyncio.LimitOverrunError:
+        raise HttpError(431, "request head too large") from None
+    t_head = time.monotonic()
+    method, path, query, version, headers = parse_head(head)
+    if expects_continue(headers):
+        writer.write(CONTINUE)
         await writer.drain()
     try:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = await _read_chunked(reader)
-        else:
-            length = int(headers.get("content-length", "0") or "0")
-            if length < 0 or length > MAX_BODY:
-                raise HttpError(413, "request body too large")
-            body = await reader.readexactly(length) if length else b""
+        length = body_length(headers)
+        body = await _read_chunked(reader) if length is None else await reader.readexactly(length) if length else b""
     except asyncio.IncompleteReadError:
         raise ClientGone() from None
     except asyncio.LimitOverrunError:
         raise HttpError(400, "request body chunk line too long") from None
-    except ValueError:
-        raise HttpError(400, "bad Content-Length") from None
     t_received = time.monotonic()
     arrival = reader.arrival(t_call, t_received) if isinstance(reader, ArrivalReader) else t_received
     return Request(method.upper(), path, query, version, headers, body, t_received, t_head, arrival)
@@ -194,6 +215,14 @@ def set_nodelay(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _phrase(status: int) -> str:
+    """The reason phrase of ``status``; "" for a code HTTP does not name (a relayed 299 or 599)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 @dataclass
@@ -234,7 +263,13 @@ class Responder:
     async def start(self, status: int, headers: dict[str, str], *, chunked: bool, hold: bool = False) -> None:
         """Send the status line and headers. ``hold``: keep them until the next
         write or ``flush()``, so they leave with the first frames in one write."""
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+        self.hold(status, headers, chunked=chunked)
+        if not hold:
+            await self._raw(b"")
+
+    def hold(self, status: int, headers: dict[str, str], *, chunked: bool) -> None:
+        """The status line and headers, held until the next write (``start(hold=True)``, without a wait)."""
+        lines = [f"HTTP/1.1 {status} {_phrase(status)}"]
         merged = {"Server": "thunderdome-sim", **headers}
         if chunked and self.http10:
             chunked, self.keep_alive = False, False
@@ -243,11 +278,7 @@ class Responder:
         merged["Connection"] = "keep-alive" if self.keep_alive else "close"
         lines += [f"{k}: {v}" for k, v in merged.items()]
         self.chunked = chunked
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if hold:
-            self._held = data
-        else:
-            await self._raw(data)
+        self._held = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def flush(self) -> None:
         """Send held headers now (no-op when nothing is held)."""
@@ -264,6 +295,34 @@ class Responder:
             await self._raw(b"%x\r\n%s\r\n" % (len(payload), payload))
         else:
             await self._raw(payload)
+
+    def write_now(self, pieces: list[bytes]) -> bool:
+        """Body pieces written at once, with no wait (framed as ``send`` frames
+        each, held headers first, all in one write): for a relay that passes
+        bytes on inside the callback that read them. True when the writer's
+        buffer is over its high-water mark (``drain`` before more).
+        Raises ``ClientGone``."""
+        if self.trickle:
+            raise RuntimeError("write_now does not trickle")
+        if self.chunked:
+            body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p)
+        else:
+            body = b"".join(pieces)
+        data, self._held = self._held + body, b""
+        if self.closed or self.client_gone():
+            raise ClientGone()
+        if not data:
+            return False
+        transport = self.writer.transport
+        transport.write(data)
+        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+
+    async def drain(self) -> None:
+        """Wait until the writer's buffer is below its low-water mark. Raises ``ClientGone``."""
+        try:
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClientGone() from exc
 
     async def end(self) -> None:
         """End a chunked body properly (the zero-length chunk)."""
@@ -294,6 +353,9 @@ __all__ = [
     "HttpError",
     "Request",
     "Responder",
+    "body_length",
+    "expects_continue",
+    "parse_head",
     "read_request",
     "set_nodelay",
     "start_http_server",
