@@ -67,6 +67,8 @@ class LaneState:
     """The part of ``side_model_s`` before the lane's first turn (out of its start-up)."""
     side_spans: list[tuple[float, float]] = field(default_factory=list, repr=False, compare=False)
     """The pieces ``side_model_s`` sums (race clock), so overlapping chats count once."""
+    _numbered: dict[int, TurnState] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """``turns`` by their number (a turn is found in one step however many came before it)."""
     _closed: TurnTotals = field(default_factory=TurnTotals, init=False, repr=False, compare=False)
     """Totals of ``turns[:_closed_n]``, none of which changed since it was folded in."""
     _closed_n: int = field(default=0, init=False, repr=False, compare=False)
@@ -82,11 +84,11 @@ class LaneState:
         turns = self.turns
         if turns and turns[-1].turn == number:
             return turns[-1]
-        for existing in reversed(turns):  # an earlier turn still streaming is a recent one
-            if existing.turn == number:
-                self._closed, self._closed_n = TurnTotals(), 0
-                return existing
-        state = TurnState(turn=number, request_t=t)
+        existing = self._numbered.get(number)
+        if existing is not None:  # an earlier turn, still streaming or changed again
+            self._closed, self._closed_n = TurnTotals(), 0
+            return existing
+        state = self._numbered[number] = TurnState(turn=number, request_t=t)
         turns.append(state)
         return state
 
