@@ -16,7 +16,8 @@ waited beyond the emulator's own work: (emulator arrival - client send) +
 CLOCK_MONOTONIC (the emulator logs its stamps, the request tag matches
 them), so the emulator's own jitter cancels out. The figure is the p99 (and
 p50) of transport time through the gateway minus the same direct. The
-gateways run on the race's own event loop (``RaceLoop``), as in a race. A
+gateways run on the race's own event loop (``RaceLoop``), and the heap is
+frozen at the start (``race.engine.freeze_heap``), as in a race. A
 fourth way is the floor any relay in this process can reach: a bare byte
 relay (``BareRelay``: no parsing, no metering, each segment passed on in
 the callback that read it) on the same loop, reached on loopback TCP like
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import shlex
 import shutil
@@ -178,6 +180,7 @@ async def _measure(rounds: int, record: bool, lanes: int) -> dict[str, Any]:
     from thunderdome.backends import make_backend
     from thunderdome.gateway import Gateway, Upstream
     from thunderdome.core.metrics import Standings
+    from thunderdome.race.engine import freeze_heap
     from thunderdome.sandbox import Sandbox, detect_isolation
     from thunderdome.sandbox.isolation import Bind
     from thunderdome.sim.launch import spawn_emulator_process
@@ -227,6 +230,7 @@ async def _measure(rounds: int, record: bool, lanes: int) -> dict[str, Any]:
                 runs.append(_sandboxed(box, {**common, "lane": lane, "ways": inside, "ready": "ready",
                                              "go": f"{BENCH_DIR}/go"}, binds))
             tasks = [asyncio.ensure_future(run) for run in runs]
+            freeze_heap()  # as a race does at its start
             start = await _start_when_ready(tasks, ready, bench / "go")
             cpu = time.process_time()
             outputs = await asyncio.gather(*tasks)
@@ -234,6 +238,7 @@ async def _measure(rounds: int, record: bool, lanes: int) -> dict[str, Any]:
         got = [row for out in outputs for row in json.loads(out)]
         data = _results(got, await asyncio.to_thread(emulator.fetch_log), start)
     finally:
+        gc.unfreeze()
         for gateway in gateways:
             await gateway.aclose()
         for floor in floors:

@@ -429,7 +429,7 @@ async def test_a_replys_first_bytes_are_passed_on_in_the_callback_that_read_its_
     wire.connection_made(_Transport())
     exchange = Exchange(pool, "POST", b"POST / HTTP/1.1\r\n\r\n", None)
     got: list[bytes] = []
-    exchange.on_response = lambda response: response.start_relay(lambda pieces: got.extend(pieces) or False)
+    exchange.on_response = lambda response: response.start_relay(lambda pieces, last: got.extend(pieces) or False)
     exchange.write(_Conn(wire))
     wire.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
     assert got == [b"hel"]  # no task has run: the head was read and the relay begun in that callback
@@ -438,3 +438,28 @@ async def test_a_replys_first_bytes_are_passed_on_in_the_callback_that_read_its_
     response = await exchange.response()
     await response.finish_relay(_no_drain)
     assert response.status == 200
+
+
+async def test_the_meter_runs_in_order_in_slices_with_polls_between_and_flushes_on_demand():
+    from thunderdome.gateway import meter as meter_module
+
+    meter = meter_module.loop_meter()
+    assert meter is meter_module.loop_meter()  # one a loop, shared by its gateways
+    done: list[int] = []
+
+    def slow(n: int) -> None:
+        end = time.perf_counter() + meter_module.SLICE_S / 2
+        while time.perf_counter() < end:
+            pass
+        done.append(n)
+
+    for n in range(40):
+        meter.later(slow, n)
+    polled = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(lambda: polled.set_result(len(done)))
+    await polled
+    assert 0 < polled.result() < 40  # other callbacks ran between slices, with work still queued
+    meter.later(lambda: 1 / 0)  # a failure is logged, the rest goes on
+    meter.later(done.append, 99)
+    meter.flush()
+    assert done == [*range(40), 99]

@@ -149,6 +149,7 @@ class AgentRun:
         outcome = await run_checks(race.task.checks, workdir=self.box.workdir, result=_NO_OUTPUT)
         if not outcome.passed or lane.ended:
             return
+        self.gateway.flush()
         self._emit(Verdict(t=race.clock(), lane=lane.name, turn=turn, passed=True, detail=outcome.detail))
         self._emit_relayed()
         reason = f"solved after the tools of turn {turn}: {self.preset.name} stopped"
@@ -213,6 +214,7 @@ class AgentRun:
         res = await self.box.run(self.command_line(binary), timeout=time_budget(race), binds=binds)
         if lane.ended:
             return
+        self.gateway.flush()
         self._emit_relayed()
         exited = f"{preset.name} exited {res.exit_code if res.exit_code is not None else res.reason}"
         turns = f"{self.gateway.turns} {'turn' if self.gateway.turns == 1 else 'turns'}"

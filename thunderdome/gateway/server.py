@@ -6,8 +6,9 @@ wake on the way: a request goes upstream inside the callback that read its
 last byte (``agent_link``), and a reply's head and each segment of its body
 go to the agent inside the callback that read them (``upstream``).
 Measuring never changes or delays what the agent sees: bytes are written
-before any event or parsing work is done for them (that work is queued
-behind the loop's ready work, so no lane waits for another's), and a spare
+before any event or parsing work is done for them (that work goes to the
+loop's ``Meter``, which runs it in short slices between polls, so no lane's
+bytes wait for another lane's measuring), and a spare
 upstream connection is kept open, so no connection set-up lands in the
 agent's TTFT. Upstream, the agent's key is dropped and
 the lane's real key added (the agent only ever holds a throwaway one), the
@@ -41,6 +42,7 @@ from thunderdome.gateway.door import bind_door, take_door
 from thunderdome.gateway.model_field import read_object, with_model
 from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.agent_link import AgentLink, serve_links
+from thunderdome.gateway.meter import loop_meter
 from thunderdome.gateway.upstream import Exchange, UpstreamError, UpstreamPool, UpstreamResponse
 from thunderdome.sim.directives import FIELD as DIRECTIVE_FIELD, HEADER as DIRECTIVE_HEADER
 from thunderdome.sim.http import Request, Responder
@@ -190,6 +192,11 @@ class Gateway:
             link.abort()
         self._pool.close()
 
+    def flush(self) -> None:
+        """Every event of what was relayed so far, emitted now (a lane that
+        ends takes in its last ones first)."""
+        loop_meter().flush()
+
     # -- one request -------------------------------------------------------------------
 
     def _body(self, req: Request, route: Route | None) -> tuple[bytes, bool, dict[str, Any] | None]:
@@ -238,8 +245,7 @@ class Gateway:
     def _begin(self, req: Request, out: Responder) -> Coroutine[Any, Any, None]:
         """Forward ``req`` upstream now (inside the callback that read its last
         byte, when a kept-alive connection is idle: the pool keeps one), its
-        events queued behind the loop's ready work; returns the coroutine
-        that relays the answer."""
+        events to the loop's ``Meter``; returns the coroutine that relays the answer."""
         route = chat_route(req.method, req.path)
         body, streamed, directive = self._body(req, route)
         record = Relayed(req.method, req.path, protocol=route.protocol if route else "")
@@ -249,7 +255,7 @@ class Gateway:
             self.turns += 1
             turn = record.turn = self.turns
         record.chat = route is not None and not streamed
-        later = asyncio.get_running_loop().call_soon
+        later = loop_meter().later
 
         def sent(at: float) -> None:
             record.forward_s = at - req.t_received
@@ -270,7 +276,7 @@ class Gateway:
 
     async def _finish(self, req: Request, out: Responder, exchange: Exchange, turn: int, record: Relayed) -> None:
         """The answer's end (it started in ``_start_answer``, as its head came in) or a 502."""
-        later = asyncio.get_running_loop().call_soon
+        later = loop_meter().later
         try:
             response = await exchange.response()
         except UpstreamError as exc:
@@ -309,8 +315,8 @@ class Gateway:
         Called the moment its head is in (inside the upstream connection's
         callback), so each segment's pieces are written to the agent in the
         callback that read them, before anything else is done with them; their
-        events and parsing are queued behind the loop's ready work
-        (``call_soon``, in order), so no lane's bytes wait for another lane's parsing."""
+        events and parsing go to the loop's ``Meter`` (in order, in short
+        slices between polls), so no lane's bytes wait for another lane's parsing."""
         headers = {k: v for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() != "server"}
         headers["Server"] = response.header("server") or SERVER_NAME
         length = response.header("content-length")
@@ -319,20 +325,20 @@ class Gateway:
             headers["Content-Length"] = str(length)
         out.hold(response.status, headers, chunked=chunked)
         reader = record.reader = _TurnReader(self, route, turn) if route is not None else None
-        later = asyncio.get_running_loop().call_soon
+        later = loop_meter().later
         first = True
 
-        def push(pieces: list[bytes]) -> bool:
+        def push(pieces: list[bytes], last: bool) -> bool:
             nonlocal first
             t = self.clock()
             arrived = time.monotonic()
-            backed_up = out.write_now(pieces)
-            if first:
+            backed_up = out.write_now(pieces, end=last)
+            if first and pieces:
                 record.relay_s = time.monotonic() - arrived
                 first = False
                 if turn:
                     later(self.emit, FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
-            if reader is not None:
+            if reader is not None and pieces:
                 later(reader.feed_all, pieces, t)
             return backed_up
 

@@ -41,8 +41,8 @@ class UpstreamError(ThunderdomeError):
     """The backend could not be reached or broke the HTTP exchange."""
 
 
-Push = Callable[[list[bytes]], bool]
-"""Takes one segment's body pieces, synchronously; True: its writer wants a drain first."""
+Push = Callable[[list[bytes], bool], bool]
+"""Takes one segment's body pieces and whether the body ends with them, synchronously; True: its writer wants a drain first."""
 
 
 class BodyFraming:
@@ -366,7 +366,8 @@ class UpstreamResponse:
         """From now on, hand each arriving segment's body pieces to ``push``,
         inside the connection's own callback (so a piece is passed on the
         moment it is read), starting with what already came in with the
-        head; ``push`` returns True when its writer wants a drain (reading
+        head, and told with the last of them that the body ends there (so
+        the end goes out in the same write); ``push`` returns True when its writer wants a drain (reading
         pauses until ``finish_relay`` has drained it). Never raises: what goes
         wrong is raised by ``finish_relay``."""
         wire, framing = self._conn.wire, self._framing
@@ -382,7 +383,7 @@ class UpstreamResponse:
                 else:
                     framing.end()
                     pieces = []
-                if pieces and push(pieces):
+                if (pieces or framing.done) and push(pieces, framing.done):
                     state.backed_up = True
                     wire.transport.pause_reading()  # type: ignore[union-attr]
             except Exception as exc:

@@ -237,6 +237,8 @@ class Responder:
     """An HTTP/1.0 client gets streams unframed, ended by closing the connection."""
     chunked: bool = field(default=False, init=False)
     closed: bool = field(default=False, init=False)
+    ended: bool = field(default=False, init=False)
+    """The body's end is written."""
     _held: bytes = field(default=b"", init=False)
     """Status line and headers held back by ``start(hold=True)``."""
 
@@ -296,18 +298,21 @@ class Responder:
         else:
             await self._raw(payload)
 
-    def write_now(self, pieces: list[bytes]) -> bool:
+    def write_now(self, pieces: list[bytes], end: bool = False) -> bool:
         """Body pieces written at once, with no wait (framed as ``send`` frames
-        each, held headers first, all in one write): for a relay that passes
-        bytes on inside the callback that read them. True when the writer's
-        buffer is over its high-water mark (``drain`` before more).
-        Raises ``ClientGone``."""
+        each, held headers first, and with ``end`` the body's end as ``end()``
+        writes it, all in one write): for a relay that passes bytes on inside
+        the callback that read them. True when the writer's buffer is over
+        its high-water mark (``drain`` before more). Raises ``ClientGone``."""
         if self.trickle:
             raise RuntimeError("write_now does not trickle")
         if self.chunked:
             body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p)
+            if end and not self.ended:
+                body += b"0\r\n\r\n"
         else:
             body = b"".join(pieces)
+        self.ended = self.ended or end
         data, self._held = self._held + body, b""
         if self.closed or self.client_gone():
             raise ClientGone()
@@ -325,9 +330,10 @@ class Responder:
             raise ClientGone() from exc
 
     async def end(self) -> None:
-        """End a chunked body properly (the zero-length chunk)."""
-        if self.chunked:
+        """End a chunked body properly (the zero-length chunk), once."""
+        if self.chunked and not self.ended:
             await self._raw(b"0\r\n\r\n")
+        self.ended = True
 
     async def send_full(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
