@@ -124,3 +124,18 @@ def test_a_long_feedback_keeps_its_tail() -> None:
     assert event.role == "tool" and event.turn == 2 and event.t == 1.5
     assert event.text.endswith(" the verdict") and "head" not in event.text
     assert event.text.startswith("…[") and len(event.text) < EVENT_OUTPUT_LIMIT + 64
+
+
+async def test_the_heap_the_race_started_with_is_out_of_the_collectors_scans_until_it_finishes() -> None:
+    import gc
+
+    class Watching(PassOnTurn):
+        async def act(self, race: Race, lane: Lane, turn: int, command: str) -> Judgement:
+            frozen.append(gc.get_freeze_count())
+            return await super().act(race, lane, turn, command)
+
+    frozen: list[int] = []
+    gc.unfreeze()
+    await _race(1, Watching(passing=1))
+    assert frozen and frozen[0] > 1000  # the modules, the backends, the emulator: frozen while it ran
+    assert gc.get_freeze_count() == 0  # and the collector's again once it finished
