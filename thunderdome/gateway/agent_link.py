@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from thunderdome.gateway.flow import WriteFlow
 from thunderdome.gateway.upstream import BodyFraming, UpstreamError
 from thunderdome.sim.http import (
     CONTINUE, MAX_BODY, ClientGone, HttpError, Request, Responder, body_length, expects_continue, parse_head,
@@ -35,7 +36,7 @@ HEAD_LIMIT = 256 * 1024
 Begin = Callable[[Request, Responder], Coroutine[Any, Any, None]]
 
 
-class AgentLink(asyncio.Protocol):
+class AgentLink(WriteFlow, asyncio.Protocol):
     """One agent connection. ``links``: the gateway's open links (this one is
     in it while connected); ``error_headers``: on error answers."""
 
@@ -49,7 +50,6 @@ class AgentLink(asyncio.Protocol):
         self._eof = False
         self._head: tuple[int, str, str, str, str, dict[str, str], int | None, float] | None = None
         """The pending request's head: (where its body starts, method, path, query, version, headers, body length or None for chunked, t_head)."""
-        self._writable: asyncio.Future[None] | None = None
         self._closing = False
         """The answer under way is the connection's last."""
 
@@ -65,8 +65,7 @@ class AgentLink(asyncio.Protocol):
     async def drain(self) -> None:
         if self.transport is not None and self.transport.is_closing():
             raise ConnectionResetError("the agent closed its connection")
-        if self._writable is not None:
-            await self._writable
+        await self.writable()
 
     # -- the connection ----------------------------------------------------------------
 
@@ -94,16 +93,7 @@ class AgentLink(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
         self.links.discard(self)
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self._writable is None or self._writable.done():
-            self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+        self.writable_again()
 
     def abort(self) -> None:
         if self.transport is not None:

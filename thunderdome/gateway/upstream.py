@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from thunderdome.backends.http import tls_context
 from thunderdome.core.errors import ThunderdomeError
+from thunderdome.gateway.flow import WriteFlow
 
 HEAD_LIMIT = 256 * 1024
 LINE_LIMIT = 4096
@@ -129,7 +130,7 @@ class BodyFraming:
         raise UpstreamError(f"connection dropped mid-body ({short})")
 
 
-class _Wire(asyncio.Protocol):
+class _Wire(WriteFlow, asyncio.Protocol):
     """One upstream connection's bytes: a response head is awaited
     (``read_head``); a body is pushed on as it arrives (``feed``, set by
     ``UpstreamResponse.relay``)."""
@@ -144,7 +145,6 @@ class _Wire(asyncio.Protocol):
         self.on_bytes: Callable[[], None] | None = None
         """While a head is awaited: told, inside this callback, that bytes came in."""
         self._waiter: asyncio.Future[None] | None = None
-        self._writable: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -168,20 +168,7 @@ class _Wire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self._writable is None or self._writable.done():
-            self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
-    async def drain(self) -> None:
-        if self._writable is not None:
-            await self._writable
+        self.writable_again()
 
     def _end(self) -> None:
         if self.ended:
@@ -311,7 +298,7 @@ class Exchange:
             conn = self.conn
             assert conn is not None
             if conn.transport.get_write_buffer_size():
-                await conn.wire.drain()
+                await conn.wire.writable()
                 self._on_socket()
                 self._bytes_in()  # a head that came in while the request was still going out
             while conn.wire.on_bytes is not None and not conn.wire.ended:
