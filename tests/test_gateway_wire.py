@@ -463,3 +463,33 @@ async def test_the_meter_runs_in_order_in_slices_with_polls_between_and_flushes_
     meter.later(done.append, 99)
     meter.flush()
     assert done == [*range(40), 99]
+
+
+async def test_a_chunked_request_body_in_many_segments_goes_upstream_whole(gateway_to):
+    async with Scripted(lambda n: [_head("200 OK", "Content-Length: 2") + b"ok"]) as upstream:
+        gateway, events, port = await gateway_to(upstream)
+        payload = [b"x" * 1000] * 300
+        raw = b"POST /v1/models HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(payload)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for at in range(0, len(raw), 997):  # in pieces that split chunk lines and data alike
+            writer.write(raw[at : at + 997])
+            await writer.drain()
+        async with asyncio.timeout(5):
+            got = await reader.readuntil(b"ok")
+        writer.close()
+        assert got.startswith(b"HTTP/1.1 200") and upstream.requests[0].endswith(b"x" * 300_000)
+
+
+@pytest.mark.parametrize("answer, says", [
+    ([b"HTTP/1.1 200 OK\r\nX: " + b"a" * 600_000], "over 256 KiB"),
+    ([b"SMTP ready\r\n\r\n"], "not an HTTP response"),
+    ([b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n"], "bad Content-Length"),
+    ([b"HTTP/1.1 200 OK\r\nContent-", None], "closed in the middle of the response head"),
+])
+async def test_a_reply_head_that_cannot_be_read_is_a_502_with_a_notice(gateway_to, answer, says):
+    async with Scripted(lambda n: list(answer)) as upstream:
+        gateway, events, port = await gateway_to(upstream)
+        got, _ = await _exchange(port, _request(), until=lambda got: b"\r\n\r\n" in got and got.endswith(b"}"))
+        assert got.startswith(b"HTTP/1.1 502") and says.encode() in got
+        await asyncio.sleep(0.01)
+        assert any(isinstance(e, Notice) and says in e.message for e in events)

@@ -52,6 +52,8 @@ class AgentLink(WriteFlow, asyncio.Protocol):
         """The pending request's head: (where its body starts, method, path, query, version, headers, body length or None for chunked, t_head)."""
         self._closing = False
         """The answer under way is the connection's last."""
+        self._chunked: _ChunkedBody | None = None
+        """The pending request's chunked body, read so far."""
 
     # -- the Responder's reader and writer -------------------------------------------------
 
@@ -137,9 +139,13 @@ class AgentLink(WriteFlow, asyncio.Protocol):
                 self.transport.write(CONTINUE)
         start, method, path, query, version, headers, length, t_head = self._head
         if length is None:
-            body, used = _chunked_body(self.buffer, start)
-            if body is None:
+            if self._chunked is None:
+                self._chunked = _ChunkedBody(start)
+            taken = self._chunked.take(self.buffer)
+            if taken is None:
                 return None
+            body, used = taken
+            self._chunked = None
         else:
             if len(self.buffer) < start + length:
                 return None
@@ -184,20 +190,30 @@ class AgentLink(WriteFlow, asyncio.Protocol):
             self._next()
 
 
-def _chunked_body(buffer: bytearray, start: int) -> tuple[bytes | None, int]:
-    """A chunked request body from ``start``: (the body, where it ends), or
-    (None, 0) while it is not all in. Raises ``HttpError``."""
-    framing = BodyFraming(None, True)
-    try:
-        pieces = framing.take(bytes(buffer[start:]))
-    except UpstreamError:
-        raise HttpError(400, "bad chunked request body") from None
-    body = b"".join(pieces)
-    if len(body) > MAX_BODY:
-        raise HttpError(413, "request body too large")
-    if not framing.done:
-        return None, 0
-    return body, len(buffer) - len(framing.extra)
+class _ChunkedBody:
+    """A chunked request body from ``start`` in the link's buffer, read as
+    its bytes arrive (each byte once, however many segments it comes in)."""
+
+    def __init__(self, start: int) -> None:
+        self.framing = BodyFraming(None, True)
+        self.pieces: list[bytes] = []
+        self.size = 0
+        self.read_to = start
+
+    def take(self, buffer: bytearray) -> tuple[bytes, int] | None:
+        """(the body, where it ends in ``buffer``) once it is all in, else None. Raises ``HttpError``."""
+        try:
+            pieces = self.framing.take(bytes(buffer[self.read_to :]))
+        except UpstreamError:
+            raise HttpError(400, "bad chunked request body") from None
+        self.read_to = len(buffer)
+        self.pieces += pieces
+        self.size += sum(len(p) for p in pieces)
+        if self.size > MAX_BODY:
+            raise HttpError(413, "request body too large")
+        if not self.framing.done:
+            return None
+        return b"".join(self.pieces), len(buffer) - len(self.framing.extra)
 
 
 def serve_links(begin: Begin, links: set[AgentLink], error_headers: dict[str, str]) -> Callable[[], AgentLink]:

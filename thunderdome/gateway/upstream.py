@@ -131,9 +131,10 @@ class BodyFraming:
 
 
 class _Wire(WriteFlow, asyncio.Protocol):
-    """One upstream connection's bytes: a response head is awaited
-    (``read_head``); a body is pushed on as it arrives (``feed``, set by
-    ``UpstreamResponse.relay``)."""
+    """One upstream connection's bytes: a response head is read as it comes
+    in (``on_bytes``, ``take_head``) or awaited (``read_head``); a body is
+    pushed on as it arrives (``feed``, set by ``UpstreamResponse.start_relay``).
+    Bytes no one is reading stop being read past 512 KiB."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -161,6 +162,8 @@ class _Wire(WriteFlow, asyncio.Protocol):
             if self.on_bytes is not None:
                 self.on_bytes()
             self.wake()
+            if len(self.buffer) > 2 * HEAD_LIMIT and self.transport is not None:
+                self.transport.pause_reading()  # whoever reads it next finds the head too large
 
     def eof_received(self) -> bool:
         self._end()
