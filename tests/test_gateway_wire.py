@@ -24,7 +24,7 @@ from hypothesis import given, settings, strategies as st
 from thunderdome.core.events import Event, Notice
 from thunderdome.gateway import Gateway, Upstream
 from thunderdome.gateway.agent_link import AgentLink
-from thunderdome.gateway.upstream import BodyFraming, UpstreamError
+from thunderdome.gateway.framing import BodyFraming, FramingError
 
 SSE = (b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n'
        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
@@ -75,14 +75,14 @@ def test_a_content_length_body_split_anywhere_ends_at_its_length(body, cuts, aft
                                  b"+5\r\nhello\r\n", b"1_0\r\n"])
 def test_bad_chunked_framing_is_one_line_error(raw):
     framing = BodyFraming(None, True)
-    with pytest.raises(UpstreamError):
+    with pytest.raises(FramingError):
         framing.take(raw)
         framing.end()
 
 
 def test_an_endless_chunk_line_is_refused_not_buffered():
     framing = BodyFraming(None, True)
-    with pytest.raises(UpstreamError, match="over 4 KiB"):
+    with pytest.raises(FramingError, match="over 4 KiB"):
         for _ in range(10):
             framing.take(b"f" * 1000)
 
@@ -94,11 +94,11 @@ def test_the_end_of_the_connection_ends_only_a_body_that_ends_with_it():
     assert until_close.done
     short = BodyFraming(10, False)
     short.take(b"abc")
-    with pytest.raises(UpstreamError, match="7 bytes short"):
+    with pytest.raises(FramingError, match="7 bytes short"):
         short.end()
     cut = BodyFraming(None, True)
     cut.take(b"5\r\nhel")
-    with pytest.raises(UpstreamError, match="before its last chunk"):
+    with pytest.raises(FramingError, match="before its last chunk"):
         cut.end()
 
 

@@ -23,7 +23,8 @@ a class here; this module imports nothing from the package)::
     ├── EventFormatError               events: a dict that is not an event; also a ValueError
     ├── HttpError                      sim.http: the emulator got a bad request (answers its status)
     ├── ClientGone                     sim.http: the emulator's client hung up
-    └── UpstreamError                  gateway.upstream: an agent's backend unreachable (the agent gets a 502)
+    ├── UpstreamError                  gateway.upstream: an agent's backend unreachable (the agent gets a 502)
+    └── FramingError                   gateway.framing: a body's framing is not HTTP/1.1 (a 502, or a 400 to an agent)
 
 Exit codes: ``EXIT_OK`` 0, ``EXIT_FAILED`` 1, ``EXIT_USAGE`` 2 and
 ``EXIT_INTERRUPTED`` 130; nothing else in the package spells a number.

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from thunderdome.gateway.flow import WriteFlow
-from thunderdome.gateway.upstream import BodyFraming, UpstreamError
+from thunderdome.gateway.framing import BodyFraming, FramingError
 from thunderdome.sim.http import (
     CONTINUE, MAX_BODY, ClientGone, HttpError, Request, Responder, body_length, expects_continue, parse_head,
 )
@@ -204,7 +204,7 @@ class _ChunkedBody:
         """(the body, where it ends in ``buffer``) once it is all in, else None. Raises ``HttpError``."""
         try:
             pieces = self.framing.take(bytes(buffer[self.read_to :]))
-        except UpstreamError:
+        except FramingError:
             raise HttpError(400, "bad chunked request body") from None
         self.read_to = len(buffer)
         self.pieces += pieces

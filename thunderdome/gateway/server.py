@@ -112,8 +112,6 @@ class Relayed:
     """Seconds from the agent's request fully read to it leaving for upstream."""
     relay_s: float | None = None
     """Seconds from the reply's first chunk off the upstream socket to it written to the agent."""
-    reader: "_TurnReader | None" = field(default=None, repr=False)
-    """A turn's parser of the reply, while it is relayed."""
 
 
 class Gateway:
@@ -299,10 +297,7 @@ class Gateway:
                 return
             await out.flush()
             await out.end()
-            if record.reader is not None:
-                later(record.reader.close, self.clock())
         finally:
-            record.reader = None
             response.release()
         if not turn:
             seconds = time.monotonic() - exchange.sent if exchange.sent is not None else None
@@ -324,7 +319,7 @@ class Gateway:
         if not chunked:
             headers["Content-Length"] = str(length)
         out.hold(response.status, headers, chunked=chunked)
-        reader = record.reader = _TurnReader(self, route, turn) if route is not None else None
+        reader = _TurnReader(self, route, turn) if route is not None else None
         later = loop_meter().later
         first = True
 
@@ -338,8 +333,11 @@ class Gateway:
                 first = False
                 if turn:
                     later(self.emit, FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
-            if reader is not None and pieces:
-                later(reader.feed_all, pieces, t)
+            if reader is not None:
+                if pieces:
+                    later(reader.feed_all, pieces, t)
+                if last:
+                    later(reader.close, self.clock())
             return backed_up
 
         response.start_relay(push)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import string
 import time
 from collections.abc import Awaitable
 from typing import Callable
@@ -31,11 +30,9 @@ from urllib.parse import urlsplit
 from thunderdome.backends.http import tls_context
 from thunderdome.core.errors import ThunderdomeError
 from thunderdome.gateway.flow import WriteFlow
+from thunderdome.gateway.framing import BodyFraming, FramingError
 
 HEAD_LIMIT = 256 * 1024
-LINE_LIMIT = 4096
-"""A chunk-size or trailer line longer than this is not HTTP."""
-_HEX = frozenset(string.hexdigits.encode())
 
 
 class UpstreamError(ThunderdomeError):
@@ -44,90 +41,6 @@ class UpstreamError(ThunderdomeError):
 
 Push = Callable[[list[bytes], bool], bool]
 """Takes one segment's body pieces and whether the body ends with them, synchronously; True: its writer wants a drain first."""
-
-
-class BodyFraming:
-    """Where a response body ends, read as its bytes arrive: ``take(data)``
-    gives the payload pieces in ``data`` (chunked framing removed) and sets
-    ``done`` at the body's end; ``extra`` is anything after it. ``length``
-    None and not ``chunked``: the body ends with the connection (``end()``)."""
-
-    def __init__(self, length: int | None, chunked: bool) -> None:
-        self.chunked = chunked
-        self.left = length
-        self.done = not chunked and length == 0
-        self.extra = b""
-        self._line = bytearray()
-        self._state = "size"
-        """Chunked: "size" (a chunk-size line), "data" (``left`` bytes), "crlf" (after the data), "trailer"."""
-
-    def take(self, data: bytes) -> list[bytes]:
-        if self.done:
-            self.extra += data
-            return []
-        if not self.chunked:
-            if self.left is None:
-                return [data] if data else []
-            piece, rest = data[: self.left], data[self.left :]
-            self.left -= len(piece)
-            if self.left == 0:
-                self.done, self.extra = True, rest
-            return [piece] if piece else []
-        return self._take_chunked(data)
-
-    def _take_chunked(self, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        at, n = 0, len(data)
-        while at < n:
-            if self.done:
-                self.extra = data[at:]
-                break
-            if self._state == "data":
-                assert self.left is not None
-                piece = data[at : at + self.left]
-                at += len(piece)
-                self.left -= len(piece)
-                out.append(piece)
-                if self.left == 0:
-                    self._state = "crlf"
-                continue
-            end = data.find(b"\n", at)
-            stop = n if end < 0 else end + 1
-            self._line += data[at:stop]
-            at = stop
-            if len(self._line) > LINE_LIMIT:
-                raise UpstreamError("a chunk line in the response body is over 4 KiB")
-            if end >= 0:
-                line, self._line = bytes(self._line), bytearray()
-                self._line_ended(line)
-        return out
-
-    def _line_ended(self, line: bytes) -> None:
-        if not line.endswith(b"\r\n"):
-            raise UpstreamError("bad line ending in the chunked response body")
-        if self._state == "crlf":
-            if line != b"\r\n":
-                raise UpstreamError("bad chunk terminator in the response body")
-            self._state = "size"
-        elif self._state == "trailer":
-            if line == b"\r\n":
-                self.done = True
-        else:
-            digits = line[:-2].split(b";", 1)[0].strip()
-            if not digits or not _HEX.issuperset(digits):
-                raise UpstreamError("bad chunk size in the response body")
-            self.left = int(digits, 16)
-            self._state = "data" if self.left else "trailer"
-
-    def end(self) -> None:
-        """The connection ended: fine for a body that ends with it, else the body was cut."""
-        if self.done:
-            return
-        if not self.chunked and self.left is None:
-            self.done = True
-            return
-        short = f"{self.left} bytes short of its Content-Length" if not self.chunked else "before its last chunk"
-        raise UpstreamError(f"connection dropped mid-body ({short})")
 
 
 class _Wire(WriteFlow, asyncio.Protocol):
@@ -331,6 +244,8 @@ class Exchange:
 class _RelayState:
     failed: BaseException | None = None
     backed_up: bool = False
+    ended: bool = False
+    """``push`` was told the body ends."""
 
 
 @dataclass
@@ -357,14 +272,15 @@ class UpstreamResponse:
         inside the connection's own callback (so a piece is passed on the
         moment it is read), starting with what already came in with the
         head, and told with the last of them that the body ends there (so
-        the end goes out in the same write); ``push`` returns True when its writer wants a drain (reading
-        pauses until ``finish_relay`` has drained it). Never raises: what goes
-        wrong is raised by ``finish_relay``."""
+        the end goes out in the same write; an empty body is one call with
+        no pieces); ``push`` returns True when its writer wants a drain
+        (reading pauses until ``finish_relay`` has drained it). Never
+        raises: what goes wrong is raised by ``finish_relay``."""
         wire, framing = self._conn.wire, self._framing
         state = self._relay = _RelayState()
 
         def feed(data: bytes) -> None:
-            if state.failed is not None or framing.done:
+            if state.failed is not None or state.ended:
                 framing.extra += data
                 return
             try:
@@ -373,9 +289,12 @@ class UpstreamResponse:
                 else:
                     framing.end()
                     pieces = []
+                state.ended = framing.done
                 if (pieces or framing.done) and push(pieces, framing.done):
                     state.backed_up = True
                     wire.transport.pause_reading()  # type: ignore[union-attr]
+            except FramingError as exc:
+                state.failed = UpstreamError(str(exc))
             except Exception as exc:
                 state.failed = exc
             if state.failed is not None or framing.done or state.backed_up:
@@ -385,8 +304,8 @@ class UpstreamResponse:
         if wire.buffer:
             rest, wire.buffer = bytes(wire.buffer), bytearray()
             feed(rest)
-        if wire.ended:
-            feed(b"")
+        if wire.ended or framing.done:
+            feed(b"")  # the connection's end, or a body with nothing in it (HEAD, 204, Content-Length: 0)
 
     async def finish_relay(self, drain: Callable[[], Awaitable[None]]) -> None:
         """Wait for the body's clean end (``start_relay`` first); raises
@@ -409,11 +328,6 @@ class UpstreamResponse:
         self._done = True
         if framing.extra:
             self._keep = False  # bytes after the body: this connection is not one to reuse
-
-    async def relay(self, push: Push, drain: Callable[[], Awaitable[None]]) -> None:
-        """``start_relay(push)`` and ``finish_relay(drain)``."""
-        self.start_relay(push)
-        await self.finish_relay(drain)
 
     def release(self) -> None:
         """Give the connection back (a clean, whole body) or close it."""
@@ -508,11 +422,6 @@ class UpstreamPool:
             exchange.write(conn)
         return exchange
 
-    async def request(self, method: str, target: str, headers: dict[str, str], body: bytes,
-                      on_sent: Callable[[float], None] | None = None) -> UpstreamResponse:
-        """``begin`` and its ``response()``."""
-        return await self.begin(method, target, headers, body, on_sent).response()
-
     def close(self) -> None:
         if self._warming is not None:
             self._warming.cancel()
@@ -552,4 +461,4 @@ def _response(head: bytes, sent: float, conn: _Conn, pool: UpstreamPool, method:
     return response
 
 
-__all__ = ["BodyFraming", "Exchange", "UpstreamError", "UpstreamPool", "UpstreamResponse"]
+__all__ = ["Exchange", "UpstreamError", "UpstreamPool", "UpstreamResponse"]
