@@ -116,10 +116,16 @@ class Scripted:
         self.written = 0
         self.server: asyncio.AbstractServer | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.serving: set[asyncio.Task[Any]] = set()
+        self.ended = asyncio.Event()
+        """Set when a connection's serving ends (the gateway closed it, or the script did)."""
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.writers.append(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self.serving.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -133,11 +139,11 @@ class Scripted:
                     writer.write(piece)
                     await writer.drain()
                     self.written += len(piece)
-                    await asyncio.sleep(0.002)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
+            self.ended.set()
 
     async def __aenter__(self) -> "Scripted":
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -148,7 +154,7 @@ class Scripted:
         self.server.close()
         for writer in self.writers:
             writer.transport.abort()
-        await asyncio.sleep(0.01)
+        await asyncio.gather(*self.serving, return_exceptions=True)
 
     @property
     def url(self) -> str:
@@ -196,6 +202,13 @@ async def _exchange(port: int, data: bytes, *, until: Callable[[bytes], bool], t
     return got, closed
 
 
+async def _until(condition: Callable[[], Any], timeout: float = 10) -> None:
+    """Let the loop run (its I/O included) until ``condition()`` holds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0)
+
+
 def _ends_chunked(n: int = 1) -> Callable[[bytes], bool]:
     return lambda got: got.count(b"0\r\n\r\n") >= n
 
@@ -228,7 +241,7 @@ async def test_a_content_length_reply_cut_short_reaches_the_agent_cut_with_a_not
         gateway, events, port = await gateway_to(upstream)
         got, closed = await _exchange(port, _request(), until=lambda got: False)
         assert closed and b"Content-Length: 500" in got and got.endswith(SSE[:50])
-        await asyncio.sleep(0.05)
+        gateway.flush()  # the notice was queued before the agent's connection was cut
         assert any(isinstance(e, Notice) and "upstream broke the reply" in e.message and "short" in e.message
                    for e in events)
 
@@ -251,7 +264,6 @@ async def test_a_kept_alive_connection_the_backend_closed_is_retried_once_on_a_f
     async with Scripted(answer) as upstream:
         gateway, events, port = await gateway_to(upstream)
         first, _ = await _exchange(port, _request(), until=lambda got: got.endswith(SSE))
-        await asyncio.sleep(0.05)
         second, _ = await _exchange(port, _request(), until=lambda got: got.endswith(SSE))
         assert first.endswith(SSE) and second.endswith(SSE)
         assert not [e for e in events if isinstance(e, Notice)]
@@ -319,10 +331,10 @@ async def test_an_http10_agent_gets_the_stream_unframed_and_the_connection_close
 
 
 async def test_an_agent_that_goes_away_mid_reply_drops_the_upstream_connection(gateway_to):
-    stop = asyncio.Event()
+    whole = 400 * 65536  # more than the kernel's buffers hold between the two
 
     def answer(n: int) -> list[bytes | None]:
-        return [_head("200 OK", "Transfer-Encoding: chunked")] + [_chunked([b"x" * 100])[:-5]] * 400
+        return [_head("200 OK", "Transfer-Encoding: chunked")] + [_chunked([b"x" * 65536])[:-5]] * 400
 
     async with Scripted(answer) as upstream:
         gateway, events, port = await gateway_to(upstream)
@@ -330,15 +342,10 @@ async def test_an_agent_that_goes_away_mid_reply_drops_the_upstream_connection(g
         writer.write(_request())
         await reader.read(1000)
         writer.transport.abort()
-        start = time.monotonic()
-        while upstream.written < 400 * 100 and time.monotonic() - start < 5:
-            await asyncio.sleep(0.02)
-            if gateway._links == set():
-                break
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(10):
+            await upstream.ended.wait()  # the gateway dropped its upstream connection
         assert not gateway._links  # the agent's link is gone
-        assert upstream.written < 400 * 100  # the rest of the reply was never pulled through
-        stop.set()
+        assert upstream.written < whole  # the rest of the reply was never pulled through
 
 
 async def test_a_slow_agent_pauses_the_upstream_instead_of_buffering_the_reply(gateway_to):
@@ -353,7 +360,7 @@ async def test_a_slow_agent_pauses_the_upstream_instead_of_buffering_the_reply(g
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         sock.sendall(_request(path="/v1/models"))
-        await asyncio.sleep(0.5)  # the agent reads nothing yet
+        await _until(lambda: any(not conn.transport.is_reading() for conn in gateway._pool._busy))  # the agent reads nothing
         (link,) = gateway._links
         assert link.transport is not None
         assert link.transport.get_write_buffer_size() <= 1024 * 1024  # what the gateway holds for the agent
@@ -371,7 +378,7 @@ async def test_a_slow_agent_pauses_the_upstream_instead_of_buffering_the_reply(g
 async def test_a_request_is_on_the_upstream_socket_when_the_callback_that_read_it_returns(gateway_to):
     async with Scripted(lambda n: [_head("200 OK", "Content-Length: 2") + b"ok"]) as upstream:
         gateway, events, port = await gateway_to(upstream)
-        await asyncio.sleep(0.1)  # the spare upstream connection is open
+        await _until(lambda: gateway._pool._idle)  # the spare upstream connection is open
 
         link = gateway._links_factory()
         link.connection_made(_Transport())
@@ -491,5 +498,5 @@ async def test_a_reply_head_that_cannot_be_read_is_a_502_with_a_notice(gateway_t
         gateway, events, port = await gateway_to(upstream)
         got, _ = await _exchange(port, _request(), until=lambda got: b"\r\n\r\n" in got and got.endswith(b"}"))
         assert got.startswith(b"HTTP/1.1 502") and says.encode() in got
-        await asyncio.sleep(0.01)
+        gateway.flush()
         assert any(isinstance(e, Notice) and says in e.message for e in events)
