@@ -326,7 +326,7 @@ class Gateway:
         def push(pieces: list[bytes], last: bool) -> bool:
             nonlocal first
             t = self.clock()
-            arrived = time.monotonic()
+            arrived = time.monotonic() if first else 0.0
             backed_up = out.write_now(pieces, end=last)
             if first and pieces:
                 record.relay_s = time.monotonic() - arrived
@@ -337,7 +337,7 @@ class Gateway:
                 if pieces:
                     later(reader.feed_all, pieces, t)
                 if last:
-                    later(reader.close, self.clock())
+                    later(reader.close, t)
             return backed_up
 
         response.start_relay(push)
