@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx2
+from hypothesis import given, settings, strategies as st
 import pytest
 
 from _emulator import emulator  # noqa: F401  # type: ignore[import-not-found]  # the fixture
@@ -316,3 +317,65 @@ def test_an_agents_v1_paths_land_on_the_backends_base():
     assert up.url("/v1/messages", "beta=true") == "http://h:1/v1/messages?beta=true"
     assert up.url("/api/chat", "") == "http://h:1/api/chat"
     assert Upstream("http://h:1").url("/v1/messages", "") == "http://h:1/v1/messages"
+
+
+def test_an_upstream_target_is_the_agents_path_on_the_backends_base():
+    assert Upstream("http://h:1/v1").target("/v1/chat/completions", "") == "/v1/chat/completions"
+    assert Upstream("http://h:1/v1/").target("/v1/messages", "beta=true") == "/v1/messages?beta=true"
+    assert Upstream("http://h:1/v1").target("/api/chat", "") == "/api/chat"
+    assert Upstream("http://h:1").target("/v1/models", "") == "/v1/models"
+    assert Upstream("http://h:1/openai/v1").target("/v1/responses", "a=1") == "/openai/v1/responses?a=1"
+
+
+_KEYS = ['"model"', '"mod\\u0065l"', '"\\u006Dodel"', '"stream"', '"options"', '"thunderdome_sim"',
+         '"thunderdome\\u005fsim"', '"messages"', '"x\\"model\\""']
+_VALUES = ['"lane-model"', '"other"', "true", '{"thunderdome_sim": {"tokens": 1}}', '{"model": "other"}',
+           '["model", "\\"model\\""]', '"\\\\u0065"', "{}", "null"]
+_WS = st.sampled_from(["", " ", "\n\t", "\r\n  "])
+
+
+@settings(max_examples=600, deadline=None)
+@given(pairs=st.lists(st.tuples(st.sampled_from(_KEYS), st.sampled_from(_VALUES), _WS), max_size=5),
+       first=st.booleans(), ws=_WS)
+def test_a_body_goes_on_unread_only_if_its_one_model_is_the_lanes_and_it_holds_no_directive(pairs, first, ws):
+    """Whatever the keys, escapes, nesting and spacing: a body the gateway
+    sends on without reading it reads (when it is JSON at all) as an object
+    whose ``model`` is the lane's, with no emulator directive anywhere."""
+    from thunderdome.sim.directives import FIELD
+
+    gateway = Gateway("lane", Upstream("http://h:1/v1", {}, "lane-model"), [].append, Clock())
+    if first:
+        pairs = [('"model"', '"lane-model"', ws), *pairs]
+    raw = (ws + "{" + ",".join(f"{w}{k}{w}:{w}{v}" for k, v, w in pairs) + "}" + ws).encode()
+    if not gateway._goes_as_is(raw):
+        return
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return  # upstream refuses it
+    assert body["model"] == "lane-model"
+    assert FIELD not in json.dumps(body)  # not at the top, not in options, nowhere
+
+
+def test_the_usual_agent_bodies_go_on_unread():
+    gateway = Gateway("lane", Upstream("http://h:1/v1", {}, "lane-model"), [].append, Clock())
+    assert gateway._goes_as_is(json.dumps({"model": "lane-model", "stream": True, "messages": [
+        {"role": "user", "content": "caf\u00e9 \u001b[31m"}]}).encode())
+    assert gateway._goes_as_is(b'{"model":"lane-model","input":[]}')
+    assert not gateway._goes_as_is(b'{"stream":true,"model":"lane-model"}')  # read first: model is not the first key
+    assert not gateway._goes_as_is(b'{"model":"lane-model-2"}')
+    assert not gateway._goes_as_is(b'{"model":"lane-model","metadata":{"model":"x"}}')
+
+
+async def test_a_directive_an_agent_hides_in_its_options_never_reaches_a_sim_backend(recorder):
+    gateway = Gateway("sim", Upstream(recorder.url, {}, "m", {"seed": 7}), [].append, Clock())
+    body = {"model": "m", "stream": True, "options": {"thunderdome_sim": {"tokens": 1}, "temperature": 0},
+            "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        response, _, _ = await _through(gateway, "POST", "/api/chat", body)
+    finally:
+        await gateway.aclose()
+    assert response.status_code == 200
+    seen = recorder.seen[-1]
+    assert seen["body"]["options"] == {"temperature": 0} and seen["body"]["model"] == "m"
+    assert json.loads(seen["headers"]["x-thunderdome-sim"]) == {"seed": 7}  # the lane's own directive only

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from thunderdome.core.events import Event, Notice
+from thunderdome.core.events import Event, Notice, TokenDelta
 from thunderdome.gateway import Gateway, Upstream
 from thunderdome.gateway.agent_link import AgentLink
 from thunderdome.gateway.framing import BodyFraming, FramingError
@@ -69,6 +69,50 @@ def test_a_content_length_body_split_anywhere_ends_at_its_length(body, cuts, aft
     for segment in _split(body + after, cuts):
         got += framing.take(segment)
     assert framing.done and b"".join(got) == body and framing.extra == after
+
+
+def _sized(payloads: list[bytes], sizes: list[str]) -> bytes:
+    """Whole chunks, each size written as ``sizes`` says (lower, upper, zero-padded hex), then the bare last chunk."""
+    spell = {"lower": "%x", "upper": "%X", "padded": "%04x"}
+    return b"".join((spell[sizes[i % len(sizes)]] % len(p)).encode() + b"\r\n" + p + b"\r\n"
+                    for i, p in enumerate(payloads) if p) + b"0\r\n\r\n"
+
+
+def _framed_anew(pieces: list[bytes], end: bool) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p) + (b"0\r\n\r\n" if end else b"")
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads=st.lists(st.binary(min_size=0, max_size=40), max_size=6), cuts=st.lists(st.integers(0, 10_000), max_size=12),
+       trailer=st.sampled_from([b"", b"x-t: 1\r\n"]), sizes=st.lists(st.sampled_from(["lower", "upper", "padded"]), min_size=1))
+def test_what_is_passed_on_of_a_chunked_body_split_anywhere_frames_its_payload(payloads, cuts, trailer, sizes):
+    """Each segment goes on as it came when it is whole chunks (``verbatim``),
+    else its pieces framed anew: either way the agent reads the same payload,
+    whatever the split, and never upstream's trailers."""
+    raw = _sized(payloads, sizes)
+    raw = raw[:-2] + trailer + b"\r\n"
+    framing = BodyFraming(None, True)
+    out = b""
+    for segment in _split(raw, cuts):
+        pieces = framing.take(segment)
+        out += framing.verbatim if framing.verbatim is not None else _framed_anew(pieces, framing.done)
+    assert framing.done
+    assert BodyFramingRead(out) == b"".join(payloads)
+    assert out.endswith(b"0\r\n\r\n") and not out.endswith(b"x-t: 1\r\n\r\n")
+
+
+@given(payloads=st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=6),
+       sizes=st.lists(st.sampled_from(["lower", "upper", "padded"]), min_size=1))
+def test_whole_chunks_go_on_as_they_came(payloads, sizes):
+    raw = _sized(payloads, sizes)
+    framing = BodyFraming(None, True)
+    seen = b""
+    for n, payload in enumerate(payloads):  # one segment a chunk, as servers write them
+        framing.take(_sized([payload], sizes[n % len(sizes):] + sizes)[:-5])
+        seen += framing.verbatim or b""
+    framing.take(b"0\r\n\r\nNEXT")
+    assert framing.verbatim == b"0\r\n\r\n" and framing.extra == b"NEXT"
+    assert seen + framing.verbatim == raw
 
 
 @pytest.mark.parametrize("raw", [b"zz\r\n", b"-1\r\n", b"0x5\r\nhello\r\n", b"\r\n", b"5\nhello", b"5\r\nhelloXY0\r\n\r\n",
@@ -223,9 +267,21 @@ async def test_a_chunked_reply_with_trailers_is_relayed_and_its_connection_reuse
             head, _, rest = got.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
             assert BodyFramingRead(rest) == SSE
+        gateway.flush()  # the measuring waits for the sockets to be quiet
         assert gateway.turns == 3
         assert upstream.connections <= 2  # the kept-alive one (and the spare kept warm), never one per request
         assert not [e for e in events if isinstance(e, Notice)]
+
+
+async def test_whole_chunks_reach_the_agent_as_upstream_framed_them(gateway_to):
+    chunks = [b"1E\r\n" + SSE[:30] + b"\r\n", b"%04x\r\n" % len(SSE[30:]) + SSE[30:] + b"\r\n", b"0\r\n\r\n"]
+    async with Scripted(lambda n: [_head("200 OK", "Transfer-Encoding: chunked", "Content-Type: text/event-stream"),
+                                   *chunks]) as upstream:
+        gateway, events, port = await gateway_to(upstream)
+        got, _ = await _exchange(port, _request(), until=_ends_chunked())
+    assert got.partition(b"\r\n\r\n")[2] == b"".join(chunks)  # the same bytes, not framed anew
+    gateway.flush()
+    assert "".join(e.text for e in events if isinstance(e, TokenDelta)) and gateway.turns == 1
 
 
 def BodyFramingRead(chunked: bytes) -> bytes:  # noqa: N802  # reads like the value it gives
@@ -293,6 +349,10 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection(gatewa
     (b"POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n", b"400"),
     (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
     (b"POST /x HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", b"413"),
+    (b"POST /v1/chat\ncompletions HTTP/1.1\r\n\r\n", b"400"),
+    (b"POST /x HTTP/1.1\r\nX-A: a\nX-Api-Key: injected\r\n\r\n", b"400"),
+    (b"POST /x HTTP/1.1\r\nX-A: a\rb\r\n\r\n", b"400"),
+    (b"POST /x HTTP/1.1\r\nX-A: \x00\r\n\r\n", b"400"),
 ])
 async def test_a_request_that_cannot_be_read_gets_a_json_error_and_the_connection_closes(gateway_to, raw, status):
     async with Scripted(lambda n: []) as upstream:
@@ -436,7 +496,7 @@ async def test_a_replys_first_bytes_are_passed_on_in_the_callback_that_read_its_
     wire.connection_made(_Transport())
     exchange = Exchange(pool, "POST", b"POST / HTTP/1.1\r\n\r\n", None)
     got: list[bytes] = []
-    exchange.on_response = lambda response: response.start_relay(lambda pieces, last: got.extend(pieces) or False)
+    exchange.on_response = lambda response: response.start_relay(lambda pieces, last, verbatim: got.extend(pieces) or False)
     exchange.write(_Conn(wire))
     wire.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
     assert got == [b"hel"]  # no task has run: the head was read and the relay begun in that callback
@@ -462,6 +522,7 @@ async def test_the_meter_runs_in_order_in_slices_with_polls_between_and_flushes_
 
     for n in range(40):
         meter.later(slow, n)
+    await _until(lambda: done)
     polled = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().call_soon(lambda: polled.set_result(len(done)))
     await polled
@@ -470,6 +531,55 @@ async def test_the_meter_runs_in_order_in_slices_with_polls_between_and_flushes_
     meter.later(done.append, 99)
     meter.flush()
     assert done == [*range(40), 99]
+
+
+async def test_measuring_waits_for_quiet_sockets_but_never_longer_than_its_bound():
+    from thunderdome.gateway.meter import MAX_WAIT_S, QUIET_S, loop_meter
+
+    meter = loop_meter()
+    ran: list[float] = []
+    queued = time.monotonic()
+    meter.later(lambda: ran.append(time.monotonic()))
+    meter.touch()
+    last = time.monotonic()
+    await _until(lambda: ran)
+    assert ran[0] >= last + QUIET_S  # it waited for the sockets to go quiet
+    queued = time.monotonic()
+    meter.later(lambda: ran.append(time.monotonic()))
+    async with asyncio.timeout(10):
+        while len(ran) < 2:  # bytes never stop coming in
+            meter.touch()
+            await asyncio.sleep(0)
+    assert ran[1] >= queued + MAX_WAIT_S  # it ran anyway, once its wait was up
+
+
+def test_on_a_race_loop_bytes_that_come_in_wait_behind_one_measuring_item_at_most():
+    from thunderdome.backends.poll_stamps import run_on_race_loop
+    from thunderdome.gateway.meter import loop_meter
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        sender, receiver = socket.socketpair()
+        receiver.setblocking(False)
+        order: list[Any] = []
+        loop.add_reader(receiver, lambda: order.append(receiver.recv(16)))
+
+        def item(n: int) -> None:
+            if n == 0:
+                sender.send(b"bytes")  # they come in while the measuring runs
+            order.append(n)
+
+        for n in range(5):
+            loop_meter().later(item, n)  # each far quicker than a slice: one slice would run them all
+        try:
+            await _until(lambda: len(order) == 6)
+        finally:
+            loop.remove_reader(receiver)
+            sender.close()
+            receiver.close()
+        return order
+
+    assert run_on_race_loop(main()) == [0, b"bytes", 1, 2, 3, 4]
 
 
 async def test_a_chunked_request_body_in_many_segments_goes_upstream_whole(gateway_to):

@@ -87,6 +87,11 @@ class PollStampSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-
                     first[key.fd] = polled
         return ready
 
+    def pending(self) -> bool:
+        """A poll now would report something (without stamping it: the
+        loop's own next poll does): work that can wait asks this to make way."""
+        return bool(super().select(0))
+
     def arrival(self, fd: int) -> float | None:
         """The poll stamp of what a read of ``fd`` just returned (see the
         module's invariant); None when there is none to trust."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from thunderdome.gateway.flow import WriteFlow
 from thunderdome.gateway.framing import BodyFraming, FramingError
+from thunderdome.gateway.meter import loop_meter
 from thunderdome.sim.http import (
     CONTINUE, MAX_BODY, ClientGone, HttpError, Request, Responder, body_length, expects_continue, parse_head,
 )
@@ -74,12 +75,14 @@ class AgentLink(WriteFlow, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.touch = loop_meter().touch
         self.links.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        self.touch()
         self.buffer += data
         if self.task is None:
             self._next()
@@ -132,7 +135,9 @@ class AgentLink(WriteFlow, asyncio.Protocol):
                     raise HttpError(431, "request head too large")
                 return None
             t_head = time.monotonic()
-            method, path, query, version, headers = parse_head(bytes(self.buffer[: end + 4]))
+            with memoryview(self.buffer) as view:
+                head = bytes(view[: end + 4])
+            method, path, query, version, headers = parse_head(head)
             length = body_length(headers)
             self._head = (end + 4, method, path, query, version, headers, length, t_head)
             if expects_continue(headers) and self.transport is not None:
@@ -149,8 +154,12 @@ class AgentLink(WriteFlow, asyncio.Protocol):
         else:
             if len(self.buffer) < start + length:
                 return None
-            body, used = bytes(self.buffer[start : start + length]), start + length
-        del self.buffer[:used]
+            with memoryview(self.buffer) as view:
+                body, used = bytes(view[start : start + length]), start + length
+        if used == len(self.buffer):
+            self.buffer.clear()
+        else:
+            del self.buffer[:used]
         self._head = None
         now = time.monotonic()
         return Request(method.upper(), path, query, version, headers, body, now, t_head, now)

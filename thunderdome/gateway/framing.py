@@ -34,11 +34,17 @@ class BodyFraming:
         self.left = length
         self.done = not chunked and length == 0
         self.extra = b""
+        self.verbatim: bytes | None = None
+        """After ``take``: the bytes it read (up to the body's end) when they are
+        whole chunks with bare hex sizes from a chunk's start, ending with
+        a chunk or with the bare last chunk: valid framing of the pieces as
+        they are, to pass on as they came; else None (the pieces need framing anew)."""
         self._line = bytearray()
         self._state = "size"
         """Chunked: "size" (a chunk-size line), "data" (``left`` bytes), "crlf" (after the data), "trailer"."""
 
     def take(self, data: bytes) -> list[bytes]:
+        self.verbatim = None
         if self.done:
             self.extra += data
             return []
@@ -55,10 +61,27 @@ class BodyFraming:
     def _take_chunked(self, data: bytes) -> list[bytes]:
         out: list[bytes] = []
         at, n = 0, len(data)
+        plain = self._state == "size" and not self._line
+        """So far, ``data[:at]`` is whole chunks with bare hex sizes, from a chunk's start."""
         while at < n:
             if self.done:
                 self.extra = data[at:]
                 break
+            if plain and self._state == "size":
+                # The common case, a whole chunk (or the bare last one) in hand: read it at once.
+                end = data.find(b"\r\n", at, at + LINE_LIMIT)
+                digits = data[at:end]
+                if end > at and _HEX.issuperset(digits):
+                    size = int(digits, 16)
+                    stop = end + 2 + size
+                    if data[stop : stop + 2] == b"\r\n":
+                        if size:
+                            out.append(data[end + 2 : stop])
+                        else:
+                            self.done = True
+                        at = stop + 2
+                        continue
+                plain = False  # anything else is read byte by byte below
             if self._state == "data":
                 assert self.left is not None
                 piece = data[at : at + self.left]
@@ -77,6 +100,8 @@ class BodyFraming:
             if end >= 0:
                 line, self._line = bytes(self._line), bytearray()
                 self._line_ended(line)
+        if plain:
+            self.verbatim = data[: n - len(self.extra)] if self.done else data
         return out
 
     def _line_ended(self, line: bytes) -> None:

@@ -43,14 +43,20 @@ class Route:
         return body.get("stream", self.protocol == "ollama") is True
 
 
+_ROUTES: dict[str, Route] = {}
+
+
 def chat_route(method: str, path: str) -> Route | None:
     """The route of a chat request, None for anything else."""
     protocol = CHAT_PATHS.get(path.rstrip("/")) if method == "POST" else None
     if protocol is None:
         return None
-    from thunderdome.backends import _client_class
+    route = _ROUTES.get(protocol)
+    if route is None:
+        from thunderdome.backends import _client_class
 
-    return Route(protocol, _client_class(protocol))
+        route = _ROUTES[protocol] = Route(protocol, _client_class(protocol))
+    return route
 
 
 __all__ = ["CHAT_PATHS", "Route", "chat_route"]

@@ -27,7 +27,9 @@ raises out of the gateway."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -53,6 +55,8 @@ HOP_BY_HOP = frozenset({
     "trailer", "transfer-encoding", "upgrade", "host", "content-length",
 })
 """Headers that describe one connection, not the message: never forwarded."""
+_NOT_RELAYED = HOP_BY_HOP | {"server"}
+"""Upstream's headers the agent does not get as they are (the gateway names itself if upstream does not)."""
 AGENT_KEYS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 """Where agents put their (throwaway) key: dropped; the lane's own goes upstream."""
 SERVER_NAME = "thunderdome-gateway"
@@ -82,17 +86,25 @@ class Upstream:
     def url(self, path: str, query: str) -> str:
         """``path`` (as the agent sent it) on this backend: an agent's ``/v1/…``
         on a base that already ends in ``/v1`` is not doubled."""
-        base = self.base_url.rstrip("/")
-        if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
-            path = path[3:]
-        elif base.endswith("/v1") and path.startswith("/api/"):
-            base = base[:-3]  # Ollama's native API lives at the server's root
+        base, path = _joined(self.base_url.rstrip("/"), path)
         return f"{base}{path}" + (f"?{query}" if query else "")
 
     def target(self, path: str, query: str) -> str:
         """The request target (path and query) of ``url(path, query)``."""
-        parts = urlsplit(self.url(path, query))
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        base, path = _joined(self._base_path, path)
+        return (f"{base}{path}" or "/") + (f"?{query}" if query else "")
+
+    @functools.cached_property
+    def _base_path(self) -> str:
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+def _joined(base: str, path: str) -> tuple[str, str]:
+    if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
+        path = path[3:]
+    elif base.endswith("/v1") and path.startswith("/api/"):
+        base = base[:-3]  # Ollama's native API lives at the server's root
+    return base, path
 
 
 @dataclass
@@ -141,6 +153,7 @@ class Gateway:
         self._chats = 0
         self._model_json = json.dumps(upstream.model, ensure_ascii=False).encode("utf-8") if upstream.model else b""
         """The lane's model as a JSON string: a body without it names another model."""
+        self._lane_directive_json: str | None = None
         self._pool = UpstreamPool(upstream.base_url, upstream.timeouts.connect)
         self._servers: list[asyncio.AbstractServer] = []
         self._links: set[AgentLink] = set()
@@ -189,6 +202,7 @@ class Gateway:
         for link in list(self._links):
             link.abort()
         self._pool.close()
+        self.flush()  # every event of what was relayed
 
     def flush(self) -> None:
         """Every event of what was relayed so far, emitted now (a lane that
@@ -197,39 +211,69 @@ class Gateway:
 
     # -- one request -------------------------------------------------------------------
 
-    def _body(self, req: Request, route: Route | None) -> tuple[bytes, bool, dict[str, Any] | None]:
-        """The body sent upstream, whether it asks for a streamed reply, and
-        (sim lanes) the emulator directive, which goes in a header. The agent's
-        bytes go on unchanged (no copy, no re-encoding: a long request costs
-        no TTFT) unless their model is not the lane's (then only the bytes of
-        the top-level ``model`` value change: ``model_field``) or they carry a
-        directive of their own, or a ``model`` that is missing or given twice
-        (then the body is re-encoded with the lane's model and without the
-        directive). A body without the lane's model's JSON string anywhere
-        names another: it is read once, by ``read_object``; any other by
+    def _body(self, req: Request, route: Route | None) -> tuple[bytes, bool | None, dict[str, Any] | None]:
+        """The body sent upstream, whether it asks for a streamed reply (None:
+        not known yet: the ``Meter`` reads it after it has gone), and (sim
+        lanes) the emulator directive, which goes in a header. The agent's
+        bytes go on unchanged (no copy, no re-encoding) unless their model is
+        not the lane's (then only the bytes of the top-level ``model`` value
+        change: ``model_field``) or they carry a directive of their own, or a
+        ``model`` that is missing or given twice (then the body is re-encoded
+        with the lane's model and without the directive). A body that names
+        the lane's model as its first key, and that cannot hold another
+        ``model`` key or a directive (``_goes_as_is``), goes on unread: no
+        request's TTFT waits for its body to be parsed, however long it is.
+        Any other is read now: once by ``read_object`` when the lane's
+        model's JSON string is nowhere in it (it names another), else by
         ``json.loads`` (quicker), and again only if its model is not the lane's."""
         if route is None or not req.body:
             return req.body, False, None
+        if self._goes_as_is(req.body):
+            return req.body, None, self._directive()
         top = read_object(req.body) if self._model_json and self._model_json not in req.body else None
         body = top.value if top is not None else _object(req.body)
         if body is None:
             return req.body, False, None  # upstream says what is wrong with it
-        self._chats += 1
-        directive = None
-        if self.upstream.directive is not None:
-            per_request = self.directive_for(self._chats) if self.directive_for is not None else None
-            directive = {**self.upstream.directive, **(per_request or {})}
+        directive = self._directive()
         model = self.upstream.model or body.get("model")
-        if body.get("model") == model and DIRECTIVE_FIELD not in body:
+        options = body.get("options")
+        own_directive = DIRECTIVE_FIELD in body or (isinstance(options, dict) and DIRECTIVE_FIELD in options)
+        if body.get("model") == model and not own_directive:
             return req.body, route.streams(body), directive
-        if DIRECTIVE_FIELD not in body and isinstance(model, str):
+        if not own_directive and isinstance(model, str):
             top = top or read_object(req.body)
             swapped = with_model(req.body, top, model) if top is not None else None
             if swapped is not None:
                 return swapped, route.streams(body), directive
         body["model"] = model
         body.pop(DIRECTIVE_FIELD, None)
+        if isinstance(options, dict):
+            options.pop(DIRECTIVE_FIELD, None)
         return json.dumps(body, ensure_ascii=False).encode("utf-8"), route.streams(body), directive
+
+    def _goes_as_is(self, raw: bytes) -> bool:
+        """``raw`` can only be a JSON object whose one top-level ``model`` is
+        the lane's, with no directive anywhere in it (or not JSON at all,
+        which upstream refuses): it opens with ``{"model": <the lane's
+        model>`` and holds no other ``"model"`` and no escaped ASCII (the one
+        way to spell a key otherwise: ``"mod\\u0065l"``). Bytes searches only."""
+        if not self._model_json:
+            return False
+        opened = _MODEL_FIRST.match(raw)
+        if opened is None or not raw.startswith(self._model_json, opened.end()):
+            return False
+        after = _SPACE.match(raw, opened.end() + len(self._model_json))
+        return (after is not None and raw[after.end() : after.end() + 1] in (b",", b"}")
+                and raw.count(b'"model"') == 1 and _DIRECTIVE_QUOTED not in raw
+                and _ESCAPED_ASCII.search(raw) is None)
+
+    def _directive(self) -> dict[str, Any] | None:
+        """A sim lane's directive for its next chat request (counted here)."""
+        self._chats += 1
+        if self.upstream.directive is None:
+            return None
+        per_request = self.directive_for(self._chats) if self.directive_for is not None else None
+        return {**self.upstream.directive, **per_request} if per_request else self.upstream.directive
 
     def _headers(self, req: Request, directive: dict[str, Any] | None) -> dict[str, str]:
         headers = {k: v for k, v in req.headers.items()
@@ -237,110 +281,181 @@ class Gateway:
         headers["accept-encoding"] = "identity"  # the bytes are parsed as they pass
         headers.update(self.upstream.headers)
         if directive is not None:
-            headers[DIRECTIVE_HEADER] = json.dumps(directive)
+            headers[DIRECTIVE_HEADER] = self._directive_json(directive)
         return headers
+
+    def _directive_json(self, directive: dict[str, Any]) -> str:
+        if directive is self.upstream.directive:
+            if self._lane_directive_json is None:
+                self._lane_directive_json = json.dumps(directive)
+            return self._lane_directive_json
+        return json.dumps(directive)
 
     def _begin(self, req: Request, out: Responder) -> Coroutine[Any, Any, None]:
         """Forward ``req`` upstream now (inside the callback that read its last
         byte, when a kept-alive connection is idle: the pool keeps one), its
-        events to the loop's ``Meter``; returns the coroutine that relays the answer."""
+        measuring to the loop's ``Meter`` (which, first of all, tells a turn
+        from any other request: ``_classify``); returns the coroutine that
+        relays the answer. Everything the ``Meter`` is given for this request
+        runs after its ``_classify``, so it knows whether it is a turn."""
         route = chat_route(req.method, req.path)
-        body, streamed, directive = self._body(req, route)
+        body, streams, directive = self._body(req, route)
         record = Relayed(req.method, req.path, protocol=route.protocol if route else "")
         self.relayed.append(record)
-        turn = 0
-        if route is not None and streamed:
-            self.turns += 1
-            turn = record.turn = self.turns
-        record.chat = route is not None and not streamed
-        later = loop_meter().later
+        meter = loop_meter()
+        if route is not None:
+            meter.later(self._classify, record, route, body, streams)
 
         def sent(at: float) -> None:
             record.forward_s = at - req.t_received
-            if turn:
-                later(self.emit, RequestSent(t=self.clock(), lane=self.lane, turn=turn))
-                if self.on_turn is not None:
-                    later(self.on_turn, turn)
+            meter.later(self._request_sent, record, self.clock())
 
         exchange = self._pool.begin(req.method, self.upstream.target(req.path, req.query),
                                     self._headers(req, directive), body, sent)
 
         def answering(response: UpstreamResponse) -> None:
             record.status = response.status
-            self._start_answer(response, out, route if turn and 200 <= response.status < 300 else None, turn, record)
+            self._start_answer(response, out, route if 200 <= response.status < 300 else None, record)
 
         exchange.on_response = answering
-        return self._finish(req, out, exchange, turn, record)
+        return self._finish(req, out, exchange, record)
 
-    async def _finish(self, req: Request, out: Responder, exchange: Exchange, turn: int, record: Relayed) -> None:
+    # -- measuring (run by the Meter, in order) --------------------------------------------
+
+    def _classify(self, record: Relayed, route: Route, body: bytes, streams: bool | None) -> None:
+        """A chat request: a turn if it asks for a streamed reply (read here
+        when ``_body`` left that to later), else a relayed chat request."""
+        if streams is None:
+            parsed = _object(body)
+            streams = parsed is not None and route.streams(parsed)
+        if streams:
+            self.turns += 1
+            record.turn = self.turns
+        record.chat = not streams
+
+    def _request_sent(self, record: Relayed, t: float) -> None:
+        if record.turn is not None:
+            self.emit(RequestSent(t=t, lane=self.lane, turn=record.turn))
+            if self.on_turn is not None:
+                self.on_turn(record.turn)
+
+    def _failed(self, record: Relayed, t: float, reason: str) -> None:
+        if record.turn is not None and record.forward_s is None:
+            self.emit(RequestSent(t=t, lane=self.lane, turn=record.turn))
+        self.emit(Notice(t=t, message=reason, level="error", lane=self.lane))
+        if record.turn is None:
+            self.emit(RequestRelayed(t=t, lane=self.lane, method=record.method, path=record.path, chat=record.chat))
+
+    def _relayed(self, record: Relayed, t: float, seconds: float | None) -> None:
+        if record.turn is None:
+            self.emit(RequestRelayed(t=t, lane=self.lane, method=record.method, path=record.path,
+                                     status=record.status, chat=record.chat, seconds=seconds))
+
+    def _notice(self, t: float, message: str) -> None:
+        self.emit(Notice(t=t, message=message, level="error", lane=self.lane))
+
+    # -- the answer --------------------------------------------------------------------
+
+    async def _finish(self, req: Request, out: Responder, exchange: Exchange, record: Relayed) -> None:
         """The answer's end (it started in ``_start_answer``, as its head came in) or a 502."""
         later = loop_meter().later
         try:
             response = await exchange.response()
         except UpstreamError as exc:
             reason = f"gateway: {req.method} {req.path} to {self._pool.authority} failed: {exc}"
-            if turn and record.forward_s is None:
-                later(self.emit, RequestSent(t=self.clock(), lane=self.lane, turn=turn))
-            later(self.emit, Notice(t=self.clock(), message=reason, level="error", lane=self.lane))
-            if not turn:
-                later(self.emit, RequestRelayed(t=self.clock(), lane=self.lane, method=req.method, path=req.path,
-                                                chat=record.chat))
+            later(self._failed, record, self.clock(), reason)
             await out.send_json(502, {"error": {"message": reason, "type": "gateway_error"}}, {"Server": SERVER_NAME})
             return
         try:
             try:
                 await response.finish_relay(out.drain)
             except UpstreamError as exc:
-                later(self.emit, Notice(t=self.clock(), message=f"gateway: upstream broke the reply: {exc}",
-                                        level="error", lane=self.lane))
+                later(self._notice, self.clock(), f"gateway: upstream broke the reply: {exc}")
                 out.abort()  # the agent sees the cut as it happened
                 return
             await out.flush()
             await out.end()
         finally:
             response.release()
-        if not turn:
-            seconds = time.monotonic() - exchange.sent if exchange.sent is not None else None
-            later(self.emit, RequestRelayed(t=self.clock(), lane=self.lane, method=req.method, path=req.path,
-                                            status=response.status, chat=record.chat, seconds=seconds))
+        seconds = time.monotonic() - exchange.sent if exchange.sent is not None else None
+        later(self._relayed, record, self.clock(), seconds)
 
-    def _start_answer(self, response: UpstreamResponse, out: Responder, route: Route | None, turn: int,
-                      record: Relayed) -> None:
-        """Start relaying ``response`` to the agent; parse it (``route``) into the turn's events.
-        Called the moment its head is in (inside the upstream connection's
-        callback), so each segment's pieces are written to the agent in the
-        callback that read them, before anything else is done with them; their
-        events and parsing go to the loop's ``Meter`` (in order, in short
-        slices between polls), so no lane's bytes wait for another lane's parsing."""
-        headers = {k: v for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() != "server"}
+    def _start_answer(self, response: UpstreamResponse, out: Responder, route: Route | None, record: Relayed) -> None:
+        """Start relaying ``response`` to the agent; parse it (``route``, if
+        the request is a turn) into the turn's events. Called the moment its
+        head is in (inside the upstream connection's callback), so each
+        segment's bytes are written to the agent in the callback that read
+        them, before anything else is done with them (whole chunks as they
+        came, else framed anew); their events and parsing go to the loop's
+        ``Meter`` (in order, in short slices between polls), so no lane's
+        bytes wait for another lane's parsing."""
+        headers = {k: v for k, v in response.headers if k.lower() not in _NOT_RELAYED}
         headers["Server"] = response.header("server") or SERVER_NAME
         length = response.header("content-length")
         chunked = length is None
         if not chunked:
             headers["Content-Length"] = str(length)
         out.hold(response.status, headers, chunked=chunked)
-        reader = _TurnReader(self, route, turn) if route is not None else None
+        reading = _Reading(self, record, route, response.status)
         later = loop_meter().later
         first = True
 
-        def push(pieces: list[bytes], last: bool) -> bool:
+        def push(pieces: list[bytes], last: bool, framed: bytes | None) -> bool:
             nonlocal first
             t = self.clock()
-            arrived = time.monotonic() if first else 0.0
-            backed_up = out.write_now(pieces, end=last)
-            if first and pieces:
-                record.relay_s = time.monotonic() - arrived
-                first = False
-                if turn:
-                    later(self.emit, FirstByte(t=t, lane=self.lane, turn=turn, status=response.status))
-            if reader is not None:
+            if first:
+                arrived = time.monotonic()
+                backed_up = out.write_now(pieces, last, framed)
                 if pieces:
-                    later(reader.feed_all, pieces, t)
-                if last:
-                    later(reader.close, t)
+                    record.relay_s = time.monotonic() - arrived
+                    first = False
+                    later(reading.first, pieces, last, t)
+                    return backed_up
+            else:
+                backed_up = out.write_now(pieces, last, framed)
+            later(reading.feed, pieces, last, t)
             return backed_up
 
         response.start_relay(push)
+
+
+_MODEL_FIRST = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*"model"[ \t\n\r]*:[ \t\n\r]*')
+_SPACE = re.compile(rb"[ \t\n\r]*")
+_ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9A-Fa-f]")
+"""A \\u escape of a printable ASCII character (how a key could spell ``model`` without those bytes)."""
+_DIRECTIVE_QUOTED = json.dumps(DIRECTIVE_FIELD).encode()
+
+
+class _Reading:
+    """One answer's measuring, run by the ``Meter`` after its request's
+    ``_classify``: a turn's ``FirstByte`` and its parsing (``_TurnReader``);
+    nothing for any other request."""
+
+    def __init__(self, gateway: Gateway, record: Relayed, route: Route | None, status: int) -> None:
+        self.gateway = gateway
+        self.record = record
+        self.route = route
+        self.status = status
+        self.reader: _TurnReader | None = None
+
+    def first(self, pieces: list[bytes], last: bool, t: float) -> None:
+        """The reply's first body bytes."""
+        turn = self.record.turn
+        if turn is not None:
+            self.gateway.emit(FirstByte(t=t, lane=self.gateway.lane, turn=turn, status=self.status))
+            if self.route is not None:
+                self.reader = _TurnReader(self.gateway, self.route, turn)
+        self.feed(pieces, last, t)
+
+    def feed(self, pieces: list[bytes], last: bool, t: float) -> None:
+        if self.reader is None:
+            if self.route is None or self.record.turn is None:
+                return
+            self.reader = _TurnReader(self.gateway, self.route, self.record.turn)  # a body with no bytes
+        if pieces:
+            self.reader.feed_all(pieces, t)
+        if last:
+            self.reader.close(t)
 
 
 def _object(raw: bytes) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from thunderdome.backends.http import tls_context
 from thunderdome.core.errors import ThunderdomeError
 from thunderdome.gateway.flow import WriteFlow
 from thunderdome.gateway.framing import BodyFraming, FramingError
+from thunderdome.gateway.meter import loop_meter
 
 HEAD_LIMIT = 256 * 1024
 
@@ -39,8 +40,10 @@ class UpstreamError(ThunderdomeError):
     """The backend could not be reached or broke the HTTP exchange."""
 
 
-Push = Callable[[list[bytes], bool], bool]
-"""Takes one segment's body pieces and whether the body ends with them, synchronously; True: its writer wants a drain first."""
+Push = Callable[[list[bytes], bool, "bytes | None"], bool]
+"""Takes one segment's body pieces, whether the body ends with them, and
+those bytes as they came when they are whole chunks that can go on as they
+are (``BodyFraming.verbatim``), synchronously; True: its writer wants a drain first."""
 
 
 class _Wire(WriteFlow, asyncio.Protocol):
@@ -63,11 +66,13 @@ class _Wire(WriteFlow, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.touch = loop_meter().touch
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        self.touch()
         if self.feed is not None:
             self.feed(data)
         else:
@@ -263,9 +268,15 @@ class UpstreamResponse:
     _done: bool = field(default=False, init=False)
     _relay: "_RelayState | None" = field(default=None, init=False)
 
+    _named: dict[str, str] | None = field(default=None, init=False)
+
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in self.headers if k.lower() == name), None)
+        """The first header of that name (any case); None if there is none."""
+        if self._named is None:
+            self._named = {}
+            for k, v in self.headers:
+                self._named.setdefault(k.lower(), v)
+        return self._named.get(name.lower())
 
     def start_relay(self, push: Push) -> None:
         """From now on, hand each arriving segment's body pieces to ``push``,
@@ -288,9 +299,10 @@ class UpstreamResponse:
                     pieces = framing.take(data)
                 else:
                     framing.end()
+                    framing.verbatim = None
                     pieces = []
                 state.ended = framing.done
-                if (pieces or framing.done) and push(pieces, framing.done):
+                if (pieces or framing.done) and push(pieces, framing.done, framing.verbatim):
                     state.backed_up = True
                     wire.transport.pause_reading()  # type: ignore[union-attr]
             except FramingError as exc:

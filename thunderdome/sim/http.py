@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+"""What no request line or header may hold (a tab may separate a header's words)."""
 
 
 def parse_head(head: bytes) -> tuple[str, str, str, str, dict[str, str]]:
@@ -150,6 +153,8 @@ def parse_head(head: bytes) -> tuple[str, str, str, str, dict[str, str]]:
         method, target, version = lines[0].split(" ")
     except ValueError:
         raise HttpError(400, "malformed request line") from None
+    if _CONTROL.search("".join(lines)):
+        raise HttpError(400, "control character in the request head")  # a bare CR or LF would end a line upstream
     if not version.startswith("HTTP/1."):
         raise HttpError(505, "only HTTP/1.x is served")
     headers: dict[str, str] = {}
@@ -298,15 +303,19 @@ class Responder:
         else:
             await self._raw(payload)
 
-    def write_now(self, pieces: list[bytes], end: bool = False) -> bool:
+    def write_now(self, pieces: list[bytes], end: bool = False, framed: bytes | None = None) -> bool:
         """Body pieces written at once, with no wait (framed as ``send`` frames
         each, held headers first, and with ``end`` the body's end as ``end()``
         writes it, all in one write): for a relay that passes bytes on inside
-        the callback that read them. True when the writer's buffer is over
+        the callback that read them. ``framed``: the same pieces already in
+        whole chunks (with the last chunk when ``end``), written as they are
+        when the body is chunked. True when the writer's buffer is over
         its high-water mark (``drain`` before more). Raises ``ClientGone``."""
         if self.trickle:
             raise RuntimeError("write_now does not trickle")
-        if self.chunked:
+        if self.chunked and framed is not None:
+            body = framed
+        elif self.chunked:
             body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p)
             if end and not self.ended:
                 body += b"0\r\n\r\n"
