@@ -51,6 +51,16 @@ TOKENS = 20
 DIRECTIVE = {"tokens": TOKENS, "seed": 1}
 BODY = {"model": "instant", "stream": True, "max_tokens": TOKENS, "messages": [{"role": "user", "content": "Say something."}]}
 """What each agent sends: the lane's model, so the gateway passes the bytes on as they are (as for a real agent)."""
+
+
+def agent_body(kb: int) -> dict[str, Any]:
+    """``BODY``, or with ``kb`` KiB of tool definitions as well (real agents send
+    tens of KiB: their system prompt and tool schemas, every turn)."""
+    if not kb:
+        return BODY
+    tool = {"type": "function", "function": {"name": "tool", "description": "d" * 900, "parameters": {
+        "type": "object", "properties": {"command": {"type": "string", "description": "a shell command"}}}}}
+    return {**BODY, "tools": [{**tool, "function": {**tool["function"], "name": f"tool{i}"}} for i in range(kb)]}
 HEADERS = {"x-thunderdome-sim": json.dumps(DIRECTIVE)}
 """The directive for the direct way; through a gateway, the gateway puts the lane's own there."""
 VARIANTS = ("direct", "gateway", "sandbox", "floor")
@@ -175,7 +185,7 @@ def _results(got: list[list[Any]], emulator_log: list[dict[str, Any]], start: fl
     return {"transport_s": transport, "ttft_s": ttft, "late": late}
 
 
-async def _measure(rounds: int, record: bool, lanes: int) -> dict[str, Any]:
+async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0) -> dict[str, Any]:
     from thunderdome.agents.lane import AGENT_LIMITS, DOOR, DOOR_PORT, open_door
     from thunderdome.backends import make_backend
     from thunderdome.gateway import Gateway, Upstream
@@ -206,7 +216,7 @@ async def _measure(rounds: int, record: bool, lanes: int) -> dict[str, Any]:
             bench = scratch / "bench"  # the agent script and, once every lane is ready, the start time
             bench.mkdir(mode=0o755)
             shutil.copyfile(_AGENT, bench / _AGENT.name)
-            common = {"order": list(VARIANTS), "rounds": rounds + WARM, "slot": SLOT_S, "body": BODY,
+            common = {"order": list(VARIANTS), "rounds": rounds + WARM, "slot": SLOT_S, "body": agent_body(body_kb),
                       "headers": HEADERS}
             runs, ready = [], []
             for lane in range(lanes):
@@ -260,19 +270,20 @@ async def _measure(rounds: int, record: bool, lanes: int) -> dict[str, Any]:
     return data
 
 
-def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, lanes: int = LANES) -> list[Figure]:
+def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, lanes: int = LANES,
+        body_kb: int = 0) -> list[Figure]:
     """The goal is judged at ``LANES`` lanes; other counts show how the figure
     grows with the processes sharing the machine's cores."""
     rounds = rounds or (40 if quick else 250)
     log(f"[gateway_overhead] {rounds} rounds x {lanes} lanes x {len(VARIANTS)} ways (direct, gateway, sandbox door)")
     from thunderdome.backends.poll_stamps import run_on_race_loop
 
-    data = run_on_race_loop(_measure(rounds, record, lanes))
+    data = run_on_race_loop(_measure(rounds, record, lanes, body_kb))
     log(f"[gateway_overhead] {data['metered_turns']} turns metered ({'recorded' if record else 'not recorded'}), "
         f"{data['late']} requests sent after their round")
     cmd = command(BENCH, ["--rounds", str(rounds)] + ([] if lanes == LANES else ["--lanes", str(lanes)])
-                  + ([] if record else ["--no-record"]))
-    judged = lanes == LANES
+                  + ([] if record else ["--no-record"]) + (["--body-kb", str(body_kb)] if body_kb else []))
+    judged = lanes == LANES and not body_kb
     transport, ttft = data["transport_s"], data["ttft_s"]
     p99 = {v: pct(transport[v], 99) * 1000 for v in VARIANTS}
     p50 = {v: pct(transport[v], 50) * 1000 for v in VARIANTS}
@@ -307,11 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", type=int, default=LANES, help=f"lanes in flight together (the goal is judged at {LANES})")
     parser.add_argument("--long", action="store_true", help="250 rounds")
     parser.add_argument("--no-record", action="store_true", help=RECORD_HELP)
+    parser.add_argument("--body-kb", type=int, default=0,
+                        help="add this many KiB of tool definitions to each request, as real agents send (not judged)")
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.lanes < 1:
         parser.error("--lanes must be at least 1")
-    report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record, lanes=args.lanes), args.json)
+    if args.body_kb < 0:
+        parser.error("--body-kb must be at least 0")
+    report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record, lanes=args.lanes,
+               body_kb=args.body_kb), args.json)
     return 0
 
 
