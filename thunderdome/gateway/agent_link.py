@@ -27,7 +27,6 @@ from typing import Any
 
 from thunderdome.gateway.flow import WriteFlow
 from thunderdome.gateway.framing import BodyFraming, FramingError
-from thunderdome.gateway.meter import loop_meter
 from thunderdome.sim.http import (
     CONTINUE, MAX_BODY, ClientGone, HttpError, Request, Responder, body_length, expects_continue, parse_head,
 )
@@ -75,14 +74,12 @@ class AgentLink(WriteFlow, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.touch = loop_meter().touch
         self.links.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        self.touch()
         self.buffer += data
         if self.task is None:
             self._next()

@@ -2,19 +2,15 @@
 
 Invariant: one ``Meter`` per event loop, shared by every gateway on it, runs
 what it is given (parsing relayed bytes into events, emitting them) in the
-order it was given, after the relaying that produced it, and out of its
-way: it waits until the gateways' sockets have been quiet for ``QUIET_S``
-(each of their callbacks calls ``touch()``), or until its oldest item has
-waited ``MAX_WAIT_S``, so a burst of requests and first bytes across the
-lanes is relayed before any of its measuring runs. It then runs in slices
+order it was given, after the relaying that produced it; it runs in slices
 of at most ``SLICE_S`` of work, and between two slices the loop polls and
 runs the callbacks of any bytes that came in; on a race's loop a slice
 also ends after the item during which bytes came in
-(``PollStampSelector.pending``), so they wait behind one item at most.
-Events are stamped when their bytes arrive, never when this runs: the wait
-moves no figure. ``flush()`` does everything queued at once (a lane that
-ends first takes in all of its events). Work that raises is logged and
-dropped; the rest goes on.
+(``PollStampSelector.pending``), and the next one runs after their
+callbacks, so an agent's request or a reply's first bytes wait behind at
+most one item of another lane's measuring, however much of it is queued.
+``flush()`` does everything queued at once (a lane that ends first takes
+in all of its events). Work that raises is logged and dropped; the rest goes on.
 """
 
 from __future__ import annotations
@@ -29,33 +25,23 @@ from typing import Any, Callable
 log = logging.getLogger(__name__)
 SLICE_S = 0.0002
 """The longest stretch of measuring between two polls (a slice ends after the item that crosses it)."""
-QUIET_S = 0.0005
-"""Measuring waits for the gateways' sockets to have been quiet this long..."""
-MAX_WAIT_S = 0.005
-"""...but no item waits longer than this (a busy race's events still flow)."""
 
 
 class Meter:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...], float]] = deque()
+        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._scheduled = False
-        self._last_io = 0.0
         selector = getattr(loop, "poll_stamps", None)
         self._pending: Callable[[], bool] = selector.pending if selector is not None else lambda: False
         """Whether the loop has bytes waiting (never, off a race's loop)."""
 
-    def touch(self) -> None:
-        """A gateway socket's bytes came in (its callback is running)."""
-        self._last_io = time.monotonic()
-
     def later(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` after what was queued before it, once the gateways' sockets are quiet."""
-        now = time.monotonic()
-        self._items.append((fn, args, now))
+        """Run ``fn(*args)`` after what was queued before it, once the bytes in hand are relayed."""
+        self._items.append((fn, args))
         if not self._scheduled:
             self._scheduled = True
-            self._wait(now)
+            self.loop.call_soon(self._slice)
 
     def flush(self) -> None:
         """Run everything queued, now."""
@@ -63,28 +49,13 @@ class Meter:
             self._one()
 
     def _one(self) -> None:
-        fn, args, _ = self._items.popleft()
+        fn, args = self._items.popleft()
         try:
             fn(*args)
         except Exception:
             log.exception("gateway: measuring failed")
 
-    def _wait(self, now: float) -> None:
-        """Run a slice once the sockets are quiet (or the oldest item is due)."""
-        due = min(self._last_io + QUIET_S, self._items[0][2] + MAX_WAIT_S)
-        if due > now:
-            self.loop.call_later(due - now, self._slice)
-        else:
-            self.loop.call_soon(self._slice)
-
     def _slice(self) -> None:
-        if not self._items:
-            self._scheduled = False
-            return
-        now = time.monotonic()
-        if now < self._last_io + QUIET_S and now < self._items[0][2] + MAX_WAIT_S:
-            self._wait(now)  # bytes came in since this was scheduled
-            return
         end = time.perf_counter() + SLICE_S
         pending = self._pending
         while self._items:
@@ -114,4 +85,4 @@ def loop_meter() -> Meter:
     return meter
 
 
-__all__ = ["MAX_WAIT_S", "Meter", "QUIET_S", "SLICE_S", "loop_meter"]
+__all__ = ["Meter", "SLICE_S", "loop_meter"]

@@ -31,7 +31,6 @@ from thunderdome.backends.http import tls_context
 from thunderdome.core.errors import ThunderdomeError
 from thunderdome.gateway.flow import WriteFlow
 from thunderdome.gateway.framing import BodyFraming, FramingError
-from thunderdome.gateway.meter import loop_meter
 
 HEAD_LIMIT = 256 * 1024
 
@@ -66,13 +65,11 @@ class _Wire(WriteFlow, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.touch = loop_meter().touch
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        self.touch()
         if self.feed is not None:
             self.feed(data)
         else:
