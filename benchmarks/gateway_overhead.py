@@ -21,7 +21,9 @@ frozen at the start (``race.engine.freeze_heap``), as in a race. A
 fourth way is the floor any relay in this process can reach: a bare byte
 relay (``BareRelay``: no parsing, no metering, each segment passed on in
 the callback that read it) on the same loop, reached on loopback TCP like
-the second way. The gateway's own work on that path
+the second way (``--floor-process``: those relays in a process of their
+own instead, as a gateway outside the race's process would run). The
+gateway's own work on that path
 (``Relayed.forward_s``: request read to sent upstream, plus ``relay_s``: the
 reply's first chunk in to written out) is reported beside it, and this
 process's CPU time per metered request.
@@ -129,6 +131,32 @@ class BareRelay:
             self.server.close()
 
 
+def serve_floors(host: str, port: int, lanes: int) -> None:
+    """``--floor-process``: ``lanes`` bare relays on this process's own loop;
+    their ports go out as one JSON line, and they serve until stdin closes."""
+
+    async def serve() -> None:
+        relays = [BareRelay(host, port) for _ in range(lanes)]
+        print(json.dumps([await relay.listen() for relay in relays]), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        for relay in relays:
+            relay.close()
+
+    asyncio.run(serve())
+
+
+async def _floor_process(host: str, port: int, lanes: int) -> tuple[asyncio.subprocess.Process, list[int]]:
+    """The floors in a process of their own (the way a gateway out of the race process would run): it and their ports."""
+    code = f"from benchmarks.gateway_overhead import serve_floors; serve_floors({host!r}, {port}, {lanes})"
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, cwd=str(Path(__file__).parent.parent),
+                                                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the floor process ended ({await proc.wait()})")
+    return proc, [int(p) for p in json.loads(line)]
+
+
 
 async def _start_when_ready(tasks: list[asyncio.Future[str]], ready: list[Path], go: Path) -> float:
     """Once every lane's agent is connected (its ``ready`` file), give them all
@@ -185,7 +213,7 @@ def _results(got: list[list[Any]], emulator_log: list[dict[str, Any]], start: fl
     return {"transport_s": transport, "ttft_s": ttft, "late": late}
 
 
-async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0) -> dict[str, Any]:
+async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floor_process: bool = False) -> dict[str, Any]:
     from thunderdome.agents.lane import AGENT_LIMITS, DOOR, DOOR_PORT, open_door
     from thunderdome.backends import make_backend
     from thunderdome.gateway import Gateway, Upstream
@@ -205,6 +233,7 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0) -> d
     standings = Standings()
     t0 = time.monotonic()
     gateways, backends, boxes, floors = [], [], [], []
+    outside_floors = await _floor_process(emulator.host, emulator.port, lanes) if floor_process else None
     try:
         async with temp_recorder(record, prefix="bench-gateway-") as recorder:
             sinks = [standings.apply] + ([recorder] if recorder is not None else [])
@@ -225,8 +254,11 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0) -> d
                 upstream = Upstream(backends[-1].base_url, {}, "instant", dict(DIRECTIVE), spec.timeouts)
                 gateways.append(gateway := Gateway(spec.name, upstream, emit, lambda: time.monotonic() - t0))
                 port = int((await gateway.listen_tcp()).rsplit(":", 1)[1])
-                floors.append(floor := BareRelay(emulator.host, emulator.port))
-                floor_port = await floor.listen()
+                if outside_floors is None:
+                    floors.append(floor := BareRelay(emulator.host, emulator.port))
+                    floor_port = await floor.listen()
+                else:
+                    floor_port = outside_floors[1][lane]
                 boxes.append(box := Sandbox(limits=dataclasses.replace(AGENT_LIMITS, max_output=4_000_000)))
                 (door := scratch / f"door{lane}").mkdir()
                 open_door(door, gateway, box.uid)
@@ -253,6 +285,10 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0) -> d
             await gateway.aclose()
         for floor in floors:
             floor.close()
+        if outside_floors is not None:
+            assert outside_floors[0].stdin is not None
+            outside_floors[0].stdin.close()
+            await outside_floors[0].wait()
         for backend in backends:
             await backend.aclose()
         for box in boxes:
@@ -271,18 +307,19 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0) -> d
 
 
 def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, lanes: int = LANES,
-        body_kb: int = 0) -> list[Figure]:
+        body_kb: int = 0, floor_process: bool = False) -> list[Figure]:
     """The goal is judged at ``LANES`` lanes; other counts show how the figure
     grows with the processes sharing the machine's cores."""
     rounds = rounds or (40 if quick else 250)
     log(f"[gateway_overhead] {rounds} rounds x {lanes} lanes x {len(VARIANTS)} ways (direct, gateway, sandbox door)")
     from thunderdome.backends.poll_stamps import run_on_race_loop
 
-    data = run_on_race_loop(_measure(rounds, record, lanes, body_kb))
+    data = run_on_race_loop(_measure(rounds, record, lanes, body_kb, floor_process))
     log(f"[gateway_overhead] {data['metered_turns']} turns metered ({'recorded' if record else 'not recorded'}), "
         f"{data['late']} requests sent after their round")
     cmd = command(BENCH, ["--rounds", str(rounds)] + ([] if lanes == LANES else ["--lanes", str(lanes)])
-                  + ([] if record else ["--no-record"]) + (["--body-kb", str(body_kb)] if body_kb else []))
+                  + ([] if record else ["--no-record"]) + (["--body-kb", str(body_kb)] if body_kb else [])
+                  + (["--floor-process"] if floor_process else []))
     judged = lanes == LANES and not body_kb
     transport, ttft = data["transport_s"], data["ttft_s"]
     p99 = {v: pct(transport[v], 99) * 1000 for v in VARIANTS}
@@ -292,7 +329,7 @@ def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, l
                {"transport_s": transport["direct"], "ttft_s": ttft["direct"]}),
     ]
     for variant, label in (("gateway", "gateway (loopback TCP)"), ("sandbox", "agent in its sandbox, through its door"),
-                           ("floor", "floor: a bare byte relay in the same process (loopback TCP)")):
+                           ("floor", f"floor: a bare byte relay in {'a process of its own' if floor_process else 'the same process'} (loopback TCP)")):
         added = p99[variant] - p99["direct"]
         figures.append(Figure(
             BENCH, f"TTFT added at p99, {label}", f"{added:+.2f} ms (p50 {p50[variant] - p50['direct']:+.2f} ms)",
@@ -320,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help=RECORD_HELP)
     parser.add_argument("--body-kb", type=int, default=0,
                         help="add this many KiB of tool definitions to each request, as real agents send (not judged)")
+    parser.add_argument("--floor-process", action="store_true",
+                        help="run the floor's relays in a process of their own, not on the race's loop")
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.lanes < 1:
@@ -327,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.body_kb < 0:
         parser.error("--body-kb must be at least 0")
     report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record, lanes=args.lanes,
-               body_kb=args.body_kb), args.json)
+               body_kb=args.body_kb, floor_process=args.floor_process), args.json)
     return 0
 
 

@@ -68,6 +68,7 @@ def _run_main(name: str, args: list[str], tmp_path: Path) -> list[dict]:
     ("sse_framing", ["--tokens", "100", "--repeats", "1"]),
     ("gateway_overhead", ["--rounds", "2"]),
     ("gateway_overhead", ["--rounds", "2", "--lanes", "2"]),
+    ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor-process"]),
 ])
 def test_small_configurations_run_and_their_commands_reproduce_them(name: str, args: list[str], tmp_path: Path) -> None:
     figures = _run_main(name, args, tmp_path)
