@@ -4,7 +4,7 @@ Invariant: the agent gets the upstream status, headers and body bytes
 unchanged (only hop-by-hop framing is redone); nothing waits for a task to
 wake on the way: a request goes upstream inside the callback that read its
 last byte (``agent_link``), and a reply's head and each segment of its body
-go to the agent inside the callback that read them (``upstream``).
+go to the agent inside the callback that read them (``upstream``, ``upstream_response``); a reply is read into its turn's events after (``reply_reading``).
 Measuring never changes or delays what the agent sees: bytes are written
 before any event or parsing work is done for them (that work goes to the
 loop's ``Meter``, which runs it in short slices between polls, so no lane's
@@ -27,28 +27,25 @@ raises out of the gateway."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Coroutine
 
-from urllib.parse import urlsplit
-
-from thunderdome.backends.sse import FrameError
-from thunderdome.backends.base import BackendError, Clock
-from thunderdome.core.events import Event, FirstByte, Notice, RequestRelayed, RequestSent
-from thunderdome.gateway.door import bind_door, take_door
-from thunderdome.gateway.model_field import read_object, with_model
-from thunderdome.gateway.routes import Route, chat_route
+from thunderdome.backends.base import Clock
+from thunderdome.core.events import Notice, RequestRelayed, RequestSent
 from thunderdome.gateway.agent_link import AgentLink, serve_links
+from thunderdome.gateway.door import bind_door, take_door
 from thunderdome.gateway.meter import loop_meter
+from thunderdome.gateway.model_field import read_object, with_model
+from thunderdome.gateway.reply_reading import Emit, ReplyReading
+from thunderdome.gateway.routes import Route, chat_route
 from thunderdome.gateway.upstream import Exchange, UpstreamError, UpstreamPool, UpstreamResponse
+from thunderdome.gateway.upstream_target import Upstream
 from thunderdome.sim.directives import FIELD as DIRECTIVE_FIELD, HEADER as DIRECTIVE_HEADER
 from thunderdome.sim.http import Request, Responder
-from thunderdome.core.specs import Timeouts
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
@@ -60,51 +57,6 @@ _NOT_RELAYED = HOP_BY_HOP | {"server"}
 AGENT_KEYS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 """Where agents put their (throwaway) key: dropped; the lane's own goes upstream."""
 SERVER_NAME = "thunderdome-gateway"
-Emit = Callable[[Event], None]
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """Where a lane's requests go and what they carry there."""
-
-    base_url: str
-    """The backend's base URL (``…/v1`` for OpenAI-style kinds)."""
-    headers: dict[str, str] = field(default_factory=dict)
-    """Protocol headers and the real key (``x-api-key`` / ``authorization``)."""
-    model: str = ""
-    """The lane's model: it replaces whatever model the agent names."""
-    directive: dict[str, Any] | None = None
-    """Sim lanes: the backend's emulator directive (None for real backends)."""
-    timeouts: Timeouts = field(default_factory=Timeouts)
-
-    @classmethod
-    def of(cls, backend: Any) -> "Upstream":
-        """The target of a race client (``backends.http.StreamingBackend``)."""
-        headers = {**backend.protocol_headers(), **backend.extra_headers}
-        return cls(backend.base_url, headers, backend.model, backend.directive, backend.spec.timeouts)
-
-    def url(self, path: str, query: str) -> str:
-        """``path`` (as the agent sent it) on this backend: an agent's ``/v1/…``
-        on a base that already ends in ``/v1`` is not doubled."""
-        base, path = _joined(self.base_url.rstrip("/"), path)
-        return f"{base}{path}" + (f"?{query}" if query else "")
-
-    def target(self, path: str, query: str) -> str:
-        """The request target (path and query) of ``url(path, query)``."""
-        base, path = _joined(self._base_path, path)
-        return (f"{base}{path}" or "/") + (f"?{query}" if query else "")
-
-    @functools.cached_property
-    def _base_path(self) -> str:
-        return urlsplit(self.base_url).path.rstrip("/")
-
-
-def _joined(base: str, path: str) -> tuple[str, str]:
-    if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
-        path = path[3:]
-    elif base.endswith("/v1") and path.startswith("/api/"):
-        base = base[:-3]  # Ollama's native API lives at the server's root
-    return base, path
 
 
 @dataclass
@@ -396,7 +348,7 @@ class Gateway:
         if not chunked:
             headers["Content-Length"] = str(length)
         out.hold(response.status, headers, chunked=chunked)
-        reading = _Reading(self, record, route, response.status)
+        reading = ReplyReading(self.emit, self.lane, record, route, response.status)
         later = loop_meter().later
         first = True
 
@@ -426,38 +378,6 @@ _ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9A-Fa-f]")
 _DIRECTIVE_QUOTED = json.dumps(DIRECTIVE_FIELD).encode()
 
 
-class _Reading:
-    """One answer's measuring, run by the ``Meter`` after its request's
-    ``_classify``: a turn's ``FirstByte`` and its parsing (``_TurnReader``);
-    nothing for any other request."""
-
-    def __init__(self, gateway: Gateway, record: Relayed, route: Route | None, status: int) -> None:
-        self.gateway = gateway
-        self.record = record
-        self.route = route
-        self.status = status
-        self.reader: _TurnReader | None = None
-
-    def first(self, pieces: list[bytes], last: bool, t: float) -> None:
-        """The reply's first body bytes."""
-        turn = self.record.turn
-        if turn is not None:
-            self.gateway.emit(FirstByte(t=t, lane=self.gateway.lane, turn=turn, status=self.status))
-            if self.route is not None:
-                self.reader = _TurnReader(self.gateway, self.route, turn)
-        self.feed(pieces, last, t)
-
-    def feed(self, pieces: list[bytes], last: bool, t: float) -> None:
-        if self.reader is None:
-            if self.route is None or self.record.turn is None:
-                return
-            self.reader = _TurnReader(self.gateway, self.route, self.record.turn)  # a body with no bytes
-        if pieces:
-            self.reader.feed_all(pieces, t)
-        if last:
-            self.reader.close(t)
-
-
 def _object(raw: bytes) -> dict[str, Any] | None:
     """``raw`` as ``json.loads`` reads it, if that is a JSON object; else None."""
     try:
@@ -467,48 +387,4 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-class _TurnReader:
-    """Parses one relayed reply into its turn's events; a failure stops the
-    parsing (a ``Notice``), never the relaying."""
-
-    def __init__(self, gateway: Gateway, route: Route, turn: int) -> None:
-        self.gateway = gateway
-        self.frames = route.decoder()
-        self.parser = route.parser(gateway.lane, turn)
-        self.failed = False
-        self.out: list[Event] = []
-
-    def _take(self, got: Any, error: FrameError | None, t: float) -> None:
-        try:
-            self.parser.take(got, t, self.out)
-            if error is not None and not self.parser.ended:
-                raise error
-        except (FrameError, BackendError) as exc:
-            self.failed = True
-            self.out.append(Notice(t=t, message=f"gateway: turn {self.parser.turn}: {exc.reason}", level="warning",
-                                   lane=self.gateway.lane))
-        emit = self.gateway.emit
-        for event in self.out:
-            emit(event)
-        self.out.clear()
-
-    def feed_all(self, pieces: list[bytes], t: float) -> None:
-        """One segment's body pieces, stamped ``t``."""
-        for piece in pieces:
-            if self.failed or self.parser.ended:
-                return
-            got, error = self.frames.split(piece)
-            if got or error is not None:
-                self._take(got, error, t)
-
-    def close(self, t: float) -> None:
-        if self.failed or self.parser.ended:
-            return
-        got, error = self.frames.close_split()
-        self._take(got, error, t)
-        if not self.failed and not self.parser.ended:
-            self.gateway.emit(Notice(t=t, message=f"gateway: turn {self.parser.turn}: {self.parser.cut_reason()}",
-                                     level="warning", lane=self.gateway.lane))
-
-
-__all__ = ["AGENT_KEYS", "Gateway", "Relayed", "Upstream"]
+__all__ = ["AGENT_KEYS", "Gateway", "Relayed"]

@@ -6,7 +6,7 @@ anything else, and ``UpstreamResponse.sent`` is that moment); the response
 body is handed on in the connection's own ``data_received`` callback, as
 the payload pieces of each segment that arrived (chunked framing removed
 by ``BodyFraming``, nothing waited for beyond what is already there), so
-the gateway relays a piece in the same callback that read it: no task
+the gateway relays a piece in the same callback that read it (``upstream_response``): no task
 wakes, no other ready work runs, between a reply's bytes arriving and the
 agent getting them. A connection goes back to its pool only after a body
 that ended cleanly, with nothing after it, and a spare one is kept open
@@ -22,27 +22,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable
 from typing import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from thunderdome.backends.http import tls_context
-from thunderdome.core.errors import ThunderdomeError
 from thunderdome.gateway.flow import WriteFlow
-from thunderdome.gateway.framing import BodyFraming, FramingError
+from thunderdome.gateway.upstream_response import UpstreamError, UpstreamResponse, read_response
 
 HEAD_LIMIT = 256 * 1024
-
-
-class UpstreamError(ThunderdomeError):
-    """The backend could not be reached or broke the HTTP exchange."""
-
-
-Push = Callable[[list[bytes], bool, "bytes | None"], bool]
-"""Takes one segment's body pieces, whether the body ends with them, and
-those bytes as they came when they are whole chunks that can go on as they
-are (``BodyFraming.verbatim``), synchronously; True: its writer wants a drain first."""
 
 
 class _Wire(WriteFlow, asyncio.Protocol):
@@ -196,7 +184,7 @@ class Exchange:
 
     def _respond(self, head: bytes, conn: _Conn) -> "UpstreamResponse":
         assert self.sent is not None
-        self._response = _response(head, self.sent, conn, self.pool, self.method)
+        self._response = read_response(head, self.sent, conn, self.pool, self.method)
         if self.on_response is not None:
             self.on_response(self._response)
         return self._response
@@ -240,110 +228,6 @@ class Exchange:
                 break
             return self._respond(head, conn)
         raise UpstreamError(f"{self.pool.authority} closed the connection before answering")
-
-
-@dataclass
-class _RelayState:
-    failed: BaseException | None = None
-    backed_up: bool = False
-    ended: bool = False
-    """``push`` was told the body ends."""
-
-
-@dataclass
-class UpstreamResponse:
-    """A response head; ``relay(push, drain)`` hands its body on as it arrives (once)."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    sent: float
-    """time.monotonic() when the request was written to the socket."""
-    _conn: _Conn
-    _pool: "UpstreamPool"
-    _framing: BodyFraming = field(default_factory=lambda: BodyFraming(None, False))
-    _keep: bool = True
-    _done: bool = field(default=False, init=False)
-    _relay: "_RelayState | None" = field(default=None, init=False)
-
-    _named: dict[str, str] | None = field(default=None, init=False)
-
-    def header(self, name: str) -> str | None:
-        """The first header of that name (any case); None if there is none."""
-        if self._named is None:
-            self._named = {}
-            for k, v in self.headers:
-                self._named.setdefault(k.lower(), v)
-        return self._named.get(name.lower())
-
-    def start_relay(self, push: Push) -> None:
-        """From now on, hand each arriving segment's body pieces to ``push``,
-        inside the connection's own callback (so a piece is passed on the
-        moment it is read), starting with what already came in with the
-        head, and told with the last of them that the body ends there (so
-        the end goes out in the same write; an empty body is one call with
-        no pieces); ``push`` returns True when its writer wants a drain
-        (reading pauses until ``finish_relay`` has drained it). Never
-        raises: what goes wrong is raised by ``finish_relay``."""
-        wire, framing = self._conn.wire, self._framing
-        state = self._relay = _RelayState()
-
-        def feed(data: bytes) -> None:
-            if state.failed is not None or state.ended:
-                framing.extra += data
-                return
-            try:
-                if data:
-                    pieces = framing.take(data)
-                else:
-                    framing.end()
-                    framing.verbatim = None
-                    pieces = []
-                state.ended = framing.done
-                if (pieces or framing.done) and push(pieces, framing.done, framing.verbatim):
-                    state.backed_up = True
-                    wire.transport.pause_reading()  # type: ignore[union-attr]
-            except FramingError as exc:
-                state.failed = UpstreamError(str(exc))
-            except Exception as exc:
-                state.failed = exc
-            if state.failed is not None or framing.done or state.backed_up:
-                wire.wake()
-
-        wire.feed = feed
-        if wire.buffer:
-            rest, wire.buffer = bytes(wire.buffer), bytearray()
-            feed(rest)
-        if wire.ended or framing.done:
-            feed(b"")  # the connection's end, or a body with nothing in it (HEAD, 204, Content-Length: 0)
-
-    async def finish_relay(self, drain: Callable[[], Awaitable[None]]) -> None:
-        """Wait for the body's clean end (``start_relay`` first); raises
-        ``UpstreamError`` when upstream breaks it, or what ``push`` raised."""
-        wire, framing, state = self._conn.wire, self._framing, self._relay
-        assert state is not None, "start_relay first"
-        try:
-            while state.failed is None and not framing.done:
-                if state.backed_up:
-                    state.backed_up = False
-                    await drain()
-                    if not wire.ended:
-                        wire.transport.resume_reading()  # type: ignore[union-attr]
-                    continue
-                await wire.until_woken()
-        finally:
-            wire.feed = None
-        if state.failed is not None:
-            raise state.failed
-        self._done = True
-        if framing.extra:
-            self._keep = False  # bytes after the body: this connection is not one to reuse
-
-    def release(self) -> None:
-        """Give the connection back (a clean, whole body) or close it."""
-        if self._done and self._keep and self._conn.usable():
-            self._pool.put(self._conn)
-        else:
-            self._pool.drop(self._conn)
 
 
 class UpstreamPool:
@@ -438,36 +322,6 @@ class UpstreamPool:
             conn.close()
         self._idle.clear()
         self._busy.clear()
-
-
-def _response(head: bytes, sent: float, conn: _Conn, pool: UpstreamPool, method: str) -> UpstreamResponse:
-    lines = head.decode("latin-1").split("\r\n")
-    try:
-        version, code = lines[0].split(" ", 2)[:2]
-        status = int(code)
-    except ValueError:
-        pool.drop(conn)
-        raise UpstreamError(f"not an HTTP response: {lines[0][:80]!r}") from None
-    headers = [(k.strip(), v.strip()) for k, sep, v in (line.partition(":") for line in lines[1:] if line) if sep]
-    response = UpstreamResponse(status, headers, sent, conn, pool)
-    connection = (response.header("connection") or "").lower()
-    response._keep = "close" not in connection and version != "HTTP/1.0"
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        response._framing = BodyFraming(0, False)
-    elif "chunked" in (response.header("transfer-encoding") or "").lower():
-        response._framing = BodyFraming(None, True)
-    elif response.header("content-length") is not None:
-        try:
-            length = int(response.header("content-length") or "0")
-        except ValueError:
-            length = -1
-        if length < 0:
-            pool.drop(conn)
-            raise UpstreamError("bad Content-Length in the response")
-        response._framing = BodyFraming(length, False)
-    else:
-        response._keep = False  # ends at the connection's close
-    return response
 
 
 __all__ = ["Exchange", "UpstreamError", "UpstreamPool", "UpstreamResponse"]
