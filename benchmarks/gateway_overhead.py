@@ -157,7 +157,6 @@ async def _floor_process(host: str, port: int, lanes: int) -> tuple[asyncio.subp
     return proc, [int(p) for p in json.loads(line)]
 
 
-
 async def _start_when_ready(tasks: list[asyncio.Future[str]], ready: list[Path], go: Path) -> float:
     """Once every lane's agent is connected (its ``ready`` file), give them all
     one start time (the ``go`` file); a lane that ended before that raises."""
@@ -233,7 +232,7 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
     standings = Standings()
     t0 = time.monotonic()
     gateways, backends, boxes, floors = [], [], [], []
-    outside_floors = await _floor_process(emulator.host, emulator.port, lanes) if floor_process else None
+    floor_proc, outside_ports = await _floor_process(emulator.host, emulator.port, lanes) if floor_process else (None, [])
     try:
         async with temp_recorder(record, prefix="bench-gateway-") as recorder:
             sinks = [standings.apply] + ([recorder] if recorder is not None else [])
@@ -254,11 +253,11 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
                 upstream = Upstream(backends[-1].base_url, {}, "instant", dict(DIRECTIVE), spec.timeouts)
                 gateways.append(gateway := Gateway(spec.name, upstream, emit, lambda: time.monotonic() - t0))
                 port = int((await gateway.listen_tcp()).rsplit(":", 1)[1])
-                if outside_floors is None:
+                if floor_proc is None:
                     floors.append(floor := BareRelay(emulator.host, emulator.port))
                     floor_port = await floor.listen()
                 else:
-                    floor_port = outside_floors[1][lane]
+                    floor_port = outside_ports[lane]
                 boxes.append(box := Sandbox(limits=dataclasses.replace(AGENT_LIMITS, max_output=4_000_000)))
                 (door := scratch / f"door{lane}").mkdir()
                 open_door(door, gateway, box.uid)
@@ -285,10 +284,9 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
             await gateway.aclose()
         for floor in floors:
             floor.close()
-        if outside_floors is not None:
-            assert outside_floors[0].stdin is not None
-            outside_floors[0].stdin.close()
-            await outside_floors[0].wait()
+        if floor_proc is not None and floor_proc.stdin is not None:
+            floor_proc.stdin.close()
+            await floor_proc.wait()
         for backend in backends:
             await backend.aclose()
         for box in boxes:
