@@ -8,17 +8,21 @@ relayed whole: its parse failure is one ``Notice`` and the parsing stops.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from thunderdome.backends.base import BackendError
 from thunderdome.backends.sse import FrameError
 from thunderdome.core.events import Event, FirstByte, Notice
 from thunderdome.gateway.routes import Route
 
-if TYPE_CHECKING:
-    from thunderdome.gateway.server import Relayed
-
 Emit = Callable[[Event], None]
+
+
+class Relayed(Protocol):
+    """What the reading needs of the gateway's record of the request (``server.Relayed``)."""
+
+    turn: int | None
+    """Its turn, once the ``Meter`` has classified the request; None for a request that is no turn."""
 
 
 class ReplyReading:
@@ -26,7 +30,7 @@ class ReplyReading:
     ``Gateway._classify``: a turn's ``FirstByte`` and its parsing (``TurnReader``);
     nothing for any other request."""
 
-    def __init__(self, emit: Emit, lane: str, record: "Relayed", route: Route | None, status: int) -> None:
+    def __init__(self, emit: Emit, lane: str, record: Relayed, route: Route | None, status: int) -> None:
         self.emit = emit
         self.lane = lane
         self.record = record

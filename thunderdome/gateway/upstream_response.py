@@ -13,13 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Protocol
 
 from thunderdome.core.errors import ThunderdomeError
 from thunderdome.gateway.framing import BodyFraming, FramingError
 
-if TYPE_CHECKING:
-    from thunderdome.gateway.upstream import UpstreamPool, _Conn
+
+class _Conn(Protocol):
+    """What a response needs of its connection (``upstream._Conn``)."""
+
+    wire: Any
+    """Its protocol (``upstream._Wire``): the buffer, the feed hook, the wake-ups."""
+
+    def usable(self) -> bool: ...
+
+
+class _Pool(Protocol):
+    """What a response needs of its pool (``upstream.UpstreamPool``): where its connection goes after."""
+
+    def put(self, conn: Any) -> None: ...
+
+    def drop(self, conn: Any) -> None: ...
 
 
 class UpstreamError(ThunderdomeError):
@@ -49,7 +63,7 @@ class UpstreamResponse:
     sent: float
     """time.monotonic() when the request was written to the socket."""
     _conn: _Conn
-    _pool: "UpstreamPool"
+    _pool: _Pool
     _framing: BodyFraming = field(default_factory=lambda: BodyFraming(None, False))
     _keep: bool = True
     _done: bool = field(default=False, init=False)
@@ -136,7 +150,7 @@ class UpstreamResponse:
             self._pool.drop(self._conn)
 
 
-def read_response(head: bytes, sent: float, conn: _Conn, pool: UpstreamPool, method: str) -> UpstreamResponse:
+def read_response(head: bytes, sent: float, conn: _Conn, pool: _Pool, method: str) -> UpstreamResponse:
     """The response of a whole ``head``, its body's framing set from its status and headers."""
     lines = head.decode("latin-1").split("\r\n")
     try:
