@@ -38,6 +38,7 @@ import gc
 import json
 import shlex
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -67,6 +68,8 @@ HEADERS = {"x-thunderdome-sim": json.dumps(DIRECTIVE)}
 """The directive for the direct way; through a gateway, the gateway puts the lane's own there."""
 VARIANTS = ("direct", "gateway", "sandbox", "floor")
 GOAL_MS = 1.0
+FLOORS = {"loop": "in the same process", "process": "in a process of its own", "native": "in C (socat, a process per connection)"}
+"""Where the floor's relays run (``--floor-process``, ``--floor-native``)."""
 WARM = 2
 """Rounds before the timed ones (first-use costs), metered but not counted."""
 SLOT_S = 0.04
@@ -157,6 +160,34 @@ async def _floor_process(host: str, port: int, lanes: int) -> tuple[asyncio.subp
     return proc, [int(p) for p in json.loads(line)]
 
 
+async def _native_floors(host: str, port: int, lanes: int) -> tuple[list[asyncio.subprocess.Process], list[int]]:
+    """``--floor-native``: a ``socat`` relay a lane (C, a process per connection,
+    ``TCP_NODELAY`` both ways): the floor with no Python in it at all."""
+    socat = shutil.which("socat")
+    if socat is None:
+        raise RuntimeError("--floor-native needs socat (apt-get install socat)")
+    procs, ports = [], []
+    for _ in range(lanes):
+        with socket.socket() as probe:  # a free port for socat to listen on
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+        procs.append(await asyncio.create_subprocess_exec(
+            socat, f"TCP-LISTEN:{ports[-1]},bind=127.0.0.1,reuseaddr,fork,nodelay", f"TCP:{host}:{port},nodelay",
+            stdin=asyncio.subprocess.DEVNULL))
+    for listening in ports:
+        for _ in range(500):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", listening)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            break
+        else:
+            raise RuntimeError(f"socat did not listen on {listening}")
+    return procs, ports
+
+
 async def _start_when_ready(tasks: list[asyncio.Future[str]], ready: list[Path], go: Path) -> float:
     """Once every lane's agent is connected (its ``ready`` file), give them all
     one start time (the ``go`` file); a lane that ended before that raises."""
@@ -212,7 +243,7 @@ def _results(got: list[list[Any]], emulator_log: list[dict[str, Any]], start: fl
     return {"transport_s": transport, "ttft_s": ttft, "late": late}
 
 
-async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floor_process: bool = False) -> dict[str, Any]:
+async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floor: str = "loop") -> dict[str, Any]:
     from thunderdome.agents.lane import AGENT_LIMITS, DOOR, DOOR_PORT, open_door
     from thunderdome.backends import make_backend
     from thunderdome.gateway import Gateway, Upstream
@@ -232,7 +263,13 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
     standings = Standings()
     t0 = time.monotonic()
     gateways, backends, boxes, floors = [], [], [], []
-    floor_proc, outside_ports = await _floor_process(emulator.host, emulator.port, lanes) if floor_process else (None, [])
+    floor_procs: list[asyncio.subprocess.Process] = []
+    outside_ports: list[int] = []
+    if floor == "process":
+        floor_proc, outside_ports = await _floor_process(emulator.host, emulator.port, lanes)
+        floor_procs.append(floor_proc)
+    elif floor == "native":
+        floor_procs, outside_ports = await _native_floors(emulator.host, emulator.port, lanes)
     try:
         async with temp_recorder(record, prefix="bench-gateway-") as recorder:
             sinks = [standings.apply] + ([recorder] if recorder is not None else [])
@@ -253,9 +290,9 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
                 upstream = Upstream(backends[-1].base_url, {}, "instant", dict(DIRECTIVE), spec.timeouts)
                 gateways.append(gateway := Gateway(spec.name, upstream, emit, lambda: time.monotonic() - t0))
                 port = int((await gateway.listen_tcp()).rsplit(":", 1)[1])
-                if floor_proc is None:
-                    floors.append(floor := BareRelay(emulator.host, emulator.port))
-                    floor_port = await floor.listen()
+                if floor == "loop":
+                    floors.append(relay := BareRelay(emulator.host, emulator.port))
+                    floor_port = await relay.listen()
                 else:
                     floor_port = outside_ports[lane]
                 boxes.append(box := Sandbox(limits=dataclasses.replace(AGENT_LIMITS, max_output=4_000_000)))
@@ -282,11 +319,14 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
         gc.unfreeze()
         for gateway in gateways:
             await gateway.aclose()
-        for floor in floors:
-            floor.close()
-        if floor_proc is not None and floor_proc.stdin is not None:
-            floor_proc.stdin.close()
-            await floor_proc.wait()
+        for relay in floors:
+            relay.close()
+        for proc in floor_procs:
+            if proc.stdin is not None:  # the Python floor process: it ends when its stdin closes
+                proc.stdin.close()
+            else:
+                proc.terminate()
+            await proc.wait()
         for backend in backends:
             await backend.aclose()
         for box in boxes:
@@ -305,19 +345,19 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
 
 
 def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, lanes: int = LANES,
-        body_kb: int = 0, floor_process: bool = False) -> list[Figure]:
+        body_kb: int = 0, floor: str = "loop") -> list[Figure]:
     """The goal is judged at ``LANES`` lanes; other counts show how the figure
     grows with the processes sharing the machine's cores."""
     rounds = rounds or (40 if quick else 250)
     log(f"[gateway_overhead] {rounds} rounds x {lanes} lanes x {len(VARIANTS)} ways (direct, gateway, sandbox door)")
     from thunderdome.backends.poll_stamps import run_on_race_loop
 
-    data = run_on_race_loop(_measure(rounds, record, lanes, body_kb, floor_process))
+    data = run_on_race_loop(_measure(rounds, record, lanes, body_kb, floor))
     log(f"[gateway_overhead] {data['metered_turns']} turns metered ({'recorded' if record else 'not recorded'}), "
         f"{data['late']} requests sent after their round")
     cmd = command(BENCH, ["--rounds", str(rounds)] + ([] if lanes == LANES else ["--lanes", str(lanes)])
                   + ([] if record else ["--no-record"]) + (["--body-kb", str(body_kb)] if body_kb else [])
-                  + (["--floor-process"] if floor_process else []))
+                  + ([] if floor == "loop" else [f"--floor-{floor}"]))
     judged = lanes == LANES and not body_kb
     transport, ttft = data["transport_s"], data["ttft_s"]
     p99 = {v: pct(transport[v], 99) * 1000 for v in VARIANTS}
@@ -327,7 +367,7 @@ def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, l
                {"transport_s": transport["direct"], "ttft_s": ttft["direct"]}),
     ]
     for variant, label in (("gateway", "gateway (loopback TCP)"), ("sandbox", "agent in its sandbox, through its door"),
-                           ("floor", f"floor: a bare byte relay in {'a process of its own' if floor_process else 'the same process'} (loopback TCP)")):
+                           ("floor", f"floor: a bare byte relay {FLOORS[floor]} (loopback TCP)")):
         added = p99[variant] - p99["direct"]
         figures.append(Figure(
             BENCH, f"TTFT added at p99, {label}", f"{added:+.2f} ms (p50 {p50[variant] - p50['direct']:+.2f} ms)",
@@ -355,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help=RECORD_HELP)
     parser.add_argument("--body-kb", type=int, default=0,
                         help="add this many KiB of tool definitions to each request, as real agents send (not judged)")
-    parser.add_argument("--floor-process", action="store_true",
+    floors = parser.add_mutually_exclusive_group()
+    floors.add_argument("--floor-process", action="store_true",
                         help="run the floor's relays in a process of their own, not on the race's loop")
+    floors.add_argument("--floor-native", action="store_true",
+                        help="make the floor socat (a C relay, a process per connection): no Python in it at all")
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.lanes < 1:
@@ -364,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.body_kb < 0:
         parser.error("--body-kb must be at least 0")
     report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record, lanes=args.lanes,
-               body_kb=args.body_kb, floor_process=args.floor_process), args.json)
+               body_kb=args.body_kb, floor="process" if args.floor_process else "native" if args.floor_native else "loop"),
+           args.json)
     return 0
 
 

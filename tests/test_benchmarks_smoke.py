@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HELPERS = {"__main__", "common", "gateway_agent", "recording", "ttft_clients"}
 """Modules of the package that are not benchmarks (no command line of their own)."""
 RECORDING = ("ttft_fidelity", "tui_ttft_fidelity", "render_capacity", "memory", "startup", "flood_isolation",
-             "gateway_overhead")
+             "gateway_overhead", "gateway_callbacks")
 """The benchmarks whose races record unless told ``--no-record``."""
 BENCHMARKS = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name not in HELPERS)
 
@@ -69,6 +69,8 @@ def _run_main(name: str, args: list[str], tmp_path: Path) -> list[dict]:
     ("gateway_overhead", ["--rounds", "2"]),
     ("gateway_overhead", ["--rounds", "2", "--lanes", "2"]),
     ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor-process"]),
+    ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor-native"]),
+    ("gateway_callbacks", ["--rounds", "2", "--lanes", "2"]),
 ])
 def test_small_configurations_run_and_their_commands_reproduce_them(name: str, args: list[str], tmp_path: Path) -> None:
     figures = _run_main(name, args, tmp_path)
@@ -111,3 +113,21 @@ def test_render_cost_times_each_hand_driven_frame_and_its_paint() -> None:
     m = measure_cost(2, 1000.0, frames=10)
     assert m["frames"] == 9  # the first tenth is warm-up
     assert m["frame_cpu_p50_ms"] > 0 and m["update_cpu_p50_ms"] > 0  # every frame brought text, and it was painted
+
+
+def test_gateway_callbacks_times_every_agent_request_and_leaves_asyncio_as_it_was() -> None:
+    from asyncio import selector_events
+
+    from benchmarks import gateway_callbacks, gateway_overhead
+    from thunderdome.backends.poll_stamps import PollStampSelector
+
+    before = (PollStampSelector.select, selector_events._SelectorSocketTransport._read_ready,
+              selector_events._SelectorSocketTransport.write)
+    figures = gateway_callbacks.run(rounds=2, lanes=2, record=False)
+    requests = (2 + gateway_overhead.WARM) * 2 * 2  # rounds x lanes x the two ways through a gateway
+    by_key = {key: figure.data[key] for figure in figures for key in figure.data}
+    assert len(by_key["send_s"]) == requests  # one send upstream a request, on a kept-alive connection
+    assert len(by_key["cpu_s"]) >= requests and len(by_key["queued_s"]) == len(by_key["wall_s"])
+    assert all(v >= 0 for v in by_key["queued_s"] + by_key["cpu_s"])
+    assert (PollStampSelector.select, selector_events._SelectorSocketTransport._read_ready,
+            selector_events._SelectorSocketTransport.write) == before
