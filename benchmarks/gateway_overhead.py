@@ -18,11 +18,13 @@ them), so the emulator's own jitter cancels out. The figure is the p99 (and
 p50) of transport time through the gateway minus the same direct. The
 gateways run on the race's own event loop (``RaceLoop``), and the heap is
 frozen at the start (``race.engine.freeze_heap``), as in a race. A
-fourth way is the floor any relay in this process can reach: a bare byte
+fourth way is the floor any relay on that loop can reach: a bare byte
 relay (``BareRelay``: no parsing, no metering, each segment passed on in
 the callback that read it) on the same loop, reached on loopback TCP like
-the second way (``--floor-process``: those relays in a process of their
-own instead, as a gateway outside the race's process would run). The
+the second way; ``--floor WHERE`` runs those relays elsewhere instead, to
+learn what a gateway built another way could reach (``FLOORS``: in threads
+of this process, in one process of their own, in a Python process a lane,
+or in C: socat, which no relay of ours can beat). The
 gateway's own work on that path
 (``Relayed.forward_s``: request read to sent upstream, plus ``relay_s``: the
 reply's first chunk in to written out) is reported beside it, and this
@@ -33,12 +35,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import json
 import shlex
 import shutil
 import socket
+import threading
 import sys
 import tempfile
 import time
@@ -68,8 +72,14 @@ HEADERS = {"x-thunderdome-sim": json.dumps(DIRECTIVE)}
 """The directive for the direct way; through a gateway, the gateway puts the lane's own there."""
 VARIANTS = ("direct", "gateway", "sandbox", "floor")
 GOAL_MS = 1.0
-FLOORS = {"loop": "in the same process", "process": "in a process of its own", "native": "in C (socat, a process per connection)"}
-"""Where the floor's relays run (``--floor-process``, ``--floor-native``)."""
+FLOORS = {
+    "loop": "on the race's loop",
+    "threads": "in threads of the race's process (blocking sockets, two threads a connection)",
+    "process": "in one process of its own",
+    "processes": "in a Python process a lane",
+    "native": "in C (socat, a process per connection)",
+}
+"""Where the floor's relays run (``--floor WHERE``)."""
 WARM = 2
 """Rounds before the timed ones (first-use costs), metered but not counted."""
 SLOT_S = 0.04
@@ -135,7 +145,7 @@ class BareRelay:
 
 
 def serve_floors(host: str, port: int, lanes: int) -> None:
-    """``--floor-process``: ``lanes`` bare relays on this process's own loop;
+    """``--floor process`` (``processes``: one a lane): ``lanes`` bare relays on this process's own loop;
     their ports go out as one JSON line, and they serve until stdin closes."""
 
     async def serve() -> None:
@@ -146,6 +156,45 @@ def serve_floors(host: str, port: int, lanes: int) -> None:
             relay.close()
 
     asyncio.run(serve())
+
+
+class ThreadRelay:
+    """``--floor threads``: each agent connection relayed byte for byte by two
+    blocking threads (one a direction), no event loop in the way: a socket
+    call releases the GIL, so lanes relay side by side."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.server = socket.create_server(("127.0.0.1", 0))
+
+    async def listen(self) -> int:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return int(self.server.getsockname()[1])
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                agent, _ = self.server.accept()
+                upstream = socket.create_connection((self.host, self.port))
+            except OSError:
+                return
+            for sock in (agent, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for src, dst in ((agent, upstream), (upstream, agent)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, which ends
+        self.server.close()
 
 
 async def _floor_process(host: str, port: int, lanes: int) -> tuple[asyncio.subprocess.Process, list[int]]:
@@ -161,11 +210,11 @@ async def _floor_process(host: str, port: int, lanes: int) -> tuple[asyncio.subp
 
 
 async def _native_floors(host: str, port: int, lanes: int) -> tuple[list[asyncio.subprocess.Process], list[int]]:
-    """``--floor-native``: a ``socat`` relay a lane (C, a process per connection,
+    """``--floor native``: a ``socat`` relay a lane (C, a process per connection,
     ``TCP_NODELAY`` both ways): the floor with no Python in it at all."""
     socat = shutil.which("socat")
     if socat is None:
-        raise RuntimeError("--floor-native needs socat (apt-get install socat)")
+        raise RuntimeError("--floor native needs socat (apt-get install socat)")
     procs, ports = [], []
     for _ in range(lanes):
         with socket.socket() as probe:  # a free port for socat to listen on
@@ -265,9 +314,11 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
     gateways, backends, boxes, floors = [], [], [], []
     floor_procs: list[asyncio.subprocess.Process] = []
     outside_ports: list[int] = []
-    if floor == "process":
-        floor_proc, outside_ports = await _floor_process(emulator.host, emulator.port, lanes)
-        floor_procs.append(floor_proc)
+    if floor in ("process", "processes"):
+        for _ in range(1 if floor == "process" else lanes):
+            floor_proc, ports = await _floor_process(emulator.host, emulator.port, lanes if floor == "process" else 1)
+            floor_procs.append(floor_proc)
+            outside_ports += ports
     elif floor == "native":
         floor_procs, outside_ports = await _native_floors(emulator.host, emulator.port, lanes)
     try:
@@ -290,8 +341,8 @@ async def _measure(rounds: int, record: bool, lanes: int, body_kb: int = 0, floo
                 upstream = Upstream(backends[-1].base_url, {}, "instant", dict(DIRECTIVE), spec.timeouts)
                 gateways.append(gateway := Gateway(spec.name, upstream, emit, lambda: time.monotonic() - t0))
                 port = int((await gateway.listen_tcp()).rsplit(":", 1)[1])
-                if floor == "loop":
-                    floors.append(relay := BareRelay(emulator.host, emulator.port))
+                if floor in ("loop", "threads"):
+                    floors.append(relay := (BareRelay if floor == "loop" else ThreadRelay)(emulator.host, emulator.port))
                     floor_port = await relay.listen()
                 else:
                     floor_port = outside_ports[lane]
@@ -357,7 +408,7 @@ def run(*, quick: bool = True, rounds: int | None = None, record: bool = True, l
         f"{data['late']} requests sent after their round")
     cmd = command(BENCH, ["--rounds", str(rounds)] + ([] if lanes == LANES else ["--lanes", str(lanes)])
                   + ([] if record else ["--no-record"]) + (["--body-kb", str(body_kb)] if body_kb else [])
-                  + ([] if floor == "loop" else [f"--floor-{floor}"]))
+                  + ([] if floor == "loop" else ["--floor", floor]))
     judged = lanes == LANES and not body_kb
     transport, ttft = data["transport_s"], data["ttft_s"]
     p99 = {v: pct(transport[v], 99) * 1000 for v in VARIANTS}
@@ -395,11 +446,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help=RECORD_HELP)
     parser.add_argument("--body-kb", type=int, default=0,
                         help="add this many KiB of tool definitions to each request, as real agents send (not judged)")
-    floors = parser.add_mutually_exclusive_group()
-    floors.add_argument("--floor-process", action="store_true",
-                        help="run the floor's relays in a process of their own, not on the race's loop")
-    floors.add_argument("--floor-native", action="store_true",
-                        help="make the floor socat (a C relay, a process per connection): no Python in it at all")
+    parser.add_argument("--floor", choices=list(FLOORS), default="loop",
+                        help="where the floor's bare relays run: " + "; ".join(f"{k}: {v}" for k, v in FLOORS.items()))
+    parser.add_argument("--floor-process", action="store_const", dest="floor", const="process",
+                        help="the same as --floor process (as earlier runs were given)")
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.lanes < 1:
@@ -407,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.body_kb < 0:
         parser.error("--body-kb must be at least 0")
     report(run(quick=not args.long, rounds=args.rounds, record=not args.no_record, lanes=args.lanes,
-               body_kb=args.body_kb, floor="process" if args.floor_process else "native" if args.floor_native else "loop"),
+               body_kb=args.body_kb, floor=args.floor),
            args.json)
     return 0
 

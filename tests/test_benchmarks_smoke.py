@@ -69,7 +69,9 @@ def _run_main(name: str, args: list[str], tmp_path: Path) -> list[dict]:
     ("gateway_overhead", ["--rounds", "2"]),
     ("gateway_overhead", ["--rounds", "2", "--lanes", "2"]),
     ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor-process"]),
-    ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor-native"]),
+    ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor", "native"]),
+    ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor", "threads"]),
+    ("gateway_overhead", ["--rounds", "2", "--lanes", "2", "--floor", "processes"]),
     ("gateway_callbacks", ["--rounds", "2", "--lanes", "2"]),
 ])
 def test_small_configurations_run_and_their_commands_reproduce_them(name: str, args: list[str], tmp_path: Path) -> None:
