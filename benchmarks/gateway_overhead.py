@@ -24,7 +24,7 @@ the callback that read it) on the same loop, reached on loopback TCP like
 the second way; ``--floor WHERE`` runs those relays elsewhere instead, to
 learn what a gateway built another way could reach (``FLOORS``: in threads
 of this process, in one process of their own, in a Python process a lane,
-or in C: socat, which no relay of ours can beat). The
+or in C: socat, with no Python in it at all). The
 gateway's own work on that path
 (``Relayed.forward_s``: request read to sent upstream, plus ``relay_s``: the
 reply's first chunk in to written out) is reported beside it, and this
@@ -42,9 +42,9 @@ import json
 import shlex
 import shutil
 import socket
-import threading
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -216,24 +216,30 @@ async def _native_floors(host: str, port: int, lanes: int) -> tuple[list[asyncio
     if socat is None:
         raise RuntimeError("--floor native needs socat (apt-get install socat)")
     procs, ports = [], []
-    for _ in range(lanes):
-        with socket.socket() as probe:  # a free port for socat to listen on
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
-        procs.append(await asyncio.create_subprocess_exec(
-            socat, f"TCP-LISTEN:{ports[-1]},bind=127.0.0.1,reuseaddr,fork,nodelay", f"TCP:{host}:{port},nodelay",
-            stdin=asyncio.subprocess.DEVNULL))
-    for listening in ports:
-        for _ in range(500):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", listening)
-            except OSError:
-                await asyncio.sleep(0.01)
-                continue
-            writer.close()
-            break
-        else:
-            raise RuntimeError(f"socat did not listen on {listening}")
+    try:
+        for _ in range(lanes):
+            with socket.socket() as probe:  # a free port for socat to listen on
+                probe.bind(("127.0.0.1", 0))
+                ports.append(probe.getsockname()[1])
+            procs.append(await asyncio.create_subprocess_exec(
+                socat, f"TCP-LISTEN:{ports[-1]},bind=127.0.0.1,reuseaddr,fork,nodelay", f"TCP:{host}:{port},nodelay",
+                stdin=asyncio.subprocess.DEVNULL))
+        for listening in ports:
+            for _ in range(500):
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", listening)
+                except OSError:
+                    await asyncio.sleep(0.01)
+                    continue
+                writer.close()
+                break
+            else:
+                raise RuntimeError(f"socat did not listen on {listening}")
+    except BaseException:
+        for proc in procs:
+            proc.terminate()
+            await proc.wait()
+        raise
     return procs, ports
 
 

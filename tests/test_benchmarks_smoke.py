@@ -128,8 +128,8 @@ def test_gateway_callbacks_times_every_agent_request_and_leaves_asyncio_as_it_wa
     figures = gateway_callbacks.run(rounds=2, lanes=2, record=False)
     requests = (2 + gateway_overhead.WARM) * 2 * 2  # rounds x lanes x the two ways through a gateway
     by_key = {key: figure.data[key] for figure in figures for key in figure.data}
-    assert len(by_key["send_s"]) == requests  # one send upstream a request, on a kept-alive connection
-    assert len(by_key["cpu_s"]) >= requests and len(by_key["queued_s"]) == len(by_key["wall_s"])
+    assert len(by_key["send_s"]) >= requests  # a send upstream a request (more if a kept-alive one was retried)
+    assert len(by_key["cpu_s"]) >= requests and len(by_key["queued_s"]) == len(by_key["wall_s"]) == len(by_key["cpu_s"])
     assert all(v >= 0 for v in by_key["queued_s"] + by_key["cpu_s"])
     assert (PollStampSelector.select, selector_events._SelectorSocketTransport._read_ready,
             selector_events._SelectorSocketTransport.write) == before
