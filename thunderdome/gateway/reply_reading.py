@@ -100,7 +100,7 @@ class TurnReader:
         self._take(got, error, t)
         if not self.failed and not self.parser.ended:
             self.emit(Notice(t=t, message=f"gateway: turn {self.parser.turn}: {self.parser.cut_reason()}",
-                                     level="warning", lane=self.lane))
+                             level="warning", lane=self.lane))
 
 
 __all__ = ["ReplyReading", "TurnReader"]

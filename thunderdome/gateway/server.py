@@ -4,7 +4,9 @@ Invariant: the agent gets the upstream status, headers and body bytes
 unchanged (only hop-by-hop framing is redone); nothing waits for a task to
 wake on the way: a request goes upstream inside the callback that read its
 last byte (``agent_link``), and a reply's head and each segment of its body
-go to the agent inside the callback that read them (``upstream``, ``upstream_response``); a reply is read into its turn's events after (``reply_reading``).
+go to the agent inside the callback that read them (``upstream``,
+``upstream_response``); a reply is read into its turn's events after
+(``reply_reading``).
 Measuring never changes or delays what the agent sees: bytes are written
 before any event or parsing work is done for them (that work goes to the
 loop's ``Meter``, which runs it in short slices between polls, so no lane's

@@ -56,7 +56,7 @@ class _RelayState:
 
 @dataclass
 class UpstreamResponse:
-    """A response head; ``relay(push, drain)`` hands its body on as it arrives (once)."""
+    """A response head; ``start_relay(push)`` hands its body on as it arrives, ``finish_relay(drain)`` awaits its end (once)."""
 
     status: int
     headers: list[tuple[str, str]]
